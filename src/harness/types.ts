@@ -1,0 +1,237 @@
+/**
+ * The harness's shared vocabulary: branded digests, the validated pipeline graph, the
+ * artifact store interface, the lock, the plan, and errors as values. Every other harness
+ * module imports from here; nothing here has effects.
+ *
+ * Phases are types (after wireit): the planner and executor accept only a `ValidPipeline`,
+ * which only the analyzer can produce, so an unvalidated graph cannot run.
+ */
+
+// ---------------------------------------------------------------------------------------
+// JSON values and results
+
+export type JsonPrimitive = string | number | boolean | null
+export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue }
+export type JsonObject = { [key: string]: JsonValue }
+
+/** Errors are values. `ok: false` carries every failure found, not only the first. */
+export type Result<T, E = Failure> = { ok: true; value: T } | { ok: false; error: E }
+
+export const ok = <T>(value: T): { ok: true; value: T } => ({ ok: true, value })
+export const fail = <E>(error: E): { ok: false; error: E } => ({ ok: false, error })
+
+/** For exhaustive switches over discriminated unions. */
+export function unreachable(x: never): never {
+  throw new Error(`unreachable: ${JSON.stringify(x)}`)
+}
+
+// ---------------------------------------------------------------------------------------
+// Digests (branded so a file digest cannot be passed where a fingerprint is expected)
+
+/** Lowercase hex sha256 of an object's bytes (a file, or a directory's canonical listing). */
+export type ObjectDigest = string & { readonly __brand: 'object-digest' }
+/** Lowercase hex sha256 of a stage instance's canonical fingerprint record. */
+export type Fingerprint = string & { readonly __brand: 'fingerprint' }
+
+// ---------------------------------------------------------------------------------------
+// Failures: one discriminated union, formatted in exactly one place (failures.ts)
+
+/** Where in a source file something is; line and column are 1-based. */
+export interface SourceLocation {
+  file: string
+  line: number
+  column: number
+  /** JSON-pointer-ish path of the offending node, e.g. `stages.train.params.eta`. */
+  path: string
+}
+
+export type Failure =
+  | { reason: 'yaml-syntax'; location: SourceLocation; message: string }
+  | { reason: 'schema-violation'; location: SourceLocation; message: string }
+  | { reason: 'params-invalid'; location: SourceLocation; stage: string; message: string }
+  | { reason: 'unknown-stage-impl'; location: SourceLocation; impl: string }
+  | { reason: 'dangling-dep'; location: SourceLocation; from: string; to: string; message: string }
+  | { reason: 'duplicate-instance-id'; location: SourceLocation; id: string }
+  | { reason: 'cycle'; location: SourceLocation; trail: string[] }
+  | { reason: 'bad-matrix'; location: SourceLocation; message: string }
+  | { reason: 'unsafe-path'; location: SourceLocation; value: string }
+  | { reason: 'unknown-profile'; location: SourceLocation; profile: string; known: string[] }
+  | { reason: 'bad-override'; override: string; message: string }
+  | { reason: 'unknown-target'; target: string; known: string[] }
+  | { reason: 'usage'; message: string }
+  | { reason: 'lock-invalid'; file: string; message: string }
+  | { reason: 'stage-failed'; instance: string; exitCode: number | null; signal: string | null; stderrTail: string }
+  | { reason: 'outputs-mismatch'; instance: string; missing: string[]; unexpected: string[] }
+  | { reason: 'result-invalid'; instance: string; message: string }
+  | { reason: 'digest-mismatch'; instance: string; path: string; expected: ObjectDigest; actual: ObjectDigest }
+  | { reason: 'store-error'; message: string }
+  | { reason: 'unexpected'; message: string; stack?: string }
+
+// ---------------------------------------------------------------------------------------
+// The validated pipeline
+
+export interface Resources {
+  cpu: number
+  /** e.g. "4Gi" */
+  memory: string
+  gpu: number
+}
+
+/** One declared output of a stage: a file or a directory, by a safe relative name. */
+export interface OutputDecl {
+  name: string
+  kind: 'file' | 'dir'
+}
+
+/**
+ * One input edge of an instance: output `output` of instance `instance`, materialised for
+ * the consumer at `inputs/<as>/<instance>/<output>` (as = the dep's local name).
+ */
+export interface InstanceDep {
+  as: string
+  instance: string
+  output: string
+}
+
+export interface StageInstance {
+  /** Stable readable id: `stage` alone, or `stage@k1=v1,k2=v2` with matrix keys in declared order. */
+  id: string
+  /** The stage's name in pipeline.yaml. */
+  stage: string
+  /** Directory of the implementation, relative to the project root: `stages/<impl>`. */
+  impl: string
+  /** This instance's matrix coordinates (empty for a plain stage). */
+  matrix: JsonObject
+  /** Params after profile, matrix and --set overrides, validated, defaults filled. */
+  params: JsonObject
+  deps: InstanceDep[]
+  outputs: OutputDecl[]
+  resources: Resources
+}
+
+export interface ValidPipeline {
+  readonly __valid: true
+  /** Absolute path of the pipeline.yaml it came from. */
+  file: string
+  /** Project root (directory containing pipeline.yaml). */
+  root: string
+  profile: string | undefined
+  /** Every instance, keyed by id. */
+  instances: ReadonlyMap<string, StageInstance>
+  /** Instance ids in a deterministic topological order (deps first, then by id). */
+  order: readonly string[]
+}
+
+// ---------------------------------------------------------------------------------------
+// Fingerprints
+
+/** The numeric environment that changes results (engine backend and versions). */
+export interface EnvRecord {
+  backend: string
+  versions: Record<string, string>
+}
+
+/** Every field that went into a fingerprint, so "why did this rerun" is a diff of two of these. */
+export interface FingerprintBreakdown {
+  stage: string
+  /** sha256 of the stage's code closure and resolved runtime dependency versions. */
+  code: string
+  params: JsonObject
+  /** `<as>/<instance>/<output>` -> digest, sorted by key. */
+  inputs: Record<string, ObjectDigest>
+  /** upstream instance id -> its fingerprint, sorted by key. */
+  upstream: Record<string, Fingerprint>
+  env: EnvRecord
+}
+
+export interface FingerprintResult {
+  fingerprint: Fingerprint
+  breakdown: FingerprintBreakdown
+}
+
+// ---------------------------------------------------------------------------------------
+// The store
+
+/** One stored output of a run: a file, or a directory stored as a listing object. */
+export interface StoredOutput {
+  digest: ObjectDigest
+  size: number
+  kind: 'file' | 'dir'
+}
+
+/** What a completed run of one fingerprint produced. Written last: its presence means complete. */
+export interface RunRecord {
+  schema: 1
+  fingerprint: Fingerprint
+  instance: string
+  stage: string
+  breakdown: FingerprintBreakdown
+  /** output name -> what was stored */
+  outputs: Record<string, StoredOutput>
+  durationMs: number
+  /** ISO 8601 */
+  finishedAt: string
+}
+
+/**
+ * Content-addressed, immutable storage of objects (by sha256) plus one run record per
+ * fingerprint. A miss is `undefined`, never an exception. Writes become visible only when
+ * complete; every read verifies the digest.
+ */
+export interface ArtifactStore {
+  readonly description: string
+  hasObject(digest: ObjectDigest): Promise<boolean>
+  /** Store a file's bytes; returns its digest and size. Idempotent. */
+  putFile(path: string): Promise<{ digest: ObjectDigest; size: number }>
+  /** Store a directory tree (files only) as objects plus a listing object; returns the listing's digest. */
+  putDir(path: string): Promise<{ digest: ObjectDigest; size: number }>
+  /**
+   * Write the object to `dest` (file) or recreate the tree (dir), verifying every digest.
+   * Returns false on a miss or digest mismatch (a corrupt object is discarded).
+   */
+  getFile(digest: ObjectDigest, dest: string): Promise<boolean>
+  getDir(digest: ObjectDigest, dest: string): Promise<boolean>
+  /** Remove an object (used for tests and gc). Missing is fine. */
+  deleteObject(digest: ObjectDigest): Promise<void>
+  getRun(fingerprint: Fingerprint): Promise<RunRecord | undefined>
+  /** Publish a run record; its objects must already be stored. */
+  putRun(record: RunRecord): Promise<void>
+  listRuns(): Promise<RunRecord[]>
+}
+
+// ---------------------------------------------------------------------------------------
+// The lock
+
+export interface LockEntry {
+  stage: string
+  fingerprint: Fingerprint
+  breakdown: FingerprintBreakdown
+  outputs: Record<string, StoredOutput>
+}
+
+export interface LockFile {
+  schema: 1
+  /** instance id -> entry, serialised with sorted keys */
+  instances: Record<string, LockEntry>
+}
+
+// ---------------------------------------------------------------------------------------
+// The plan
+
+export type RerunReason =
+  | { kind: 'no-lock-entry' }
+  | { kind: 'param-changed'; key: string; old: JsonValue | undefined; new: JsonValue | undefined }
+  | { kind: 'input-changed'; input: string; old: ObjectDigest | undefined; new: ObjectDigest | undefined }
+  | { kind: 'code-changed'; old: string; new: string }
+  | { kind: 'env-changed'; old: EnvRecord; new: EnvRecord }
+  | { kind: 'output-missing'; output: string }
+  | { kind: 'forced' }
+  | { kind: 'upstream-changed'; upstream: string }
+
+export type PlanAction = 'fresh' | 'restore' | 'run'
+
+export interface PlanStep {
+  instance: string
+  action: PlanAction
+  reasons: RerunReason[]
+}
