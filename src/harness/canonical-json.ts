@@ -1,0 +1,91 @@
+/**
+ * Canonical JSON: the one byte representation of a JSON value that every hash in the harness
+ * is taken over. Object keys are sorted recursively (by UTF-16 code unit, as
+ * `Array.prototype.sort` does), there is no whitespace, strings and numbers are printed exactly
+ * as `JSON.stringify` prints them (so `1.0` and `1` are the same value, `-0` prints as `0`).
+ * Values JSON cannot represent faithfully (NaN, Infinity, undefined, functions, symbols,
+ * bigints, class instances such as Date or Map, sparse arrays) are rejected rather than
+ * silently dropped or coerced: a fingerprint over a value that lost information would be a lie.
+ */
+import { createHash } from 'node:crypto'
+
+/** Thrown for a value that has no canonical JSON form; `path` locates it (`$.params.eta`). */
+export class CanonicalJsonError extends TypeError {
+  constructor(
+    readonly path: string,
+    what: string,
+  ) {
+    super(`canonical JSON: ${what} at ${path}`)
+    this.name = 'CanonicalJsonError'
+  }
+}
+
+/**
+ * The canonical JSON text of `value`. Throws `CanonicalJsonError` for values with no JSON form
+ * (a programming error: params are schema-validated before they are fingerprinted).
+ */
+export function canonicalJson(value: unknown): string {
+  return write(value, '$')
+}
+
+function write(value: unknown, path: string): string {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value)
+    case 'number':
+      if (!Number.isFinite(value)) throw new CanonicalJsonError(path, `non-finite number ${String(value)}`)
+      return JSON.stringify(value)
+    case 'object': {
+      if (value === null) return 'null'
+      if (Array.isArray(value)) {
+        const parts: string[] = []
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value)) throw new CanonicalJsonError(`${path}[${i}]`, 'hole in sparse array')
+          parts.push(write(value[i], `${path}[${i}]`))
+        }
+        return `[${parts.join(',')}]`
+      }
+      const proto: unknown = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) {
+        throw new CanonicalJsonError(path, `non-plain object (${describe(value)})`)
+      }
+      const record = value as Record<string, unknown>
+      const keys = Object.keys(record).sort()
+      const parts = keys.map((k) => `${JSON.stringify(k)}:${write(record[k], `${path}.${k}`)}`)
+      return `{${parts.join(',')}}`
+    }
+    default:
+      throw new CanonicalJsonError(path, `${typeof value} is not JSON`)
+  }
+}
+
+function describe(value: object): string {
+  const ctor = (value as { constructor?: { name?: unknown } }).constructor
+  return typeof ctor?.name === 'string' ? ctor.name : 'unknown class'
+}
+
+/** Lowercase hex sha256 of a string (as UTF-8) or of bytes. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
+/** True for a lowercase 64-hex-digit sha256, the only digest spelling the harness accepts. */
+export function isSha256Hex(s: unknown): s is string {
+  return typeof s === 'string' && /^[0-9a-f]{64}$/.test(s)
+}
+
+/** Deep copy of a JSON value with object keys in canonical (sorted) order, for stable pretty output. */
+export function sortKeysDeep<T>(value: T): T {
+  if (Array.isArray(value)) return value.map((v: unknown) => sortKeysDeep(v)) as T
+  if (value !== null && typeof value === 'object') {
+    const record = value as Record<string, unknown>
+    const out: Record<string, unknown> = {}
+    for (const k of Object.keys(record).sort()) {
+      // defineProperty, not assignment: a `__proto__` key must stay a plain data key.
+      Object.defineProperty(out, k, { value: sortKeysDeep(record[k]), enumerable: true, writable: true, configurable: true })
+    }
+    return out as T
+  }
+  return value
+}
