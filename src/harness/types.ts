@@ -50,6 +50,8 @@ export type Failure =
   | { reason: 'schema-violation'; location: SourceLocation; message: string }
   | { reason: 'params-invalid'; location: SourceLocation; stage: string; message: string }
   | { reason: 'unknown-stage-impl'; location: SourceLocation; impl: string }
+  /** A stage's params schema (`file`, relative to the root) is missing, not JSON, or not a valid JSON Schema. */
+  | { reason: 'bad-stage-schema'; location: SourceLocation; file: string; message: string }
   | { reason: 'dangling-dep'; location: SourceLocation; from: string; to: string; message: string }
   | { reason: 'duplicate-instance-id'; location: SourceLocation; id: string }
   | { reason: 'cycle'; location: SourceLocation; trail: string[] }
