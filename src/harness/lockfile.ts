@@ -1,0 +1,148 @@
+/**
+ * `pipeline.lock`: what was observed when each instance last ran or was restored (fingerprint,
+ * its full breakdown, output digests). Read with validation against `schemas/lock.schema.json`
+ * (ajv) plus one rule JSON Schema cannot state: each entry's fingerprint must be the hash of its
+ * breakdown, so a hand-edited lock cannot pass for an observed one. Written atomically (temp
+ * file in the same directory, fsync, rename) with keys sorted recursively and 2-space
+ * indentation plus a trailing newline, so the same lock is always the same bytes and diffs in
+ * review show only what changed. Synchronous: the lock is small and read once per command.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { basename, dirname, join } from 'node:path'
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { sortKeysDeep } from './canonical-json.ts'
+import { computeFingerprint } from './fingerprint.ts'
+import { fail, ok, type Failure, type LockFile, type Result } from './types.ts'
+
+const SCHEMA_URL = new URL('../../schemas/lock.schema.json', import.meta.url)
+let validator: ValidateFunction | undefined
+
+function validate(): ValidateFunction {
+  if (validator === undefined) {
+    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as object
+    validator = new Ajv({ allErrors: true, strict: true }).compile(schema)
+  }
+  return validator
+}
+
+/**
+ * Read and validate a lock. A missing file is `ok(undefined)` (nothing has run yet); unreadable
+ * or invalid JSON, a schema violation or a fingerprint that does not match its breakdown is a
+ * `lock-invalid` failure naming the file and the location (line:column, or the JSON path).
+ */
+export function readLock(path: string): Result<LockFile | undefined, Failure> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return ok(undefined)
+    return fail(invalid(path, `cannot read: ${(e as Error).message}`))
+  }
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (e) {
+    return fail(invalid(path, `not valid JSON${jsonPosition(text, (e as Error).message)}: ${(e as Error).message}`))
+  }
+  const problem = checkLock(data)
+  return problem === undefined ? ok(data as LockFile) : fail(invalid(path, problem))
+}
+
+/**
+ * Write `lock` to `path` atomically, in the stable serialisation (`serialiseLock`). An invalid
+ * lock is refused (`lock-invalid`) rather than written; an I/O error is `unexpected`.
+ */
+export function writeLock(path: string, lock: LockFile): Result<void, Failure> {
+  const problem = checkLock(lock)
+  if (problem !== undefined) return fail(invalid(path, `refusing to write an invalid lock: ${problem}`))
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
+  try {
+    const fd = openSync(tmp, 'w', 0o644)
+    try {
+      writeSync(fd, serialiseLock(lock))
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, path)
+    syncDir(dirname(path))
+    return ok(undefined)
+  } catch (e) {
+    try {
+      unlinkSync(tmp)
+    } catch {
+      // already gone or never created
+    }
+    return fail({ reason: 'unexpected', message: `cannot write lock file ${path}: ${(e as Error).message}` })
+  }
+}
+
+/** The lock's bytes: keys sorted recursively, 2-space indentation, trailing newline. */
+export function serialiseLock(lock: LockFile): string {
+  return `${JSON.stringify(sortKeysDeep(lock), null, 2)}\n`
+}
+
+/** The first problem with `data` as a lock (schema, then fingerprint consistency), or undefined. */
+function checkLock(data: unknown): string | undefined {
+  const v = validate()
+  if (!v(data)) return (v.errors ?? []).slice(0, 5).map(describeError).join('; ')
+  const lock = data as LockFile
+  for (const [id, entry] of Object.entries(lock.instances)) {
+    const where = `at ${pathOf(['instances', id])}`
+    if (entry.breakdown.stage !== entry.stage) {
+      return `${where}: breakdown.stage '${entry.breakdown.stage}' differs from stage '${entry.stage}'`
+    }
+    const actual = computeFingerprint(entry.breakdown).fingerprint
+    if (actual !== entry.fingerprint) {
+      return `${where}.fingerprint: ${entry.fingerprint} is not the hash of its breakdown (${actual}); was the lock edited by hand?`
+    }
+  }
+  return undefined
+}
+
+function invalid(file: string, message: string): Failure {
+  return { reason: 'lock-invalid', file, message: `${message} (fix it, or delete the lock file: the next run rebuilds it)` }
+}
+
+function describeError(e: ErrorObject): string {
+  const segments = e.instancePath === '' ? [] : e.instancePath.slice(1).split('/').map(unescapePointer)
+  const params = e.params as { additionalProperty?: string; missingProperty?: string }
+  let what = e.message ?? 'is invalid'
+  if (params.additionalProperty !== undefined) what = `has unknown property '${params.additionalProperty}'`
+  if (params.missingProperty !== undefined) what = `is missing required property '${params.missingProperty}'`
+  return `at ${segments.length === 0 ? '(top level)' : pathOf(segments)}: ${what}`
+}
+
+function unescapePointer(s: string): string {
+  return s.replace(/~1/g, '/').replace(/~0/g, '~')
+}
+
+/** `instances["train@eta=0.1"].outputs.model`: dotted where a key is an identifier, bracketed otherwise. */
+export function pathOf(segments: string[]): string {
+  return segments
+    .map((s, i) => (/^[A-Za-z_$][\w$-]*$/.test(s) ? (i === 0 ? s : `.${s}`) : `[${JSON.stringify(s)}]`))
+    .join('')
+}
+
+/** ` at line L column C` from a JSON.parse message's "position N", when it has one. */
+function jsonPosition(text: string, message: string): string {
+  const m = /position (\d+)/.exec(message)
+  if (m === null) return ''
+  const pos = Number(m[1])
+  const before = text.slice(0, pos).split('\n')
+  return ` at line ${before.length} column ${(before.at(-1)?.length ?? 0) + 1}`
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r')
+    try {
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    // Some filesystems cannot fsync a directory; the rename is still atomic.
+  }
+}
