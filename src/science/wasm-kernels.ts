@@ -1,7 +1,69 @@
 /**
- * Kernel replacements for the tfjs wasm backend (owned by the wasm-kernels work; see DESIGN.md
- * "Engine facts"). Placeholder until that lands: installs nothing.
+ * cusp's kernel replacements for the tfjs wasm backend (DESIGN.md "Engine facts"): the missing
+ * Conv2DBackpropFilter, correct MaxPoolGrad and BatchMatMul (the shipped ones are silently wrong
+ * for non-positive window maxima and for reshaped right operands), fast transposed BatchMatMul and
+ * stride-1 Conv2DBackpropInput (composed from XNNPACK's Conv2D and matmul), and a guard on
+ * AvgPoolGrad over padded windows. Each is registered under its tfjs kernel name for backend
+ * 'wasm', so model code (tf.conv2d, tf.matMul, tf.grad) is unchanged and other backends
+ * (cpu, tfjs-node) are untouched. The parts live in ./wasm/.
  */
+import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs'
+import type { KernelConfig } from '@tensorflow/tfjs'
+import { batchMatMulConfig } from './wasm/batch-mat-mul.ts'
+import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig } from './wasm/conv-backprop.ts'
+import { originals, WASM } from './wasm/kernel-calls.ts'
+import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
 
-/** Register cusp's wasm kernel replacements. Safe to call more than once. */
-export function installWasmKernels(): void {}
+/** The kernels cusp registers on wasm (names as in tfjs-core). */
+export const replacedWasmKernels: readonly string[] = [
+  'BatchMatMul',
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'MaxPoolGrad',
+  'AvgPoolGrad',
+]
+
+const replacements: KernelConfig[] = [
+  batchMatMulConfig,
+  conv2DBackpropFilterConfig,
+  conv2DBackpropInputConfig,
+  maxPoolGradConfig,
+  avgPoolGradConfig,
+]
+
+let installed = false
+
+/**
+ * Register cusp's wasm kernel replacements. Safe to call more than once, before or after the wasm
+ * backend is initialised (a replaced kernel's setup, e.g. its cwrap, is carried over so a
+ * later backend initialisation still prepares the shipped kernel it delegates to).
+ */
+export function installWasmKernels(): void {
+  if (installed) return
+  for (const config of replacements) {
+    const shipped = getKernel(config.kernelName, WASM)
+    if (shipped !== undefined) {
+      originals.set(config.kernelName, shipped)
+      unregisterKernel(config.kernelName, WASM)
+    }
+    const setupFunc = shipped?.setupFunc
+    const disposeFunc = shipped?.disposeFunc
+    registerKernel({
+      ...config,
+      ...(setupFunc !== undefined ? { setupFunc } : {}),
+      ...(disposeFunc !== undefined ? { disposeFunc } : {}),
+    })
+  }
+  installed = true
+}
+
+/** Put the shipped wasm kernels back (for before/after benchmarks and tests). */
+export function uninstallWasmKernels(): void {
+  if (!installed) return
+  for (const config of replacements) {
+    unregisterKernel(config.kernelName, WASM)
+    const shipped = originals.get(config.kernelName)
+    if (shipped !== undefined) registerKernel(shipped)
+  }
+  installed = false
+}
