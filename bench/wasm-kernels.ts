@@ -1,0 +1,83 @@
+/**
+ * `npm run bench -- wasm-kernels [repeats]`: each cusp wasm kernel replacement against what it
+ * replaces, on the shapes the reference CNN and MLP use per 250-example chunk. "before" is the
+ * shipped wasm kernel (for Conv2DBackpropFilter, which wasm lacks, the cpu backend on a tenth of
+ * the batch, scaled); "after" is cusp's. Runs are interleaved and medians reported, since the
+ * machine is shared. Prints a table, then one JSON line.
+ */
+import * as tf from '@tensorflow/tfjs'
+import '@tensorflow/tfjs-backend-wasm'
+import { installWasmKernels, uninstallWasmKernels } from '../src/science/wasm-kernels.ts'
+
+const repeats = Number(process.argv[2] ?? 5)
+
+interface Case {
+  name: string
+  kernel: string
+  inputs: Record<string, number[]>
+  attrs: Record<string, unknown>
+  flops: number
+  /** 'cpu': wasm has no such kernel; measure the cpu backend on batch/scale instead. */
+  before: 'shipped' | 'cpu'
+}
+
+const n = 250
+const conv = (x: number[], f: number[], oh: number, ow: number): number => 2 * x[0]! * oh * ow * f[0]! * f[1]! * f[2]! * f[3]!
+const cases: Case[] = [
+  { name: 'dense dW = x^T dy (784x250 @ 250x200)', kernel: 'BatchMatMul', inputs: { a: [n, 784], b: [n, 200] }, attrs: { transposeA: true, transposeB: false }, flops: 2 * 784 * n * 200, before: 'shipped' },
+  { name: 'dense dx = dy W^T (250x200 @ 200x784)', kernel: 'BatchMatMul', inputs: { a: [n, 200], b: [784, 200] }, attrs: { transposeA: false, transposeB: true }, flops: 2 * n * 200 * 784, before: 'shipped' },
+  { name: 'cnn conv2 dx (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropInput', inputs: { dy: [n, 14, 14, 32], filter: [3, 3, 16, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 14, 14, 16] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'shipped' },
+  { name: 'cnn conv1 dW (3x3 1->16, 28x28)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }, flops: conv([n], [3, 3, 1, 16], 28, 28), before: 'cpu' },
+  { name: 'cnn conv2 dW (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'cpu' },
+  { name: 'maxPool 2x2 grad (28x28x16)', kernel: 'MaxPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, before: 'shipped' },
+]
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+function time(c: Case, scale: number): number {
+  const inputs: Record<string, tf.Tensor> = {}
+  for (const [k, shape] of Object.entries(c.inputs)) {
+    const s = [...shape]
+    s[0] = Math.max(1, Math.round(s[0]! * scale))
+    inputs[k] = k === 'filter' || (k === 'b' && c.attrs['transposeB'] === true) ? tf.randomNormal(shape) : tf.randomNormal(s)
+  }
+  const attrs = { ...c.attrs }
+  if (Array.isArray(attrs['inputShape'])) attrs['inputShape'] = [inputs['dy']!.shape[0], ...(attrs['inputShape'] as number[]).slice(1)]
+  const t0 = performance.now()
+  const out = tf.engine().runKernel(c.kernel, inputs as never, attrs as never) as tf.Tensor
+  out.dataSync()
+  const ms = performance.now() - t0
+  tf.dispose([out, ...Object.values(inputs)])
+  return ms / scale
+}
+
+await tf.setBackend('wasm')
+const results: Array<{ name: string; before_gflops: number | null; after_gflops: number; speedup: number | null; before: string }> = []
+for (const c of cases) {
+  const before: number[] = []
+  const after: number[] = []
+  const cpuScale = 0.04
+  for (let r = 0; r < repeats; r++) {
+    if (c.before === 'cpu') {
+      if (r < 2) {
+        await tf.setBackend('cpu')
+        before.push(time(c, cpuScale))
+        await tf.setBackend('wasm')
+      }
+    } else {
+      uninstallWasmKernels()
+      before.push(time(c, 1))
+    }
+    installWasmKernels()
+    after.push(time(c, 1))
+  }
+  const gf = (ms: number): number => c.flops / ms / 1e6
+  const b = before.length > 0 ? gf(median(before)) : null
+  const a = gf(median(after))
+  results.push({ name: c.name, before: c.before, before_gflops: b, after_gflops: a, speedup: b === null ? null : a / b })
+  console.log(`${c.name.padEnd(42)} before ${b === null ? '   n/a' : b.toFixed(2).padStart(6)} GFLOP/s (${c.before === 'cpu' ? 'cpu backend' : 'shipped wasm'})  after ${a.toFixed(2).padStart(6)} GFLOP/s  x${b === null ? '?' : (a / b).toFixed(1)}`)
+}
+console.log(JSON.stringify({ bench: 'wasm-kernels', batch: n, repeats, kernels: results }))
