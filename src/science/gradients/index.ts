@@ -1,0 +1,34 @@
+/**
+ * Installs cusp's second-order gradient registrations (DESIGN.md "Engine facts"): gradients for the
+ * backward kernels tfjs leaves without one (Conv2DBackpropFilter, AvgPoolGrad, MaxPoolGrad), and
+ * re-registrations, in terms of saved inputs, of the gradients tfjs writes in terms of saved outputs
+ * (Tanh, Exp, Sigmoid, Softmax, Elu, Pow; tfjs issue #3252). Registrations are by kernel name, so they
+ * apply to every backend (cpu, wasm, tfjs-node). MaxPool's own gradient keeps the saved output: the
+ * output enters only MaxPoolGrad's routing, whose derivative is zero (see max-pool-grad.ts).
+ */
+import { registerAvgPoolGradGrad } from './avg-pool-grad.ts';
+import { registerConv2DBackpropFilterGrad } from './conv2d-backprop-filter.ts';
+import { registerEluGrad } from './elu.ts';
+import { registerExpGrad } from './exp.ts';
+import { registerMaxPoolGradGrad } from './max-pool-grad.ts';
+import { registerPowGrad } from './pow.ts';
+import { registerSigmoidGrad } from './sigmoid.ts';
+import { registerSoftmaxGrad } from './softmax.ts';
+import { registerTanhGrad } from './tanh.ts';
+
+let installed = false;
+
+/** Registers all second-order gradients once per process (or worker); later calls do nothing. */
+export function installGradients(): void {
+  if (installed) return;
+  registerConv2DBackpropFilterGrad();
+  registerAvgPoolGradGrad();
+  registerMaxPoolGradGrad();
+  registerTanhGrad();
+  registerExpGrad();
+  registerSigmoidGrad();
+  registerSoftmaxGrad();
+  registerEluGrad();
+  registerPowGrad();
+  installed = true;
+}

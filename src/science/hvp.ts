@@ -1,0 +1,132 @@
+/**
+ * Loss, gradient and exact Hessian-vector product of the training loss (paper §3.2-3.3: "we obtain
+ * Hessian-vector products using the PyTorch autograd engine"; here tfjs double backprop):
+ *   Hv = d/dθ ( ∇L(θ) · v ),  no finite differences.
+ * Three levels: `hvp` on tensors (inside the caller's tidy); `chunk*` on plain arrays for one chunk of
+ * examples, returning the chunk's SUM (these are what the worker pool calls); `dataset*` over a whole
+ * dataset, split into FIXED chunks of `chunkSize` examples (default 250, independent of the number of
+ * workers) whose sums are accumulated in float64 in chunk order, so results are bit-reproducible on a
+ * given backend. Memory is flat: every tensor is created and disposed inside these functions.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { installGradients } from './gradients/index.ts';
+import { crossEntropySum, type Reduction } from './loss.ts';
+import type { Model } from './models.ts';
+
+export type { Reduction } from './loss.ts';
+
+/** Exact Hv of a scalar function at θ by double backprop. Pure; call inside the caller's tidy. */
+export function hvp(f: (theta: tf.Tensor1D) => tf.Scalar, theta: tf.Tensor1D, v: tf.Tensor1D): tf.Tensor1D {
+  installGradients();
+  const g = tf.grad(f as (x: tf.Tensor) => tf.Tensor); // θ -> ∇f(θ) [P]
+  const gv = (th: tf.Tensor): tf.Tensor => tf.sum(tf.mul(g(th), v)); // θ -> ∇f(θ)·v
+  return tf.grad(gv)(theta) as tf.Tensor1D;
+}
+
+/** One chunk of examples: x [n,h,w,c] row-major, y int32 [n]. */
+export interface Chunk { x: Float32Array; y: Int32Array; n: number }
+
+/** A whole dataset: x [n,h,w,c] row-major float32, y int32 [n]. */
+export interface Dataset { x: Float32Array; y: Int32Array; n: number; shape: [number, number, number] }
+
+/** Options of the dataset-level functions. */
+export interface DatasetOptions { reduction?: Reduction; chunkSize?: number }
+
+/** Summed cross-entropy of the chunk at θ. */
+export function chunkLoss(model: Model, theta: Float32Array, c: Chunk): number {
+  installGradients();
+  const out = tf.tidy(() => lossOn(model, tf.tensor1d(theta), c));
+  const value = out.dataSync()[0]!;
+  out.dispose();
+  return value;
+}
+
+/** Summed loss and its gradient [P] on the chunk at θ. */
+export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { loss: number; grad: Float32Array } {
+  installGradients();
+  const { value, grad } = tf.tidy(() => {
+    const th = tf.tensor1d(theta);
+    return tf.valueAndGrad((t: tf.Tensor1D) => lossOn(model, t, c))(th);
+  });
+  const loss = value.dataSync()[0]!;
+  const g = grad.dataSync() as Float32Array;
+  value.dispose();
+  grad.dispose();
+  return { loss, grad: g };
+}
+
+/** H v [P] of the chunk's summed loss at θ. */
+export function chunkHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Float32Array {
+  installGradients();
+  if (v.length !== theta.length) throw new Error(`v has ${v.length} entries, theta ${theta.length}`);
+  const out = tf.tidy(() => hvp((t) => lossOn(model, t, c), tf.tensor1d(theta), tf.tensor1d(v)));
+  const hv = out.dataSync() as Float32Array;
+  out.dispose();
+  return hv;
+}
+
+/** Loss over the dataset: sum, or mean when reduction is 'mean' (the default). */
+export function datasetLoss(model: Model, theta: Float32Array, data: Dataset, opts: DatasetOptions = {}): number {
+  let total = 0;
+  for (const c of chunks(model, data, opts.chunkSize)) total += chunkLoss(model, theta, c);
+  return scale(opts.reduction) === 'mean' ? total / data.n : total;
+}
+
+/** Loss and gradient over the dataset (float64 accumulation over chunks in order). */
+export function datasetGradient(model: Model, theta: Float32Array, data: Dataset, opts: DatasetOptions = {}): { loss: number; grad: Float32Array } {
+  const acc = new Float64Array(model.size);
+  let total = 0;
+  for (const c of chunks(model, data, opts.chunkSize)) {
+    const { loss, grad } = chunkGradient(model, theta, c);
+    total += loss;
+    for (let i = 0; i < acc.length; i++) acc[i]! += grad[i]!;
+  }
+  const d = scale(opts.reduction) === 'mean' ? data.n : 1;
+  return { loss: total / d, grad: toFloat32(acc, d) };
+}
+
+/** H v over the dataset (float64 accumulation over chunks in order). */
+export function datasetHvp(model: Model, theta: Float32Array, v: Float32Array, data: Dataset, opts: DatasetOptions = {}): Float32Array {
+  const acc = new Float64Array(model.size);
+  for (const c of chunks(model, data, opts.chunkSize)) {
+    const hv = chunkHvp(model, theta, v, c);
+    for (let i = 0; i < acc.length; i++) acc[i]! += hv[i]!;
+  }
+  return toFloat32(acc, scale(opts.reduction) === 'mean' ? data.n : 1);
+}
+
+/**
+ * The fixed chunking every path uses: consecutive runs of `chunkSize` examples (the last may be
+ * shorter), as views into the dataset. Worker pools must split the same way to get the same bits.
+ */
+export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
+  const [h, w, ch] = data.shape;
+  const m = model.spec.inputShape;
+  if (h !== m[0] || w !== m[1] || ch !== m[2]) throw new Error(`dataset shape [${data.shape.join(',')}] does not match model inputShape [${m.join(',')}]`);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
+  const d = h * w * ch;
+  if (data.x.length !== data.n * d || data.y.length !== data.n) throw new Error(`dataset arrays do not hold n = ${data.n} examples of [${data.shape.join(',')}]`);
+  const out: Chunk[] = [];
+  for (let s = 0; s < data.n; s += chunkSize) {
+    const e = Math.min(data.n, s + chunkSize);
+    out.push({ x: data.x.subarray(s * d, e * d), y: data.y.subarray(s, e), n: e - s });
+  }
+  return out;
+}
+
+function lossOn(model: Model, theta: tf.Tensor1D, c: Chunk): tf.Scalar {
+  const [h, w, ch] = model.spec.inputShape;
+  const x = tf.tensor4d(c.x, [c.n, h, w, ch]); // [n,h,w,c]
+  const y = tf.tensor1d(c.y, 'int32'); // [n]
+  return crossEntropySum(model.forward(theta, x), y);
+}
+
+function scale(r: Reduction | undefined): Reduction {
+  return r ?? 'mean';
+}
+
+function toFloat32(acc: Float64Array, divisor: number): Float32Array {
+  const out = new Float32Array(acc.length);
+  for (let i = 0; i < acc.length; i++) out[i] = acc[i]! / divisor;
+  return out;
+}
