@@ -6,21 +6,16 @@
  * stay readable. Colour is used only on a TTY and never when `NO_COLOR` is set. `--json` does not
  * come here: the CLI prints events as JSON lines itself.
  */
-import type { PlanStep, RerunReason } from './types.ts'
+import type { ExecEvent } from './executor.ts'
+import { formatFailure } from './failures.ts'
 import { describeReason } from './reasons.ts'
+import { unreachable, type PlanStep } from './types.ts'
 
 /** Where output goes: a stream's `write`, plus what a TTY tells us about itself. */
 export interface OutputSink {
   write(chunk: string): unknown
   isTTY?: boolean
   columns?: number
-}
-
-/** An executor event as the reporter reads it; fields it does not know are ignored. */
-export interface ReporterEvent {
-  type: string
-  instance?: string
-  [key: string]: unknown
 }
 
 export interface ReporterOptions {
@@ -35,9 +30,11 @@ export interface ReporterOptions {
 }
 
 export interface Reporter {
-  onEvent(event: ReporterEvent): void
+  onEvent(event: ExecEvent): void
   /** Stop the redraw timer and clear the live block. Idempotent. */
   close(): void
+  /** What happened so far in one line: `3 ran, 0 restored, 197 fresh[, 1 failed][, 2 skipped]`. */
+  summary(): string
 }
 
 interface Running {
@@ -53,6 +50,9 @@ export function createReporter(opts: ReporterOptions): Reporter {
   const paint = painter(opts.color)
   const running = new Map<string, Running>()
   let drawn = 0
+  const counts: Record<PlanStep['action'], number> = { run: 0, restore: 0, fresh: 0 }
+  let failed = 0
+  let skipped = 0
   let timer: ReturnType<typeof setInterval> | undefined
 
   const width = (): number => Math.max(20, (opts.out.columns ?? 100) - 1)
@@ -87,71 +87,65 @@ export function createReporter(opts: ReporterOptions): Reporter {
     timer.unref?.()
   }
 
-  function onEvent(e: ReporterEvent): void {
-    const id = e.instance ?? '?'
+  function onEvent(e: ExecEvent): void {
     switch (e.type) {
       case 'plan': {
-        const steps = Array.isArray(e.steps) ? (e.steps as PlanStep[]) : []
-        const n = (a: string): number => steps.filter((s) => s.action === a).length
-        emit(`plan: ${steps.length} instances: ${n('run')} to run, ${n('restore')} to restore, ${n('fresh')} fresh`)
-        for (const s of steps.filter((x) => x.action === 'run')) {
-          emit(paint.dim(`  run ${s.instance}: ${s.reasons.map(reasonText).join('; ') || 'selected'}`))
+        const n = (a: string): number => e.steps.filter((s) => s.action === a).length
+        emit(`plan: ${e.steps.length} instances: ${n('run')} to run, ${n('restore')} to restore, ${n('fresh')} fresh`)
+        for (const s of e.steps.filter((x) => x.action === 'run')) {
+          emit(paint.dim(`  run ${s.instance}: ${s.reasons.map(describeReason).join('; ') || 'selected'}`))
         }
         return
       }
       case 'start':
-        running.set(id, { started: now(), message: '', lastPlain: now() })
+        running.set(e.instance, { started: now(), message: e.action === 'restore' ? 'restoring' : '', lastPlain: now() })
         if (opts.live) {
           ensureTimer()
           redraw()
-        } else emit(`start  ${id}`)
+        } else if (e.action === 'run') emit(`  start    ${e.instance}`)
         return
       case 'progress': {
-        const r = running.get(id)
-        const message = oneLine(e.message ?? e.text ?? '')
+        const r = running.get(e.instance)
         if (r === undefined) return
-        r.message = message
+        const pct = `${Math.round(Math.min(1, Math.max(0, e.fraction)) * 100)}%`
+        r.message = e.message === undefined ? pct : `${pct} ${oneLine(e.message)}`
         if (opts.live) redraw()
         else if (now() - r.lastPlain >= every) {
           r.lastPlain = now()
-          emit(`       ${id}: ${message}`)
+          emit(`           ${e.instance}: ${r.message}`)
         }
         return
       }
       case 'log':
-        emit(paint.dim(`  [${id}] ${oneLine(e.line ?? e.message ?? e.text ?? '')}`))
+        emit(paint.dim(`  [${e.instance}] ${oneLine(e.message)}`))
         return
       case 'done': {
-        const r = running.get(id)
-        running.delete(id)
-        const action = typeof e.action === 'string' ? e.action : 'run'
-        const ms = typeof e.durationMs === 'number' ? e.durationMs : r ? now() - r.started : undefined
-        const took = ms === undefined ? '' : paint.dim(` (${fmtMs(ms)})`)
-        const verb = action === 'restore' ? 'restored' : action === 'fresh' ? 'fresh' : 'done'
-        emit(`${paint.green('✓')} ${verb.padEnd(8)} ${id}${took}`)
+        running.delete(e.instance)
+        counts[e.action]++
+        if (e.action === 'fresh') {
+          if (opts.live) redraw()
+          return
+        }
+        const verb = e.action === 'restore' ? 'restored' : 'done'
+        emit(`${paint.green('✓')} ${verb.padEnd(8)} ${e.instance}${paint.dim(` (${fmtMs(e.durationMs)})`)}`)
         return
       }
-      case 'failed': {
-        running.delete(id)
-        const why = oneLine(e.message ?? (e.failure as { reason?: string } | undefined)?.reason ?? 'failed')
-        emit(`${paint.red('✗')} failed   ${id}: ${why}`)
+      case 'failed':
+        running.delete(e.instance)
+        failed++
+        emit(`${paint.red('✗')} failed   ${e.instance}: ${firstLine(formatFailure(e.failure))}`)
         return
-      }
-      case 'skipped': {
-        running.delete(id)
-        const why = oneLine(e.reason ?? e.message ?? '')
-        emit(`${paint.yellow('-')} skipped  ${id}${why ? `: ${why}` : ''}`)
+      case 'skipped':
+        running.delete(e.instance)
+        skipped++
+        emit(`${paint.yellow('-')} skipped  ${e.instance}: ${oneLine(e.because)}`)
         return
-      }
-      case 'verify': {
-        const same = e.identical ?? e.ok ?? e.same
-        const detail = oneLine(e.message ?? '')
-        if (same === true) emit(`${paint.green('=')} verified ${id}: identical`)
-        else emit(`${paint.red('≠')} verify   ${id}: outputs differ${detail ? ` (${detail})` : ''}`)
+      case 'verify':
+        if (e.deterministic) emit(`${paint.green('=')} verified ${e.instance}: outputs identical`)
+        else emit(`${paint.red('≠')} verify   ${e.instance}: NOT deterministic, differs in ${e.mismatches.join(', ') || '(unknown)'}`)
         return
-      }
       default:
-        return
+        return unreachable(e)
     }
   }
 
@@ -163,17 +157,21 @@ export function createReporter(opts: ReporterOptions): Reporter {
       if (opts.live) clearLive()
       running.clear()
     },
+    summary(): string {
+      const parts = [`${counts.run} ran`, `${counts.restore} restored`, `${counts.fresh} fresh`]
+      if (failed > 0) parts.push(paint.red(`${failed} failed`))
+      if (skipped > 0) parts.push(`${skipped} skipped`)
+      return parts.join(', ')
+    },
   }
 }
 
-/** A plan reason in words, as `status` and the plan header print it. */
-export function reasonText(r: RerunReason): string {
-  return describeReason(r)
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim()
 }
 
-function oneLine(x: unknown): string {
-  const s = typeof x === 'string' ? x : JSON.stringify(x) ?? ''
-  return s.replace(/\s*\n\s*/g, ' ').trim()
+function firstLine(s: string): string {
+  return s.split('\n')[0]?.trim() ?? ''
 }
 
 /** `1.2s`, `350ms`, `2m05s`. */
