@@ -201,7 +201,12 @@ async function lookUp(
   digests: readonly ObjectDigest[],
 ): Promise<void> {
   const tasks: (() => Promise<void>)[] = [
-    ...[...new Set(fps)].map((fp) => async () => void runs.set(fp, (await store.getRun(fp)) ?? null)),
+    ...[...new Set(fps)].map((fp) => async () => {
+      const rec = (await store.getRun(fp)) ?? null
+      runs.set(fp, rec)
+      // A record is useful only with its objects: look them up in the same round.
+      for (const o of Object.values(rec?.outputs ?? {})) if (!objects.has(o.digest)) objects.set(o.digest, await store.hasObject(o.digest))
+    }),
     ...[...new Set(digests)].filter((d) => !objects.has(d)).map((d) => async () => void objects.set(d, await store.hasObject(d))),
   ]
   for (let i = 0; i < tasks.length; i += 32) await Promise.all(tasks.slice(i, i + 32).map((t) => t()))
