@@ -1,0 +1,213 @@
+/**
+ * The analyzer: pipeline.yaml in, `Result<ValidPipeline, Failure[]>` out. It is the only
+ * producer of a `ValidPipeline`, so nothing unvalidated reaches the planner or executor.
+ * It reads files only through the injected `ProjectReader`, collects every problem it can
+ * find (not only the first), and locates each at file:line:column plus the offending path.
+ *
+ * The format (schema 1; the JSON Schema is schemas/pipeline.schema.json):
+ *
+ * ```yaml
+ * schema: 1
+ * default_profile: cpu                      # optional; --profile wins
+ * stages:
+ *   prepare-data:                           # stage name: [a-z][a-z0-9-]*
+ *     impl: prepare-data                    # optional, default = stage name: stages/<impl>/index.ts,
+ *                                           #   params schema schemas/stages/<impl>.params.schema.json
+ *     params: { source: synthetic, n: 100 }
+ *     outputs: { dataset: file, manifest: file }   # name -> file | dir; names [A-Za-z0-9][A-Za-z0-9._-]*
+ *     resources: { cpu: 1, memory: 2Gi, gpu: 0 }  # optional, these defaults
+ *   train:
+ *     matrix: { arch: [cnn, mlp], eta: [0.01, 0.02] }  # cartesian product; axes are param names
+ *     exclude: [{ arch: mlp, eta: 0.02 }]             # optional
+ *     params: { steps: 100 }
+ *     deps:
+ *       data: { stage: prepare-data, output: dataset }          # plain upstream: its one instance
+ *     outputs: { checkpoints: dir, telemetry: file }
+ *   probe:
+ *     matrix: { arch: [cnn, mlp] }
+ *     deps:
+ *       ckpt: { stage: train, output: checkpoints, match: [arch] } # same arch (maybe several)
+ *   figures:
+ *     deps:
+ *       runs: { stage: train, output: telemetry, all: true }       # every instance
+ *       cnn:  { stage: train, output: telemetry, where: { arch: cnn } }
+ * profiles:
+ *   smoke:
+ *     stages:
+ *       train: { params: { steps: 5 }, matrix: { eta: [0.1] } }    # deep-merge params, replace axes
+ * ```
+ *
+ * Instance ids: `stage`, or `stage@k1=v1,k2=v2` (axes in declared order; a profile's new
+ * axes after them). Params of an instance: stage params <- profile params (deep merge) <-
+ * matrix values <- `--set stage.param=value` (a `--set` of a matrix axis pins that axis to
+ * one value), then validated against the impl's params schema with defaults filled.
+ * A matrix upstream must be selected with all/where/match; a dep resolving to no instance is
+ * an error. Params keys are sorted, outputs by name, deps by (as, instance).
+ */
+import { dirname, basename, resolve } from 'node:path'
+import { Ajv } from 'ajv'
+import { LineCounter, parseDocument, visit } from 'yaml'
+import pipelineSchema from '../../schemas/pipeline.schema.json' with { type: 'json' }
+import { describeAjvErrors } from './ajv-errors.ts'
+import { reportCycles, resolveDeps, topologicalOrder } from './deps.ts'
+import type { Override } from './overrides.ts'
+import { isObject, parseOverride } from './overrides.ts'
+import type { ProjectReader } from './project-reader.ts'
+import { SourceMap } from './source-location.ts'
+import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
+import { buildStage } from './stage-decl.ts'
+import type { Failure, JsonObject, Result, StageInstance, ValidPipeline } from './types.ts'
+import { fail, ok } from './types.ts'
+
+export type { ProjectReader } from './project-reader.ts'
+export { memoryReader, nodeReader } from './project-reader.ts'
+
+/** What to analyze and how. */
+export interface AnalyzeOptions {
+  /** Absolute path of pipeline.yaml; the project root is its directory. */
+  file: string
+  /** --profile; else the file's `default_profile`, else none. */
+  profile?: string
+  /** --set values, each "stage.param=value" (value parsed as a YAML scalar or flow value). */
+  overrides?: string[]
+  reader: ProjectReader
+}
+
+const validatePipeline = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema)
+
+/**
+ * Validate pipeline.yaml and expand it into stage instances. On success every instance's
+ * params are validated with defaults filled and its deps resolved; `order` is a
+ * deterministic topological order. On failure, every problem found, sorted by location.
+ */
+export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> {
+  const file = resolve(opts.file)
+  const root = dirname(file)
+  const text = opts.reader.readFile(file)
+  if (text === undefined) {
+    return fail([{ reason: 'usage', message: `${file} does not exist or cannot be read. Run from the project directory or pass the right path.` }])
+  }
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  const src = new SourceMap(basename(file), doc, lines)
+  if (doc.errors.length > 0) {
+    const seen = new Set<string>()
+    const errors: Failure[] = []
+    for (const e of doc.errors) {
+      const location = src.at(e.pos[0])
+      const key = `${location.line}:${location.column}:${e.message}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      errors.push({ reason: 'yaml-syntax', location, message: e.message.replace(/\.$/, '') })
+    }
+    return fail(errors)
+  }
+  const ctx: Ctx = { src, reader: opts.reader, failures: [] }
+  let data: unknown
+  try {
+    data = doc.toJS({ maxAliasCount: 1000 })
+  } catch (e) {
+    // toJS throws on an alias whose anchor is missing (or on an alias bomb): point at the alias.
+    let offset = 0
+    visit(doc, {
+      Alias(_, node) {
+        if (node.resolve(doc) !== undefined) return undefined
+        offset = node.range?.[0] ?? 0
+        return visit.BREAK
+      },
+    })
+    return fail([{ reason: 'yaml-syntax', location: src.at(offset), message: e instanceof Error ? e.message : String(e) }])
+  }
+
+  const broken = { stages: new Set<string>(), profiles: new Set<string>() }
+  if (!validatePipeline(data)) {
+    for (const e of describeAjvErrors(validatePipeline.errors ?? [])) {
+      ctx.failures.push({ reason: 'schema-violation', location: src.locate(e.path, e.at), message: `${e.problem}. ${e.hint}` })
+      const [top, name] = e.path
+      if (top === 'stages' && name !== undefined) broken.stages.add(String(name))
+      if (top === 'profiles' && name !== undefined) broken.profiles.add(String(name))
+    }
+  }
+  if (!isObject(data) || !isObject(data['stages'])) return fail(sorted(ctx.failures))
+  const stages = data['stages'] as unknown as Record<string, RawStage>
+  const profiles = (isObject(data['profiles']) ? data['profiles'] : {}) as Record<string, { stages?: Record<string, JsonObject> }>
+
+  const profile = chooseProfile(ctx, opts.profile, data['default_profile'], profiles)
+  checkProfileStages(ctx, profiles, stages, broken.profiles)
+  const sets = parseOverrides(ctx, opts.overrides ?? [], stages)
+
+  const decls = new Map<string, StageDecl>()
+  for (const [name, raw] of Object.entries(stages)) {
+    if (broken.stages.has(name)) continue
+    const entry = profile !== undefined && !broken.profiles.has(profile) ? profiles[profile]?.stages?.[name] : undefined
+    const overlay = entry !== undefined ? ({ profile, ...entry } as ProfileEntry) : undefined
+    decls.set(name, buildStage(ctx, name, raw, overlay, sets.filter((s) => s.stage === name)))
+  }
+  resolveDeps(ctx, decls, new Set(Object.keys(stages)))
+  const cyclic = reportCycles(ctx, decls)
+  if (ctx.failures.length > 0 || cyclic) return fail(sorted(ctx.failures))
+
+  const all: StageInstance[] = [...decls.values()].flatMap((d) => d.instances)
+  const order = topologicalOrder(all)
+  const byId = new Map(all.map((i) => [i.id, i]))
+  const instances = new Map(order.map((id) => [id, byId.get(id)!]))
+  return ok({ __valid: true, file, root, profile, instances, order })
+}
+
+/** The profile in effect, reporting an unknown one (named by --profile or default_profile). */
+function chooseProfile(ctx: Ctx, flag: string | undefined, fileDefault: unknown, profiles: Record<string, unknown>): string | undefined {
+  const known = Object.keys(profiles)
+  if (flag !== undefined) {
+    if (!(flag in profiles)) {
+      ctx.failures.push({ reason: 'unknown-profile', location: ctx.src.locate(['profiles'], 'key'), profile: flag, known })
+      return undefined
+    }
+    return flag
+  }
+  if (typeof fileDefault !== 'string') return undefined
+  if (!(fileDefault in profiles)) {
+    ctx.failures.push({ reason: 'unknown-profile', location: ctx.src.locate(['default_profile']), profile: fileDefault, known })
+    return undefined
+  }
+  return fileDefault
+}
+
+/** Every profile (used or not) may only override stages that exist. */
+function checkProfileStages(ctx: Ctx, profiles: Record<string, { stages?: Record<string, unknown> }>, stages: Record<string, unknown>, broken: ReadonlySet<string>): void {
+  for (const [name, p] of Object.entries(profiles)) {
+    if (broken.has(name)) continue
+    for (const stage of Object.keys(p.stages ?? {})) {
+      if (stage in stages) continue
+      ctx.failures.push({
+        reason: 'schema-violation',
+        location: ctx.src.locate(['profiles', name, 'stages', stage], 'key'),
+        message: `profile ${name} overrides stage ${JSON.stringify(stage)}, which is not in stages (${Object.keys(stages).join(', ')}). Fix the name or remove the entry.`,
+      })
+    }
+  }
+}
+
+function parseOverrides(ctx: Ctx, texts: readonly string[], stages: Record<string, unknown>): Override[] {
+  const out: Override[] = []
+  for (const text of texts) {
+    const r = parseOverride(text)
+    if (!r.ok) ctx.failures.push(r.error)
+    else if (!(r.value.stage in stages)) {
+      ctx.failures.push({ reason: 'bad-override', override: text, message: `there is no stage named ${JSON.stringify(r.value.stage)} (stages: ${Object.keys(stages).join(', ')})` })
+    } else out.push(r.value)
+  }
+  return out
+}
+
+/** Failures without a location first (command-line problems), then by line and column. */
+function sorted(failures: Failure[]): Failure[] {
+  const pos = (f: Failure): [number, number] => ('location' in f ? [f.location.line, f.location.column] : [0, 0])
+  return failures
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => {
+      const [la, ca] = pos(a.f)
+      const [lb, cb] = pos(b.f)
+      return la - lb || ca - cb || a.i - b.i
+    })
+    .map((x) => x.f)
+}

@@ -1,0 +1,79 @@
+/**
+ * The one place a `Failure` becomes text. Each message says what is wrong, where (for
+ * pipeline errors `file:line:column: path:`, so editors can jump there) and what to do.
+ * The switch is exhaustive: adding a variant to `Failure` without a case here is a type
+ * error, so no failure can ever print as `[object Object]`.
+ */
+import { unsafeNameReason } from './safe-name.ts'
+import type { Failure, SourceLocation } from './types.ts'
+import { unreachable } from './types.ts'
+
+function at(l: SourceLocation): string {
+  return l.path === '(document)' ? `${l.file}:${l.line}:${l.column}:` : `${l.file}:${l.line}:${l.column}: ${l.path}:`
+}
+
+function list(items: readonly string[]): string {
+  return items.length === 0 ? '(none)' : items.join(', ')
+}
+
+/** One failure as a user-facing message (may span lines, e.g. a stage's stderr tail). */
+export function formatFailure(f: Failure): string {
+  switch (f.reason) {
+    case 'yaml-syntax':
+      return `${at(f.location)} invalid YAML: ${f.message}. Fix the syntax at this position.`
+    case 'schema-violation':
+      return `${at(f.location)} ${f.message}`
+    case 'params-invalid':
+      return `${at(f.location)} ${f.message}`
+    case 'unknown-stage-impl':
+      return `${at(f.location)} stage implementation ${JSON.stringify(f.impl)} not found: stages/${f.impl}/index.ts does not exist. Create it, or set impl: to an existing directory under stages/.`
+    case 'bad-stage-schema':
+      return `${at(f.location)} params schema ${f.file} ${f.message}. Every stage implementation needs a JSON Schema for its params there.`
+    case 'dangling-dep':
+      return `${at(f.location)} dep of stage ${f.from} on ${JSON.stringify(f.to)}: ${f.message}`
+    case 'duplicate-instance-id':
+      return `${at(f.location)} duplicate instance ${f.id}: this matrix value repeats another (as rendered in ids). Remove the duplicate.`
+    case 'cycle':
+      return `${at(f.location)} dependency cycle ${f.trail.join(' -> ')} (each stage depends on the next). Remove one of these deps.`
+    case 'bad-matrix':
+      return `${at(f.location)} ${f.message}`
+    case 'unsafe-path':
+      return `${at(f.location)} ${JSON.stringify(f.value)} is not a safe name: it ${unsafeNameReason(f.value) ?? 'is not allowed'}. Names become path components; use letters, digits, '.', '_', '-' (starting with a letter or digit, no '..').`
+    case 'unknown-profile':
+      return `${at(f.location)} unknown profile ${JSON.stringify(f.profile)}; profiles defined: ${list(f.known)}. Use one of those or add it under profiles:.`
+    case 'bad-override':
+      return `--set ${f.override}: ${f.message}. Write --set stage.param=value.`
+    case 'unknown-target':
+      return `unknown stage or instance ${JSON.stringify(f.target)}; known: ${list(f.known)}.`
+    case 'usage':
+      return f.message
+    case 'lock-invalid':
+      return `${f.file}: invalid lock file: ${f.message}. Restore it from version control or delete it to rebuild it.`
+    case 'stage-failed': {
+      const how = f.signal !== null ? `was killed by ${f.signal}` : `exited with code ${String(f.exitCode)}`
+      const tail = f.stderrTail.trimEnd()
+      return `stage instance ${f.instance} ${how}.${tail === '' ? ' It wrote nothing to stderr.' : ` Last lines of its stderr:\n${tail}`}`
+    }
+    case 'outputs-mismatch': {
+      const parts: string[] = []
+      if (f.missing.length > 0) parts.push(`did not write declared output(s) ${list(f.missing)}`)
+      if (f.unexpected.length > 0) parts.push(`wrote undeclared output(s) ${list(f.unexpected)}`)
+      return `stage instance ${f.instance} ${parts.join(' and ')}. Make the stage write exactly the outputs declared in pipeline.yaml.`
+    }
+    case 'result-invalid':
+      return `stage instance ${f.instance} wrote an invalid result: ${f.message}. Fix the stage so its result matches its result schema.`
+    case 'digest-mismatch':
+      return `stage instance ${f.instance}: ${f.path} has digest ${f.expected.slice(0, 12)}... expected, ${f.actual.slice(0, 12)}... found. The stored copy is corrupt or the output changed; rerun the stage.`
+    case 'store-error':
+      return `artifact store error: ${f.message}`
+    case 'unexpected':
+      return `internal error (a bug in cusp, please report it): ${f.message}${f.stack !== undefined ? `\n${f.stack}` : ''}`
+    default:
+      return unreachable(f)
+  }
+}
+
+/** Several failures, one message per line group, in the given order. */
+export function formatFailures(failures: readonly Failure[]): string {
+  return failures.map(formatFailure).join('\n')
+}

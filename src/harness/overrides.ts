@@ -1,0 +1,93 @@
+/**
+ * `--set stage.param=value` overrides and the merging rules for params. A value is parsed
+ * as a YAML scalar or flow collection (`--set train.eta=0.5`, `--set train.arch=cnn`,
+ * `--set train.layers=[64,64]`), so it means what it would mean written in pipeline.yaml.
+ * Nested params are addressed with more dots (`--set train.optim.lr=0.1`).
+ */
+import { isCollection, isScalar, parseDocument } from 'yaml'
+import type { Failure, JsonObject, JsonValue, Result } from './types.ts'
+import { fail, ok } from './types.ts'
+
+/** One parsed `--set`: which stage, which param path inside its params, which value. */
+export interface Override {
+  /** The text as given, for error messages. */
+  text: string
+  stage: string
+  path: string[]
+  value: JsonValue
+}
+
+const LHS = /^([a-z][a-z0-9-]*)((?:\.[A-Za-z0-9_-]+)+)$/
+
+/**
+ * Parse one `--set` argument. Fails with `bad-override` (saying what shape is expected)
+ * when there is no `=`, the left side is not `stage.param[.sub...]`, or the value is not a
+ * single YAML scalar or flow value.
+ */
+export function parseOverride(text: string): Result<Override, Failure> {
+  const eq = text.indexOf('=')
+  if (eq < 0) {
+    return fail({ reason: 'bad-override', override: text, message: "expected stage.param=value (no '=' found)" })
+  }
+  const lhs = text.slice(0, eq).trim()
+  const rhs = text.slice(eq + 1)
+  const m = LHS.exec(lhs)
+  if (!m) {
+    return fail({
+      reason: 'bad-override',
+      override: text,
+      message: `left side ${JSON.stringify(lhs)} must be stage.param (stage names are [a-z][a-z0-9-]*, param names [A-Za-z0-9_-]+, nested params joined with '.')`,
+    })
+  }
+  if (rhs.trim() === '') {
+    return fail({ reason: 'bad-override', override: text, message: "the value is empty; write '' for an empty string or null for null" })
+  }
+  const doc = parseDocument(rhs, { prettyErrors: false })
+  const first = doc.errors[0]
+  if (first !== undefined) {
+    return fail({ reason: 'bad-override', override: text, message: `the value is not valid YAML: ${first.message}` })
+  }
+  const node = doc.contents
+  if (!(isScalar(node) || (isCollection(node) && node.flow === true))) {
+    return fail({
+      reason: 'bad-override',
+      override: text,
+      message: 'the value must be a YAML scalar or flow value like 0.5, cnn, [1, 2] or {a: 1}',
+    })
+  }
+  return ok({ text, stage: m[1]!, path: m[2]!.slice(1).split('.'), value: doc.toJS() as JsonValue })
+}
+
+export function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/**
+ * `over` merged into `base`, recursively for objects; any other value (lists included)
+ * replaces. Returns a new object and never mutates its arguments.
+ */
+export function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
+  const out: JsonObject = { ...base }
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k]
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v
+  }
+  return out
+}
+
+/** A copy of `obj` with `value` at `path`, creating intermediate objects as needed. */
+export function setIn(obj: JsonObject, path: readonly string[], value: JsonValue): JsonObject {
+  const [head, ...rest] = path
+  if (head === undefined) return obj
+  const child = obj[head]
+  return { ...obj, [head]: rest.length === 0 ? value : setIn(isObject(child) ? child : {}, rest, value) }
+}
+
+/** A deep copy with every object's keys sorted, so equal params serialise identically. */
+export function sortKeysDeep(v: JsonValue): JsonValue {
+  if (Array.isArray(v)) return v.map(sortKeysDeep)
+  if (!isObject(v)) return v
+  const out: JsonObject = {}
+  for (const k of Object.keys(v).sort()) out[k] = sortKeysDeep(v[k]!)
+  return out
+}
