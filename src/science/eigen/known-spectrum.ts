@@ -9,7 +9,9 @@
  * as good a test as a Haar-random Q.
  */
 import { createRng } from './rng.ts'
+import { symmetricEigen } from './symmetric.ts'
 import type { MatVec } from './types.ts'
+import { dot, type Vec } from './vector-ops.ts'
 
 /** An operator with prescribed eigenvalues and computable exact eigenvectors. */
 export interface KnownSpectrum {
@@ -67,4 +69,41 @@ export function knownSpectrum(values: ArrayLike<number>, seed: number, reflectio
     return x
   }
   return { dim, values: lambda, matvec, eigenvector }
+}
+
+/**
+ * Sine of the largest principal angle between span(exact) and span(found): 0 when the found
+ * vectors span exactly the exact subspace, 1 when some exact direction is orthogonal to them.
+ * `exact` must be orthonormal; `found` is re-orthonormalised in float64 first (float32 rounding
+ * of unit vectors alone would put a floor of ~3e-4 on the measured sine). Both sets have the same
+ * size. This is how a degenerate or clustered eigenspace is compared, since its individual
+ * eigenvectors are not unique.
+ */
+export function subspaceDistance(exact: readonly Vec[], found: readonly Vec[]): number {
+  const p = exact.length
+  if (found.length !== p) throw new RangeError(`subspaceDistance: ${p} exact vs ${found.length} found vectors`)
+  // M = E^T F (p x p); cos^2 of the principal angles are the eigenvalues of M^T M.
+  const basis: Float64Array[] = []
+  for (const f of found) {
+    const q = Float64Array.from(f)
+    for (let pass = 0; pass < 2; pass++) {
+      for (const b of basis) {
+        const c = dot(b, q)
+        for (let i = 0; i < q.length; i++) q[i] = (q[i] as number) - c * (b[i] as number)
+      }
+    }
+    const n = Math.sqrt(dot(q, q))
+    basis.push(q.map((x) => x / n))
+  }
+  const m = exact.map((e) => basis.map((f) => dot(e, f)))
+  const mtm = new Float64Array(p * p)
+  for (let i = 0; i < p; i++) {
+    for (let j = 0; j < p; j++) {
+      let s = 0
+      for (let r = 0; r < p; r++) s += (m[r]?.[i] as number) * (m[r]?.[j] as number)
+      mtm[i * p + j] = s
+    }
+  }
+  const cos2 = symmetricEigen(mtm, p).values
+  return Math.sqrt(Math.max(0, 1 - Math.min(1, cos2[p - 1] as number)))
 }
