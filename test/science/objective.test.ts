@@ -1,0 +1,83 @@
+/**
+ * The worker-pool objective gives the same bits as hvp.ts's in-process dataset functions on the
+ * same backend, for 1 and 2 workers (chunk sums are added in chunk order on the main thread, so
+ * the split cannot matter), and dispose() ends the workers. Reference CNN (Ci=1 3x3 convs, avg
+ * pools: exercises the wasm Conv2DBackpropFilter/Input replacements) on small random images.
+ */
+import t from 'tap'
+import { initEngine } from '../../src/science/engine.ts'
+import { datasetGradient, datasetHvp, datasetLoss, type Dataset } from '../../src/science/hvp.ts'
+import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
+import { createObjective } from '../../src/science/objective.ts'
+
+const spec: ModelSpec = { arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'avg' }
+const n = 50
+const chunkSize = 16 // 4 chunks, the last one short
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s / 2 ** 32
+  }
+}
+const r = lcg(42)
+const data: Dataset = {
+  x: Float32Array.from({ length: n * 144 }, () => r() * 2 - 1),
+  y: Int32Array.from({ length: n }, () => Math.floor(r() * 3)),
+  n,
+  shape: [12, 12, 1],
+}
+const model = buildModel(spec)
+const theta = initParams(model, 7)
+const v = Float32Array.from({ length: model.size }, () => r() - 0.5)
+
+const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+
+t.test('workers 1 and 2 match the in-process result bit for bit', async (tt) => {
+  await initEngine('wasm')
+  const want = {
+    loss: datasetLoss(model, theta, data, { chunkSize }),
+    grad: datasetGradient(model, theta, data, { chunkSize }),
+    hvp: datasetHvp(model, theta, v, data, { chunkSize }),
+  }
+  tt.ok(Number.isFinite(want.loss) && want.loss > 0, 'loss is a positive number')
+  for (const workers of [1, 2]) {
+    const obj = await createObjective({ spec, data, chunkSize, workers, backend: 'wasm' })
+    tt.equal(obj.workers, workers, `${workers} worker(s) started`)
+    tt.equal(obj.backend, 'wasm')
+    tt.equal(obj.size, model.size)
+    tt.equal(await obj.loss(theta), want.loss, `loss, ${workers} worker(s)`)
+    const g = await obj.gradient(theta)
+    tt.equal(g.loss, want.grad.loss, `gradient's loss, ${workers} worker(s)`)
+    tt.ok(bytes(g.grad).equals(bytes(want.grad.grad)), `gradient bytes, ${workers} worker(s)`)
+    const hv = await obj.hvp(theta, v)
+    tt.ok(bytes(hv).equals(bytes(want.hvp)), `hvp bytes, ${workers} worker(s)`)
+    // Calls issued together are queued, not interleaved.
+    const [a, b] = await Promise.all([obj.hvp(theta, v), obj.loss(theta)])
+    tt.ok(bytes(a).equals(bytes(want.hvp)), 'queued hvp')
+    tt.equal(b, want.loss, 'queued loss')
+    await obj.dispose()
+  }
+})
+
+t.test('sum reduction and argument errors', async (tt) => {
+  await initEngine('wasm')
+  const obj = await createObjective({ spec, data, chunkSize, workers: 2, reduction: 'sum' })
+  tt.equal(await obj.loss(theta), datasetLoss(model, theta, data, { chunkSize, reduction: 'sum' }), 'sum loss')
+  await tt.rejects(obj.hvp(theta, v.subarray(1)), /v has/, 'short v')
+  await tt.rejects(obj.loss(theta.subarray(1)), /theta has/, 'short theta')
+  tt.ok((await obj.loss(theta)) > 0, 'still usable after a rejected call')
+  await obj.dispose()
+})
+
+t.test('dispose ends the workers; later calls reject', async (tt) => {
+  const obj = await createObjective({ spec, data, chunkSize, workers: 2 })
+  await obj.dispose() // resolves only after every worker's 'exit' event
+  await tt.rejects(obj.loss(theta), /disposed/)
+})
+
+t.test('a worker whose engine cannot start rejects createObjective', async (tt) => {
+  // tfjs-node is not installed here, so each worker's initEngine('tensorflow') rejects.
+  await tt.rejects(createObjective({ spec, data, chunkSize, workers: 2, backend: 'tensorflow' }), /failed to start/)
+})
