@@ -1,0 +1,67 @@
+/**
+ * The directory listing object: how every store represents a directory output. A directory is
+ * stored as one object per file plus one listing object, the canonical JSON
+ * `{"entries":[{"digest","mode","path","size"}...],"kind":"cusp-dir"}` with entries sorted by
+ * path; the listing's own sha256 is the directory's digest, so two trees with the same files,
+ * bytes and executable bits have the same digest wherever they were stored. Only regular files
+ * are represented (empty directories vanish); `mode` is 0o755 for a file with any execute bit,
+ * otherwise 0o644, so umask and checkout permissions do not leak into digests.
+ */
+import { canonicalJson, isSha256Hex } from '../canonical-json.ts'
+import type { ObjectDigest } from '../types.ts'
+
+/** One file of a stored directory. `path` is relative, `/`-separated, with no `.`/`..` segments. */
+export interface DirEntry {
+  path: string
+  digest: ObjectDigest
+  size: number
+  mode: 0o644 | 0o755
+}
+
+/** The listing object's bytes for `entries` (sorted here; callers need not sort). */
+export function encodeListing(entries: readonly DirEntry[]): Buffer {
+  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i]!.path === sorted[i - 1]!.path) throw new Error(`dir listing: duplicate path ${sorted[i]!.path}`)
+  }
+  return Buffer.from(canonicalJson({ kind: 'cusp-dir', entries: sorted }), 'utf8')
+}
+
+/** The normalised mode of a file with permission bits `mode`. */
+export function normaliseMode(mode: number): 0o644 | 0o755 {
+  return (mode & 0o111) !== 0 ? 0o755 : 0o644
+}
+
+/**
+ * The entries of a listing object, or undefined if `bytes` is not a well-formed listing (wrong
+ * kind, bad digest, unsafe or duplicate path). The caller has already verified the bytes' hash.
+ */
+export function parseListing(bytes: Uint8Array): DirEntry[] | undefined {
+  let data: unknown
+  try {
+    data = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (typeof data !== 'object' || data === null) return undefined
+  const { kind, entries } = data as { kind?: unknown; entries?: unknown }
+  if (kind !== 'cusp-dir' || !Array.isArray(entries)) return undefined
+  const seen = new Set<string>()
+  const out: DirEntry[] = []
+  for (const e of entries as unknown[]) {
+    if (typeof e !== 'object' || e === null) return undefined
+    const { path, digest, size, mode } = e as Record<string, unknown>
+    if (typeof path !== 'string' || !isSafeRelativePath(path) || seen.has(path)) return undefined
+    if (!isSha256Hex(digest) || !Number.isSafeInteger(size) || (size as number) < 0) return undefined
+    if (mode !== 0o644 && mode !== 0o755) return undefined
+    seen.add(path)
+    out.push({ path, digest: digest as ObjectDigest, size: size as number, mode })
+  }
+  return out
+}
+
+/** A relative `/`-separated path with no empty, `.` or `..` segments and no NUL: cannot escape its root. */
+export function isSafeRelativePath(p: string): boolean {
+  if (p === '' || p.startsWith('/') || p.includes('\\') || p.includes('\0')) return false
+  return p.split('/').every((s) => s !== '' && s !== '.' && s !== '..')
+}

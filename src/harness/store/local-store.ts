@@ -1,0 +1,348 @@
+/**
+ * The embedded artifact store: a directory on the local filesystem (default `<project>/artifacts`).
+ *
+ *   <root>/objects/sha256/<2 hex>/<62 hex>   immutable objects, mode 0444, named by the sha256 of their bytes
+ *   <root>/runs/<2 hex>/<fingerprint>.json   run records, mode 0444, published last
+ *   <root>/tmp/<random>                      writes in progress (same filesystem, so rename is atomic)
+ *
+ * Every write goes to a fresh temp file, is fsynced, renamed into place and the directory
+ * fsynced, so a reader (or a process killed mid-write) sees a complete entry or none: a
+ * leftover temp file is invisible and never reused. Objects are hashed while they are copied
+ * in, so the name is the hash of exactly the bytes written. Every read re-hashes while copying
+ * out; a mismatch deletes the corrupt object and reports a miss, so the caller reruns its
+ * producer. Restores go to a temp name beside `dest` and are renamed onto it; restored files
+ * get mode 0644 (0755 for executable directory entries) so the workspace stays editable without
+ * any risk to the store, which holds its own copies. `hasObject` is one stat and `getRun` one
+ * small read plus a hash of the breakdown: the cheap calls a no-op rerun makes.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import type { FileHandle } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { isSha256Hex } from '../canonical-json.ts'
+import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
+import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
+import { checkRunRecord, StoreError } from './run-record-check.ts'
+
+const CHUNK = 1 << 20
+
+/** An `ArtifactStore` in a local directory; safe for several processes writing at once. */
+export class LocalStore implements ArtifactStore {
+  readonly description: string
+  private readonly madeDirs = new Set<string>()
+
+  /** `root` need not exist yet; it is created on the first write. */
+  constructor(readonly root: string) {
+    this.description = `local store ${root}`
+  }
+
+  /** Where the object `digest` lives (whether or not it is there). */
+  objectPath(digest: ObjectDigest): string {
+    return join(this.root, 'objects', 'sha256', digest.slice(0, 2), digest.slice(2))
+  }
+
+  private runPath(fp: string): string {
+    return join(this.root, 'runs', fp.slice(0, 2), `${fp}.json`)
+  }
+
+  async hasObject(digest: ObjectDigest): Promise<boolean> {
+    if (!isSha256Hex(digest)) return false
+    const st = await stat(this.objectPath(digest)).catch(() => undefined)
+    return st?.isFile() ?? false
+  }
+
+  async putFile(path: string): Promise<{ digest: ObjectDigest; size: number }> {
+    const src = await open(path, 'r')
+    try {
+      return await this.ingest(async (buf) => (await src.read(buf, 0, buf.length, null)).bytesRead)
+    } finally {
+      await src.close()
+    }
+  }
+
+  /** Store `bytes` as an object (used for directory listings; handy for tests and other stores). */
+  async putBytes(bytes: Uint8Array): Promise<{ digest: ObjectDigest; size: number }> {
+    let at = 0
+    return await this.ingest(async (buf) => {
+      const n = Math.min(buf.length, bytes.length - at)
+      buf.set(bytes.subarray(at, at + n))
+      at += n
+      return n
+    })
+  }
+
+  async putDir(path: string): Promise<{ digest: ObjectDigest; size: number }> {
+    const entries: DirEntry[] = []
+    let total = 0
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      for (const name of (await readdir(dir)).sort()) {
+        const abs = join(dir, name)
+        const rel = prefix === '' ? name : `${prefix}/${name}`
+        const st = await lstat(abs)
+        if (st.isDirectory()) await walk(abs, rel)
+        else if (st.isFile()) {
+          const { digest, size } = await this.putFile(abs)
+          entries.push({ path: rel, digest, size, mode: normaliseMode(st.mode) })
+          total += size
+        } else throw new StoreError(`cannot store ${abs}: directory outputs may hold only regular files and directories`)
+      }
+    }
+    await walk(path, '')
+    const listing = await this.putBytes(encodeListing(entries))
+    return { digest: listing.digest, size: total }
+  }
+
+  async getFile(digest: ObjectDigest, dest: string): Promise<boolean> {
+    if (!isSha256Hex(digest)) return false
+    await mkdir(dirname(dest), { recursive: true })
+    const tmp = `${dest}.cusp-${randomBytes(6).toString('hex')}.tmp`
+    if (!(await this.copyOut(digest, tmp, 0o644))) return false
+    try {
+      await rename(tmp, dest)
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined)
+      throw e
+    }
+    return true
+  }
+
+  async getDir(digest: ObjectDigest, dest: string): Promise<boolean> {
+    const listing = await this.readVerified(digest)
+    const entries = listing === undefined ? undefined : parseListing(listing)
+    if (entries === undefined) return false
+    const tmp = `${dest}.cusp-${randomBytes(6).toString('hex')}.tmp`
+    await mkdir(tmp, { recursive: true })
+    try {
+      for (const e of entries) {
+        const target = join(tmp, e.path)
+        await mkdir(dirname(target), { recursive: true })
+        if (!(await this.copyOut(e.digest, target, e.mode, e.size))) {
+          await rm(tmp, { recursive: true, force: true })
+          return false
+        }
+      }
+      await replace(tmp, dest)
+      return true
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true })
+      throw e
+    }
+  }
+
+  async deleteObject(digest: ObjectDigest): Promise<void> {
+    if (!isSha256Hex(digest)) return
+    await unlink(this.objectPath(digest)).catch(() => undefined)
+  }
+
+  async getRun(fingerprint: Fingerprint): Promise<RunRecord | undefined> {
+    if (!isSha256Hex(fingerprint)) return undefined
+    const path = this.runPath(fingerprint)
+    let data: unknown
+    try {
+      data = JSON.parse(await readFile(path, 'utf8'))
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      data = undefined // unreadable or not JSON: treated as damaged below
+    }
+    if (checkRunRecord(data, fingerprint) !== undefined) {
+      await unlink(path).catch(() => undefined) // damaged: discard so the next run republishes it
+      return undefined
+    }
+    return data as RunRecord
+  }
+
+  /**
+   * Publish `record` (atomically, after its objects). Throws `StoreError` if the record is
+   * malformed (its fingerprint must hash its breakdown) or any output object, or any file of
+   * a directory output, is missing: a record must never point at nothing.
+   */
+  async putRun(record: RunRecord): Promise<void> {
+    const problem = checkRunRecord(record)
+    if (problem !== undefined) throw new StoreError(`refusing run record for ${record.instance}: ${problem}`)
+    const missing: string[] = []
+    for (const [name, o] of Object.entries(record.outputs)) {
+      if (!(await this.hasObject(o.digest))) missing.push(`${name} (${o.digest})`)
+      else if (o.kind === 'dir') {
+        const entries = parseListing((await readFile(this.objectPath(o.digest)).catch(() => undefined)) ?? new Uint8Array())
+        if (entries === undefined) missing.push(`${name} (${o.digest} is not a directory listing)`)
+        else for (const e of entries) if (!(await this.hasObject(e.digest))) missing.push(`${name}/${e.path} (${e.digest})`)
+      }
+    }
+    if (missing.length > 0) {
+      throw new StoreError(`refusing run record for ${record.instance} (${record.fingerprint}): objects not in the store: ${missing.join(', ')}`)
+    }
+    const path = this.runPath(record.fingerprint)
+    const tmp = await this.tempFile()
+    await writeSynced(tmp, Buffer.from(`${JSON.stringify(record)}\n`, 'utf8'))
+    await this.publish(tmp, path)
+  }
+
+  async listRuns(): Promise<RunRecord[]> {
+    const out: RunRecord[] = []
+    const shards = (await readdir(join(this.root, 'runs')).catch(() => [] as string[])).sort()
+    for (const shard of shards) {
+      const names = (await readdir(join(this.root, 'runs', shard)).catch(() => [] as string[])).sort()
+      for (const name of names) {
+        if (!name.endsWith('.json')) continue
+        const r = await this.getRun(name.slice(0, -'.json'.length) as Fingerprint)
+        if (r !== undefined) out.push(r)
+      }
+    }
+    return out
+  }
+
+  /** Re-hash a stored object; a corrupt one is deleted. For fsck-style checks and tests. */
+  async verifyObject(digest: ObjectDigest): Promise<boolean> {
+    return (await this.readVerified(digest)) !== undefined
+  }
+
+  /** Remove temp files older than `olderThanMs` (left by killed writers); returns how many. */
+  async sweepTemp(olderThanMs = 24 * 3600_000): Promise<number> {
+    const dir = join(this.root, 'tmp')
+    let removed = 0
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const st = await stat(join(dir, name)).catch(() => undefined)
+      if (st !== undefined && Date.now() - st.mtimeMs > olderThanMs) {
+        await rm(join(dir, name), { force: true })
+        removed++
+      }
+    }
+    return removed
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Copy bytes from `read` into a temp file while hashing them, then publish under the hash. */
+  private async ingest(read: (buf: Buffer) => Promise<number>): Promise<{ digest: ObjectDigest; size: number }> {
+    const tmp = await this.tempFile()
+    const out = await open(tmp, 'wx', 0o444)
+    const hash = createHash('sha256')
+    let size = 0
+    let digest: ObjectDigest
+    let exists: boolean
+    try {
+      const buf = Buffer.allocUnsafe(CHUNK)
+      for (let n = await read(buf); n > 0; n = await read(buf)) {
+        hash.update(buf.subarray(0, n))
+        await writeAll(out, buf, n)
+        size += n
+      }
+      digest = hash.digest('hex') as ObjectDigest
+      exists = await this.hasObject(digest)
+      if (!exists) await out.sync()
+    } catch (e) {
+      await out.close()
+      await unlink(tmp).catch(() => undefined)
+      throw e
+    }
+    await out.close()
+    // Already stored (objects are immutable): drop our copy. Otherwise publish it; a concurrent
+    // writer of the same bytes may rename over us, which is harmless (same content).
+    if (exists) await unlink(tmp).catch(() => undefined)
+    else await this.publish(tmp, this.objectPath(digest))
+    return { digest, size }
+  }
+
+  /** A fresh temp path under `<root>/tmp` (created on first use). */
+  private async tempFile(): Promise<string> {
+    const dir = join(this.root, 'tmp')
+    await this.ensureDir(dir)
+    return join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`)
+  }
+
+  /** Atomically move a synced temp file to `final`, then fsync the directory so the name is durable. */
+  private async publish(tmp: string, final: string): Promise<void> {
+    await this.ensureDir(dirname(final))
+    await rename(tmp, final)
+    await syncDir(dirname(final))
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return
+    const created = await mkdir(dir, { recursive: true })
+    if (created !== undefined) await syncDir(dirname(created))
+    this.madeDirs.add(dir)
+  }
+
+  /**
+   * Copy object `digest` to `dest` (created with `mode`), hashing as it goes; false on a miss,
+   * a size other than `expectedSize`, or a hash mismatch (then the corrupt object is deleted).
+   */
+  private async copyOut(digest: ObjectDigest, dest: string, mode: number, expectedSize?: number): Promise<boolean> {
+    let src: FileHandle
+    try {
+      src = await open(this.objectPath(digest), 'r')
+    } catch {
+      return false
+    }
+    let good = false
+    try {
+      const out = await open(dest, 'wx', mode)
+      const hash = createHash('sha256')
+      let size = 0
+      try {
+        const buf = Buffer.allocUnsafe(CHUNK)
+        for (let n = (await src.read(buf, 0, CHUNK, null)).bytesRead; n > 0; n = (await src.read(buf, 0, CHUNK, null)).bytesRead) {
+          hash.update(buf.subarray(0, n))
+          await writeAll(out, buf, n)
+          size += n
+        }
+      } finally {
+        await out.close()
+      }
+      good = hash.digest('hex') === digest && (expectedSize === undefined || size === expectedSize)
+    } finally {
+      await src.close()
+      if (!good) await unlink(dest).catch(() => undefined)
+    }
+    if (!good) await this.deleteObject(digest)
+    return good
+  }
+
+  /** The object's bytes if present and intact (a corrupt one is deleted). For small objects. */
+  private async readVerified(digest: ObjectDigest): Promise<Buffer | undefined> {
+    if (!isSha256Hex(digest)) return undefined
+    const bytes = await readFile(this.objectPath(digest)).catch(() => undefined)
+    if (bytes === undefined) return undefined
+    if (createHash('sha256').update(bytes).digest('hex') === digest) return bytes
+    await this.deleteObject(digest)
+    return undefined
+  }
+}
+
+async function writeAll(out: FileHandle, buf: Buffer, n: number): Promise<void> {
+  for (let off = 0; off < n; ) off += (await out.write(buf, off, n - off)).bytesWritten
+}
+
+async function writeSynced(path: string, bytes: Buffer): Promise<void> {
+  const out = await open(path, 'wx', 0o444)
+  try {
+    await writeAll(out, bytes, bytes.length)
+    await out.sync()
+  } finally {
+    await out.close()
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const fd = await open(dir, 'r')
+    try {
+      await fd.sync()
+    } finally {
+      await fd.close()
+    }
+  } catch {
+    // Some filesystems cannot fsync a directory; the rename is still atomic.
+  }
+}
+
+/** Move the finished tree `tmp` onto `dest`, replacing whatever was there. */
+async function replace(tmp: string, dest: string): Promise<void> {
+  const old = await lstat(dest).catch(() => undefined)
+  if (old === undefined) return await rename(tmp, dest)
+  const trash = `${dest}.cusp-${randomBytes(6).toString('hex')}.old`
+  await rename(dest, trash)
+  await rename(tmp, dest)
+  await rm(trash, { recursive: true, force: true })
+}

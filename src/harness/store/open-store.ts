@@ -1,0 +1,41 @@
+/**
+ * Choosing a store from the user's spec (the `--store` flag, else `CUSP_STORE`; the CLI picks
+ * which and passes it here). No spec means the embedded store at `<projectRoot>/artifacts`; a
+ * filesystem path (absolute, or relative to the project root so the answer does not depend on
+ * the working directory) or `file://` URL means a local store there; `s3://bucket/prefix` is
+ * the shared remote store (not yet implemented). Opening does no I/O beyond one stat: the
+ * directory is created by the first write.
+ */
+import { statSync } from 'node:fs'
+import { isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { fail, ok, type ArtifactStore, type Failure, type Result } from '../types.ts'
+import { LocalStore } from './local-store.ts'
+
+/** The store for `spec` (see the module comment), or a `store-error` saying what is wrong. */
+export function openStore(spec: string | undefined, projectRoot: string): Result<ArtifactStore, Failure> {
+  const s = spec?.trim()
+  if (s === undefined || s === '') return local(join(resolve(projectRoot), 'artifacts'))
+  if (s.startsWith('s3://')) {
+    return fail({ reason: 'store-error', message: `S3 store not yet available: see issue 5 (store '${s}'; use a local path for now)` })
+  }
+  if (s.startsWith('file://')) {
+    try {
+      return local(fileURLToPath(s))
+    } catch (e) {
+      return fail({ reason: 'store-error', message: `invalid store URL '${s}': ${(e as Error).message}` })
+    }
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
+    return fail({ reason: 'store-error', message: `unknown store scheme in '${s}': use a directory path, file://... or s3://bucket/prefix` })
+  }
+  return local(isAbsolute(s) ? s : resolve(projectRoot, s))
+}
+
+function local(dir: string): Result<ArtifactStore, Failure> {
+  const st = statSync(dir, { throwIfNoEntry: false })
+  if (st !== undefined && !st.isDirectory()) {
+    return fail({ reason: 'store-error', message: `store path ${dir} exists and is not a directory` })
+  }
+  return ok(new LocalStore(dir))
+}
