@@ -94,26 +94,24 @@ const usage = (message: string): Result<Command, Failure> =>
 
 /** Parse argv (without `node` and the script). Never throws: a bad command line is a `usage` Failure. */
 export function parseCli(argv: readonly string[]): Result<Command, Failure> {
-  const first = argv[0]
-  const isCommand = first !== undefined && (COMMANDS as readonly string[]).includes(first)
-  if (first !== undefined && !isCommand && !first.startsWith('-')) {
-    return usage(`unknown command '${first}'; expected one of ${COMMANDS.join(', ')}`)
-  }
-  const kind = isCommand ? (first as (typeof COMMANDS)[number]) : 'run'
-  const rest = isCommand ? argv.slice(1) : argv.slice()
-  const options = kind === 'run' ? { ...common, ...runOnly } : common
-
   let parsed: { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] }
   try {
-    parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: true })
+    parsed = parseArgs({ args: [...argv], options: { ...common, ...runOnly }, strict: true, allowPositionals: true })
   } catch (e: unknown) {
-    const code = (e as { code?: string }).code
     const msg = e instanceof Error ? e.message : String(e)
-    const runFlag = Object.keys(runOnly).find((f) => msg.includes(`'--${f}'`))
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && kind !== 'run' && runFlag !== undefined) {
-      return usage(`'--${runFlag}' is a flag of 'run', not of '${kind}'`)
-    }
     return usage(msg.split('\n')[0]?.replace(/\. To specify a positional argument.*$/, '') ?? msg)
+  }
+  // The command is the first positional (flags may come before it, as in `--file x status`).
+  const first = parsed.positionals[0]
+  const isCommand = first !== undefined && (COMMANDS as readonly string[]).includes(first)
+  if (first !== undefined && !isCommand && parsed.positionals.length === 1 && !first.includes('@')) {
+    return usage(`unknown command '${first}'; expected one of ${COMMANDS.join(', ')} (to select a stage: --stage ${first})`)
+  }
+  const kind = isCommand ? (first as (typeof COMMANDS)[number]) : 'run'
+  const pos = isCommand ? parsed.positionals.slice(1) : parsed.positionals
+  if (kind !== 'run') {
+    const runFlag = Object.keys(runOnly).find((f) => parsed.values[f] !== undefined)
+    if (runFlag !== undefined) return usage(`'--${runFlag}' is a flag of 'run', not of '${kind}'`)
   }
   const v = parsed.values
   if (v.help === true) return ok({ kind: 'help', topic: kind })
@@ -134,10 +132,9 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
     if (flags[name] === '') return usage(`--${name} needs a non-empty value`)
   }
 
-  const pos = parsed.positionals
   switch (kind) {
     case 'run': {
-      if (pos.length > 0) return usage(`unexpected argument '${pos[0]}'; to select a stage use --stage ${pos[0]}`)
+      if (pos.length > 0) return usage(`unexpected argument '${pos[0]}'; to select a stage or instance use --stage ${pos[0]}`)
       let jobs: number | undefined
       const j = str(v.jobs)
       if (j !== undefined) {

@@ -107,11 +107,14 @@ export async function showView(q: RegistryQuery): Promise<Result<string, Failure
     if (o.kind === 'file' && name.endsWith('.json')) results[name] = (await readJsonObject(q.store, o.digest)) ?? null
   }
   if (q.json) {
-    return ok(`${JSON.stringify({ id, stage: entry.stage, fingerprint: entry.fingerprint, store: q.store.description, outputs: entry.outputs, results })}\n`)
+    const outputs = Object.fromEntries(Object.entries(entry.outputs).map(([n, o]) => [n, { ...o, path: locate(q.store, o.digest) ?? null }]))
+    return ok(`${JSON.stringify({ id, stage: entry.stage, fingerprint: entry.fingerprint, store: q.store.description, outputs, results })}\n`)
   }
   const lines = [`${id}  (stage ${entry.stage})`, `fingerprint ${entry.fingerprint}`, `params ${JSON.stringify(entry.breakdown.params)}`, `outputs in ${q.store.description}:`]
   for (const [name, o] of Object.entries(entry.outputs).sort(([a], [b]) => a.localeCompare(b))) {
     lines.push(`  ${name.padEnd(20)} ${o.kind.padEnd(4)} ${fmtBytes(o.size).padStart(9)}  sha256:${o.digest}`)
+    const where = locate(q.store, o.digest)
+    if (where !== undefined) lines.push(`  ${''.padEnd(20)} ${o.kind === 'dir' ? 'listing at' : 'at'} ${where}`)
   }
   for (const [name, value] of Object.entries(results)) {
     lines.push(`${name}:`, value === null ? '  (missing from the store or not valid JSON)' : JSON.stringify(value, null, 2))
@@ -121,6 +124,12 @@ export async function showView(q: RegistryQuery): Promise<Result<string, Failure
 
 function loadLock(path: string): Result<LockFile | undefined, Failure> {
   return readLock(path)
+}
+
+/** The object's location, for stores that can say (the local store's `objectPath`). */
+function locate(store: ArtifactStore, digest: ObjectDigest): string | undefined {
+  const withPath = store as ArtifactStore & { objectPath?: (d: ObjectDigest) => string }
+  return typeof withPath.objectPath === 'function' ? withPath.objectPath(digest) : undefined
 }
 
 /** Read a JSON object back from the store (digest-verified); undefined on a miss or bad JSON. */

@@ -1,0 +1,197 @@
+/**
+ * The entry point of `npm run pipeline -- ...`. Everything happens in `main(argv, io)`, which
+ * takes its streams, working directory and environment as arguments and returns the exit code,
+ * so tests drive it in-process as well as through a real child process. Order matters for
+ * safety: arguments are parsed and the pipeline is analysed before the store is opened or the
+ * lock is touched, so an invalid pipeline or command line writes nothing anywhere. Exit codes:
+ * 0 success, 1 a stage failed (or --verify found non-determinism), 2 invalid pipeline or usage.
+ * Any exception reaching `main` is caught here once and printed as one line (with its stack only
+ * when `CUSP_DEBUG=1`).
+ */
+import { realpathSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { analyze, nodeReader } from './analyzer.ts'
+import { parseCli, USAGE, type Command } from './cli-args.ts'
+import { execute, plan, type ExecEvent } from './executor.ts'
+import { formatFailure } from './failures.ts'
+import { artifactsView, showView } from './registry.ts'
+import { createReporter, type OutputSink } from './reporter.ts'
+import { statusJson, statusText, whyText } from './plan-views.ts'
+import { openStore } from './store/open-store.ts'
+import { resolveInstance, resolveSelectors } from './targets.ts'
+import type { ArtifactStore, Failure, ValidPipeline } from './types.ts'
+
+/** What `main` may touch: injected so tests can run it in-process. */
+export interface CliIo {
+  stdout: OutputSink
+  stderr: OutputSink
+  cwd: string
+  env: Record<string, string | undefined>
+}
+
+/** Failure reasons that mean "the input was wrong" (exit 2) rather than "a run went wrong" (exit 1). */
+const USER_ERRORS = new Set<Failure['reason']>([
+  'yaml-syntax', 'schema-violation', 'params-invalid', 'unknown-stage-impl', 'bad-stage-schema', 'dangling-dep',
+  'duplicate-instance-id', 'cycle', 'bad-matrix', 'unsafe-path', 'unknown-profile', 'bad-override',
+  'unknown-target', 'usage', 'lock-invalid',
+])
+
+/** Exit code for a set of failures: 2 when every one is a user error, else 1. */
+export function exitCodeFor(failures: readonly Failure[]): 1 | 2 {
+  return failures.length > 0 && failures.every((f) => USER_ERRORS.has(f.reason)) ? 2 : 1
+}
+
+/** Run the CLI on `argv` (without node and the script); resolves to the process exit code. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  try {
+    const parsed = parseCli(argv)
+    if (!parsed.ok) return report(io, [parsed.error])
+    const cmd = parsed.value
+    if (cmd.kind === 'help') {
+      io.stdout.write(`${USAGE}\n`)
+      return 0
+    }
+    return await dispatch(cmd, io)
+  } catch (e: unknown) {
+    const debug = io.env.CUSP_DEBUG === '1'
+    const message = e instanceof Error ? e.message : String(e)
+    const failure: Failure = { reason: 'unexpected', message }
+    io.stderr.write(`${oneLine(formatFailure(failure))}\n`)
+    if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`)
+    else io.stderr.write('(set CUSP_DEBUG=1 for a stack trace)\n')
+    return 1
+  }
+}
+
+async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Promise<number> {
+  const file = resolve(io.cwd, cmd.file ?? 'pipeline.yaml')
+  const root = dirname(file)
+  const analysed = await analyze({
+    file,
+    profile: cmd.profile,
+    overrides: cmd.overrides,
+    reader: nodeReader(root),
+  })
+  if (!analysed.ok) return report(io, analysed.error)
+  const pipeline = analysed.value
+
+  const selected = resolveSelectors(pipeline, cmd.selectors)
+  if (!selected.ok) return report(io, selected.error)
+  const targets = selected.value.length > 0 ? selected.value : undefined
+
+  // Only now, with a valid pipeline and command line, may anything be opened or written.
+  const store = openStore(cmd.store ?? io.env.CUSP_STORE, root)
+  if (!store.ok) return report(io, [store.error])
+  const lockPath = join(root, 'pipeline.lock')
+  const base = { pipeline, store: store.value, lockPath, processEnv: io.env }
+
+  switch (cmd.kind) {
+    case 'run':
+      return await runCommand(cmd, io, { ...base, targets })
+    case 'status': {
+      const steps = await plan({ ...base, targets })
+      if (!steps.ok) return report(io, steps.error)
+      io.stdout.write(cmd.json ? `${JSON.stringify(statusJson(pipeline, steps.value))}\n` : statusText(pipeline, steps.value, color(io)))
+      return 0
+    }
+    case 'why': {
+      const id = resolveInstance(pipeline, cmd.instance)
+      if (!id.ok) return report(io, [id.error])
+      const steps = await plan({ ...base })
+      if (!steps.ok) return report(io, steps.error)
+      io.stdout.write(whyText(pipeline, steps.value, id.value, cmd.json))
+      return 0
+    }
+    case 'artifacts':
+    case 'show': {
+      const id = resolveOptionalInstance(pipeline, cmd.instance)
+      if (!id.ok) return report(io, [id.error])
+      const view = cmd.kind === 'artifacts' ? artifactsView : showView
+      const text = await view({ pipeline, store: store.value, lockPath, instance: id.value, json: cmd.json })
+      if (!text.ok) return report(io, [text.error])
+      io.stdout.write(text.value)
+      return 0
+    }
+  }
+}
+
+type RunCommand = Extract<Command, { kind: 'run' }>
+type Base = { pipeline: ValidPipeline; store: ArtifactStore; lockPath: string; processEnv: CliIo['env']; targets: string[] | undefined }
+
+/**
+ * `run`: execute with the live/plain reporter (or JSON lines), then print every failure once,
+ * formatted, on stderr. Exit 1 when a stage failed or --verify found non-determinism.
+ */
+async function runCommand(cmd: RunCommand, io: CliIo, base: Base): Promise<number> {
+  const human = cmd.json ? undefined : createReporter({ out: io.stdout, live: io.stdout.isTTY === true, color: color(io) })
+  const onEvent = human ? (e: ExecEvent) => human.onEvent(e) : (e: ExecEvent) => void io.stdout.write(`${JSON.stringify(e)}\n`)
+  let result
+  try {
+    result = await execute({
+      ...base,
+      downstream: cmd.downstream,
+      force: cmd.force,
+      dryRun: cmd.dryRun,
+      verify: cmd.verify,
+      ...(cmd.jobs !== undefined ? { jobs: cmd.jobs } : {}),
+      keepGoing: cmd.keepGoing,
+      onEvent,
+    })
+  } finally {
+    human?.close()
+  }
+  if (!result.ok) return report(io, result.error)
+  const summary = result.value
+  if (cmd.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ok: summary.ok, outcomes: summary.outcomes })}\n`)
+  else if (!cmd.dryRun) io.stdout.write(`${human?.summary() ?? ''}\n`)
+  if (summary.failures.length > 0) report(io, summary.failures)
+  const nondeterministic = Object.entries(summary.outcomes).filter(([, o]) => o.outcome === 'nondeterministic')
+  for (const [id, o] of nondeterministic) {
+    io.stderr.write(`${id}: not deterministic: a re-execution produced different bytes in ${(o.mismatches ?? []).join(', ') || '(unknown)'}\n`)
+  }
+  return summary.ok ? 0 : 1
+}
+
+function resolveOptionalInstance(pipeline: ValidPipeline, id: string | undefined) {
+  return id === undefined ? ({ ok: true, value: undefined } as const) : resolveInstance(pipeline, id)
+}
+
+/** Print each failure as formatted by failures.ts; returns the exit code they call for. */
+function report(io: CliIo, failures: readonly Failure[]): number {
+  for (const f of failures) io.stderr.write(`${formatFailure(f).trimEnd()}\n`)
+  return exitCodeFor(failures)
+}
+
+function color(io: CliIo): boolean {
+  return io.stdout.isTTY === true && (io.env.NO_COLOR ?? '') === '' && io.env.TERM !== 'dumb'
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim()
+}
+
+function isEntry(): boolean {
+  const arg = process.argv[1]
+  if (arg === undefined) return false
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}
+
+if (isEntry()) {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0)
+  })
+  const code = await main(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    cwd: process.cwd(),
+    env: process.env,
+  })
+  // Stdout and stderr are synchronous for files, pipes and TTYs on Linux, so exiting now loses
+  // nothing and does not wait on handles a library may have left open.
+  process.exit(code)
+}
