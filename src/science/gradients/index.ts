@@ -2,11 +2,13 @@
  * Installs cusp's second-order gradient registrations (DESIGN.md "Engine facts"): gradients for the
  * backward kernels tfjs leaves without one (Conv2DBackpropFilter, AvgPoolGrad, MaxPoolGrad), and
  * re-registrations, in terms of saved inputs, of the gradients tfjs writes in terms of saved outputs
- * (Tanh, Exp, Sigmoid, Softmax, Elu, Pow; tfjs issue #3252). Registrations are by kernel name, so they
+ * (Tanh, Exp, Sigmoid, Softmax, Elu, Pow; tfjs issue #3252), and zero gradients for comparisons so
+ * where-based gradients can be differentiated again. Registrations are by kernel name, so they
  * apply to every backend (cpu, wasm, tfjs-node). MaxPool's own gradient keeps the saved output: the
  * output enters only MaxPoolGrad's routing, whose derivative is zero (see max-pool-grad.ts).
  */
 import { registerAvgPoolGradGrad } from './avg-pool-grad.ts';
+import { registerComparisonGrads } from './comparisons.ts';
 import { registerConv2DBackpropFilterGrad } from './conv2d-backprop-filter.ts';
 import { registerEluGrad } from './elu.ts';
 import { registerExpGrad } from './exp.ts';
@@ -30,5 +32,6 @@ export function installGradients(): void {
   registerSoftmaxGrad();
   registerEluGrad();
   registerPowGrad();
+  registerComparisonGrads();
   installed = true;
 }
