@@ -224,6 +224,7 @@ type RunResult =
   | { kind: 'input-missing'; producer: string; output: string }
   | { kind: 'failed'; failure: Failure }
   | { kind: 'verified'; mismatches: string[] }
+  | { kind: 'stopped'; by: string }
 
 /** A counting semaphore limiting concurrent stage processes. */
 class Slots {
@@ -363,6 +364,7 @@ class Execution {
         continue
       }
       if (r.kind === 'failed') return this.fail(id, r.failure)
+      if (r.kind === 'stopped') return this.skip(id, `not started: ${r.by} failed`)
       if (r.kind === 'verified') throw new Error('unreachable: verify result in publish mode')
       this.current.set(id, { fp, outputs: r.outputs })
       this.outcomes[id] = { outcome: 'ran', durationMs: r.durationMs }
@@ -431,6 +433,7 @@ class Execution {
     await this.slots.acquire()
     let wd: WorkDir | undefined
     try {
+      if (this.stoppedBy !== undefined && !this.opts.keepGoing && mode === 'publish') return { kind: 'stopped', by: this.stoppedBy }
       wd = await createWorkDir(this.workRoot)
       const mat = await materialiseInputs(
         this.store,
