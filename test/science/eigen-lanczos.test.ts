@@ -3,9 +3,9 @@
 import t, { type Test } from 'tap'
 import { knownSpectrum, subspaceDistance, type KnownSpectrum } from '../../src/science/eigen/known-spectrum.ts'
 import { lanczos, topEigen } from '../../src/science/eigen/lanczos.ts'
-import { createRng, normalVector } from '../../src/science/eigen/rng.ts'
+import { createRng } from '../../src/science/rng.ts'
 import type { EigenResult, MatVec } from '../../src/science/eigen/types.ts'
-import { dot, norm } from '../../src/science/eigen/vector-ops.ts'
+import { dot, norm, normalVector } from '../../src/science/eigen/vector-ops.ts'
 
 const dim = 500
 const frac = (i: number): number => (i * 0.6180339887) % 1
@@ -68,19 +68,19 @@ t.test('top-20 of four known spectra to 1e-5 relative', async (t) => {
     t.comment(`${name}: ${r.matvecs} matvecs`)
     await checkTop20(t, op, r, 1e-5)
     const exact = topIndices(op.values, 20).map((j) => op.eigenvector(j))
-    t.ok(subspaceDistance(exact, r.vectors) < 1e-3, `${name}: top-20 subspace`)
+    t.ok(subspaceDistance(exact, r.vectors) < 1e-4, `${name}: top-20 subspace`)
     if (name === 'separated') {
       const worst = Math.max(...exact.map((e, i) => subspaceDistance([e], [r.vectors[i] as Float32Array])))
-      t.ok(worst < 1e-3, `separated: every eigenvector individually (sin angle ${worst.toExponential(2)})`)
+      t.ok(worst < 1e-4, `separated: every eigenvector individually (sin angle ${worst.toExponential(2)})`)
     }
     if (name === 'cluster' || name === 'cnnLike') {
       // Inside the cluster eigenvectors are ill-determined (gaps 0.1); the 9-dim subspace is not (gap 40).
       const d = subspaceDistance(exact.slice(0, 9), r.vectors.slice(0, 9))
-      t.ok(d < 1e-4, `${name}: the 9-dim top cluster subspace (sin angle ${d.toExponential(2)})`)
+      t.ok(d < 1e-5, `${name}: the 9-dim top cluster subspace (sin angle ${d.toExponential(2)})`)
     }
     if (name === 'degenerate') {
       const d = subspaceDistance(exact.slice(3, 5), r.vectors.slice(3, 5))
-      t.ok(d < 1e-3, `degenerate pair: both copies found, subspace sin angle ${d.toExponential(2)}`)
+      t.ok(d < 1e-5, `degenerate pair: both copies found, subspace sin angle ${d.toExponential(2)}`)
       t.equal(Math.abs((r.values[3] as number) - (r.values[4] as number)) <= 1e-5 * 73, true, 'equal pair values')
     }
     if (name === 'negative') t.ok(r.values.every((v) => v > 0), 'no negative eigenvalue among the algebraic top 20')
@@ -111,7 +111,7 @@ t.test('exact multiplicities beyond the Krylov space: a 3-fold eigenvalue', asyn
   const r = await lanczos(op.matvec, 60, 5, { tol: 1e-6, maxMatvecs: 300 })
   t.same(r.values.map((v) => Math.round(v * 1e4) / 1e4), [5, 5, 5, 2, 2], `found ${r.values.join(', ')}`)
   const exact = [0, 1, 2].map((j) => op.eigenvector(j))
-  t.ok(subspaceDistance(exact, r.vectors.slice(0, 3)) < 1e-4, '3-dim eigenspace recovered')
+  t.ok(subspaceDistance(exact, r.vectors.slice(0, 3)) < 1e-5, '3-dim eigenspace recovered')
 })
 
 t.test('dim <= basis: the whole space, exact', async (t) => {

@@ -1,7 +1,7 @@
 // Jacobi eigen-solver (src/science/eigen/symmetric.ts) against matrices with known spectra:
 // A = Q diag(lambda) Q^T built in float64 from a seeded orthogonal Q.
 import t, { type Test } from 'tap'
-import { createRng } from '../../src/science/eigen/rng.ts'
+import { createRng } from '../../src/science/rng.ts'
 import { symmetricEigen } from '../../src/science/eigen/symmetric.ts'
 
 /** Row-major Q diag(lambda) Q^T with Q from n seeded Householder reflections, and Q itself. */

@@ -8,7 +8,7 @@
  * and the start vector's components in the eigenbasis, so a product of a few dozen reflections is
  * as good a test as a Haar-random Q.
  */
-import { createRng } from './rng.ts'
+import { createRng } from '../rng.ts'
 import { symmetricEigen } from './symmetric.ts'
 import type { MatVec } from './types.ts'
 import { dot, type Vec } from './vector-ops.ts'
@@ -32,29 +32,35 @@ export function knownSpectrum(values: ArrayLike<number>, seed: number, reflectio
   const dim = values.length
   const lambda = Float64Array.from(values)
   const lambda32 = Float32Array.from(values)
-  const rng = createRng(seed)
+  const rng = createRng(seed, 'known-spectrum')
   const count = reflections ?? Math.min(dim, 64)
+  // Reflections I - tau u u^T with tau = 2 / (u^T u) computed from the STORED float32 u, so each
+  // is exactly orthogonal in exact arithmetic and the float64 eigenvectors below are exact.
   const us: Float32Array[] = []
+  const taus: number[] = []
   for (let r = 0; r < count; r++) {
-    const u = new Float64Array(dim)
+    const u = new Float32Array(dim)
     for (let i = 0; i < dim; i++) u[i] = rng.normal()
-    const n = Math.hypot(...u)
-    us.push(Float32Array.from(u, (x) => x / n))
+    let uu = 0
+    for (let i = 0; i < dim; i++) uu += (u[i] as number) ** 2
+    us.push(u)
+    taus.push(2 / uu)
   }
 
-  // x <- (I - 2 u u^T) x in float32 arithmetic.
-  const reflect32 = (u: Float32Array, x: Float32Array): void => {
+  // x <- (I - tau u u^T) x in float32 arithmetic.
+  const reflect32 = (r: number, x: Float32Array): void => {
+    const u = us[r] as Float32Array
     let d = 0
     for (let i = 0; i < dim; i++) d = Math.fround(d + Math.fround((u[i] as number) * (x[i] as number)))
-    const a = Math.fround(2 * d)
+    const a = Math.fround(Math.fround(taus[r] as number) * d)
     for (let i = 0; i < dim; i++) x[i] = Math.fround((x[i] as number) - Math.fround(a * (u[i] as number)))
   }
   // Q = R_0 R_1 ... R_{c-1}; Q^T v applies R_0 first.
   const matvec: MatVec = (v) => {
     const x = Float32Array.from(v)
-    for (let r = 0; r < count; r++) reflect32(us[r] as Float32Array, x)
+    for (let r = 0; r < count; r++) reflect32(r, x)
     for (let i = 0; i < dim; i++) x[i] = Math.fround((x[i] as number) * (lambda32[i] as number))
-    for (let r = count - 1; r >= 0; r--) reflect32(us[r] as Float32Array, x)
+    for (let r = count - 1; r >= 0; r--) reflect32(r, x)
     return x
   }
   const eigenvector = (i: number): Float64Array => {
@@ -64,7 +70,8 @@ export function knownSpectrum(values: ArrayLike<number>, seed: number, reflectio
       const u = us[r] as Float32Array
       let d = 0
       for (let e = 0; e < dim; e++) d += (u[e] as number) * (x[e] as number)
-      for (let e = 0; e < dim; e++) x[e] = (x[e] as number) - 2 * d * (u[e] as number)
+      const a = (taus[r] as number) * d
+      for (let e = 0; e < dim; e++) x[e] = (x[e] as number) - a * (u[e] as number)
     }
     return x
   }
@@ -74,28 +81,18 @@ export function knownSpectrum(values: ArrayLike<number>, seed: number, reflectio
 /**
  * Sine of the largest principal angle between span(exact) and span(found): 0 when the found
  * vectors span exactly the exact subspace, 1 when some exact direction is orthogonal to them.
- * `exact` must be orthonormal; `found` is re-orthonormalised in float64 first (float32 rounding
- * of unit vectors alone would put a floor of ~3e-4 on the measured sine). Both sets have the same
- * size. This is how a degenerate or clustered eigenspace is compared, since its individual
+ * Both sets are orthonormalised in float64 first (Gram-Schmidt, twice): a non-orthogonality of
+ * 1e-8, e.g. float32 rounding, would otherwise put a floor of ~1e-4 on the measured sine, since
+ * it is sqrt(1 - cos^2). Both sets have the same size. This is how a degenerate or clustered eigenspace is compared, since its individual
  * eigenvectors are not unique.
  */
 export function subspaceDistance(exact: readonly Vec[], found: readonly Vec[]): number {
   const p = exact.length
   if (found.length !== p) throw new RangeError(`subspaceDistance: ${p} exact vs ${found.length} found vectors`)
   // M = E^T F (p x p); cos^2 of the principal angles are the eigenvalues of M^T M.
-  const basis: Float64Array[] = []
-  for (const f of found) {
-    const q = Float64Array.from(f)
-    for (let pass = 0; pass < 2; pass++) {
-      for (const b of basis) {
-        const c = dot(b, q)
-        for (let i = 0; i < q.length; i++) q[i] = (q[i] as number) - c * (b[i] as number)
-      }
-    }
-    const n = Math.sqrt(dot(q, q))
-    basis.push(q.map((x) => x / n))
-  }
-  const m = exact.map((e) => basis.map((f) => dot(e, f)))
+  const e = orthonormal(exact)
+  const f = orthonormal(found)
+  const m = e.map((ei) => f.map((fj) => dot(ei, fj)))
   const mtm = new Float64Array(p * p)
   for (let i = 0; i < p; i++) {
     for (let j = 0; j < p; j++) {
@@ -106,4 +103,20 @@ export function subspaceDistance(exact: readonly Vec[], found: readonly Vec[]): 
   }
   const cos2 = symmetricEigen(mtm, p).values
   return Math.sqrt(Math.max(0, 1 - Math.min(1, cos2[p - 1] as number)))
+}
+
+function orthonormal(vectors: readonly Vec[]): Float64Array[] {
+  const basis: Float64Array[] = []
+  for (const v of vectors) {
+    const q = Float64Array.from(v)
+    for (let pass = 0; pass < 2; pass++) {
+      for (const b of basis) {
+        const c = dot(b, q)
+        for (let i = 0; i < q.length; i++) q[i] = (q[i] as number) - c * (b[i] as number)
+      }
+    }
+    const n = Math.sqrt(dot(q, q))
+    basis.push(q.map((x) => x / n))
+  }
+  return basis
 }

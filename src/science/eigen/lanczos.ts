@@ -14,7 +14,7 @@
  * - Residuals are the Lanczos-relation residuals ||H y - theta y|| = |beta * s_m| (the ARPACK
  *   convention): no extra matvecs; they equal the explicit residual up to the float32 rounding of
  *   the matvec itself (the tests check this against explicit products).
- * - Deterministic: seeded start vector (`rng.ts`), fixed operation order: same seed and same
+ * - Deterministic: seeded start vector (`../rng.ts`, stream 'lanczos-start'), fixed operation order: same seed and same
  *   matvec give bit-identical output.
  *
  * Memory: the basis holds at most `maxBasis` float32 vectors (default 2k + 10, at least k + 2,
@@ -22,7 +22,7 @@
  * VGG-16's 15.25M parameters that is 50 * 61 MB + 122 MB ~ 3.2 GB. The returned vectors reuse the
  * basis storage. Pass a smaller `maxBasis` to trade matvecs for memory.
  */
-import { createRng, normalVector } from './rng.ts'
+import { createRng } from '../rng.ts'
 import { symmetricEigen } from './symmetric.ts'
 import {
   DEFAULT_TOL,
@@ -32,7 +32,7 @@ import {
   type EigenResult,
   type MatVec,
 } from './types.ts'
-import { combineInPlace, norm, orthogonalise, scale, toFloat32 } from './vector-ops.ts'
+import { combineInPlace, norm, normalVector, orthogonalise, scale, toFloat32 } from './vector-ops.ts'
 
 export type { EigenResult, MatVec } from './types.ts'
 
@@ -42,7 +42,7 @@ export interface LanczosOptions {
   maxMatvecs?: number
   /** Relative residual tolerance, `isConverged` in types.ts (default 1e-3). */
   tol?: number
-  /** Seed of the random start vector (default 0). */
+  /** Seed (an integer) of the random start vector (default 0). */
   seed?: number
   /** Warm start: previous eigenvectors. The first Lanczos vector is their normalised sum, so
    *  their span is in the Krylov space after a few steps. */
@@ -65,7 +65,7 @@ export async function lanczos(matvec: MatVec, dim: number, k: number, opts: Lanc
   const maxBasis = Math.min(dim, Math.max(k + 2, opts.maxBasis ?? 2 * k + 10))
   const keep = Math.min(Math.max(k, opts.keep ?? k + Math.floor((maxBasis - k) / 2)), Math.max(k, maxBasis - 2))
   const maxMatvecs = opts.maxMatvecs ?? 50 * maxBasis
-  const rng = createRng(opts.seed ?? 0)
+  const rng = createRng(opts.seed ?? 0, 'lanczos-start')
 
   const basis: Float32Array[] = [] // orthonormal columns of V
   const t = new Float64Array(maxBasis * maxBasis) // projected matrix, row-major, symmetric

@@ -12,9 +12,9 @@
  * cluster eigenvectors whose residual is large. Residuals here are explicit: ||H v - lambda v||
  * from the last product, so that failure is visible.
  */
-import { createRng, normalVector } from './rng.ts'
+import { createRng } from '../rng.ts'
 import { DEFAULT_TOL, checkArgs, isConverged, type EigenProgress, type EigenResult, type MatVec } from './types.ts'
-import { dot, norm, orthogonalise, scale, toFloat32 } from './vector-ops.ts'
+import { dot, norm, normalVector, orthogonalise, scale, toFloat32 } from './vector-ops.ts'
 
 /** Options of `powerIteration`. */
 export interface PowerOptions {
@@ -44,7 +44,7 @@ export async function powerIteration(matvec: MatVec, dim: number, k: number, opt
   const criterion = opts.criterion ?? 'residual'
   const maxIterations = opts.maxIterations ?? 100
   const maxMatvecs = opts.maxMatvecs ?? k * maxIterations
-  const rng = createRng(opts.seed ?? 0)
+  const rng = createRng(opts.seed ?? 0, 'power-start')
 
   const found: { value: number; vector: Float32Array; residual: number }[] = []
   const vectors: Float32Array[] = []

@@ -4,6 +4,7 @@
  * Hessian is already 3 GB), but every dot product and norm is accumulated in a JS number
  * (float64), so reductions over millions of entries do not lose the digits float32 sums would.
  */
+import type { Rng } from '../rng.ts'
 
 /** Anything indexable as numbers: Float32Array for stored vectors, Float64Array for work vectors. */
 export type Vec = Float32Array | Float64Array
@@ -83,4 +84,11 @@ export function combineInPlace(basis: Float32Array[], s: Float64Array, cols: num
       for (let e = 0; e < len; e++) b[start + e] = acc[off + e] as number
     }
   }
+}
+
+/** A length-`dim` vector of independent N(0, 1) draws from the seeded `rng`, as float32. */
+export function normalVector(rng: Rng, dim: number): Float32Array {
+  const out = new Float32Array(dim)
+  for (let i = 0; i < dim; i++) out[i] = rng.normal()
+  return out
 }
