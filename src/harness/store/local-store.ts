@@ -147,11 +147,9 @@ export class LocalStore implements ArtifactStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       data = undefined // unreadable or not JSON: treated as damaged below
     }
-    if (checkRunRecord(data, fingerprint) !== undefined) {
-      await unlink(path).catch(() => undefined) // damaged: discard so the next run republishes it
-      return undefined
-    }
-    return data as RunRecord
+    // A damaged record is a miss; it is left in place (it may be a newer harness's format in a
+    // shared store) and the next putRun of this fingerprint renames a good one over it.
+    return checkRunRecord(data, fingerprint) === undefined ? (data as RunRecord) : undefined
   }
 
   /**
