@@ -116,7 +116,7 @@ export class SourceMap {
     let node: unknown = this.doc.contents
     const within = (n: unknown): boolean => {
       const r = (n as YamlNode | null | undefined)?.range
-      return r !== undefined && r[0] <= offset && offset <= r[2]
+      return r != null && r[0] <= offset && offset <= r[2]
     }
     for (let depth = 0; depth < 64; depth++) {
       if (isMap(node)) {
