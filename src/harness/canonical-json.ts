@@ -82,8 +82,10 @@ export function sortKeysDeep<T>(value: T): T {
     const record = value as Record<string, unknown>
     const out: Record<string, unknown> = {}
     for (const k of Object.keys(record).sort()) {
-      // defineProperty, not assignment: a `__proto__` key must stay a plain data key.
-      Object.defineProperty(out, k, { value: sortKeysDeep(record[k]), enumerable: true, writable: true, configurable: true })
+      const v = sortKeysDeep(record[k])
+      // a `__proto__` key must stay a plain data key, not set the prototype
+      if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+      else out[k] = v
     }
     return out as T
   }

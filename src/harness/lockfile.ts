@@ -93,12 +93,25 @@ function checkLock(data: unknown): string | undefined {
     if (entry.breakdown.stage !== entry.stage) {
       return `${where}: breakdown.stage '${entry.breakdown.stage}' differs from stage '${entry.stage}'`
     }
-    const actual = computeFingerprint(entry.breakdown).fingerprint
+    const actual = fingerprintOf(entry.breakdown)
     if (actual !== entry.fingerprint) {
       return `${where}.fingerprint: ${entry.fingerprint} is not the hash of its breakdown (${actual}); was the lock edited by hand?`
     }
   }
   return undefined
+}
+
+/**
+ * Fingerprints already computed, by breakdown object: the executor rewrites the lock after every
+ * instance, and re-hashing every unchanged entry each time would make a run quadratic. Entries
+ * are replaced, never mutated in place (a mutated breakdown would be re-checked only on read).
+ */
+const verified = new WeakMap<object, string>()
+
+function fingerprintOf(breakdown: LockFile['instances'][string]['breakdown']): string {
+  let fp = verified.get(breakdown)
+  if (fp === undefined) verified.set(breakdown, (fp = computeFingerprint(breakdown).fingerprint))
+  return fp
 }
 
 function invalid(file: string, message: string): Failure {
