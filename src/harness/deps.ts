@@ -167,7 +167,11 @@ export function topologicalOrder(instances: readonly StageInstance[]): string[] 
   for (const inst of instances) {
     const ups = new Set(inst.deps.map((d) => d.instance))
     remaining.set(inst.id, ups.size)
-    for (const u of ups) dependents.set(u, [...(dependents.get(u) ?? []), inst.id])
+    for (const u of ups) {
+      const list = dependents.get(u)
+      if (list) list.push(inst.id)
+      else dependents.set(u, [inst.id])
+    }
   }
   const ready = instances.filter((i) => remaining.get(i.id) === 0).map((i) => i.id).sort()
   const order: string[] = []

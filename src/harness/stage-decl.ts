@@ -293,8 +293,9 @@ function paramsFailure(
     const origin = origins.get(axis.name)!
     if ('set' in origin) return { reason: 'bad-override', override: origin.set.text, message: cli }
     const original = origin.path
-    const index = axis.values.findIndex((v) => v === combo[axis.name])
-    const location = ctx.src.locate(index >= 0 ? [...original, index] : original)
+    // A value error points at the value; a key error ("unknown key") at the axis itself.
+    const index = at === 'value' ? axis.values.findIndex((v) => v === combo[axis.name]) : -1
+    const location = index >= 0 ? ctx.src.locate([...original, index]) : ctx.src.locate(original, 'key')
     return { reason: 'params-invalid', location: { ...location, path: formatPath(['stages', stage, 'params', ...path]) }, stage, message }
   }
   const inProfile = [...profileBase, 'params', ...path]
