@@ -8,7 +8,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, rm, readFile, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
@@ -98,6 +98,19 @@ t.test('damaged or misplaced run records are misses and are replaced by the next
   await writeFile(otherPath, await readFile(path))
   t.equal(await store.getRun(other.fingerprint), undefined, 'a record filed under the wrong fingerprint is a miss')
   t.same((await store.listRuns()).map((r) => r.fingerprint), [rec.fingerprint])
+})
+
+t.test('a store removed under a live instance is recreated by the next write', async (t) => {
+  const dir = t.testdir({ 'src.txt': 'again' })
+  const root = join(dir, 'store')
+  const store = new LocalStore(root)
+  const put = await store.putFile(join(dir, 'src.txt'))
+  await store.putRun(makeRecord('s', { out: { ...put, kind: 'file' } }))
+  await rm(root, { recursive: true, force: true })
+  t.equal(await store.hasObject(put.digest), false)
+  t.same(await store.putFile(join(dir, 'src.txt')), put)
+  await store.putRun(makeRecord('s', { out: { ...put, kind: 'file' } }))
+  t.equal((await store.listRuns()).length, 1)
 })
 
 t.test('sweepTemp removes only old temp files', async (t) => {

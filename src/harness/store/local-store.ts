@@ -173,8 +173,17 @@ export class LocalStore implements ArtifactStore {
       throw new StoreError(`refusing run record for ${record.instance} (${record.fingerprint}): objects not in the store: ${missing.join(', ')}`)
     }
     const path = this.runPath(record.fingerprint)
-    const tmp = await this.tempFile()
-    await writeSynced(tmp, Buffer.from(`${JSON.stringify(record)}\n`, 'utf8'))
+    const { path: tmp, out } = await this.openTemp()
+    try {
+      const bytes = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8')
+      await writeAll(out, bytes, bytes.length)
+      await out.sync()
+    } catch (e) {
+      await out.close()
+      await unlink(tmp).catch(() => undefined)
+      throw e
+    }
+    await out.close()
     await this.publish(tmp, path)
   }
 
@@ -215,8 +224,7 @@ export class LocalStore implements ArtifactStore {
 
   /** Copy bytes from `read` into a temp file while hashing them, then publish under the hash. */
   private async ingest(read: (buf: Buffer) => Promise<number>): Promise<{ digest: ObjectDigest; size: number }> {
-    const tmp = await this.tempFile()
-    const out = await open(tmp, 'wx', 0o444)
+    const { path: tmp, out } = await this.openTemp()
     const hash = createHash('sha256')
     let size = 0
     let digest: ObjectDigest
@@ -244,17 +252,32 @@ export class LocalStore implements ArtifactStore {
     return { digest, size }
   }
 
-  /** A fresh temp path under `<root>/tmp` (created on first use). */
-  private async tempFile(): Promise<string> {
+  /** A fresh read-only temp file under `<root>/tmp`, open for writing (the fd may write; others may not). */
+  private async openTemp(): Promise<{ path: string; out: FileHandle }> {
     const dir = join(this.root, 'tmp')
-    await this.ensureDir(dir)
-    return join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`)
+    for (let attempt = 0; ; attempt++) {
+      await this.ensureDir(dir)
+      const path = join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`)
+      try {
+        return { path, out: await open(path, 'wx', 0o444) }
+      } catch (e) {
+        if (attempt > 0 || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+        this.madeDirs.clear() // the store was removed under us: recreate it
+      }
+    }
   }
 
   /** Atomically move a synced temp file to `final`, then fsync the directory so the name is durable. */
   private async publish(tmp: string, final: string): Promise<void> {
     await this.ensureDir(dirname(final))
-    await rename(tmp, final)
+    try {
+      await rename(tmp, final)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+      this.madeDirs.clear() // the shard directory was removed under us: recreate it once
+      await this.ensureDir(dirname(final))
+      await rename(tmp, final)
+    }
     await syncDir(dirname(final))
   }
 
@@ -313,16 +336,6 @@ export class LocalStore implements ArtifactStore {
 
 async function writeAll(out: FileHandle, buf: Buffer, n: number): Promise<void> {
   for (let off = 0; off < n; ) off += (await out.write(buf, off, n - off)).bytesWritten
-}
-
-async function writeSynced(path: string, bytes: Buffer): Promise<void> {
-  const out = await open(path, 'wx', 0o444)
-  try {
-    await writeAll(out, bytes, bytes.length)
-    await out.sync()
-  } finally {
-    await out.close()
-  }
 }
 
 async function syncDir(dir: string): Promise<void> {
