@@ -116,9 +116,18 @@ export interface ExecSummary {
 
 /** The plan only: effects-free reads of the lock and the store (for `status` and `--dry-run`). */
 export async function plan(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<PlanStep[], Failure[]>> {
+  const r = await planDetailed(opts)
+  return r.ok ? ok(r.value.steps) : r
+}
+
+/**
+ * Like `plan`, plus what the planner knows per instance: its current fingerprint and breakdown
+ * (where computable) and, for fresh/restore, the outputs. For `why`-style views and tools.
+ */
+export async function planDetailed(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<PlanOutput, Failure[]>> {
   const r = await guard(() => prepare(opts))
   if (!r.ok) return fail([r.error])
-  return r.value.ok ? ok(r.value.value.plan.steps) : r.value
+  return r.value.ok ? ok(r.value.value.plan) : r.value
 }
 
 /**
