@@ -23,9 +23,8 @@ import { dirname, join } from 'node:path'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
 import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
+import { bytesReader, copyHashing, fileReader, replaceTree, syncDir, writeAll, type ChunkReader } from './hashing-copy.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
-
-const CHUNK = 1 << 20
 
 /** An `ArtifactStore` in a local directory; safe for several processes writing at once. */
 export class LocalStore implements ArtifactStore {
@@ -57,7 +56,7 @@ export class LocalStore implements ArtifactStore {
   async putFile(path: string): Promise<{ digest: ObjectDigest; size: number }> {
     const src = await open(path, 'r')
     try {
-      return await this.ingest(async (buf) => (await src.read(buf, 0, buf.length, null)).bytesRead)
+      return await this.ingest(fileReader(src))
     } finally {
       await src.close()
     }
@@ -65,13 +64,7 @@ export class LocalStore implements ArtifactStore {
 
   /** Store `bytes` as an object (used for directory listings; handy for tests and other stores). */
   async putBytes(bytes: Uint8Array): Promise<{ digest: ObjectDigest; size: number }> {
-    let at = 0
-    return await this.ingest(async (buf) => {
-      const n = Math.min(buf.length, bytes.length - at)
-      buf.set(bytes.subarray(at, at + n))
-      at += n
-      return n
-    })
+    return await this.ingest(bytesReader(bytes))
   }
 
   async putDir(path: string): Promise<{ digest: ObjectDigest; size: number }> {
@@ -124,7 +117,7 @@ export class LocalStore implements ArtifactStore {
           return false
         }
       }
-      await replace(tmp, dest)
+      await replaceTree(tmp, dest)
       return true
     } catch (e) {
       await rm(tmp, { recursive: true, force: true })
@@ -223,20 +216,15 @@ export class LocalStore implements ArtifactStore {
   // -------------------------------------------------------------------------------------------
 
   /** Copy bytes from `read` into a temp file while hashing them, then publish under the hash. */
-  private async ingest(read: (buf: Buffer) => Promise<number>): Promise<{ digest: ObjectDigest; size: number }> {
+  private async ingest(read: ChunkReader): Promise<{ digest: ObjectDigest; size: number }> {
     const { path: tmp, out } = await this.openTemp()
-    const hash = createHash('sha256')
-    let size = 0
     let digest: ObjectDigest
+    let size: number
     let exists: boolean
     try {
-      const buf = Buffer.allocUnsafe(CHUNK)
-      for (let n = await read(buf); n > 0; n = await read(buf)) {
-        hash.update(buf.subarray(0, n))
-        await writeAll(out, buf, n)
-        size += n
-      }
-      digest = hash.digest('hex') as ObjectDigest
+      const copied = await copyHashing(read, out)
+      digest = copied.digest as ObjectDigest
+      size = copied.size
       exists = await this.hasObject(digest)
       if (!exists) await out.sync()
     } catch (e) {
@@ -302,19 +290,13 @@ export class LocalStore implements ArtifactStore {
     let good = false
     try {
       const out = await open(dest, 'wx', mode)
-      const hash = createHash('sha256')
-      let size = 0
+      let copied: { digest: string; size: number }
       try {
-        const buf = Buffer.allocUnsafe(CHUNK)
-        for (let n = (await src.read(buf, 0, CHUNK, null)).bytesRead; n > 0; n = (await src.read(buf, 0, CHUNK, null)).bytesRead) {
-          hash.update(buf.subarray(0, n))
-          await writeAll(out, buf, n)
-          size += n
-        }
+        copied = await copyHashing(fileReader(src), out)
       } finally {
         await out.close()
       }
-      good = hash.digest('hex') === digest && (expectedSize === undefined || size === expectedSize)
+      good = copied.digest === digest && (expectedSize === undefined || copied.size === expectedSize)
     } finally {
       await src.close()
       if (!good) await unlink(dest).catch(() => undefined)
@@ -334,29 +316,3 @@ export class LocalStore implements ArtifactStore {
   }
 }
 
-async function writeAll(out: FileHandle, buf: Buffer, n: number): Promise<void> {
-  for (let off = 0; off < n; ) off += (await out.write(buf, off, n - off)).bytesWritten
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const fd = await open(dir, 'r')
-    try {
-      await fd.sync()
-    } finally {
-      await fd.close()
-    }
-  } catch {
-    // Some filesystems cannot fsync a directory; the rename is still atomic.
-  }
-}
-
-/** Move the finished tree `tmp` onto `dest`, replacing whatever was there. */
-async function replace(tmp: string, dest: string): Promise<void> {
-  const old = await lstat(dest).catch(() => undefined)
-  if (old === undefined) return await rename(tmp, dest)
-  const trash = `${dest}.cusp-${randomBytes(6).toString('hex')}.old`
-  await rename(dest, trash)
-  await rename(tmp, dest)
-  await rm(trash, { recursive: true, force: true })
-}
