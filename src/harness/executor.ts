@@ -33,6 +33,7 @@ import {
   materialiseInputs,
   removeWorkDir,
   sha256File,
+  sweepWorkDirs,
   writeJob,
   type WorkDir,
 } from './workdir.ts'
@@ -294,6 +295,7 @@ class Execution {
     const steps = this.prep.plan.steps
     this.emit({ type: 'plan', steps })
     if (this.opts.dryRun) return { steps, outcomes: {}, failures: [], ok: true }
+    if (steps.some((s) => s.action !== 'fresh')) await sweepWorkDirs(this.workRoot)
     if (this.opts.verify) await this.verifyAll()
     else await Promise.all(steps.map((s) => this.settle(s.instance)))
     const ok = this.failures.length === 0 && !Object.values(this.outcomes).some((o) => o.outcome === 'nondeterministic')

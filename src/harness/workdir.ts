@@ -21,9 +21,9 @@ export interface WorkDir {
   outDir: string
 }
 
-/** Creates a fresh, empty work directory with an `out/` inside. */
+/** Creates a fresh, empty work directory with an `out/` inside, named `<pid>-<random>`. */
 export async function createWorkDir(workRoot: string): Promise<WorkDir> {
-  const dir = join(workRoot, randomUUID())
+  const dir = join(workRoot, `${process.pid}-${randomUUID()}`)
   const outDir = join(dir, 'out')
   await mkdir(outDir, { recursive: true })
   return { dir, inputsDir: join(dir, 'inputs'), outDir }
@@ -36,6 +36,30 @@ export async function removeWorkDir(dir: string): Promise<void> {
     await rm(dir, { recursive: true, force: true })
   } catch {
     // a leftover work directory is harmless
+  }
+}
+
+/**
+ * Removes work directories left by harness processes that no longer exist (killed mid-run):
+ * the pid in the name is not alive on this machine. Directories of live processes are kept.
+ */
+export async function sweepWorkDirs(workRoot: string): Promise<number> {
+  let removed = 0
+  for (const name of await readdir(workRoot).catch(() => [] as string[])) {
+    const pid = Number(name.split('-')[0])
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue
+    await removeWorkDir(join(workRoot, name))
+    removed++
+  }
+  return removed
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e: unknown) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

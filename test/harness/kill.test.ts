@@ -72,6 +72,7 @@ async function recovers(t: Test, p: Project): Promise<void> {
   t.match(summary.outcomes.big?.outcome, /^(ran|restored)$/)
   t.same(p.lock().instances.big?.outputs, reference, 'outputs byte-identical to an uninterrupted run')
   for (const o of Object.values(reference)) t.ok(await p.store.hasObject(o.digest))
+  t.same(readdirSync(join(p.root, '.cusp', 'work')), [], 'work directories of the killed harness swept')
 }
 
 function spawnHarness(p: Project): ReturnType<typeof spawn> {
