@@ -8,7 +8,8 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readdir, rm, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, rm, readFile, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
@@ -21,7 +22,7 @@ const projectRoot = resolve(here, '../..')
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex') as ObjectDigest
 
 storeContract(t, 'local', async () => {
-  const root = join(t.testdirName, `store-${randomBytes(4).toString('hex')}`)
+  const root = await mkdtemp(join(tmpdir(), 'cusp-local-store-'))
   const store = new LocalStore(root)
   return {
     store,
@@ -41,7 +42,9 @@ storeContract(t, 'local', async () => {
       await s.putBytes(Buffer.from('warm up: creates tmp/'))
       await writeFile(join(root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`), bytes)
     },
-    async cleanup() {},
+    async cleanup() {
+      await rm(root, { recursive: true, force: true })
+    },
   }
 })
 
