@@ -1,0 +1,241 @@
+/**
+ * `npm run bench -- noop-rerun [--runs N] [--keep] [--dir D]`: how long a no-op rerun of a 200-instance
+ * pipeline takes, ours against Snakemake in the same run. It writes the toy DAG of
+ * test/harness/fixtures/toy-dag.ts (prepare, a 9 x 11 matrix of train, one probe per train, one
+ * aggregate) to a temp dir, runs it once with the real CLI, then times N no-op reruns (wall time
+ * of the whole `node --import tsx src/harness/cli.ts` process; median reported). It then writes
+ * the same 200 jobs as a Snakefile whose shell commands do the same trivial file writes, runs it
+ * once, and times N no-op reruns of `snakemake -j2 --quiet`. Ends with one JSON line:
+ * `{"bench":"noop-rerun","instances":200,"ours_ms","peer","peer_ms","ratio"}` (ratio = ours/peer),
+ * plus the median CPU time (user + sys) of each side and the load average, because on a shared
+ * machine wall time mostly measures the neighbours. For the lead's decision on startup cost it
+ * also times the same CLI from a single esbuild bundle run by plain node (`ours_bundled_ms`),
+ * which is what the CLI costs without tsx's per-module loader hooks. `--keep` keeps the temp dir; `--dir D` reuses
+ * a kept one (skipping the slow first runs when D already holds them).
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { toyInstanceCount, writeToyDag, type ToyDagShape } from '../test/harness/fixtures/toy-dag.ts'
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
+const CLI = join(REPO, 'src/harness/cli.ts')
+const SHAPE: ToyDagShape = { etas: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1], seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
+
+const args = process.argv.slice(2)
+const runsArg = args.indexOf('--runs')
+const RUNS = runsArg >= 0 ? Number(args[runsArg + 1]) : 7
+const dirArg = args.indexOf('--dir')
+const REUSE = dirArg >= 0 ? args[dirArg + 1] : undefined
+const KEEP = args.includes('--keep') || REUSE !== undefined
+/** GNU time, when installed, gives each child's CPU time (user + sys). */
+const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined
+
+const log = (s: string): void => void process.stderr.write(`${s}\n`)
+
+interface Timing {
+  ms: number
+  /** user + sys CPU ms of the child, when GNU time is available. */
+  cpuMs: number | undefined
+  stdout: string
+}
+
+/** Wall time (and CPU time) in ms of one child process; throws when it fails. */
+function timed(cmd: string, argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timing {
+  const cpuFile = join(tmpdir(), `cusp-bench-cpu-${process.pid}`)
+  const [file, fullArgv] = GNU_TIME ? [GNU_TIME, ['-o', cpuFile, '-f', '%U %S', cmd, ...argv]] : [cmd, argv]
+  const t0 = process.hrtime.bigint()
+  const r = spawnSync(file, fullArgv, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 })
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).slice(-2000)}`)
+  let cpuMs: number | undefined
+  if (GNU_TIME) {
+    const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number)
+    cpuMs = ((u ?? 0) + (s ?? 0)) * 1000
+    rmSync(cpuFile, { force: true })
+  }
+  return { ms, cpuMs, stdout: r.stdout }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+interface Side {
+  ms: number
+  cpuMs: number | undefined
+}
+
+const medianCpu = (ts: Timing[]): number | undefined =>
+  ts.every((t) => t.cpuMs !== undefined) ? median(ts.map((t) => t.cpuMs!)) : undefined
+
+function ours(dir: string): Side {
+  const file = join(dir, 'pipeline.yaml')
+  const base = ['--import', 'tsx', CLI, '--file', file]
+  const env = { ...process.env, CUSP_STORE: '' }
+  if (!existsSync(join(dir, 'pipeline.lock'))) {
+    writeToyDag(dir, SHAPE)
+    log(`ours: first run of ${toyInstanceCount(SHAPE)} instances in ${dir} ...`)
+    const first = timed(process.execPath, [...base, '--jobs', '2', '--json'], REPO, env)
+    log(`ours: first run ${(first.ms / 1000).toFixed(1)} s`)
+  }
+  const lockBefore = readFileSync(join(dir, 'pipeline.lock'), 'utf8')
+  const status = JSON.parse(timed(process.execPath, [...base.slice(0, 3), 'status', '--json', '--file', file], REPO, env).stdout) as {
+    instances: Array<{ action: string }>
+  }
+  const notFresh = status.instances.filter((i) => i.action !== 'fresh').length
+  if (status.instances.length !== toyInstanceCount(SHAPE) || notFresh > 0) {
+    throw new Error(`after the first run expected ${toyInstanceCount(SHAPE)} fresh instances, got ${status.instances.length} (${notFresh} not fresh)`)
+  }
+  const times: Timing[] = []
+  const expected = `0 ran, 0 restored, ${toyInstanceCount(SHAPE)} fresh`
+  for (let i = 0; i < RUNS; i++) {
+    const r = timed(process.execPath, base, REPO, env)
+    times.push(r)
+    if (!r.stdout.includes(expected)) throw new Error(`no-op rerun did work:\n${r.stdout.slice(0, 2000)}`)
+  }
+  if (readFileSync(join(dir, 'pipeline.lock'), 'utf8') !== lockBefore) throw new Error('a no-op rerun changed pipeline.lock')
+  log(`ours: no-op reruns ${fmt(times)}`)
+  return { ms: median(times.map((t) => t.ms)), cpuMs: medianCpu(times) }
+}
+
+/**
+ * The CLI as one ESM file for plain `node` (no tsx): each module's `import.meta.url` is pinned
+ * to its source file, so paths it resolves against itself (the lock schema, run-stage.ts) stay
+ * right. Written under <repo>/.cusp (git-ignored) so bare imports resolve to the repo's
+ * node_modules. Undefined when esbuild (a dependency of tsx) cannot be loaded.
+ */
+async function bundleCli(): Promise<string | undefined> {
+  let esbuild: typeof import('esbuild')
+  try {
+    esbuild = await import('esbuild')
+  } catch {
+    return undefined
+  }
+  const outfile = join(REPO, '.cusp/bench/cli.mjs')
+  await esbuild.build({
+    stdin: {
+      contents: `import { main } from './src/harness/cli.ts'
+const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), env: process.env })
+process.exit(code)`,
+      resolveDir: REPO,
+      loader: 'ts',
+      sourcefile: 'bundle-entry.ts',
+    },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile,
+    logLevel: 'warning',
+    banner: { js: "import { createRequire as __cuspRequire } from 'node:module'; const require = __cuspRequire(import.meta.url);" },
+    plugins: [
+      {
+        name: 'pin-import-meta-url',
+        setup(b) {
+          b.onLoad({ filter: /\.ts$/ }, (args) => ({
+            contents: readFileSync(args.path, 'utf8').replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(args.path).href)),
+            loader: 'ts',
+          }))
+        },
+      },
+    ],
+  })
+  return outfile
+}
+
+function oursBundled(dir: string, bundle: string): Side {
+  const env = { ...process.env, CUSP_STORE: '' }
+  const expected = `0 ran, 0 restored, ${toyInstanceCount(SHAPE)} fresh`
+  const times: Timing[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const r = timed(process.execPath, [bundle, '--file', join(dir, 'pipeline.yaml')], REPO, env)
+    if (!r.stdout.includes(expected)) throw new Error(`bundled no-op rerun did work:\n${r.stdout.slice(0, 2000)}`)
+    times.push(r)
+  }
+  log(`ours (bundled, plain node): no-op reruns ${fmt(times)}`)
+  return { ms: median(times.map((t) => t.ms)), cpuMs: medianCpu(times) }
+}
+
+const fmt = (ts: Timing[]): string =>
+  ts.map((t) => `${t.ms.toFixed(0)}${t.cpuMs === undefined ? '' : ` (cpu ${t.cpuMs.toFixed(0)})`}`).join(', ') + ' ms'
+
+/** The same DAG as Snakemake rules; shell commands do the same file writes as the toy stages. */
+function snakefile(shape: ToyDagShape): string {
+  const py = (xs: number[]): string => `[${xs.map((x) => JSON.stringify(String(x))).join(', ')}]`
+  return `ETAS = ${py(shape.etas)}
+SEEDS = ${py(shape.seeds)}
+
+rule all:
+    input: "out/aggregate/summary.txt"
+
+rule prepare:
+    output: "out/prepare/data.txt"
+    shell: "for i in 0 1 2 3 4 5 6 7; do echo $((i*i)); done > {output}"
+
+rule train:
+    input: "out/prepare/data.txt"
+    output: "out/train/{eta}_{seed}/model.txt"
+    shell: "awk -v eta={wildcards.eta} -v seed={wildcards.seed} '{{s+=$1; n++}} END {{w=seed; m=s/n; for(i=0;i<3;i++) w=w-eta*(w-m); printf \\"%.6f\\\\n\\", w}}' {input} > {output}"
+
+rule probe:
+    input: "out/train/{eta}_{seed}/model.txt"
+    output: "out/probe/{eta}_{seed}/probe.txt"
+    shell: "awk -v id=probe@eta={wildcards.eta},seed={wildcards.seed} '{{printf \\"%s %.6f\\\\n\\", id, $1*2}}' {input} > {output}"
+
+rule aggregate:
+    input: expand("out/probe/{eta}_{seed}/probe.txt", eta=ETAS, seed=SEEDS)
+    output: "out/aggregate/summary.txt"
+    shell: "cat {input} | sort > {output}"
+`
+}
+
+function peer(dir: string): Side & { version: string } {
+  const version = execFileSync('snakemake', ['--version'], { encoding: 'utf8' }).trim()
+  if (!existsSync(join(dir, 'out/aggregate/summary.txt'))) {
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, 'Snakefile'), snakefile(SHAPE))
+    log(`snakemake ${version}: first run in ${dir} ...`)
+    const first = timed('snakemake', ['-j2', '--quiet'], dir)
+    log(`snakemake: first run ${(first.ms / 1000).toFixed(1)} s`)
+  }
+  const dry = timed('snakemake', ['-j2', '-n'], dir).stdout
+  if (!/Nothing to be done/i.test(dry)) throw new Error(`snakemake still has work after its first run:\n${dry.slice(0, 2000)}`)
+  const times: Timing[] = []
+  for (let i = 0; i < RUNS; i++) times.push(timed('snakemake', ['-j2', '--quiet'], dir))
+  log(`snakemake: no-op reruns ${fmt(times)}`)
+  return { version, ms: median(times.map((t) => t.ms)), cpuMs: medianCpu(times) }
+}
+
+const root = REUSE ?? mkdtempSync(join(tmpdir(), 'cusp-bench-noop-'))
+try {
+  const o = ours(join(root, 'ours'))
+  const bundle = await bundleCli()
+  const b = bundle === undefined ? undefined : oursBundled(join(root, 'ours'), bundle)
+  const p = peer(join(root, 'snakemake'))
+  const round = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x * 10) / 10)
+  console.log(
+    JSON.stringify({
+      bench: 'noop-rerun',
+      instances: toyInstanceCount(SHAPE),
+      ours_ms: round(o.ms),
+      peer: `snakemake ${p.version}`,
+      peer_ms: round(p.ms),
+      ratio: Math.round((o.ms / p.ms) * 1000) / 1000,
+      ours_cpu_ms: round(o.cpuMs),
+      peer_cpu_ms: round(p.cpuMs),
+      cpu_ratio: o.cpuMs !== undefined && p.cpuMs !== undefined ? Math.round((o.cpuMs / p.cpuMs) * 1000) / 1000 : null,
+      ours_bundled_ms: round(b?.ms),
+      ours_bundled_cpu_ms: round(b?.cpuMs),
+      runs: RUNS,
+      loadavg_1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    }),
+  )
+} finally {
+  if (KEEP) log(`kept ${root}`)
+  else rmSync(root, { recursive: true, force: true })
+}
