@@ -139,7 +139,8 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   const decls = new Map<string, StageDecl>()
   for (const [name, raw] of Object.entries(stages)) {
     if (broken.stages.has(name)) continue
-    const entry = profile !== undefined && !broken.profiles.has(profile) ? profiles[profile]?.stages?.[name] : undefined
+    const overrides = profile !== undefined && !broken.profiles.has(profile) ? profiles[profile]?.stages : undefined
+    const entry = overrides !== undefined && Object.hasOwn(overrides, name) ? overrides[name] : undefined
     const overlay = entry !== undefined ? ({ profile, ...entry } as ProfileEntry) : undefined
     decls.set(name, buildStage(ctx, name, raw, overlay, sets.filter((s) => s.stage === name)))
   }
@@ -154,22 +155,22 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   return ok({ __valid: true, file, root, profile, instances, order })
 }
 
-/** The profile in effect, reporting an unknown one (named by --profile or default_profile). */
+/**
+ * The profile in effect: --profile, else default_profile, else none. An unknown name is
+ * reported wherever it was written (default_profile is checked even when --profile wins).
+ */
 function chooseProfile(ctx: Ctx, flag: string | undefined, fileDefault: unknown, profiles: Record<string, unknown>): string | undefined {
   const known = Object.keys(profiles)
-  if (flag !== undefined) {
-    if (!(flag in profiles)) {
-      ctx.failures.push({ reason: 'unknown-profile', location: ctx.src.locate(['profiles'], 'key'), profile: flag, known })
-      return undefined
-    }
-    return flag
+  const fileDefaultOk = typeof fileDefault !== 'string' || Object.hasOwn(profiles, fileDefault)
+  if (!fileDefaultOk) {
+    ctx.failures.push({ reason: 'unknown-profile', location: ctx.src.locate(['default_profile']), profile: String(fileDefault), known })
   }
-  if (typeof fileDefault !== 'string') return undefined
-  if (!(fileDefault in profiles)) {
-    ctx.failures.push({ reason: 'unknown-profile', location: ctx.src.locate(['default_profile']), profile: fileDefault, known })
+  if (flag !== undefined) {
+    if (Object.hasOwn(profiles, flag)) return flag
+    ctx.failures.push({ reason: 'unknown-profile', location: ctx.src.locate(['profiles'], 'key'), profile: flag, known })
     return undefined
   }
-  return fileDefault
+  return typeof fileDefault === 'string' && fileDefaultOk ? fileDefault : undefined
 }
 
 /** Every profile (used or not) may only override stages that exist. */
@@ -177,7 +178,7 @@ function checkProfileStages(ctx: Ctx, profiles: Record<string, { stages?: Record
   for (const [name, p] of Object.entries(profiles)) {
     if (broken.has(name)) continue
     for (const stage of Object.keys(p.stages ?? {})) {
-      if (stage in stages) continue
+      if (Object.hasOwn(stages, stage)) continue
       ctx.failures.push({
         reason: 'schema-violation',
         location: ctx.src.locate(['profiles', name, 'stages', stage], 'key'),
@@ -192,7 +193,7 @@ function parseOverrides(ctx: Ctx, texts: readonly string[], stages: Record<strin
   for (const text of texts) {
     const r = parseOverride(text)
     if (!r.ok) ctx.failures.push(r.error)
-    else if (!(r.value.stage in stages)) {
+    else if (!Object.hasOwn(stages, r.value.stage)) {
       ctx.failures.push({ reason: 'bad-override', override: text, message: `there is no stage named ${JSON.stringify(r.value.stage)} (stages: ${Object.keys(stages).join(', ')})` })
     } else out.push(r.value)
   }

@@ -45,14 +45,14 @@ function resolveDep(ctx: Ctx, decl: StageDecl, dep: DepDecl, decls: ReadonlyMap<
 
   let good = true
   for (const key of Object.keys(dep.where ?? {})) {
-    if (!target.instances.some((u) => key in u.params)) {
+    if (!target.instances.some((u) => Object.hasOwn(u.params, key))) {
       good = false
       dangling([...at, 'where', key], `stage ${target.name} has no param ${JSON.stringify(key)}. Filter on one of its params: ${paramNames(target).join(', ')}.`, true)
     }
   }
   ;(dep.match ?? []).forEach((key, i) => {
     for (const side of [decl, target]) {
-      if (!side.instances.every((u) => key in u.params)) {
+      if (!side.instances.every((u) => Object.hasOwn(u.params, key))) {
         good = false
         dangling([...at, 'match', i], `match key ${JSON.stringify(key)} is not a param of stage ${side.name}. match needs a matrix or param key of both stages.`)
         break

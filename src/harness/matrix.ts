@@ -44,7 +44,7 @@ export function instanceId(stage: string, axes: readonly Axis[], combo: JsonObje
 /** True when every key of `filter` is in `values` with an equal value. */
 export function matchesAll(values: JsonObject, filter: JsonObject): boolean {
   for (const [k, v] of Object.entries(filter)) {
-    if (!(k in values) || !jsonEqual(values[k]!, v)) return false
+    if (!Object.hasOwn(values, k) || !jsonEqual(values[k]!, v)) return false
   }
   return true
 }
@@ -73,5 +73,5 @@ export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
   }
   const ka = Object.keys(a)
   if (ka.length !== Object.keys(b).length) return false
-  return ka.every((k) => k in b && jsonEqual(a[k]!, b[k]!))
+  return ka.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k]!, b[k]!))
 }

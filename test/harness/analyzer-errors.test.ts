@@ -288,3 +288,12 @@ t.test('every error is collected, in file order', async (t) => {
   const lines = fs.filter((f) => 'location' in f).map((f) => ('location' in f ? f.location.line : 0))
   t.same(lines, [...lines].sort((a, b) => a - b), 'sorted by line')
 })
+
+t.test('names that are Object.prototype members are not mistaken for stages or profiles', async (t) => {
+  const fs = failures(BASE, { profile: 'constructor', overrides: ['constructor.x=1'] })
+  t.same(fs.map((f) => f.reason).sort(), ['bad-override', 'unknown-profile'])
+  const y = edit('stage: prep,', 'stage: constructor,')
+  one(t, failures(y), 'dangling-dep', pos(y, 'constructor'), 'stages.train.deps.data.stage', /no stage named "constructor"/)
+  const w = `default_profile: nope\n${BASE}`
+  t.same(failures(w, { profile: 'smoke' }).map((f) => f.reason), ['unknown-profile'], 'a bad default_profile is reported even when --profile wins')
+})
