@@ -107,13 +107,25 @@ export function parseMessage(line: string): StageMessage {
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 
+/** Where the stage command runs when it is not this process's machine (a container image). */
+export interface CommandTarget {
+  /** The node binary there; default `node`. */
+  node?: string
+  /** The cusp checkout there (holding src/harness/run-stage.ts and node_modules/tsx). */
+  cuspRoot: string
+}
+
 /**
- * The command that runs one stage job: `node --import tsx src/harness/run-stage.ts <workDir>`,
- * with tsx and run-stage.ts given as absolute paths of this installation, so it works from any
- * working directory (a temp project, a container with the repo mounted). The one place the
- * command line is built, so other executors (docker, kubernetes) run the same thing.
+ * The command that runs one stage job: `node --import tsx src/harness/run-stage.ts <workDir>`.
+ * Locally (no `target`) tsx and run-stage.ts are absolute paths of this installation, so it
+ * works from any working directory (a temp project included). For a container, pass where
+ * cusp lives in the image; the work directory must be mounted at the same path. The one place
+ * the command line is built, so every executor (local, docker, kubernetes) runs the same thing.
  */
-export function stageCommand(workDir: string): { file: string; args: string[] } {
-  const tsx = import.meta.resolve('tsx')
-  return { file: process.execPath, args: ['--import', tsx, join(HERE, 'run-stage.ts'), workDir] }
+export function stageCommand(workDir: string, target?: CommandTarget): { file: string; args: string[] } {
+  if (target !== undefined) {
+    const tsx = `file://${target.cuspRoot}/node_modules/tsx/dist/loader.mjs`
+    return { file: target.node ?? 'node', args: ['--import', tsx, `${target.cuspRoot}/src/harness/run-stage.ts`, workDir] }
+  }
+  return { file: process.execPath, args: ['--import', import.meta.resolve('tsx'), join(HERE, 'run-stage.ts'), workDir] }
 }
