@@ -2,8 +2,9 @@
  * cusp's kernel replacements for the tfjs wasm backend (DESIGN.md "Engine facts"): the missing
  * Conv2DBackpropFilter, correct MaxPoolGrad and BatchMatMul (the shipped ones are silently wrong
  * for non-positive window maxima and for reshaped right operands), fast transposed BatchMatMul and
- * stride-1 Conv2DBackpropInput (composed from XNNPACK's Conv2D and matmul), and a guard on
- * AvgPoolGrad over padded windows. Each is registered under its tfjs kernel name for backend
+ * stride-1 Conv2DBackpropInput (composed from XNNPACK's Conv2D and matmul), a faster AvgPoolGrad
+ * that refuses padded windows, and copy-free Identity / same-dtype Cast plus a transpose-free Sum
+ * over leading axes (the tape's saved-tensor clones and bias gradients). Each is registered under its tfjs kernel name for backend
  * 'wasm', so model code (tf.conv2d, tf.matMul, tf.grad) is unchanged and other backends
  * (cpu, tfjs-node) are untouched. The parts live in ./wasm/.
  */
@@ -13,6 +14,8 @@ import { batchMatMulConfig } from './wasm/batch-mat-mul.ts'
 import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig } from './wasm/conv-backprop.ts'
 import { originals, WASM } from './wasm/kernel-calls.ts'
 import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
+import { castConfig, identityConfig } from './wasm/shared-data.ts'
+import { sumConfig } from './wasm/sum.ts'
 
 /** The kernels cusp registers on wasm (names as in tfjs-core). */
 export const replacedWasmKernels: readonly string[] = [
@@ -21,6 +24,9 @@ export const replacedWasmKernels: readonly string[] = [
   'Conv2DBackpropInput',
   'MaxPoolGrad',
   'AvgPoolGrad',
+  'Identity',
+  'Cast',
+  'Sum',
 ]
 
 const replacements: KernelConfig[] = [
@@ -29,6 +35,9 @@ const replacements: KernelConfig[] = [
   conv2DBackpropInputConfig,
   maxPoolGradConfig,
   avgPoolGradConfig,
+  identityConfig,
+  castConfig,
+  sumConfig,
 ]
 
 let installed = false

@@ -167,3 +167,56 @@ t.test('BatchMatMul: the same right operand reshaped gives the right product', a
   }
   await same(tt, [[a1, [3, 6]], [a2, [5, 4]], [bv, [6, 4]]], f, 'reshaped right operand')
 })
+
+t.test('AvgPoolGrad matches cpu for overlapping and odd-sized valid pools', async (tt) => {
+  const cases: Array<[Shape, number, number]> = [
+    [[2, 9, 9, 4], 3, 2],
+    [[2, 7, 7, 3], 2, 2], // last row/column in no window
+    [[1, 6, 6, 5], 3, 3],
+  ]
+  for (const [xs, k, s] of cases) {
+    const info = tf.backend_util.computePool2DInfo(xs as never, k, s, 1, 'valid')
+    const n = xs.reduce((a, b) => a * b, 1)
+    const m = info.outShape.reduce((a, b) => a * b, 1)
+    await same(tt, [[rand(n, 19), xs], [rand(m, 20), info.outShape]], (x, dy) =>
+      run('AvgPoolGrad', { dy: dy!, input: x! }, { filterSize: k, strides: s, pad: 'valid' }), `avgPoolGrad x=${xs} k=${k} s=${s}`)
+  }
+})
+
+t.test('Sum matches cpu (leading axes in JS, others shipped)', async (tt) => {
+  const xs = [6, 5, 4, 3]
+  const x = rand(360, 21)
+  for (const [axis, keep] of [[[0, 1, 2], false], [[0, 1, 2], true], [0, false], [[0, 1, 2, 3], false], [[3], false], [[1, 2], true], [[2, 0, 1], false]] as const) {
+    await same(tt, [[x, xs]], (v) => tf.sum(v!, axis as number | number[], keep), `sum axis=${JSON.stringify(axis)} keepDims=${keep}`)
+  }
+})
+
+t.test('Identity and same-dtype Cast share data; dtype changes still convert', async (tt) => {
+  await tf.setBackend('wasm')
+  const backend = tf.backend() as unknown as { numDataIds(): number }
+  const before = backend.numDataIds()
+  const a = tf.tensor([1.5, -2.25, 3], [3])
+  const b = a.clone()
+  const c = tf.cast(a, 'float32')
+  const d = tf.cast(a, 'int32')
+  tt.equal(backend.numDataIds(), before + 2, 'clone and same-dtype cast share a\'s data; int32 cast has its own')
+  a.dispose()
+  tt.same(Array.from(b.dataSync()), [1.5, -2.25, 3], 'clone survives disposing the original')
+  tt.same(Array.from(c.dataSync()), [1.5, -2.25, 3])
+  tt.same(Array.from(d.dataSync()), [1, -2, 3], 'int32 cast converts')
+  tf.dispose([b, c, d])
+  tt.equal(backend.numDataIds(), before, 'all data released')
+})
+
+t.test('a CNN gradient on wasm leaks no wasm data', async (tt) => {
+  await tf.setBackend('wasm')
+  const backend = tf.backend() as unknown as { numDataIds(): number }
+  const x = tf.tensor4d(rand(4 * 10 * 10 * 2, 22), [4, 10, 10, 2])
+  const w = tf.tensor4d(rand(3 * 3 * 2 * 4, 23), [3, 3, 2, 4])
+  const before = backend.numDataIds()
+  const f = (wv: tf.Tensor): tf.Scalar => tf.sum(tf.square(tf.avgPool(tf.relu(tf.conv2d(x, wv as tf.Tensor4D, 1, 'same')), 2, 2, 'valid')))
+  const g = tf.tidy(() => tf.grad(f)(w))
+  g.dispose()
+  tt.equal(backend.numDataIds(), before, 'data ids back to where they were')
+  tf.dispose([x, w])
+})

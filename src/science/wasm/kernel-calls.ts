@@ -49,6 +49,11 @@ export function transpose(backend: BackendWasm, x: TensorInfo, perm: number[]): 
   return callKernel('Transpose', backend, { x }, { perm })
 }
 
+/** `x` viewed with another shape (shares the data, like every wasm Reshape). */
+export function reshape(backend: BackendWasm, x: TensorInfo, shape: number[]): TensorInfo {
+  return callKernel('Reshape', backend, { x }, { shape })
+}
+
 /** A real copy of `x` in fresh wasm memory (new data id), unlike Identity/Reshape which share. */
 export function copyTensor(backend: BackendWasm, x: TensorInfo): TensorInfo {
   const out = backend.makeOutput([...x.shape], x.dtype)

@@ -1,0 +1,189 @@
+/**
+ * `npm run bench -- hvp [--rounds R] [--n N] [--models cnn,mlp] [--cpu]`: full-batch loss, gradient
+ * and Hessian-vector product (paper §3.3) of the reference CNN (avg pool, relu) and the MLP
+ * 784-200-200-10 on N = 1000 seeded-random 28x28x1 images (uniform pixels, uniform labels; speed
+ * does not depend on the values), through cusp's worker-pool objective on wasm with 1 and 2 workers,
+ * against PyTorch (bench/peers/torch_hessian.py --time, 2 threads) on the same inputs in the same
+ * run. Ours and the peer alternate round by round (the machine is shared); medians of the rounds are
+ * reported with ratios ours/peer. `--cpu` adds the pure-JS cpu backend at N = 100 (about 100x
+ * slower). Then one HVP chunk (250 examples) is profiled kernel by kernel on wasm in this thread.
+ * Ends with one JSON line per model.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import * as tf from '@tensorflow/tfjs'
+import { initEngine } from '../src/science/engine.ts'
+import { chunkHvp, type Dataset } from '../src/science/hvp.ts'
+import { buildModel, initParams, type ModelSpec } from '../src/science/models.ts'
+import { createObjective } from '../src/science/objective.ts'
+import { createRng } from '../src/science/rng.ts'
+
+const args = process.argv.slice(2)
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt
+}
+const rounds = Number(opt('rounds', '3'))
+const N = Number(opt('n', '1000'))
+const models = opt('models', 'cnn,mlp').split(',')
+const withCpu = args.includes('--cpu')
+const peerRepeats = 3
+
+const specs: Record<string, ModelSpec> = {
+  cnn: { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' },
+  mlp: { arch: 'mlp', activation: 'relu', inputShape: [28, 28, 1], classes: 10, hidden: [200, 200] },
+}
+
+type Figures = { loss: number; grad: number; hvp: number }
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]!
+}
+
+function dataset(n: number, seed: number): Dataset {
+  const r = createRng(seed, 'bench-data')
+  const x = new Float32Array(n * 784)
+  for (let i = 0; i < x.length; i++) x[i] = r.uniform()
+  const y = new Int32Array(n)
+  for (let i = 0; i < n; i++) y[i] = r.nextUint32() % 10
+  return { x, y, n, shape: [28, 28, 1] }
+}
+
+async function timeOurs(obj: Awaited<ReturnType<typeof createObjective>>, theta: Float32Array, v: Float32Array): Promise<Figures> {
+  let t0 = performance.now()
+  await obj.loss(theta)
+  const loss = performance.now() - t0
+  t0 = performance.now()
+  await obj.gradient(theta)
+  const grad = performance.now() - t0
+  t0 = performance.now()
+  await obj.hvp(theta, v)
+  return { loss, grad, hvp: performance.now() - t0 }
+}
+
+async function timePeer(dir: string): Promise<Figures & { torch: string; threads: number }> {
+  const { stdout } = await execa('/usr/bin/python3', ['bench/peers/torch_hessian.py', '--time', dir])
+  const f = JSON.parse(stdout.trim().split('\n').pop()!) as { loss_ms: number; grad_ms: number; hvp_ms: number; torch: string; threads: number }
+  return { loss: f.loss_ms, grad: f.grad_ms, hvp: f.hvp_ms, torch: f.torch, threads: f.threads }
+}
+
+/** Flops of the kernels that dominate, from their shapes. */
+function flopsOf(name: string, inShapes: number[][], outShape: number[]): number | undefined {
+  const size = (s: number[] | undefined): number => (s ?? []).reduce((a, b) => a * b, 1)
+  if (name === 'BatchMatMul' || name === '_FusedMatMul') {
+    const [a, b] = inShapes as [number[], number[]]
+    const k = Math.sqrt((size(a) * size(b)) / size(outShape) / size(outShape.slice(0, -2))) // m*k * k*n / m*n
+    return 2 * size(outShape) * k
+  }
+  if (name === 'Conv2D') return 2 * size(outShape) * size(inShapes[1]!.slice(0, 3)) // out * kh*kw*ci
+  if (name === 'Conv2DBackpropInput') return 2 * size(inShapes[0]) * size(inShapes[1]!.slice(0, 3)) // dy * kh*kw*ci
+  if (name === 'Conv2DBackpropFilter') return 2 * size(inShapes[1]) * size(outShape.slice(0, 3)) // dy * kh*kw*ci
+  return undefined
+}
+
+async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array): Promise<Array<{ kernel: string; ms: number; share: number; gflops?: number }>> {
+  await initEngine('wasm')
+  const model = buildModel(spec)
+  const chunk = { x: data.x.subarray(0, 250 * 784), y: data.y.subarray(0, 250), n: 250 }
+  chunkHvp(model, theta, v, chunk) // warm-up
+  const t0 = performance.now()
+  const info = await tf.profile(() => chunkHvp(model, theta, v, chunk))
+  const wall = performance.now() - t0
+  const byName = new Map<string, { ms: number; flops: number; counted: boolean }>()
+  for (const k of info.kernels) {
+    const e = byName.get(k.name) ?? { ms: 0, flops: 0, counted: false }
+    e.ms += Number(k.kernelTimeMs)
+    const f = flopsOf(k.name, k.inputShapes as number[][], k.outputShapes[0] as number[])
+    if (f !== undefined) {
+      e.flops += f
+      e.counted = true
+    }
+    byName.set(k.name, e)
+  }
+  const kernelMs = [...byName.values()].reduce((a, e) => a + e.ms, 0)
+  const rows = [...byName.entries()]
+    .map(([kernel, e]) => ({ kernel, ms: e.ms, share: e.ms / wall, ...(e.counted ? { gflops: e.flops / e.ms / 1e6 } : {}) }))
+    .sort((a, b) => b.ms - a.ms)
+  rows.push({ kernel: '(outside kernels: engine, tape, copies)', ms: wall - kernelMs, share: (wall - kernelMs) / wall })
+  return rows
+}
+
+const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`).padStart(8)
+
+for (const name of models) {
+  const spec = specs[name]
+  if (spec === undefined) throw new Error(`unknown model ${name}; choose cnn or mlp`)
+  const model = buildModel(spec)
+  const data = dataset(N, 1)
+  const theta = initParams(model, 1)
+  const r = createRng(2, 'bench-v')
+  const v = Float32Array.from({ length: model.size }, () => r.normal())
+
+  const dir = mkdtempSync(join(tmpdir(), 'cusp-bench-hvp-'))
+  writeFileSync(join(dir, 'header.json'), JSON.stringify({ spec, n: N, reduction: 'mean', params: model.params.map((p) => ({ name: p.name, shape: p.shape, offset: p.offset })), time: { repeats: peerRepeats, threads: 2 } }))
+  writeFileSync(join(dir, 'theta.f32'), theta)
+  writeFileSync(join(dir, 'x.f32'), data.x)
+  writeFileSync(join(dir, 'y.i32'), data.y)
+  writeFileSync(join(dir, 'v.f32'), v)
+
+  console.log(`\n${name}: ${model.size} parameters, n = ${N} (seeded random), mean cross-entropy, ${rounds} rounds`)
+  const w1 = await createObjective({ spec, data, workers: 1, backend: 'wasm' })
+  const w2 = await createObjective({ spec, data, workers: 2, backend: 'wasm' })
+  await w1.hvp(theta, v) // warm-up (first calls compile and pack)
+  await w2.hvp(theta, v)
+  const samples: Record<string, Figures[]> = { wasm1: [], wasm2: [], torch: [] }
+  let torchVersion = ''
+  for (let round = 0; round < rounds; round++) {
+    samples['wasm1']!.push(await timeOurs(w1, theta, v))
+    const p = await timePeer(dir)
+    torchVersion = p.torch
+    samples['torch']!.push(p)
+    samples['wasm2']!.push(await timeOurs(w2, theta, v))
+    process.stdout.write(`  round ${round + 1}/${rounds} done\n`)
+  }
+  await w1.dispose()
+  await w2.dispose()
+  rmSync(dir, { recursive: true, force: true })
+
+  const med = (k: string): Figures => {
+    const xs = samples[k]!
+    return { loss: median(xs.map((f) => f.loss)), grad: median(xs.map((f) => f.grad)), hvp: median(xs.map((f) => f.hvp)) }
+  }
+  const ours = { wasm_1worker: med('wasm1'), wasm_2workers: med('wasm2') }
+  const peer = med('torch')
+  let cpu: Figures | undefined
+  if (withCpu) {
+    const small = dataset(100, 1)
+    const c = await createObjective({ spec, data: small, workers: 1, backend: 'cpu' })
+    cpu = await timeOurs(c, theta, v)
+    await c.dispose()
+  }
+  console.log(`  ${''.padEnd(24)}${'loss'.padStart(8)}${'gradient'.padStart(10)}${'HVP'.padStart(9)}`)
+  const row = (label: string, f: Figures): void => console.log(`  ${label.padEnd(24)}${fmt(f.loss)}${fmt(f.grad).padStart(10)}${fmt(f.hvp).padStart(9)}`)
+  row(`PyTorch ${torchVersion} (2 threads)`, peer)
+  row('wasm, 1 worker', ours.wasm_1worker)
+  row('wasm, 2 workers', ours.wasm_2workers)
+  if (cpu !== undefined) row('cpu backend, n = 100', cpu)
+  const ratio = (f: Figures): Figures => ({ loss: f.loss / peer.loss, grad: f.grad / peer.grad, hvp: f.hvp / peer.hvp })
+  const r1 = ratio(ours.wasm_1worker)
+  const r2 = ratio(ours.wasm_2workers)
+  console.log(`  ratio ours/peer, 1 worker : loss ${r1.loss.toFixed(2)}  gradient ${r1.grad.toFixed(2)}  HVP ${r1.hvp.toFixed(2)}`)
+  console.log(`  ratio ours/peer, 2 workers: loss ${r2.loss.toFixed(2)}  gradient ${r2.grad.toFixed(2)}  HVP ${r2.hvp.toFixed(2)}   (goal: gradient <= 0.7, HVP <= 0.5)`)
+
+  const prof = await profileHvp(spec, data, theta, v)
+  console.log('  one HVP chunk (250 examples) on wasm, by kernel:')
+  for (const p of prof.filter((q, i) => i < 10 || q.kernel.startsWith('('))) {
+    console.log(`    ${p.kernel.padEnd(40)}${p.ms.toFixed(1).padStart(8)} ms ${(100 * p.share).toFixed(0).padStart(3)}%${p.gflops !== undefined ? `  ${p.gflops.toFixed(1)} GFLOP/s` : ''}`)
+  }
+  const round1 = (f: Figures): Figures => ({ loss: Math.round(f.loss), grad: Math.round(f.grad), hvp: Math.round(f.hvp) })
+  const round2 = (f: Figures): Figures => ({ loss: +f.loss.toFixed(2), grad: +f.grad.toFixed(2), hvp: +f.hvp.toFixed(2) })
+  console.log(JSON.stringify({
+    bench: 'hvp', model: name, n: N, params: model.size, data: 'seeded-random', rounds,
+    ours_ms: { wasm_1worker: round1(ours.wasm_1worker), wasm_2workers: round1(ours.wasm_2workers), ...(cpu ? { cpu_n100: round1(cpu) } : {}) },
+    peer_ms: { ...round1(peer), torch: torchVersion, threads: 2 },
+    ratio: { wasm_1worker: round2(r1), wasm_2workers: round2(r2) },
+    profile_hvp_chunk: prof.slice(0, 8).map((p) => ({ kernel: p.kernel, ms: +p.ms.toFixed(1), ...(p.gflops !== undefined ? { gflops: +p.gflops.toFixed(1) } : {}) })),
+  }))
+}
