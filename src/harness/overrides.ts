@@ -69,18 +69,25 @@ export function isObject(v: unknown): v is JsonObject {
 export function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
   const out: JsonObject = { ...base }
   for (const [k, v] of Object.entries(over)) {
-    const b = out[k]
-    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v
+    const b = Object.hasOwn(out, k) ? out[k] : undefined
+    put(out, k, isObject(b) && isObject(v) ? deepMerge(b, v) : v)
   }
   return out
+}
+
+/** Define an own property, even for a key like `__proto__` (plain assignment would not). */
+function put(obj: JsonObject, key: string, value: JsonValue): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
 }
 
 /** A copy of `obj` with `value` at `path`, creating intermediate objects as needed. */
 export function setIn(obj: JsonObject, path: readonly string[], value: JsonValue): JsonObject {
   const [head, ...rest] = path
   if (head === undefined) return obj
-  const child = obj[head]
-  return { ...obj, [head]: rest.length === 0 ? value : setIn(isObject(child) ? child : {}, rest, value) }
+  const child = Object.hasOwn(obj, head) ? obj[head] : undefined
+  const out: JsonObject = { ...obj }
+  put(out, head, rest.length === 0 ? value : setIn(isObject(child) ? child : {}, rest, value))
+  return out
 }
 
 /** A deep copy with every object's keys sorted, so equal params serialise identically. */
@@ -88,6 +95,6 @@ export function sortKeysDeep(v: JsonValue): JsonValue {
   if (Array.isArray(v)) return v.map(sortKeysDeep)
   if (!isObject(v)) return v
   const out: JsonObject = {}
-  for (const k of Object.keys(v).sort()) out[k] = sortKeysDeep(v[k]!)
+  for (const k of Object.keys(v).sort()) put(out, k, sortKeysDeep(v[k]!))
   return out
 }

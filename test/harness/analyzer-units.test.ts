@@ -100,6 +100,12 @@ t.test('deepMerge, setIn, sortKeysDeep do not mutate and behave as documented', 
   t.same(base.a, { x: 1, y: 2 })
   t.same(setIn({ a: 3 }, ['a', 'b'], 1), { a: { b: 1 } }, 'a scalar on the path is replaced')
   t.equal(JSON.stringify(sortKeysDeep({ b: 1, a: { d: [{ z: 1, y: 2 }], c: 0 } })), '{"a":{"c":0,"d":[{"y":2,"z":1}]},"b":1}')
+  const proto = JSON.parse('{"__proto__": {"x": 1}}') as Record<string, never>
+  const merged = deepMerge({}, proto)
+  t.same(Object.keys(merged), ['__proto__'], 'a __proto__ key stays an own key, it does not set the prototype')
+  t.equal(Object.getPrototypeOf(merged), Object.prototype)
+  t.same(Object.keys(setIn({}, ['__proto__', 'y'], 1)), ['__proto__'])
+  t.same(Object.keys(sortKeysDeep(proto) as object), ['__proto__'])
 })
 
 t.test('safe names', async (t) => {
