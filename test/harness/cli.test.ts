@@ -163,6 +163,36 @@ t.test('a failing stage exits 1 and leaves the lock entry of the failed instance
   t.equal(readFileSync(join(copy, 'pipeline.lock'), 'utf8'), lock)
 })
 
+t.test('on a TTY the run view is redrawn in place; NO_COLOR keeps colour out', async (t) => {
+  let stdout = ''
+  const code = await main(['--force', '--stage', 'prepare'], {
+    stdout: { write: (s: string) => (stdout += s), isTTY: true, columns: 100 },
+    stderr: { write: () => true },
+    cwd: dir,
+    env: { PATH: process.env.PATH, NO_COLOR: '1' },
+  })
+  t.equal(code, 0)
+  t.match(stdout, /⠿ prepare/, 'a live line for the running instance')
+  t.match(stdout, /\x1b\[1F\x1b\[J/, 'erased in place')
+  t.match(stdout, /done\s+prepare/)
+  t.notMatch(stdout, /\x1b\[3\dm/, 'no colour under NO_COLOR')
+})
+
+t.test('--verify exits 1 when a re-execution gives different bytes, 0 when identical', async (t) => {
+  const copy = mkdtempSync(join(tmpdir(), 'cusp-cli-verify-'))
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }))
+  cpSync(dir, copy, { recursive: true })
+  const same = await run(copy, ['--verify', '--stage', 'prepare'])
+  t.equal(same.code, 0, same.stderr + same.stdout)
+  t.match(same.stdout, /verified prepare/)
+  const first = await run(copy, ['--stage', 'prepare', '--set', 'prepare.noise=true'])
+  t.equal(first.code, 0, first.stderr)
+  const noisy = await run(copy, ['--verify', '--stage', 'prepare', '--set', 'prepare.noise=true'])
+  t.equal(noisy.code, 1)
+  t.match(noisy.stdout, /NOT deterministic/)
+  t.match(noisy.stderr, /prepare: not deterministic.*data\.txt/)
+})
+
 t.test('an exception escaping main is one line, with a stack only under CUSP_DEBUG=1', async (t) => {
   const attempt = async (env: Record<string, string | undefined>) => {
     let stderr = ''
