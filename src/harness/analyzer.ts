@@ -35,6 +35,7 @@
  *   smoke:
  *     stages:
  *       train: { params: { steps: 5 }, matrix: { eta: [0.1] } }    # deep-merge params, replace axes
+ *                          # also: exclude (replaces), resources (override per key)
  * ```
  *
  * Instance ids: `stage`, or `stage@k1=v1,k2=v2` (axes in declared order; a profile's new
@@ -43,6 +44,10 @@
  * one value), then validated against the impl's params schema with defaults filled.
  * A matrix upstream must be selected with all/where/match; a dep resolving to no instance is
  * an error. Params keys are sorted, outputs by name, deps by (as, instance).
+ *
+ * Failure locations: `file` is the pipeline file's name relative to the project root
+ * (`pipeline.yaml`), `path` the dotted path of the offending node. Command-line problems
+ * (`--set`) are `bad-override` failures without a location; a missing pipeline file is `usage`.
  */
 import { dirname, basename, resolve } from 'node:path'
 import { Ajv } from 'ajv'

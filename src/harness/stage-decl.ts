@@ -171,8 +171,8 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
       matrix: combo,
       params: sortKeysDeep(params) as JsonObject,
       deps: [],
-      outputs,
-      resources,
+      outputs: outputs.map((o) => ({ ...o })),
+      resources: { ...resources },
     })
   }
   for (const { error, combo, ids } of problems.values()) {
