@@ -105,6 +105,7 @@ export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
   if (h !== m[0] || w !== m[1] || ch !== m[2]) throw new Error(`dataset shape [${data.shape.join(',')}] does not match model inputShape [${m.join(',')}]`);
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
   const d = h * w * ch;
+  if (!Number.isInteger(data.n) || data.n < 1) throw new Error(`dataset must hold at least one example, n = ${data.n}`);
   if (data.x.length !== data.n * d || data.y.length !== data.n) throw new Error(`dataset arrays do not hold n = ${data.n} examples of [${data.shape.join(',')}]`);
   const out: Chunk[] = [];
   for (let s = 0; s < data.n; s += chunkSize) {
@@ -116,6 +117,9 @@ export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
 
 function lossOn(model: Model, theta: tf.Tensor1D, c: Chunk): tf.Scalar {
   const [h, w, ch] = model.spec.inputShape;
+  if (!Number.isInteger(c.n) || c.n < 1 || c.x.length !== c.n * h * w * ch || c.y.length !== c.n) {
+    throw new Error(`chunk must hold n >= 1 examples of [${h},${w},${ch}] (x ${c.x.length} values, y ${c.y.length} labels, n ${c.n})`);
+  }
   const x = tf.tensor4d(c.x, [c.n, h, w, ch]); // [n,h,w,c]
   const y = tf.tensor1d(c.y, 'int32'); // [n]
   return crossEntropySum(model.forward(theta, x), y);

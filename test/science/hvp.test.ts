@@ -108,4 +108,6 @@ t.test('dataset functions: fixed chunks, float64 accumulation, mean or sum', asy
   t.throws(() => datasetLoss(m, theta, { ...data, shape: [8, 8, 2] }), /does not match/);
   t.throws(() => datasetLoss(m, theta, data, { chunkSize: 0 }), /chunkSize/);
   t.throws(() => chunkHvp(m, theta, v.subarray(1), whole), /entries/);
+  t.throws(() => chunkLoss(m, theta, { ...whole, n: n + 1 }), /chunk must hold/);
+  t.throws(() => datasetLoss(m, theta, { ...data, n: 0, x: new Float32Array(0), y: new Int32Array(0) }), /at least one/);
 });
