@@ -1,13 +1,16 @@
 /**
- * `npm run bench -- plan-noop [--runs N]`: the executor's share of a no-op rerun. Writes the
+ * `npm run bench -- plan-noop [--runs N] [--keep]`: the executor's share of a no-op rerun. Writes the
  * 200-instance toy DAG (test/harness/fixtures/toy-dag.ts), seeds its store and lock WITHOUT
  * running any stage (fabricated outputs, published as run records under the fingerprints the
- * real planner computes), then times in-process `plan()` and a no-op `execute()` (median of N,
+ * real planner computes), then times in-process `plan()`, a no-op `execute()`, and the whole CLI
+ * (`node --import tsx src/harness/cli.ts`, a fresh process) doing the no-op rerun (median of N,
  * after one warm-up). No stage process is spawned in the timed part. Prints one JSON line.
  */
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { loadavg, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { analyze, nodeReader } from '../src/harness/analyzer.ts'
 import { execute, plan, planDetailed } from '../src/harness/executor.ts'
 import { readLock, writeLock } from '../src/harness/lockfile.ts'
@@ -72,7 +75,17 @@ try {
     if (!r.ok || Object.values(r.value.outcomes).some((o) => o.outcome !== 'fresh')) throw new Error('not a no-op')
   })
   const analyzeMs = await time(async () => analyze({ file, reader: nodeReader(dir) }))
-  process.stdout.write(`${JSON.stringify({ bench: 'plan-noop', instances: pipeline.order.length, analyze_ms: analyzeMs, plan_ms: planMs, execute_noop_ms: executeMs, runs: RUNS })}\n`)
+  // End to end: the real CLI as a fresh process (node + tsx startup included).
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'harness', 'cli.ts')
+  const cliMs = await time(async () => {
+    const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), cli, '--file', file], { cwd: dir, env: { ...process.env, CUSP_STORE: '' }, encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`cli exited ${r.status}: ${r.stderr}`)
+  })
+  const load = loadavg()[0]?.toFixed(1)
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'plan-noop', instances: pipeline.order.length, analyze_ms: analyzeMs, plan_ms: planMs, execute_noop_ms: executeMs, cli_noop_ms: cliMs, runs: RUNS, load })}\n`,
+  )
 } finally {
-  rmSync(dir, { recursive: true, force: true })
+  if (args.includes('--keep')) process.stderr.write(`kept ${dir}\n`)
+  else rmSync(dir, { recursive: true, force: true })
 }

@@ -285,7 +285,8 @@ class Execution {
         // a listener's exception must not break a run
       }
     }
-    this.slots = new Slots(Math.max(1, opts.jobs ?? availableParallelism()))
+    const jobs = opts.jobs !== undefined && Number.isFinite(opts.jobs) ? Math.floor(opts.jobs) : availableParallelism()
+    this.slots = new Slots(Math.max(1, jobs))
     this.steps = new Map(prep.plan.steps.map((s) => [s.instance, s]))
     this.forced = new Set(opts.force ? (prep.targets ?? this.pipeline.order) : [])
     this.workRoot = opts.workRoot ?? join(this.pipeline.root, '.cusp', 'work')

@@ -5,7 +5,6 @@
  * the exit status; never rejects for a failing stage (a spawn error is reported as exit null).
  */
 import { createInterface } from 'node:readline'
-import { execa } from 'execa'
 import { parseMessage, stageCommand } from './stage-runner.ts'
 
 export interface SpawnCallbacks {
@@ -29,6 +28,8 @@ export async function spawnStage(
   on: SpawnCallbacks,
 ): Promise<SpawnOutcome> {
   const cmd = stageCommand(workDir)
+  // Loaded on first use: importing execa costs ~80 ms of CPU that a no-op rerun should not pay.
+  const { execa } = await import('execa')
   let tail = ''
   const child = execa(cmd.file, cmd.args, {
     cwd,
