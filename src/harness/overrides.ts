@@ -77,7 +77,8 @@ export function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
 
 /** Define an own property, even for a key like `__proto__` (plain assignment would not). */
 function put(obj: JsonObject, key: string, value: JsonValue): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+  else obj[key] = value
 }
 
 /** A copy of `obj` with `value` at `path`, creating intermediate objects as needed. */
