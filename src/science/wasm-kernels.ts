@@ -4,7 +4,8 @@
  * for non-positive window maxima and for reshaped right operands), fast transposed BatchMatMul and
  * stride-1 Conv2DBackpropInput (composed from XNNPACK's Conv2D and matmul), a faster AvgPoolGrad
  * that refuses padded windows, and copy-free Identity / same-dtype Cast plus a transpose-free Sum
- * over leading axes (the tape's saved-tensor clones and bias gradients). Each is registered under its tfjs kernel name for backend
+ * over leading axes (the tape's saved-tensor clones and bias gradients), and a Transpose that merges
+ * adjacent axes before running the shipped kernel at the lowest rank. Each is registered under its tfjs kernel name for backend
  * 'wasm', so model code (tf.conv2d, tf.matMul, tf.grad) is unchanged and other backends
  * (cpu, tfjs-node) are untouched. The parts live in ./wasm/.
  */
@@ -16,6 +17,7 @@ import { originals, WASM } from './wasm/kernel-calls.ts'
 import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
 import { castConfig, identityConfig } from './wasm/shared-data.ts'
 import { sumConfig } from './wasm/sum.ts'
+import { transposeConfig } from './wasm/transpose.ts'
 
 /** The kernels cusp registers on wasm (names as in tfjs-core). */
 export const replacedWasmKernels: readonly string[] = [
@@ -27,6 +29,7 @@ export const replacedWasmKernels: readonly string[] = [
   'Identity',
   'Cast',
   'Sum',
+  'Transpose',
 ]
 
 const replacements: KernelConfig[] = [
@@ -38,6 +41,7 @@ const replacements: KernelConfig[] = [
   identityConfig,
   castConfig,
   sumConfig,
+  transposeConfig,
 ]
 
 let installed = false

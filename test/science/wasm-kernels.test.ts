@@ -9,6 +9,7 @@ import type { Test } from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels, replacedWasmKernels } from '../../src/science/wasm-kernels.ts'
+import { collapseTranspose } from '../../src/science/wasm/transpose.ts'
 
 tf.env().set('IS_TEST', true)
 installWasmKernels()
@@ -219,4 +220,16 @@ t.test('a CNN gradient on wasm leaks no wasm data', async (tt) => {
   g.dispose()
   tt.equal(backend.numDataIds(), before, 'data ids back to where they were')
   tf.dispose([x, w])
+})
+
+t.test('Transpose merges adjacent axes and matches cpu', async (tt) => {
+  tt.same(collapseTranspose([250, 28, 28, 16], [1, 2, 0, 3]), [[250, 784, 16], [1, 0, 2]])
+  tt.same(collapseTranspose([250, 7, 7, 32], [0, 3, 1, 2]), [[250, 49, 32], [0, 2, 1]])
+  tt.same(collapseTranspose([4, 1, 5], [2, 1, 0]), [[4, 5], [1, 0]])
+  tt.same(collapseTranspose([2, 3, 4], [0, 1, 2]), [[24], [0]])
+  const xs = [3, 4, 1, 5, 2]
+  const x = rand(120, 25)
+  for (const perm of [[1, 2, 0, 3, 4], [4, 3, 2, 1, 0], [0, 3, 4, 1, 2], [2, 0, 1, 3, 4], [0, 1, 2, 3, 4]]) {
+    await same(tt, [[x, xs]], (v) => tf.transpose(v!, perm), `transpose perm=${perm}`)
+  }
 })

@@ -13,7 +13,7 @@
 import { backend_util } from '@tensorflow/tfjs'
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
-import { callKernel, callOriginal, release, reshape, transpose, WASM } from './kernel-calls.ts'
+import { callKernel, callOriginal, release, transpose, WASM } from './kernel-calls.ts'
 
 type Pad = backend_util.ExplicitPadding | 'valid' | 'same' | number
 type Rounding = 'floor' | 'round' | 'ceil' | undefined
@@ -43,55 +43,6 @@ function convInfoOf(
   return backend_util.computeConv2DInfo(xShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast')
 }
 
-/**
- * dW by im2col for few input channels: P^T [kh*kw*ci, n*oh*ow] gathered from x with slices, times
- * dy viewed as [n*oh*ow, co] (a plain matmul: XNNPACK packs dy as it lies). The convolution route
- * must transpose dy to [oh, ow, n, co], which for a 28x28x16 map costs 3x the convolution itself;
- * here the copies are of x-sized data, cheap when ci*kh*kw is small (the first layer, ci = 1).
- */
-function backpropFilterIm2col(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
-  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow } = info
-  const { top: pt, left: pl } = info.padInfo
-  const [n, h, w, ci] = x.shape as [number, number, number, number]
-  const co = dy.shape[3]!
-  const m = n * oh * ow
-  const temps: TensorInfo[] = []
-  const xt = ci === 1 ? reshape(backend, x, [1, n, h, w]) : transpose(backend, x, [3, 0, 1, 2]) // [ci, n, h, w]
-  temps.push(xt)
-  const pb = Math.max(0, (oh - 1) * sh + kh - pt - h)
-  const pr = Math.max(0, (ow - 1) * sw + kw - pl - w)
-  let xp = xt
-  if (pt > 0 || pb > 0 || pl > 0 || pr > 0) {
-    xp = callKernel('PadV2', backend, { x: xt }, { paddings: [[0, 0], [0, 0], [pt, pb], [pl, pr]], constantValue: 0 })
-    temps.push(xp) // [ci, n, h + pt + pb, w + pl + pr]
-  }
-  const rows: TensorInfo[] = []
-  for (let a = 0; a < kh; a++) {
-    for (let b = 0; b < kw; b++) {
-      const sl = sh === 1 && sw === 1
-        ? callKernel('Slice', backend, { x: xp }, { begin: [0, 0, a, b], size: [ci, n, oh, ow] })
-        : callKernel('StridedSlice', backend, { x: xp }, {
-          begin: [0, 0, a, b], end: [ci, n, a + (oh - 1) * sh + 1, b + (ow - 1) * sw + 1], strides: [1, 1, sh, sw],
-          beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-        }) // [ci, n, oh, ow]
-      rows.push(reshape(backend, sl, [ci, m]))
-      temps.push(sl)
-    }
-  }
-  temps.push(...rows)
-  const patchesT = callKernel('Concat', backend, rows as never, { axis: 0 }) // [kh*kw*ci, m]
-  const dyf = reshape(backend, dy, [m, co]) // [m, co]
-  temps.push(patchesT, dyf)
-  const dwf = callKernel('BatchMatMul', backend, { a: patchesT, b: dyf }, { transposeA: false, transposeB: false }) // [kh*kw*ci, co]
-  const dw = reshape(backend, dwf, [kh, kw, ci, co])
-  temps.push(dwf)
-  release(backend, ...temps)
-  return dw
-}
-
-/** Input channels up to which dW goes through im2col rather than the convolution route. */
-const IM2COL_MAX_ROWS = 27
-
 /** dW for x [n,h,w,ci], dy [n,oh,ow,co] -> [kh,kw,ci,co]; any stride and padding, dilation 1. */
 function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: BackendWasm; attrs: BackpropFilterAttrs }): TensorInfo {
   const { inputs: { x, dy }, backend, attrs } = args
@@ -99,7 +50,6 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow } = info
   const { top: pt, left: pl } = info.padInfo
   const [n, h, w, ci] = x.shape as [number, number, number, number]
-  if (ci * kh * kw <= IM2COL_MAX_ROWS) return backpropFilterIm2col(backend, x, dy, info)
   // Rows of x the windows reach: [-pt, (oh-1)*sh + kh - pt). Pad the bottom up to that, or crop
   // rows no window reads (negative padding is not a convolution XNNPACK runs).
   let pb = (oh - 1) * sh + kh - pt - h
