@@ -93,7 +93,7 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
     return fail([{ reason: 'usage', message: `${file} does not exist or cannot be read. Run from the project directory or pass the right path.` }])
   }
   const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' })
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true, logLevel: 'error' })
   const src = new SourceMap(basename(file), doc, lines)
   if (doc.errors.length > 0) {
     const seen = new Set<string>()

@@ -224,7 +224,7 @@ function checkAxes(ctx: Ctx, stage: string, axes: Axis[], origins: Map<string, O
       if (why !== undefined) {
         good = false
         if ('set' in origin) ctx.failures.push({ reason: 'bad-override', override: origin.set.text, message: `a matrix value ${why}` })
-        else ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate([...origin.path, i]), message: `value ${why}` })
+        else ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate([...origin.path, i]), message: `value ${why}. Change or remove this value.` })
         return
       }
       const text = renderValue(v)

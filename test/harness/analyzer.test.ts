@@ -240,6 +240,51 @@ schema: 1
   t.same(b.order, a.order)
 })
 
+t.test('anchors, aliases and merge keys expand like the written-out pipeline', async (t) => {
+  const shared = `schema: 1
+x-common: &common { source: synthetic }
+stages:
+  prepare-data:
+    params: { <<: *common, n: 100 }
+    outputs: &outs { dataset: file, manifest: file }
+  train:
+    matrix: { arch: &archs [cnn, mlp], eta: [0.01] }
+    deps: { data: { stage: prepare-data, output: dataset } }
+    outputs: { checkpoints: dir, telemetry: file }
+`
+  const plain = `schema: 1
+stages:
+  prepare-data:
+    params: { source: synthetic, n: 100 }
+    outputs: { dataset: file, manifest: file }
+  train:
+    matrix: { arch: [cnn, mlp], eta: [0.01] }
+    deps: { data: { stage: prepare-data, output: dataset } }
+    outputs: { checkpoints: dir, telemetry: file }
+`
+  // x-common is not a known top-level key, so it must be rejected; without it the anchors live inline.
+  const r = analyze({ file: FILE, reader: memoryReader(ROOT, withYaml(shared)) })
+  t.equal(r.ok, false, 'unknown top-level key x-common is still an error')
+  const inline = shared.replace('x-common: &common { source: synthetic }\n', '').replace('{ <<: *common, n: 100 }', '&p { source: synthetic, n: 100 }')
+  t.strictSame([...run(withYaml(inline)).instances.entries()], [...run(withYaml(plain)).instances.entries()])
+  const merged = `schema: 1
+stages:
+  prepare-data:
+    params: &base { source: synthetic, n: 100 }
+    outputs: { dataset: file, manifest: file }
+  train:
+    matrix: { arch: [cnn, mlp], eta: [0.01] }
+    deps: { data: { stage: prepare-data, output: dataset } }
+    outputs: { checkpoints: dir, telemetry: file }
+profiles:
+  p:
+    stages:
+      prepare-data: { params: { <<: *base, n: 5 } }
+`
+  const m = run(withYaml(merged), { profile: 'p' })
+  t.strictSame(inst(m, 'prepare-data').params, { n: 5, seed: 0, source: 'synthetic' }, 'merge key (<<) with an override')
+})
+
 t.test('an analysis of 200 instances is complete and consistent', async (t) => {
   const etas = Array.from({ length: 10 }, (_, i) => (i + 1) / 100)
   const yaml = `schema: 1
