@@ -16,6 +16,7 @@
  * instance's settling, and become `Failure` values.
  */
 import { availableParallelism } from 'node:os'
+import { statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { codeDigest } from './code-digest.ts'
@@ -45,6 +46,7 @@ import {
   type Failure,
   type Fingerprint,
   type FingerprintResult,
+  type LockEntry,
   type LockFile,
   type ObjectDigest,
   type PlanAction,
@@ -150,6 +152,8 @@ export async function execute(opts: RunOptions): Promise<Result<ExecSummary, Fai
 
 interface Prepared {
   lock: LockFile
+  /** `lockStamp` of the lock file as read. */
+  lockStamp: string
   targets: string[] | undefined
   fingerprintOf: FingerprintFn
   plan: PlanOutput
@@ -157,6 +161,7 @@ interface Prepared {
 
 async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepared, Failure[]>> {
   const { pipeline, store } = opts
+  const stamp = lockStamp(opts.lockPath)
   const read = readLock(opts.lockPath)
   if (!read.ok) return fail([read.error])
   const lock: LockFile = read.value ?? { schema: 1, instances: {} }
@@ -194,7 +199,7 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
     })
     if (!p.ok) return p
     const { missing } = p.value
-    if (missing.runs.length === 0 && missing.objects.length === 0) return ok({ lock, targets, fingerprintOf, plan: p.value })
+    if (missing.runs.length === 0 && missing.objects.length === 0) return ok({ lock, lockStamp: stamp, targets, fingerprintOf, plan: p.value })
     if (round > pipeline.order.length + 2) {
       return fail([{ reason: 'unexpected', message: 'planning did not converge (store index keeps changing?)' }])
     }
@@ -270,6 +275,10 @@ class Execution {
   private readonly workRoot: string
   private stoppedBy: string | undefined
   private readonly schemaCache = new Map<string, Promise<string | undefined>>()
+  /** Lock entries this execution wrote (kept over concurrent writers' entries when merging). */
+  private readonly written = new Map<string, LockEntry>()
+  /** The lock file's stat when this execution last read or wrote it. */
+  private lockStamp: string
 
   constructor(
     private readonly opts: RunOptions,
@@ -290,6 +299,7 @@ class Execution {
     this.steps = new Map(prep.plan.steps.map((s) => [s.instance, s]))
     this.forced = new Set(opts.force ? (prep.targets ?? this.pipeline.order) : [])
     this.workRoot = opts.workRoot ?? join(this.pipeline.root, '.cusp', 'work')
+    this.lockStamp = prep.lockStamp
   }
 
   async run(): Promise<ExecSummary> {
@@ -543,10 +553,23 @@ class Execution {
     return (v.value.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}`).join('; ')
   }
 
+  /**
+   * Records one instance in the lock and rewrites it atomically. If another process rewrote
+   * the lock since this one last read or wrote it (its stat changed), its entries are merged
+   * in first, so two runs on different targets do not erase each other's entries (a narrow
+   * race remains: there is no file lock).
+   */
   private writeLockEntry(inst: StageInstance, fp: FingerprintResult, outputs: Record<string, StoredOutput>): void {
-    this.prep.lock.instances[inst.id] = { stage: inst.stage, fingerprint: fp.fingerprint, breakdown: fp.breakdown, outputs }
+    const entry = { stage: inst.stage, fingerprint: fp.fingerprint, breakdown: fp.breakdown, outputs }
+    this.written.set(inst.id, entry)
+    if (lockStamp(this.opts.lockPath) !== this.lockStamp) {
+      const disk = readLock(this.opts.lockPath)
+      if (disk.ok && disk.value !== undefined) this.prep.lock.instances = { ...disk.value.instances, ...Object.fromEntries(this.written) }
+    }
+    this.prep.lock.instances[inst.id] = entry
     const w = writeLock(this.opts.lockPath, this.prep.lock)
     if (!w.ok) throw new LockWriteError(w.error)
+    this.lockStamp = lockStamp(this.opts.lockPath)
   }
 
   private skip(id: string, because: string): Settled {
@@ -595,6 +618,12 @@ class Execution {
       }),
     )
   }
+}
+
+/** Identity of the lock file's current version (inode, size, mtime), or 'none'. */
+function lockStamp(path: string): string {
+  const st = statSync(path, { throwIfNoEntry: false, bigint: true })
+  return st === undefined ? 'none' : `${st.ino}:${st.size}:${st.mtimeNs}`
 }
 
 /** `stages/<impl>` for a bare implementation name, the path itself otherwise. */

@@ -14,7 +14,10 @@ t.teardown(() => p.cleanup())
 const ALL = ['side', 'source', 'square@k=1', 'square@k=2', 'square@k=3', 'sum']
 
 t.test('first run runs everything, once each, and records every instance in the lock', async (t) => {
-  const { summary, ran } = await p.run()
+  const { summary, ran, events } = await p.run()
+  t.same(events[0]?.type, 'plan')
+  t.ok(events.some((e) => e.type === 'progress' && e.instance === 'source' && e.fraction === 1 && e.message === 'wrote 4 rows'), 'progress streamed')
+  t.ok(events.some((e) => e.type === 'log' && e.instance === 'square@k=3' && e.message === 'squared 4 values from source'), 'log streamed')
   t.same(ran, ALL)
   t.ok(summary.ok)
   t.same(Object.keys(p.lock().instances).sort(), ALL)
@@ -107,4 +110,13 @@ t.test('a corrupted object is detected when read and its producer reruns', async
   t.ok(await p.store.verifyObject(digest), 'the object is intact again')
   t.equal(p.lock().instances.source?.outputs['data.txt']?.digest, digest, 'same bytes as before')
   t.same((await p.run({ overrides: ['square.offset=2'] })).ran, [])
+})
+
+t.test('two executions at once on different targets keep each other\'s lock entries', async (t) => {
+  const q = new Project()
+  t.teardown(() => q.cleanup())
+  const [a, b] = await Promise.all([q.run({ targets: ['side'] }), q.run({ targets: ['square@k=1'] })])
+  t.ok(a.summary.ok && b.summary.ok)
+  t.same(Object.keys(q.lock().instances).sort(), ['side', 'source', 'square@k=1'])
+  t.same(q.counts().sort(), ['side', 'source', 'square@k=1'])
 })
