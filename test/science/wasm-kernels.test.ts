@@ -190,6 +190,10 @@ t.test('Sum matches cpu (leading axes in JS, others shipped)', async (tt) => {
   for (const [axis, keep] of [[[0, 1, 2], false], [[0, 1, 2], true], [0, false], [[0, 1, 2, 3], false], [[3], false], [[1, 2], true], [[2, 0, 1], false]] as const) {
     await same(tt, [[x, xs]], (v) => tf.sum(v!, axis as number | number[], keep), `sum axis=${JSON.stringify(axis)} keepDims=${keep}`)
   }
+  // More than 64 columns takes the row-by-row loop; the bits still equal cpu's (same order).
+  const want = await on('cpu', [[rand(700, 26), [7, 100]]], (v) => tf.sum(v!, 0))
+  const got = await on('wasm', [[rand(700, 26), [7, 100]]], (v) => tf.sum(v!, 0))
+  tt.same(Array.from(got), Array.from(want), 'sum over 7 rows of 100 columns: bit-identical to cpu')
 })
 
 t.test('Identity and same-dtype Cast share data; dtype changes still convert', async (tt) => {

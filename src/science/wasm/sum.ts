@@ -33,9 +33,19 @@ function sum(args: { inputs: { x: TensorInfo }; backend: BackendWasm; attrs: { a
     return out
   }
   const acc = new Float64Array(cols)
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols
-    for (let c = 0; c < cols; c++) acc[c]! += xs[base + c]!
+  if (cols <= 64) {
+    // Few columns (bias gradients): one running sum per column, walking down it; the strided
+    // reads stay in cache lines the neighbouring columns reuse. Same order as below.
+    for (let c = 0; c < cols; c++) {
+      let s = 0
+      for (let i = c; i < rows * cols; i += cols) s += xs[i]!
+      acc[c] = s
+    }
+  } else {
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols
+      for (let c = 0; c < cols; c++) acc[c]! += xs[base + c]!
+    }
   }
   o.set(acc)
   return out
