@@ -49,10 +49,10 @@
  * (`pipeline.yaml`), `path` the dotted path of the offending node. Command-line problems
  * (`--set`) are `bad-override` failures without a location; a missing pipeline file is `usage`.
  */
+import { createRequire } from 'node:module'
 import { dirname, basename, resolve } from 'node:path'
 import { Ajv } from 'ajv'
 import { LineCounter, parseDocument, visit } from 'yaml'
-import pipelineSchema from '../../schemas/pipeline.schema.json' with { type: 'json' }
 import { describeAjvErrors } from './ajv-errors.ts'
 import { reportCycles, resolveDeps, topologicalOrder } from './deps.ts'
 import type { Override } from './overrides.ts'
@@ -78,6 +78,8 @@ export interface AnalyzeOptions {
   reader: ProjectReader
 }
 
+// Loaded with require (not an import attribute) so every Node 20 in `engines` can read it.
+const pipelineSchema = createRequire(import.meta.url)('../../schemas/pipeline.schema.json') as object
 const validatePipeline = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema)
 
 /**
