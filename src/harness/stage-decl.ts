@@ -69,6 +69,9 @@ export interface RawStage {
 
 export const DEFAULT_RESOURCES: Resources = { cpu: 1, memory: '2Gi', gpu: 0 }
 
+/** Most instances one stage's matrix may expand to (a typo'd axis should fail, not hang). */
+export const MAX_INSTANCES = 10_000
+
 /** Where an axis's values came from: a YAML path, or a `--set`. */
 type Origin = { path: PathSegment[] } | { set: Override }
 
@@ -143,6 +146,15 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
   const excludeAt: PathSegment[] = overlay?.exclude !== undefined ? [...profileBase, 'exclude'] : [...base, 'exclude']
   const exclude = overlay?.exclude ?? raw.exclude ?? []
   if (!checkExclude(ctx, name, axes, exclude, excludeAt, hasMatrix)) return decl
+  const size = axes.reduce((n, a) => n * a.values.length, 1)
+  if (size > MAX_INSTANCES) {
+    ctx.failures.push({
+      reason: 'bad-matrix',
+      location: ctx.src.locate(['stages', name, 'matrix'], 'key'),
+      message: `expands to ${size} combinations, more than the ${MAX_INSTANCES} one stage may have. Split the stage or use fewer values.`,
+    })
+    return decl
+  }
   const combos = expandMatrix(axes, exclude)
   if (combos.length === 0) {
     ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate(excludeAt), message: 'removes every combination, so the stage has no instances. Remove entries from exclude.' })
