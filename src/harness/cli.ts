@@ -57,9 +57,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const debug = io.env.CUSP_DEBUG === '1'
     const message = e instanceof Error ? e.message : String(e)
     const failure: Failure = { reason: 'unexpected', message }
-    io.stderr.write(`${oneLine(formatFailure(failure))}\n`)
+    const hint = debug ? '' : ' (CUSP_DEBUG=1 shows the stack)'
+    io.stderr.write(`${oneLine(formatFailure(failure))}${hint}\n`)
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`)
-    else io.stderr.write('(set CUSP_DEBUG=1 for a stack trace)\n')
     return 1
   }
 }
@@ -82,7 +82,10 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
 
   // Only now, with a valid pipeline and command line, may anything be opened or written.
   const store = openStore(cmd.store ?? io.env.CUSP_STORE, root)
-  if (!store.ok) return report(io, [store.error])
+  if (!store.ok) {
+    report(io, [store.error])
+    return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem
+  }
   const lockPath = join(root, 'pipeline.lock')
   const base = { pipeline, store: store.value, lockPath, processEnv: io.env }
 
