@@ -48,6 +48,7 @@ t.test('cpu and wasm agree on loss, gradient and HVP (rel err <= 1e-5)', async (
     { arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 },
     { arch: 'alexnet', activation: 'tanh', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 },
     { arch: 'vgg16', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 },
+    { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10 }, // the reference CNN, full size
   ];
   for (const spec of specs) {
     const m = buildModel(spec);
