@@ -2,8 +2,12 @@
  * `npm run bench -- wasm-kernels [repeats]`: each cusp wasm kernel replacement against what it
  * replaces, on the shapes the reference CNN and MLP use per 250-example chunk. "before" is the
  * shipped wasm kernel (for Conv2DBackpropFilter, which wasm lacks, the cpu backend on a tenth of
- * the batch, scaled); "after" is cusp's. Runs are interleaved and medians reported, since the
- * machine is shared. Prints a table, then one JSON line.
+ * the batch, scaled); "after" is cusp's. Every run gets fresh input tensors (XNNPACK caches packed
+ * operands by tensor id, which would flatter repeated calls). Runs are interleaved and the median
+ * process CPU time is reported (single-threaded work; on a shared machine CPU time is a steadier
+ * estimate of unloaded wall time than wall time). Throughput is GFLOP/s for the arithmetic kernels
+ * and G elements/s (of the largest tensor) for the data-movement ones. Prints a table, then one
+ * JSON line.
  */
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
@@ -17,6 +21,7 @@ interface Case {
   inputs: Record<string, number[]>
   attrs: Record<string, unknown>
   flops: number
+  unit?: 'GFLOP/s' | 'Gelem/s'
   /** 'cpu': wasm has no such kernel; measure the cpu backend on batch/scale instead. */
   before: 'shipped' | 'cpu'
 }
@@ -29,7 +34,9 @@ const cases: Case[] = [
   { name: 'cnn conv2 dx (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropInput', inputs: { dy: [n, 14, 14, 32], filter: [3, 3, 16, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 14, 14, 16] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'shipped' },
   { name: 'cnn conv1 dW (3x3 1->16, 28x28)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }, flops: conv([n], [3, 3, 1, 16], 28, 28), before: 'cpu' },
   { name: 'cnn conv2 dW (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'cpu' },
-  { name: 'maxPool 2x2 grad (28x28x16)', kernel: 'MaxPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, before: 'shipped' },
+  { name: 'maxPool 2x2 grad (28x28x16)', kernel: 'MaxPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
+  { name: 'avgPool 2x2 grad (28x28x16)', kernel: 'AvgPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
+  { name: 'identity (tape clone, 28x28x16)', kernel: 'Identity', inputs: { x: [n, 28, 28, 16] }, attrs: {}, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
 ]
 
 function median(xs: number[]): number {
@@ -46,16 +53,15 @@ function time(c: Case, scale: number): number {
   }
   const attrs = { ...c.attrs }
   if (Array.isArray(attrs['inputShape'])) attrs['inputShape'] = [inputs['dy']!.shape[0], ...(attrs['inputShape'] as number[]).slice(1)]
-  const t0 = performance.now()
+  const c0 = process.cpuUsage()
   const out = tf.engine().runKernel(c.kernel, inputs as never, attrs as never) as tf.Tensor
-  out.dataSync()
-  const ms = performance.now() - t0
+  const used = process.cpuUsage(c0)
   tf.dispose([out, ...Object.values(inputs)])
-  return ms / scale
+  return (used.user + used.system) / 1000 / scale
 }
 
 await tf.setBackend('wasm')
-const results: Array<{ name: string; before_gflops: number | null; after_gflops: number; speedup: number | null; before: string }> = []
+const results: Array<{ name: string; unit: string; before: string; before_rate: number | null; after_rate: number; after_ms: number; speedup: number | null }> = []
 for (const c of cases) {
   const before: number[] = []
   const after: number[] = []
@@ -77,7 +83,8 @@ for (const c of cases) {
   const gf = (ms: number): number => c.flops / ms / 1e6
   const b = before.length > 0 ? gf(median(before)) : null
   const a = gf(median(after))
-  results.push({ name: c.name, before: c.before, before_gflops: b, after_gflops: a, speedup: b === null ? null : a / b })
-  console.log(`${c.name.padEnd(42)} before ${b === null ? '   n/a' : b.toFixed(2).padStart(6)} GFLOP/s (${c.before === 'cpu' ? 'cpu backend' : 'shipped wasm'})  after ${a.toFixed(2).padStart(6)} GFLOP/s  x${b === null ? '?' : (a / b).toFixed(1)}`)
+  const unit = c.unit ?? 'GFLOP/s'
+  results.push({ name: c.name, unit, before: c.before, before_rate: b, after_rate: a, after_ms: +median(after).toFixed(2), speedup: b === null ? null : a / b })
+  console.log(`${c.name.padEnd(46)} before ${b === null ? '   n/a' : b.toFixed(2).padStart(6)} (${c.before === 'cpu' ? 'cpu backend ' : 'shipped wasm'})  after ${a.toFixed(2).padStart(6)} ${unit} (${median(after).toFixed(1)} ms)  x${b === null ? '?' : (a / b).toFixed(1)}`)
 }
 console.log(JSON.stringify({ bench: 'wasm-kernels', batch: n, repeats, kernels: results }))
