@@ -8,6 +8,7 @@
 import type { ErrorObject } from 'ajv'
 import type { PathSegment } from './source-location.ts'
 import { pointerToPath } from './source-location.ts'
+import { didYouMean } from './suggest.ts'
 
 /** One ajv error, located and worded for a user: what is wrong, and what to do about it. */
 export interface DescribedError {
@@ -76,7 +77,7 @@ function describeOne(e: ErrorObject): DescribedError | undefined {
         path: [...path, name],
         at: 'key',
         problem: `unknown key ${JSON.stringify(name)}`,
-        hint: `Remove it or fix its spelling.${hint}`,
+        hint: `Remove it or fix its spelling.${didYouMean(name, allowed)}${hint}`,
       }
     }
     case 'required': {

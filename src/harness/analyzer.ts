@@ -61,6 +61,7 @@ import type { ProjectReader } from './project-reader.ts'
 import { SourceMap } from './source-location.ts'
 import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
 import { buildStage } from './stage-decl.ts'
+import { didYouMean } from './suggest.ts'
 import type { Failure, JsonObject, Result, StageInstance, ValidPipeline } from './types.ts'
 import { fail, ok } from './types.ts'
 
@@ -189,7 +190,7 @@ function checkProfileStages(ctx: Ctx, profiles: Record<string, { stages?: Record
       ctx.failures.push({
         reason: 'schema-violation',
         location: ctx.src.locate(['profiles', name, 'stages', stage], 'key'),
-        message: `profile ${name} overrides stage ${JSON.stringify(stage)}, which is not in stages (${Object.keys(stages).join(', ')}). Fix the name or remove the entry.`,
+        message: `profile ${name} overrides stage ${JSON.stringify(stage)}, which is not in stages (${Object.keys(stages).join(', ')}).${didYouMean(stage, Object.keys(stages))} Fix the name or remove the entry.`,
       })
     }
   }
@@ -201,7 +202,8 @@ function parseOverrides(ctx: Ctx, texts: readonly string[], stages: Record<strin
     const r = parseOverride(text)
     if (!r.ok) ctx.failures.push(r.error)
     else if (!Object.hasOwn(stages, r.value.stage)) {
-      ctx.failures.push({ reason: 'bad-override', override: text, message: `there is no stage named ${JSON.stringify(r.value.stage)} (stages: ${Object.keys(stages).join(', ')})` })
+      const hint = didYouMean(r.value.stage, Object.keys(stages))
+      ctx.failures.push({ reason: 'bad-override', override: text, message: `there is no stage named ${JSON.stringify(r.value.stage)} (stages: ${Object.keys(stages).join(', ')}).${hint}` })
     } else out.push(r.value)
   }
   return out

@@ -6,6 +6,7 @@
  */
 import { jsonEqual, matchesAll } from './matrix.ts'
 import type { Ctx, DepDecl, StageDecl } from './stage-decl.ts'
+import { didYouMean } from './suggest.ts'
 import type { InstanceDep, StageInstance } from './types.ts'
 
 /**
@@ -29,12 +30,12 @@ function resolveDep(ctx: Ctx, decl: StageDecl, dep: DepDecl, decls: ReadonlyMap<
   const target = decls.get(dep.stage)
   if (target === undefined) {
     if (!declared.has(dep.stage)) {
-      dangling([...at, 'stage'], `there is no stage named ${JSON.stringify(dep.stage)}. Use one of: ${[...declared].sort().join(', ')}.`)
+      dangling([...at, 'stage'], `there is no stage named ${JSON.stringify(dep.stage)}.${didYouMean(dep.stage, declared)} Stages: ${[...declared].sort().join(', ')}.`)
     }
     return
   }
   if (!target.outputs.has(dep.output)) {
-    dangling([...at, 'output'], `stage ${target.name} has no output ${JSON.stringify(dep.output)}. Use one of: ${[...target.outputs].join(', ')}.`)
+    dangling([...at, 'output'], `stage ${target.name} has no output ${JSON.stringify(dep.output)}.${didYouMean(dep.output, target.outputs)} Its outputs: ${[...target.outputs].join(', ')}.`)
     return
   }
   if (target.hasMatrix && !dep.all && dep.where === undefined && dep.match === undefined) {
@@ -47,7 +48,7 @@ function resolveDep(ctx: Ctx, decl: StageDecl, dep: DepDecl, decls: ReadonlyMap<
   for (const key of Object.keys(dep.where ?? {})) {
     if (!target.instances.some((u) => Object.hasOwn(u.params, key))) {
       good = false
-      dangling([...at, 'where', key], `stage ${target.name} has no param ${JSON.stringify(key)}. Filter on one of its params: ${paramNames(target).join(', ')}.`, true)
+      dangling([...at, 'where', key], `stage ${target.name} has no param ${JSON.stringify(key)}.${didYouMean(key, paramNames(target))} Filter on one of its params: ${paramNames(target).join(', ')}.`, true)
     }
   }
   ;(dep.match ?? []).forEach((key, i) => {

@@ -5,6 +5,7 @@
  * error, so no failure can ever print as `[object Object]`.
  */
 import { unsafeNameReason } from './safe-name.ts'
+import { didYouMean } from './suggest.ts'
 import type { Failure, SourceLocation } from './types.ts'
 import { unreachable } from './types.ts'
 
@@ -40,9 +41,9 @@ export function formatFailure(f: Failure): string {
     case 'unsafe-path':
       return `${at(f.location)} ${JSON.stringify(f.value)} is not a safe name: it ${unsafeNameReason(f.value) ?? 'is not allowed'}. Names become path components; use letters, digits, '.', '_', '-' (starting with a letter or digit, no '..').`
     case 'unknown-profile':
-      return `${at(f.location)} unknown profile ${JSON.stringify(f.profile)}; profiles defined: ${list(f.known)}. Use one of those or add it under profiles:.`
+      return `${at(f.location)} unknown profile ${JSON.stringify(f.profile)}; profiles defined: ${list(f.known)}.${didYouMean(f.profile, f.known)} Use one of those or add it under profiles:.`
     case 'bad-override':
-      return `--set ${f.override}: ${f.message}. Write --set stage.param=value.`
+      return `--set ${f.override}: ${f.message}${/[.?!]$/.test(f.message) ? '' : '.'} Write --set stage.param=value.`
     case 'unknown-target':
       return `unknown stage or instance ${JSON.stringify(f.target)}; known: ${list(f.known)}.`
     case 'usage':

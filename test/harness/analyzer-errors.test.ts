@@ -98,7 +98,9 @@ t.test('schema-violation: wrong type', async (t) => {
 
 t.test('schema-violation: unknown key', async (t) => {
   const y = edit('    params: { steps: 100 }', '    parms: { steps: 100 }')
-  one(t, failures(y), 'schema-violation', pos(y, 'parms'), 'stages.train.parms', /unknown key "parms"\. Remove it or fix its spelling\. Allowed keys here: impl, params/)
+  one(t, failures(y), 'schema-violation', pos(y, 'parms'), 'stages.train.parms', /unknown key "parms"\. Remove it or fix its spelling\. Did you mean "params"\? Allowed keys here: impl, params/)
+  const far = edit('    params: { steps: 100 }', '    colour: blue\n    params: { steps: 100 }')
+  t.notMatch(formatFailure(failures(far)[0]!), /Did you mean/, 'no suggestion when nothing is close')
 })
 
 t.test('schema-violation: missing required field', async (t) => {
@@ -158,12 +160,16 @@ t.test('bad-stage-schema: missing, not JSON, not a schema', async (t) => {
 
 t.test('dangling-dep: unknown stage', async (t) => {
   const y = edit('stage: prep,', 'stage: prepare,')
-  one(t, failures(y), 'dangling-dep', pos(y, 'prepare,'), 'stages.train.deps.data.stage', /there is no stage named "prepare"\. Use one of: prep, train\./)
+  one(t, failures(y), 'dangling-dep', pos(y, 'prepare,'), 'stages.train.deps.data.stage', /there is no stage named "prepare"\. Stages: prep, train\./)
+  const typo = edit('stage: prep,', 'stage: perp,')
+  one(t, failures(typo), 'dangling-dep', pos(typo, 'perp'), 'stages.train.deps.data.stage', /no stage named "perp"\. Did you mean "prep"\? Stages: prep, train\./)
 })
 
 t.test('dangling-dep: unknown output', async (t) => {
   const y = edit('output: dataset', 'output: data')
-  one(t, failures(y), 'dangling-dep', pos(y, 'data }'), 'stages.train.deps.data.output', /stage prep has no output "data"\. Use one of: dataset\./)
+  one(t, failures(y), 'dangling-dep', pos(y, 'data }'), 'stages.train.deps.data.output', /stage prep has no output "data"\. Its outputs: dataset\./)
+  const typo = edit('output: dataset', 'output: datset')
+  one(t, failures(typo), 'dangling-dep', pos(typo, 'datset'), 'stages.train.deps.data.output', /no output "datset"\. Did you mean "dataset"\?/)
 })
 
 t.test('dangling-dep: matrix upstream without all/where/match', async (t) => {
@@ -257,6 +263,7 @@ t.test('bad-override: malformed --set and --set values that break the schema', a
     ['train.steps=[1, 2', /not valid YAML/],
     ['train.steps=a: b', /scalar or flow value/],
     ['nope.steps=3', /no stage named "nope"/],
+    ['trian.steps=3', /no stage named "trian" \(stages: prep, train\)\. Did you mean "train"\? Write --set/],
     ['train.steps=many', /params\.steps must be an integer \(got "many"\)/],
     ['train.arch=rnn', /params\.arch must be one of "cnn", "mlp" \(got "rnn"\)/],
     ['train.arch=[a]', /a matrix value is a list/],

@@ -15,6 +15,7 @@ import { deepMerge, parseOverride, setIn, sortKeysDeep } from '../../src/harness
 import { isSafeName, unsafeNameReason } from '../../src/harness/safe-name.ts'
 import { formatPath, pointerToPath, SourceMap } from '../../src/harness/source-location.ts'
 import { compileParamsSchema } from '../../src/harness/stage-schemas.ts'
+import { closest, didYouMean, editDistance } from '../../src/harness/suggest.ts'
 import type { StageInstance } from '../../src/harness/types.ts'
 import { VALID_PIPELINE, validToyProject } from './fixtures/broken-corpus.ts'
 
@@ -106,6 +107,20 @@ t.test('deepMerge, setIn, sortKeysDeep do not mutate and behave as documented', 
   t.equal(Object.getPrototypeOf(merged), Object.prototype)
   t.same(Object.keys(setIn({}, ['__proto__', 'y'], 1)), ['__proto__'])
   t.same(Object.keys(sortKeysDeep(proto) as object), ['__proto__'])
+})
+
+t.test('suggestions for typos', async (t) => {
+  t.equal(editDistance('kitten', 'sitting'), 3)
+  t.equal(editDistance('', 'abc'), 3)
+  t.equal(editDistance('trian', 'train'), 1, 'a swap is one edit')
+  t.equal(editDistance('abc', 'abc'), 0)
+  t.equal(closest('parms', ['impl', 'params', 'matrix']), 'params')
+  t.equal(closest('trian', ['train', 'probe']), 'train')
+  t.equal(closest('colour', ['impl', 'params', 'matrix']), undefined, 'nothing close')
+  t.equal(closest('ab', ['xy']), undefined, 'short names need near-exact matches')
+  t.equal(closest('Params', ['params']), 'params', 'case differences are free')
+  t.equal(didYouMean('outptus', ['outputs']), ' Did you mean "outputs"?')
+  t.equal(didYouMean('zzz', ['outputs']), '')
 })
 
 t.test('safe names', async (t) => {
