@@ -37,6 +37,9 @@ export interface Reporter {
   summary(): string
 }
 
+/** At most this many running instances get a live line each; the rest are counted. */
+const MAX_LIVE = 20
+
 interface Running {
   started: number
   message: string
@@ -53,6 +56,8 @@ export function createReporter(opts: ReporterOptions): Reporter {
   const counts: Record<PlanStep['action'], number> = { run: 0, restore: 0, fresh: 0 }
   let failed = 0
   let skipped = 0
+  let total: number | undefined
+  let lastDraw = -Infinity
   let timer: ReturnType<typeof setInterval> | undefined
 
   const width = (): number => Math.max(20, (opts.out.columns ?? 100) - 1)
@@ -64,12 +69,19 @@ export function createReporter(opts: ReporterOptions): Reporter {
   }
   function drawLive(): void {
     if (!opts.live) return
-    const lines = [...running].map(([id, r]) => {
+    const shown = [...running].slice(0, MAX_LIVE)
+    const lines = shown.map(([id, r]) => {
       const secs = ((now() - r.started) / 1000).toFixed(1)
       return clip(`  ${paint.cyan('⠿')} ${id}  ${paint.dim(`${secs}s`)}${r.message ? `  ${r.message}` : ''}`)
     })
+    if (running.size > shown.length) lines.push(`  … and ${running.size - shown.length} more running`)
+    if (running.size > 0) {
+      const settled = counts.run + counts.restore + counts.fresh + failed + skipped
+      lines.push(paint.dim(`  [${settled}/${total ?? '?'}] ${running.size} running`))
+    }
     if (lines.length > 0) opts.out.write(`${lines.join('\n')}\n`)
     drawn = lines.length
+    lastDraw = now()
   }
   /** Print permanent lines above the live block. */
   function emit(...lines: string[]): void {
@@ -90,6 +102,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
   function onEvent(e: ExecEvent): void {
     switch (e.type) {
       case 'plan': {
+        total = e.steps.length
         const n = (a: string): number => e.steps.filter((s) => s.action === a).length
         emit(`plan: ${e.steps.length} instances: ${n('run')} to run, ${n('restore')} to restore, ${n('fresh')} fresh`)
         for (const s of e.steps.filter((x) => x.action === 'run')) {
@@ -109,8 +122,9 @@ export function createReporter(opts: ReporterOptions): Reporter {
         if (r === undefined) return
         const pct = `${Math.round(Math.min(1, Math.max(0, e.fraction)) * 100)}%`
         r.message = e.message === undefined ? pct : `${pct} ${oneLine(e.message)}`
-        if (opts.live) redraw()
-        else if (now() - r.lastPlain >= every) {
+        if (opts.live) {
+          if (now() - lastDraw >= 100) redraw()
+        } else if (now() - r.lastPlain >= every) {
           r.lastPlain = now()
           emit(`           ${e.instance}: ${r.message}`)
         }

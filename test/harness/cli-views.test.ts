@@ -127,13 +127,17 @@ t.test('live reporter: running instances redrawn in place with elapsed time and 
   clock = 1200
   r.onEvent({ type: 'progress', instance: 'a', fraction: 0.4, message: 'epoch 2/5' })
   const last = s.chunks.slice(-2).join('')
-  t.match(last, /\x1b\[2F\x1b\[J/, 'the two live lines are erased before the redraw')
-  t.match(last, /a\s+1\.2s\s+40% epoch 2\/5\n\s+⠿ b\s+1\.2s\n$/)
+  t.match(last, /\x1b\[3F\x1b\[J/, 'the two live lines and the footer are erased before the redraw')
+  t.match(last, /a\s+1\.2s\s+40% epoch 2\/5\n\s+⠿ b\s+1\.2s\n\s+\[0\/\?\] 2 running\n$/)
+  const before = s.chunks.length
+  clock = 1250
+  r.onEvent({ type: 'progress', instance: 'a', fraction: 0.5 })
+  t.equal(s.chunks.length, before, 'progress within 100 ms of the last draw waits for the timer')
   r.onEvent({ type: 'done', instance: 'a', action: 'run', durationMs: 1200 })
   const after = s.chunks.slice(-3).join('')
   t.match(after, /done\s+a \(1\.2s\)\n/)
   t.match(after, /⠿ b/)
   t.notMatch(s.chunks.at(-1) ?? '', /⠿ a/, 'a finished: no longer in the live block')
   r.close()
-  t.match(s.chunks.at(-1) ?? '', /\x1b\[1F\x1b\[J/, 'close clears the live block')
+  t.match(s.chunks.at(-1) ?? '', /\x1b\[2F\x1b\[J/, 'close clears the live block (b and the footer)')
 })
