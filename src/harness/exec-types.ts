@@ -1,0 +1,75 @@
+/**
+ * The executor's vocabulary, shared by executor.ts (the public API and planning), execution.ts
+ * (running a plan) and the CLI: run options, the events a run emits, and its summary. Types only.
+ */
+import type { FingerprintFn, PlanOutput } from './planner.ts'
+import type { ArtifactStore, EnvRecord, Failure, LockFile, PlanAction, PlanStep, StageInstance, ValidPipeline } from './types.ts'
+
+/** What the CLI hears while a run progresses. */
+export type ExecEvent =
+  | { type: 'plan'; steps: PlanStep[] }
+  | { type: 'start'; instance: string; action: PlanAction }
+  | { type: 'progress'; instance: string; fraction: number; message?: string }
+  | { type: 'log'; instance: string; message: string }
+  | { type: 'done'; instance: string; action: PlanAction; durationMs: number }
+  | { type: 'failed'; instance: string; failure: Failure }
+  | { type: 'skipped'; instance: string; because: string }
+  | { type: 'verify'; instance: string; deterministic: boolean; mismatches: string[] }
+
+export interface RunOptions {
+  pipeline: ValidPipeline
+  store: ArtifactStore
+  lockPath: string
+  /** Instance ids or stage names (all instances of the stage); absent or empty = everything. */
+  targets?: string[]
+  downstream?: boolean
+  force?: boolean
+  /** Plan and emit the plan event only. */
+  dryRun?: boolean
+  /** Re-execute the targets that are cache hits and compare bytes; changes nothing. */
+  verify?: boolean
+  /** Stage processes at once; default os.availableParallelism(). */
+  jobs?: number
+  /** After a failure, keep running independent branches (dependents are skipped). */
+  keepGoing?: boolean
+  onEvent?: (e: ExecEvent) => void
+  /** The numeric environment per instance (part of its fingerprint); default harnessEnv(). */
+  env?: (instance: StageInstance) => EnvRecord
+  /** Environment variables of the stage processes; default process.env. */
+  processEnv?: Record<string, string | undefined>
+  /** Where work directories go; default `<project root>/.cusp/work`. */
+  workRoot?: string
+}
+
+export type Outcome = 'fresh' | 'restored' | 'ran' | 'failed' | 'skipped' | 'verified' | 'nondeterministic'
+
+export interface InstanceOutcome {
+  outcome: Outcome
+  durationMs?: number
+  /** For skipped: why. */
+  because?: string
+  /** For nondeterministic: the outputs (or paths inside dir outputs) whose bytes differ. */
+  mismatches?: string[]
+  failure?: Failure
+}
+
+export interface ExecSummary {
+  /** The plan as made before anything ran (tentative steps say upstream-changed). */
+  steps: PlanStep[]
+  /** Per selected instance, what happened (empty for a dry run). */
+  outcomes: Record<string, InstanceOutcome>
+  /** Every instance failure (stage-failed, outputs-mismatch, ...), in the order they happened. */
+  failures: Failure[]
+  /** True when nothing failed and verify found nothing non-deterministic. */
+  ok: boolean
+}
+
+/** What planning hands to an execution. */
+export interface Prepared {
+  lock: LockFile
+  /** `lockStamp` of the lock file as read. */
+  lockStamp: string
+  targets: string[] | undefined
+  fingerprintOf: FingerprintFn
+  plan: PlanOutput
+}

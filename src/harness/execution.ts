@@ -1,0 +1,422 @@
+/**
+ * Running a plan (see executor.ts for the contract). Each selected instance is settled as
+ * soon as its upstream has: fresh costs nothing; a restore points the lock at a complete run
+ * record; a run produces outputs in a private work directory (stage-job.ts), stores them,
+ * publishes the run record LAST, then rewrites the lock. An instance below an upstream that
+ * ran is decided again with the upstream's actual outputs (early cutoff). An input object the
+ * store cannot deliver intact makes its producer run again first ("repair"). In verify mode
+ * cache hits are re-executed and compared byte for byte, and nothing is published. Each
+ * instance's settling is an exception boundary: what escapes becomes that instance's Failure.
+ */
+import { availableParallelism } from 'node:os'
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
+import { readLock, writeLock } from './lockfile.ts'
+import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
+import { produce } from './stage-job.ts'
+import { diffTrees, removeWorkDir, sha256File, sweepWorkDirs, type WorkDir } from './workdir.ts'
+import type {
+  ArtifactStore,
+  Failure,
+  Fingerprint,
+  FingerprintResult,
+  LockEntry,
+  ObjectDigest,
+  PlanAction,
+  PlanStep,
+  RunRecord,
+  StageInstance,
+  StoredOutput,
+  ValidPipeline,
+} from './types.ts'
+
+type Settled =
+  | { ok: true; fp: FingerprintResult; outputs: Record<string, StoredOutput> }
+  | { ok: false; because: string }
+
+type RunResult =
+  | { kind: 'ok'; outputs: Record<string, StoredOutput>; durationMs: number }
+  | { kind: 'input-missing'; producer: string; output: string }
+  | { kind: 'failed'; failure: Failure }
+  | { kind: 'verified'; mismatches: string[] }
+  | { kind: 'stopped'; by: string }
+
+/** A counting semaphore limiting concurrent stage processes. */
+class Slots {
+  private waiting: (() => void)[] = []
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--
+      return
+    }
+    await new Promise<void>((res) => this.waiting.push(res))
+  }
+  release(): void {
+    const next = this.waiting.shift()
+    if (next !== undefined) next()
+    else this.free++
+  }
+}
+
+/** One run of a prepared plan; `run()` once. */
+export class Execution {
+  private readonly pipeline: ValidPipeline
+  private readonly store: ArtifactStore
+  private readonly emit: (e: ExecEvent) => void
+  private readonly settled = new Map<string, Promise<Settled>>()
+  /** Current outputs of every settled-ok instance (updated when a producer is repaired). */
+  private readonly current = new Map<string, { fp: FingerprintResult; outputs: Record<string, StoredOutput> }>()
+  private readonly repairs = new Map<string, Promise<boolean>>()
+  private readonly outcomes: Record<string, InstanceOutcome> = {}
+  private readonly failures: Failure[] = []
+  private readonly slots: Slots
+  private readonly steps: Map<string, PlanStep>
+  private readonly forced: Set<string>
+  private readonly workRoot: string
+  private stoppedBy: string | undefined
+  /** Lock entries this execution wrote (kept over concurrent writers' entries when merging). */
+  private readonly written = new Map<string, LockEntry>()
+  /** The lock file's stat when this execution last read or wrote it. */
+  private lockStamp: string
+
+  constructor(
+    private readonly opts: RunOptions,
+    private readonly prep: Prepared,
+  ) {
+    this.pipeline = opts.pipeline
+    this.store = opts.store
+    const onEvent = opts.onEvent
+    this.emit = (e) => {
+      try {
+        onEvent?.(e)
+      } catch {
+        // a listener's exception must not break a run
+      }
+    }
+    const jobs = opts.jobs !== undefined && Number.isFinite(opts.jobs) ? Math.floor(opts.jobs) : availableParallelism()
+    this.slots = new Slots(Math.max(1, jobs))
+    this.steps = new Map(prep.plan.steps.map((s) => [s.instance, s]))
+    this.forced = new Set(opts.force ? (prep.targets ?? this.pipeline.order) : [])
+    this.workRoot = opts.workRoot ?? join(this.pipeline.root, '.cusp', 'work')
+    this.lockStamp = prep.lockStamp
+  }
+
+  async run(): Promise<ExecSummary> {
+    const steps = this.prep.plan.steps
+    this.emit({ type: 'plan', steps })
+    if (this.opts.dryRun) return { steps, outcomes: {}, failures: [], ok: true }
+    if (steps.some((s) => s.action !== 'fresh')) await sweepWorkDirs(this.workRoot)
+    if (this.opts.verify) await this.verifyAll()
+    else await Promise.all(steps.map((s) => this.settle(s.instance)))
+    const ok = this.failures.length === 0 && !Object.values(this.outcomes).some((o) => o.outcome === 'nondeterministic')
+    return { steps, outcomes: this.outcomes, failures: this.failures, ok }
+  }
+
+  private instance(id: string): StageInstance {
+    const inst = this.pipeline.instances.get(id)
+    if (inst === undefined) throw new Error(`no instance ${id}`)
+    return inst
+  }
+
+  /** The instance's fingerprint from its upstream's current outputs. */
+  private fingerprint(inst: StageInstance): FingerprintResult {
+    const inputs: Record<string, ObjectDigest> = {}
+    for (const dep of [...inst.deps].sort((a, b) => inputKey(a).localeCompare(inputKey(b)))) {
+      const out = this.current.get(dep.instance)?.outputs[dep.output]
+      if (out === undefined) throw new Error(`${inst.id}: output ${dep.output} of ${dep.instance} is not known`)
+      inputs[inputKey(dep)] = out.digest
+    }
+    return this.prep.fingerprintOf(inst, inputs, {})
+  }
+
+  private settle(id: string): Promise<Settled> {
+    let p = this.settled.get(id)
+    if (p === undefined) {
+      p = this.settleNow(id).catch((e: unknown) => this.fail(id, unexpected(e)))
+      this.settled.set(id, p)
+    }
+    return p
+  }
+
+  private async settleNow(id: string): Promise<Settled> {
+    const inst = this.instance(id)
+    const ups = await Promise.all([...new Set(inst.deps.map((d) => d.instance))].map(async (u) => [u, await this.settle(u)] as const))
+    const bad = ups.find(([, s]) => !s.ok)
+    if (bad !== undefined) return this.skip(id, `upstream ${bad[0]} ${this.outcomes[bad[0]]?.outcome === 'failed' ? 'failed' : 'was skipped'}`)
+
+    const step = this.steps.get(id)
+    const known: KnownInstance | undefined = this.prep.plan.known.get(id)
+    // A step decided on final information (no upstream ran) is acted on as planned.
+    if (step?.action === 'fresh' && known?.outputs !== undefined) {
+      this.current.set(id, { fp: known.fingerprint, outputs: known.outputs })
+      this.outcomes[id] = { outcome: 'fresh', durationMs: 0 }
+      this.emit({ type: 'done', instance: id, action: 'fresh', durationMs: 0 })
+      return { ok: true, fp: known.fingerprint, outputs: known.outputs }
+    }
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (this.stoppedBy !== undefined && !this.opts.keepGoing) return this.skip(id, `not started: ${this.stoppedBy} failed`)
+      const fp = this.fingerprint(inst)
+      let action: PlanAction = 'run'
+      let record: RunRecord | undefined
+      if (!this.forced.has(id)) {
+        const d = await this.decideNow(inst, fp)
+        action = d.action
+        record = d.record
+        if (d.action === 'fresh' && d.outputs !== undefined) {
+          this.current.set(id, { fp, outputs: d.outputs })
+          this.outcomes[id] = { outcome: 'fresh', durationMs: 0 }
+          this.emit({ type: 'done', instance: id, action: 'fresh', durationMs: 0 })
+          return { ok: true, fp, outputs: d.outputs }
+        }
+      }
+      if (action === 'restore' && record !== undefined) {
+        const started = Date.now()
+        this.emit({ type: 'start', instance: id, action: 'restore' })
+        this.writeLockEntry(inst, fp, record.outputs)
+        this.current.set(id, { fp, outputs: record.outputs })
+        const durationMs = Date.now() - started
+        this.outcomes[id] = { outcome: 'restored', durationMs }
+        this.emit({ type: 'done', instance: id, action: 'restore', durationMs })
+        return { ok: true, fp, outputs: record.outputs }
+      }
+      const r = await this.runOnce(inst, fp, 'publish')
+      if (r.kind === 'input-missing') {
+        if (!(await this.repair(r.producer, r.output))) return this.skip(id, `upstream ${r.producer} could not be repaired`)
+        continue
+      }
+      if (r.kind === 'failed') return this.fail(id, r.failure)
+      if (r.kind === 'stopped') return this.skip(id, `not started: ${r.by} failed`)
+      if (r.kind === 'verified') throw new Error('unreachable: verify result in publish mode')
+      this.current.set(id, { fp, outputs: r.outputs })
+      this.outcomes[id] = { outcome: 'ran', durationMs: r.durationMs }
+      this.emit({ type: 'done', instance: id, action: 'run', durationMs: r.durationMs })
+      return { ok: true, fp, outputs: r.outputs }
+    }
+    return this.fail(id, { reason: 'unexpected', message: `${id}: its inputs kept disappearing from the store` })
+  }
+
+  /** Decides one instance now, with fresh lookups of its lock entry, run record and objects. */
+  private async decideNow(inst: StageInstance, fp: FingerprintResult): Promise<ReturnType<typeof decide>> {
+    const entry = this.prep.lock.instances[inst.id]
+    const runs = new Map<Fingerprint, RunRecord | null>()
+    const objects = new Map<ObjectDigest, boolean>()
+    const rec = (await this.store.getRun(fp.fingerprint)) ?? null
+    runs.set(fp.fingerprint, rec)
+    const digests = [...Object.values(entry?.outputs ?? {}), ...Object.values(rec?.outputs ?? {})].map((o) => o.digest)
+    await lookUp(this.store, runs, objects, [], digests)
+    return decide(inst, fp, entry, { runs, objects, complete: true }, false)
+  }
+
+  /**
+   * Runs `producer` again because its output could not be read intact; dependents then
+   * re-decide with whatever it produced. Concurrent requests share one rerun.
+   */
+  private repair(producer: string, output: string): Promise<boolean> {
+    let p = this.repairs.get(producer)
+    if (p === undefined) {
+      p = (async () => {
+        const inst = this.instance(producer)
+        this.emit({ type: 'log', instance: producer, message: `output ${output} is missing or corrupt in the store; running again` })
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const fp = this.fingerprint(inst)
+          const r = await this.runOnce(inst, fp, 'publish')
+          if (r.kind === 'input-missing') {
+            if (!(await this.repair(r.producer, r.output))) return false
+            continue
+          }
+          if (r.kind !== 'ok') {
+            if (r.kind === 'failed') this.fail(producer, r.failure)
+            return false
+          }
+          this.current.set(producer, { fp, outputs: r.outputs })
+          this.outcomes[producer] = { outcome: 'ran', durationMs: r.durationMs }
+          this.emit({ type: 'done', instance: producer, action: 'run', durationMs: r.durationMs })
+          return true
+        }
+        return false
+      })()
+      this.repairs.set(producer, p)
+      void p.finally(() => this.repairs.delete(producer))
+    }
+    return p
+  }
+
+  /**
+   * One execution of the stage in a fresh work directory. `publish`: store outputs, then the
+   * run record, then the lock entry. `verify`: compare with the stored outputs, store nothing.
+   */
+  private async runOnce(
+    inst: StageInstance,
+    fp: FingerprintResult,
+    mode: 'publish' | 'verify',
+    stored?: Record<string, StoredOutput>,
+  ): Promise<RunResult> {
+    await this.slots.acquire()
+    let wd: WorkDir | undefined
+    try {
+      if (this.stoppedBy !== undefined && !this.opts.keepGoing && mode === 'publish') return { kind: 'stopped', by: this.stoppedBy }
+      const started = Date.now()
+      const r = await produce({
+        store: this.store,
+        root: this.pipeline.root,
+        workRoot: this.workRoot,
+        instance: inst,
+        outputsOf: (i) => this.current.get(i)?.outputs,
+        paramsOf: (i) => this.instance(i).params,
+        processEnv: this.opts.processEnv ?? process.env,
+        emit: this.emit,
+      })
+      if (r.kind !== 'produced') return r
+      wd = r.wd
+      if (mode === 'verify') return { kind: 'verified', mismatches: await this.compare(inst, wd, stored ?? {}) }
+
+      const outputs: Record<string, StoredOutput> = {}
+      for (const o of [...inst.outputs, { name: RESULT_OUTPUT, kind: 'file' as const }]) {
+        const path = join(wd.outDir, o.name)
+        const put = o.kind === 'dir' ? await this.store.putDir(path) : await this.store.putFile(path)
+        outputs[o.name] = { digest: put.digest, size: put.size, kind: o.kind }
+      }
+      const durationMs = Date.now() - started
+      await this.store.putRun({
+        schema: 1,
+        fingerprint: fp.fingerprint,
+        instance: inst.id,
+        stage: inst.stage,
+        breakdown: fp.breakdown,
+        outputs,
+        durationMs,
+        finishedAt: new Date().toISOString(),
+      })
+      this.writeLockEntry(inst, fp, outputs)
+      return { kind: 'ok', outputs, durationMs }
+    } finally {
+      if (wd !== undefined) await removeWorkDir(wd.dir)
+      this.slots.release()
+    }
+  }
+
+  /** Output names (or `dir/path` inside dir outputs) whose new bytes differ from the stored ones. */
+  private async compare(inst: StageInstance, wd: WorkDir, stored: Record<string, StoredOutput>): Promise<string[]> {
+    const mismatches: string[] = []
+    for (const o of [...inst.outputs, { name: RESULT_OUTPUT, kind: 'file' as const }]) {
+      const old = stored[o.name]
+      const path = join(wd.outDir, o.name)
+      if (old === undefined) mismatches.push(o.name)
+      else if (o.kind === 'file') {
+        if ((await sha256File(path)) !== old.digest) mismatches.push(o.name)
+      } else {
+        const expected = join(wd.dir, 'expected', o.name)
+        if (!(await this.store.getDir(old.digest, expected))) mismatches.push(`${o.name} (stored copy unreadable)`)
+        else mismatches.push(...(await diffTrees(expected, path, o.name)))
+      }
+    }
+    return mismatches
+  }
+
+  /**
+   * Records one instance in the lock and rewrites it atomically. If another process rewrote
+   * the lock since this one last read or wrote it (its stat changed), its entries are merged
+   * in first, so two runs on different targets do not erase each other's entries (a narrow
+   * race remains: there is no file lock).
+   */
+  private writeLockEntry(inst: StageInstance, fp: FingerprintResult, outputs: Record<string, StoredOutput>): void {
+    const entry = { stage: inst.stage, fingerprint: fp.fingerprint, breakdown: fp.breakdown, outputs }
+    this.written.set(inst.id, entry)
+    if (lockStamp(this.opts.lockPath) !== this.lockStamp) {
+      const disk = readLock(this.opts.lockPath)
+      if (disk.ok && disk.value !== undefined) this.prep.lock.instances = { ...disk.value.instances, ...Object.fromEntries(this.written) }
+    }
+    this.prep.lock.instances[inst.id] = entry
+    const w = writeLock(this.opts.lockPath, this.prep.lock)
+    if (!w.ok) throw new LockWriteError(w.error)
+    this.lockStamp = lockStamp(this.opts.lockPath)
+  }
+
+  private skip(id: string, because: string): Settled {
+    this.outcomes[id] = { outcome: 'skipped', because }
+    this.emit({ type: 'skipped', instance: id, because })
+    return { ok: false, because }
+  }
+
+  private fail(id: string, failure: Failure): Settled {
+    this.stoppedBy ??= id
+    this.failures.push(failure)
+    this.outcomes[id] = { outcome: 'failed', failure }
+    this.emit({ type: 'failed', instance: id, failure })
+    return { ok: false, because: `${id} failed` }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Verify
+
+  /** Re-executes every target that is a cache hit and compares its outputs byte for byte. */
+  private async verifyAll(): Promise<void> {
+    const { plan } = this.prep
+    const wanted = new Set(this.prep.targets ?? this.pipeline.order)
+    for (const [id, k] of plan.known) if (k.outputs !== undefined) this.current.set(id, { fp: k.fingerprint, outputs: k.outputs })
+    await Promise.all(
+      plan.steps.map(async (step) => {
+        const id = step.instance
+        if (!wanted.has(id)) return
+        const k = plan.known.get(id)
+        if (step.action === 'run' || k?.outputs === undefined) {
+          this.skip(id, 'not a cache hit (it would run); verify checks cached results only')
+          return
+        }
+        try {
+          const r = await this.runOnce(this.instance(id), k.fingerprint, 'verify', k.outputs)
+          if (r.kind === 'failed') this.fail(id, r.failure)
+          else if (r.kind === 'input-missing') this.skip(id, `input ${r.output} of ${r.producer} is missing or corrupt in the store`)
+          else if (r.kind === 'verified') {
+            const deterministic = r.mismatches.length === 0
+            this.outcomes[id] = deterministic ? { outcome: 'verified' } : { outcome: 'nondeterministic', mismatches: r.mismatches }
+            this.emit({ type: 'verify', instance: id, deterministic, mismatches: r.mismatches })
+          }
+        } catch (e: unknown) {
+          this.fail(id, unexpected(e))
+        }
+      }),
+    )
+  }
+}
+
+/** Identity of the lock file's current version (inode, size, mtime), or 'none'. */
+export function lockStamp(path: string): string {
+  const st = statSync(path, { throwIfNoEntry: false, bigint: true })
+  return st === undefined ? 'none' : `${st.ino}:${st.size}:${st.mtimeNs}`
+}
+
+class LockWriteError extends Error {
+  constructor(readonly failure: Failure) {
+    super('lock write failed')
+  }
+}
+
+/** An exception as a Failure value (a lock write's own Failure passes through). */
+export function unexpected(e: unknown): Failure {
+  if (e instanceof LockWriteError) return e.failure
+  if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }
+  return { reason: 'unexpected', message: String(e) }
+}
+
+/** Fetches run records and object existence into the index maps, 32 at a time. */
+export async function lookUp(
+  store: ArtifactStore,
+  runs: Map<Fingerprint, RunRecord | null>,
+  objects: Map<ObjectDigest, boolean>,
+  fps: readonly Fingerprint[],
+  digests: readonly ObjectDigest[],
+): Promise<void> {
+  const tasks: (() => Promise<void>)[] = [
+    ...[...new Set(fps)].map((fp) => async () => {
+      const rec = (await store.getRun(fp)) ?? null
+      runs.set(fp, rec)
+      // A record is useful only with its objects: look them up in the same round.
+      for (const o of Object.values(rec?.outputs ?? {})) if (!objects.has(o.digest)) objects.set(o.digest, await store.hasObject(o.digest))
+    }),
+    ...[...new Set(digests)].filter((d) => !objects.has(d)).map((d) => async () => void objects.set(d, await store.hasObject(d))),
+  ]
+  for (let i = 0; i < tasks.length; i += 32) await Promise.all(tasks.slice(i, i + 32).map((t) => t()))
+}
