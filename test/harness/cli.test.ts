@@ -155,6 +155,21 @@ t.test('artifacts lists every stored output; show prints the result JSON and sto
   t.type(sj.results['result.json']?.w, 'number')
 })
 
+t.test('the store comes from --store, else CUSP_STORE, else <project>/artifacts', async (t) => {
+  const other = mkdtempSync(join(tmpdir(), 'cusp-cli-store-'))
+  t.teardown(() => rmSync(other, { recursive: true, force: true }))
+  const viaEnv = await run(dir, ['artifacts'], { CUSP_STORE: other })
+  t.equal(viaEnv.code, 0, viaEnv.stderr)
+  t.match(viaEnv.stdout, other)
+  t.match(viaEnv.stdout, /no runs recorded/)
+  const viaFlag = await run(dir, ['artifacts', '--store', join(dir, 'artifacts')], { CUSP_STORE: other })
+  t.match(viaFlag.stdout, /prepare\/data\.txt/, '--store wins over CUSP_STORE')
+  const byDefault = await run(dir, ['artifacts'])
+  t.match(byDefault.stdout, join(dir, 'artifacts'))
+  const st = JSON.parse((await run(dir, ['status', '--json'], { CUSP_STORE: other })).stdout) as { instances: Array<{ action: string; reasons: Array<{ kind: string }> }> }
+  t.ok(st.instances.some((i) => i.reasons.some((r) => r.kind === 'output-missing')), 'an empty store makes locked outputs missing')
+})
+
 t.test('a failing stage exits 1 and leaves the lock entry of the failed instance alone', async (t) => {
   const copy = mkdtempSync(join(tmpdir(), 'cusp-cli-fail-'))
   t.teardown(() => rmSync(copy, { recursive: true, force: true }))
