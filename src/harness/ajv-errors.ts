@@ -27,6 +27,12 @@ export function describeValue(v: unknown): string {
   return s.length > 40 ? `${s.slice(0, 37)}...` : s
 }
 
+/** A schema's own `description`, used to word rules that a bare pattern would not explain. */
+function describedBy(schema: unknown): string | undefined {
+  const d = (schema as { description?: unknown } | undefined)?.description
+  return typeof d === 'string' ? d : undefined
+}
+
 function keysOf(schema: unknown): string[] {
   const props = (schema as { properties?: Record<string, unknown> } | undefined)?.properties
   return props ? Object.keys(props) : []
@@ -61,7 +67,7 @@ function describeOne(e: ErrorObject): DescribedError | undefined {
     return {
       path: [...path, propertyName],
       at: 'key',
-      problem: `name ${JSON.stringify(propertyName)} is not allowed: it ${e.message ?? 'is invalid'}`,
+      problem: `name ${JSON.stringify(propertyName)} is not allowed: ${describedBy(e.parentSchema) ?? `it ${e.message ?? 'is invalid'}`}`,
       hint: 'Rename it.',
     }
   }

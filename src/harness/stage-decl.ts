@@ -116,10 +116,11 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
   // Matrix axes: declared, then replaced/added by the profile, then pinned by --set.
   const axes: Axis[] = []
   const origins = new Map<string, Origin>()
-  const addAxes = (matrix: Record<string, JsonValue[]> | undefined, at: PathSegment[]): void => {
-    if (matrix === undefined) return
+  const addAxes = (matrix: Record<string, JsonValue[]> | undefined, at: PathSegment[]): boolean => {
+    if (matrix === undefined) return true
     if (Object.keys(matrix).length === 0) {
       ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate(at), message: 'is empty. Give it at least one axis (name: [values]) or remove it.' })
+      return false
     }
     for (const [axis, values] of Object.entries(matrix)) {
       const i = axes.findIndex((a) => a.name === axis)
@@ -128,9 +129,10 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
       else axes.push(entry)
       origins.set(axis, { path: [...at, axis] })
     }
+    return true
   }
-  addAxes(raw.matrix, [...base, 'matrix'])
-  addAxes(overlay?.matrix, [...profileBase, 'matrix'])
+  const declared = addAxes(raw.matrix, [...base, 'matrix'])
+  if (!(addAxes(overlay?.matrix, [...profileBase, 'matrix']) && declared)) return decl
   const paramSets: Override[] = []
   for (const s of sets) {
     const axis = s.path.length === 1 ? axes.find((a) => a.name === s.path[0]) : undefined

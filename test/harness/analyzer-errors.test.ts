@@ -103,6 +103,15 @@ t.test('schema-violation: unknown key', async (t) => {
   t.notMatch(formatFailure(failures(far)[0]!), /Did you mean/, 'no suggestion when nothing is close')
 })
 
+t.test('schema-violation: bad names explain the rule', async (t) => {
+  const y = edit('  train:\n', '  Train:\n').replace('stage: prep,', 'stage: prep,')
+  const fs = failures(y)
+  t.equal(fs[0]!.reason, 'schema-violation')
+  t.ok(formatFailure(fs[0]!).startsWith(`pipeline.yaml:${pos(y, 'Train')}: stages.Train: name "Train" is not allowed: stage names are lowercase letters, digits and '-', starting with a letter. Rename it.`), formatFailure(fs[0]!))
+  const m = edit('      arch: [cnn, mlp]', '      arch-kind: [cnn, mlp]')
+  t.match(formatFailure(failures(m)[0]!), /stages\.train\.matrix\.arch-kind: name "arch-kind" is not allowed: matrix axes are param names/)
+})
+
 t.test('schema-violation: missing required field', async (t) => {
   const y = edit('data: { stage: prep, output: dataset }', 'data: { stage: prep }')
   one(t, failures(y), 'schema-violation', pos(y, 'data:'), 'stages.train.deps.data.output', /missing required key "output"\. Add it\./)
