@@ -1,8 +1,8 @@
 /**
  * The human view of a run: turns executor events into terminal output. On a TTY it keeps a live
  * block at the bottom, one line per running instance with its elapsed time and the stage's own
- * latest progress message, redrawn in place (finished instances scroll above it as permanent
- * lines). Elsewhere (a pipe, a CI log) it prints plain lines only, with progress throttled so logs
+ * latest progress message, plus a footer counting settled instances, redrawn in place
+ * (finished instances scroll above it as permanent lines). Elsewhere (a pipe, a CI log) it prints plain lines only, with progress throttled so logs
  * stay readable. Colour is used only on a TTY and never when `NO_COLOR` is set. `--json` does not
  * come here: the CLI prints events as JSON lines itself.
  */
