@@ -4,14 +4,26 @@
  * carried through the steps in order (each step starts from the previous one's state).
  */
 import t from 'tap'
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { plan } from '../../src/harness/executor.ts'
 import { pipelineYaml, Project } from './fixtures/counting-project.ts'
 
 const p = new Project()
 t.teardown(() => p.cleanup())
 
 const ALL = ['side', 'source', 'square@k=1', 'square@k=2', 'square@k=3', 'sum']
+
+t.test('plan() and dryRun are effects-free: no lock, no store, no work dir, no stage', async (t) => {
+  const steps = await plan({ pipeline: p.pipeline(), store: p.store, lockPath: p.lockPath })
+  t.ok(steps.ok)
+  if (steps.ok) t.same(steps.value.map((s) => s.action), ['run', 'run', 'run', 'run', 'run', 'run'])
+  const { summary, events } = await p.run({ dryRun: true })
+  t.same(summary.outcomes, {})
+  t.same(events.map((e) => e.type), ['plan'])
+  for (const path of [p.lockPath, p.storeRoot, join(p.root, '.cusp')]) t.notOk(existsSync(path), `${path} not created`)
+  t.same(p.counts(), [])
+})
 
 t.test('first run runs everything, once each, and records every instance in the lock', async (t) => {
   const { summary, ran, events } = await p.run()
