@@ -48,6 +48,8 @@ export interface TorchPeerResult {
   /** max_i ||H u_i - λ_i u_i|| of the returned pairs; max |H - H^T| before symmetrising. */
   eigenResidual?: number
   hessianAsymmetry?: number
+  /** ||H v - hvp|| / ||hvp||: the oracle's full Hessian and its double-backward HVP agree (when both asked). */
+  hvpVsHessian?: number
   /** [torch's name, cusp's name] where they differ (shapes and offsets must agree or it fails). */
   nameMismatches: [string, string][]
   torch: string

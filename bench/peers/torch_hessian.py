@@ -31,6 +31,7 @@ Input, all in DIR (raw binaries are little-endian, C order, no header):
 Output (oracle mode), in DIR:
     result.json   {"loss", "size", "layout": [{"name","shape","offset"}], "nameMismatches": [...],
                    "gradNorm", "hvpNorm"?, "eigenvalues"? (top-k, descending), "eigenResidual"?,
+                   "hessianAsymmetry"?, "hvpVsHessian"? (||H v - hvp|| / ||hvp||, when both asked),
                    "torch": version, "dtype", "seconds"}
     grad.f64      float64[size]          gradient of the loss, in cusp's layout
     hvp.f64       float64[size]          H v (when "hvp")
@@ -352,6 +353,9 @@ def main(argv):
         top.numpy().astype('<f8').tofile(os.path.join(d, 'eigvecs.f64'))
         result['eigenvalues'] = [float(e) for e in evals[:k]]
         result['eigenResidual'] = float(max((H @ top[i] - evals[i] * top[i]).norm() for i in range(k)))
+        if v is not None:  # the oracle's two routes to H v must agree (float64 rounding)
+            hv64 = hv.double()
+            result['hvpVsHessian'] = float((H @ v.double() - hv64).norm() / hv64.norm())
     result['seconds'] = round(time.perf_counter() - started, 3)
     with open(os.path.join(d, 'result.json.tmp'), 'w') as f:
         json.dump(result, f)

@@ -93,6 +93,8 @@ async function checkEigen(t: Test, c: Case, model: Model, theta: Float32Array, d
   const k = c.eigen!
   const exact = peer.eigenvalues!
   t.ok(peer.eigenResidual! <= 1e-8 * Math.abs(exact[0]!), 'the oracle decomposition is exact to float64 rounding')
+  t.ok(peer.hvpVsHessian! <= 1e-10, `the oracle's Hessian times v equals its double-backward HVP (${peer.hvpVsHessian!.toExponential(1)})`)
+  t.ok(peer.hessianAsymmetry! <= 1e-10 * Math.abs(exact[0]!), 'and is symmetric')
   const res = await lanczos((u) => datasetHvp(model, theta, u, data, { reduction: c.reduction ?? 'mean' }), model.size, k, { tol: 1e-4, seed: 3 })
   t.equal(res.converged, k, `Lanczos converged on all ${k} (${res.matvecs} HVPs)`)
   const errs = exact.map((e, i) => Math.abs(res.values[i]! - e) / Math.abs(e))
