@@ -195,7 +195,7 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>'): Safeten
   const tensors: Record<string, Tensor> = {}
   const base = bytes.byteOffset + 8 + n
   for (const e of entries) {
-    const raw = bytes.buffer.slice(base + e.begin, base + e.end) // a fresh, aligned copy
+    const raw = new Uint8Array(bytes.buffer, base + e.begin, e.end - e.begin).slice().buffer // a fresh, aligned copy
     tensors[e.name] = makeTensor(e.dtype, e.shape, raw)
   }
   return { tensors, metadata }
