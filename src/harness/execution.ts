@@ -15,6 +15,7 @@ import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } fr
 import { readLock, writeLock } from './lockfile.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
 import { produce } from './stage-job.ts'
+import { StoreLookups } from './store-lookups.ts'
 import { diffTrees, removeWorkDir, sha256File, sweepWorkDirs, type WorkDir } from './workdir.ts'
 import type {
   ArtifactStore,
@@ -200,13 +201,11 @@ export class Execution {
   /** Decides one instance now, with fresh lookups of its lock entry, run record and objects. */
   private async decideNow(inst: StageInstance, fp: FingerprintResult): Promise<ReturnType<typeof decide>> {
     const entry = this.prep.lock.instances[inst.id]
-    const runs = new Map<Fingerprint, RunRecord | null>()
-    const objects = new Map<ObjectDigest, boolean>()
-    const rec = (await this.store.getRun(fp.fingerprint)) ?? null
-    runs.set(fp.fingerprint, rec)
-    const digests = [...Object.values(entry?.outputs ?? {}), ...Object.values(rec?.outputs ?? {})].map((o) => o.digest)
-    await lookUp(this.store, runs, objects, [], digests)
-    return decide(inst, fp, entry, { runs, objects, complete: true }, false)
+    const look = new StoreLookups(this.store)
+    const mine = Object.values(entry?.outputs ?? {})
+    look.note(mine)
+    await look.fetch([fp.fingerprint], mine.map((o) => o.digest))
+    return decide(inst, fp, entry, look.index(true), false)
   }
 
   /**
@@ -399,24 +398,4 @@ export function unexpected(e: unknown): Failure {
   if (e instanceof LockWriteError) return e.failure
   if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }
   return { reason: 'unexpected', message: String(e) }
-}
-
-/** Fetches run records and object existence into the index maps, 32 at a time. */
-export async function lookUp(
-  store: ArtifactStore,
-  runs: Map<Fingerprint, RunRecord | null>,
-  objects: Map<ObjectDigest, boolean>,
-  fps: readonly Fingerprint[],
-  digests: readonly ObjectDigest[],
-): Promise<void> {
-  const tasks: (() => Promise<void>)[] = [
-    ...[...new Set(fps)].map((fp) => async () => {
-      const rec = (await store.getRun(fp)) ?? null
-      runs.set(fp, rec)
-      // A record is useful only with its objects: look them up in the same round.
-      for (const o of Object.values(rec?.outputs ?? {})) if (!objects.has(o.digest)) objects.set(o.digest, await store.hasObject(o.digest))
-    }),
-    ...[...new Set(digests)].filter((d) => !objects.has(d)).map((d) => async () => void objects.set(d, await store.hasObject(d))),
-  ]
-  for (let i = 0; i < tasks.length; i += 32) await Promise.all(tasks.slice(i, i + 32).map((t) => t()))
 }

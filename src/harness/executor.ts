@@ -12,12 +12,13 @@
 import type { ExecSummary, Prepared, RunOptions } from './exec-types.ts'
 import { codeDigest } from './code-digest.ts'
 import { harnessEnv } from './environment.ts'
-import { Execution, lockStamp, lookUp, unexpected } from './execution.ts'
+import { Execution, lockStamp, unexpected } from './execution.ts'
 import { computeFingerprint } from './fingerprint.ts'
 import { readLock } from './lockfile.ts'
 import { planPipeline, type FingerprintFn, type PlanOutput } from './planner.ts'
+import { StoreLookups } from './store-lookups.ts'
 import { resolveSelectors } from './targets.ts'
-import { fail, ok, type Failure, type Fingerprint, type LockFile, type ObjectDigest, type PlanStep, type Result, type RunRecord } from './types.ts'
+import { fail, ok, type Failure, type LockFile, type PlanStep, type Result } from './types.ts'
 
 export type { ExecEvent, ExecSummary, InstanceOutcome, Outcome, RunOptions } from './exec-types.ts'
 
@@ -78,16 +79,18 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
   const fingerprintOf: FingerprintFn = (inst, inputs) =>
     computeFingerprint({ stage: inst.stage, code: codeOf(inst.impl), params: inst.params, inputs, upstream: {}, env: envOf(inst) })
 
-  const runs = new Map<Fingerprint, RunRecord | null>()
-  const objects = new Map<ObjectDigest, boolean>()
-  const lockDigests = Object.values(lock.instances).flatMap((e) => Object.values(e.outputs).map((o) => o.digest))
-  await lookUp(store, runs, objects, [], lockDigests)
+  // Every lock entry's objects are needed for the fresh check: look them all up first, so a
+  // no-op rerun plans in one round.
+  const look = new StoreLookups(store)
+  const lockOutputs = Object.values(lock.instances).flatMap((e) => Object.values(e.outputs))
+  look.note(lockOutputs)
+  await look.fetch([], lockOutputs.map((o) => o.digest))
   for (let round = 0; ; round++) {
     const p = planPipeline({
       pipeline,
       fingerprint: fingerprintOf,
       lock,
-      index: { runs, objects },
+      index: look.index(),
       ...(targets !== undefined ? { targets } : {}),
       downstream: opts.downstream ?? false,
       force: opts.force ?? false,
@@ -98,7 +101,7 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
     if (round > pipeline.order.length + 2) {
       return fail([{ reason: 'unexpected', message: 'planning did not converge (store index keeps changing?)' }])
     }
-    await lookUp(store, runs, objects, missing.runs, missing.objects)
+    await look.fetch(missing.runs, missing.objects)
   }
 }
 

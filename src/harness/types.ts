@@ -183,6 +183,12 @@ export interface RunRecord {
 export interface ArtifactStore {
   readonly description: string
   hasObject(digest: ObjectDigest): Promise<boolean>
+  /**
+   * Optional: whether a directory listing AND every file object it names are present (existence
+   * only, no hashing). The planner uses it for `dir` outputs when available, so deleting one file
+   * of a directory output reruns its producer; without it only the listing object is checked.
+   */
+  hasDir?(digest: ObjectDigest): Promise<boolean>
   /** Store a file's bytes; returns its digest and size. Idempotent. */
   putFile(path: string): Promise<{ digest: ObjectDigest; size: number }>
   /** Store a directory tree (files only) as objects plus a listing object; returns the listing's digest. */
