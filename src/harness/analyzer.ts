@@ -51,7 +51,7 @@
  */
 import { createRequire } from 'node:module'
 import { dirname, basename, resolve } from 'node:path'
-import { Ajv } from 'ajv'
+import type { ValidateFunction } from 'ajv'
 import { LineCounter, parseDocument, visit } from 'yaml'
 import { describeAjvErrors } from './ajv-errors.ts'
 import { reportCycles, resolveDeps, topologicalOrder } from './deps.ts'
@@ -61,6 +61,7 @@ import type { ProjectReader } from './project-reader.ts'
 import { SourceMap } from './source-location.ts'
 import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
 import { buildStage } from './stage-decl.ts'
+import { sharedAjv } from './stage-schemas.ts'
 import { didYouMean } from './suggest.ts'
 import type { Failure, JsonObject, Result, StageInstance, ValidPipeline } from './types.ts'
 import { fail, ok } from './types.ts'
@@ -81,7 +82,7 @@ export interface AnalyzeOptions {
 
 // Loaded with require (not an import attribute) so every Node 20 in `engines` can read it.
 const pipelineSchema = createRequire(import.meta.url)('../../schemas/pipeline.schema.json') as object
-const validatePipeline = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(pipelineSchema)
+let validatePipeline: ValidateFunction | undefined
 
 /**
  * Validate pipeline.yaml and expand it into stage instances. On success every instance's
@@ -128,6 +129,7 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   }
 
   const broken = { stages: new Set<string>(), profiles: new Set<string>() }
+  validatePipeline ??= sharedAjv().compile(pipelineSchema)
   if (!validatePipeline(data)) {
     for (const e of describeAjvErrors(validatePipeline.errors ?? [])) {
       ctx.failures.push({ reason: 'schema-violation', location: src.locate(e.path, e.at), message: `${e.problem}. ${e.hint}` })

@@ -11,10 +11,20 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { Result } from './types.ts'
 import { fail, ok } from './types.ts'
 
-const options = { allErrors: true, useDefaults: true, verbose: true, strict: false, addUsedSchema: false } as const
+const options = { allErrors: true, useDefaults: true, verbose: true, strict: false, addUsedSchema: false, allowUnionTypes: true } as const
 let draft07: Ajv | undefined
 let draft2020: Ajv2020 | undefined
 const cache = new Map<string, Result<ValidateFunction, string>>()
+
+/**
+ * The process's one draft-07 Ajv (all errors, defaults filled, verbose errors). Shared with
+ * the analyzer's pipeline schema because each instance compiles the draft-07 meta-schema
+ * once, which is a noticeable part of a cold CLI start.
+ */
+export function sharedAjv(): Ajv {
+  draft07 ??= new Ajv(options)
+  return draft07
+}
 
 /** Path of an implementation's params schema, relative to the project root. */
 export function paramsSchemaPath(impl: string): string {
@@ -50,8 +60,7 @@ function compile(text: string): Result<ValidateFunction, string> {
       draft2020 ??= new Ajv2020(options)
       return ok(draft2020.compile(schema))
     }
-    draft07 ??= new Ajv(options)
-    return ok(draft07.compile(schema))
+    return ok(sharedAjv().compile(schema))
   } catch (e) {
     return fail(`is not a valid JSON Schema (${e instanceof Error ? e.message : String(e)})`)
   }

@@ -5,6 +5,8 @@
  * fuzz: random byte-level damage to a valid pipeline never makes analyze() throw, and
  * whatever it rejects it locates.
  */
+import { readFileSync } from 'node:fs'
+import { Ajv } from 'ajv'
 import t from 'tap'
 import { LineCounter, parseDocument } from 'yaml'
 import { analyze, memoryReader } from '../../src/harness/analyzer.ts'
@@ -179,6 +181,12 @@ t.test('topologicalOrder on a literal graph: deps first, ties by id', async (t) 
   t.same(topologicalOrder(graph), ['d', 'b', 'a', 'c', 'e'])
   t.same(topologicalOrder([...graph].reverse()), ['d', 'b', 'a', 'c', 'e'], 'independent of input order')
   t.same(topologicalOrder([node('x', 'y', 'y'), node('y')]), ['y', 'x'], 'a repeated edge counts once')
+})
+
+t.test('the pipeline schema passes ajv strict mode (the analyzer compiles it leniently, shared with stage schemas)', async (t) => {
+  const schema = JSON.parse(readFileSync(new URL('../../schemas/pipeline.schema.json', import.meta.url), 'utf8')) as object
+  t.doesNotThrow(() => new Ajv({ strict: true, allowUnionTypes: true, allErrors: true }).compile(schema))
+  t.match((schema as { description: string }).description, /Format \(schema 1\)/, 'the format is documented in the schema')
 })
 
 t.test('params schemas compile once per text', async (t) => {
