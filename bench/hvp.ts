@@ -5,12 +5,15 @@
  * does not depend on the values), through cusp's worker-pool objective on wasm with 1 and 2 workers,
  * against PyTorch (bench/peers/torch_hessian.py --time, 2 threads) on the same inputs in the same
  * run. Ours and the peer alternate round by round (the machine is shared); medians of the rounds are
- * reported with ratios ours/peer. `--cpu` adds the pure-JS cpu backend at N = 100 (about 100x
- * slower). Then one HVP chunk (250 examples) is profiled kernel by kernel on wasm in this thread.
+ * reported with ratios ours/peer (wall time), plus our process CPU time (all worker threads) and
+ * the load average, since on a shared machine the wall times say as much about the neighbours.
+ * `--cpu` adds the pure-JS cpu backend at N = 100 (about 100x
+ * slower). Then one HVP chunk (250 examples) is profiled kernel by kernel (CPU time) on wasm in
+ * this thread.
  * Ends with one JSON line per model.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import * as tf from '@tensorflow/tfjs'
@@ -51,16 +54,20 @@ function dataset(n: number, seed: number): Dataset {
   return { x, y, n, shape: [28, 28, 1] }
 }
 
-async function timeOurs(obj: Awaited<ReturnType<typeof createObjective>>, theta: Float32Array, v: Float32Array): Promise<Figures> {
-  let t0 = performance.now()
-  await obj.loss(theta)
-  const loss = performance.now() - t0
-  t0 = performance.now()
-  await obj.gradient(theta)
-  const grad = performance.now() - t0
-  t0 = performance.now()
-  await obj.hvp(theta, v)
-  return { loss, grad, hvp: performance.now() - t0 }
+/** Wall ms of each call, and CPU ms of this process (all worker threads) in `cpu`. */
+async function timeOurs(obj: Awaited<ReturnType<typeof createObjective>>, theta: Float32Array, v: Float32Array, cpu?: Figures[]): Promise<Figures> {
+  const wall: number[] = []
+  const used: number[] = []
+  for (const call of [() => obj.loss(theta), () => obj.gradient(theta), () => obj.hvp(theta, v)]) {
+    const c0 = process.cpuUsage()
+    const t0 = performance.now()
+    await call()
+    wall.push(performance.now() - t0)
+    const c = process.cpuUsage(c0)
+    used.push((c.user + c.system) / 1000)
+  }
+  cpu?.push({ loss: used[0]!, grad: used[1]!, hvp: used[2]! })
+  return { loss: wall[0]!, grad: wall[1]!, hvp: wall[2]! }
 }
 
 async function timePeer(dir: string): Promise<Figures & { torch: string; threads: number }> {
@@ -83,31 +90,62 @@ function flopsOf(name: string, inShapes: number[][], outShape: number[]): number
   return undefined
 }
 
-async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array): Promise<Array<{ kernel: string; ms: number; share: number; gflops?: number }>> {
+/**
+ * One HVP chunk (250 examples) on wasm in this thread, by kernel: every wasm kernel is wrapped to
+ * add up the process CPU time it takes (outermost kernel calls only; composed kernels count as
+ * one), over `reps` HVPs. CPU time, not wall time: the machine is shared.
+ */
+async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array, reps = 3): Promise<{ totalMs: number; rows: Array<{ kernel: string; ms: number; share: number; calls: number; gflops?: number }> }> {
   await initEngine('wasm')
   const model = buildModel(spec)
   const chunk = { x: data.x.subarray(0, 250 * 784), y: data.y.subarray(0, 250), n: 250 }
   chunkHvp(model, theta, v, chunk) // warm-up
-  const t0 = performance.now()
-  const info = await tf.profile(() => chunkHvp(model, theta, v, chunk))
-  const wall = performance.now() - t0
-  const byName = new Map<string, { ms: number; flops: number; counted: boolean }>()
-  for (const k of info.kernels) {
-    const e = byName.get(k.name) ?? { ms: 0, flops: 0, counted: false }
-    e.ms += Number(k.kernelTimeMs)
-    const f = flopsOf(k.name, k.inputShapes as number[][], k.outputShapes[0] as number[])
-    if (f !== undefined) {
-      e.flops += f
-      e.counted = true
-    }
-    byName.set(k.name, e)
+  const acc = new Map<string, { ms: number; calls: number; flops: number; counted: boolean }>()
+  let depth = 0
+  const saved = tf.getKernelsForBackend('wasm')
+  for (const k of saved) {
+    const inner = k.kernelFunc
+    tf.unregisterKernel(k.kernelName, 'wasm')
+    tf.registerKernel({
+      ...k,
+      kernelFunc: (a) => {
+        if (depth > 0) return inner(a)
+        depth++
+        const c0 = process.cpuUsage()
+        try {
+          const out = inner(a)
+          const used = process.cpuUsage(c0)
+          const e = acc.get(k.kernelName) ?? { ms: 0, calls: 0, flops: 0, counted: false }
+          e.ms += (used.user + used.system) / 1000
+          e.calls++
+          const first = (Array.isArray(out) ? out[0] : out) as tf.TensorInfo
+          const f = flopsOf(k.kernelName, Object.values(a.inputs).map((t) => [...(t as tf.TensorInfo).shape]), [...first.shape])
+          if (f !== undefined) {
+            e.flops += f
+            e.counted = true
+          }
+          acc.set(k.kernelName, e)
+          return out
+        } finally {
+          depth--
+        }
+      },
+    })
   }
-  const kernelMs = [...byName.values()].reduce((a, e) => a + e.ms, 0)
-  const rows = [...byName.entries()]
-    .map(([kernel, e]) => ({ kernel, ms: e.ms, share: e.ms / wall, ...(e.counted ? { gflops: e.flops / e.ms / 1e6 } : {}) }))
-    .sort((a, b) => b.ms - a.ms)
-  rows.push({ kernel: '(outside kernels: engine, tape, copies)', ms: wall - kernelMs, share: (wall - kernelMs) / wall })
-  return rows
+  const c0 = process.cpuUsage()
+  for (let r = 0; r < reps; r++) chunkHvp(model, theta, v, chunk)
+  const used = process.cpuUsage(c0)
+  for (const k of saved) {
+    tf.unregisterKernel(k.kernelName, 'wasm')
+    tf.registerKernel(k)
+  }
+  const totalMs = (used.user + used.system) / 1000 / reps
+  const kernelMs = [...acc.values()].reduce((s, e) => s + e.ms, 0) / reps
+  const rows = [...acc.entries()]
+    .map(([kernel, e]) => ({ kernel, ms: e.ms / reps, share: e.ms / reps / totalMs, calls: e.calls / reps, ...(e.counted ? { gflops: e.flops / e.ms / 1e6 } : {}) }))
+    .sort((x, y) => y.ms - x.ms)
+  rows.push({ kernel: '(outside kernels: engine, tape)', ms: totalMs - kernelMs, share: (totalMs - kernelMs) / totalMs, calls: 0 })
+  return { totalMs, rows }
 }
 
 const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`).padStart(8)
@@ -133,14 +171,15 @@ for (const name of models) {
   const w2 = await createObjective({ spec, data, workers: 2, backend: 'wasm' })
   await w1.hvp(theta, v) // warm-up (first calls compile and pack)
   await w2.hvp(theta, v)
-  const samples: Record<string, Figures[]> = { wasm1: [], wasm2: [], torch: [] }
+  const samples: Record<string, Figures[]> = { wasm1: [], wasm2: [], torch: [], cpu1: [], cpu2: [] }
+  const loadBefore = loadavg()[0]!
   let torchVersion = ''
   for (let round = 0; round < rounds; round++) {
-    samples['wasm1']!.push(await timeOurs(w1, theta, v))
+    samples['wasm1']!.push(await timeOurs(w1, theta, v, samples['cpu1']))
     const p = await timePeer(dir)
     torchVersion = p.torch
     samples['torch']!.push(p)
-    samples['wasm2']!.push(await timeOurs(w2, theta, v))
+    samples['wasm2']!.push(await timeOurs(w2, theta, v, samples['cpu2']))
     process.stdout.write(`  round ${round + 1}/${rounds} done\n`)
   }
   await w1.dispose()
@@ -152,6 +191,8 @@ for (const name of models) {
     return { loss: median(xs.map((f) => f.loss)), grad: median(xs.map((f) => f.grad)), hvp: median(xs.map((f) => f.hvp)) }
   }
   const ours = { wasm_1worker: med('wasm1'), wasm_2workers: med('wasm2') }
+  const oursCpu = { wasm_1worker: med('cpu1'), wasm_2workers: med('cpu2') }
+  const load = [loadBefore, loadavg()[0]!]
   const peer = med('torch')
   let cpu: Figures | undefined
   if (withCpu) {
@@ -160,11 +201,14 @@ for (const name of models) {
     cpu = await timeOurs(c, theta, v)
     await c.dispose()
   }
+  console.log(`  load average ${load.map((l) => l.toFixed(1)).join(' -> ')} on ${availableParallelism()} cores (wall times inflate with it; CPU time less so)`)
   console.log(`  ${''.padEnd(24)}${'loss'.padStart(8)}${'gradient'.padStart(10)}${'HVP'.padStart(9)}`)
   const row = (label: string, f: Figures): void => console.log(`  ${label.padEnd(24)}${fmt(f.loss)}${fmt(f.grad).padStart(10)}${fmt(f.hvp).padStart(9)}`)
   row(`PyTorch ${torchVersion} (2 threads)`, peer)
   row('wasm, 1 worker', ours.wasm_1worker)
   row('wasm, 2 workers', ours.wasm_2workers)
+  row('  CPU time, 1 worker', oursCpu.wasm_1worker)
+  row('  CPU time, 2 workers', oursCpu.wasm_2workers)
   if (cpu !== undefined) row('cpu backend, n = 100', cpu)
   const ratio = (f: Figures): Figures => ({ loss: f.loss / peer.loss, grad: f.grad / peer.grad, hvp: f.hvp / peer.hvp })
   const r1 = ratio(ours.wasm_1worker)
@@ -172,18 +216,20 @@ for (const name of models) {
   console.log(`  ratio ours/peer, 1 worker : loss ${r1.loss.toFixed(2)}  gradient ${r1.grad.toFixed(2)}  HVP ${r1.hvp.toFixed(2)}`)
   console.log(`  ratio ours/peer, 2 workers: loss ${r2.loss.toFixed(2)}  gradient ${r2.grad.toFixed(2)}  HVP ${r2.hvp.toFixed(2)}   (goal: gradient <= 0.7, HVP <= 0.5)`)
 
-  const prof = await profileHvp(spec, data, theta, v)
-  console.log('  one HVP chunk (250 examples) on wasm, by kernel:')
+  const { totalMs, rows: prof } = await profileHvp(spec, data, theta, v)
+  console.log(`  one HVP chunk (250 examples) on wasm: ${totalMs.toFixed(0)} ms CPU, by kernel:`)
   for (const p of prof.filter((q, i) => i < 10 || q.kernel.startsWith('('))) {
-    console.log(`    ${p.kernel.padEnd(40)}${p.ms.toFixed(1).padStart(8)} ms ${(100 * p.share).toFixed(0).padStart(3)}%${p.gflops !== undefined ? `  ${p.gflops.toFixed(1)} GFLOP/s` : ''}`)
+    console.log(`    ${p.kernel.padEnd(34)}${p.ms.toFixed(1).padStart(7)} ms ${(100 * p.share).toFixed(0).padStart(3)}% ${String(p.calls).padStart(4)} calls${p.gflops !== undefined ? `  ${p.gflops.toFixed(1)} GFLOP/s` : ''}`)
   }
   const round1 = (f: Figures): Figures => ({ loss: Math.round(f.loss), grad: Math.round(f.grad), hvp: Math.round(f.hvp) })
   const round2 = (f: Figures): Figures => ({ loss: +f.loss.toFixed(2), grad: +f.grad.toFixed(2), hvp: +f.hvp.toFixed(2) })
   console.log(JSON.stringify({
-    bench: 'hvp', model: name, n: N, params: model.size, data: 'seeded-random', rounds,
+    bench: 'hvp', model: name, n: N, params: model.size, data: 'seeded-random', rounds, load_average: load.map((l) => +l.toFixed(1)),
     ours_ms: { wasm_1worker: round1(ours.wasm_1worker), wasm_2workers: round1(ours.wasm_2workers), ...(cpu ? { cpu_n100: round1(cpu) } : {}) },
     peer_ms: { ...round1(peer), torch: torchVersion, threads: 2 },
+    ours_cpu_ms: { wasm_1worker: round1(oursCpu.wasm_1worker), wasm_2workers: round1(oursCpu.wasm_2workers) },
     ratio: { wasm_1worker: round2(r1), wasm_2workers: round2(r2) },
-    profile_hvp_chunk: prof.slice(0, 8).map((p) => ({ kernel: p.kernel, ms: +p.ms.toFixed(1), ...(p.gflops !== undefined ? { gflops: +p.gflops.toFixed(1) } : {}) })),
+    profile_hvp_chunk_cpu_ms: +totalMs.toFixed(1),
+    profile_hvp_chunk: prof.filter((q, i) => i < 8 || q.kernel.startsWith('(')).map((p) => ({ kernel: p.kernel, ms: +p.ms.toFixed(1), calls: p.calls, ...(p.gflops !== undefined ? { gflops: +p.gflops.toFixed(1) } : {}) })),
   }))
 }
