@@ -35,7 +35,8 @@ export interface DatasetOptions { reduction?: Reduction; chunkSize?: number }
 /** Summed cross-entropy of the chunk at θ. */
 export function chunkLoss(model: Model, theta: Float32Array, c: Chunk): number {
   installGradients();
-  const out = tf.tidy(() => lossOn(model, tf.tensor1d(theta), c));
+  checkLength(model, theta, 'theta');
+  const out = tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c));
   const value = out.dataSync()[0]!;
   out.dispose();
   return value;
@@ -44,24 +45,33 @@ export function chunkLoss(model: Model, theta: Float32Array, c: Chunk): number {
 /** Summed loss and its gradient [P] on the chunk at θ. */
 export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { loss: number; grad: Float32Array } {
   installGradients();
-  const { value, grad } = tf.tidy(() => {
-    const th = tf.tensor1d(theta);
-    return tf.valueAndGrad((t: tf.Tensor1D) => lossOn(model, t, c))(th);
+  checkLength(model, theta, 'theta');
+  const { value, grads } = tf.tidy(() => {
+    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c);
+    return tf.valueAndGrads(f)(paramTensors(model, theta));
   });
   const loss = value.dataSync()[0]!;
-  const g = grad.dataSync() as Float32Array;
-  value.dispose();
-  grad.dispose();
-  return { loss, grad: g };
+  const grad = gather(model, grads);
+  tf.dispose([value, ...grads]);
+  return { loss, grad };
 }
 
-/** H v [P] of the chunk's summed loss at θ. */
+/**
+ * H v [P] of the chunk's summed loss at θ: the same double backprop as `hvp`, taken w.r.t. one
+ * tensor per parameter (v cut the same way), so θ is never split or concatenated (fewer copies).
+ */
 export function chunkHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Float32Array {
   installGradients();
-  if (v.length !== theta.length) throw new Error(`v has ${v.length} entries, theta ${theta.length}`);
-  const out = tf.tidy(() => hvp((t) => lossOn(model, t, c), tf.tensor1d(theta), tf.tensor1d(v)));
-  const hv = out.dataSync() as Float32Array;
-  out.dispose();
+  checkLength(model, theta, 'theta');
+  checkLength(model, v, 'v');
+  const parts = tf.tidy(() => {
+    const vs = paramTensors(model, v);
+    const g = tf.grads((...ps: tf.Tensor[]) => lossOnParts(model, ps, c)); // θ -> ∇L(θ), per tensor
+    const gv = (...ps: tf.Tensor[]): tf.Scalar => tf.addN(g(ps).map((gi, i) => tf.sum(tf.mul(gi, vs[i]!)))) as tf.Scalar; // ∇L(θ)·v
+    return tf.grads(gv)(paramTensors(model, theta));
+  });
+  const hv = gather(model, parts);
+  tf.dispose(parts);
   return hv;
 }
 
@@ -115,15 +125,41 @@ export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
   return out;
 }
 
-function lossOn(model: Model, theta: tf.Tensor1D, c: Chunk): tf.Scalar {
+/** One tensor per parameter, shaped, viewing θ's float32 data (no split kernel). */
+function paramTensors(model: Model, theta: Float32Array): tf.Tensor[] {
+  return model.params.map((p) => tf.tensor(theta.subarray(p.offset, p.offset + sizeOf(p.shape)), p.shape));
+}
+
+/** Concatenate per-parameter results into one [P] array, in layout order. */
+function gather(model: Model, parts: tf.Tensor[]): Float32Array {
+  const out = new Float32Array(model.size);
+  model.params.forEach((p, i) => out.set(parts[i]!.dataSync() as Float32Array, p.offset));
+  return out;
+}
+
+function sizeOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function checkLength(model: Model, a: Float32Array, name: string): void {
+  if (a.length !== model.size) throw new Error(`${name} has ${a.length} entries, model ${model.spec.arch} needs ${model.size}`);
+}
+
+function lossOnParts(model: Model, params: tf.Tensor[], c: Chunk): tf.Scalar {
+  const [h, w, ch] = model.spec.inputShape;
+  checkChunk(model, c);
+  const x = tf.tensor4d(c.x, [c.n, h, w, ch]); // [n,h,w,c]
+  const y = tf.tensor1d(c.y, 'int32'); // [n]
+  return crossEntropySum(model.forwardParts(params, x), y);
+}
+
+function checkChunk(model: Model, c: Chunk): void {
   const [h, w, ch] = model.spec.inputShape;
   if (!Number.isInteger(c.n) || c.n < 1 || c.x.length !== c.n * h * w * ch || c.y.length !== c.n) {
     throw new Error(`chunk must hold n >= 1 examples of [${h},${w},${ch}] (x ${c.x.length} values, y ${c.y.length} labels, n ${c.n})`);
   }
-  const x = tf.tensor4d(c.x, [c.n, h, w, ch]); // [n,h,w,c]
-  const y = tf.tensor1d(c.y, 'int32'); // [n]
-  return crossEntropySum(model.forward(theta, x), y);
 }
+
 
 function scale(r: Reduction | undefined): Reduction {
   return r ?? 'mean';

@@ -44,6 +44,8 @@ export interface Model {
   forward(theta: tf.Tensor1D, x: tf.Tensor4D): tf.Tensor2D;
   /** forward with per-site overrides of the activations / max pools (test surrogates). */
   forwardWith(theta: tf.Tensor1D, x: tf.Tensor4D, hooks: LayerHooks): tf.Tensor2D;
+  /** forward with one tensor per ParamSpec (in `params` order, each of its shape) instead of θ. */
+  forwardParts(params: tf.Tensor[], x: tf.Tensor4D): tf.Tensor2D;
 }
 
 /** Builds a model from its spec; throws on an unknown arch or an input too small for it. */
@@ -53,8 +55,13 @@ export function buildModel(spec: ModelSpec): Model {
   const params = layoutParams(layers, spec.inputShape);
   const last = params[params.length - 1];
   const size = last ? last.offset + last.shape.reduce((a, b) => a * b, 1) : 0;
-  const check = (theta: tf.Tensor1D, x: tf.Tensor4D): void => {
-    if (theta.size !== size) throw new Error(`theta has ${theta.size} entries, model ${spec.arch} needs ${size}`);
+  const check = (theta: tf.Tensor1D | tf.Tensor[], x: tf.Tensor4D): void => {
+    if (Array.isArray(theta)) {
+      theta.forEach((t, i) => {
+        const want = params[i]?.shape ?? [];
+        if (t.shape.join() !== want.join()) throw new Error(`parameter ${i} has shape [${t.shape.join(',')}], model ${spec.arch} needs [${want.join(',')}]`);
+      });
+    } else if (theta.size !== size) throw new Error(`theta has ${theta.size} entries, model ${spec.arch} needs ${size}`);
     const [, h, w, c] = x.shape;
     if (h !== spec.inputShape[0] || w !== spec.inputShape[1] || c !== spec.inputShape[2]) {
       throw new Error(`input [${x.shape.join(',')}] does not match inputShape [${spec.inputShape.join(',')}]`);
@@ -72,6 +79,10 @@ export function buildModel(spec: ModelSpec): Model {
     forwardWith(theta, x, hooks) {
       check(theta, x);
       return runLayers(layers, params, theta, x, spec.activation, hooks);
+    },
+    forwardParts(parts, x) {
+      check(parts, x);
+      return runLayers(layers, params, parts, x, spec.activation);
     },
   };
 }

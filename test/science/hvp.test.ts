@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../../src/science/engine.ts';
 import { chunkGradient, chunkHvp, chunkLoss, datasetGradient, datasetHvp, datasetLoss, hvp, type Dataset } from '../../src/science/hvp.ts';
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts';
+import { crossEntropySum } from '../../src/science/loss.ts';
 import { createRng } from '../../src/science/rng.ts';
 import { dot, fdHvp, makeChunk, modelGrad, relErr, unitVector } from './fixtures/oracles.ts';
 
@@ -110,4 +111,27 @@ t.test('dataset functions: fixed chunks, float64 accumulation, mean or sum', asy
   t.throws(() => chunkHvp(m, theta, v.subarray(1), whole), /entries/);
   t.throws(() => chunkLoss(m, theta, { ...whole, n: n + 1 }), /chunk must hold/);
   t.throws(() => datasetLoss(m, theta, { ...data, n: 0, x: new Float32Array(0), y: new Int32Array(0) }), /at least one/);
+});
+
+t.test('chunk functions (one tensor per parameter) equal the θ-tensor path bit for bit', async (t) => {
+  for (const spec of [
+    { arch: 'mlp', activation: 'tanh', inputShape: [6, 6, 1], classes: 10, hidden: [16, 16] },
+    { arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 5, width: 1 / 16 },
+  ] as ModelSpec[]) {
+    const m = buildModel(spec);
+    const theta = initParams(m, 1);
+    const c = makeChunk(m, 3, 1);
+    const v = unitVector(m.size, 1);
+    const [h, w, ch] = spec.inputShape;
+    const f = (th: tf.Tensor1D): tf.Scalar => crossEntropySum(m.forward(th, tf.tensor4d(c.x, [c.n, h, w, ch])), tf.tensor1d(c.y, 'int32'));
+    const hvT = tf.tidy(() => hvp(f, tf.tensor1d(theta), tf.tensor1d(v)));
+    const gT = tf.tidy(() => tf.grad((th: tf.Tensor) => f(th as tf.Tensor1D))(tf.tensor1d(theta)));
+    const same = (a: ArrayLike<number> & { buffer: ArrayBufferLike }, b: Float32Array): boolean => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+    t.ok(same(gT.dataSync() as Float32Array, chunkGradient(m, theta, c).grad), `${spec.arch}: gradient`);
+    t.ok(same(hvT.dataSync() as Float32Array, chunkHvp(m, theta, v, c)), `${spec.arch}: HVP`);
+    tf.dispose([hvT, gT]);
+  }
+  const m = buildModel({ arch: 'mlp', activation: 'tanh', inputShape: [2, 2, 1], classes: 2, hidden: [3] });
+  t.throws(() => tf.tidy(() => m.forwardParts([tf.zeros([4, 3])], tf.zeros([1, 2, 2, 1]))), /expected 4 parameter tensors/);
+  t.throws(() => tf.tidy(() => m.forwardParts([tf.zeros([3, 4]), tf.zeros([3]), tf.zeros([3, 2]), tf.zeros([2])], tf.zeros([1, 2, 2, 1]))), /needs \[4,3\]/);
 });

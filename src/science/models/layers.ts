@@ -90,21 +90,28 @@ export function featureShape(layers: Layer[], inputShape: [number, number, numbe
 }
 
 /**
- * Runs the layers on x [n,h,w,c] with parameters taken from θ [P] by one split (whose gradient is a
- * single concat), returning logits [n, classes]. Must run inside the caller's tidy.
+ * Runs the layers on x [n,h,w,c], returning logits [n, classes]. Parameters come either from θ [P],
+ * cut by one split (whose gradient is a single concat), or as one tensor per slot, already shaped
+ * (the chunk functions' path: no split or concat to copy θ around). Call inside the caller's tidy.
  */
 export function runLayers(
   layers: Layer[],
   slots: ParamSlot[],
-  theta: tf.Tensor1D,
+  theta: tf.Tensor1D | tf.Tensor[],
   x: tf.Tensor4D,
   act: 'relu' | 'tanh',
   hooks?: LayerHooks,
 ): tf.Tensor2D {
-  const sizes = slots.map((s) => s.shape.reduce((a, b) => a * b, 1));
-  const parts = sizes.length > 1 ? tf.split(theta, sizes) : [theta];
+  let parts: tf.Tensor[];
+  if (Array.isArray(theta)) {
+    if (theta.length !== slots.length) throw new Error(`expected ${slots.length} parameter tensors, got ${theta.length}`);
+    parts = theta;
+  } else {
+    const sizes = slots.map((s) => s.shape.reduce((a, b) => a * b, 1));
+    parts = sizes.length > 1 ? tf.split(theta, sizes) : [theta];
+  }
   let p = 0;
-  const next = (shape: number[]): tf.Tensor => tf.reshape(parts[p++]!, shape);
+  const next = (shape: number[]): tf.Tensor => tf.reshape(parts[p++]!, shape); // a no-op when already shaped
   let hcur: tf.Tensor = x;
   let actSite = 0;
   let poolSite = 0;
