@@ -9,10 +9,16 @@ import * as tf from '@tensorflow/tfjs';
 
 export type Reduction = 'mean' | 'sum';
 
-/** Sum over the batch of the cross-entropy of logits [n,k] against int32 labels [n]. */
+/** Sum over the batch of the cross-entropy of logits [n,k] against int32 labels [n] in [0, k). */
 export function crossEntropySum(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => {
     const [n, k] = logits.shape;
+    if (labels.shape[0] !== n) throw new Error(`crossEntropySum: ${labels.shape[0]} labels for ${n} rows of logits`);
+    const ys = labels.dataSync();
+    for (let i = 0; i < n; i++) {
+      const y = ys[i]!;
+      if (!Number.isInteger(y) || y < 0 || y >= k) throw new Error(`crossEntropySum: label ${y} at row ${i} is not a class in [0, ${k})`);
+    }
     const z = logits.dataSync(); // only to find the row maxima: no gradient flows through m
     const m = new Float32Array(n);
     for (let i = 0; i < n; i++) {
