@@ -10,13 +10,13 @@
  */
 import { availableParallelism } from 'node:os'
 import { statSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
 import { readLock, writeLock } from './lockfile.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
 import { produce } from './stage-job.ts'
 import { StoreLookups } from './store-lookups.ts'
-import { diffTrees, removeWorkDir, sha256File, sweepWorkDirs, type WorkDir } from './workdir.ts'
+import { createWorkDir, diffTrees, removeWorkDir, sha256File, sweepWorkDirs, type WorkDir } from './workdir.ts'
 import type {
   ArtifactStore,
   Failure,
@@ -149,8 +149,9 @@ export class Execution {
 
     const step = this.steps.get(id)
     const known: KnownInstance | undefined = this.prep.plan.known.get(id)
-    // A step decided on final information (no upstream ran) is acted on as planned.
-    if (step?.action === 'fresh' && known?.outputs !== undefined) {
+    // A step decided on final information is acted on as planned, unless an upstream's outputs
+    // turned out different from what the plan assumed (a restore that had to run instead).
+    if (step?.action === 'fresh' && known?.outputs !== undefined && this.inputsAsPlanned(inst)) {
       this.current.set(id, { fp: known.fingerprint, outputs: known.outputs })
       this.outcomes[id] = { outcome: 'fresh', durationMs: 0 }
       this.emit({ type: 'done', instance: id, action: 'fresh', durationMs: 0 })
@@ -175,6 +176,17 @@ export class Execution {
       if (action === 'restore' && record !== undefined) {
         const started = Date.now()
         this.emit({ type: 'start', instance: id, action: 'restore' })
+        const corrupt = await this.corruptOutputs(record.outputs)
+        if (corrupt.length > 0) {
+          // The store discarded the corrupt objects; run instead of restoring.
+          this.emit({ type: 'log', instance: id, message: `cannot restore: ${corrupt.join(', ')} missing or corrupt in the store; running instead` })
+          const r = await this.runOnce(inst, fp, 'publish')
+          if (r.kind === 'input-missing') {
+            if (!(await this.repair(r.producer, r.output))) return this.skip(id, `upstream ${r.producer} could not be repaired`)
+            continue
+          }
+          return this.finishRun(id, fp, r)
+        }
         this.writeLockEntry(inst, fp, record.outputs)
         this.current.set(id, { fp, outputs: record.outputs })
         const durationMs = Date.now() - started
@@ -187,15 +199,54 @@ export class Execution {
         if (!(await this.repair(r.producer, r.output))) return this.skip(id, `upstream ${r.producer} could not be repaired`)
         continue
       }
-      if (r.kind === 'failed') return this.fail(id, r.failure)
-      if (r.kind === 'stopped') return this.skip(id, `not started: ${r.by} failed`)
-      if (r.kind === 'verified') throw new Error('unreachable: verify result in publish mode')
-      this.current.set(id, { fp, outputs: r.outputs })
-      this.outcomes[id] = { outcome: 'ran', durationMs: r.durationMs }
-      this.emit({ type: 'done', instance: id, action: 'run', durationMs: r.durationMs })
-      return { ok: true, fp, outputs: r.outputs }
+      return this.finishRun(id, fp, r)
     }
     return this.fail(id, { reason: 'unexpected', message: `${id}: its inputs kept disappearing from the store` })
+  }
+
+  /** True when every input resolves to the digest the plan computed this instance's fingerprint with. */
+  private inputsAsPlanned(inst: StageInstance): boolean {
+    return inst.deps.every((d) => {
+      const now = this.current.get(d.instance)?.outputs[d.output]?.digest
+      return now !== undefined && now === this.prep.plan.known.get(d.instance)?.outputs?.[d.output]?.digest
+    })
+  }
+
+  /** Records the outcome of a publishing run (other than input-missing, handled by the caller). */
+  private finishRun(id: string, fp: FingerprintResult, r: Exclude<RunResult, { kind: 'input-missing' }>): Settled {
+    if (r.kind === 'failed') return this.fail(id, r.failure)
+    if (r.kind === 'stopped') return this.skip(id, `not started: ${r.by} failed`)
+    if (r.kind === 'verified') throw new Error('unreachable: verify result in publish mode')
+    this.current.set(id, { fp, outputs: r.outputs })
+    this.outcomes[id] = { outcome: 'ran', durationMs: r.durationMs }
+    this.emit({ type: 'done', instance: id, action: 'run', durationMs: r.durationMs })
+    return { ok: true, fp, outputs: r.outputs }
+  }
+
+  /**
+   * Names of outputs whose objects fail their digest check (the store discards those). A
+   * restore checks bytes, not only existence: it is rare (a switched-back param), and it is
+   * the moment a flipped byte would otherwise become the workspace's truth. Uses the store's
+   * `verifyObject` for files when it has one, else reads the object into a scratch dir.
+   */
+  private async corruptOutputs(outputs: Record<string, StoredOutput>): Promise<string[]> {
+    const bad: string[] = []
+    let scratch: WorkDir | undefined
+    try {
+      for (const [name, o] of Object.entries(outputs)) {
+        let good: boolean
+        if (o.kind === 'file' && this.store.verifyObject !== undefined) good = await this.store.verifyObject(o.digest)
+        else {
+          scratch ??= await createWorkDir(this.workRoot)
+          const dest = join(scratch.dir, 'check', name)
+          good = o.kind === 'dir' ? await this.store.getDir(o.digest, dest) : await this.store.getFile(o.digest, dest)
+        }
+        if (!good) bad.push(name)
+      }
+    } finally {
+      if (scratch !== undefined) await removeWorkDir(scratch.dir)
+    }
+    return bad
   }
 
   /** Decides one instance now, with fresh lookups of its lock entry, run record and objects. */
@@ -266,6 +317,8 @@ export class Execution {
         paramsOf: (i) => this.instance(i).params,
         processEnv: this.opts.processEnv ?? process.env,
         emit: this.emit,
+        // A killed long run resumes from here on its next run (never under verify: that recomputes).
+        ...(mode === 'publish' ? { resumeDir: join(dirname(this.workRoot), 'resume', fp.fingerprint) } : {}),
       })
       if (r.kind !== 'produced') return r
       wd = r.wd

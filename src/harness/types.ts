@@ -189,6 +189,8 @@ export interface ArtifactStore {
    * of a directory output reruns its producer; without it only the listing object is checked.
    */
   hasDir?(digest: ObjectDigest): Promise<boolean>
+  /** Optional: re-hash one object; false when missing or corrupt (a corrupt one is discarded). */
+  verifyObject?(digest: ObjectDigest): Promise<boolean>
   /** Store a file's bytes; returns its digest and size. Idempotent. */
   putFile(path: string): Promise<{ digest: ObjectDigest; size: number }>
   /** Store a directory tree (files only) as objects plus a listing object; returns the listing's digest. */

@@ -140,6 +140,22 @@ t.test('a corrupted object is detected when read and its producer reruns', async
   t.same((await p.run({ overrides: ['square.offset=2'] })).ran, [])
 })
 
+t.test('a corrupted object is detected on restore, and the stage runs instead', async (t) => {
+  const hello = p.lock().instances.side!.outputs['side.txt']!.digest
+  t.equal((await p.run({ overrides: ['side.word=bye'] })).summary.outcomes.side?.outcome, 'restored')
+  const path = p.store.objectPath(hello)
+  chmodSync(path, 0o644)
+  const bytes = readFileSync(path)
+  bytes[0] = bytes[0]! ^ 0x01
+  writeFileSync(path, bytes)
+  const { ran, summary, events } = await p.run()
+  t.same(ran, ['side'], 'side ran instead of restoring')
+  t.equal(summary.outcomes.side?.outcome, 'ran')
+  t.ok(events.some((e) => e.type === 'log' && e.instance === 'side' && /cannot restore: side.txt/.test(e.message)))
+  t.equal(p.lock().instances.side?.outputs['side.txt']?.digest, hello, 'same bytes as before the corruption')
+  t.ok(await p.store.verifyObject(hello), 'the object is intact again')
+})
+
 t.test('two executions at once on different targets keep each other\'s lock entries', async (t) => {
   const q = new Project()
   t.teardown(() => q.cleanup())
