@@ -26,6 +26,8 @@ export interface ProduceArgs {
   paramsOf: (instance: string) => JsonObject
   processEnv: Record<string, string | undefined>
   emit: (e: ExecEvent) => void
+  /** A per-fingerprint directory the stage may create and resume from (StageContext.resumeDir). */
+  resumeDir?: string
 }
 
 export type Produced =
@@ -48,6 +50,7 @@ export async function produce(a: ProduceArgs): Promise<Produced> {
       params: inst.params,
       inputs: mat.inputs,
       outDir: wd.outDir,
+      ...(a.resumeDir !== undefined ? { resumeDir: a.resumeDir } : {}),
     })
     a.emit({ type: 'start', instance: inst.id, action: 'run' })
     const exit = await spawnStage(wd.dir, a.root, a.processEnv, {

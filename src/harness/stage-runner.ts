@@ -40,6 +40,13 @@ export interface StageContext<P = JsonObject> {
   progress(fraction: number, message?: string): void
   /** A line for the run's log. */
   log(message: string): void
+  /**
+   * A directory private to this instance's fingerprint, outside the store, that survives a
+   * killed run (absent when the harness offers none, e.g. under --verify). A long stage may keep
+   * partial state there and resume from it when rerun; its outputs must be bit-identical to an
+   * uninterrupted run's. The stage removes it when done (nothing else reads it).
+   */
+  resumeDir?: string
 }
 
 const STAGE = Symbol.for('cusp.stage')
@@ -75,6 +82,8 @@ export interface StageJob {
   inputs: Record<string, StageInput[]>
   /** Absolute path of the output directory. */
   outDir: string
+  /** See StageContext.resumeDir. */
+  resumeDir?: string
 }
 
 /** A message from the stage process to the executor. */
