@@ -1,0 +1,116 @@
+/**
+ * The numeric environment of a science stage, for its fingerprint (src/harness/environment.ts says
+ * what belongs there): the tfjs backend that `initEngine(choice)` WOULD select, and the versions of
+ * the packages that do the arithmetic on it, found WITHOUT importing or initialising tfjs (the
+ * planner calls this once per instance, so it must be cheap: a few package.json reads, memoised).
+ * A stage run on another backend or engine version then has another fingerprint, so results from
+ * different arithmetic never alias in the cache (DESIGN.md: "changing backend changes the bits").
+ * The one file under src/science that touches the filesystem: it reads package manifests only.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { envRecord, harnessEnv } from '../harness/environment.ts'
+import type { EnvRecord, StageInstance } from '../harness/types.ts'
+import type { BackendChoice } from './engine.ts'
+
+const NATIVE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const
+const WASM = '@tensorflow/tfjs-backend-wasm'
+const CORE = '@tensorflow/tfjs-core'
+const CPU = '@tensorflow/tfjs-backend-cpu'
+
+/** Where to look for packages: node_modules folders from this file upwards (Node's own order). */
+function moduleDirs(): string[] {
+  const dirs: string[] = []
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    dirs.push(join(dir, 'node_modules'))
+    const up = dirname(dir)
+    if (up === dir) return dirs
+    dir = up
+  }
+}
+
+const versionCache = new Map<string, string | null>()
+
+/** The installed version of `name` (its package.json, found as Node would), or undefined. */
+export function installedVersion(name: string): string | undefined {
+  const cached = versionCache.get(name)
+  if (cached !== undefined) return cached ?? undefined
+  let found: string | null = null
+  for (const d of moduleDirs()) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(d, name, 'package.json'), 'utf8')) as { version?: unknown }
+      if (typeof pkg.version === 'string') {
+        found = pkg.version
+        break
+      }
+    } catch {
+      // not in this node_modules: keep looking upwards
+    }
+  }
+  versionCache.set(name, found)
+  return found ?? undefined
+}
+
+/** The backend `initEngine(choice)` selects, predicted from what is installed (engine.ts `pick`). */
+export function predictedBackend(choice: BackendChoice): string {
+  switch (choice) {
+    case 'cpu':
+      return 'cpu'
+    case 'wasm':
+      return 'wasm'
+    case 'tensorflow':
+      return 'tensorflow'
+    case 'auto':
+      if (NATIVE.some((n) => installedVersion(n) !== undefined)) return 'tensorflow'
+      if (installedVersion(WASM) !== undefined) return 'wasm'
+      return 'cpu'
+    default:
+      return unreachable(choice)
+  }
+}
+
+/**
+ * The EnvRecord of a science stage run with `choice`: `{backend, versions}` where versions holds
+ * tfjs-core and the backend's own package (tfjs-backend-cpu, -wasm, or the native package), and,
+ * for the pure-JS cpu backend, the Node major version (its Math.exp comes from V8).
+ */
+export function scienceEnv(choice: BackendChoice = 'auto'): EnvRecord {
+  const backend = predictedBackend(choice)
+  const versions: Record<string, string> = {}
+  const add = (name: string): void => {
+    const v = installedVersion(name)
+    if (v !== undefined) versions[name] = v
+  }
+  add(CORE)
+  if (backend === 'cpu') {
+    add(CPU)
+    versions.node = process.versions.node.split('.')[0] ?? process.versions.node
+  } else if (backend === 'wasm') {
+    add(WASM)
+  } else {
+    for (const n of NATIVE) add(n)
+  }
+  return envRecord(backend, versions)
+}
+
+/** Stage implementations whose numbers come from the science engine (their fingerprints carry scienceEnv). */
+export const SCIENCE_STAGES: ReadonlySet<string> = new Set(['train', 'spectrum-probe', 'cusp-scan'])
+
+const CHOICES: ReadonlySet<string> = new Set(['auto', 'tensorflow', 'wasm', 'cpu'])
+
+/**
+ * The executor's `env` option: scienceEnv(params.backend) for instances of a science stage (by
+ * impl), harnessEnv() for every other stage. Wire it as `execute({ ..., env: envForInstance })`.
+ */
+export function envForInstance(inst: Pick<StageInstance, 'impl' | 'params'>): EnvRecord {
+  const impl = inst.impl.split('/').pop() ?? inst.impl
+  if (!SCIENCE_STAGES.has(impl)) return harnessEnv()
+  const b = inst.params.backend
+  return scienceEnv(typeof b === 'string' && CHOICES.has(b) ? (b as BackendChoice) : 'auto')
+}
+
+function unreachable(x: never): never {
+  throw new Error(`unknown backend choice ${String(x)}`)
+}

@@ -1,0 +1,222 @@
+/**
+ * Stage `train` (paper §4): full-batch gradient descent without momentum on the whole prepared
+ * set from a seeded Kaiming init, in mode `gd` (§4.1: fixed η; stop at loss < 0.1 or 40/η
+ * iterations; a checkpoint every 1/η iterations, optionally every m for the first M) or
+ * `gradient-flow` (§4.2: η_n = min(η_max, 0.5/λ_1), λ_1 every iteration by warm-started Lanczos,
+ * a snapshot every 100 iterations). Outputs: `checkpoints/` (index.json + one PyTorch-layout
+ * safetensors file per snapshot, src/science/checkpoint.ts) and `telemetry.jsonl` (one row per
+ * logged iteration: loss, accuracy, ||θ||, ||g||, η, and λ_1 in gradient flow).
+ *
+ * Resume: when the harness passes `ctx.resumeDir` (a directory private to this instance's
+ * fingerprint, outside the store), the run writes its telemetry and checkpoints there as it goes
+ * and saves a resume state (θ_n, t_n, the warm-start h_1, the telemetry length, the checkpoint
+ * list) at the top of every checkpoint iteration and at least every 30 s. A rerun after a kill
+ * restarts from that state; since each iteration depends only on the state, the outputs are bit
+ * for bit those of an uninterrupted run. On success the files are linked into `outDir` and the
+ * resume directory is removed. Without `resumeDir`, a temporary directory plays its part.
+ */
+import { createHash } from 'node:crypto'
+import { appendFile, copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeSafetensors, encodeSafetensors, tensor, type Tensor } from '../../src/data/safetensors.ts'
+import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import { datasetAccuracy } from '../../src/science/accuracy.ts'
+import { encodeCheckpoint } from '../../src/science/checkpoint.ts'
+import { initEngine } from '../../src/science/engine.ts'
+import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
+import { norm2, train, type LoopState, type TrainOptions } from '../../src/science/train-loop.ts'
+import { checkDataCoordinates } from './coordinates.ts'
+import { checkpointFile, loadDataset, openObjective, singleInput, throttled, writeAtomic, type CheckpointEntry, type CheckpointIndex, type EngineParams } from './io.ts'
+
+/** Params (schemas/stages/train.params.schema.json; defaults filled by the analyzer). */
+export interface TrainParams extends EngineParams {
+  arch: ModelSpec['arch']
+  activation: ModelSpec['activation']
+  width?: number
+  hidden?: number[]
+  pool?: 'avg' | 'max'
+  seed: number
+  mode: 'gd' | 'gradient-flow'
+  eta: number
+  stop_loss: number
+  max_t: number
+  max_iterations?: number
+  checkpoint_every?: number
+  dense_every?: number
+  dense_until?: number
+  log_every: number
+  flow_factor: number
+  eig_tol: number
+  eig_max_matvecs: number
+  /** Dataset coordinates (for matching in pipeline.yaml), checked against the data. */
+  classes?: number
+  n_data?: number
+}
+
+const STATE = 'state.safetensors'
+const SAVE_SECONDS = 30
+
+/** The model spec of this run: params plus the data's input shape and class count. */
+export function specFor(p: TrainParams, inputShape: [number, number, number], classes: number): ModelSpec {
+  const spec: ModelSpec = { arch: p.arch, activation: p.activation, inputShape, classes }
+  if (p.width !== undefined) spec.width = p.width
+  if (p.hidden !== undefined && p.arch === 'mlp') spec.hidden = p.hidden
+  if (p.pool !== undefined && p.arch === 'cnn') spec.pool = p.pool
+  return spec
+}
+
+/** The loop options the params mean (§4.1: 40/η iterations, checkpoints every 1/η; §4.2: every 100). */
+export function trainOptions(p: TrainParams): TrainOptions {
+  const flow = p.mode === 'gradient-flow'
+  const o: TrainOptions = {
+    mode: p.mode,
+    eta: p.eta,
+    stopLoss: p.stop_loss,
+    maxIterations: p.max_iterations ?? Math.round(p.max_t / p.eta),
+    checkpointEvery: p.checkpoint_every ?? (flow ? 100 : Math.max(1, Math.round(1 / p.eta))),
+    logEvery: p.log_every,
+    flowFactor: p.flow_factor,
+    eigTol: p.eig_tol,
+    eigMaxMatvecs: p.eig_max_matvecs,
+    eigSeed: p.seed,
+  }
+  if (p.dense_every !== undefined) {
+    o.denseEvery = p.dense_every
+    o.denseUntil = p.dense_until ?? Infinity
+  }
+  return o
+}
+
+interface Saved { state: LoopState; telemetryBytes: number; entries: CheckpointEntry[] }
+
+async function loadState(dir: string, key: string): Promise<Saved | undefined> {
+  let bytes: Uint8Array
+  try {
+    bytes = new Uint8Array(await readFile(join(dir, STATE)))
+  } catch {
+    return undefined
+  }
+  const { tensors, metadata } = decodeSafetensors(bytes, join(dir, STATE))
+  if (metadata.key !== key) return undefined
+  const theta = tensors.theta
+  if (theta?.dtype !== 'F32') return undefined
+  const state: LoopState = { iteration: Number(metadata.iteration), theta: theta.data, t: Number(metadata.t) }
+  if (tensors.warm?.dtype === 'F32') state.warm = tensors.warm.data
+  return { state, telemetryBytes: Number(metadata.telemetryBytes), entries: JSON.parse(metadata.entries ?? '[]') as CheckpointEntry[] }
+}
+
+async function saveState(dir: string, key: string, s: Saved): Promise<void> {
+  const tensors: Record<string, Tensor> = { theta: tensor.f32([s.state.theta.length], s.state.theta) }
+  if (s.state.warm) tensors.warm = tensor.f32([s.state.warm.length], s.state.warm)
+  await writeAtomic(join(dir, STATE), encodeSafetensors(tensors, {
+    key,
+    iteration: String(s.state.iteration),
+    t: JSON.stringify(s.state.t),
+    telemetryBytes: String(s.telemetryBytes),
+    entries: JSON.stringify(s.entries),
+  }))
+}
+
+/** Hard link (same filesystem), else copy. */
+async function place(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to)
+  } catch {
+    await copyFile(from, to)
+  }
+}
+
+export default defineStage(async (ctx: StageContext<TrainParams>) => {
+  const p = ctx.params
+  const dataIn = singleInput(ctx.inputs, 'data')
+  const manifest = ctx.inputs.manifest?.[0]?.path
+  const { data, classes } = await loadDataset(dataIn.path, manifest)
+  checkDataCoordinates(p, classes, data.n)
+  const spec = specFor(p, data.shape, classes)
+  const model = buildModel(spec)
+  const opts = trainOptions(p)
+  const theta0 = initParams(model, p.seed) // Kaiming, seeded (§4)
+  const key = createHash('sha256').update(JSON.stringify({ params: p, n: data.n, size: model.size, theta0: createHash('sha256').update(theta0).digest('hex') })).digest('hex')
+
+  const resumeDir = (ctx as StageContext<TrainParams> & { resumeDir?: string }).resumeDir
+  const dir = resumeDir ?? (await mkdtemp(join(tmpdir(), 'cusp-train-')))
+  await mkdir(join(dir, 'checkpoints'), { recursive: true })
+  const telemetry = join(dir, 'telemetry.jsonl')
+  const saved = await loadState(dir, key)
+  let entries: CheckpointEntry[] = []
+  let bytes = 0
+  let start: LoopState = { iteration: 0, theta: theta0, t: 0 }
+  if (saved !== undefined) {
+    ;({ entries, state: start } = saved)
+    bytes = saved.telemetryBytes
+    await truncate(telemetry, bytes)
+    ctx.log(`resuming from iteration ${start.iteration} (${entries.length} checkpoints kept)`)
+  } else {
+    await rm(join(dir, 'checkpoints'), { recursive: true, force: true })
+    await mkdir(join(dir, 'checkpoints'), { recursive: true })
+    await writeFile(telemetry, '')
+  }
+
+  const engine = await initEngine(p.backend) // this thread: accuracy only
+  const objective = await openObjective(spec, data, p)
+  if (objective.backend !== engine.backend) ctx.log(`note: workers run ${objective.backend}, accuracy runs ${engine.backend}`)
+  let lastSave = Date.now()
+  const report = throttled(ctx.progress)
+  let summary
+  try {
+    summary = await train(objective, start, opts, {
+      async atIterationStart(state) {
+        if (state.iteration === start.iteration) return
+        if (state.iteration % opts.checkpointEvery !== 0 && Date.now() - lastSave < SAVE_SECONDS * 1000) return
+        await saveState(dir, key, { state, telemetryBytes: bytes, entries })
+        lastSave = Date.now()
+      },
+      async log(row) {
+        const line = `${JSON.stringify(row)}\n`
+        await appendFile(telemetry, line)
+        bytes += Buffer.byteLength(line)
+      },
+      async checkpoint(iteration, theta, info) {
+        const file = checkpointFile(iteration)
+        const extra = { eta: String(p.eta), t: JSON.stringify(info.t), loss: JSON.stringify(info.loss), mode: p.mode, seed: String(p.seed) }
+        await writeAtomic(join(dir, 'checkpoints', file), encodeCheckpoint(theta, { spec, iteration, extra }))
+        entries = [...entries.filter((e) => e.iteration !== iteration), { iteration, t: info.t, loss: info.loss, kind: info.kind, final: info.final, file }]
+      },
+      accuracy: (theta) => datasetAccuracy(model, theta, data, p.chunk_size),
+      progress: report,
+    })
+  } finally {
+    await objective.dispose()
+  }
+
+  // Publish into outDir: the checkpoints listed (nothing stale), the index, the telemetry.
+  const out = join(ctx.outDir, 'checkpoints')
+  await mkdir(out)
+  entries.sort((a, b) => a.iteration - b.iteration)
+  for (const e of entries) await place(join(dir, 'checkpoints', e.file), join(out, e.file))
+  const index: CheckpointIndex = { format: 'cusp-checkpoints/1', spec, mode: p.mode, eta: p.eta, seed: p.seed, checkpointEvery: opts.checkpointEvery, entries }
+  await writeFile(join(out, 'index.json'), `${JSON.stringify(index, null, 2)}\n`)
+  await place(telemetry, join(ctx.outDir, 'telemetry.jsonl'))
+  const stray = (await readdir(join(dir, 'checkpoints'))).length - entries.length
+  if (stray > 0) ctx.log(`${stray} unlisted files in the run directory were not published`)
+  await rm(dir, { recursive: true, force: true })
+  ctx.progress(1, `done: ${summary.stopReason} at iteration ${summary.iterations}`)
+
+  return {
+    backend: objective.backend,
+    parameters: model.size,
+    classes,
+    examples: data.n,
+    spec: spec as unknown as Record<string, unknown>,
+    mode: p.mode,
+    iterations: summary.iterations,
+    t: summary.t,
+    final_loss: summary.finalLoss,
+    stop_reason: summary.stopReason,
+    checkpoints: entries.length,
+    checkpoint_every: opts.checkpointEvery,
+    max_iterations: opts.maxIterations,
+    theta_norm_initial: norm2(theta0),
+  }
+})
