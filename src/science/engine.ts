@@ -24,36 +24,41 @@ let wasmReady: Promise<boolean> | undefined;
 
 /**
  * Selects a backend (default 'auto'), installs the gradient registrations, and resolves with what was
- * selected. Idempotent: calling again with the same choice changes nothing; another choice switches
- * backend (tests compare backends in one process). Rejects when an explicit choice is unavailable.
+ * selected. 'auto' takes the first of tensorflow, wasm, cpu that loads and initialises. Idempotent:
+ * calling again with the same choice changes nothing; another choice switches backend (tests compare
+ * backends in one process). Rejects, saying why, when an explicit choice is unavailable.
  */
 export async function initEngine(choice: BackendChoice = 'auto'): Promise<EngineInfo> {
   installGradients();
-  const backend = await pick(choice);
-  if (tf.getBackend() !== backend) {
-    const ok = await tf.setBackend(backend);
-    if (!ok) throw new Error(`tfjs backend '${backend}' failed to initialise`);
+  const candidates: Exclude<BackendChoice, 'auto'>[] = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice];
+  const failures: string[] = [];
+  for (const backend of candidates) {
+    const why = await unavailable(backend);
+    if (why !== undefined) {
+      failures.push(why);
+      continue;
+    }
+    if (tf.getBackend() !== backend && !(await tf.setBackend(backend))) {
+      failures.push(`tfjs backend '${backend}' failed to initialise`);
+      continue;
+    }
+    await tf.ready();
+    return { backend: tf.getBackend(), versions: versions() };
   }
-  await tf.ready();
-  return { backend: tf.getBackend(), versions: versions() };
+  throw new Error(`no usable tfjs backend for '${choice}': ${failures.join('; ')}`);
 }
 
-async function pick(choice: BackendChoice): Promise<string> {
-  switch (choice) {
+/** Why a backend cannot be used here (its package is missing or fails to load), or undefined. */
+async function unavailable(backend: Exclude<BackendChoice, 'auto'>): Promise<string | undefined> {
+  switch (backend) {
     case 'cpu':
-      return 'cpu';
+      return undefined;
     case 'wasm':
-      if (await loadWasm()) return 'wasm';
-      throw new Error('the wasm backend could not be loaded (@tensorflow/tfjs-backend-wasm)');
+      return (await loadWasm()) ? undefined : 'the wasm backend could not be loaded (@tensorflow/tfjs-backend-wasm)';
     case 'tensorflow':
-      if (await loadNative()) return 'tensorflow';
-      throw new Error(`backend 'tensorflow' needs ${NATIVE_PACKAGES.join(' or ')}, which are not installed`);
-    case 'auto':
-      if (await loadNative()) return 'tensorflow';
-      if (await loadWasm()) return 'wasm';
-      return 'cpu';
+      return (await loadNative()) ? undefined : `backend 'tensorflow' needs ${NATIVE_PACKAGES.join(' or ')}, which are not installed`;
     default:
-      return unreachable(choice);
+      return unreachable(backend);
   }
 }
 
@@ -62,9 +67,9 @@ async function loadNative(): Promise<boolean> {
   if (tf.findBackendFactory('tensorflow') !== null) return true;
   for (const name of NATIVE_PACKAGES) {
     try {
-      const mod = (await import(name)) as { version?: Record<string, string> };
-      const v = mod.version?.['tfjs-node'];
-      if (v !== undefined) extraVersions[name] = v;
+      const mod = (await import(name)) as { version?: unknown };
+      const v = typeof mod.version === 'string' ? mod.version : (mod.version as Record<string, unknown> | undefined)?.['tfjs-node'];
+      if (typeof v === 'string') extraVersions[name] = v;
       if (tf.findBackendFactory('tensorflow') !== null) return true;
     } catch {
       // not installed (the usual case off the GPU image): try the next one
