@@ -174,25 +174,9 @@ export class Execution {
         }
       }
       if (action === 'restore' && record !== undefined) {
-        const started = Date.now()
-        this.emit({ type: 'start', instance: id, action: 'restore' })
-        const corrupt = await this.corruptOutputs(record.outputs)
-        if (corrupt.length > 0) {
-          // The store discarded the corrupt objects; run instead of restoring.
-          this.emit({ type: 'log', instance: id, message: `cannot restore: ${corrupt.join(', ')} missing or corrupt in the store; running instead` })
-          const r = await this.runOnce(inst, fp, 'publish')
-          if (r.kind === 'input-missing') {
-            if (!(await this.repair(r.producer, r.output))) return this.skip(id, `upstream ${r.producer} could not be repaired`)
-            continue
-          }
-          return this.finishRun(id, fp, r)
-        }
-        this.writeLockEntry(inst, fp, record.outputs)
-        this.current.set(id, { fp, outputs: record.outputs })
-        const durationMs = Date.now() - started
-        this.outcomes[id] = { outcome: 'restored', durationMs }
-        this.emit({ type: 'done', instance: id, action: 'restore', durationMs })
-        return { ok: true, fp, outputs: record.outputs }
+        const restored = await this.restore(inst, fp, record)
+        if (restored !== undefined) return restored
+        // Its objects were corrupt (and are now discarded): run instead.
       }
       const r = await this.runOnce(inst, fp, 'publish')
       if (r.kind === 'input-missing') {
@@ -202,6 +186,26 @@ export class Execution {
       return this.finishRun(id, fp, r)
     }
     return this.fail(id, { reason: 'unexpected', message: `${id}: its inputs kept disappearing from the store` })
+  }
+
+  /**
+   * Points the lock at a complete run record after checking its objects' bytes; undefined
+   * (nothing recorded) when an object is missing or corrupt, so the caller runs instead.
+   */
+  private async restore(inst: StageInstance, fp: FingerprintResult, record: RunRecord): Promise<Settled | undefined> {
+    const started = Date.now()
+    this.emit({ type: 'start', instance: inst.id, action: 'restore' })
+    const corrupt = await this.corruptOutputs(record.outputs)
+    if (corrupt.length > 0) {
+      this.emit({ type: 'log', instance: inst.id, message: `cannot restore: ${corrupt.join(', ')} missing or corrupt in the store; running instead` })
+      return undefined
+    }
+    this.writeLockEntry(inst, fp, record.outputs)
+    this.current.set(inst.id, { fp, outputs: record.outputs })
+    const durationMs = Date.now() - started
+    this.outcomes[inst.id] = { outcome: 'restored', durationMs }
+    this.emit({ type: 'done', instance: inst.id, action: 'restore', durationMs })
+    return { ok: true, fp, outputs: record.outputs }
   }
 
   /** True when every input resolves to the digest the plan computed this instance's fingerprint with. */
