@@ -2,22 +2,34 @@
  * Choosing a store from the user's spec (the `--store` flag, else `CUSP_STORE`; the CLI picks
  * which and passes it here). No spec means the embedded store at `<projectRoot>/artifacts`; a
  * filesystem path (absolute, or relative to the project root so the answer does not depend on
- * the working directory) or `file://` URL means a local store there; `s3://bucket/prefix` is
- * the shared remote store (not yet implemented). Opening does no I/O beyond one stat: the
- * directory is created by the first write.
+ * the working directory) or `file://` URL means a local store there; `s3://bucket/prefix[?opts]`
+ * is the shared S3 store behind the embedded one as a local cache (a `TieredStore`: reads local
+ * first, writes both; options and endpoint/region from the environment as in s3-config.ts,
+ * credentials from the AWS chain). Opening does no I/O beyond one stat: the directory (or the
+ * first connection) waits for the first use.
  */
 import { statSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fail, ok, type ArtifactStore, type Failure, type Result } from '../types.ts'
 import { LocalStore } from './local-store.ts'
+import { parseS3Spec } from './s3-config.ts'
+import { S3Store } from './s3-store.ts'
+import { TieredStore } from './tiered-store.ts'
 
-/** The store for `spec` (see the module comment), or a `store-error` saying what is wrong. */
-export function openStore(spec: string | undefined, projectRoot: string): Result<ArtifactStore, Failure> {
+/**
+ * The store for `spec` (see the module comment), or a `store-error` saying what is wrong. `env`
+ * supplies the AWS endpoint/region variables for an `s3://` spec (default: this process's).
+ */
+export function openStore(spec: string | undefined, projectRoot: string, env: Record<string, string | undefined> = process.env): Result<ArtifactStore, Failure> {
   const s = spec?.trim()
   if (s === undefined || s === '') return local(join(resolve(projectRoot), 'artifacts'))
   if (s.startsWith('s3://')) {
-    return fail({ reason: 'store-error', message: `S3 store not yet available: see issue 5 (store '${s}'; use a local path for now)` })
+    const cfg = parseS3Spec(s, env)
+    if (!cfg.ok) return cfg
+    const cache = local(join(resolve(projectRoot), 'artifacts'))
+    if (!cache.ok) return cache
+    return ok(new TieredStore(cache.value as LocalStore, new S3Store(cfg.value, env)))
   }
   if (s.startsWith('file://')) {
     try {
