@@ -10,6 +10,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { statSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
 import { readLock, writeLock } from './lockfile.ts'
@@ -312,6 +313,7 @@ export class Execution {
     try {
       if (this.stoppedBy !== undefined && !this.opts.keepGoing && mode === 'publish') return { kind: 'stopped', by: this.stoppedBy }
       const started = Date.now()
+      const resumeDir = join(dirname(this.workRoot), 'resume', fp.fingerprint)
       const r = await produce({
         store: this.store,
         root: this.pipeline.root,
@@ -322,7 +324,7 @@ export class Execution {
         processEnv: this.opts.processEnv ?? process.env,
         emit: this.emit,
         // A killed long run resumes from here on its next run (never under verify: that recomputes).
-        ...(mode === 'publish' ? { resumeDir: join(dirname(this.workRoot), 'resume', fp.fingerprint) } : {}),
+        ...(mode === 'publish' ? { resumeDir } : {}),
       })
       if (r.kind !== 'produced') return r
       wd = r.wd
@@ -346,6 +348,8 @@ export class Execution {
         finishedAt: new Date().toISOString(),
       })
       this.writeLockEntry(inst, fp, outputs)
+      // Published: partial state kept for a resume is of no further use.
+      await rm(resumeDir, { recursive: true, force: true }).catch(() => undefined)
       return { kind: 'ok', outputs, durationMs }
     } finally {
       if (wd !== undefined) await removeWorkDir(wd.dir)

@@ -124,6 +124,9 @@ t.test('kill -9 of the running stage: nothing published, the next run completes'
   t.notOk(existsSync(p.lockPath), 'no lock')
   p.control('hold', 'big', false)
   await recovers(t, p)
+  const [attempt, resumeDir] = readFileSync(join(p.counterDir, 'big-attempt'), 'utf8').split(' ')
+  t.equal(attempt, '2', 'the rerun saw the killed attempt\'s state in its resume dir')
+  t.notOk(existsSync(resumeDir!), 'the resume dir is removed once the outputs are published')
 })
 
 t.test('kill -9 of the harness while its stage runs: the orphan exits, nothing published', async (t) => {
