@@ -53,7 +53,7 @@ t.test('cpu and wasm agree on loss, gradient and HVP (rel err <= 1e-5)', async (
   for (const spec of specs) {
     const m = buildModel(spec);
     const theta = initParams(m, 4);
-    const c = makeChunk(m, 3, 8);
+    const c = makeChunk(m, 2, 8);
     const v = unitVector(m.size, 6);
     const run = async (backend: 'cpu' | 'wasm') => {
       await initEngine(backend);
