@@ -1,0 +1,52 @@
+// A killed training run resumes from its resume directory and ends bit-identical to a run that
+// was never interrupted: the real train stage through the real stage runner, killed with SIGKILL.
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { runJob, writeJob, writeToyData } from './fixtures.ts'
+
+const params = { arch: 'mlp', activation: 'tanh', hidden: [32], seed: 3, mode: 'gd', eta: 0.05, stop_loss: 0, max_t: 40, max_iterations: 400, checkpoint_every: 40, log_every: 10, flow_factor: 0.5, eig_tol: 1e-3, eig_max_matvecs: 60, backend: 'wasm', chunk_size: 64 }
+
+async function tree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue
+    const p = join(e.parentPath, e.name)
+    out[p.slice(dir.length + 1)] = (await readFile(p)).toString('base64')
+  }
+  return out
+}
+
+t.test('kill mid-run, rerun: resumes from the saved state, outputs bit-identical', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'cusp-resume-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const { dataset, manifest } = await writeToyData(join(dir, 'data'), 256, 4, 10, 10)
+  const din = { data: [{ instance: 'd', output: 'dataset', params: {}, path: dataset }], manifest: [{ instance: 'd', output: 'manifest', params: {}, path: manifest }] }
+
+  const outA = await writeJob(join(dir, 'a'), 'train', params, din, join(dir, 'resume-a'))
+  const a = await runJob(join(dir, 'a'))
+  t.equal(a.code, 0, a.stderr)
+  await t.rejects(stat(join(dir, 'resume-a')), 'the resume directory is removed after a successful run')
+
+  const resume = join(dir, 'resume-b')
+  await writeJob(join(dir, 'b1'), 'train', params, din, resume)
+  const iterationOf = (line: string): number => Number(/"message":"iteration (\d+)/.exec(line)?.[1] ?? -1)
+  const killed = await runJob(join(dir, 'b1'), {}, (line) => iterationOf(line) >= 130)
+  t.equal(killed.signal, 'SIGKILL', 'the first attempt was killed mid-run')
+  const reached = Math.max(...killed.lines.map(iterationOf))
+  t.ok(reached >= 130 && reached < 400, `killed at iteration ~${reached}`)
+  t.ok((await stat(join(resume, 'state.safetensors'))).isFile(), 'a resume state survived the kill')
+
+  const outB = await writeJob(join(dir, 'b2'), 'train', params, din, resume)
+  const b = await runJob(join(dir, 'b2'))
+  t.equal(b.code, 0, b.stderr)
+  const from = Number(/resuming from iteration (\d+)/.exec(b.lines.join('\n'))?.[1] ?? -1)
+  t.ok(from > 0 && from <= reached, `resumed from iteration ${from}, not from scratch`)
+
+  const ta = await tree(outA)
+  const tb = await tree(outB)
+  t.ok(Object.keys(ta).length >= 13, `${Object.keys(ta).length} files: 11 checkpoints, index, telemetry, result`)
+  t.same(Object.keys(tb).sort(), Object.keys(ta).sort(), 'same files')
+  for (const k of Object.keys(ta)) t.ok(ta[k] === tb[k], `${k} bit-identical`)
+})
