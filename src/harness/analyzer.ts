@@ -49,7 +49,7 @@
  * (`pipeline.yaml`), `path` the dotted path of the offending node. Command-line problems
  * (`--set`) are `bad-override` failures without a location; a missing pipeline file is `usage`.
  */
-import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
 import { dirname, basename, resolve } from 'node:path'
 import type { ValidateFunction } from 'ajv'
 import { LineCounter, parseDocument, visit } from 'yaml'
@@ -61,8 +61,9 @@ import type { ProjectReader } from './project-reader.ts'
 import { SourceMap } from './source-location.ts'
 import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
 import { buildStage } from './stage-decl.ts'
-import { sharedAjv } from './stage-schemas.ts'
+import { SCHEMA_OPTIONS } from './stage-schemas.ts'
 import { didYouMean } from './suggest.ts'
+import { cachedValidator } from './validator-cache.ts'
 import type { Failure, JsonObject, Result, StageInstance, ValidPipeline } from './types.ts'
 import { fail, ok } from './types.ts'
 
@@ -80,9 +81,13 @@ export interface AnalyzeOptions {
   reader: ProjectReader
 }
 
-// Loaded with require (not an import attribute) so every Node 20 in `engines` can read it.
-const pipelineSchema = createRequire(import.meta.url)('../../schemas/pipeline.schema.json') as object
 let validatePipeline: ValidateFunction | undefined
+
+/** The pipeline schema's validator, compiled once per schema text (validator-cache.ts). */
+function pipelineValidator(): ValidateFunction {
+  const text = readFileSync(new URL('../../schemas/pipeline.schema.json', import.meta.url), 'utf8')
+  return cachedValidator(text, JSON.parse(text) as object, 'draft-07', SCHEMA_OPTIONS)
+}
 
 /**
  * Validate pipeline.yaml and expand it into stage instances. On success every instance's
@@ -129,7 +134,7 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   }
 
   const broken = { stages: new Set<string>(), profiles: new Set<string>() }
-  validatePipeline ??= sharedAjv().compile(pipelineSchema)
+  validatePipeline ??= pipelineValidator()
   if (!validatePipeline(data)) {
     for (const e of describeAjvErrors(validatePipeline.errors ?? [])) {
       ctx.failures.push({ reason: 'schema-violation', location: src.locate(e.path, e.at), message: `${e.problem}. ${e.hint}` })

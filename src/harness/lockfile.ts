@@ -1,7 +1,7 @@
 /**
  * `pipeline.lock`: what was observed when each instance last ran or was restored (fingerprint,
  * its full breakdown, output digests). Read with validation against `schemas/lock.schema.json`
- * (ajv) plus one rule JSON Schema cannot state: each entry's fingerprint must be the hash of its
+ * (ajv, compiled once and cached on disk by validator-cache.ts) plus one rule JSON Schema cannot state: each entry's fingerprint must be the hash of its
  * breakdown, so a hand-edited lock cannot pass for an observed one. Written atomically (temp
  * file in the same directory, fsync, rename) with keys sorted recursively and 2-space
  * indentation plus a trailing newline, so the same lock is always the same bytes and diffs in
@@ -10,18 +10,19 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import { sortKeysDeep } from './canonical-json.ts'
 import { computeFingerprint } from './fingerprint.ts'
 import { fail, ok, type Failure, type LockFile, type Result } from './types.ts'
+import { cachedValidator } from './validator-cache.ts'
 
 const SCHEMA_URL = new URL('../../schemas/lock.schema.json', import.meta.url)
 let validator: ValidateFunction | undefined
 
 function validate(): ValidateFunction {
   if (validator === undefined) {
-    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as object
-    validator = new Ajv({ allErrors: true, strict: true }).compile(schema)
+    const text = readFileSync(SCHEMA_URL, 'utf8')
+    validator = cachedValidator(text, JSON.parse(text) as object, 'draft-07', { allErrors: true, strict: true })
   }
   return validator
 }

@@ -2,29 +2,22 @@
  * Loads and compiles each stage implementation's params schema
  * (`schemas/stages/<impl>.params.schema.json`) through the injected reader. Compiled
  * validators are cached by schema text for the life of the process, so analyzing a
- * 200-instance pipeline compiles each schema once and a re-analysis compiles nothing.
+ * 200-instance pipeline compiles each schema once and a re-analysis compiles nothing, and on
+ * disk (validator-cache.ts), so a later process loads ajv only for a schema it has not seen.
  * Validators fill defaults (`useDefaults`) and report every error (`allErrors`).
  */
-import { Ajv } from 'ajv'
 import type { ValidateFunction } from 'ajv'
-import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { Result } from './types.ts'
 import { fail, ok } from './types.ts'
-
-const options = { allErrors: true, useDefaults: true, verbose: true, strict: false, addUsedSchema: false, allowUnionTypes: true } as const
-let draft07: Ajv | undefined
-let draft2020: Ajv2020 | undefined
-const cache = new Map<string, Result<ValidateFunction, string>>()
+import { cachedValidator, type ValidatorOptions } from './validator-cache.ts'
 
 /**
- * The process's one draft-07 Ajv (all errors, defaults filled, verbose errors). Shared with
- * the analyzer's pipeline schema because each instance compiles the draft-07 meta-schema
- * once, which is a noticeable part of a cold CLI start.
+ * The ajv options of every params schema and of the pipeline schema (all errors, defaults
+ * filled, verbose errors for the messages). Shared so both reuse one ajv, and so one
+ * meta-schema compile per process, when the on-disk validator cache misses.
  */
-export function sharedAjv(): Ajv {
-  draft07 ??= new Ajv(options)
-  return draft07
-}
+export const SCHEMA_OPTIONS: ValidatorOptions = { allErrors: true, useDefaults: true, verbose: true, strict: false, addUsedSchema: false, allowUnionTypes: true }
+const cache = new Map<string, Result<ValidateFunction, string>>()
 
 /** Path of an implementation's params schema, relative to the project root. */
 export function paramsSchemaPath(impl: string): string {
@@ -56,11 +49,7 @@ function compile(text: string): Result<ValidateFunction, string> {
   }
   const dialect = String((schema as { $schema?: unknown }).$schema ?? '')
   try {
-    if (dialect.includes('2020-12')) {
-      draft2020 ??= new Ajv2020(options)
-      return ok(draft2020.compile(schema))
-    }
-    return ok(sharedAjv().compile(schema))
+    return ok(cachedValidator(text, schema, dialect.includes('2020-12') ? '2020-12' : 'draft-07', SCHEMA_OPTIONS))
   } catch (e) {
     return fail(`is not a valid JSON Schema (${e instanceof Error ? e.message : String(e)})`)
   }
