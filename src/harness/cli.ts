@@ -184,7 +184,11 @@ function isEntry(): boolean {
   }
 }
 
-if (isEntry()) {
+/**
+ * Run as the process: `main` on process.argv with the real streams, then exit with its code.
+ * Used when cli.ts is the entry script and by the bundled CLI (scripts/pipeline.mjs).
+ */
+export async function runAsProcess(): Promise<never> {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0)
   })
@@ -198,3 +202,5 @@ if (isEntry()) {
   // nothing and does not wait on handles a library may have left open.
   process.exit(code)
 }
+
+if (isEntry()) await runAsProcess()

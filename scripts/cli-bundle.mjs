@@ -1,0 +1,128 @@
+/**
+ * The CLI bundle behind `npm run pipeline`: src/harness/cli.ts and everything it imports,
+ * bundled by esbuild into one ESM file, `.cusp/build/cli.mjs`, run by plain node. Loading one
+ * file instead of ~150 modules through tsx's loader hooks is most of a no-op rerun's start-up.
+ * The bundle is rebuilt whenever it is stale, so there is no build step to remember: next to it,
+ * `cli.manifest.json` records the mtime (ns) and size of every source file that went into it
+ * (as esbuild read them), of this script, and of the package.json of each bundled package
+ * (npm rewrites it on install), and `isStale` compares them with a stat each (~60 stats).
+ * Each bundled module keeps its own `import.meta.url` (pinned to its source file), so what it
+ * resolves against itself (schemas, run-stage.ts for the stage processes, which still run
+ * through tsx) stays in the source tree. Writes are atomic (temp file, rename; bundle before
+ * manifest), so concurrent rebuilds are harmless. Run directly (`node scripts/cli-bundle.mjs`,
+ * npm's `prepare`) it rebuilds when stale and prints where the bundle is.
+ */
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+/** The repository root (parent of scripts/). */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const SELF = fileURLToPath(import.meta.url)
+const ENTRY = join(REPO, 'src/harness/cli.ts')
+/** Bump when the manifest layout changes. */
+const FORMAT = 1
+
+/** Where the bundle and its manifest live for a repository root (default: this one). */
+export function bundlePaths(root = REPO) {
+  const dir = join(root, '.cusp/build')
+  return { dir, bundle: join(dir, 'cli.mjs'), manifest: join(dir, 'cli.manifest.json') }
+}
+
+/** `mtimeNs:size` of a file, or `missing`: what the manifest records per input. */
+function stamp(path) {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false })
+  return st === undefined ? 'missing' : `${st.mtimeNs}:${st.size}`
+}
+
+/**
+ * Whether the bundle under `root` must be rebuilt: no bundle or manifest, another manifest
+ * format, or any recorded input (absolute paths) whose mtime or size differs.
+ */
+export function isStale(root = REPO) {
+  const { bundle, manifest } = bundlePaths(root)
+  let m
+  try {
+    m = JSON.parse(readFileSync(manifest, 'utf8'))
+  } catch {
+    return true
+  }
+  if (m?.format !== FORMAT || typeof m.inputs !== 'object' || m.inputs === null) return true
+  if (stamp(bundle) === 'missing') return true
+  for (const path in m.inputs) {
+    if (stamp(path) !== m.inputs[path]) return true
+  }
+  return false
+}
+
+/**
+ * Bundle `entry` (default src/harness/cli.ts) into `<root>/.cusp/build/cli.mjs` and write its
+ * manifest. Each input is stamped before it is read, so an edit made during the build leaves
+ * the bundle stale rather than silently out of date. Resolves to the bundle's path.
+ */
+export async function build(root = REPO, entry = ENTRY) {
+  const esbuild = await import('esbuild')
+  const { dir, bundle, manifest } = bundlePaths(root)
+  const inputs = { [SELF]: stamp(SELF) }
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: bundle,
+    write: false,
+    sourcemap: 'external',
+    logLevel: 'warning',
+    // ajv is loaded at run time only on a validator-cache miss (createRequire), never bundled;
+    // the AWS SDK is large and needed only for an s3:// store; execa only when a stage runs
+    // (a dynamic import), so a no-op rerun need not even parse them.
+    external: ['@aws-sdk/*', 'esbuild', 'execa'],
+    // Bundled CommonJS modules call `require` (for node: built-ins): give them one.
+    banner: { js: "import { createRequire as __cuspRequire } from 'node:module'; const require = __cuspRequire(import.meta.url);" },
+    plugins: [
+      {
+        name: 'cusp-stamp-and-pin',
+        setup(b) {
+          b.onLoad({ filter: /\.(ts|mts|js|mjs|cjs|json)$/ }, (args) => {
+            const pkg = packageJsonOf(args.path)
+            inputs[pkg ?? args.path] = stamp(pkg ?? args.path)
+            const text = readFileSync(args.path, 'utf8')
+            if (/\.m?ts$/.test(args.path)) {
+              const url = JSON.stringify(pathToFileURL(args.path).href)
+              return { contents: text.replace(/\bimport\.meta\.url\b/g, url), loader: 'ts' }
+            }
+            return { contents: text, loader: args.path.endsWith('.json') ? 'json' : 'js' }
+          })
+        },
+      },
+    ],
+  })
+  mkdirSync(dir, { recursive: true })
+  const tag = `${process.pid}-${Date.now()}`
+  for (const out of result.outputFiles) {
+    const tmp = `${out.path}.tmp-${tag}`
+    writeFileSync(tmp, out.contents)
+    renameSync(tmp, out.path)
+  }
+  writeFileSync(`${manifest}.tmp-${tag}`, `${JSON.stringify({ format: FORMAT, entry: relative(root, entry), inputs }, null, 1)}\n`)
+  renameSync(`${manifest}.tmp-${tag}`, manifest)
+  return bundle
+}
+
+/** For a file inside node_modules, its package's package.json; else undefined. */
+function packageJsonOf(path) {
+  const m = /^(.*[\\/]node_modules[\\/](?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(path)
+  return m === null ? undefined : join(m[1], 'package.json')
+}
+
+/** The bundle's path, rebuilt first when stale. */
+export async function ensureBundle(root = REPO) {
+  return isStale(root) ? await build(root) : bundlePaths(root).bundle
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === SELF) {
+  const stale = isStale()
+  const bundle = await ensureBundle()
+  process.stdout.write(`${stale ? 'built' : 'up to date:'} ${relative(process.cwd(), bundle)}\n`)
+}

@@ -1,0 +1,22 @@
+/**
+ * `npm run pipeline -- ...`: the CLI (src/harness/cli.ts) from its esbuild bundle, run by plain
+ * node, rebuilt first when any file in it changed (scripts/cli-bundle.mjs; the check is one
+ * stat per input). Without tsx's per-module loader hooks a no-op rerun starts in about a third
+ * of the CPU time. Should the bundle not build (esbuild missing, read-only checkout), it says so
+ * once on stderr and runs the sources through tsx instead, which is slower but the same CLI.
+ * `CUSP_DEBUG=1` also maps stack traces back to the sources.
+ */
+import { pathToFileURL } from 'node:url'
+import { ensureBundle } from './cli-bundle.mjs'
+
+if (process.env.CUSP_DEBUG === '1') process.setSourceMapsEnabled(true)
+let cli
+try {
+  cli = await import(pathToFileURL(await ensureBundle()).href)
+} catch (e) {
+  process.stderr.write(`cusp: cannot build the CLI bundle (${e instanceof Error ? e.message : String(e)}); running the sources through tsx\n`)
+  const { register } = await import('tsx/esm/api')
+  register()
+  cli = await import('../src/harness/cli.ts')
+}
+await cli.runAsProcess()

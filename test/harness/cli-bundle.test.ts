@@ -1,0 +1,68 @@
+/**
+ * The bundled CLI behind `npm run pipeline` (scripts/cli-bundle.mjs, scripts/pipeline.mjs):
+ * a bundle is stale until built, fresh after, and stale again when any source file that went
+ * into it changes (content, or only its mtime) or the bundle disappears; rebuilding picks up
+ * the change; each module keeps its own `import.meta.url`. Built in a temp root from a
+ * two-file entry, so the repository's own bundle is not touched, except by the last test,
+ * which runs the real `node scripts/pipeline.mjs --help` end to end.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import t from 'tap'
+import { build, bundlePaths, isStale, REPO } from '../../scripts/cli-bundle.mjs'
+import { USAGE } from '../../src/harness/cli-args.ts'
+
+interface Entry {
+  value: string
+  where: string
+}
+
+t.test('the bundle is rebuilt when a source file changes', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'cusp-bundle-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  mkdirSync(join(root, 'src/sub'), { recursive: true })
+  const entry = join(root, 'src/entry.ts')
+  const dep = join(root, 'src/sub/dep.ts')
+  writeFileSync(entry, `export { value, where } from './sub/dep.ts'\n`)
+  writeFileSync(dep, `export const value: string = 'one'\nexport const where = import.meta.url\n`)
+  let n = 0
+  const load = async (): Promise<Entry> => {
+    const fresh = `${pathToFileURL(bundlePaths(root).bundle).href}?v=${n++}`
+    return (await import(fresh)) as Entry
+  }
+
+  t.ok(isStale(root), 'stale before the first build')
+  await build(root, entry)
+  t.notOk(isStale(root), 'fresh right after a build')
+  let m = await load()
+  t.equal(m.value, 'one')
+  t.equal(m.where, pathToFileURL(dep).href, "a bundled module's import.meta.url is still its source file")
+
+  writeFileSync(dep, `export const value: string = 'two!'\nexport const where = import.meta.url\n`)
+  t.ok(isStale(root), 'stale after an imported file changed')
+  await build(root, entry)
+  t.notOk(isStale(root))
+  m = await load()
+  t.equal(m.value, 'two!', 'the rebuilt bundle has the change')
+
+  const later = new Date(Date.now() + 5000)
+  utimesSync(entry, later, later)
+  t.ok(isStale(root), 'stale after only the mtime of the entry changed')
+  await build(root, entry)
+  t.notOk(isStale(root))
+
+  rmSync(bundlePaths(root).bundle)
+  t.ok(isStale(root), 'stale when the bundle is gone')
+  writeFileSync(bundlePaths(root).manifest, '{"format": 1, "inputs": ')
+  t.ok(isStale(root), 'stale when the manifest is unreadable')
+})
+
+t.test('node scripts/pipeline.mjs --help runs the CLI (what npm run pipeline runs)', async (t) => {
+  const r = spawnSync(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), '--help'], { cwd: REPO, encoding: 'utf8' })
+  t.equal(r.status, 0, r.stderr)
+  t.equal(r.stdout, `${USAGE}\n`)
+  t.equal(r.stderr, '', 'no fallback to tsx')
+})
