@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- hvp [--rounds R] [--n N] [--models cnn,mlp] [--cpu]`: full-batch loss, gradient
+ * `npm run bench -- hvp [--rounds R] [--n N] [--models cnn,mlp[,alexnet]] [--cpu]`: full-batch loss, gradient
  * and Hessian-vector product (paper §3.3) of the reference CNN (avg pool, relu) and the MLP
  * 784-200-200-10 on N = 1000 seeded-random 28x28x1 images (uniform pixels, uniform labels; speed
  * does not depend on the values), through cusp's worker-pool objective on wasm with 1 and 2 workers,
@@ -37,6 +37,8 @@ const peerRepeats = 3
 const specs: Record<string, ModelSpec> = {
   cnn: { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' },
   mlp: { arch: 'mlp', activation: 'relu', inputShape: [28, 28, 1], classes: 10, hidden: [200, 200] },
+  // Not run by default (minutes per round): the paper's CIFAR AlexNet, for `--models alexnet --n 250`.
+  alexnet: { arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10 },
 }
 
 type Figures = { loss: number; grad: number; hvp: number }
@@ -45,13 +47,13 @@ const median = (xs: number[]): number => {
   return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]!
 }
 
-function dataset(n: number, seed: number): Dataset {
+function dataset(n: number, seed: number, shape: [number, number, number]): Dataset {
   const r = createRng(seed, 'bench-data')
-  const x = new Float32Array(n * 784)
+  const x = new Float32Array(n * shape[0] * shape[1] * shape[2])
   for (let i = 0; i < x.length; i++) x[i] = r.uniform()
   const y = new Int32Array(n)
   for (let i = 0; i < n; i++) y[i] = r.nextUint32() % 10
-  return { x, y, n, shape: [28, 28, 1] }
+  return { x, y, n, shape }
 }
 
 /** Wall ms of each call, and CPU ms of this process (all worker threads) in `cpu`. */
@@ -98,7 +100,9 @@ function flopsOf(name: string, inShapes: number[][], outShape: number[]): number
 async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array, reps = 3): Promise<{ totalMs: number; rows: Array<{ kernel: string; ms: number; share: number; calls: number; gflops?: number }> }> {
   await initEngine('wasm')
   const model = buildModel(spec)
-  const chunk = { x: data.x.subarray(0, 250 * 784), y: data.y.subarray(0, 250), n: 250 }
+  const m = Math.min(250, data.n)
+  const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2]
+  const chunk = { x: data.x.subarray(0, m * d), y: data.y.subarray(0, m), n: m }
   chunkHvp(model, theta, v, chunk) // warm-up
   const acc = new Map<string, { ms: number; calls: number; flops: number; counted: boolean }>()
   let depth = 0
@@ -152,9 +156,9 @@ const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` 
 
 for (const name of models) {
   const spec = specs[name]
-  if (spec === undefined) throw new Error(`unknown model ${name}; choose cnn or mlp`)
+  if (spec === undefined) throw new Error(`unknown model ${name}; choose from ${Object.keys(specs).join(', ')}`)
   const model = buildModel(spec)
-  const data = dataset(N, 1)
+  const data = dataset(N, 1, spec.inputShape)
   const theta = initParams(model, 1)
   const r = createRng(2, 'bench-v')
   const v = Float32Array.from({ length: model.size }, () => r.normal())
@@ -196,7 +200,7 @@ for (const name of models) {
   const peer = med('torch')
   let cpu: Figures | undefined
   if (withCpu) {
-    const small = dataset(100, 1)
+    const small = dataset(100, 1, spec.inputShape)
     const c = await createObjective({ spec, data: small, workers: 1, backend: 'cpu' })
     cpu = await timeOurs(c, theta, v)
     await c.dispose()

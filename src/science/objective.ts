@@ -24,11 +24,17 @@ export interface ObjectiveOptions {
   chunkSize?: number
   /** Worker threads (default os.availableParallelism()); never more than there are chunks. */
   workers?: number
-  /** Engine each worker initialises (default 'wasm'). */
+  /**
+   * Engine each worker initialises (default 'wasm'). Native TensorFlow ('tensorflow') is already
+   * multi-threaded: give it `workers: 1`.
+   */
   backend?: BackendChoice
 }
 
-/** L, ∇L and Hv over a fixed dataset; every method may be called many times, one call at a time. */
+/**
+ * L, ∇L and Hv over a fixed dataset; every method may be called many times (calls are queued, one
+ * at a time). Call dispose() when done: live workers keep the process alive.
+ */
 export interface Objective {
   /** Number of parameters P. */
   readonly size: number

@@ -4,9 +4,10 @@
  * <= 0 routes its gradient to the window's first cell, silently (DESIGN.md "Engine facts"). This
  * MaxPoolGrad is a direct loop over the wasm heap with tfjs-core's semantics (the cpu backend's):
  * running max from -Infinity, first maximum wins, padded cells never win, NaN never wins.
- * AvgPoolGrad is a loop too (the shipped one is slow) and refuses windows that overlap padding: tfjs's forward
- * avgPool then divides by the count of valid cells while every backend's gradient divides by
- * k*k, so the gradient would not be the forward's derivative. Models use 'valid' pools.
+ * AvgPoolGrad (the shipped one is slow) is one broadcasting multiply for stride = window and a loop
+ * otherwise, and refuses windows that overlap padding: tfjs's forward avgPool then divides by the
+ * count of valid cells while every backend's gradient divides by k*k, so the gradient would not
+ * be the forward's derivative. Models use 'valid' pools.
  */
 import { backend_util } from '@tensorflow/tfjs'
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs'
