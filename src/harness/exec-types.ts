@@ -28,7 +28,7 @@ export interface RunOptions {
   dryRun?: boolean
   /** Re-execute the targets that are cache hits and compare bytes; changes nothing. */
   verify?: boolean
-  /** Stage processes at once; default os.availableParallelism(). */
+  /** CPU slots for stage processes (each takes its `resources.cpu`, capped); default os.availableParallelism(). */
   jobs?: number
   /** After a failure, keep running independent branches (dependents are skipped). */
   keepGoing?: boolean

@@ -44,21 +44,31 @@ type RunResult =
   | { kind: 'verified'; mismatches: string[] }
   | { kind: 'stopped'; by: string }
 
-/** A counting semaphore limiting concurrent stage processes. */
+/**
+ * A weighted semaphore over `jobs` slots: a stage process takes as many slots as the CPUs its
+ * instance declares (`resources.cpu`, at least 1, at most all), so two 2-CPU stages do not
+ * share a 2-core machine. Waiters are served first come, first served.
+ */
 class Slots {
-  private waiting: (() => void)[] = []
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--
+  private readonly waiting: { n: number; go: () => void }[] = []
+  constructor(
+    private free: number,
+    readonly capacity: number,
+  ) {}
+  async acquire(n: number): Promise<void> {
+    if (this.waiting.length === 0 && this.free >= n) {
+      this.free -= n
       return
     }
-    await new Promise<void>((res) => this.waiting.push(res))
+    await new Promise<void>((go) => this.waiting.push({ n, go }))
   }
-  release(): void {
-    const next = this.waiting.shift()
-    if (next !== undefined) next()
-    else this.free++
+  release(n: number): void {
+    this.free += n
+    for (let w = this.waiting[0]; w !== undefined && this.free >= w.n; w = this.waiting[0]) {
+      this.waiting.shift()
+      this.free -= w.n
+      w.go()
+    }
   }
 }
 
@@ -98,7 +108,7 @@ export class Execution {
       }
     }
     const jobs = opts.jobs !== undefined && Number.isFinite(opts.jobs) ? Math.floor(opts.jobs) : availableParallelism()
-    this.slots = new Slots(Math.max(1, jobs))
+    this.slots = new Slots(Math.max(1, jobs), Math.max(1, jobs))
     this.steps = new Map(prep.plan.steps.map((s) => [s.instance, s]))
     this.forced = new Set(opts.force ? (prep.targets ?? this.pipeline.order) : [])
     this.workRoot = opts.workRoot ?? join(this.pipeline.root, '.cusp', 'work')
@@ -308,7 +318,8 @@ export class Execution {
     mode: 'publish' | 'verify',
     stored?: Record<string, StoredOutput>,
   ): Promise<RunResult> {
-    await this.slots.acquire()
+    const weight = Math.min(this.slots.capacity, Math.max(1, Math.ceil(inst.resources.cpu)))
+    await this.slots.acquire(weight)
     let wd: WorkDir | undefined
     try {
       if (this.stoppedBy !== undefined && !this.opts.keepGoing && mode === 'publish') return { kind: 'stopped', by: this.stoppedBy }
@@ -353,7 +364,7 @@ export class Execution {
       return { kind: 'ok', outputs, durationMs }
     } finally {
       if (wd !== undefined) await removeWorkDir(wd.dir)
-      this.slots.release()
+      this.slots.release(weight)
     }
   }
 

@@ -164,3 +164,13 @@ t.test('two executions at once on different targets keep each other\'s lock entr
   t.same(Object.keys(q.lock().instances).sort(), ['side', 'source', 'square@k=1'])
   t.same(q.counts().sort(), ['side', 'source', 'square@k=1'])
 })
+
+t.test('a stage declaring 2 CPUs takes both of 2 job slots: nothing runs beside it', async (t) => {
+  const q = new Project()
+  t.teardown(() => q.cleanup())
+  const yaml = readFileSync(join(q.root, 'pipeline.yaml'), 'utf8').replace('params: { word: hello }', 'params: { word: hello }\n    resources: { cpu: 2 }')
+  writeFileSync(join(q.root, 'pipeline.yaml'), yaml)
+  const { events } = await q.run({ targets: ['side', 'source'], jobs: 2 })
+  const order = events.filter((e) => e.type === 'start' || e.type === 'done').map((e) => `${e.type} ${e.instance}`)
+  t.same(order, ['start side', 'done side', 'start source', 'done source'])
+})
