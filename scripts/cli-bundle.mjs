@@ -13,6 +13,7 @@
  * npm's `prepare`) it rebuilds when stale and prints where the bundle is.
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -75,12 +76,24 @@ export async function build(root = REPO, entry = ENTRY) {
     sourcemap: 'external',
     logLevel: 'warning',
     // ajv is loaded at run time only on a validator-cache miss (createRequire), never bundled;
-    // the AWS SDK is large and needed only for an s3:// store; execa only when a stage runs
-    // (a dynamic import), so a no-op rerun need not even parse them.
+    // execa only when a stage runs (a dynamic import), so a no-op rerun need not parse it. The
+    // AWS SDK (~250 ms CPU to load) is imported statically by the S3 store but needed only for
+    // an s3:// store: it is replaced by lazy stand-ins (lazyPackage) that load it on first use.
     external: ['@aws-sdk/*', 'esbuild', 'execa'],
     // Bundled CommonJS modules call `require` (for node: built-ins): give them one.
     banner: { js: "import { createRequire as __cuspRequire } from 'node:module'; const require = __cuspRequire(import.meta.url);" },
     plugins: [
+      {
+        name: 'cusp-lazy-packages',
+        setup(b) {
+          b.onResolve({ filter: LAZY }, (args) => ({ path: args.path, namespace: 'cusp-lazy' }))
+          b.onLoad({ filter: /.*/, namespace: 'cusp-lazy' }, (args) => {
+            const pkg = packageJsonOf(require.resolve(args.path))
+            if (pkg !== undefined) inputs[pkg] = stamp(pkg)
+            return { contents: lazyPackage(args.path, require(args.path)), loader: 'js' }
+          })
+        },
+      },
       {
         name: 'cusp-stamp-and-pin',
         setup(b) {
@@ -108,6 +121,50 @@ export async function build(root = REPO, entry = ENTRY) {
   writeFileSync(`${manifest}.tmp-${tag}`, `${JSON.stringify({ format: FORMAT, entry: relative(root, entry), inputs }, null, 1)}\n`)
   renameSync(`${manifest}.tmp-${tag}`, manifest)
   return bundle
+}
+
+/** Packages loaded only on first use of one of their exports (see `lazyPackage`). */
+const LAZY = /^@aws-sdk\/(client-s3|lib-storage)$/
+const require = createRequire(join(REPO, 'package.json'))
+
+/**
+ * An ES module standing in for CommonJS package `name` (whose exports, read at build time, are
+ * `exports`): each export is a Proxy that requires the real package on first use (call, `new`,
+ * `extends`, property read, `instanceof`) and forwards to the real export. Primitive exports
+ * are copied. Unused stand-ins are dropped by tree shaking.
+ */
+function lazyPackage(name, exports) {
+  const lines = [
+    "import { createRequire } from 'node:module'",
+    `const load = () => (pkg ??= createRequire(${JSON.stringify(pathToFileURL(join(REPO, 'package.json')).href)})(${JSON.stringify(name)}))`,
+    'let pkg',
+    'const lazy = (key, callable) => {',
+    '  const real = () => load()[key]',
+    '  const proxyTarget = callable ? function () {} : {}',
+    '  const proxy = new Proxy(proxyTarget, {',
+    '    apply: (_, self, args) => Reflect.apply(real(), self, args),',
+    '    construct: (_, args, newTarget) => Reflect.construct(real(), args, newTarget === proxy ? real() : newTarget),',
+    '    get: (_, p) => (p === "prototype" && callable ? real().prototype : Reflect.get(real(), p)),',
+    '    has: (_, p) => Reflect.has(real(), p),',
+    '    ownKeys: () => [...new Set([...Reflect.ownKeys(real()), ...Reflect.ownKeys(proxyTarget)])],',
+    '    getOwnPropertyDescriptor: (_, p) => {',
+    '      const d = Reflect.getOwnPropertyDescriptor(real(), p)',
+    '      if (callable && p === "prototype") return { value: real().prototype, writable: true, enumerable: false, configurable: false }',
+    '      return d === undefined ? Reflect.getOwnPropertyDescriptor(proxyTarget, p) : { ...d, configurable: true }',
+    '    },',
+    '    getPrototypeOf: () => Reflect.getPrototypeOf(real()),',
+    '  })',
+    '  return proxy',
+    '}',
+  ]
+  for (const [key, value] of Object.entries(exports)) {
+    if (!/^[A-Za-z_$][\w$]*$/.test(key) || key === 'default') continue
+    const v = typeof value === 'function' || (typeof value === 'object' && value !== null)
+      ? `/* @__PURE__ */ lazy(${JSON.stringify(key)}, ${typeof value === 'function'})`
+      : JSON.stringify(value) ?? 'undefined'
+    lines.push(`export const ${key} = ${v}`)
+  }
+  return `${lines.join('\n')}\n`
 }
 
 /** For a file inside node_modules, its package's package.json; else undefined. */

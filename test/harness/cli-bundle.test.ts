@@ -66,3 +66,47 @@ t.test('node scripts/pipeline.mjs --help runs the CLI (what npm run pipeline run
   t.equal(r.stdout, `${USAGE}\n`)
   t.equal(r.stderr, '', 'no fallback to tsx')
 })
+
+t.test('the AWS SDK is bundled as lazy stand-ins: not loaded until used, then the real thing', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'cusp-bundle-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const entry = join(root, 'entry.ts')
+  writeFileSync(
+    entry,
+    `import { createRequire } from 'node:module'
+import { PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+const loaded = () => Object.keys(createRequire(${JSON.stringify(join(REPO, 'package.json'))}).cache).some((k) => k.includes('client-s3'))
+export function check() {
+  const before = loaded()
+  const cmd = new PutObjectCommand({ Bucket: 'b', Key: 'k' })
+  class Sub extends S3Client {}
+  const sub = new Sub({ region: 'us-east-1' })
+  return {
+    before,
+    after: loaded(),
+    key: cmd.input.Key,
+    isCommand: cmd instanceof PutObjectCommand,
+    isSub: sub instanceof Sub && sub instanceof S3Client,
+    notException: new Error('x') instanceof S3ServiceException,
+    upload: typeof Upload,
+    uploadProto: typeof Upload.prototype.done,
+  }
+}
+`,
+  )
+  await build(root, entry) // (loads the SDK in this process to list its exports: check in a child)
+  const script = `import(${JSON.stringify(pathToFileURL(bundlePaths(root).bundle).href)}).then((m) => console.log(JSON.stringify(m.check())))`
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' })
+  t.equal(r.status, 0, r.status === 0 ? 'the child ran' : r.stderr)
+  t.same(JSON.parse(r.stdout) as unknown, {
+    before: false,
+    after: true,
+    key: 'k',
+    isCommand: true,
+    isSub: true,
+    notException: false,
+    upload: 'function',
+    uploadProto: 'function',
+  })
+})
