@@ -158,7 +158,7 @@ export class S3Store implements ArtifactStore {
   async uploadFile(path: string, digest: ObjectDigest, size: number, onBytes?: OnBytes): Promise<void> {
     if (size <= this.config.partSizeBytes) {
       const bytes = await readFile(path)
-      if (bytes.length !== size || sha256(bytes) !== digest) throw new StoreError(`${path} changed while it was being stored; not uploaded`)
+      if (bytes.length !== size || sha256(bytes) !== digest) throw new StoreError(`${path} does not hash to ${digest} (changed while being stored, or corrupt); not uploaded`)
       await this.putSmall(bytes, digest)
       onBytes?.(size)
       return
@@ -190,7 +190,7 @@ export class S3Store implements ArtifactStore {
     }
     if (seen !== size || hash.digest('hex') !== digest) {
       await this.deleteKey(key)
-      throw new StoreError(`${path} changed while it was being stored; upload of ${key} removed`)
+      throw new StoreError(`${path} does not hash to ${digest} (changed while being stored, or corrupt); upload of ${key} removed`)
     }
   }
 
