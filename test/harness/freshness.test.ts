@@ -155,22 +155,3 @@ t.test('a corrupted object is detected on restore, and the stage runs instead', 
   t.equal(p.lock().instances.side?.outputs['side.txt']?.digest, hello, 'same bytes as before the corruption')
   t.ok(await p.store.verifyObject(hello), 'the object is intact again')
 })
-
-t.test('two executions at once on different targets keep each other\'s lock entries', async (t) => {
-  const q = new Project()
-  t.teardown(() => q.cleanup())
-  const [a, b] = await Promise.all([q.run({ targets: ['side'] }), q.run({ targets: ['square@k=1'] })])
-  t.ok(a.summary.ok && b.summary.ok)
-  t.same(Object.keys(q.lock().instances).sort(), ['side', 'source', 'square@k=1'])
-  t.same(q.counts().sort(), ['side', 'source', 'square@k=1'])
-})
-
-t.test('a stage declaring 2 CPUs takes both of 2 job slots: nothing runs beside it', async (t) => {
-  const q = new Project()
-  t.teardown(() => q.cleanup())
-  const yaml = readFileSync(join(q.root, 'pipeline.yaml'), 'utf8').replace('params: { word: hello }', 'params: { word: hello }\n    resources: { cpu: 2 }')
-  writeFileSync(join(q.root, 'pipeline.yaml'), yaml)
-  const { events } = await q.run({ targets: ['side', 'source'], jobs: 2 })
-  const order = events.filter((e) => e.type === 'start' || e.type === 'done').map((e) => `${e.type} ${e.instance}`)
-  t.same(order, ['start side', 'done side', 'start source', 'done source'])
-})
