@@ -20,15 +20,21 @@ export interface ChannelStats {
 export function channelStats(x: ArrayLike<number>, channels: number): ChannelStats {
   const count = x.length / channels
   if (!Number.isInteger(count) || count === 0) throw new Error(`channelStats: ${x.length} values do not split into ${channels} non-empty channels`)
-  const sum = new Float64Array(channels)
-  for (let i = 0; i < x.length; i++) sum[i % channels] = sum[i % channels]! + x[i]!
-  const mean = Array.from(sum, (s) => s / count)
-  const sq = new Float64Array(channels)
-  for (let i = 0; i < x.length; i++) {
-    const d = x[i]! - mean[i % channels]!
-    sq[i % channels] = sq[i % channels]! + d * d
+  const mean: number[] = []
+  const std: number[] = []
+  for (let c = 0; c < channels; c++) {
+    let sum = 0 // float64
+    for (let i = c; i < x.length; i += channels) sum += x[i]!
+    const m = sum / count
+    let sq = 0
+    for (let i = c; i < x.length; i += channels) {
+      const d = x[i]! - m
+      sq += d * d
+    }
+    mean.push(m)
+    std.push(Math.sqrt(sq / count))
   }
-  return { mean, std: Array.from(sq, (s) => Math.sqrt(s / count)) }
+  return { mean, std }
 }
 
 /**
@@ -36,9 +42,13 @@ export function channelStats(x: ArrayLike<number>, channels: number): ChannelSta
  * constant channel) is only centred, not divided by zero.
  */
 export function standardise(x: Float32Array, stats: ChannelStats): Float32Array {
-  const c = stats.mean.length
-  const inv = stats.std.map((s) => (s > 0 ? 1 / s : 1))
-  for (let i = 0; i < x.length; i++) x[i] = (x[i]! - stats.mean[i % c]!) * inv[i % c]!
+  const channels = stats.mean.length
+  for (let c = 0; c < channels; c++) {
+    const m = stats.mean[c]!
+    const s = stats.std[c]!
+    const inv = s > 0 ? 1 / s : 1
+    for (let i = c; i < x.length; i += channels) x[i] = (x[i]! - m) * inv
+  }
   return x
 }
 

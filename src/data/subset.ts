@@ -94,16 +94,26 @@ export function gatherSubset(set: ImageSet, indices: Int32Array, sourceIds: read
   const remap = new Map(sourceIds.map((id, k) => [id, k]))
   const x = new Float32Array(indices.length * per) // [n, h, w, c]
   const y = new Int32Array(indices.length) // [n]
-  const scale = set.images instanceof Uint8Array ? 1 / 255 : 1
-  indices.forEach((src, i) => {
+  const copyRow = rowCopier(set.images, x, per)
+  for (let i = 0; i < indices.length; i++) {
+    const src = indices[i]!
     const label = remap.get(set.labels[src]!)
     if (label === undefined) throw new Error(`example ${src} has class ${set.labels[src]}, which is not selected`)
     y[i] = label
-    const from = src * per
-    const to = i * per
-    for (let p = 0; p < per; p++) x[to + p] = set.images[from + p]! * scale
-  })
+    copyRow(src, i)
+  }
   return { x, y }
+}
+
+/** A monomorphic row copy for the pixel type: u8 scaled by 1/255, float32 copied as is. */
+function rowCopier(images: Uint8Array | Float32Array, x: Float32Array, per: number): (src: number, dst: number) => void {
+  if (images instanceof Float32Array) return (src, dst) => x.set(images.subarray(src * per, (src + 1) * per), dst * per)
+  const u8 = images
+  return (src, dst) => {
+    const from = src * per
+    const to = dst * per
+    for (let p = 0; p < per; p++) x[to + p] = u8[from + p]! / 255
+  }
 }
 
 /** Examples per new label 0..n_c-1 (for the manifest and for checks). */
