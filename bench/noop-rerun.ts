@@ -2,26 +2,29 @@
  * `npm run bench -- noop-rerun [--runs N] [--keep] [--dir D]`: how long a no-op rerun of a 200-instance
  * pipeline takes, ours against Snakemake in the same run. It writes the toy DAG of
  * test/harness/fixtures/toy-dag.ts (prepare, a 9 x 11 matrix of train, one probe per train, one
- * aggregate) to a temp dir, runs it once with the real CLI, then times N no-op reruns (wall time
- * of the whole `node --import tsx src/harness/cli.ts` process; median reported). It then writes
- * the same 200 jobs as a Snakefile whose shell commands do the same trivial file writes, runs it
- * once, and times N no-op reruns of `snakemake -j2 --quiet`. Ends with one JSON line:
- * `{"bench":"noop-rerun","instances":200,"ours_ms","peer","peer_ms","ratio"}` (ratio = ours/peer),
- * plus the median CPU time (user + sys) of each side and the load average, because on a shared
- * machine wall time mostly measures the neighbours. For the lead's decision on startup cost it
- * also times the same CLI from a single esbuild bundle run by plain node (`ours_bundled_ms`),
- * which is what the CLI costs without tsx's per-module loader hooks. `--keep` keeps the temp dir; `--dir D` reuses
- * a kept one (skipping the slow first runs when D already holds them).
+ * aggregate) to a temp dir, runs it once with the real CLI, then times N no-op reruns: wall and
+ * CPU time of the whole `node scripts/pipeline.mjs --file <dir>/pipeline.yaml` process, which is
+ * exactly what `npm run pipeline` runs, minus npm's own start-up (the same for every npm script,
+ * so left out). The CLI bundle is brought up to date first (`node scripts/cli-bundle.mjs`), as
+ * any first run after an edit does, so the timed runs measure a no-op rerun and not a rebuild.
+ * It then writes the same 200 jobs as a Snakefile whose shell commands do the same trivial file
+ * writes, runs it once, and times N no-op reruns of `snakemake -j2 --quiet`. Ends with one JSON
+ * line: `{"bench":"noop-rerun","instances":200,"ours_ms","peer","peer_ms","ratio"}` (ratio =
+ * ours/peer, medians), plus the median CPU time (user + sys) of each side, their ratio, and the
+ * load average before and after, because on a shared machine wall time mostly measures the
+ * neighbours. `--keep` keeps the temp dir; `--dir D` reuses a kept one (skipping the slow first
+ * runs when D already holds them).
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { toyInstanceCount, writeToyDag, type ToyDagShape } from '../test/harness/fixtures/toy-dag.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
-const CLI = join(REPO, 'src/harness/cli.ts')
+/** What `npm run pipeline` runs (package.json "scripts"), as argv for node. */
+const CLI = [join(REPO, 'scripts/pipeline.mjs')]
 const SHAPE: ToyDagShape = { etas: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1], seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
 
 const args = process.argv.slice(2)
@@ -75,7 +78,7 @@ const medianCpu = (ts: Timing[]): number | undefined =>
 
 function ours(dir: string): Side {
   const file = join(dir, 'pipeline.yaml')
-  const base = ['--import', 'tsx', CLI, '--file', file]
+  const base = [...CLI, '--file', file]
   const env = { ...process.env, CUSP_STORE: '' }
   if (!existsSync(join(dir, 'pipeline.lock'))) {
     writeToyDag(dir, SHAPE)
@@ -84,7 +87,12 @@ function ours(dir: string): Side {
     log(`ours: first run ${(first.ms / 1000).toFixed(1)} s`)
   }
   const lockBefore = readFileSync(join(dir, 'pipeline.lock'), 'utf8')
-  const status = JSON.parse(timed(process.execPath, [...base.slice(0, 3), 'status', '--json', '--file', file], REPO, env).stdout) as {
+  const lockStat = (): string => {
+    const st = statSync(join(dir, 'pipeline.lock'), { bigint: true })
+    return `${st.ino}:${st.mtimeNs}`
+  }
+  const lockStatBefore = lockStat()
+  const status = JSON.parse(timed(process.execPath, [...CLI, 'status', '--json', '--file', file], REPO, env).stdout) as {
     instances: Array<{ action: string }>
   }
   const notFresh = status.instances.filter((i) => i.action !== 'fresh').length
@@ -99,65 +107,8 @@ function ours(dir: string): Side {
     if (!r.stdout.includes(expected)) throw new Error(`no-op rerun did work:\n${r.stdout.slice(0, 2000)}`)
   }
   if (readFileSync(join(dir, 'pipeline.lock'), 'utf8') !== lockBefore) throw new Error('a no-op rerun changed pipeline.lock')
+  if (lockStat() !== lockStatBefore) throw new Error('a no-op rerun rewrote pipeline.lock (same bytes, new file or mtime)')
   log(`ours: no-op reruns ${fmt(times)}`)
-  return { ms: median(times.map((t) => t.ms)), cpuMs: medianCpu(times) }
-}
-
-/**
- * The CLI as one ESM file for plain `node` (no tsx): each module's `import.meta.url` is pinned
- * to its source file, so paths it resolves against itself (the lock schema, run-stage.ts) stay
- * right. Written under <repo>/.cusp (git-ignored) so bare imports resolve to the repo's
- * node_modules. Undefined when esbuild (a dependency of tsx) cannot be loaded.
- */
-async function bundleCli(): Promise<string | undefined> {
-  let esbuild: typeof import('esbuild')
-  try {
-    esbuild = await import('esbuild')
-  } catch {
-    return undefined
-  }
-  const outfile = join(REPO, '.cusp/bench/cli.mjs')
-  await esbuild.build({
-    stdin: {
-      contents: `import { main } from './src/harness/cli.ts'
-const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), env: process.env })
-process.exit(code)`,
-      resolveDir: REPO,
-      loader: 'ts',
-      sourcefile: 'bundle-entry.ts',
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    logLevel: 'warning',
-    banner: { js: "import { createRequire as __cuspRequire } from 'node:module'; const require = __cuspRequire(import.meta.url);" },
-    plugins: [
-      {
-        name: 'pin-import-meta-url',
-        setup(b) {
-          b.onLoad({ filter: /\.ts$/ }, (args) => ({
-            contents: readFileSync(args.path, 'utf8').replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(args.path).href)),
-            loader: 'ts',
-          }))
-        },
-      },
-    ],
-  })
-  return outfile
-}
-
-function oursBundled(dir: string, bundle: string): Side {
-  const env = { ...process.env, CUSP_STORE: '' }
-  const expected = `0 ran, 0 restored, ${toyInstanceCount(SHAPE)} fresh`
-  const times: Timing[] = []
-  for (let i = 0; i < RUNS; i++) {
-    const r = timed(process.execPath, [bundle, '--file', join(dir, 'pipeline.yaml')], REPO, env)
-    if (!r.stdout.includes(expected)) throw new Error(`bundled no-op rerun did work:\n${r.stdout.slice(0, 2000)}`)
-    times.push(r)
-  }
-  log(`ours (bundled, plain node): no-op reruns ${fmt(times)}`)
   return { ms: median(times.map((t) => t.ms)), cpuMs: medianCpu(times) }
 }
 
@@ -212,10 +163,10 @@ function peer(dir: string): Side & { version: string } {
 }
 
 const root = REUSE ?? mkdtempSync(join(tmpdir(), 'cusp-bench-noop-'))
+const loadBefore = loadavg()[0] ?? 0
 try {
+  execFileSync(process.execPath, [join(REPO, 'scripts/cli-bundle.mjs')], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] })
   const o = ours(join(root, 'ours'))
-  const bundle = await bundleCli()
-  const b = bundle === undefined ? undefined : oursBundled(join(root, 'ours'), bundle)
   const p = peer(join(root, 'snakemake'))
   const round = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x * 10) / 10)
   console.log(
@@ -229,9 +180,9 @@ try {
       ours_cpu_ms: round(o.cpuMs),
       peer_cpu_ms: round(p.cpuMs),
       cpu_ratio: o.cpuMs !== undefined && p.cpuMs !== undefined ? Math.round((o.cpuMs / p.cpuMs) * 1000) / 1000 : null,
-      ours_bundled_ms: round(b?.ms),
-      ours_bundled_cpu_ms: round(b?.cpuMs),
+      command: 'node scripts/pipeline.mjs --file <dir>/pipeline.yaml',
       runs: RUNS,
+      loadavg_1m_before: Math.round(loadBefore * 100) / 100,
       loadavg_1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
     }),
   )
