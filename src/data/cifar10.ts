@@ -176,6 +176,8 @@ export async function downloadCifar10(
     try {
       await pipeline(res, meter, createWriteStream(tmp))
     } catch (e) {
+      const local = typeof e === 'object' && e !== null && 'path' in e // a local file error (no directory, no space), not the network
+      if (local) throw e
       throw new DataFormatError(location, `download truncated after ${received} bytes${total === undefined ? '' : ` of ${total}`} (${e instanceof Error ? e.message : String(e)})`)
     }
     if (total !== undefined && received !== total) {

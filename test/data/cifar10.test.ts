@@ -124,4 +124,5 @@ t.test('download from a loopback HTTP server: ok, redirect, wrong MD5, truncated
   }
   t.same(readdirSync(dir).filter((f) => f.includes('.part-')), [], 'no temporary files left behind')
   await t.rejects(downloadCifar10('ftp://example.org/x', join(dir, 'x')), /only http: and https:/)
+  await t.rejects(downloadCifar10(`${base}/cifar.tgz`, join(dir, 'no', 'such', 'x'), { md5: fake.md5 }), { code: 'ENOENT' }, 'a local file error is itself, not a truncated download')
 })
