@@ -127,6 +127,8 @@ export interface GcLayer {
   listObjects(): AsyncIterable<ListedObject>
   deleteRun(fp: Fingerprint): Promise<void>
   deleteObject(digest: ObjectDigest): Promise<void>
+  /** Clean up what killed writers left (S3: multipart uploads older than a day); returns how many. */
+  sweep?(): Promise<number>
 }
 
 /** What a lock does not reference in one layer. */
@@ -169,12 +171,16 @@ export async function gcPlan(lock: LockFile, layer: GcLayer, listing: (d: Object
   return { layer: layer.name, runs, objects, bytes: objects.reduce((n, o) => n + o.size, 0) }
 }
 
-/** Delete a plan's records, then its objects older than `graceMs`; returns what was deleted. */
-export async function gcApply(plan: GcPlan, layer: GcLayer, graceMs = 3600_000): Promise<{ runs: number; objects: number; bytes: number }> {
+/**
+ * Delete a plan's records, then its objects older than `graceMs`, then sweep what killed writers
+ * left (stale temp files / multipart uploads); returns what was deleted.
+ */
+export async function gcApply(plan: GcPlan, layer: GcLayer, graceMs = 3600_000): Promise<{ runs: number; objects: number; bytes: number; swept: number }> {
   for (const r of plan.runs) await layer.deleteRun(r.fingerprint)
   const old = plan.objects.filter((o) => Date.now() - o.modified.getTime() > graceMs)
   await mapLimit(old, 8, (o) => layer.deleteObject(o.digest))
-  return { runs: plan.runs.length, objects: old.length, bytes: old.reduce((n, o) => n + o.size, 0) }
+  const swept = (await layer.sweep?.()) ?? 0
+  return { runs: plan.runs.length, objects: old.length, bytes: old.reduce((n, o) => n + o.size, 0), swept }
 }
 
 /** Options of `syncCommand`, from the CLI. */
@@ -255,7 +261,7 @@ async function gcCommand(lock: LockFile, o: SyncCommandOptions): Promise<number>
     for (const x of plan.objects) o.stdout.write(`  object  ${x.digest}  ${mb(x.size)}\n`)
     if (deleted !== undefined) {
       const kept = plan.objects.length - deleted.objects
-      o.stdout.write(`  deleted ${deleted.runs} run records and ${deleted.objects} objects (${mb(deleted.bytes)})${kept > 0 ? `; kept ${kept} objects younger than an hour (a writer may still be publishing them)` : ''}\n`)
+      o.stdout.write(`  deleted ${deleted.runs} run records and ${deleted.objects} objects (${mb(deleted.bytes)})${kept > 0 ? `; kept ${kept} objects younger than an hour (a writer may still be publishing them)` : ''}${deleted.swept > 0 ? `; cleaned up ${deleted.swept} interrupted writes` : ''}\n`)
     }
   }
   if (o.dryRun && !o.json) o.stdout.write('dry run: nothing deleted\n')
@@ -367,6 +373,7 @@ function localLayer(store: LocalStore): GcLayer {
     },
     deleteRun: (fp) => unlink(runPath(fp)).catch(() => undefined),
     deleteObject: (d) => store.deleteObject(d),
+    sweep: () => store.sweepTemp(),
   }
 }
 
@@ -377,6 +384,7 @@ function s3Layer(store: S3Store): GcLayer {
     listObjects: () => store.listObjects(),
     deleteRun: (fp) => store.deleteRun(fp),
     deleteObject: (d) => store.deleteObject(d),
+    sweep: () => store.abortStaleUploads(),
   }
 }
 
