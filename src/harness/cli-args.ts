@@ -20,6 +20,23 @@ export interface CommonFlags {
   json: boolean
   /** `--stage NAME` or `--stage NAME@instance`, in the order given. */
   selectors: string[]
+  /** `--backend`: sets the `backend` param of every stage that has one (science stages). */
+  backend: Backend | undefined
+}
+
+export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const
+export type Backend = (typeof BACKENDS)[number]
+export const EXECUTORS = ['local', 'local-process', 'docker', 'kubernetes'] as const
+export type ExecutorKind = (typeof EXECUTORS)[number]
+
+/** Where containers run (run --executor docker|kubernetes, and export). */
+export interface RemoteFlags {
+  /** The stage image; default `cusp:gpu`. */
+  image: string | undefined
+  /** Kubernetes namespace; default `default`. */
+  namespace: string | undefined
+  /** Name of the Kubernetes Secret holding the S3 credentials (AWS_* keys). */
+  secret: string | undefined
 }
 
 export interface RunFlags {
@@ -29,17 +46,21 @@ export interface RunFlags {
   verify: boolean
   jobs: number | undefined
   keepGoing: boolean
+  /** `--executor`: where each instance runs (default `local`, in-process). */
+  executor: ExecutorKind
 }
 
 export type Command =
   | { kind: 'help'; topic: string | undefined }
-  | ({ kind: 'run' } & CommonFlags & RunFlags)
+  | ({ kind: 'run' } & CommonFlags & RunFlags & RemoteFlags)
+  | ({ kind: 'run-stage'; instance: string; expect: string | undefined } & CommonFlags)
+  | ({ kind: 'export'; format: 'argo' } & CommonFlags & RemoteFlags)
   | ({ kind: 'status' } & CommonFlags)
   | ({ kind: 'why'; instance: string } & CommonFlags)
   | ({ kind: 'artifacts'; instance: string | undefined } & CommonFlags)
   | ({ kind: 'show'; instance: string } & CommonFlags)
 
-export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show'] as const
+export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export'] as const
 
 /** The text `--help` prints (and a usage error points to). */
 export const USAGE = `usage: npm run pipeline -- [command] [flags]
@@ -50,6 +71,9 @@ commands:
   why <instance>       what changed since the lock: param / input / code / env, old -> new
   artifacts [<inst>]   the registry: every stored output, its digest, size, producer and fingerprints
   show <instance>      an instance's result JSON and where its files are in the store
+  run-stage <instance> run exactly one instance into the store (what a container runs); its
+                       upstream must already be in the store; --expect FP refuses another fingerprint
+  export --format argo the DAG as an Argo Workflows Workflow (YAML on stdout); cache hits are no-ops
 
 run flags:
   --stage NAME | NAME@k=v,...   select every instance of a stage, or one instance (repeatable)
@@ -59,12 +83,19 @@ run flags:
   --verify             re-execute cache hits and compare outputs byte for byte
   --jobs N             run up to N instances at once
   --keep-going         keep running independent instances after a failure
+  --executor E         local (default, in-process) | local-process | docker | kubernetes
+
+container flags (run with --executor docker|kubernetes, and export):
+  --image IMAGE        the stage image (default cusp:gpu; see Dockerfile)
+  --namespace NS       Kubernetes namespace (default 'default')
+  --secret NAME        Kubernetes Secret with the S3 credentials (AWS_* keys)
 
 common flags:
   --file PATH          the pipeline file (default ./pipeline.yaml)
   --profile P          apply profile P from the pipeline file
   --set stage.param=value   override a param (repeatable)
   --store PATH|s3://bucket/prefix   artifact store (default $CUSP_STORE, else <project>/artifacts)
+  --backend B          auto | tensorflow | wasm | cpu: the tfjs backend of the science stages
   --json               machine-readable output (one JSON object per line)
   --help               print this text
 
@@ -78,6 +109,7 @@ const common = {
   json: { type: 'boolean' },
   stage: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
+  backend: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
 
 const runOnly = {
@@ -87,7 +119,27 @@ const runOnly = {
   verify: { type: 'boolean' },
   jobs: { type: 'string', short: 'j' },
   'keep-going': { type: 'boolean', short: 'k' },
+  executor: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
+
+const remoteOnly = {
+  image: { type: 'string' },
+  namespace: { type: 'string' },
+  secret: { type: 'string' },
+} as const satisfies ParseArgsConfig['options']
+
+const ownFlags = {
+  expect: { type: 'string' },
+  format: { type: 'string' },
+} as const satisfies ParseArgsConfig['options']
+
+/** Which command each command-specific flag belongs to. */
+const FLAG_COMMANDS: Record<string, readonly string[]> = {
+  ...Object.fromEntries(Object.keys(runOnly).map((f) => [f, ['run']])),
+  ...Object.fromEntries(Object.keys(remoteOnly).map((f) => [f, ['run', 'export']])),
+  expect: ['run-stage'],
+  format: ['export'],
+}
 
 const usage = (message: string): Result<Command, Failure> =>
   fail({ reason: 'usage', message: `${message} (see --help)` })
@@ -96,7 +148,7 @@ const usage = (message: string): Result<Command, Failure> =>
 export function parseCli(argv: readonly string[]): Result<Command, Failure> {
   let parsed: { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] }
   try {
-    parsed = parseArgs({ args: [...argv], options: { ...common, ...runOnly }, strict: true, allowPositionals: true })
+    parsed = parseArgs({ args: [...argv], options: { ...common, ...runOnly, ...remoteOnly, ...ownFlags }, strict: true, allowPositionals: true })
   } catch (e: unknown) {
     const msg = e instanceof Error ? e.message : String(e)
     return usage(msg.split('\n')[0]?.replace(/\. To specify a positional argument.*$/, '') ?? msg)
@@ -109,9 +161,8 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
   }
   const kind = isCommand ? (first as (typeof COMMANDS)[number]) : 'run'
   const pos = isCommand ? parsed.positionals.slice(1) : parsed.positionals
-  if (kind !== 'run') {
-    const runFlag = Object.keys(runOnly).find((f) => parsed.values[f] !== undefined)
-    if (runFlag !== undefined) return usage(`'--${runFlag}' is a flag of 'run', not of '${kind}'`)
+  for (const [flag, kinds] of Object.entries(FLAG_COMMANDS)) {
+    if (parsed.values[flag] !== undefined && !kinds.includes(kind)) return usage(`'--${flag}' is a flag of '${kinds.join("' and '")}', not of '${kind}'`)
   }
   const v = parsed.values
   if (v.help === true) return ok({ kind: 'help', topic: kind })
@@ -123,6 +174,16 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
     store: str(v.store),
     json: v.json === true,
     selectors: strs(v.stage),
+    backend: undefined,
+  }
+  const b = str(v.backend)
+  if (b !== undefined) {
+    if (!(BACKENDS as readonly string[]).includes(b)) return usage(`--backend expects one of ${BACKENDS.join(', ')}, got '${b}'`)
+    flags.backend = b as Backend
+  }
+  const remote: RemoteFlags = { image: str(v.image), namespace: str(v.namespace), secret: str(v.secret) }
+  for (const name of ['image', 'namespace', 'secret'] as const) {
+    if (remote[name] === '') return usage(`--${name} needs a non-empty value`)
   }
   for (const o of flags.overrides) {
     if (!/^[^.=\s]+\.[^=\s]+=/.test(o)) return usage(`--set expects stage.param=value, got '${o}'`)
@@ -141,9 +202,13 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
         if (!/^[1-9][0-9]*$/.test(j)) return usage(`--jobs expects a positive integer, got '${j}'`)
         jobs = Number(j)
       }
+      const e = str(v.executor) ?? 'local'
+      if (!(EXECUTORS as readonly string[]).includes(e)) return usage(`--executor expects one of ${EXECUTORS.join(', ')}, got '${e}'`)
       return ok({
         kind,
         ...flags,
+        ...remote,
+        executor: e as ExecutorKind,
         downstream: v.downstream === true,
         force: v.force === true,
         dryRun: v['dry-run'] === true,
@@ -151,6 +216,18 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
         jobs,
         keepGoing: v['keep-going'] === true,
       })
+    }
+    case 'run-stage': {
+      const [instance, extra] = pos
+      if (instance === undefined) return usage(`'run-stage' needs an instance id, e.g. run-stage train@eta=0.1`)
+      if (extra !== undefined) return usage(`'run-stage' runs one instance, got also '${extra}'`)
+      return ok({ kind, ...flags, instance, expect: str(v.expect) })
+    }
+    case 'export': {
+      if (pos.length > 0) return usage(`'export' takes no arguments, got '${pos[0]}'`)
+      const f = str(v.format) ?? 'argo'
+      if (f !== 'argo') return usage(`--format expects argo, got '${f}'`)
+      return ok({ kind, ...flags, ...remote, format: f })
     }
     case 'status':
       if (pos.length > 0) return usage(`'status' takes no arguments, got '${pos[0]}'`)

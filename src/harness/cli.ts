@@ -20,7 +20,14 @@ import { createReporter, type OutputSink } from './reporter.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
 import { openStore } from './store/open-store.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
+import { envForInstance } from '../science/env-record.ts'
+import { pipelineNameOf } from './executors/docker.ts'
+import { runOne, runOneExitCode } from './executors/run-one.ts'
+import { containerEnv, DEFAULT_IMAGE, pipelineSpec, selectExecutor } from './executors/select.ts'
+import { exportArgo } from './export-argo.ts'
 import type { ArtifactStore, Failure, ValidPipeline } from './types.ts'
+import type { RunOptions } from './exec-types.ts'
+import type { InstanceRunner } from './executors/runner.ts'
 
 /** What `main` may touch: injected so tests can run it in-process. */
 export interface CliIo {
@@ -67,13 +74,15 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Promise<number> {
   const file = resolve(io.cwd, cmd.file ?? 'pipeline.yaml')
   const root = dirname(file)
-  const analysed = await analyze({
-    file,
-    profile: cmd.profile,
-    overrides: cmd.overrides,
-    reader: nodeReader(root),
-  })
+  const analyseWith = (overrides: string[]) => analyze({ file, profile: cmd.profile, overrides, reader: nodeReader(root) })
+  let analysed = await analyseWith(cmd.overrides)
   if (!analysed.ok) return report(io, analysed.error)
+  if (cmd.backend !== undefined) {
+    // --backend B = `--set S.backend=B` for every stage S whose params have a backend.
+    const stages = new Set([...analysed.value.instances.values()].filter((i) => 'backend' in i.params).map((i) => i.stage))
+    analysed = await analyseWith([...cmd.overrides, ...[...stages].sort().map((st) => `${st}.backend=${cmd.backend ?? ''}`)])
+    if (!analysed.ok) return report(io, analysed.error)
+  }
   const pipeline = analysed.value
 
   const selected = resolveSelectors(pipeline, cmd.selectors)
@@ -87,11 +96,60 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem
   }
   const lockPath = join(root, 'pipeline.lock')
-  const base = { pipeline, store: store.value, lockPath, processEnv: io.env }
+  // The numeric environment (backend, engine versions) of each instance, for its fingerprint.
+  const base = { pipeline, store: store.value, lockPath, processEnv: io.env, env: envForInstance }
 
   switch (cmd.kind) {
-    case 'run':
-      return await runCommand(cmd, io, { ...base, targets })
+    case 'run': {
+      const storeSpec = cmd.store ?? io.env.CUSP_STORE
+      const chosen = selectExecutor({ ...cmd, pipeline, store: storeSpec, env: io.env })
+      if (!chosen.ok) return report(io, [chosen.error])
+      const { runner, env } = chosen.value
+      if (runner === undefined) return await runCommand(cmd, io, { ...base, targets })
+      // Ctrl-C: stop every container or Job in flight, then let the run report and exit.
+      const onInt = () => void runner.cancelAll()
+      process.once('SIGINT', onInt)
+      try {
+        return await runCommand({ ...cmd, jobs: cmd.jobs ?? 64 }, io, { ...base, targets, env, runner })
+      } finally {
+        process.off('SIGINT', onInt)
+      }
+    }
+    case 'run-stage': {
+      const id = resolveInstance(pipeline, cmd.instance)
+      if (!id.ok) return report(io, [id.error])
+      const onEvent = cmd.json ? (e: ExecEvent) => void io.stdout.write(`${JSON.stringify(e)}\n`) : undefined
+      const human = onEvent === undefined ? createReporter({ out: io.stdout, live: false, color: false }) : undefined
+      let r
+      try {
+        r = await runOne({ pipeline, store: store.value, instance: id.value, env: envForInstance, processEnv: io.env, onEvent: onEvent ?? ((e) => human?.onEvent(e)), ...(cmd.expect !== undefined ? { expect: cmd.expect } : {}) })
+      } finally {
+        human?.close()
+      }
+      if (!r.ok) report(io, r.error)
+      else if (r.value.failures.length > 0) report(io, r.value.failures)
+      return runOneExitCode(r)
+    }
+    case 'export': {
+      const image = cmd.image ?? DEFAULT_IMAGE
+      const storeSpec = cmd.store ?? io.env.CUSP_STORE ?? join(root, 'artifacts')
+      const steps = await plan({ ...base, targets, env: containerEnv(image) })
+      if (!steps.ok) return report(io, steps.error)
+      const spec = { ...pipelineSpec({ pipeline, store: storeSpec, profile: cmd.profile, overrides: cmd.overrides }, storeSpec), ...(cmd.backend !== undefined ? { backend: cmd.backend } : {}) }
+      const out = exportArgo({
+        pipeline,
+        steps: steps.value,
+        image,
+        spec,
+        pipelineName: pipelineNameOf(root),
+        ...(cmd.namespace !== undefined ? { namespace: cmd.namespace } : {}),
+        ...(cmd.secret !== undefined ? { secret: cmd.secret } : {}),
+      })
+      const { stringify } = await import('yaml')
+      io.stdout.write(cmd.json ? `${JSON.stringify(out.workflow)}\n` : stringify(out.workflow, { lineWidth: 0 }))
+      io.stderr.write(`argo: ${out.tasks} tasks, ${out.cached.length} cache hits left out\n`)
+      return 0
+    }
     case 'status': {
       const steps = await plan({ ...base, targets })
       if (!steps.ok) return report(io, steps.error)
@@ -120,7 +178,15 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
 }
 
 type RunCommand = Extract<Command, { kind: 'run' }>
-type Base = { pipeline: ValidPipeline; store: ArtifactStore; lockPath: string; processEnv: CliIo['env']; targets: string[] | undefined }
+type Base = {
+  pipeline: ValidPipeline
+  store: ArtifactStore
+  lockPath: string
+  processEnv: CliIo['env']
+  targets: string[] | undefined
+  env: NonNullable<RunOptions['env']>
+  runner?: InstanceRunner
+}
 
 /**
  * `run`: execute with the live/plain reporter (or JSON lines), then print every failure once,

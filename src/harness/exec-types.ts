@@ -2,6 +2,7 @@
  * The executor's vocabulary, shared by executor.ts (the public API and planning), execution.ts
  * (running a plan) and the CLI: run options, the events a run emits, and its summary. Types only.
  */
+import type { InstanceRunner } from './executors/runner.ts'
 import type { FingerprintFn, PlanOutput } from './planner.ts'
 import type { ArtifactStore, EnvRecord, Failure, LockFile, PlanAction, PlanStep, StageInstance, ValidPipeline } from './types.ts'
 
@@ -39,6 +40,12 @@ export interface RunOptions {
   processEnv?: Record<string, string | undefined>
   /** Where work directories go; default `<project root>/.cusp/work`. */
   workRoot?: string
+  /**
+   * Runs each instance out of process (local child, Docker, Kubernetes: src/harness/executors/),
+   * which publishes to the shared store itself; the harness then reads the run record. Absent:
+   * stages run in-process here. Verify always runs here.
+   */
+  runner?: InstanceRunner
 }
 
 export type Outcome = 'fresh' | 'restored' | 'ran' | 'failed' | 'skipped' | 'verified' | 'nondeterministic'

@@ -13,6 +13,7 @@ import { statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
+import type { InstanceRunner } from './executors/runner.ts'
 import { readLock, writeLock } from './lockfile.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
 import { produce } from './stage-job.ts'
@@ -318,12 +319,14 @@ export class Execution {
     mode: 'publish' | 'verify',
     stored?: Record<string, StoredOutput>,
   ): Promise<RunResult> {
-    const weight = Math.min(this.slots.capacity, Math.max(1, Math.ceil(inst.resources.cpu)))
+    // A remote runner's instance uses the cluster's CPUs, not this machine's: one slot each.
+    const weight = this.opts.runner !== undefined && mode === 'publish' ? 1 : Math.min(this.slots.capacity, Math.max(1, Math.ceil(inst.resources.cpu)))
     await this.slots.acquire(weight)
     let wd: WorkDir | undefined
     try {
       if (this.stoppedBy !== undefined && !this.opts.keepGoing && mode === 'publish') return { kind: 'stopped', by: this.stoppedBy }
       const started = Date.now()
+      if (this.opts.runner !== undefined && mode === 'publish') return await this.runRemote(this.opts.runner, inst, fp, started)
       const resumeDir = join(dirname(this.workRoot), 'resume', fp.fingerprint)
       const r = await produce({
         store: this.store,
@@ -366,6 +369,23 @@ export class Execution {
       if (wd !== undefined) await removeWorkDir(wd.dir)
       this.slots.release(weight)
     }
+  }
+
+  /**
+   * A run through `opts.runner`: the remote side publishes outputs and the run record itself
+   * (executors/run-one.ts), so here only its run record for `fp` is read and locked.
+   */
+  private async runRemote(runner: InstanceRunner, inst: StageInstance, fp: FingerprintResult, started: number): Promise<RunResult> {
+    this.emit({ type: 'start', instance: inst.id, action: 'run' })
+    const r = await runner.run({ instance: inst, fingerprint: fp.fingerprint, emit: this.emit })
+    if (!r.ok) return { kind: 'failed', failure: r.failure }
+    const record = await this.store.getRun(fp.fingerprint)
+    if (record === undefined) {
+      const message = `${inst.id}: the ${runner.name} run succeeded but ${this.store.description} has no run record for fingerprint ${fp.fingerprint}`
+      return { kind: 'failed', failure: { reason: 'unexpected', message } }
+    }
+    this.writeLockEntry(inst, fp, record.outputs)
+    return { kind: 'ok', outputs: record.outputs, durationMs: Date.now() - started }
   }
 
   /** Output names (or `dir/path` inside dir outputs) whose new bytes differ from the stored ones. */

@@ -1,0 +1,93 @@
+/**
+ * The Docker runner (`--executor docker`): one `docker run --rm` of the stage image per ready
+ * instance, with the instance's resource requests from pipeline.yaml as limits (`--cpus`,
+ * `--memory`, `--gpus N` for GPU stages), the store as a URL, and the S3 settings passed by
+ * name (`-e AWS_ACCESS_KEY_ID`: docker copies the value from this process's environment, so
+ * secrets never appear on a command line). The image's entrypoint is `cusp run-stage`, so the
+ * arguments are `<instance-id> --store <url> --expect <fp> ...`. `dockerRunArgs` is pure, so
+ * the exact command lines are unit-tested; a real container runs only where an engine exists.
+ */
+import { basename } from 'node:path'
+import type { Fingerprint, StageInstance } from '../types.ts'
+import { forwardEvent } from './local.ts'
+import { memoryBytes, nameFragment, remoteFailure, runStageArgv, shortHash, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
+
+/** Environment variables a stage container needs to reach an S3-compatible store (forwarded when set). */
+export const STORE_ENV = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'CUSP_DEBUG'] as const
+
+export interface DockerOptions {
+  image: string
+  spec: PipelineSpec
+  /** A name for the pipeline (labels, container names); default the project directory's name. */
+  pipelineName: string
+  /** Names of variables to forward (`-e NAME`); default those of STORE_ENV that are set in `env`. */
+  forward?: string[]
+  /** `--network`, e.g. `host` for a store on the host's loopback. */
+  network?: string
+  /** The docker CLI (default `docker`). */
+  docker?: string
+  env: Record<string, string | undefined>
+}
+
+/** The container's name for an instance at a fingerprint (valid docker name, unique per run). */
+export function containerName(pipelineName: string, inst: StageInstance, fingerprint: string): string {
+  return `cusp-${nameFragment(pipelineName, 20)}-${nameFragment(inst.id, 40)}-${shortHash(fingerprint)}`
+}
+
+/** The arguments of `docker` for one instance (pure; see the module comment). */
+export function dockerRunArgs(o: Omit<DockerOptions, 'docker'>, inst: StageInstance, fingerprint: Fingerprint): string[] {
+  const args = ['run', '--rm', '--name', containerName(o.pipelineName, inst, fingerprint)]
+  args.push('--label', `cusp.pipeline=${o.pipelineName}`, '--label', `cusp.instance=${inst.id}`, '--label', `cusp.fingerprint=${fingerprint}`)
+  args.push('--cpus', String(inst.resources.cpu))
+  const mem = memoryBytes(inst.resources.memory)
+  if (mem !== undefined) args.push('--memory', String(mem))
+  if (inst.resources.gpu > 0) args.push('--gpus', String(inst.resources.gpu))
+  if (o.network !== undefined) args.push('--network', o.network)
+  const forward = o.forward ?? STORE_ENV.filter((n) => (o.env[n] ?? '') !== '')
+  for (const name of forward) args.push('-e', name)
+  // The entrypoint already is `cusp run-stage`: pass what follows it.
+  args.push(o.image, ...runStageArgv(o.spec, inst.id, fingerprint).slice(1), '--json')
+  return args
+}
+
+/** The default pipeline name: the project directory's name. */
+export function pipelineNameOf(root: string): string {
+  return basename(root) || 'pipeline'
+}
+
+/** A runner that runs each instance in its own container through the docker CLI. */
+export class DockerRunner implements InstanceRunner {
+  readonly name = 'docker'
+  readonly needsSharedStore = true
+  private readonly live = new Set<string>()
+  constructor(private readonly o: DockerOptions) {}
+
+  async run(req: RunnerRequest): Promise<RunnerOutcome> {
+    const id = req.instance.id
+    const name = containerName(this.o.pipelineName, req.instance, req.fingerprint)
+    const { execa } = await import('execa')
+    this.live.add(name)
+    try {
+      const r = await execa(this.o.docker ?? 'docker', dockerRunArgs(this.o, req.instance, req.fingerprint), {
+        env: this.o.env,
+        extendEnv: false,
+        stdin: 'ignore',
+        reject: false,
+        lines: true,
+      })
+      for (const line of r.stdout as unknown as string[]) forwardEvent(id, line, req)
+      if (r.exitCode === 0) return { ok: true }
+      const stderr = (r.stderr as unknown as string[]).join('\n')
+      const why = r.exitCode === undefined && r.failed ? `${r.message}\n` : ''
+      return { ok: false, failure: remoteFailure(id, r.exitCode ?? null, r.signal ?? null, `${why}${stderr}`) }
+    } finally {
+      this.live.delete(name)
+    }
+  }
+
+  async cancelAll(): Promise<void> {
+    if (this.live.size === 0) return
+    const { execa } = await import('execa')
+    await execa(this.o.docker ?? 'docker', ['kill', ...this.live], { env: this.o.env, extendEnv: false, reject: false })
+  }
+}

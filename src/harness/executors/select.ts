@@ -1,0 +1,80 @@
+/**
+ * From the command line to an `InstanceRunner` and the fingerprint environment that goes with
+ * it: `local` is the in-process executor (no runner; env as installed here), `local-process`
+ * runs the image's entrypoint command as a child process (env as installed here), `docker` and
+ * `kubernetes` run containers of the stage image (env as inside that image: image-env.ts) and
+ * need a store every container can reach (s3://...). The one place executor names are mapped.
+ */
+import { relative } from 'node:path'
+import { envForInstance } from '../../science/env-record.ts'
+import type { ExecutorKind } from '../cli-args.ts'
+import type { RunOptions } from '../exec-types.ts'
+import { fail, ok, type Failure, type Result, type ValidPipeline } from '../types.ts'
+import { DockerRunner, pipelineNameOf } from './docker.ts'
+import { imageEnv, variantOf } from './image-env.ts'
+import { KubernetesRunner } from './kubernetes.ts'
+import { LocalProcessRunner } from './local.ts'
+import type { InstanceRunner, PipelineSpec } from './runner.ts'
+
+/** The default stage image (Dockerfile, gpu target). */
+export const DEFAULT_IMAGE = 'cusp:gpu'
+
+export interface ExecutorChoice {
+  executor: ExecutorKind
+  pipeline: ValidPipeline
+  /** The store spec as given (--store / CUSP_STORE); undefined = the embedded local store. */
+  store: string | undefined
+  profile: string | undefined
+  overrides: string[]
+  image: string | undefined
+  namespace: string | undefined
+  secret: string | undefined
+  env: Record<string, string | undefined>
+}
+
+/** How remote instances must analyse the pipeline (store URL, file, profile, overrides). */
+export function pipelineSpec(c: Pick<ExecutorChoice, 'pipeline' | 'store' | 'profile' | 'overrides'>, store: string): PipelineSpec {
+  const file = relative(c.pipeline.root, c.pipeline.file)
+  return {
+    store,
+    ...(file !== 'pipeline.yaml' ? { file } : {}),
+    ...(c.profile !== undefined ? { profile: c.profile } : {}),
+    ...(c.overrides.length > 0 ? { overrides: c.overrides } : {}),
+  }
+}
+
+/** The fingerprint environment for instances that run in the image `image`. */
+export function containerEnv(image: string): NonNullable<RunOptions['env']> {
+  const variant = variantOf(image)
+  return (inst) => imageEnv(variant, inst)
+}
+
+/** The runner (undefined for in-process) and env function for a choice, or a usage failure. */
+export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunner | undefined; env: NonNullable<RunOptions['env']> }, Failure> {
+  const image = c.image ?? DEFAULT_IMAGE
+  const remote = c.executor === 'docker' || c.executor === 'kubernetes'
+  const storeUrl = c.store ?? c.pipeline.root + '/artifacts'
+  if (remote && !storeUrl.startsWith('s3://')) {
+    return fail({ reason: 'usage', message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)` })
+  }
+  const spec = pipelineSpec(c, storeUrl)
+  switch (c.executor) {
+    case 'local':
+      return ok({ runner: undefined, env: envForInstance })
+    case 'local-process':
+      return ok({ runner: new LocalProcessRunner({ spec, projectRoot: c.pipeline.root, env: c.env }), env: envForInstance })
+    case 'docker':
+      return ok({ runner: new DockerRunner({ image, spec, pipelineName: pipelineNameOf(c.pipeline.root), env: c.env }), env: containerEnv(image) })
+    case 'kubernetes':
+      return ok({
+        runner: new KubernetesRunner({
+          image,
+          spec,
+          pipelineName: pipelineNameOf(c.pipeline.root),
+          namespace: c.namespace ?? 'default',
+          ...(c.secret !== undefined ? { secret: c.secret } : {}),
+        }),
+        env: containerEnv(image),
+      })
+  }
+}
