@@ -74,10 +74,8 @@ for (const kind of ['s3', 'local'] as const) {
   })
 }
 
-t.test('s3: stale multipart uploads are aborted by the sweep', async (t) => {
+t.test('s3: the upload sweep is a no-op, not an error, on a server that cannot list multipart uploads (s3rver)', async (t) => {
   const store: S3Store = s3TestStore(server.endpoint, `gc-up-${randomBytes(3).toString('hex')}`)
   await store.client.send(new CreateMultipartUploadCommand({ Bucket: TEST_BUCKET, Key: store.objectKey('ab'.repeat(32) as ObjectDigest) }))
-  const n = await store.abortStaleUploads(-1)
-  t.ok(n === 1 || n === 0, `aborted ${n} (0 where the server cannot list uploads)`)
-  t.equal(await store.abortStaleUploads(-1), 0, 'nothing left to abort')
+  t.equal(await store.abortStaleUploads(-1), 0, 's3rver answers ListMultipartUploads with NotImplemented')
 })
