@@ -59,8 +59,10 @@ export type Command =
   | ({ kind: 'why'; instance: string } & CommonFlags)
   | ({ kind: 'artifacts'; instance: string | undefined } & CommonFlags)
   | ({ kind: 'show'; instance: string } & CommonFlags)
+  | ({ kind: 'push' | 'pull' } & CommonFlags)
+  | ({ kind: 'gc'; dryRun: boolean } & CommonFlags)
 
-export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export'] as const
+export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc'] as const
 
 /** The text `--help` prints (and a usage error points to). */
 export const USAGE = `usage: npm run pipeline -- [command] [flags]
@@ -74,6 +76,8 @@ commands:
   run-stage <instance> run exactly one instance into the store (what a container runs); its
                        upstream must already be in the store; --expect FP refuses another fingerprint
   export --format argo the DAG as an Argo Workflows Workflow (YAML on stdout); cache hits are no-ops
+  push / pull          with --store s3://...: copy the lock's entries local cache -> bucket / bucket -> local cache
+  gc [--dry-run]       list (--dry-run) or delete the run records and objects the lock does not reference
 
 run flags:
   --stage NAME | NAME@k=v,...   select every instance of a stage, or one instance (repeatable)
@@ -135,7 +139,7 @@ const ownFlags = {
 
 /** Which command each command-specific flag belongs to. */
 const FLAG_COMMANDS: Record<string, readonly string[]> = {
-  ...Object.fromEntries(Object.keys(runOnly).map((f) => [f, ['run']])),
+  ...Object.fromEntries(Object.keys(runOnly).map((f) => [f, f === 'dry-run' ? ['run', 'gc'] : ['run']])),
   ...Object.fromEntries(Object.keys(remoteOnly).map((f) => [f, ['run', 'export']])),
   expect: ['run-stage'],
   format: ['export'],
@@ -230,8 +234,13 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
       return ok({ kind, ...flags, ...remote, format: f })
     }
     case 'status':
-      if (pos.length > 0) return usage(`'status' takes no arguments, got '${pos[0]}'`)
+    case 'push':
+    case 'pull':
+      if (pos.length > 0) return usage(`'${kind}' takes no arguments, got '${pos[0]}'`)
       return ok({ kind, ...flags })
+    case 'gc':
+      if (pos.length > 0) return usage(`'gc' takes no arguments, got '${pos[0]}'`)
+      return ok({ kind, ...flags, dryRun: v['dry-run'] === true })
     case 'artifacts':
       if (pos.length > 1) return usage(`'artifacts' takes at most one instance, got ${pos.length}`)
       return ok({ kind, ...flags, instance: pos[0] })

@@ -19,6 +19,7 @@ import { artifactsView, showView } from './registry.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
 import { openStore } from './store/open-store.ts'
+import { syncCommand } from './sync.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
 import { envForInstance } from '../science/env-record.ts'
 import { pipelineNameOf } from './executors/docker.ts'
@@ -90,7 +91,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
   const targets = selected.value.length > 0 ? selected.value : undefined
 
   // Only now, with a valid pipeline and command line, may anything be opened or written.
-  const store = openStore(cmd.store ?? io.env.CUSP_STORE, root)
+  const store = openStore(cmd.store ?? io.env.CUSP_STORE, root, io.env)
   if (!store.ok) {
     report(io, [store.error])
     return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem
@@ -150,6 +151,10 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
       io.stderr.write(`argo: ${out.tasks} tasks, ${out.cached.length} cache hits left out\n`)
       return 0
     }
+    case 'push':
+    case 'pull':
+    case 'gc':
+      return await syncCommand(cmd.kind, { store: store.value, lockPath, dryRun: cmd.kind === 'gc' && cmd.dryRun, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
       const steps = await plan({ ...base, targets })
       if (!steps.ok) return report(io, steps.error)

@@ -104,10 +104,13 @@ t.test('push, pull and gc --dry-run on the same project', async (t) => {
   const opened = openStore(spec, dir)
   if (!opened.ok) throw new Error('open')
   await rm(join(dir, 'artifacts'), { recursive: true, force: true })
-  const pull = io()
-  t.equal(await syncCommand('pull', { store: opened.value, lockPath: join(dir, 'pipeline.lock'), dryRun: false, json: false, ...pull }), 0, pull.o.err)
-  t.match(pull.o.out, /^pulled \d+ objects \([\d.]+ MB\), \d+ already local; 6 run records restored/)
-  t.match(pull.o.err, /pull: \d+\/\d+ objects, [\d.]+ MB of [\d.]+ MB/, 'progress lines with byte counts')
+  const pull = await cli(['pull', '--store', spec])
+  t.equal(pull.code, 0, pull.stderr)
+  t.match(pull.stdout, /^pulled \d+ objects \([\d.]+ MB\), \d+ already local; 6 run records restored/)
+  t.match(pull.stderr, /pull: \d+\/\d+ objects, [\d.]+ MB of [\d.]+ MB/, 'progress lines with byte counts')
+  const localOnly = await cli(['push'])
+  t.equal(localOnly.code, 2, 'push without an S3 store is a usage error')
+  t.match(localOnly.stderr, /give --store s3:\/\/bucket\/prefix/)
   t.equal((await new LocalStore(join(dir, 'artifacts')).listRuns()).length, 6)
 
   const push = io()
@@ -118,8 +121,10 @@ t.test('push, pull and gc --dry-run on the same project', async (t) => {
   // Change a param: the old prepare/train/... entries become unreferenced by the new lock.
   const rerun = await cli(['--json', '--store', spec, '--set', 'prepare.n=9'])
   t.equal(rerun.code, 0, rerun.stderr)
-  const gc = io()
-  t.equal(await syncCommand('gc', { store: opened.value, lockPath: join(dir, 'pipeline.lock'), dryRun: true, json: false, ...gc }), 0, gc.o.err)
+  const gc = { o: { out: '', err: '' } }
+  const gcRun = await cli(['gc', '--dry-run', '--store', spec])
+  gc.o = { out: gcRun.stdout, err: gcRun.stderr }
+  t.equal(gcRun.code, 0, gcRun.stderr)
   t.match(gc.o.out, /local store .*: 6 run records and \d+ objects \([\d.]+ MB\) not referenced by/)
   t.match(gc.o.out, /S3 store s3:\/\/cusp-test\/e2e\/cache .*: 6 run records and \d+ objects/)
   t.match(gc.o.out, /run {5}[0-9a-f]{64} {2}prepare\n/)
