@@ -1,0 +1,63 @@
+// pipeline.yaml through the real CLI (`npm run pipeline` runs scripts/pipeline.mjs) in a temporary
+// project that links this checkout's code: the smoke profile end to end, a rerun that executes
+// nothing, a changed cusp-scan param rerunning only the scan, and the paper profile planned.
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { ROOT } from './fixtures.ts'
+
+function cli(cwd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), ...args], { cwd, env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => void (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => void (out += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, out }))
+  })
+}
+
+t.test('paper profile: the whole DAG plans and validates', async (t) => {
+  const r = await cli(ROOT, ['--profile', 'paper', '--dry-run'])
+  t.equal(r.code, 0, r.out.slice(-2000))
+  const count = Number(/plan: (\d+) instances/.exec(r.out)?.[1] ?? 0)
+  t.comment(`paper profile: ${count} stage instances`)
+  t.ok(count > 1000, `${count} instances (16 runs x 41 probes, 3 class runs, 201 dense probes, 10 flows, 5 scans, data)`)
+  const status = await cli(ROOT, ['--profile', 'paper', 'status', '--json'])
+  t.equal(status.code, 0)
+  const ids = new Set((JSON.parse(status.out) as { instances: { id: string }[] }).instances.map((i) => i.id))
+  t.equal(ids.size, count, 'status lists every instance the dry run counted')
+  for (const id of ['train@arch=vgg16,activation=tanh,eta=0.0001', 'probe@arch=alexnet,activation=relu,eta=0.003,checkpoint=40', 'probe-dense@iteration=2000', 'probe-classes@classes=5,checkpoint=40', 'train-flow@activation=tanh,n_data=16000', 'cusp-scan@activation=relu,n_data=16000']) {
+    t.ok(ids.has(id), id)
+  }
+})
+
+t.test('smoke profile end to end; rerun does nothing; a cusp-scan param change reruns only the scan', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'cusp-smoke-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json']) await symlink(join(ROOT, f), join(dir, f))
+  const yaml = await readFile(join(ROOT, 'pipeline.yaml'), 'utf8')
+  await writeFile(join(dir, 'pipeline.yaml'), yaml)
+
+  const first = await cli(dir, ['--profile', 'smoke'])
+  t.equal(first.code, 0, first.out.slice(-3000))
+  t.match(first.out, /14 ran, 0 restored, 0 fresh/)
+  const lock = await readFile(join(dir, 'pipeline.lock'), 'utf8')
+  for (const id of ['train-flow@activation=relu,n_data=30', 'cusp-scan@activation=relu,n_data=30', 'probe@arch=mlp,activation=relu,eta=0.5,checkpoint=1']) t.ok(lock.includes(id), `lock has ${id}`)
+
+  const again = await cli(dir, ['--profile', 'smoke'])
+  t.equal(again.code, 0, again.out.slice(-2000))
+  t.match(again.out, /0 ran, 0 restored, 14 fresh/, 'a rerun executes nothing')
+
+  const smokeAt = yaml.indexOf('  smoke:')
+  const edited = yaml.slice(0, smokeAt) + yaml.slice(smokeAt).replace('params: { points: 5,', 'params: { points: 7,')
+  t.not(edited, yaml, 'the smoke cusp-scan points param was edited')
+  await writeFile(join(dir, 'pipeline.yaml'), edited)
+  const scan = await cli(dir, ['--profile', 'smoke', '--stage', 'cusp-scan'])
+  t.equal(scan.code, 0, scan.out.slice(-2000))
+  t.match(scan.out, /1 ran, 0 restored, [0-9]+ fresh/, 'only the scan ran')
+  t.match(scan.out, /cusp-scan@activation=relu,n_data=30/)
+  t.notMatch(scan.out, /done\s+train/, 'no training reran')
+})
