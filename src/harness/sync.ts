@@ -15,6 +15,7 @@ import { readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readLock } from './lockfile.ts'
 import { parseListing, type DirEntry } from './store/dir-listing.ts'
+import { StoreError } from './store/run-record-check.ts'
 import { LocalStore } from './store/local-store.ts'
 import { mapLimit, S3Store, type ListedObject } from './store/s3-store.ts'
 import { TieredStore } from './store/tiered-store.ts'
@@ -195,7 +196,7 @@ export interface SyncCommandOptions {
 
 /**
  * `push` / `pull` / `gc [--dry-run]` for the lock at `lockPath`; returns the exit code (0 done,
- * 1 something failed or was not restored, 2 no lock / a store these commands cannot use).
+ * 1 something failed or was not restored, 2 no lock / a store or bucket these commands cannot use).
  */
 export async function syncCommand(kind: 'push' | 'pull' | 'gc', o: SyncCommandOptions): Promise<number> {
   const lock = readLock(o.lockPath)
@@ -212,8 +213,21 @@ export async function syncCommand(kind: 'push' | 'pull' | 'gc', o: SyncCommandOp
     o.stderr.write(`${kind} moves entries between the local cache and an S3 store: give --store s3://bucket/prefix (or set CUSP_STORE); the store is ${o.store.description}\n`)
     return 2
   }
+  try {
+    await o.store.remote.checkBucket()
+  } catch (e) {
+    o.stderr.write(`${kind}: ${e instanceof Error ? e.message : String(e)}\n`)
+    return 2 // the bucket named by --store cannot be used: a usage problem, as for any unusable store
+  }
   const progress = progressPrinter(o.stderr, kind)
-  const report = kind === 'push' ? await pushLock(lock.value, o.store, progress) : await pullLock(lock.value, o.store, progress)
+  let report: SyncReport
+  try {
+    report = kind === 'push' ? await pushLock(lock.value, o.store, progress) : await pullLock(lock.value, o.store, progress)
+  } catch (e) {
+    if (!(e instanceof StoreError)) throw e
+    o.stderr.write(`${kind}: ${e.message}\n`)
+    return 1
+  }
   if (o.json) o.stdout.write(`${JSON.stringify({ type: 'summary', ok: report.failures.length === 0, ...report })}\n`)
   else o.stdout.write(`${formatReport(report, o.store)}\n`)
   for (const f of report.failures) o.stderr.write(`${kind}: ${f}\n`)

@@ -111,6 +111,9 @@ t.test('push, pull and gc --dry-run on the same project', async (t) => {
   const localOnly = await cli(['push'])
   t.equal(localOnly.code, 2, 'push without an S3 store is a usage error')
   t.match(localOnly.stderr, /give --store s3:\/\/bucket\/prefix/)
+  const typo = await cli(['pull', '--store', spec.replace('cusp-test', 'cusp-tset')])
+  t.equal(typo.code, 2, 'a bucket that does not exist: exit 2')
+  t.match(typo.stderr, /^pull: S3 bucket 'cusp-tset' does not exist/)
   t.equal((await new LocalStore(join(dir, 'artifacts')).listRuns()).length, 6)
 
   const push = io()

@@ -126,6 +126,8 @@ t.test('a missing bucket and bad credentials: errors name bucket and key, never 
   const missing = new S3Store(cfg.value, TEST_ENV, { credentials: TEST_CREDENTIALS })
   await t.rejects(missing.putFile(join(dir, 'f')), { name: 'StoreError', message: /S3 bucket 'no-such-bucket' does not exist .*s3:\/\/no-such-bucket\/p\/objects\/sha256\// })
   await t.rejects(missing.getRun(makeRecord('s', {}).fingerprint), { message: /no-such-bucket/ })
+  await t.rejects(missing.checkBucket(), { name: 'StoreError', message: /S3 bucket 'no-such-bucket' does not exist/ })
+  await s3TestStore(server.endpoint).checkBucket()
 
   const secret = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY'
   const env = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLEKEYID0001', AWS_SECRET_ACCESS_KEY: secret }

@@ -29,6 +29,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -367,6 +368,22 @@ export class S3Store implements ArtifactStore {
       throw this.error(e, 'list multipart uploads', this.pfx)
     }
     return aborted
+  }
+
+  /**
+   * Throws a `StoreError` unless the bucket exists and these credentials may use it (one HEAD
+   * Bucket): so `push`/`pull` fail up front, naming the bucket, rather than after planning.
+   */
+  async checkBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.config.bucket }))
+    } catch (e) {
+      const status = statusOf(e)
+      if (status === 404 || nameOf(e) === 'NotFound' || nameOf(e) === 'NoSuchBucket') {
+        throw new StoreError(`S3 bucket '${this.config.bucket}' does not exist (${describeS3(this.config)}): create it, or fix --store / CUSP_STORE`)
+      }
+      throw this.error(e, 'head bucket', '')
+    }
   }
 
   /** Turn an SDK error into a `StoreError` naming the bucket, key and what to do; redacted. */
