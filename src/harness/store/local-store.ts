@@ -53,6 +53,19 @@ export class LocalStore implements ArtifactStore {
     return statSync(this.objectPath(digest), { throwIfNoEntry: false })?.isFile() ?? false
   }
 
+  /**
+   * A directory output is present when its listing object is intact and every file it names is
+   * stored: the planner asks this so a deleted file inside a directory output reruns its producer.
+   * Files are only stat'ed (their bytes are verified when restored).
+   */
+  async hasDir(digest: ObjectDigest): Promise<boolean> {
+    const listing = await this.readVerified(digest)
+    const entries = listing === undefined ? undefined : parseListing(listing)
+    if (entries === undefined) return false
+    for (const e of entries) if (!(await this.hasObject(e.digest))) return false
+    return true
+  }
+
   async putFile(path: string): Promise<{ digest: ObjectDigest; size: number }> {
     const src = await open(path, 'r')
     try {
