@@ -1,0 +1,159 @@
+/**
+ * The Kubernetes runner against a fake API server on loopback (fixtures/fake-kube.ts) that
+ * speaks the real REST paths the client uses: the Job manifest field by field; a whole toy DAG
+ * scheduled by the harness, one Job per instance, whose "pods" run the Job's container args
+ * through the image's entrypoint command locally (so each instance really is published by
+ * run-stage into the shared store and read back by the scheduler); a failing pod whose
+ * termination reason, exit code and log tail reach the failure; a Job deleted by someone else;
+ * and Ctrl-C (cancelAll) deleting the Jobs in flight. No cluster, no Docker.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { KubeConfig, type V1Job } from '@kubernetes/client-node'
+import t from 'tap'
+import { analyze, nodeReader } from '../../src/harness/analyzer.ts'
+import { execute } from '../../src/harness/executor.ts'
+import { jobManifest, jobName, KubernetesRunner } from '../../src/harness/executors/kubernetes.ts'
+import { LocalStore } from '../../src/harness/store/local-store.ts'
+import { envForInstance } from '../../src/science/env-record.ts'
+import type { Fingerprint, StageInstance } from '../../src/harness/types.ts'
+import { startFakeKube, type ContainerEnd } from './fixtures/fake-kube.ts'
+import { writeToyDag } from './fixtures/toy-dag.ts'
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
+const FP = 'cd'.repeat(32) as Fingerprint
+
+function kubeConfig(url: string): KubeConfig {
+  const kc = new KubeConfig()
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 'test-token' }],
+    contexts: [{ name: 'c', cluster: 'fake', user: 'u', namespace: 'ml' }],
+    currentContext: 'c',
+  })
+  return kc
+}
+
+/** The pod: the Job's container args through the image entrypoint (Dockerfile), /app = this checkout. */
+function runContainerLocally(root: string) {
+  return (job: V1Job): Promise<ContainerEnd> =>
+    new Promise((resolve) => {
+      const args = job.spec?.template.spec?.containers[0]?.args ?? []
+      const child = spawn(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), 'run-stage', ...args], { cwd: root, env: { ...process.env, CUSP_STORE: '' } })
+      let log = ''
+      child.stdout.on('data', (c: Buffer) => (log += c.toString()))
+      child.stderr.on('data', (c: Buffer) => (log += c.toString()))
+      child.on('close', (code) => resolve({ exitCode: code ?? 137, log }))
+    })
+}
+
+const never = (): Promise<ContainerEnd> => new Promise(() => undefined)
+
+t.test('the Job manifest', async (t) => {
+  const inst = { id: 'train@eta=0.1,seed=0', stage: 'train', impl: 'train', params: {}, deps: [], outputs: [], resources: { cpu: 4, memory: '16Gi', gpu: 2 } } as unknown as StageInstance
+  const job = jobManifest({ image: 'ghcr.io/x/cusp:gpu', spec: { store: 's3://b/p', profile: 'paper' }, pipelineName: 'cusp', namespace: 'ml', secret: 'cusp-s3' }, inst, FP)
+  const name = jobName(inst, FP)
+  t.match(name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 name')
+  t.ok(name.length <= 63)
+  t.equal(job.metadata?.name, name)
+  t.equal(job.metadata?.namespace, 'ml')
+  t.equal(job.spec?.backoffLimit, 0)
+  t.equal(job.spec?.ttlSecondsAfterFinished, 3600)
+  t.same(job.metadata?.annotations, { 'cusp.dev/instance-id': inst.id, 'cusp.dev/fingerprint': FP, 'cusp.dev/pipeline': 'cusp' })
+  for (const labels of [job.metadata?.labels ?? {}, job.spec?.template.metadata?.labels ?? {}]) {
+    t.equal(labels['app.kubernetes.io/managed-by'], 'cusp')
+    t.match(labels['cusp.dev/pipeline'], /^cusp-[0-9a-f]{8}$/)
+    t.match(labels['cusp.dev/instance'], /^train-eta-0-1-seed-0-[0-9a-f]{8}$/)
+    for (const v of Object.values(labels)) t.match(v, /^[a-z0-9A-Z]([-a-z0-9A-Z_.]{0,61}[a-z0-9A-Z])?$/, `label value ${v} is valid`)
+  }
+  const pod = job.spec?.template.spec
+  t.equal(pod?.restartPolicy, 'Never')
+  t.same(pod?.securityContext, { runAsNonRoot: true })
+  const c = pod?.containers[0]
+  t.equal(c?.image, 'ghcr.io/x/cusp:gpu')
+  t.same(c?.args, [inst.id, '--store', 's3://b/p', '--expect', FP, '--profile', 'paper', '--json'])
+  t.same(c?.resources, {
+    requests: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '2' },
+    limits: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '2' },
+  })
+  t.same(c?.envFrom, [{ secretRef: { name: 'cusp-s3' } }])
+  const cpuJob = jobManifest({ image: 'i', spec: { store: 's3://b/p' }, pipelineName: 'p', namespace: 'n' }, { ...inst, resources: { cpu: 1, memory: '2Gi', gpu: 0 } }, FP)
+  t.notOk('nvidia.com/gpu' in (cpuJob.spec?.template.spec?.containers[0]?.resources?.limits ?? {}), 'no GPU for a CPU stage')
+  t.notOk(cpuJob.spec?.template.spec?.containers[0]?.envFrom, 'no envFrom without a secret')
+})
+
+t.test('a toy DAG: one Job per instance, published by run-stage, read back by the scheduler; a failing pod explained', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'cusp-k8s-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const file = writeToyDag(root, { etas: [0.1], seeds: [0] })
+  const storeDir = join(root, 'shared-store')
+  const fake = await startFakeKube(runContainerLocally(root))
+  t.teardown(() => fake.close())
+  const a = await analyze({ file, profile: undefined, overrides: [], reader: nodeReader(root) })
+  if (!a.ok) throw new Error(JSON.stringify(a.error))
+  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: storeDir }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url) })
+  const lockPath = join(root, 'pipeline.lock')
+  // The "pods" run this checkout, so the scheduler predicts this machine's numeric environment
+  // (the toy's `train` shares its name with the science stage, so it gets a backend record).
+  const r = await execute({ pipeline: a.value, store: new LocalStore(storeDir), lockPath, runner, jobs: 8, env: envForInstance })
+  if (!r.ok) throw new Error(JSON.stringify(r.error))
+  t.ok(r.value.ok, JSON.stringify(r.value.failures))
+  t.same(Object.values(r.value.outcomes).map((o) => o.outcome), ['ran', 'ran', 'ran', 'ran'])
+  t.equal(fake.jobs.size, 4, 'one Job per instance')
+  t.same(fake.unknown, [], 'only real Kubernetes REST paths were used')
+  t.ok(fake.requests.some((q) => /^GET \/apis\/batch\/v1\/namespaces\/ml\/jobs\?.*watch=true/.test(q)), 'Jobs were watched')
+  const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as { instances: Record<string, unknown> }
+  t.same(Object.keys(lock.instances).sort(), [...a.value.instances.keys()].sort(), 'the scheduler locked every instance')
+  t.equal((await new LocalStore(storeDir).listRuns()).length, 4, 'run-stage published four run records')
+
+  // Now make prepare fail: its pod's reason, exit code and log reach the failure; dependents are skipped.
+  writeFileSync(file, readFileSync(file, 'utf8').replace('fail: false', 'fail: true'))
+  const b = await analyze({ file, profile: undefined, overrides: [], reader: nodeReader(root) })
+  if (!b.ok) throw new Error('analyze')
+  const f = await execute({ pipeline: b.value, store: new LocalStore(storeDir), lockPath, runner, env: envForInstance })
+  if (!f.ok) throw new Error(JSON.stringify(f.error))
+  t.notOk(f.value.ok)
+  t.equal(f.value.outcomes.prepare?.outcome, 'failed')
+  t.match(f.value.failures[0], {
+    reason: 'stage-failed',
+    instance: 'prepare',
+    exitCode: 1,
+    stderrTail: /BackoffLimitExceeded[\s\S]*container stage terminated: Error, exit code 1[\s\S]*prepare was asked to fail/,
+  })
+  t.equal(f.value.outcomes['train@eta=0.1,seed=0']?.outcome, 'skipped')
+  t.notOk(existsSync(join(root, '.cusp', 'work', 'x')), 'nothing ran in the scheduler')
+})
+
+t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Jobs in flight', async (t) => {
+  const fake = await startFakeKube(never)
+  t.teardown(() => fake.close())
+  const inst = { id: 'prepare', stage: 'prepare', impl: 'prepare', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
+  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url) })
+  const untilCreated = async (name: string) => {
+    for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
+  }
+
+  const running = runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
+  await untilCreated(jobName(inst, FP))
+  await new Promise((r) => setTimeout(r, 100)) // the watch is open
+  fake.deleteJob(jobName(inst, FP))
+  const r = await running
+  t.notOk(r.ok)
+  if (!r.ok) t.match(r.failure, { reason: 'stage-failed', instance: 'prepare', stderrTail: /was deleted before it finished/ })
+
+  const fp2 = 'ef'.repeat(32) as Fingerprint
+  const second = runner.run({ instance: inst, fingerprint: fp2, emit: () => undefined })
+  await untilCreated(jobName(inst, fp2))
+  await runner.cancelAll()
+  const c = await second
+  t.notOk(c.ok)
+  if (!c.ok) t.match(c.failure, { reason: 'stage-failed', signal: 'SIGINT', stderrTail: /cancelled/ })
+  t.ok(fake.requests.some((q) => q.startsWith(`DELETE /apis/batch/v1/namespaces/ml/jobs/${jobName(inst, fp2)}`)), 'cancel deleted the Job')
+  t.notOk(fake.jobs.has(jobName(inst, fp2)))
+  const after = await runner.run({ instance: inst, fingerprint: 'aa'.repeat(32) as Fingerprint, emit: () => undefined })
+  t.notOk(after.ok, 'after cancel, no new Job is created')
+  t.same(fake.unknown, [])
+})
