@@ -27,6 +27,9 @@ t.teardown(() => rm(dir, { recursive: true, force: true }))
 writeToyDag(dir, { etas: [0.1, 0.2], seeds: [0] })
 const spec = `s3://${TEST_BUCKET}/e2e/cache?endpoint=${encodeURIComponent(server.endpoint)}`
 
+/** Everything the CLI printed in this file, checked for credentials at the end. */
+let printed = ''
+
 async function cli(args: string[]) {
   let stdout = ''
   let stderr = ''
@@ -36,6 +39,7 @@ async function cli(args: string[]) {
     cwd: dir,
     env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' },
   })
+  printed += stdout + stderr
   return { code, stdout, stderr }
 }
 
@@ -133,4 +137,13 @@ t.test('push, pull and gc --dry-run on the same project', async (t) => {
   t.match(gc.o.out, /run {5}[0-9a-f]{64} {2}prepare\n/)
   t.match(gc.o.out, /dry run: nothing deleted/)
   t.equal((await opened.value.listRuns()).length, 12, 'nothing was deleted')
+})
+
+t.test('credentials appear in no output and not in the lock', async (t) => {
+  t.ok(printed.length > 1000, 'the commands above printed plenty')
+  const lock = await readFile(join(dir, 'pipeline.lock'), 'utf8')
+  for (const secret of [TEST_ENV.AWS_ACCESS_KEY_ID, TEST_ENV.AWS_SECRET_ACCESS_KEY]) {
+    t.notOk(printed.includes(secret), 'not printed')
+    t.notOk(lock.includes(secret), 'not in the lock')
+  }
 })
