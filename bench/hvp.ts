@@ -6,7 +6,9 @@
  * against PyTorch (bench/peers/torch_hessian.py --time, 2 threads) on the same inputs in the same
  * run. Ours and the peer alternate round by round (the machine is shared); medians of the rounds are
  * reported with ratios ours/peer (wall time), plus our process CPU time (all worker threads) and
- * the load average, since on a shared machine the wall times say as much about the neighbours.
+ * the load average, since on a shared machine the wall times say as much about the neighbours;
+ * and, load-robust, the CPU time per call of one worker against PyTorch at one thread
+ * (bench/support/torch_cpu_time.py).
  * `--cpu` adds the pure-JS cpu backend at N = 100 (about 100x
  * slower). Then one HVP chunk (250 examples) is profiled kernel by kernel (CPU time) on wasm in
  * this thread.
@@ -76,6 +78,13 @@ async function timePeer(dir: string): Promise<Figures & { torch: string; threads
   const { stdout } = await execa('/usr/bin/python3', ['bench/peers/torch_hessian.py', '--time', dir])
   const f = JSON.parse(stdout.trim().split('\n').pop()!) as { loss_ms: number; grad_ms: number; hvp_ms: number; torch: string; threads: number }
   return { loss: f.loss_ms, grad: f.grad_ms, hvp: f.hvp_ms, torch: f.torch, threads: f.threads }
+}
+
+/** PyTorch's per-call process CPU time at one thread (bench/support/torch_cpu_time.py). */
+async function timePeerCpu(dir: string): Promise<Figures> {
+  const { stdout } = await execa('/usr/bin/python3', ['bench/support/torch_cpu_time.py', dir, '1', String(peerRepeats)])
+  const f = JSON.parse(stdout.trim().split('\n').pop()!) as { cpu_ms: { loss: number; grad: number; hvp: number } }
+  return { loss: f.cpu_ms.loss, grad: f.cpu_ms.grad, hvp: f.cpu_ms.hvp }
 }
 
 /** Flops of the kernels that dominate, from their shapes. */
@@ -175,7 +184,7 @@ for (const name of models) {
   const w2 = await createObjective({ spec, data, workers: 2, backend: 'wasm' })
   await w1.hvp(theta, v) // warm-up (first calls compile and pack)
   await w2.hvp(theta, v)
-  const samples: Record<string, Figures[]> = { wasm1: [], wasm2: [], torch: [], cpu1: [], cpu2: [] }
+  const samples: Record<string, Figures[]> = { wasm1: [], wasm2: [], torch: [], cpu1: [], cpu2: [], torchCpu: [] }
   const loadBefore = loadavg()[0]!
   let torchVersion = ''
   for (let round = 0; round < rounds; round++) {
@@ -184,6 +193,7 @@ for (const name of models) {
     torchVersion = p.torch
     samples['torch']!.push(p)
     samples['wasm2']!.push(await timeOurs(w2, theta, v, samples['cpu2']))
+    samples['torchCpu']!.push(await timePeerCpu(dir))
     process.stdout.write(`  round ${round + 1}/${rounds} done\n`)
   }
   await w1.dispose()
@@ -197,6 +207,7 @@ for (const name of models) {
   const ours = { wasm_1worker: med('wasm1'), wasm_2workers: med('wasm2') }
   const oursCpu = { wasm_1worker: med('cpu1'), wasm_2workers: med('cpu2') }
   const load = [loadBefore, loadavg()[0]!]
+  const peerCpu = med('torchCpu')
   const peer = med('torch')
   let cpu: Figures | undefined
   if (withCpu) {
@@ -213,12 +224,15 @@ for (const name of models) {
   row('wasm, 2 workers', ours.wasm_2workers)
   row('  CPU time, 1 worker', oursCpu.wasm_1worker)
   row('  CPU time, 2 workers', oursCpu.wasm_2workers)
+  row('  CPU time, PyTorch 1 thr', peerCpu)
   if (cpu !== undefined) row('cpu backend, n = 100', cpu)
   const ratio = (f: Figures): Figures => ({ loss: f.loss / peer.loss, grad: f.grad / peer.grad, hvp: f.hvp / peer.hvp })
   const r1 = ratio(ours.wasm_1worker)
   const r2 = ratio(ours.wasm_2workers)
   console.log(`  ratio ours/peer, 1 worker : loss ${r1.loss.toFixed(2)}  gradient ${r1.grad.toFixed(2)}  HVP ${r1.hvp.toFixed(2)}`)
   console.log(`  ratio ours/peer, 2 workers: loss ${r2.loss.toFixed(2)}  gradient ${r2.grad.toFixed(2)}  HVP ${r2.hvp.toFixed(2)}   (goal: gradient <= 0.7, HVP <= 0.5)`)
+  const rc = { loss: oursCpu.wasm_1worker.loss / peerCpu.loss, grad: oursCpu.wasm_1worker.grad / peerCpu.grad, hvp: oursCpu.wasm_1worker.hvp / peerCpu.hvp }
+  console.log(`  CPU-time ratio, 1 worker / PyTorch 1 thread: loss ${rc.loss.toFixed(2)}  gradient ${rc.grad.toFixed(2)}  HVP ${rc.hvp.toFixed(2)}   (load-robust)`)
 
   const { totalMs, rows: prof } = await profileHvp(spec, data, theta, v)
   console.log(`  one HVP chunk (250 examples) on wasm: ${totalMs.toFixed(0)} ms CPU, by kernel:`)
@@ -231,8 +245,9 @@ for (const name of models) {
     bench: 'hvp', model: name, n: N, params: model.size, data: 'seeded-random', rounds, load_average: load.map((l) => +l.toFixed(1)),
     ours_ms: { wasm_1worker: round1(ours.wasm_1worker), wasm_2workers: round1(ours.wasm_2workers), ...(cpu ? { cpu_n100: round1(cpu) } : {}) },
     peer_ms: { ...round1(peer), torch: torchVersion, threads: 2 },
+    peer_cpu_ms_1thread: round1(peerCpu),
     ours_cpu_ms: { wasm_1worker: round1(oursCpu.wasm_1worker), wasm_2workers: round1(oursCpu.wasm_2workers) },
-    ratio: { wasm_1worker: round2(r1), wasm_2workers: round2(r2) },
+    ratio: { wasm_1worker: round2(r1), wasm_2workers: round2(r2), cpu_1worker_vs_torch_1thread: round2(rc) },
     profile_hvp_chunk_cpu_ms: +totalMs.toFixed(1),
     profile_hvp_chunk: prof.filter((q, i) => i < 8 || q.kernel.startsWith('(')).map((p) => ({ kernel: p.kernel, ms: +p.ms.toFixed(1), calls: p.calls, ...(p.gflops !== undefined ? { gflops: +p.gflops.toFixed(1) } : {}) })),
   }))

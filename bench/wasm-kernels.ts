@@ -36,6 +36,7 @@ const cases: Case[] = [
   { name: 'cnn conv2 dW (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'cpu' },
   { name: 'maxPool 2x2 grad (28x28x16)', kernel: 'MaxPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
   { name: 'avgPool 2x2 grad (28x28x16)', kernel: 'AvgPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
+  { name: 'bias grad: sum over [n,h,w] (28x28x16)', kernel: 'Sum', inputs: { x: [n, 28, 28, 16] }, attrs: { axis: [0, 1, 2], keepDims: false }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
   { name: 'identity (tape clone, 28x28x16)', kernel: 'Identity', inputs: { x: [n, 28, 28, 16] }, attrs: {}, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
 ]
 

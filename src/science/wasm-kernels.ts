@@ -3,10 +3,10 @@
  * Conv2DBackpropFilter, correct MaxPoolGrad and BatchMatMul (the shipped ones are silently wrong
  * for non-positive window maxima and for reshaped right operands), fast transposed BatchMatMul and
  * stride-1 Conv2DBackpropInput (composed from XNNPACK's Conv2D and matmul), a faster AvgPoolGrad
- * that refuses padded windows, and copy-free Identity / same-dtype Cast (the tape's clones of saved
- * tensors). Each is registered under its tfjs kernel name for backend 'wasm', so model code
+ * that refuses padded windows, copy-free Identity / same-dtype Cast (the tape's clones of saved
+ * tensors), and bias-gradient sums through average pooling (faster and more accurate). Each is registered under its tfjs kernel name for backend 'wasm', so model code
  * (tf.conv2d, tf.matMul, tf.grad) is unchanged and other backends (cpu, tfjs-node) are untouched.
- * The parts live in ./wasm/. (A leading-axes Sum and an axis-merging Transpose were tried and
+ * The parts live in ./wasm/. (A JS leading-axes Sum and an axis-merging Transpose were tried and
  * dropped: no faster than the shipped kernels once measured in CPU time with fresh inputs.)
  */
 import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs'
@@ -16,6 +16,7 @@ import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig } from './wasm/co
 import { originals, WASM } from './wasm/kernel-calls.ts'
 import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
 import { castConfig, identityConfig } from './wasm/shared-data.ts'
+import { sumConfig } from './wasm/sum.ts'
 
 /** The kernels cusp registers on wasm (names as in tfjs-core). */
 export const replacedWasmKernels: readonly string[] = [
@@ -26,6 +27,7 @@ export const replacedWasmKernels: readonly string[] = [
   'AvgPoolGrad',
   'Identity',
   'Cast',
+  'Sum',
 ]
 
 const replacements: KernelConfig[] = [
@@ -36,6 +38,7 @@ const replacements: KernelConfig[] = [
   avgPoolGradConfig,
   identityConfig,
   castConfig,
+  sumConfig,
 ]
 
 let installed = false

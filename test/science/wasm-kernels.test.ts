@@ -183,6 +183,14 @@ t.test('AvgPoolGrad matches cpu for overlapping and odd-sized valid pools', asyn
   }
 })
 
+t.test('Sum over [n, h, w] matches cpu; other axes unchanged', async (tt) => {
+  const xs = [40, 12, 12, 6]
+  const x = rand(40 * 144 * 6, 21, 0.3) // a mean offset, so the sums are large
+  for (const [axis, keep] of [[[0, 1, 2], false], [[0, 1, 2], true], [[2, 0, 1], false], [[0], false], [[1, 2], true]] as const) {
+    await same(tt, [[x, xs]], (v) => tf.sum(v!, axis as unknown as number[], keep), `sum axis=${JSON.stringify(axis)} keepDims=${keep}`)
+  }
+})
+
 t.test('Identity and same-dtype Cast share data; dtype changes still convert', async (tt) => {
   await tf.setBackend('wasm')
   const backend = tf.backend() as unknown as { numDataIds(): number }
