@@ -133,7 +133,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     }
     case 'export': {
       const image = cmd.image ?? DEFAULT_IMAGE
-      const storeSpec = cmd.store ?? io.env.CUSP_STORE ?? join(root, 'artifacts')
+      const storeSpec = cmd.store ?? (io.env.CUSP_STORE?.trim() || join(root, 'artifacts'))
       const steps = await plan({ ...base, targets, env: containerEnv(image) })
       if (!steps.ok) return report(io, steps.error)
       const spec = { ...pipelineSpec({ pipeline, store: storeSpec, profile: cmd.profile, overrides: cmd.overrides }, storeSpec), ...(cmd.backend !== undefined ? { backend: cmd.backend } : {}) }

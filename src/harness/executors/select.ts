@@ -53,7 +53,9 @@ export function containerEnv(image: string): NonNullable<RunOptions['env']> {
 export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunner | undefined; env: NonNullable<RunOptions['env']> }, Failure> {
   const image = c.image ?? DEFAULT_IMAGE
   const remote = c.executor === 'docker' || c.executor === 'kubernetes'
-  const storeUrl = c.store ?? c.pipeline.root + '/artifacts'
+  // An empty spec (CUSP_STORE='') means the embedded store, as in openStore.
+  const given = c.store?.trim()
+  const storeUrl = given !== undefined && given !== '' ? given : `${c.pipeline.root}/artifacts`
   if (remote && !storeUrl.startsWith('s3://')) {
     return fail({ reason: 'usage', message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)` })
   }
