@@ -24,7 +24,7 @@ import { writeToyDag } from './fixtures/toy-dag.ts'
 type Task = { name: string; template: string; dependencies?: string[]; arguments: { parameters: { name: string; value: string }[] } }
 type Template = { name: string; dag?: { tasks: Task[] }; container?: { image: string; args: string[]; resources: { requests: Record<string, string>; limits: Record<string, string> }; envFrom?: unknown } }
 
-function project(t: Tap.Test): { root: string; file: string } {
+function project(t: { teardown(fn: () => void): void }): { root: string; file: string } {
   const root = mkdtempSync(join(tmpdir(), 'cusp-argo-'))
   t.teardown(() => rmSync(root, { recursive: true, force: true }))
   const file = writeToyDag(root, { etas: [0.1, 0.2], seeds: [0] })
