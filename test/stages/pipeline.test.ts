@@ -2,21 +2,32 @@
 // project that links this checkout's code: the smoke profile end to end, a rerun that executes
 // nothing, a changed cusp-scan param rerunning only the scan, and the paper profile planned.
 import { spawn } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT } from './fixtures.ts'
 
-function cli(cwd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), ...args], { cwd, env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => void (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => void (out += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, out }))
-  })
+/**
+ * Runs the CLI with stdout and stderr going to a file, not a pipe: the CLI exits right after its
+ * last write, and a pipe can lose what was not yet drained (seen with 200 KB of status --json).
+ */
+async function cli(cwd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'cusp-cli-out-'))
+  const file = join(dir, 'out.txt')
+  const fd = openSync(file, 'w')
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), ...args], { cwd, env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' }, stdio: ['ignore', fd, fd] })
+      child.on('error', reject)
+      child.on('close', (c) => resolve(c))
+    })
+    return { code, out: await readFile(file, 'utf8') }
+  } finally {
+    closeSync(fd)
+    await rm(dir, { recursive: true, force: true })
+  }
 }
 
 t.test('paper profile: the whole DAG plans and validates', async (t) => {

@@ -14,6 +14,8 @@ import { buildModel, initParams } from '../../src/science/models.ts'
 import { readJson, runJob, writeJob, writeToyData } from './fixtures.ts'
 
 const engine = { backend: 'wasm', chunk_size: 32 }
+interface Probe { iteration: number; top_dim: number; eigenvalues: number[]; rho: number[]; top_norm: number; bulk_norm: number; grad_norm: number; loss: number; loss_change_top: number }
+interface Scan { peak_iteration: number; lambda_1: number; deltas: number[]; changes: number[]; theta_norm_initial: number }
 const trainBase = { arch: 'mlp', activation: 'relu', hidden: [8], seed: 1, stop_loss: 0.1, max_t: 40, log_every: 5, flow_factor: 0.5, eig_tol: 1e-3, eig_max_matvecs: 60, ...engine }
 
 t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
@@ -44,7 +46,7 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   const pOut = await writeJob(join(dir, 'probe'), 'spectrum-probe', { checkpoint: 1, k: 4, solver: 'lanczos', tol: 1e-4, max_matvecs: 400, eig_seed: 0, arch: 'mlp', eta: 0.5, ...engine }, { ...din, ...ckIn })
   const pr = await runJob(join(dir, 'probe'))
   t.equal(pr.code, 0, pr.stderr)
-  const probe = await readJson(join(pOut, 'probe.json')) as Record<string, number & number[]>
+  const probe = (await readJson(join(pOut, 'probe.json'))) as unknown as Probe
   t.equal(probe.iteration, 10)
   t.equal(probe.top_dim, 2, 'top subspace = n_c − 1 = 2 eigenvectors')
 
@@ -107,7 +109,7 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   const sOut = await writeJob(join(dir, 'scan'), 'cusp-scan', { delta_max: 0.003, points: 5, tol: 1e-4, max_matvecs: 200, eig_seed: 0, mode: 'gradient-flow', ...engine }, { ...din, ...gfIn })
   const sc = await runJob(join(dir, 'scan'))
   t.equal(sc.code, 0, sc.stderr)
-  const scan = await readJson(join(sOut, 'result.json')) as Record<string, number & number[]>
+  const scan = (await readJson(join(sOut, 'result.json'))) as unknown as Scan
   t.equal(scan.peak_iteration, peakIter)
   t.ok(Math.abs(scan.lambda_1 - gfRows[peakIter]!.lambda1!) < 2e-3 * scan.lambda_1, 'h_1 solve agrees with the logged λ_1')
   t.same(scan.deltas, [-0.003, -0.0015, 0, 0.0015, 0.003])
