@@ -4,7 +4,8 @@
  *   object or run record on the restarted server, the local store intact, and the next push
  *   completes (then a pull into an empty cache is byte-identical);
  * - a proxy answers a third of all requests with 500 InternalError / 503 SlowDown: push and pull
- *   retry and succeed, and every object PUT carried its SHA-256;
+ *   retry and succeed, and every object PUT carried its SHA-256; downloads cut off mid-body are
+ *   retried;
  * - a server that enforces `If-None-Match: *` (the proxy): racing run-record writers, exactly
  *   one PUT lands and the others find its record (no overwrite);
  * - an object tampered with on the server is detected on pull and not restored.
@@ -111,6 +112,22 @@ t.test('injected 500/503 responses are retried with backoff; push and pull succe
   const partPuts = proxy.seen.filter((r) => r.method === 'PUT' && /partNumber=/.test(r.path) && r.status === 200)
   t.ok(objectPuts.length >= 3 && partPuts.length >= 3, `single and multipart uploads seen (${objectPuts.length}, ${partPuts.length} parts)`)
   t.ok([...objectPuts, ...partPuts].every((r) => r.checksum !== undefined), 'every object and part PUT carried a SHA-256 checksum')
+})
+
+t.test('downloads cut off mid-body are retried and still verified', async (t) => {
+  const server = await startS3Server()
+  t.teardown(() => server.close())
+  const once = new Set<string>()
+  const proxy = await startFaultProxy(server.endpoint, { cut: (_k, req) => req.method === 'GET' && !once.has(req.url!) && once.add(req.url!) !== undefined })
+  t.teardown(() => proxy.close())
+  const dir = t.testdir({})
+  const { local, lock, big } = await localEntry(dir, 3 << 20)
+  t.same((await pushLock(lock, new TieredStore(local, s3TestStore(server.endpoint, 'cut')))).failures, [])
+  const fresh = new TieredStore(new LocalStore(join(dir, 'cache2')), s3TestStore(proxy.endpoint, 'cut'))
+  const pulled = await pullLock(lock, fresh)
+  t.same(pulled.failures, [], 'pull succeeded')
+  t.ok(proxy.cuts >= 1, `the checkpoint download was cut off (${proxy.cuts})`)
+  t.equal(await fresh.local.verifyObject(sha(big)), true, 'the checkpoint arrived whole')
 })
 
 t.test('where the server enforces If-None-Match, racing record writers: one PUT lands, none overwrites', async (t) => {

@@ -250,7 +250,9 @@ export class S3Store implements ArtifactStore {
   /** Re-hash one object on the server (downloading it, storing nothing); a corrupt one is discarded. */
   async verifyObject(digest: ObjectDigest): Promise<boolean> {
     if (!isSha256Hex(digest)) return false
-    const got = await this.getVerified(this.objectKey(digest), digest, undefined)
+    const got = await this.getVerified(this.objectKey(digest), digest, undefined).catch((e: unknown) => {
+      throw this.error(e, 'get object', this.objectKey(digest))
+    })
     if (got.status === 'corrupt') await this.discard(digest, got.etag)
     return got.status === 'ok'
   }
@@ -455,7 +457,9 @@ export class S3Store implements ArtifactStore {
   private async readVerified(digest: ObjectDigest): Promise<Buffer | undefined> {
     if (!isSha256Hex(digest)) return undefined
     const chunks: Buffer[] = []
-    const got = await this.getVerified(this.objectKey(digest), digest, (c) => void chunks.push(c))
+    const got = await this.getVerified(this.objectKey(digest), digest, (c) => void chunks.push(c)).catch((e: unknown) => {
+      throw this.error(e, 'get object', this.objectKey(digest))
+    })
     if (got.status === 'corrupt') await this.discard(digest, got.etag)
     return got.status === 'ok' ? Buffer.concat(chunks) : undefined
   }
@@ -481,7 +485,10 @@ export class S3Store implements ArtifactStore {
     }
   }
 
-  /** GET `key`, passing each chunk to `sink` and hashing it; the outcome says whether it matched `digest`. */
+  /**
+   * GET `key`, passing each chunk to `sink` and hashing it; the outcome says whether it matched
+   * `digest`. Errors other than a miss are thrown as they came (callers wrap or retry them).
+   */
   private async getVerified(key: string, digest: ObjectDigest, sink: ((chunk: Buffer) => void | Promise<void>) | undefined): Promise<DownloadOutcome> {
     let res
     try {
