@@ -505,6 +505,10 @@ export class S3Store implements ArtifactStore {
       size += c.length
       if (sink !== undefined) await sink(c)
     }
+    if (res.ContentLength !== undefined && size !== res.ContentLength) {
+      // A short read is the network's fault, not the object's: retry, never discard a good object.
+      throw Object.assign(new Error(`short read of ${key}: ${size} of ${res.ContentLength} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
+    }
     return hash.digest('hex') === digest ? { status: 'ok', size } : { status: 'corrupt', etag: res.ETag }
   }
 
