@@ -13,19 +13,25 @@ import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fail, ok, type ArtifactStore, type Failure, type Result } from '../types.ts'
 import { LocalStore } from './local-store.ts'
-import { parseS3Spec } from './s3-config.ts'
+import { parseS3Spec, type S3Options } from './s3-config.ts'
 import { S3Store } from './s3-store.ts'
 import { TieredStore } from './tiered-store.ts'
 
 /**
  * The store for `spec` (see the module comment), or a `store-error` saying what is wrong. `env`
- * supplies the AWS endpoint/region variables for an `s3://` spec (default: this process's).
+ * supplies the AWS endpoint/region variables for an `s3://` spec (default: this process's);
+ * `s3Options` are S3 options from elsewhere (a `store:` object in pipeline.yaml), under the URL's.
  */
-export function openStore(spec: string | undefined, projectRoot: string, env: Record<string, string | undefined> = process.env): Result<ArtifactStore, Failure> {
+export function openStore(
+  spec: string | undefined,
+  projectRoot: string,
+  env: Record<string, string | undefined> = process.env,
+  s3Options: S3Options = {},
+): Result<ArtifactStore, Failure> {
   const s = spec?.trim()
   if (s === undefined || s === '') return local(join(resolve(projectRoot), 'artifacts'))
   if (s.startsWith('s3://')) {
-    const cfg = parseS3Spec(s, env)
+    const cfg = parseS3Spec(s, env, s3Options)
     if (!cfg.ok) return cfg
     const cache = local(join(resolve(projectRoot), 'artifacts'))
     if (!cache.ok) return cache

@@ -31,6 +31,8 @@ export interface S3StoreConfig {
 /** Option keys accepted in the URL query or a `store:` object. */
 export const S3_OPTIONS = ['endpoint', 'region', 'path_style', 'part_size_mb', 'max_attempts'] as const
 type OptionKey = (typeof S3_OPTIONS)[number]
+/** S3 options given as an object (e.g. a `store:` block in pipeline.yaml) rather than in the URL. */
+export type S3Options = Partial<Record<OptionKey, string | number | boolean>>
 
 const storeError = (message: string): { ok: false; error: Failure } => fail({ reason: 'store-error', message })
 
@@ -42,7 +44,7 @@ const storeError = (message: string): { ok: false; error: Failure } => fail({ re
 export function parseS3Spec(
   spec: string,
   env: Record<string, string | undefined> = {},
-  extra: Partial<Record<OptionKey, string | number | boolean>> = {},
+  extra: S3Options = {},
 ): Result<S3StoreConfig, Failure> {
   const m = /^s3:\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/.exec(spec.trim())
   if (m === null) return storeError(`invalid S3 store '${redactUrl(spec)}': expected s3://bucket/prefix`)
