@@ -43,7 +43,8 @@ import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../typ
 import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
 import { replaceTree, writeAll } from './hashing-copy.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
-import { describeS3, redact, type S3StoreConfig } from './s3-config.ts'
+import { describeS3, type S3StoreConfig } from './s3-config.ts'
+import { isNotFound, isTransient, nameOf, s3StoreError, statusOf } from './s3-errors.ts'
 
 /** How many requests one store call keeps in flight (HEADs, small uploads, downloads). */
 const PARALLEL = 8
@@ -390,18 +391,7 @@ export class S3Store implements ArtifactStore {
 
   /** Turn an SDK error into a `StoreError` naming the bucket, key and what to do; redacted. */
   error(e: unknown, op: string, key: string): StoreError {
-    if (e instanceof StoreError) return e
-    const where = `s3://${this.config.bucket}/${key}${this.config.endpoint === undefined ? '' : ` (endpoint ${this.config.endpoint})`}`
-    const name = nameOf(e)
-    const status = statusOf(e)
-    const raw = e instanceof Error ? e.message : String(e)
-    let msg: string
-    if (name === 'NoSuchBucket') msg = `S3 bucket '${this.config.bucket}' does not exist (${op} ${where}): create it, or fix --store / CUSP_STORE`
-    else if (name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'AllAccessDisabled' || status === 403) {
-      msg = `access denied to ${where} (${op}, ${name || status}): check the credentials from the AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ...) and the bucket policy`
-    } else if (name === 'CredentialsProviderError') msg = `no AWS credentials found for ${where} (${op}): set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`
-    else msg = `S3 ${op} ${where} failed: ${name !== '' && !raw.includes(name) ? `${name}: ` : ''}${raw}${status !== undefined ? ` (HTTP ${status})` : ''}`
-    return new StoreError(redact(msg, this.env))
+    return s3StoreError(e, op, key, this.config, this.env)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -575,28 +565,6 @@ export async function hashFile(path: string): Promise<{ digest: ObjectDigest; si
 
 function sha256(bytes: Uint8Array): ObjectDigest {
   return createHash('sha256').update(bytes).digest('hex') as ObjectDigest
-}
-
-function nameOf(e: unknown): string {
-  return typeof e === 'object' && e !== null && typeof (e as { name?: unknown }).name === 'string' ? (e as { name: string }).name : ''
-}
-
-function statusOf(e: unknown): number | undefined {
-  return (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
-}
-
-function isNotFound(e: unknown): boolean {
-  const n = nameOf(e)
-  if (n === 'NoSuchBucket') return false
-  return n === 'NotFound' || n === 'NoSuchKey' || (statusOf(e) === 404 && n !== 'NoSuchUpload')
-}
-
-/** A network-level failure worth another try (not an answer from the server). */
-function isTransient(e: unknown): boolean {
-  const status = statusOf(e)
-  if (status !== undefined) return status >= 500 || status === 429
-  const code = (e as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' ? /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ERR_STREAM_PREMATURE_CLOSE|UND_ERR_SOCKET)$/.test(code) : /aborted|socket hang up|premature/i.test(String(e))
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
