@@ -157,3 +157,18 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
   t.notOk(after.ok, 'after cancel, no new Job is created')
   t.same(fake.unknown, [])
 })
+
+t.test('a container that can never start (ImagePullBackOff) fails its instance and its Job is deleted', async (t) => {
+  const fake = await startFakeKube(never)
+  t.teardown(() => fake.close())
+  const inst = { id: 'prepare', stage: 'prepare', impl: 'prepare', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
+  const runner = new KubernetesRunner({ image: 'nope:gpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), podPollMs: 30 })
+  const running = runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
+  const name = jobName(inst, FP)
+  for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
+  fake.setWaiting(name, 'ImagePullBackOff', 'Back-off pulling image "nope:gpu"')
+  const r = await running
+  t.notOk(r.ok)
+  if (!r.ok) t.match(r.failure, { reason: 'stage-failed', stderrTail: /cannot start \(ImagePullBackOff: Back-off pulling image "nope:gpu"\)[\s\S]*container stage waiting: ImagePullBackOff/ })
+  t.notOk(fake.jobs.has(name), 'the Job was deleted')
+})

@@ -8,7 +8,8 @@
  * harness stays the scheduler: it creates a Job only when the instance's upstream is settled,
  * then watches that Job to completion. On failure it reads the Job's pods and says why (the
  * container's termination reason and exit code, or a waiting reason such as ImagePullBackOff)
- * with the tail of the pod log. A Job deleted by someone else fails its instance; `cancelAll`
+ * with the tail of the pod log; a container that can never start (ImagePullBackOff, a missing
+ * Secret) fails its instance instead of waiting forever. A Job deleted by someone else fails its instance; `cancelAll`
  * (Ctrl-C) deletes every Job this runner created, with its pods.
  */
 import type * as k8s from '@kubernetes/client-node'
@@ -28,7 +29,15 @@ export interface KubernetesOptions {
   kubeConfig?: k8s.KubeConfig
   /** Lines of pod log shown for a failure (default 40). */
   logLines?: number
+  /** How often the Job's pods are checked for a container that can never start (default 15 s). */
+  podPollMs?: number
 }
+
+/**
+ * Waiting reasons after which a container never starts by itself: the Job would wait forever
+ * (backoffLimit counts failed pods, not pods that never ran), so the runner fails it instead.
+ */
+export const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError'])
 
 /** The Job's name: DNS-1123, at most 63 characters, one per instance and fingerprint. */
 export function jobName(inst: StageInstance, fingerprint: Fingerprint): string {
@@ -127,15 +136,64 @@ export class KubernetesRunner implements InstanceRunner {
     }
     this.live.add(name)
     req.emit({ type: 'log', instance: id, message: `Job ${ns}/${name} created` })
+    let stuck: string | undefined
+    let watching = true
+    let wake: () => void = () => undefined
+    const stop = (): void => {
+      watching = false
+      wake()
+    }
+    const poll = (async () => {
+      const every = this.o.podPollMs ?? 15_000
+      while (watching) {
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, every)
+          wake = () => {
+            clearTimeout(timer)
+            r()
+          }
+        })
+        if (!watching) return
+        stuck = await this.fatalWaiting(core, ns, name)
+        if (stuck !== undefined) {
+          await batch.deleteNamespacedJob({ name, namespace: ns, propagationPolicy: 'Background' }).catch(() => undefined)
+          return
+        }
+      }
+    })()
     try {
       const end = await watchJob(new mod.Watch(kc), ns, name)
+      stop()
+      await poll
       if (end.kind === 'succeeded') return { ok: true }
-      const why = end.kind === 'deleted' ? `Job ${ns}/${name} was deleted before it finished${this.cancelled ? ' (cancelled)' : ''}` : end.message
+      const why =
+        stuck !== undefined
+          ? `Job ${ns}/${name} deleted: its container cannot start (${stuck})`
+          : end.kind === 'deleted'
+            ? `Job ${ns}/${name} was deleted before it finished${this.cancelled ? ' (cancelled)' : ''}`
+            : end.message
       const pods = await this.podReport(core, ns, name)
       return { ok: false, failure: remoteFailure(id, pods.exitCode, this.cancelled ? 'SIGINT' : null, `${why}\n${pods.text}`) }
     } finally {
+      stop()
       this.live.delete(name)
     }
+  }
+
+  /** A fatal waiting reason of one of the Job's containers (see FATAL_WAITING), or undefined. */
+  private async fatalWaiting(core: k8s.CoreV1Api, ns: string, job: string): Promise<string | undefined> {
+    try {
+      const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${job}` })).items
+      for (const pod of pods) {
+        for (const cs of pod.status?.containerStatuses ?? []) {
+          const w = cs.state?.waiting
+          if (w?.reason !== undefined && FATAL_WAITING.has(w.reason)) return `${w.reason}${w.message !== undefined ? `: ${w.message}` : ''}`
+        }
+      }
+    } catch {
+      // the API is unreachable for a moment: the watch decides
+    }
+    return undefined
   }
 
   /** Why the Job's pods ended as they did, with each pod's log tail; the last container exit code. */
