@@ -1,0 +1,58 @@
+/**
+ * Stage `figures`: the paper's Figures 1-6, the peak-lambda_1 regression and Table 1 from the
+ * science stages' results, rendered headlessly (Vega-Lite -> SVG -> PNG, src/report/render.ts), and
+ * `report.html`: one self-contained page with the figures inline, the claims audit (the audit stage's
+ * audit.json), Table 1 and provenance. Outputs: `figures/` (<id>.svg, <id>.png, <id>.vl.json: the
+ * spec with its data, and table1.json) and `report.html`. Styling lives in `theme.json` beside this
+ * file and nowhere else, so restyling changes only this stage's code digest: only it reruns.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import type { AuditRecord } from '../../src/report/audit.ts'
+import { allFigures, type Theme } from '../../src/report/figure-specs.ts'
+import { gatherResults } from '../../src/report/gather.ts'
+import { buildReportHtml } from '../../src/report/html.ts'
+import { describeDatasets } from '../../src/report/records.ts'
+import { renderSvg, svgToPng } from '../../src/report/render.ts'
+import { computeTable1 } from '../../src/report/table1.ts'
+import { scienceEnv } from '../../src/science/env-record.ts'
+
+const THEME = new URL('./theme.json', import.meta.url)
+
+/** Params (schemas/stages/figures.params.schema.json). */
+export interface FiguresParams {
+  profile: string
+  png_scale: number
+}
+
+export default defineStage(async (ctx: StageContext<FiguresParams>) => {
+  const theme = JSON.parse(await readFile(THEME, 'utf8')) as Theme
+  const { results, provenance, auditText } = await gatherResults(ctx.inputs)
+  const audit = auditText === undefined ? undefined : (JSON.parse(auditText) as AuditRecord)
+  const dir = join(ctx.outDir, 'figures')
+  await mkdir(dir)
+  const figures = allFigures(results, theme)
+  const rendered = []
+  for (const [i, f] of figures.entries()) {
+    ctx.progress(i / (figures.length + 1), `rendering ${f.id}`)
+    const svg = await renderSvg(f.spec)
+    const png = svgToPng(svg, ctx.params.png_scale, theme.font)
+    await writeFile(join(dir, `${f.id}.svg`), svg)
+    await writeFile(join(dir, `${f.id}.png`), png)
+    await writeFile(join(dir, `${f.id}.vl.json`), `${JSON.stringify(f.spec, null, 2)}\n`)
+    rendered.push({ figure: f, svg, png: `figures/${f.id}.png` })
+  }
+  const table1 = audit?.table1 ?? computeTable1(results.probes)
+  await writeFile(join(dir, 'table1.json'), `${JSON.stringify(table1, null, 2)}\n`)
+  const engine = audit?.engine ?? scienceEnv('auto')
+  const dataset = audit?.dataset ?? describeDatasets(results.datasets)
+  const html = buildReportHtml({ figures: rendered, table1, audit, provenance, engine, profile: ctx.params.profile, dataset })
+  await writeFile(join(ctx.outDir, 'report.html'), html)
+  ctx.progress(1, `${figures.length} figures, report.html`)
+  return {
+    figures: rendered.map(({ figure: f }) => ({ id: f.id, title: f.title, svg: `figures/${f.id}.svg`, png: `figures/${f.id}.png`, points: f.points, instances: f.instances.length })),
+    table1_rows: table1.filter((r) => r.included).length,
+    report: 'report.html',
+  }
+})
