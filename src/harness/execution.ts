@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
 import { readLock, writeLock } from './lockfile.ts'
+import { StoreError } from './store/run-record-check.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
 import { produce } from './stage-job.ts'
 import { StoreLookups } from './store-lookups.ts'
@@ -488,6 +489,8 @@ class LockWriteError extends Error {
 /** An exception as a Failure value (a lock write's own Failure passes through). */
 export function unexpected(e: unknown): Failure {
   if (e instanceof LockWriteError) return e.failure
+  // A store's own errors (unreachable endpoint, denied access) are user-facing, not bugs.
+  if (e instanceof StoreError) return e.failure
   if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }
   return { reason: 'unexpected', message: String(e) }
 }
