@@ -77,6 +77,7 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
   const model = buildModel(opts.spec)
   const size = model.size
   const all = chunks(model, opts.data, opts.chunkSize ?? 250)
+  if (all.length === 0) throw new Error('createObjective: the dataset has no examples')
   const reduction = opts.reduction ?? 'mean'
   const divisor = reduction === 'mean' ? opts.data.n : 1
   const count = Math.max(1, Math.min(opts.workers ?? availableParallelism(), all.length))

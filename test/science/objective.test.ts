@@ -77,6 +77,10 @@ t.test('dispose ends the workers; later calls reject', async (tt) => {
   await tt.rejects(obj.loss(theta), /disposed/)
 })
 
+t.test('an empty dataset is refused', async (tt) => {
+  await tt.rejects(createObjective({ spec, data: { ...data, n: 0, x: new Float32Array(0), y: new Int32Array(0) } }), /example/)
+})
+
 t.test('a worker whose engine cannot start rejects createObjective', async (tt) => {
   // tfjs-node is not installed here, so each worker's initEngine('tensorflow') rejects.
   await tt.rejects(createObjective({ spec, data, chunkSize, workers: 2, backend: 'tensorflow' }), /failed to start/)
