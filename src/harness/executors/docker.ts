@@ -9,8 +9,8 @@
  */
 import { basename } from 'node:path'
 import type { Fingerprint, StageInstance } from '../types.ts'
-import { forwardEvent } from './local.ts'
-import { memoryBytes, nameFragment, remoteFailure, runStageArgv, shortHash, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
+import { runStreaming } from './local.ts'
+import { memoryBytes, nameFragment, runStageArgv, shortHash, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
 
 /** Environment variables a stage container needs to reach an S3-compatible store (forwarded when set). */
 export const STORE_ENV = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'CUSP_DEBUG'] as const
@@ -63,23 +63,10 @@ export class DockerRunner implements InstanceRunner {
   constructor(private readonly o: DockerOptions) {}
 
   async run(req: RunnerRequest): Promise<RunnerOutcome> {
-    const id = req.instance.id
     const name = containerName(this.o.pipelineName, req.instance, req.fingerprint)
-    const { execa } = await import('execa')
     this.live.add(name)
     try {
-      const r = await execa(this.o.docker ?? 'docker', dockerRunArgs(this.o, req.instance, req.fingerprint), {
-        env: this.o.env,
-        extendEnv: false,
-        stdin: 'ignore',
-        reject: false,
-        lines: true,
-      })
-      for (const line of r.stdout as unknown as string[]) forwardEvent(id, line, req)
-      if (r.exitCode === 0) return { ok: true }
-      const stderr = (r.stderr as unknown as string[]).join('\n')
-      const why = r.exitCode === undefined && r.failed ? `${r.message}\n` : ''
-      return { ok: false, failure: remoteFailure(id, r.exitCode ?? null, r.signal ?? null, `${why}${stderr}`) }
+      return await runStreaming(this.o.docker ?? 'docker', dockerRunArgs(this.o, req.instance, req.fingerprint), { env: this.o.env }, req, new Set())
     } finally {
       this.live.delete(name)
     }

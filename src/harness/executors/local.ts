@@ -12,7 +12,8 @@ import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseMessage } from '../stage-runner.ts'
-import { remoteFailure, runStageArgv, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
+import { createInterface } from 'node:readline'
+import { remoteFailure, runStageArgv, tail, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
 
 /** The directory holding cusp's `scripts/pipeline.mjs` (found upwards from this module, bundled or not). */
 export function cuspRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
@@ -43,30 +44,54 @@ export class LocalProcessRunner implements InstanceRunner {
   constructor(private readonly o: LocalRunnerOptions) {}
 
   async run(req: RunnerRequest): Promise<RunnerOutcome> {
-    const id = req.instance.id
     const cmd = entrypointCommand()
-    const { execa } = await import('execa')
-    const child = execa(cmd.file, [...cmd.args, ...runStageArgv(this.o.spec, id, req.fingerprint), '--json'], {
-      cwd: this.o.projectRoot,
-      env: this.o.env,
-      extendEnv: false,
-      stdin: 'ignore',
-      reject: false,
-      lines: true,
-    })
-    this.live.add(child)
-    try {
-      const r = await child
-      for (const line of r.stdout as unknown as string[]) forwardEvent(id, line, req)
-      if (r.exitCode === 0) return { ok: true }
-      return { ok: false, failure: remoteFailure(id, r.exitCode ?? null, r.signal ?? null, (r.stderr as unknown as string[]).join('\n')) }
-    } finally {
-      this.live.delete(child)
-    }
+    const args = [...cmd.args, ...runStageArgv(this.o.spec, req.instance.id, req.fingerprint), '--json']
+    return await runStreaming(cmd.file, args, { cwd: this.o.projectRoot, env: this.o.env }, req, this.live)
   }
 
   async cancelAll(): Promise<void> {
     for (const c of this.live) c.kill('SIGTERM')
+  }
+}
+
+/**
+ * Runs `file args` (no shell), turning its `--json` stdout lines into the instance's progress and
+ * log events as they arrive and keeping the stderr tail for a failure. Never rejects for a
+ * failing child; a spawn error (e.g. no docker CLI) is a failure with its message.
+ */
+export async function runStreaming(
+  file: string,
+  args: string[],
+  o: { cwd?: string; env: Record<string, string | undefined> },
+  req: RunnerRequest,
+  live: Set<{ kill(signal?: NodeJS.Signals): boolean }>,
+): Promise<RunnerOutcome> {
+  const id = req.instance.id
+  const { execa } = await import('execa')
+  const child = execa(file, args, { ...(o.cwd !== undefined ? { cwd: o.cwd } : {}), env: o.env, extendEnv: false, stdin: 'ignore', reject: false, buffer: false })
+  live.add(child)
+  let stderr = ''
+  const reading: Promise<void>[] = []
+  if (child.stdout !== null) {
+    const rl = createInterface({ input: child.stdout, crlfDelay: Infinity })
+    rl.on('line', (line) => forwardEvent(id, line, req))
+    reading.push(new Promise((res) => rl.once('close', () => res())))
+  }
+  if (child.stderr !== null) {
+    const rl = createInterface({ input: child.stderr, crlfDelay: Infinity })
+    rl.on('line', (line) => {
+      stderr = tail(`${stderr}${line}\n`)
+    })
+    reading.push(new Promise((res) => rl.once('close', () => res())))
+  }
+  try {
+    const r = await child
+    await Promise.all(reading)
+    if (r.exitCode === 0) return { ok: true }
+    const why = r.exitCode === undefined && r.signal === undefined ? `${r.message}\n` : ''
+    return { ok: false, failure: remoteFailure(id, r.exitCode ?? null, r.signal ?? null, `${why}${stderr}`) }
+  } finally {
+    live.delete(child)
   }
 }
 
