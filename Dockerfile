@@ -8,9 +8,13 @@
 # @tensorflow/tfjs-node.   docker build -t cusp:gpu .      docker build --target cpu -t cusp:cpu .
 #
 # Why the tfjs native packages are installed here and not in package.json: their install step
-# downloads libtensorflow from storage.googleapis.com, which fails (or hangs) on machines without
-# that access, and npm ci must succeed everywhere. The engine imports them when present
-# (src/science/engine.ts, 'auto': tfjs-node-gpu, then tfjs-node, then wasm, then cpu).
+# downloads libtensorflow from storage.googleapis.com. As an optional dependency that download
+# fails without access and npm drops the package (measured on a machine with only the npm
+# registry: `npm ci` exit 0 in 1 min 29 s), but every other `npm ci` would then fetch
+# libtensorflow, and this image would hold both tfjs-node and tfjs-node-gpu, while the
+# scheduler's fingerprint (src/harness/executors/image-env.ts) predicts exactly one. The engine
+# imports them when present (src/science/engine.ts, 'auto': tfjs-node-gpu, then tfjs-node,
+# then wasm, then cpu).
 
 ARG NODE_VERSION=20.19.5
 ARG TFJS_NODE_VERSION=4.22.0
