@@ -22,12 +22,12 @@ export interface ObjectiveOptions {
   reduction?: Reduction
   /** Examples per chunk (default 250); part of what fixes the bits, unlike `workers`. */
   chunkSize?: number
-  /** Worker threads (default os.availableParallelism()); never more than there are chunks. */
-  workers?: number
   /**
-   * Engine each worker initialises (default 'wasm'). Native TensorFlow ('tensorflow') is already
-   * multi-threaded: give it `workers: 1`.
+   * Worker threads (default os.availableParallelism()); never more than there are chunks, and one
+   * when the backend is (or 'auto' resolves to) native TensorFlow, which threads by itself.
    */
+  workers?: number
+  /** Engine each worker initialises (default 'wasm'). */
   backend?: BackendChoice
 }
 
@@ -80,8 +80,10 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
   if (all.length === 0) throw new Error('createObjective: the dataset has no examples')
   const reduction = opts.reduction ?? 'mean'
   const divisor = reduction === 'mean' ? opts.data.n : 1
-  const count = Math.max(1, Math.min(opts.workers ?? availableParallelism(), all.length))
   const backend = opts.backend ?? 'wasm'
+  // Native TensorFlow threads (and owns the GPU) by itself: one engine, not one per core.
+  const wanted = nativeWouldRun(backend) ? 1 : (opts.workers ?? availableParallelism())
+  const count = Math.max(1, Math.min(wanted, all.length))
 
   const threads: Worker[] = []
   const exits: Array<Promise<void>> = []
@@ -198,6 +200,20 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
     hvp: (theta, v) => serial(async () => toFloat32((await run('hvp', theta, v)).acc, divisor)),
     dispose: () => serial(endAll),
   }
+}
+
+/** Whether `choice` would select tfjs-node(-gpu) in a worker (engine.ts: 'auto' prefers it). */
+function nativeWouldRun(choice: BackendChoice): boolean {
+  if (choice !== 'auto' && choice !== 'tensorflow') return false
+  for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      import.meta.resolve(name)
+      return true
+    } catch {
+      // not installed: the usual case off the GPU image
+    }
+  }
+  return false
 }
 
 function toFloat32(acc: Float64Array, divisor: number): Float32Array {
