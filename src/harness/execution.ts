@@ -383,7 +383,7 @@ export class Execution {
     const record = await this.store.getRun(fp.fingerprint)
     if (record === undefined) {
       const message = `${inst.id}: the ${runner.name} run succeeded but ${this.store.description} has no run record for fingerprint ${fp.fingerprint}`
-      return { kind: 'failed', failure: { reason: 'unexpected', message } }
+      return { kind: 'failed', failure: { reason: 'store-error', message } }
     }
     this.writeLockEntry(inst, fp, record.outputs)
     return { kind: 'ok', outputs: record.outputs, durationMs: Date.now() - started }

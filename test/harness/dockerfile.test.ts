@@ -139,7 +139,7 @@ t.test('the entrypoint runs outside Docker: exactly one instance into the store,
   t.notMatch(again.stdout, /"action":"run"/, 'and runs nothing')
 
   const wrong = entrypoint(root, ['train@eta=0.1,seed=0', '--store', storeDir, '--expect', 'f'.repeat(64)])
-  t.equal(wrong.code, 1, 'an unexpected fingerprint is refused')
+  t.equal(wrong.code, 2, 'an unexpected fingerprint is refused')
   t.match(wrong.stderr, /the scheduler expected f{64}/)
   t.equal((await store.listRuns()).length, 1, 'and nothing was published')
 

@@ -52,7 +52,7 @@ export async function runOne(o: RunOneOptions): Promise<Result<ExecSummary, Fail
     const ups = planned.value.steps.filter((s) => s.instance !== o.instance && s.action === 'run')
     if (ups.length > 0) {
       return fail([{
-        reason: 'unexpected',
+        reason: 'store-error',
         message: `${o.instance}: upstream ${ups.map((s) => s.instance).join(', ')} has no complete run in ${o.store.description} for its current fingerprint; run-stage runs one instance and never its upstream (run those first)`,
       }])
     }
@@ -60,7 +60,7 @@ export async function runOne(o: RunOneOptions): Promise<Result<ExecSummary, Fail
     if (o.expect !== undefined && known?.fingerprint.fingerprint !== o.expect) {
       const env = known !== undefined ? JSON.stringify(known.fingerprint.breakdown.env) : '(unknown)'
       return fail([{
-        reason: 'unexpected',
+        reason: 'usage',
         message: `${o.instance}: fingerprint here is ${known?.fingerprint.fingerprint ?? '(unknown)'}, the scheduler expected ${o.expect}; the image's code, params or numeric environment (${env}) differ from the scheduler's checkout, so nothing was run`,
       }])
     }
@@ -70,7 +70,7 @@ export async function runOne(o: RunOneOptions): Promise<Result<ExecSummary, Fail
   }
 }
 
-/** Exit status of a run-stage process for a `runOne` result: 0 done, 1 failed, 2 usage. */
+/** Exit status of a run-stage process for a `runOne` result: 0 done, 1 failed (or upstream missing), 2 usage (unknown instance, fingerprint mismatch). */
 export function runOneExitCode(r: Result<ExecSummary, Failure[]>): number {
   if (!r.ok) return r.error.every((f) => f.reason === 'unknown-target' || f.reason === 'usage') ? 2 : 1
   return r.value.ok ? 0 : 1
