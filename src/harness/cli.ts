@@ -16,6 +16,7 @@ import { parseCli, USAGE, type Command } from './cli-args.ts'
 import { execute, plan, type ExecEvent } from './executor.ts'
 import { formatFailure } from './failures.ts'
 import { artifactsView, showView } from './registry.ts'
+import { AUDIT_INSTANCE, auditSummaryText } from '../report/print-audit.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
 import { openStore } from './store/open-store.ts'
@@ -220,6 +221,10 @@ async function runCommand(cmd: RunCommand, io: CliIo, base: Base): Promise<numbe
   if (cmd.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ok: summary.ok, outcomes: summary.outcomes })}\n`)
   else if (!cmd.dryRun) io.stdout.write(`${human?.summary() ?? ''}\n`)
   if (summary.failures.length > 0) report(io, summary.failures)
+  if (!cmd.json && !cmd.dryRun) {
+    const audit = await auditSummaryText({ lockPath: base.lockPath, store: base.store, outcome: summary.outcomes[AUDIT_INSTANCE]?.outcome })
+    if (audit !== undefined) io.stdout.write(`\n${audit}`)
+  }
   const nondeterministic = Object.entries(summary.outcomes).filter(([, o]) => o.outcome === 'nondeterministic')
   for (const [id, o] of nondeterministic) {
     io.stderr.write(`${id}: not deterministic: a re-execution produced different bytes in ${(o.mismatches ?? []).join(', ') || '(unknown)'}\n`)

@@ -9,7 +9,10 @@ import type { Claim } from './claims.ts'
 import type { ProvenanceEntry } from './gather.ts'
 import { describeDatasets, type StageResults } from './records.ts'
 import { computeTable1, type Table1Row } from './table1.ts'
-import { judgeAll, type ClaimVerdict, type Verdict } from './verdicts.ts'
+import type { AuditSummary } from './summary.ts'
+import { judgeAll, type ClaimVerdict } from './verdicts.ts'
+
+export { formatSummary, isAuditSummary, type AuditSummary } from './summary.ts'
 
 /** One claim in audit.json: the verdict plus the paper's sentence and where it was measured. */
 export interface AuditClaim extends ClaimVerdict {
@@ -27,13 +30,6 @@ export interface AuditRecord {
   claims: AuditClaim[]
   table1: Table1Row[]
   inputs: ProvenanceEntry[]
-}
-
-/** The audit stage's result (result.json): what the CLI prints. */
-export interface AuditSummary {
-  profile: string
-  dataset: string
-  verdicts: { id: string; title: string; verdict: Verdict; reason: string; ours: string; paper: string }[]
 }
 
 /** Judges every claim and assembles audit.json. Table 1 uses C3's thresholds when given (the paper's otherwise). */
@@ -61,22 +57,4 @@ export function summarise(a: AuditRecord): AuditSummary {
     dataset: a.dataset,
     verdicts: a.claims.map((c) => ({ id: c.id, title: c.title, verdict: c.verdict, reason: c.reason, ours: c.ours, paper: c.paper })),
   }
-}
-
-/** True for a value shaped like an AuditSummary (the CLI reads it back from the store). */
-export function isAuditSummary(x: unknown): x is AuditSummary {
-  const s = x as AuditSummary
-  return typeof s === 'object' && s !== null && typeof s.profile === 'string' && Array.isArray(s.verdicts)
-}
-
-/** The human summary printed at the end of `npm run pipeline`: one block per claim. */
-export function formatSummary(s: AuditSummary): string {
-  const lines = [`Claims audit (profile ${s.profile}; data: ${s.dataset})`]
-  for (const v of s.verdicts) {
-    lines.push(`  ${v.id} ${v.verdict.toUpperCase()}: ${v.title}`)
-    lines.push(`     ours:  ${v.ours}`)
-    lines.push(`     paper: ${v.paper}`)
-    if (v.verdict !== 'supported') lines.push(`     why:   ${v.reason}`)
-  }
-  return `${lines.join('\n')}\n`
 }

@@ -17,7 +17,7 @@ export interface ProbeRecord {
   role: ProbeRole
   /** Groups the probes of one train run: the instance's stage and params without the checkpoint axis. */
   series: string
-  /** Architecture label: params.arch, else the probe's stage name. */
+  /** Architecture label: params.arch, else probe.json's arch, else the probe stage's name less `probe-` (probe-cnn: cnn). */
   arch: string
   activation: string
   eta: number
@@ -102,7 +102,7 @@ export function parseProbe(text: string, instance: string, params: JsonObject, r
     instance,
     role,
     series: seriesOf(instance),
-    arch: str(params.arch, str(j.arch, stageOf(instance))),
+    arch: str(params.arch, str(j.arch, stageOf(instance).replace(/^probe-?/, '') || 'model')),
     activation: str(params.activation, str(j.activation, 'relu')),
     eta,
     classes: num(j.classes) ?? num(params.classes) ?? 10,

@@ -68,6 +68,7 @@ const maxOf = (xs: readonly (number | undefined)[]): number | undefined => {
 export function judgeC1(claim: Claim, r: StageResults): ClaimVerdict {
   const topMin = numParam(claim, 'rho_top_min', 0.7)
   const bulkMax = numParam(claim, 'rho_bulk_max', 0.25)
+  const minProbes = numParam(claim, 'min_probes', 3)
   const checks: Check[] = []
   const measured: JsonObject = {}
   const instances: string[] = []
@@ -79,6 +80,7 @@ export function judgeC1(claim: Claim, r: StageResults): ClaimVerdict {
     instances.push(...ps.map((p) => p.instance))
     const text = `max rho_${nc - 1} = ${fmt(top)}, max rho_${nc} = ${fmt(bulk)} over ${ps.length} probes`
     if (top === undefined || bulk === undefined) return { name: label, verdict: 'inconclusive', detail: `rho_${nc} not measured (k < n_c = ${nc})` }
+    if (ps.length < minProbes) return { name: label, verdict: 'inconclusive', detail: `${text}: too few probes over training (needs ${minProbes})` }
     const pass = top >= topMin && bulk <= bulkMax
     return { name: label, verdict: pass ? 'supported' : 'not supported', detail: pass ? text : `${text} (needs >= ${topMin} and <= ${bulkMax})` }
   }

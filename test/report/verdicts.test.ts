@@ -116,3 +116,11 @@ t.test('probe helper sanity: rho_{n_c-1} and rho_{n_c} where the fixture puts th
   const p = probe({ eta: 0.1, iteration: 0, rhoTop: 0.9, rhoBulk: 0.2 })
   t.ok(p.rho[8]! >= 0.9 && p.rho[9]! <= 0.2)
 })
+
+t.test('C1: a run probed fewer than min_probes times is inconclusive, not a verdict', async (t) => {
+  const r = supportedResults()
+  const few: StageResults = { ...r, probes: r.probes.filter((p) => p.role !== 'classes' || p.classes !== 5 || p.iteration < 10) }
+  const v = judgeC1(claim('C1'), few)
+  t.equal(v.verdict, 'inconclusive')
+  t.match(v.reason, /5 classes: .*too few probes over training \(needs 3\)/)
+})
