@@ -222,7 +222,7 @@ async function runCommand(cmd: RunCommand, io: CliIo, base: Base): Promise<numbe
   else if (!cmd.dryRun) io.stdout.write(`${human?.summary() ?? ''}\n`)
   if (summary.failures.length > 0) report(io, summary.failures)
   if (!cmd.json && !cmd.dryRun) {
-    const audit = await auditSummaryText({ lockPath: base.lockPath, store: base.store, outcome: summary.outcomes[AUDIT_INSTANCE]?.outcome })
+    const audit = await auditSummaryText({ lockPath: base.lockPath, store: base.store, outcome: summary.outcomes[AUDIT_INSTANCE]?.outcome, runProfile: base.pipeline.profile })
     if (audit !== undefined) io.stdout.write(`\n${audit}`)
   }
   const nondeterministic = Object.entries(summary.outcomes).filter(([, o]) => o.outcome === 'nondeterministic')
