@@ -60,6 +60,24 @@ function table1Html(rows: Table1Row[]): string {
   return `<table id="table-1"><tr><th>η</th><th>architecture</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th><th>probes at the edge / all</th></tr>${body.join('')}</table>`
 }
 
+/** The paper's Table 1 as printed (eta, architecture, top mean (std), bulk mean (std)), for comparison. */
+export const PAPER_TABLE1: readonly (readonly [string, string, string, string])[] = [
+  ['0.003', 'AlexNet-ReLU', '0.0043 (0.0172)', '-0.0041 (0.0010)'],
+  ['0.001', 'AlexNet-ReLU', '0.0064 (0.0133)', '-0.0014 (0.0007)'],
+  ['0.0003', 'AlexNet-ReLU', '-0.0001 (0.0046)', '-0.0003 (0.0001)'],
+  ['0.0001', 'AlexNet-ReLU', '-0.0012 (0.0043)', '-0.0001 (0.000)'],
+  ['0.001', 'AlexNet-Tanh', '0.0025 (0.0048)', '-0.0017 (0.0010)'],
+  ['0.0003', 'AlexNet-Tanh', '0.0007 (0.0031)', '-0.0004 (0.0001)'],
+  ['0.003', 'VGG-16-ReLU', '0.0710 (0.0645)', '-0.0256 (0.0111)'],
+  ['0.001', 'VGG-16-ReLU', '0.0208 (0.0142)', '-0.0072 (0.0035)'],
+  ['0.0001', 'VGG-16-ReLU', '0.0011 (0.0064)', '-0.0008 (0.0006)'],
+]
+
+function paperTable1Html(): string {
+  const body = PAPER_TABLE1.map(([eta, arch, top, bulk]) => `<tr><td class="num">${eta}</td><td>${arch}</td><td class="num">${top}</td><td class="num">${bulk}</td></tr>`)
+  return `<details><summary>The paper's Table 1 (CIFAR-10), for comparison</summary><table id="paper-table-1"><tr><th>η</th><th>architecture</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th></tr>${body.join('')}</table></details>`
+}
+
 function provenanceOf(instances: string[], byInstance: Map<string, ProvenanceEntry[]>): string {
   const items = instances.map((id) => {
     const es = byInstance.get(id) ?? []
@@ -87,6 +105,7 @@ ${auditTable(r.audit)}
 <h2>Table 1: Learning occurs in the bulk, not the top</h2>
 <p>Mean and standard deviation (n − 1) of the change in the training loss from one η-step along −P_top g and along −P_bulk g, over probes with ρ_{n_c−1} &gt; 0.7; combinations with fewer than three such probes are omitted (greyed).</p>
 ${table1Html(r.table1)}
+${paperTable1Html()}
 <h2>Figures</h2>
 ${figs.join('\n')}
 <h2>Provenance</h2>
