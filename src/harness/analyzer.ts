@@ -9,6 +9,8 @@
  * ```yaml
  * schema: 1
  * default_profile: cpu                      # optional; --profile wins
+ * store: s3://bucket/prefix                 # optional; or { url, endpoint, region, path_style, ... };
+ *                                           # --store and CUSP_STORE win; default <project>/artifacts
  * stages:
  *   prepare-data:                           # stage name: [a-z][a-z0-9-]*
  *     impl: prepare-data                    # optional, default = stage name: stages/<impl>/index.ts,
@@ -167,7 +169,7 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   const order = topologicalOrder(all)
   const byId = new Map(all.map((i) => [i.id, i]))
   const instances = new Map(order.map((id) => [id, byId.get(id)!]))
-  return ok({ __valid: true, file, root, profile, instances, order })
+  return ok({ __valid: true, file, root, profile, ...storeOf(data['store']), instances, order })
 }
 
 /**
@@ -227,4 +229,19 @@ function sorted(failures: Failure[]): Failure[] {
       return la - lb || ca - cb || a.i - b.i
     })
     .map((x) => x.f)
+}
+
+/**
+ * The file's `store:` (already schema-checked) as one spec: the string itself, or the object's
+ * `url` with its S3 options appended as query parameters (the form `--store` also accepts), so
+ * the same spec reaches containers unchanged.
+ */
+function storeOf(raw: unknown): Pick<ValidPipeline, 'store'> {
+  if (typeof raw === 'string') return { store: raw }
+  if (!isObject(raw) || typeof raw['url'] !== 'string') return {}
+  const { url, ...options } = raw
+  const query = new URLSearchParams()
+  for (const [k, v] of Object.entries(options).sort(([a], [b]) => (a < b ? -1 : 1))) query.set(k, String(v))
+  const q = query.toString()
+  return { store: q === '' ? url : `${url}${url.includes('?') ? '&' : '?'}${q}` }
 }

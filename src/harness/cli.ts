@@ -92,7 +92,9 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
   const targets = selected.value.length > 0 ? selected.value : undefined
 
   // Only now, with a valid pipeline and command line, may anything be opened or written.
-  const store = openStore(cmd.store ?? io.env.CUSP_STORE, root, io.env)
+  // --store, else $CUSP_STORE, else the file's `store:`, else <project>/artifacts.
+  const storeSpec = cmd.store ?? (io.env.CUSP_STORE?.trim() || pipeline.store)
+  const store = openStore(storeSpec, root, io.env)
   if (!store.ok) {
     report(io, [store.error])
     return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem
@@ -103,7 +105,6 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
 
   switch (cmd.kind) {
     case 'run': {
-      const storeSpec = cmd.store ?? io.env.CUSP_STORE
       const chosen = selectExecutor({ ...cmd, pipeline, store: storeSpec, env: io.env })
       if (!chosen.ok) return report(io, [chosen.error])
       const { runner, env } = chosen.value
@@ -134,10 +135,10 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     }
     case 'export': {
       const image = cmd.image ?? DEFAULT_IMAGE
-      const storeSpec = cmd.store ?? (io.env.CUSP_STORE?.trim() || join(root, 'artifacts'))
+      const exportSpec = storeSpec ?? join(root, 'artifacts')
       const steps = await plan({ ...base, targets, env: containerEnv(image) })
       if (!steps.ok) return report(io, steps.error)
-      const spec = { ...pipelineSpec({ pipeline, store: storeSpec, profile: cmd.profile, overrides: cmd.overrides }, storeSpec), ...(cmd.backend !== undefined ? { backend: cmd.backend } : {}) }
+      const spec = { ...pipelineSpec({ pipeline, store: exportSpec, profile: cmd.profile, overrides: cmd.overrides }, exportSpec), ...(cmd.backend !== undefined ? { backend: cmd.backend } : {}) }
       const out = exportArgo({
         pipeline,
         steps: steps.value,

@@ -118,6 +118,12 @@ export interface ValidPipeline {
   /** Project root (directory containing pipeline.yaml). */
   root: string
   profile: string | undefined
+  /**
+   * The file's `store:` as one spec (a directory, file://... or s3://...?options, the object
+   * form's S3 options folded into the URL's query), used when neither --store nor CUSP_STORE
+   * names one.
+   */
+  store?: string
   /** Every instance, keyed by id. */
   instances: ReadonlyMap<string, StageInstance>
   /** Instance ids in a deterministic topological order (deps first, then by id). */
