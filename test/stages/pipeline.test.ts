@@ -40,7 +40,7 @@ t.test('paper profile: the whole DAG plans and validates', async (t) => {
   t.equal(status.code, 0)
   const ids = new Set((JSON.parse(status.out) as { instances: { id: string }[] }).instances.map((i) => i.id))
   t.equal(ids.size, count, 'status lists every instance the dry run counted')
-  for (const id of ['train@arch=vgg16,activation=tanh,eta=0.0001', 'probe@arch=alexnet,activation=relu,eta=0.003,checkpoint=40', 'probe-dense@iteration=2000', 'probe-classes@classes=5,checkpoint=40', 'train-flow@activation=tanh,n_data=16000', 'cusp-scan@activation=relu,n_data=16000']) {
+  for (const id of ['train@arch=vgg16,activation=tanh,eta=0.0001', 'probe@arch=alexnet,activation=relu,eta=0.003,checkpoint=40', 'probe-dense@iteration=2000', 'probe-classes@classes=5,iteration=40000', 'train-flow@activation=tanh,n_data=16000', 'cusp-scan@activation=relu,n_data=16000']) {
     t.ok(ids.has(id), id)
   }
 })
@@ -54,13 +54,14 @@ t.test('smoke profile end to end; rerun does nothing; a cusp-scan param change r
 
   const first = await cli(dir, ['--profile', 'smoke'])
   t.equal(first.code, 0, first.out.slice(-3000))
-  t.match(first.out, /14 ran, 0 restored, 0 fresh/)
+  const ran = Number(/(\d+) ran, 0 restored, 0 fresh/.exec(first.out)?.[1] ?? 0)
+  t.ok(ran >= 14, `${ran} instances ran (every science stage at least once)`)
   const lock = await readFile(join(dir, 'pipeline.lock'), 'utf8')
   for (const id of ['train-flow@activation=relu,n_data=30', 'cusp-scan@activation=relu,n_data=30', 'probe@arch=mlp,activation=relu,eta=0.5,checkpoint=1']) t.ok(lock.includes(id), `lock has ${id}`)
 
   const again = await cli(dir, ['--profile', 'smoke'])
   t.equal(again.code, 0, again.out.slice(-2000))
-  t.match(again.out, /0 ran, 0 restored, 14 fresh/, 'a rerun executes nothing')
+  t.match(again.out, new RegExp(`0 ran, 0 restored, ${ran} fresh`), 'a rerun executes nothing')
 
   const smokeAt = yaml.indexOf('  smoke:')
   const edited = yaml.slice(0, smokeAt) + yaml.slice(smokeAt).replace('params: { points: 5,', 'params: { points: 7,')
