@@ -156,6 +156,16 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
   const after = await runner.run({ instance: inst, fingerprint: 'aa'.repeat(32) as Fingerprint, emit: () => undefined })
   t.notOk(after.ok, 'after cancel, no new Job is created')
   t.same(fake.unknown, [])
+
+  // Deleted before the watch could open: the read after opening sees the 404.
+  const fp3 = '12'.repeat(32) as Fingerprint
+  const fresh = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url) })
+  const origCreate = fake.jobs.set.bind(fake.jobs)
+  fake.jobs.set = (k, v) => (k === jobName(inst, fp3) ? fake.jobs : origCreate(k, v)) // the Job vanishes as soon as it is created
+  const vanished = await fresh.run({ instance: inst, fingerprint: fp3, emit: () => undefined })
+  fake.jobs.set = origCreate
+  t.notOk(vanished.ok)
+  if (!vanished.ok) t.match(vanished.failure, { stderrTail: /was deleted before it finished/ })
 })
 
 t.test('a container that can never start (ImagePullBackOff) fails its instance and its Job is deleted', async (t) => {

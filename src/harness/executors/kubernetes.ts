@@ -136,6 +136,16 @@ export class KubernetesRunner implements InstanceRunner {
     }
     this.live.add(name)
     req.emit({ type: 'log', instance: id, message: `Job ${ns}/${name} created` })
+    // Read when the watch opens and on every pod poll: a Job that ended or vanished unseen by the
+    // watch (before it opened, or while it was silent) is noticed too.
+    const current = async (): Promise<JobEnd | undefined> => {
+      try {
+        return jobEnd(await batch.readNamespacedJob({ name, namespace: ns }))
+      } catch (e: unknown) {
+        return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 404 ? { kind: 'deleted' } : undefined
+      }
+    }
+    const watchStop: WatchStop = { end: undefined, kick: () => undefined }
     let stuck: string | undefined
     let watching = true
     let wake: () => void = () => undefined
@@ -154,6 +164,12 @@ export class KubernetesRunner implements InstanceRunner {
           }
         })
         if (!watching) return
+        const now = await current()
+        if (now !== undefined) {
+          watchStop.end = now
+          watchStop.kick()
+          return
+        }
         stuck = await this.fatalWaiting(core, ns, name)
         if (stuck !== undefined) {
           await batch.deleteNamespacedJob({ name, namespace: ns, propagationPolicy: 'Background' }).catch(() => undefined)
@@ -162,7 +178,7 @@ export class KubernetesRunner implements InstanceRunner {
       }
     })()
     try {
-      const end = await watchJob(new mod.Watch(kc), ns, name)
+      const end = await watchJob(new mod.Watch(kc), ns, name, current, watchStop)
       stop()
       await poll
       if (end.kind === 'succeeded') return { ok: true }
@@ -244,13 +260,19 @@ export class KubernetesRunner implements InstanceRunner {
 
 /**
  * Watches one Job until it succeeds, fails or is deleted. A watch the server closes (they time
- * out) is reopened; a watch starts with the Job's current state, so nothing is missed between.
+ * out) is reopened; each time it opens, the Job is also read (`current`), so an end that came
+ * before the watch, including a deletion (which a new watch would never report), is not missed.
  */
-async function watchJob(w: k8s.Watch, ns: string, name: string): Promise<JobEnd> {
+async function watchJob(w: k8s.Watch, ns: string, name: string, current: () => Promise<JobEnd | undefined>, stop: WatchStop): Promise<JobEnd> {
   for (let reopen = 0; reopen < 1000; reopen++) {
     let settled: JobEnd | undefined
+    if (stop.end !== undefined) return stop.end
     const closed = await new Promise<{ err: unknown }>((resolve) => {
       let ctrl: AbortController | undefined
+      stop.kick = () => {
+        ctrl?.abort()
+        resolve({ err: undefined })
+      }
       w.watch(
         `/apis/batch/v1/namespaces/${ns}/jobs`,
         { fieldSelector: `metadata.name=${name}` },
@@ -262,19 +284,30 @@ async function watchJob(w: k8s.Watch, ns: string, name: string): Promise<JobEnd>
         },
         (err: unknown) => resolve({ err }),
       ).then(
-        (c) => {
+        async (c) => {
           ctrl = c
+          if (settled === undefined) {
+            const now = await current()
+            settled ??= now
+          }
           if (settled !== undefined) c.abort()
         },
         (err: unknown) => resolve({ err }),
       )
     })
     if (settled !== undefined) return settled
+    if (stop.end !== undefined) return stop.end
     if (closed.err !== null && closed.err !== undefined && !isAbort(closed.err)) {
       return { kind: 'lost', message: `watching Job ${ns}/${name} failed: ${apiMessage(closed.err)}` }
     }
   }
   return { kind: 'lost', message: `watching Job ${ns}/${name}: the watch kept closing` }
+}
+
+/** Lets the pod poll end a watch that has not reported (e.g. one whose response never started). */
+interface WatchStop {
+  end: JobEnd | undefined
+  kick: () => void
 }
 
 /** The end state a Job object shows, or undefined while it is still running. */
