@@ -22,6 +22,8 @@ export interface CommonFlags {
   selectors: string[]
   /** `--backend`: sets the `backend` param of every stage that has one (science stages). */
   backend: Backend | undefined
+  /** `--image` (run, export, status, why): the stage image; status/why fingerprint with its environment. */
+  image: string | undefined
 }
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const
@@ -90,7 +92,8 @@ run flags:
   --executor E         local (default, in-process) | local-process | docker | kubernetes
 
 container flags (run with --executor docker|kubernetes, and export):
-  --image IMAGE        the stage image (default cusp:gpu; see Dockerfile)
+  --image IMAGE        the stage image (default cusp:gpu; see Dockerfile); status and why
+                       --image IMAGE: fresh for instances run in that image (after a cluster run)?
   --namespace NS       Kubernetes namespace (default 'default')
   --secret NAME        Kubernetes Secret with the S3 credentials (AWS_* keys)
 
@@ -141,6 +144,7 @@ const ownFlags = {
 const FLAG_COMMANDS: Record<string, readonly string[]> = {
   ...Object.fromEntries(Object.keys(runOnly).map((f) => [f, f === 'dry-run' ? ['run', 'gc'] : ['run']])),
   ...Object.fromEntries(Object.keys(remoteOnly).map((f) => [f, ['run', 'export']])),
+  image: ['run', 'export', 'status', 'why'],
   expect: ['run-stage'],
   format: ['export'],
 }
@@ -179,6 +183,7 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
     json: v.json === true,
     selectors: strs(v.stage),
     backend: undefined,
+    image: str(v.image),
   }
   const b = str(v.backend)
   if (b !== undefined) {

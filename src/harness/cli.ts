@@ -158,7 +158,8 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     case 'gc':
       return await syncCommand(cmd.kind, { store: store.value, lockPath, dryRun: cmd.kind === 'gc' && cmd.dryRun, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
-      const steps = await plan({ ...base, targets })
+      // --image: the question is "fresh for the cluster?", so fingerprint as inside that image.
+      const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: containerEnv(cmd.image) } : {}) })
       if (!steps.ok) return report(io, steps.error)
       io.stdout.write(cmd.json ? `${JSON.stringify(statusJson(pipeline, steps.value))}\n` : statusText(pipeline, steps.value, color(io)))
       return 0
@@ -166,7 +167,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     case 'why': {
       const id = resolveInstance(pipeline, cmd.instance)
       if (!id.ok) return report(io, [id.error])
-      const steps = await plan({ ...base })
+      const steps = await plan({ ...base, ...(cmd.image !== undefined ? { env: containerEnv(cmd.image) } : {}) })
       if (!steps.ok) return report(io, steps.error)
       io.stdout.write(whyText(pipeline, steps.value, id.value, cmd.json))
       return 0
