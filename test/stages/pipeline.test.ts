@@ -32,7 +32,8 @@ async function cli(cwd: string, args: string[]): Promise<{ code: number | null; 
 
 t.test('paper profile: the whole DAG plans and validates', async (t) => {
   const r = await cli(ROOT, ['--profile', 'paper', '--dry-run'])
-  t.equal(r.code, 0, r.out.slice(-2000))
+  if (r.code !== 0) t.comment(r.out.slice(-2000))
+  t.equal(r.code, 0, 'exit 0')
   const count = Number(/plan: (\d+) instances/.exec(r.out)?.[1] ?? 0)
   t.comment(`paper profile: ${count} stage instances`)
   t.ok(count > 1000, `${count} instances (16 runs x 41 probes, 3 class runs, 201 dense probes, 10 flows, 5 scans, data)`)
@@ -53,14 +54,16 @@ t.test('smoke profile end to end; rerun does nothing; a cusp-scan param change r
   await writeFile(join(dir, 'pipeline.yaml'), yaml)
 
   const first = await cli(dir, ['--profile', 'smoke'])
-  t.equal(first.code, 0, first.out.slice(-3000))
+  if (first.code !== 0) t.comment(first.out.slice(-3000))
+  t.equal(first.code, 0, 'exit 0')
   const ran = Number(/(\d+) ran, 0 restored, 0 fresh/.exec(first.out)?.[1] ?? 0)
   t.ok(ran >= 14, `${ran} instances ran (every science stage at least once)`)
   const lock = await readFile(join(dir, 'pipeline.lock'), 'utf8')
   for (const id of ['train-flow@activation=relu,n_data=30', 'cusp-scan@activation=relu,n_data=30', 'probe@arch=mlp,activation=relu,eta=0.5,checkpoint=1']) t.ok(lock.includes(id), `lock has ${id}`)
 
   const again = await cli(dir, ['--profile', 'smoke'])
-  t.equal(again.code, 0, again.out.slice(-2000))
+  if (again.code !== 0) t.comment(again.out.slice(-2000))
+  t.equal(again.code, 0, 'exit 0')
   t.match(again.out, new RegExp(`0 ran, 0 restored, ${ran} fresh`), 'a rerun executes nothing')
 
   const smokeAt = yaml.indexOf('  smoke:')
@@ -68,7 +71,8 @@ t.test('smoke profile end to end; rerun does nothing; a cusp-scan param change r
   t.not(edited, yaml, 'the smoke cusp-scan points param was edited')
   await writeFile(join(dir, 'pipeline.yaml'), edited)
   const scan = await cli(dir, ['--profile', 'smoke', '--stage', 'cusp-scan'])
-  t.equal(scan.code, 0, scan.out.slice(-2000))
+  if (scan.code !== 0) t.comment(scan.out.slice(-2000))
+  t.equal(scan.code, 0, 'exit 0')
   t.match(scan.out, /1 ran, 0 restored, [0-9]+ fresh/, 'only the scan ran')
   t.match(scan.out, /cusp-scan@activation=relu,n_data=30/)
   t.notMatch(scan.out, /done\s+train/, 'no training reran')
