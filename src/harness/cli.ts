@@ -276,9 +276,19 @@ export async function runAsProcess(): Promise<never> {
     cwd: process.cwd(),
     env: process.env,
   })
-  // Stdout and stderr are synchronous for files, pipes and TTYs on Linux, so exiting now loses
-  // nothing and does not wait on handles a library may have left open.
+  // A pipe whose reader is slower than us holds output in Node's queue (only the first ~128 KiB
+  // go straight to the kernel), so flush both streams before exiting. Exiting explicitly, rather
+  // than letting the loop drain, does not wait on handles a library may have left open.
+  await Promise.all([flush(process.stdout), flush(process.stderr)])
   process.exit(code)
+}
+
+/** Resolves once everything written to `stream` so far has been handed to the OS. */
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) return resolve()
+    stream.write('', () => resolve())
+  })
 }
 
 if (isEntry()) await runAsProcess()
