@@ -95,20 +95,26 @@ export function scienceEnv(choice: BackendChoice = 'auto'): EnvRecord {
   return envRecord(backend, versions)
 }
 
-/** Stage implementations whose numbers come from the science engine (their fingerprints carry scienceEnv). */
-export const SCIENCE_STAGES: ReadonlySet<string> = new Set(['train', 'spectrum-probe', 'cusp-scan'])
-
 const CHOICES: ReadonlySet<string> = new Set(['auto', 'tensorflow', 'wasm', 'cpu'])
 
 /**
- * The executor's `env` option: scienceEnv(params.backend) for instances of a science stage (by
- * impl), harnessEnv() for every other stage. Wire it as `execute({ ..., env: envForInstance })`.
+ * The engine backend an instance asks for, or undefined when it is not a science stage. A stage
+ * declares that its numbers come from the science engine by having a `backend` param (one of
+ * auto | tensorflow | wasm | cpu, schema-validated like every knob), not by its name.
  */
-export function envForInstance(inst: Pick<StageInstance, 'impl' | 'params'>): EnvRecord {
-  const impl = inst.impl.split('/').pop() ?? inst.impl
-  if (!SCIENCE_STAGES.has(impl)) return harnessEnv()
+export function backendChoice(inst: Pick<StageInstance, 'params'>): BackendChoice | undefined {
   const b = inst.params.backend
-  return scienceEnv(typeof b === 'string' && CHOICES.has(b) ? (b as BackendChoice) : 'auto')
+  return typeof b === 'string' && CHOICES.has(b) ? (b as BackendChoice) : undefined
+}
+
+/**
+ * The executor's `env` option: scienceEnv(params.backend) for a science stage (one with a
+ * `backend` param), harnessEnv() for every other stage. Wire it as
+ * `execute({ ..., env: envForInstance })`.
+ */
+export function envForInstance(inst: Pick<StageInstance, 'params'>): EnvRecord {
+  const choice = backendChoice(inst)
+  return choice === undefined ? harnessEnv() : scienceEnv(choice)
 }
 
 function unreachable(x: never): never {

@@ -23,11 +23,11 @@ t.test('the environment inside the image', async (t) => {
   t.equal(variantOf('registry.example/cusp:cpu'), 'cpu')
   t.equal(variantOf('cusp:1.2-cpu'), 'cpu')
   t.equal(variantOf('cusp'), 'gpu')
-  const train = { impl: 'train', params: { backend: 'auto' } }
+  const train = { params: { backend: 'auto' } }
   t.same(imageEnv('gpu', train), { backend: 'tensorflow', versions: { '@tensorflow/tfjs-core': core, '@tensorflow/tfjs-node-gpu': TFJS_NODE_VERSION } })
-  t.same(imageEnv('cpu', { impl: 'spectrum-probe', params: { backend: 'tensorflow' } }), { backend: 'tensorflow', versions: { '@tensorflow/tfjs-core': core, '@tensorflow/tfjs-node': TFJS_NODE_VERSION } })
-  t.equal(imageEnv('gpu', { impl: 'train', params: { backend: 'wasm' } }).backend, 'wasm', 'an explicit pure backend stays pure')
-  t.same(imageEnv('gpu', { impl: 'prepare-data', params: {} }), { backend: 'none', versions: {} }, 'non-science stages: the constant harness env')
+  t.same(imageEnv('cpu', { params: { backend: 'tensorflow' } }), { backend: 'tensorflow', versions: { '@tensorflow/tfjs-core': core, '@tensorflow/tfjs-node': TFJS_NODE_VERSION } })
+  t.equal(imageEnv('gpu', { params: { backend: 'wasm' } }).backend, 'wasm', 'an explicit pure backend stays pure')
+  t.same(imageEnv('gpu', { params: {} }), { backend: 'none', versions: {} }, 'non-science stages: the constant harness env')
 })
 
 t.test('executor names map to runners; remote ones need a shared store', async (t) => {
@@ -39,7 +39,7 @@ t.test('executor names map to runners; remote ones need a shared store', async (
   t.ok(lp.ok && lp.value.runner?.name === 'local-process', 'local-process works with the embedded store')
   const k = selectExecutor({ ...base, executor: 'kubernetes', store: 's3://b/p' })
   t.ok(k.ok && k.value.runner?.name === 'kubernetes')
-  if (k.ok) t.equal(k.value.env({ impl: 'train', params: {} } as never).backend, 'tensorflow', 'kubernetes fingerprints with the image env')
+  if (k.ok) t.equal(k.value.env({ params: { backend: 'auto' } } as never).backend, 'tensorflow', 'kubernetes fingerprints with the image env')
   const bad = selectExecutor({ ...base, executor: 'kubernetes', store: '/shared/dir' })
   t.notOk(bad.ok)
 })
@@ -48,7 +48,7 @@ t.test('--backend sets the backend param and the lock records that backend', asy
   const root = mkdtempSync(join(tmpdir(), 'cusp-backend-'))
   t.teardown(() => rmSync(root, { recursive: true, force: true }))
   writeToyDag(root, { etas: [0.1], seeds: [0] })
-  // The toy `train` takes a backend param, as the science stages do (its impl name is `train`).
+  // The toy `train` takes a backend param, as the science stages do: that makes it a science stage.
   const schema = join(root, 'schemas/stages/train.params.schema.json')
   const s = JSON.parse(readFileSync(schema, 'utf8')) as { properties: Record<string, unknown> }
   s.properties.backend = { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' }

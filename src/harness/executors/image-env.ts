@@ -10,7 +10,7 @@
  * anything runs.
  */
 import { envRecord, harnessEnv } from '../environment.ts'
-import { envForInstance, installedVersion, SCIENCE_STAGES } from '../../science/env-record.ts'
+import { backendChoice, envForInstance, installedVersion } from '../../science/env-record.ts'
 import type { EnvRecord, StageInstance } from '../types.ts'
 
 /** The version the Dockerfile installs (`ARG TFJS_NODE_VERSION`; a test keeps them equal). */
@@ -24,10 +24,9 @@ export function variantOf(image: string): ImageVariant {
 }
 
 /** The env record `instance` gets inside the `variant` image (see the module comment). */
-export function imageEnv(variant: ImageVariant, inst: Pick<StageInstance, 'impl' | 'params'>): EnvRecord {
-  const impl = inst.impl.split('/').pop() ?? inst.impl
-  if (!SCIENCE_STAGES.has(impl)) return harnessEnv()
-  const b = inst.params.backend
+export function imageEnv(variant: ImageVariant, inst: Pick<StageInstance, 'params'>): EnvRecord {
+  const b = backendChoice(inst)
+  if (b === undefined) return harnessEnv() // not a science stage
   if (b === 'wasm' || b === 'cpu') return envForInstance(inst) // pure backends: same packages as here
   const core = installedVersion('@tensorflow/tfjs-core')
   const native = variant === 'gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node'
