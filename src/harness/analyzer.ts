@@ -37,7 +37,8 @@
  *   smoke:
  *     stages:
  *       train: { params: { steps: 5 }, matrix: { eta: [0.1] } }    # deep-merge params, replace axes
- *                          # also: exclude (replaces), resources (override per key)
+ *                          # also: exclude (replaces), resources (override per key),
+ *                          # deps (add or replace by name), enabled (switch the stage on/off)
  * ```
  *
  * Instance ids: `stage`, or `stage@k1=v1,k2=v2` (axes in declared order; a profile's new
@@ -45,7 +46,9 @@
  * matrix values <- `--set stage.param=value` (a `--set` of a matrix axis pins that axis to
  * one value), then validated against the impl's params schema with defaults filled.
  * A matrix upstream must be selected with all/where/match; a dep resolving to no instance is
- * an error. Params keys are sorted, outputs by name, deps by (as, instance).
+ * an error. A stage with `enabled: false` (in itself or in the profile in effect) has no
+ * instances, and a dep on it is an error; this is how one file holds stages that only some
+ * profiles run (e.g. the CIFAR-10 download, paper profile only). Params keys are sorted, outputs by name, deps by (as, instance).
  *
  * Failure locations: `file` is the pipeline file's name relative to the project root
  * (`pipeline.yaml`), `path` the dotted path of the offending node. Command-line problems
@@ -154,14 +157,20 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   const sets = parseOverrides(ctx, opts.overrides ?? [], stages)
 
   const decls = new Map<string, StageDecl>()
+  const disabled = new Set<string>()
   for (const [name, raw] of Object.entries(stages)) {
     if (broken.stages.has(name)) continue
     const overrides = profile !== undefined && !broken.profiles.has(profile) ? profiles[profile]?.stages : undefined
     const entry = overrides !== undefined && Object.hasOwn(overrides, name) ? overrides[name] : undefined
     const overlay = entry !== undefined ? ({ profile, ...entry } as ProfileEntry) : undefined
+    if ((overlay?.enabled ?? raw.enabled ?? true) === false) {
+      disabled.add(name)
+      continue
+    }
     decls.set(name, buildStage(ctx, name, raw, overlay, sets.filter((s) => s.stage === name)))
   }
-  resolveDeps(ctx, decls, new Set(Object.keys(stages)))
+  for (const s of sets) if (disabled.has(s.stage)) ctx.failures.push({ reason: 'bad-override', override: s.text, message: `stage ${s.stage} is not enabled in ${profile === undefined ? 'this pipeline' : `profile ${profile}`}` })
+  resolveDeps(ctx, decls, new Set(Object.keys(stages)), disabled, profile)
   const cyclic = reportCycles(ctx, decls)
   if (ctx.failures.length > 0 || cyclic) return fail(sorted(ctx.failures))
 

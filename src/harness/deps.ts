@@ -13,9 +13,28 @@ import type { InstanceDep, StageInstance } from './types.ts'
  * Fill every instance's `deps`. `declared` is every stage name written in the file, valid
  * or not: a dep onto a stage that exists but failed its own checks is not reported again.
  */
-export function resolveDeps(ctx: Ctx, decls: ReadonlyMap<string, StageDecl>, declared: ReadonlySet<string>): void {
+export function resolveDeps(
+  ctx: Ctx,
+  decls: ReadonlyMap<string, StageDecl>,
+  declared: ReadonlySet<string>,
+  disabled: ReadonlySet<string> = new Set(),
+  profile?: string,
+): void {
   for (const decl of decls.values()) {
-    for (const dep of decl.deps) resolveDep(ctx, decl, dep, decls, declared)
+    for (const dep of decl.deps) {
+      if (disabled.has(dep.stage)) {
+        const where = profile === undefined ? 'this pipeline' : `profile ${profile}`
+        ctx.failures.push({
+          reason: 'dangling-dep',
+          location: ctx.src.locate([...dep.at, 'stage']),
+          from: decl.name,
+          to: dep.stage,
+          message: `stage ${dep.stage} is not enabled in ${where} (enabled: false). Enable it there, or remove this dep (a profile can replace deps by name).`,
+        })
+        continue
+      }
+      resolveDep(ctx, decl, dep, decls, declared)
+    }
     for (const inst of decl.instances) {
       inst.deps.sort((a, b) => (a.as !== b.as ? (a.as < b.as ? -1 : 1) : a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
     }
@@ -23,7 +42,7 @@ export function resolveDeps(ctx: Ctx, decls: ReadonlyMap<string, StageDecl>, dec
 }
 
 function resolveDep(ctx: Ctx, decl: StageDecl, dep: DepDecl, decls: ReadonlyMap<string, StageDecl>, declared: ReadonlySet<string>): void {
-  const at = ['stages', decl.name, 'deps', dep.as]
+  const at = dep.at
   const dangling = (path: (string | number)[], message: string, key = false): void => {
     ctx.failures.push({ reason: 'dangling-dep', location: ctx.src.locate(path, key ? 'key' : 'value'), from: decl.name, to: dep.stage, message })
   }
@@ -96,7 +115,7 @@ export function reportCycles(ctx: Ctx, decls: ReadonlyMap<string, StageDecl>): b
     if (component.size === 1 && !selfLoop) continue
     const trail = selfLoop ? [start, start] : shortestCycle(start, edges, component)
     const dep = decls.get(start)!.deps.find((x) => x.stage === trail[1])!
-    ctx.failures.push({ reason: 'cycle', location: ctx.src.locate(['stages', start, 'deps', dep.as, 'stage']), trail })
+    ctx.failures.push({ reason: 'cycle', location: ctx.src.locate([...dep.at, 'stage']), trail })
     found = true
   }
   return found

@@ -29,6 +29,8 @@ export interface Ctx {
 
 /** One declared dep of a stage, before resolution to instances. */
 export interface DepDecl {
+  /** Where it was declared: `stages.<name>.deps.<as>`, or the profile's entry that added it. */
+  at: PathSegment[]
   as: string
   stage: string
   output: string
@@ -50,15 +52,18 @@ export interface StageDecl {
 /** A schema-valid profile entry for one stage. */
 export interface ProfileEntry {
   profile: string
+  enabled?: boolean
   params?: JsonObject
   matrix?: Record<string, JsonValue[]>
   exclude?: JsonObject[]
+  deps?: RawStage['deps']
   resources?: Partial<Resources>
 }
 
 /** A schema-valid `stages.<name>` entry. */
 export interface RawStage {
   impl?: string
+  enabled?: boolean
   params?: JsonObject
   matrix?: Record<string, JsonValue[]>
   exclude?: JsonObject[]
@@ -93,9 +98,12 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
   }
   outputs.sort((a, b) => (a.name < b.name ? -1 : 1))
 
+  // Deps: declared, then added or replaced by name by the profile in effect.
+  const depSources = new Map<string, { d: NonNullable<RawStage['deps']>[string]; at: PathSegment[] }>()
+  for (const [as, d] of Object.entries(raw.deps ?? {})) depSources.set(as, { d, at: [...base, 'deps', as] })
+  for (const [as, d] of Object.entries(overlay?.deps ?? {})) depSources.set(as, { d, at: [...profileBase, 'deps', as] })
   const deps: DepDecl[] = []
-  for (const [as, d] of Object.entries(raw.deps ?? {})) {
-    const at = [...base, 'deps', as]
+  for (const [as, { d, at }] of depSources) {
     if (unsafeNameReason(as) !== undefined) {
       ctx.failures.push({ reason: 'unsafe-path', location: ctx.src.locate(at, 'key'), value: as })
     }
@@ -106,7 +114,7 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
         message: 'all: true takes every instance, so where/match next to it mean nothing. Keep all: true or where/match, not both.',
       })
     }
-    deps.push({ as, stage: d.stage, output: d.output, all: d.all === true, where: d.where, match: d.match })
+    deps.push({ at, as, stage: d.stage, output: d.output, all: d.all === true, where: d.where, match: d.match })
   }
 
   const resources: Resources = { ...DEFAULT_RESOURCES, ...raw.resources, ...overlay?.resources }
