@@ -23,7 +23,8 @@ import { dirname, join } from 'node:path'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
 import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
-import { bytesReader, copyHashing, fileReader, replaceTree, syncDir, writeAll, type ChunkReader } from './hashing-copy.ts'
+import { bytesReader, copyHashing, fileReader, syncDir, writeAll, type ChunkReader } from './hashing-copy.ts'
+import { restoreFile, restoreTree } from './restore.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
 
 /** An `ArtifactStore` in a local directory; safe for several processes writing at once. */
@@ -102,40 +103,14 @@ export class LocalStore implements ArtifactStore {
   }
 
   async getFile(digest: ObjectDigest, dest: string): Promise<boolean> {
-    if (!isSha256Hex(digest)) return false
-    await mkdir(dirname(dest), { recursive: true })
-    const tmp = `${dest}.cusp-${randomBytes(6).toString('hex')}.tmp`
-    if (!(await this.copyOut(digest, tmp, 0o644))) return false
-    try {
-      await rename(tmp, dest)
-    } catch (e) {
-      await unlink(tmp).catch(() => undefined)
-      throw e
-    }
-    return true
+    return await restoreFile(digest, dest, (d, to, mode, size) => this.copyOut(d, to, mode, size))
   }
 
   async getDir(digest: ObjectDigest, dest: string): Promise<boolean> {
     const listing = await this.readVerified(digest)
     const entries = listing === undefined ? undefined : parseListing(listing)
     if (entries === undefined) return false
-    const tmp = `${dest}.cusp-${randomBytes(6).toString('hex')}.tmp`
-    await mkdir(tmp, { recursive: true })
-    try {
-      for (const e of entries) {
-        const target = join(tmp, e.path)
-        await mkdir(dirname(target), { recursive: true })
-        if (!(await this.copyOut(e.digest, target, e.mode, e.size))) {
-          await rm(tmp, { recursive: true, force: true })
-          return false
-        }
-      }
-      await replaceTree(tmp, dest)
-      return true
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true })
-      throw e
-    }
+    return await restoreTree(entries, dest, (d, to, mode, size) => this.copyOut(d, to, mode, size))
   }
 
   async deleteObject(digest: ObjectDigest): Promise<void> {

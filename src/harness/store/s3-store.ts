@@ -19,11 +19,11 @@
  * downloads interrupted mid-body are retried here. Access denied / missing bucket become a
  * `StoreError` naming the bucket and key; every message is redacted (s3-config.ts).
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { lstat, open, readdir, readFile, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Transform, type Readable } from 'node:stream'
 import {
   AbortMultipartUploadCommand,
@@ -41,7 +41,8 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
 import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
-import { replaceTree, writeAll } from './hashing-copy.ts'
+import { writeAll } from './hashing-copy.ts'
+import { mapLimit, restoreFile, restoreTree } from './restore.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
 import { describeS3, type S3StoreConfig } from './s3-config.ts'
 import { isNotFound, isTransient, nameOf, s3StoreError, statusOf } from './s3-errors.ts'
@@ -197,41 +198,14 @@ export class S3Store implements ArtifactStore {
   }
 
   async getFile(digest: ObjectDigest, dest: string): Promise<boolean> {
-    if (!isSha256Hex(digest)) return false
-    await mkdir(dirname(dest), { recursive: true })
-    const tmp = `${dest}.cusp-${randomBytes(6).toString('hex')}.tmp`
-    if (!(await this.fetchTo(digest, tmp, 0o644))) return false
-    try {
-      await rename(tmp, dest)
-    } catch (e) {
-      await unlink(tmp).catch(() => undefined)
-      throw e
-    }
-    return true
+    return await restoreFile(digest, dest, (d, to, mode, size) => this.fetchTo(d, to, mode, size))
   }
 
   async getDir(digest: ObjectDigest, dest: string): Promise<boolean> {
     const listing = await this.readVerified(digest)
     const entries = listing === undefined ? undefined : parseListing(listing)
     if (entries === undefined) return false
-    const tmp = `${dest}.cusp-${randomBytes(6).toString('hex')}.tmp`
-    await mkdir(tmp, { recursive: true })
-    try {
-      const got = await mapLimit(entries, PARALLEL, async (e) => {
-        const target = join(tmp, e.path)
-        await mkdir(dirname(target), { recursive: true })
-        return await this.fetchTo(e.digest, target, e.mode, e.size)
-      })
-      if (!got.every(Boolean)) {
-        await rm(tmp, { recursive: true, force: true })
-        return false
-      }
-      await replaceTree(tmp, dest)
-      return true
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true })
-      throw e
-    }
+    return await restoreTree(entries, dest, (d, to, mode, size) => this.fetchTo(d, to, mode, size), PARALLEL)
   }
 
   /**
@@ -536,20 +510,6 @@ export class S3Store implements ArtifactStore {
       token = res.IsTruncated === true ? res.NextContinuationToken : undefined
     } while (token !== undefined)
   }
-}
-
-/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i]!, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return out
 }
 
 /** sha256 (hex) and size of a file, streamed. */

@@ -15,7 +15,8 @@ import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
 import { parseListing } from './dir-listing.ts'
 import type { LocalStore } from './local-store.ts'
-import { mapLimit, type OnBytes, type S3Store } from './s3-store.ts'
+import { mapLimit } from './restore.ts'
+import type { OnBytes, S3Store } from './s3-store.ts'
 
 /** Local cache + shared S3 store; see the module comment for the read and write rules. */
 export class TieredStore implements ArtifactStore {

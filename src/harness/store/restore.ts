@@ -1,0 +1,73 @@
+/**
+ * Restoring stored objects into the filesystem, shared by every store: a file or a directory
+ * tree is assembled beside its destination and renamed into place only when every object came
+ * back intact, so a failed or interrupted restore leaves no partial output. Each store supplies
+ * `fetch`, which writes one object's bytes to a path and verifies their sha256 as it goes.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, rename, rm, unlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { isSha256Hex } from '../canonical-json.ts'
+import type { ObjectDigest } from '../types.ts'
+import type { DirEntry } from './dir-listing.ts'
+import { replaceTree } from './hashing-copy.ts'
+
+/** Write object `digest` to `dest` with `mode`; true only if it exists and its bytes (and size) verify. */
+export type FetchObject = (digest: ObjectDigest, dest: string, mode: number, expectedSize?: number) => Promise<boolean>
+
+const tempBeside = (dest: string): string => `${dest}.cusp-${randomBytes(6).toString('hex')}.tmp`
+
+/** Restore one file object to `dest` (mode 0644) via a temp file and rename; false on a miss or mismatch. */
+export async function restoreFile(digest: ObjectDigest, dest: string, fetch: FetchObject): Promise<boolean> {
+  if (!isSha256Hex(digest)) return false
+  await mkdir(dirname(dest), { recursive: true })
+  const tmp = tempBeside(dest)
+  if (!(await fetch(digest, tmp, 0o644))) return false
+  try {
+    await rename(tmp, dest)
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined)
+    throw e
+  }
+  return true
+}
+
+/**
+ * Recreate a directory output from its listing's `entries` at `dest` (replacing what is there),
+ * fetching at most `parallel` objects at once; false, with nothing left behind, if any is missing
+ * or corrupt.
+ */
+export async function restoreTree(entries: readonly DirEntry[], dest: string, fetch: FetchObject, parallel = 1): Promise<boolean> {
+  const tmp = tempBeside(dest)
+  await mkdir(tmp, { recursive: true })
+  try {
+    const got = await mapLimit(entries, parallel, async (e) => {
+      const target = join(tmp, e.path)
+      await mkdir(dirname(target), { recursive: true })
+      return await fetch(e.digest, target, e.mode, e.size)
+    })
+    if (!got.every(Boolean)) {
+      await rm(tmp, { recursive: true, force: true })
+      return false
+    }
+    await replaceTree(tmp, dest)
+    return true
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true })
+    throw e
+  }
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!, i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}
