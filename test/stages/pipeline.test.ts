@@ -49,7 +49,7 @@ t.test('paper profile: the whole DAG plans and validates', async (t) => {
 t.test('smoke profile end to end; rerun does nothing; a cusp-scan param change reruns only the scan', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'cusp-smoke-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json']) await symlink(join(ROOT, f), join(dir, f))
+  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml']) await symlink(join(ROOT, f), join(dir, f))
   const yaml = await readFile(join(ROOT, 'pipeline.yaml'), 'utf8')
   await writeFile(join(dir, 'pipeline.yaml'), yaml)
 

@@ -18,7 +18,7 @@ t.teardown(() => server.close())
 
 const dir = await mkdtemp(join(tmpdir(), 'cusp-smoke-s3-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
-for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json']) await symlink(join(ROOT, f), join(dir, f))
+for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml']) await symlink(join(ROOT, f), join(dir, f))
 await writeFile(join(dir, 'pipeline.yaml'), await readFile(join(ROOT, 'pipeline.yaml'), 'utf8'))
 const spec = `s3://${TEST_BUCKET}/smoke?endpoint=${encodeURIComponent(server.endpoint)}`
 
