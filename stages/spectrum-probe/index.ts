@@ -87,6 +87,8 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
       kind: entry.kind,
       eta,
       classes,
+      arch: ck.spec.arch, // the checkpoint's model, so figures label every probe series by it
+      activation: ck.spec.activation,
       parameters: objective.size,
       solver: p.solver,
       loss,

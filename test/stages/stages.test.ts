@@ -14,7 +14,7 @@ import { buildModel, initParams } from '../../src/science/models.ts'
 import { readJson, runJob, writeJob, writeToyData } from './fixtures.ts'
 
 const engine = { backend: 'wasm', chunk_size: 32 }
-interface Probe { iteration: number; top_dim: number; eigenvalues: number[]; rho: number[]; top_norm: number; bulk_norm: number; grad_norm: number; loss: number; loss_change_top: number }
+interface Probe { iteration: number; top_dim: number; arch: string; activation: string; eigenvalues: number[]; rho: number[]; top_norm: number; bulk_norm: number; grad_norm: number; loss: number; loss_change_top: number }
 interface Scan { peak_iteration: number; lambda_1: number; deltas: number[]; changes: number[]; theta_norm_initial: number }
 const trainBase = { arch: 'mlp', activation: 'relu', hidden: [8], seed: 1, stop_loss: 0.1, max_t: 40, log_every: 5, flow_factor: 0.5, eig_tol: 1e-3, eig_max_matvecs: 60, ...engine }
 
@@ -49,6 +49,7 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   const probe = (await readJson(join(pOut, 'probe.json'))) as unknown as Probe
   t.equal(probe.iteration, 10)
   t.equal(probe.top_dim, 2, 'top subspace = n_c − 1 = 2 eigenvectors')
+  t.same([probe.arch, probe.activation], ['mlp', 'relu'], "the checkpoint's model labels the probe")
 
   await initEngine('wasm')
   const { tensors } = await readSafetensors(dataset)
