@@ -137,12 +137,15 @@ export class Execution {
   /** The instance's fingerprint from its upstream's current outputs. */
   private fingerprint(inst: StageInstance): FingerprintResult {
     const inputs: Record<string, ObjectDigest> = {}
+    const upstream: Record<string, Fingerprint> = {}
     for (const dep of [...inst.deps].sort((a, b) => inputKey(a).localeCompare(inputKey(b)))) {
-      const out = this.current.get(dep.instance)?.outputs[dep.output]
-      if (out === undefined) throw new Error(`${inst.id}: output ${dep.output} of ${dep.instance} is not known`)
+      const cur = this.current.get(dep.instance)
+      const out = cur?.outputs[dep.output]
+      if (cur === undefined || out === undefined) throw new Error(`${inst.id}: output ${dep.output} of ${dep.instance} is not known`)
       inputs[inputKey(dep)] = out.digest
+      upstream[dep.instance] = cur.fp.fingerprint
     }
-    return this.prep.fingerprintOf(inst, inputs, {})
+    return this.prep.fingerprintOf(inst, inputs, sortedRecord(upstream))
   }
 
   private settle(id: string): Promise<Settled> {
@@ -335,6 +338,7 @@ export class Execution {
         workRoot: this.workRoot,
         instance: inst,
         outputsOf: (i) => this.current.get(i)?.outputs,
+        fingerprintOf: (i) => this.current.get(i)?.fp.fingerprint,
         paramsOf: (i) => this.instance(i).params,
         processEnv: this.opts.processEnv ?? process.env,
         emit: this.emit,
@@ -493,4 +497,9 @@ export function unexpected(e: unknown): Failure {
   if (e instanceof StoreError) return e.failure
   if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }
   return { reason: 'unexpected', message: String(e) }
+}
+
+/** The record with its keys in sorted order (fingerprint breakdowns are canonical). */
+function sortedRecord<V>(r: Record<string, V>): Record<string, V> {
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 }

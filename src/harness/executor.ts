@@ -74,10 +74,12 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
     if (c === undefined) codes.set(impl, (c = codeDigest(pipeline.root, impl).digest))
     return c
   }
-  // Upstream fingerprints are deliberately left out: the input digests already pin the bytes
-  // an instance reads, and keying on them alone gives early cutoff.
-  const fingerprintOf: FingerprintFn = (inst, inputs) =>
-    computeFingerprint({ stage: inst.stage, code: codeOf(inst.impl), params: inst.params, inputs, upstream: {}, env: envOf(inst) })
+  // Upstream fingerprints are left out unless the stage records them (`provenance: true`): the
+  // input digests already pin the bytes an instance reads, and keying on them alone gives early
+  // cutoff (an upstream rerun that reproduces its bytes leaves its consumers fresh). A stage that
+  // writes its inputs' fingerprints into its outputs must have them in its own fingerprint.
+  const fingerprintOf: FingerprintFn = (inst, inputs, upstream) =>
+    computeFingerprint({ stage: inst.stage, code: codeOf(inst.impl), params: inst.params, inputs, upstream: inst.provenance ? upstream : {}, env: envOf(inst) })
 
   // Every lock entry's objects are needed for the fresh check: look them all up first, so a
   // no-op rerun plans in one round.

@@ -64,6 +64,7 @@ export interface ProfileEntry {
 export interface RawStage {
   impl?: string
   enabled?: boolean
+  provenance?: boolean
   params?: JsonObject
   matrix?: Record<string, JsonValue[]>
   exclude?: JsonObject[]
@@ -195,6 +196,7 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
       deps: [],
       outputs: outputs.map((o) => ({ ...o })),
       resources: { ...resources },
+      ...(raw.provenance === true ? { provenance: true as const } : {}),
     })
   }
   for (const { error, combo, ids } of problems.values()) {

@@ -12,7 +12,7 @@ import type { ExecEvent } from './exec-types.ts'
 import { RESULT_OUTPUT } from './planner.ts'
 import { spawnStage } from './spawn-stage.ts'
 import { compileParamsSchema } from './stage-schemas.ts'
-import type { ArtifactStore, Failure, JsonObject, StageInstance, StoredOutput } from './types.ts'
+import type { ArtifactStore, Failure, Fingerprint, JsonObject, StageInstance, StoredOutput } from './types.ts'
 import { checkOutputs, createWorkDir, materialiseInputs, removeWorkDir, writeJob, type WorkDir } from './workdir.ts'
 
 export interface ProduceArgs {
@@ -23,6 +23,8 @@ export interface ProduceArgs {
   instance: StageInstance
   /** Current outputs of an upstream instance. */
   outputsOf: (instance: string) => Record<string, StoredOutput> | undefined
+  /** The producer's fingerprint, handed to stages with `provenance: true`. */
+  fingerprintOf?: (instance: string) => Fingerprint | undefined
   paramsOf: (instance: string) => JsonObject
   processEnv: Record<string, string | undefined>
   emit: (e: ExecEvent) => void
@@ -41,7 +43,7 @@ export async function produce(a: ProduceArgs): Promise<Produced> {
   const wd = await createWorkDir(a.workRoot)
   let keep = false
   try {
-    const mat = await materialiseInputs(a.store, wd, inst, a.outputsOf, a.paramsOf)
+    const mat = await materialiseInputs(a.store, wd, inst, a.outputsOf, a.paramsOf, a.fingerprintOf)
     if (!mat.ok) return { kind: 'input-missing', producer: mat.missing.dep.instance, output: mat.missing.dep.output }
     await writeJob(wd, {
       schema: 1,

@@ -24,6 +24,8 @@ export interface StageInput {
   params: JsonObject
   /** Absolute, read-only path of the file or directory. */
   path: string
+  /** The producer's fingerprint; given only to stages with `provenance: true` (it is then in theirs). */
+  fingerprint?: string
 }
 
 /** What a stage's function receives. */

@@ -109,6 +109,11 @@ export interface StageInstance {
   deps: InstanceDep[]
   outputs: OutputDecl[]
   resources: Resources
+  /**
+   * `provenance: true` in pipeline.yaml: the stage sees each input's producer fingerprint, so
+   * those fingerprints are part of its own (see FingerprintBreakdown.upstream).
+   */
+  provenance?: true
 }
 
 export interface ValidPipeline {

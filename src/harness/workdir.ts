@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto'
 import { join, relative } from 'node:path'
 import { inputKey } from './planner.ts'
 import type { StageInput, StageJob } from './stage-runner.ts'
-import type { ArtifactStore, InstanceDep, JsonObject, OutputDecl, StageInstance, StoredOutput } from './types.ts'
+import type { ArtifactStore, Fingerprint, InstanceDep, JsonObject, OutputDecl, StageInstance, StoredOutput } from './types.ts'
 
 export interface WorkDir {
   dir: string
@@ -79,6 +79,7 @@ export async function materialiseInputs(
   instance: StageInstance,
   outputsOf: (instance: string) => Record<string, StoredOutput> | undefined,
   paramsOf: (instance: string) => JsonObject,
+  fingerprintOf?: (instance: string) => Fingerprint | undefined,
 ): Promise<{ ok: true; inputs: Record<string, StageInput[]> } | { ok: false; missing: MissingInput }> {
   const inputs: Record<string, StageInput[]> = {}
   for (const dep of instance.deps) {
@@ -87,7 +88,8 @@ export async function materialiseInputs(
     await mkdir(join(wd.inputsDir, dep.as, dep.instance), { recursive: true })
     const got = out === undefined ? false : out.kind === 'dir' ? await store.getDir(out.digest, path) : await store.getFile(out.digest, path)
     if (!got) return { ok: false, missing: { dep } }
-    ;(inputs[dep.as] ??= []).push({ instance: dep.instance, output: dep.output, params: paramsOf(dep.instance), path })
+    const fingerprint = instance.provenance ? fingerprintOf?.(dep.instance) : undefined
+    ;(inputs[dep.as] ??= []).push({ instance: dep.instance, output: dep.output, params: paramsOf(dep.instance), path, ...(fingerprint !== undefined ? { fingerprint } : {}) })
   }
   await chmodTree(wd.inputsDir, 0o555, 0o444).catch(() => undefined)
   return { ok: true, inputs }

@@ -41,7 +41,7 @@ export async function gatherResults(inputs: Record<string, StageInput[]>): Promi
       const bytes = await readFile(input.path)
       const text = bytes.toString('utf8')
       const entry: ProvenanceEntry = { dep, instance: input.instance, output: input.output, digest: createHash('sha256').update(bytes).digest('hex') }
-      const fp = (input as StageInput & { fingerprint?: unknown }).fingerprint
+      const fp = input.fingerprint
       if (typeof fp === 'string') entry.fingerprint = fp
       if (typeof input.params.backend === 'string') entry.backend = input.params.backend
       provenance.push(entry)
