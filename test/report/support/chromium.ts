@@ -91,6 +91,9 @@ export async function inspectInChromium(htmlPath: string, opts: { screenshot?: b
     let timer: NodeJS.Timeout | undefined
     await Promise.race([load, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the page did not finish loading')), Math.max(0, deadline - Date.now()))))])
     clearTimeout(timer)
+    // Data-URI images decode asynchronously, later than 'load' on a busy machine: wait for each
+    // to decode (or fail to: a broken image must still be reported as not rendered).
+    await send('Runtime.evaluate', { expression: 'Promise.all([...document.images].map((i) => i.decode().catch(() => undefined))).then(() => true)', awaitPromise: true, returnByValue: true })
     await sleep(300) // late console messages
     const expr = `JSON.stringify([...document.querySelectorAll('figure')].map((f) => { const i = f.querySelector('img'); return { id: f.id, complete: !!i && i.complete, width: i ? i.naturalWidth : 0, height: i ? i.naturalHeight : 0, shownWidth: i ? i.getBoundingClientRect().width : 0 } }))`
     const ev = (await send('Runtime.evaluate', { expression: expr, returnByValue: true })) as { result?: { value?: string } }
