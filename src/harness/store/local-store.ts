@@ -24,7 +24,7 @@ import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
 import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
 import { bytesReader, copyHashing, fileReader, syncDir, writeAll, type ChunkReader } from './hashing-copy.ts'
-import { restoreFile, restoreTree } from './restore.ts'
+import { restoreDir, restoreFile } from './restore.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
 
 /** An `ArtifactStore` in a local directory; safe for several processes writing at once. */
@@ -107,10 +107,7 @@ export class LocalStore implements ArtifactStore {
   }
 
   async getDir(digest: ObjectDigest, dest: string): Promise<boolean> {
-    const listing = await this.readVerified(digest)
-    const entries = listing === undefined ? undefined : parseListing(listing)
-    if (entries === undefined) return false
-    return await restoreTree(entries, dest, (d, to, mode, size) => this.copyOut(d, to, mode, size))
+    return await restoreDir(await this.readVerified(digest), dest, (d, to, mode, size) => this.copyOut(d, to, mode, size))
   }
 
   async deleteObject(digest: ObjectDigest): Promise<void> {

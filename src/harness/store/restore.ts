@@ -9,7 +9,7 @@ import { mkdir, rename, rm, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ObjectDigest } from '../types.ts'
-import type { DirEntry } from './dir-listing.ts'
+import { parseListing, type DirEntry } from './dir-listing.ts'
 import { replaceTree } from './hashing-copy.ts'
 
 /** Write object `digest` to `dest` with `mode`; true only if it exists and its bytes (and size) verify. */
@@ -33,11 +33,17 @@ export async function restoreFile(digest: ObjectDigest, dest: string, fetch: Fet
 }
 
 /**
- * Recreate a directory output from its listing's `entries` at `dest` (replacing what is there),
- * fetching at most `parallel` objects at once; false, with nothing left behind, if any is missing
- * or corrupt.
+ * Recreate a directory output at `dest` (replacing what is there) from its verified listing
+ * object's bytes (undefined: missing or corrupt), fetching at most `parallel` objects at once;
+ * false, with nothing left behind, if the listing or any object is missing or corrupt.
  */
-export async function restoreTree(entries: readonly DirEntry[], dest: string, fetch: FetchObject, parallel = 1): Promise<boolean> {
+export async function restoreDir(listing: Uint8Array | undefined, dest: string, fetch: FetchObject, parallel = 1): Promise<boolean> {
+  const entries = listing === undefined ? undefined : parseListing(listing)
+  if (entries === undefined) return false
+  return await restoreTree(entries, dest, fetch, parallel)
+}
+
+async function restoreTree(entries: readonly DirEntry[], dest: string, fetch: FetchObject, parallel: number): Promise<boolean> {
   const tmp = tempBeside(dest)
   await mkdir(tmp, { recursive: true })
   try {

@@ -42,7 +42,7 @@ import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
 import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
 import { writeAll } from './hashing-copy.ts'
-import { mapLimit, restoreFile, restoreTree } from './restore.ts'
+import { mapLimit, restoreDir, restoreFile } from './restore.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
 import { describeS3, type S3StoreConfig } from './s3-config.ts'
 import { isNotFound, isTransient, nameOf, s3StoreError, statusOf } from './s3-errors.ts'
@@ -202,10 +202,7 @@ export class S3Store implements ArtifactStore {
   }
 
   async getDir(digest: ObjectDigest, dest: string): Promise<boolean> {
-    const listing = await this.readVerified(digest)
-    const entries = listing === undefined ? undefined : parseListing(listing)
-    if (entries === undefined) return false
-    return await restoreTree(entries, dest, (d, to, mode, size) => this.fetchTo(d, to, mode, size), PARALLEL)
+    return await restoreDir(await this.readVerified(digest), dest, (d, to, mode, size) => this.fetchTo(d, to, mode, size), PARALLEL)
   }
 
   /**
