@@ -98,7 +98,7 @@ t.test('schema-violation: wrong type', async (t) => {
 
 t.test('schema-violation: unknown key', async (t) => {
   const y = edit('    params: { steps: 100 }', '    parms: { steps: 100 }')
-  one(t, failures(y), 'schema-violation', pos(y, 'parms'), 'stages.train.parms', /unknown key "parms"\. Remove it or fix its spelling\. Did you mean "params"\? Allowed keys here: impl, enabled, params/)
+  one(t, failures(y), 'schema-violation', pos(y, 'parms'), 'stages.train.parms', /unknown key "parms"\. Remove it or fix its spelling\. Did you mean "params"\? Allowed keys here: impl, enabled, provenance, params/)
   const far = edit('    params: { steps: 100 }', '    colour: blue\n    params: { steps: 100 }')
   t.notMatch(formatFailure(failures(far)[0]!), /Did you mean/, 'no suggestion when nothing is close')
 })
