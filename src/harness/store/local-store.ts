@@ -18,13 +18,13 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
-import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
+import { parseListing } from './dir-listing.ts'
 import { bytesReader, copyHashing, fileReader, syncDir, writeAll, type ChunkReader } from './hashing-copy.ts'
-import { restoreDir, restoreFile } from './restore.ts'
+import { restoreDir, restoreFile, storeTree } from './restore.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
 
 /** An `ArtifactStore` in a local directory; safe for several processes writing at once. */
@@ -82,24 +82,7 @@ export class LocalStore implements ArtifactStore {
   }
 
   async putDir(path: string): Promise<{ digest: ObjectDigest; size: number }> {
-    const entries: DirEntry[] = []
-    let total = 0
-    const walk = async (dir: string, prefix: string): Promise<void> => {
-      for (const name of (await readdir(dir)).sort()) {
-        const abs = join(dir, name)
-        const rel = prefix === '' ? name : `${prefix}/${name}`
-        const st = await lstat(abs)
-        if (st.isDirectory()) await walk(abs, rel)
-        else if (st.isFile()) {
-          const { digest, size } = await this.putFile(abs)
-          entries.push({ path: rel, digest, size, mode: normaliseMode(st.mode) })
-          total += size
-        } else throw new StoreError(`cannot store ${abs}: directory outputs may hold only regular files and directories`)
-      }
-    }
-    await walk(path, '')
-    const listing = await this.putBytes(encodeListing(entries))
-    return { digest: listing.digest, size: total }
+    return await storeTree(path, (abs) => this.putFile(abs), (bytes) => this.putBytes(bytes))
   }
 
   async getFile(digest: ObjectDigest, dest: string): Promise<boolean> {

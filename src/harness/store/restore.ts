@@ -1,15 +1,17 @@
 /**
- * Restoring stored objects into the filesystem, shared by every store: a file or a directory
- * tree is assembled beside its destination and renamed into place only when every object came
+ * Moving trees between the filesystem and a store, shared by every store: a directory output is
+ * stored as its files plus a canonical listing, and a file or a directory tree is restored
+ * beside its destination and renamed into place only when every object came
  * back intact, so a failed or interrupted restore leaves no partial output. Each store supplies
  * `fetch`, which writes one object's bytes to a path and verifies their sha256 as it goes.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, rename, rm, unlink } from 'node:fs/promises'
+import { lstat, mkdir, readdir, rename, rm, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ObjectDigest } from '../types.ts'
-import { parseListing, type DirEntry } from './dir-listing.ts'
+import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
+import { StoreError } from './run-record-check.ts'
 import { replaceTree } from './hashing-copy.ts'
 
 /** Write object `digest` to `dest` with `mode`; true only if it exists and its bytes (and size) verify. */
@@ -62,6 +64,36 @@ async function restoreTree(entries: readonly DirEntry[], dest: string, fetch: Fe
     await rm(tmp, { recursive: true, force: true })
     throw e
   }
+}
+
+/**
+ * Store a directory output: every regular file under `root` (sorted, so the listing is
+ * canonical) through `put`, at most `parallel` at once, then the listing object through
+ * `putListing`; the listing's digest is the directory's, its size the files' total. Anything
+ * but regular files and directories (a symlink, a socket) is refused.
+ */
+export async function storeTree(
+  root: string,
+  put: (abs: string) => Promise<{ digest: ObjectDigest; size: number }>,
+  putListing: (bytes: Uint8Array) => Promise<{ digest: ObjectDigest; size: number }>,
+  parallel = 1,
+): Promise<{ digest: ObjectDigest; size: number }> {
+  const files: { abs: string; rel: string; mode: 0o644 | 0o755 }[] = []
+  const walk = async (dir: string, prefix: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const abs = join(dir, name)
+      const rel = prefix === '' ? name : `${prefix}/${name}`
+      const st = await lstat(abs)
+      if (st.isDirectory()) await walk(abs, rel)
+      else if (st.isFile()) files.push({ abs, rel, mode: normaliseMode(st.mode) })
+      else throw new StoreError(`cannot store ${abs}: directory outputs may hold only regular files and directories`)
+    }
+  }
+  await walk(root, '')
+  const puts = await mapLimit(files, parallel, (f) => put(f.abs))
+  const entries: DirEntry[] = files.map((f, i) => ({ path: f.rel, mode: f.mode, ...puts[i]! }))
+  const listing = await putListing(encodeListing(entries))
+  return { digest: listing.digest, size: entries.reduce((n, e) => n + e.size, 0) }
 }
 
 /** `fn` over `items` with at most `limit` calls in flight; results in input order. */

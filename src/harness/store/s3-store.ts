@@ -22,8 +22,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { lstat, open, readdir, readFile, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { open, readFile, unlink } from 'node:fs/promises'
 import { Transform, type Readable } from 'node:stream'
 import {
   AbortMultipartUploadCommand,
@@ -40,9 +39,9 @@ import {
 import { Upload } from '@aws-sdk/lib-storage'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
-import { encodeListing, normaliseMode, parseListing, type DirEntry } from './dir-listing.ts'
+import { parseListing } from './dir-listing.ts'
 import { writeAll } from './hashing-copy.ts'
-import { mapLimit, restoreDir, restoreFile } from './restore.ts'
+import { mapLimit, restoreDir, restoreFile, storeTree } from './restore.ts'
 import { checkRunRecord, StoreError } from './run-record-check.ts'
 import { describeS3, type S3StoreConfig } from './s3-config.ts'
 import { isNotFound, isTransient, nameOf, s3StoreError, statusOf } from './s3-errors.ts'
@@ -135,22 +134,7 @@ export class S3Store implements ArtifactStore {
   }
 
   async putDir(path: string): Promise<{ digest: ObjectDigest; size: number }> {
-    const files: { abs: string; rel: string; mode: 0o644 | 0o755 }[] = []
-    const walk = async (dir: string, prefix: string): Promise<void> => {
-      for (const name of (await readdir(dir)).sort()) {
-        const abs = join(dir, name)
-        const rel = prefix === '' ? name : `${prefix}/${name}`
-        const st = await lstat(abs)
-        if (st.isDirectory()) await walk(abs, rel)
-        else if (st.isFile()) files.push({ abs, rel, mode: normaliseMode(st.mode) })
-        else throw new StoreError(`cannot store ${abs}: directory outputs may hold only regular files and directories`)
-      }
-    }
-    await walk(path, '')
-    const puts = await mapLimit(files, PARALLEL, (f) => this.putFile(f.abs))
-    const entries: DirEntry[] = files.map((f, i) => ({ path: f.rel, mode: f.mode, ...puts[i]! }))
-    const listing = await this.putBytes(encodeListing(entries))
-    return { digest: listing.digest, size: entries.reduce((n, e) => n + e.size, 0) }
+    return await storeTree(path, (abs) => this.putFile(abs), (bytes) => this.putBytes(bytes), PARALLEL)
   }
 
   /**
