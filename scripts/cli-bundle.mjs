@@ -7,7 +7,7 @@
  * (as esbuild read them), of this script, and of the package.json of each bundled package
  * (npm rewrites it on install), and `isStale` compares them with a stat each (~60 stats).
  * Each bundled module keeps its own `import.meta.url` (pinned to its source file), so what it
- * resolves against itself (schemas, run-stage.ts for the stage processes, which still run
+ * resolves against itself (schemas, stage-process.ts for the stage processes, which still run
  * through tsx) stays in the source tree. Writes are atomic (temp file, rename; bundle before
  * manifest), so concurrent rebuilds are harmless. Run directly (`node scripts/cli-bundle.mjs`,
  * npm's `prepare`) it rebuilds when stale and prints where the bundle is.

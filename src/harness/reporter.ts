@@ -6,7 +6,7 @@
  * stay readable. Colour is used only on a TTY and never when `NO_COLOR` is set. `--json` does not
  * come here: the CLI prints events as JSON lines itself.
  */
-import type { ExecEvent } from './executor.ts'
+import type { ExecEvent } from './run-pipeline.ts'
 import { formatFailure } from './failures.ts'
 import { describeReason } from './reasons.ts'
 import { unreachable, type PlanStep } from './types.ts'

@@ -5,7 +5,7 @@
  * the exit status; never rejects for a failing stage (a spawn error is reported as exit null).
  */
 import { createInterface } from 'node:readline'
-import { parseMessage, stageCommand } from './stage-runner.ts'
+import { parseMessage, stageCommand } from './stage-api.ts'
 
 export interface SpawnCallbacks {
   progress(fraction: number, message: string | undefined): void
@@ -20,7 +20,7 @@ export interface SpawnOutcome {
 
 const TAIL_BYTES = 4096
 
-/** Spawn `run-stage.ts <workDir>` with `env` as the whole environment. */
+/** Spawn `stage-process.ts <workDir>` with `env` as the whole environment. */
 export async function spawnStage(
   workDir: string,
   cwd: string,

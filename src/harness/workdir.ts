@@ -1,7 +1,7 @@
 /**
  * A stage run's private work directory: `<workRoot>/<random>/` holding `job.json`, the inputs
  * materialised read-only from the store at `inputs/<as>/<instance>/<output>`, and `out/` where
- * the stage writes its declared outputs and run-stage.ts writes `result.json`. Nothing in a
+ * the stage writes its declared outputs and stage-process.ts writes `result.json`. Nothing in a
  * work directory is visible to anyone else: publishing goes through the store, so a killed or
  * failed run leaves at most an orphaned work directory, never a store or lock entry. Also the
  * byte-for-byte comparison `verify` uses.
@@ -12,7 +12,7 @@ import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/p
 import { createHash } from 'node:crypto'
 import { join, relative } from 'node:path'
 import { inputKey } from './planner.ts'
-import type { StageInput, StageJob } from './stage-runner.ts'
+import type { StageInput, StageJob } from './stage-api.ts'
 import type { ArtifactStore, Fingerprint, InstanceDep, JsonObject, OutputDecl, StageInstance, StoredOutput } from './types.ts'
 
 export interface WorkDir {
@@ -95,7 +95,7 @@ export async function materialiseInputs(
   return { ok: true, inputs }
 }
 
-/** Writes `job.json` for run-stage.ts. */
+/** Writes `job.json` for stage-process.ts. */
 export async function writeJob(wd: WorkDir, job: StageJob): Promise<void> {
   await writeFile(join(wd.dir, 'job.json'), JSON.stringify(job, null, 2))
 }

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import type { StageInput } from '../harness/stage-runner.ts'
+import type { StageInput } from '../harness/stage-api.ts'
 import { parseManifest, parseProbe, parseScan, parseTelemetry, type ProbeRole, type StageResults } from './records.ts'
 
 /** One input behind the report: which instance, which output, and its digest(s). */

@@ -9,7 +9,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Ajv } from 'ajv'
-import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { buildAudit, summarise } from '../../src/report/audit.ts'
 import { parseClaims } from '../../src/report/claims.ts'
 import { gatherResults } from '../../src/report/gather.ts'

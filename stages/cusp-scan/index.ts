@@ -8,7 +8,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { lanczos } from '../../src/science/eigen/lanczos.ts'
 import { directionalScan } from '../../src/science/telemetry.ts'
 import type { LogRow } from '../../src/science/train-loop.ts'

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path'
 import { downloadCifar10 } from '../../src/data/cifar10.ts'
-import { defineStage } from '../../src/harness/stage-runner.ts'
+import { defineStage } from '../../src/harness/stage-api.ts'
 
 /** Params (schemas/stages/fetch-cifar10.params.schema.json). */
 export interface FetchCifar10Params {

@@ -8,7 +8,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import type { AuditRecord } from '../../src/report/audit.ts'
 import { allFigures, type Theme } from '../../src/report/figure-specs.ts'
 import { gatherResults } from '../../src/report/gather.ts'

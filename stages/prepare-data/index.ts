@@ -26,7 +26,7 @@ import { prepareDataset } from '../../src/data/prepare.ts'
 import { tensor, writeSafetensors } from '../../src/data/safetensors.ts'
 import type { ClassSpec } from '../../src/data/subset.ts'
 import { syntheticImageSet } from '../../src/data/synthetic.ts'
-import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 
 /** Params (schemas/stages/prepare-data.params.schema.json; defaults filled by the analyzer). */
 export interface PrepareDataParams {

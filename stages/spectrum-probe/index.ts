@@ -12,7 +12,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { lanczos } from '../../src/science/eigen/lanczos.ts'
 import { powerIteration } from '../../src/science/eigen/power.ts'
 import type { EigenResult } from '../../src/science/eigen/types.ts'

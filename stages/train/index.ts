@@ -20,7 +20,7 @@ import { appendFile, copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, trun
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeSafetensors, encodeSafetensors, tensor, type Tensor } from '../../src/data/safetensors.ts'
-import { defineStage, type StageContext } from '../../src/harness/stage-runner.ts'
+import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { datasetAccuracy } from '../../src/science/accuracy.ts'
 import { encodeCheckpoint } from '../../src/science/checkpoint.ts'
 import { initEngine } from '../../src/science/engine.ts'

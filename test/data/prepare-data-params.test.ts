@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib'
 import { compileParamsSchema } from '../../src/harness/stage-schemas.ts'
 import stage, { type PrepareDataParams, type PrepareDataResult } from '../../stages/prepare-data/index.ts'
 import type { ValidateFunction } from 'ajv'
-import type { StageContext, StageInput } from '../../src/harness/stage-runner.ts'
+import type { StageContext, StageInput } from '../../src/harness/stage-api.ts'
 import { readSafetensors } from '../../src/data/safetensors.ts'
 import { makeCifarArchive } from './fixtures/cifar-archive.ts'
 

@@ -35,7 +35,7 @@ function project() {
           "import fs from 'fs'",
           "import type { X } from '@scope/pkg/sub'",
           "const schema = new URL('../../schemas/toy.json', import.meta.url)",
-          "const args = ['--import', tsx, join(HERE, 'run-stage.ts')] // not an import",
+          "const args = ['--import', tsx, join(HERE, 'stage-process.ts')] // not an import",
           "const msg = 'please import from \\'zzz\\''",
           'export const run = () => [a, parse, readFileSync, fs, schema, args, msg]',
         ].join('\n'),

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { execute } from '../../src/harness/executor.ts'
+import { execute } from '../../src/harness/run-pipeline.ts'
 import { Project } from './fixtures/counting-project.ts'
 
 const outcomes = (o: Record<string, { outcome: string }>): Record<string, string> =>

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { plan } from '../../src/harness/executor.ts'
+import { plan } from '../../src/harness/run-pipeline.ts'
 import { parseListing } from '../../src/harness/store/dir-listing.ts'
 import { pipelineYaml, Project } from './fixtures/counting-project.ts'
 

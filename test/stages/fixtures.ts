@@ -1,7 +1,7 @@
 /**
  * Helpers for the science-stage tests: a small synthetic classification set written as
  * prepare-data's outputs (dataset.safetensors: x float32 [n, h, w, c], y int32 [n]; manifest.json),
- * and running one stage job through the real stage runner (src/harness/run-stage.ts) in a child
+ * and running one stage job through the real stage runner (src/harness/stage-process.ts) in a child
  * process, as the executor does, with an optional resume directory and an optional kill.
  */
 import { spawn } from 'node:child_process'
@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeSafetensors, tensor } from '../../src/data/safetensors.ts'
 import { createRng } from '../../src/science/rng.ts'
-import { stageCommand, type StageInput } from '../../src/harness/stage-runner.ts'
+import { stageCommand, type StageInput } from '../../src/harness/stage-api.ts'
 import type { JsonObject } from '../../src/harness/types.ts'
 
 export const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '')

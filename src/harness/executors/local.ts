@@ -5,13 +5,13 @@
  * run-stage`), only without a container. It exists so the container path (publish from the
  * child, read the run record in the scheduler) is exercised end to end on machines without
  * Docker, and as a way to run the remote protocol against a shared store from a workstation.
- * The default executor is still the in-process one (execution.ts `produce`), which needs no
+ * The default executor is still the in-process one (plan-run.ts `produce`), which needs no
  * shared store and streams progress.
  */
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseMessage } from '../stage-runner.ts'
+import { parseMessage } from '../stage-api.ts'
 import { createInterface } from 'node:readline'
 import { remoteFailure, runStageArgv, tail, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
 

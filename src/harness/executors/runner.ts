@@ -4,11 +4,11 @@
  * Kubernetes Job. A runner starts `cusp run-stage <instance-id> --store <url> --expect <fp>`
  * there and waits for it; that command materialises the inputs from the shared store, runs the
  * stage, checks and publishes the outputs and the run record (the executor's own code: see
- * run-one.ts). The harness then reads the run record for the fingerprint it planned and records
+ * run-stage-command.ts). The harness then reads the run record for the fingerprint it planned and records
  * it in the lock, exactly as after a local run. The in-process path (no runner) stays the
  * default; `runStageArgv` is the one place the container command line is built.
  */
-import type { ExecEvent } from '../exec-types.ts'
+import type { ExecEvent } from '../run-types.ts'
 import type { Failure, Fingerprint, StageInstance } from '../types.ts'
 
 /** What a runner is asked to do: produce and publish `instance` at `fingerprint`. */

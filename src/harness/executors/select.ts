@@ -8,7 +8,7 @@
 import { relative } from 'node:path'
 import { envForInstance } from '../../science/env-record.ts'
 import type { ExecutorKind } from '../cli-args.ts'
-import type { RunOptions } from '../exec-types.ts'
+import type { RunOptions } from '../run-types.ts'
 import { fail, ok, type Failure, type Result, type ValidPipeline } from '../types.ts'
 import { DockerRunner, pipelineNameOf } from './docker.ts'
 import { imageEnv, variantOf } from './image-env.ts'

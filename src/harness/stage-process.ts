@@ -1,16 +1,16 @@
 /**
- * Process entry for one stage job: `node --import tsx src/harness/run-stage.ts <workDir>`
- * (built by `stageCommand` in stage-runner.ts). Reads `<workDir>/job.json`, imports the stage
+ * Process entry for one stage job: `node --import tsx src/harness/stage-process.ts <workDir>`
+ * (built by `stageCommand` in stage-api.ts). Reads `<workDir>/job.json`, imports the stage
  * module, calls its `defineStage` function with a `StageContext`, and writes the returned object
  * as `<outDir>/result.json` (sorted keys, so equal results are equal bytes). Exit 0 on success;
  * on any error the stack goes to stderr and the exit status is 1. Stdout carries only protocol
- * lines (see stage-runner.ts): console.log/info/debug are redirected to stderr first. If the
+ * lines (see stage-api.ts): console.log/info/debug are redirected to stderr first. If the
  * parent harness dies, this process exits too rather than run on as an orphan.
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { encodeMessage, isStageDefinition, type StageContext, type StageJob, type StageMessage } from './stage-runner.ts'
+import { encodeMessage, isStageDefinition, type StageContext, type StageJob, type StageMessage } from './stage-api.ts'
 import type { JsonValue } from './types.ts'
 
 function send(msg: StageMessage): void {
@@ -36,7 +36,7 @@ export async function runStageJob(workDir: string): Promise<number> {
   const job = JSON.parse(await readFile(join(workDir, 'job.json'), 'utf8')) as StageJob
   const mod = (await import(pathToFileURL(job.module).href)) as { default?: unknown }
   if (!isStageDefinition(mod.default)) {
-    process.stderr.write(`${job.module}: the default export must be defineStage(...) from src/harness/stage-runner.ts\n`)
+    process.stderr.write(`${job.module}: the default export must be defineStage(...) from src/harness/stage-api.ts\n`)
     return 1
   }
   const ctx: StageContext = {
@@ -60,7 +60,7 @@ export async function runStageJob(workDir: string): Promise<number> {
 
 const workDir = process.argv[2]
 if (workDir === undefined) {
-  process.stderr.write('usage: run-stage.ts <workDir>\n')
+  process.stderr.write('usage: stage-process.ts <workDir>\n')
   process.exit(2)
 }
 const toStderr = (...args: unknown[]): void => console.error(...args)

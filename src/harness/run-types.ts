@@ -1,5 +1,5 @@
 /**
- * The executor's vocabulary, shared by executor.ts (the public API and planning), execution.ts
+ * The executor's vocabulary, shared by run-pipeline.ts (the public API and planning), plan-run.ts
  * (running a plan) and the CLI: run options, the events a run emits, and its summary. Types only.
  */
 import type { InstanceRunner } from './executors/runner.ts'

@@ -4,15 +4,15 @@
  * here: the lock is read, code digests computed once per implementation, and the pure planner
  * (planner.ts) is run in a loop that looks up exactly the run records and objects it asks for
  * (a few rounds, one per DAG level that needs lookups; a no-op rerun needs only one stat per
- * output object). Running the plan is execution.ts. Fingerprints key on an instance's input
+ * output object). Running the plan is plan-run.ts. Fingerprints key on an instance's input
  * bytes, not on its upstream's fingerprints, so an upstream that reruns and writes identical
  * bytes leaves its dependents fresh (early cutoff). Exceptions are caught at the boundary of
  * each public function and become `Failure` values.
  */
-import type { ExecSummary, Prepared, RunOptions } from './exec-types.ts'
+import type { ExecSummary, Prepared, RunOptions } from './run-types.ts'
 import { codeDigest } from './code-digest.ts'
 import { harnessEnv } from './environment.ts'
-import { Execution, lockStamp, unexpected } from './execution.ts'
+import { Execution, lockStamp, unexpected } from './plan-run.ts'
 import { computeFingerprint } from './fingerprint.ts'
 import { readLock } from './lockfile.ts'
 import { planPipeline, type FingerprintFn, type PlanOutput } from './planner.ts'
@@ -20,7 +20,7 @@ import { StoreLookups } from './store-lookups.ts'
 import { resolveSelectors } from './targets.ts'
 import { fail, ok, type Failure, type LockFile, type PlanStep, type Result } from './types.ts'
 
-export type { ExecEvent, ExecSummary, InstanceOutcome, Outcome, RunOptions } from './exec-types.ts'
+export type { ExecEvent, ExecSummary, InstanceOutcome, Outcome, RunOptions } from './run-types.ts'
 
 /** The plan only: effects-free reads of the lock and the store (for `status` and `--dry-run`). */
 export async function plan(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<PlanStep[], Failure[]>> {

@@ -3,7 +3,7 @@
  * `stages/<impl>/index.ts` whose default export is `defineStage(async (ctx) => result)`. The
  * executor prepares a work directory holding `job.json` (this instance's validated params and
  * materialised, read-only input paths) and an empty `out/`, then spawns the command from
- * `stageCommand` in a fresh Node process (run-stage.ts), which loads the module, calls it with a
+ * `stageCommand` in a fresh Node process (stage-process.ts), which loads the module, calls it with a
  * `StageContext`, and writes the returned object as `out/result.json`. The stage writes each
  * declared output, by name, into `ctx.outDir` and nothing else there.
  *
@@ -74,7 +74,7 @@ export function isStageDefinition(x: unknown): x is StageDefinition<JsonObject, 
   return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[STAGE] === true
 }
 
-/** The job the executor writes to `<workDir>/job.json` for run-stage.ts. */
+/** The job the executor writes to `<workDir>/job.json` for stage-process.ts. */
 export interface StageJob {
   schema: 1
   instance: string
@@ -122,13 +122,13 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 export interface CommandTarget {
   /** The node binary there; default `node`. */
   node?: string
-  /** The cusp checkout there (holding src/harness/run-stage.ts and node_modules/tsx). */
+  /** The cusp checkout there (holding src/harness/stage-process.ts and node_modules/tsx). */
   cuspRoot: string
 }
 
 /**
- * The command that runs one stage job: `node --import tsx src/harness/run-stage.ts <workDir>`.
- * Locally (no `target`) tsx and run-stage.ts are absolute paths of this installation, so it
+ * The command that runs one stage job: `node --import tsx src/harness/stage-process.ts <workDir>`.
+ * Locally (no `target`) tsx and stage-process.ts are absolute paths of this installation, so it
  * works from any working directory (a temp project included). For a container, pass where
  * cusp lives in the image; the work directory must be mounted at the same path. The one place
  * the command line is built, so every executor (local, docker, kubernetes) runs the same thing.
@@ -136,7 +136,7 @@ export interface CommandTarget {
 export function stageCommand(workDir: string, target?: CommandTarget): { file: string; args: string[] } {
   if (target !== undefined) {
     const tsx = `file://${target.cuspRoot}/node_modules/tsx/dist/loader.mjs`
-    return { file: target.node ?? 'node', args: ['--import', tsx, `${target.cuspRoot}/src/harness/run-stage.ts`, workDir] }
+    return { file: target.node ?? 'node', args: ['--import', tsx, `${target.cuspRoot}/src/harness/stage-process.ts`, workDir] }
   }
-  return { file: process.execPath, args: ['--import', import.meta.resolve('tsx'), join(HERE, 'run-stage.ts'), workDir] }
+  return { file: process.execPath, args: ['--import', import.meta.resolve('tsx'), join(HERE, 'stage-process.ts'), workDir] }
 }

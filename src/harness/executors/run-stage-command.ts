@@ -13,8 +13,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ExecEvent, ExecSummary, RunOptions } from '../exec-types.ts'
-import { execute, planDetailed } from '../executor.ts'
+import type { ExecEvent, ExecSummary, RunOptions } from '../run-types.ts'
+import { execute, planDetailed } from '../run-pipeline.ts'
 import { fail, type ArtifactStore, type Failure, type Result, type ValidPipeline } from '../types.ts'
 
 export interface RunOneOptions {

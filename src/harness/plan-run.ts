@@ -1,7 +1,7 @@
 /**
- * Running a plan (see executor.ts for the contract). Each selected instance is settled as
+ * Running a plan (see run-pipeline.ts for the contract). Each selected instance is settled as
  * soon as its upstream has: fresh costs nothing; a restore points the lock at a complete run
- * record; a run produces outputs in a private work directory (stage-job.ts), stores them,
+ * record; a run produces outputs in a private work directory (produce.ts), stores them,
  * publishes the run record LAST, then rewrites the lock. An instance below an upstream that
  * ran is decided again with the upstream's actual outputs (early cutoff). An input object the
  * store cannot deliver intact makes its producer run again first ("repair"). In verify mode
@@ -12,12 +12,12 @@ import { availableParallelism } from 'node:os'
 import { statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
+import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './run-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
 import { readLock, writeLock } from './lockfile.ts'
 import { StoreError } from './store/run-record-check.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
-import { produce } from './stage-job.ts'
+import { produce } from './produce.ts'
 import { StoreLookups } from './store-lookups.ts'
 import { createWorkDir, diffTrees, removeWorkDir, sha256File, sweepWorkDirs, type WorkDir } from './workdir.ts'
 import type {
@@ -378,7 +378,7 @@ export class Execution {
 
   /**
    * A run through `opts.runner`: the remote side publishes outputs and the run record itself
-   * (executors/run-one.ts), so here only its run record for `fp` is read and locked.
+   * (executors/run-stage-command.ts), so here only its run record for `fp` is read and locked.
    */
   private async runRemote(runner: InstanceRunner, inst: StageInstance, fp: FingerprintResult, started: number): Promise<RunResult> {
     this.emit({ type: 'start', instance: inst.id, action: 'run' })

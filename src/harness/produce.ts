@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import type { ExecEvent } from './exec-types.ts'
+import type { ExecEvent } from './run-types.ts'
 import { RESULT_OUTPUT } from './planner.ts'
 import { spawnStage } from './spawn-stage.ts'
 import { compileParamsSchema } from './stage-schemas.ts'

@@ -2,14 +2,14 @@
  * The stage-runner contract on its own: the stdout protocol (progress, log, stray lines),
  * console output kept off the protocol, result.json written with sorted keys, and failures
  * (a thrown error, a default export that is not a stage, a non-object result) as exit 1 with
- * the reason on stderr. Drives run-stage.ts through spawnStage with a hand-made work dir.
+ * the reason on stderr. Drives stage-process.ts through spawnStage with a hand-made work dir.
  */
 import t from 'tap'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnStage } from '../../src/harness/spawn-stage.ts'
-import { encodeMessage, parseMessage, stageCommand, type StageJob } from '../../src/harness/stage-runner.ts'
+import { encodeMessage, parseMessage, stageCommand, type StageJob } from '../../src/harness/stage-api.ts'
 import { REPO_ROOT } from './fixtures/counting-project.ts'
 
 t.test('protocol lines round-trip; anything else is a log line', async (t) => {
@@ -23,10 +23,10 @@ t.test('protocol lines round-trip; anything else is a log line', async (t) => {
 t.test('stageCommand: absolute paths locally, the image layout for a container', async (t) => {
   const local = stageCommand('/w/1')
   t.equal(local.file, process.execPath)
-  t.match(local.args, ['--import', /^file:\/\/.*tsx/, join(REPO_ROOT, 'src/harness/run-stage.ts'), '/w/1'])
+  t.match(local.args, ['--import', /^file:\/\/.*tsx/, join(REPO_ROOT, 'src/harness/stage-process.ts'), '/w/1'])
   t.same(stageCommand('/w/1', { cuspRoot: '/app' }), {
     file: 'node',
-    args: ['--import', 'file:///app/node_modules/tsx/dist/loader.mjs', '/app/src/harness/run-stage.ts', '/w/1'],
+    args: ['--import', 'file:///app/node_modules/tsx/dist/loader.mjs', '/app/src/harness/stage-process.ts', '/w/1'],
   })
 })
 
@@ -40,7 +40,7 @@ t.test('run-stage: context, protocol, result.json and failures', async (t) => {
   const stage = (name: string, body: string): string => {
     const file = join(root, 'stages', name, 'index.ts')
     mkdirSync(join(root, 'stages', name), { recursive: true })
-    writeFileSync(file, `import { writeFileSync, readFileSync } from 'node:fs'\nimport { join } from 'node:path'\nimport { defineStage } from 'cusp/src/harness/stage-runner.ts'\n${body}\n`)
+    writeFileSync(file, `import { writeFileSync, readFileSync } from 'node:fs'\nimport { join } from 'node:path'\nimport { defineStage } from 'cusp/src/harness/stage-api.ts'\n${body}\n`)
     return file
   }
   const run = async (module: string) => {
