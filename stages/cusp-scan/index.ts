@@ -12,8 +12,8 @@ import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { lanczos } from '../../src/science/eigen/lanczos.ts'
 import { directionalScan } from '../../src/science/telemetry.ts'
 import type { LogRow } from '../../src/science/train-loop.ts'
-import { checkCoordinates, type RunCoordinates } from '../train/coordinates.ts'
-import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, readTelemetry, singleInput, throttled, type CheckpointEntry, type EngineParams } from '../train/io.ts'
+import { checkCoordinates, type RunCoordinates } from '../shared/coordinates.ts'
+import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, readTelemetry, singleInput, throttled, type CheckpointEntry, type EngineParams } from '../shared/io.ts'
 
 /** Params (schemas/stages/cusp-scan.params.schema.json). */
 export interface ScanParams extends EngineParams, RunCoordinates {

@@ -18,8 +18,8 @@ import { powerIteration } from '../../src/science/eigen/power.ts'
 import type { EigenResult } from '../../src/science/eigen/types.ts'
 import { projections, quadraticStepChange, rho, splitGradient, stepLossChange } from '../../src/science/telemetry.ts'
 import { norm2 } from '../../src/science/train-loop.ts'
-import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, singleInput, throttled, type CheckpointIndex, type EngineParams } from '../train/io.ts'
-import { checkCoordinates, type RunCoordinates } from '../train/coordinates.ts'
+import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, singleInput, throttled, type CheckpointIndex, type EngineParams } from '../shared/io.ts'
+import { checkCoordinates, type RunCoordinates } from '../shared/coordinates.ts'
 
 /** Params (schemas/stages/spectrum-probe.params.schema.json). */
 export interface ProbeParams extends EngineParams, RunCoordinates {

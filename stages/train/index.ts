@@ -26,8 +26,8 @@ import { encodeCheckpoint } from '../../src/science/checkpoint.ts'
 import { initEngine } from '../../src/science/engine.ts'
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
 import { norm2, train, type LoopState, type TrainOptions } from '../../src/science/train-loop.ts'
-import { checkDataCoordinates } from './coordinates.ts'
-import { checkpointFile, loadDataset, openObjective, singleInput, throttled, writeAtomic, type CheckpointEntry, type CheckpointIndex, type EngineParams } from './io.ts'
+import { checkDataCoordinates } from '../shared/coordinates.ts'
+import { checkpointFile, loadDataset, openObjective, singleInput, throttled, writeAtomic, type CheckpointEntry, type CheckpointIndex, type EngineParams } from '../shared/io.ts'
 
 /** Params (schemas/stages/train.params.schema.json; defaults filled by the analyzer). */
 export interface TrainParams extends EngineParams {
