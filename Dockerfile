@@ -12,7 +12,7 @@
 # fails without access and npm drops the package (measured on a machine with only the npm
 # registry: `npm ci` exit 0 in 1 min 29 s), but every other `npm ci` would then fetch
 # libtensorflow, and this image would hold both tfjs-node and tfjs-node-gpu, while the
-# scheduler's fingerprint (src/harness/executors/image-env.ts) predicts exactly one. The engine
+# scheduler's fingerprint (src/science/image-env.ts) predicts exactly one. The engine
 # imports them when present (src/science/engine.ts, 'auto': tfjs-node-gpu, then tfjs-node,
 # then wasm, then cpu).
 

@@ -3,7 +3,7 @@
  * 200-instance toy DAG (test/harness/fixtures/toy-dag.ts), seeds its store and lock WITHOUT
  * running any stage (fabricated outputs, published as run records under the fingerprints the
  * real planner computes), then times in-process `plan()`, a no-op `execute()`, and the whole CLI
- * (`node --import tsx src/harness/cli.ts`, a fresh process) doing the no-op rerun (median of N,
+ * (`node --import tsx src/main.ts`, a fresh process) doing the no-op rerun (median of N,
  * after one warm-up). No stage process is spawned in the timed part. Prints one JSON line.
  */
 import { spawnSync } from 'node:child_process'
@@ -76,7 +76,7 @@ try {
   })
   const analyzeMs = await time(async () => analyze({ file, reader: nodeReader(dir) }))
   // End to end: the real CLI as a fresh process (node + tsx startup included).
-  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'harness', 'cli.ts')
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.ts')
   const cliMs = await time(async () => {
     const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), cli, '--file', file], { cwd: dir, env: { ...process.env, CUSP_STORE: '' }, encoding: 'utf8' })
     if (r.status !== 0) throw new Error(`cli exited ${r.status}: ${r.stderr}`)

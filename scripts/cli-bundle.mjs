@@ -1,5 +1,5 @@
 /**
- * The CLI bundle behind `npm run pipeline`: src/harness/cli.ts and everything it imports,
+ * The CLI bundle behind `npm run pipeline`: src/main.ts and everything it imports,
  * bundled by esbuild into one ESM file, `.cusp/build/cli.mjs`, run by plain node. Loading one
  * file instead of ~150 modules through tsx's loader hooks is most of a no-op rerun's start-up.
  * The bundle is rebuilt whenever it is stale, so there is no build step to remember: next to it,
@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 /** The repository root (parent of scripts/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SELF = fileURLToPath(import.meta.url)
-const ENTRY = join(REPO, 'src/harness/cli.ts')
+const ENTRY = join(REPO, 'src/main.ts')
 /** Bump when the manifest layout changes. */
 const FORMAT = 1
 
@@ -57,7 +57,7 @@ export function isStale(root = REPO) {
 }
 
 /**
- * Bundle `entry` (default src/harness/cli.ts) into `<root>/.cusp/build/cli.mjs` and write its
+ * Bundle `entry` (default src/main.ts) into `<root>/.cusp/build/cli.mjs` and write its
  * manifest. Each input is stamped before it is read, so an edit made during the build leaves
  * the bundle stale rather than silently out of date. Resolves to the bundle's path.
  */

@@ -1,5 +1,5 @@
 /**
- * `npm run pipeline -- ...`: the CLI (src/harness/cli.ts) from its esbuild bundle, run by plain
+ * `npm run pipeline -- ...`: the CLI (src/main.ts, the composition root over src/harness/cli.ts) from its esbuild bundle, run by plain
  * node, rebuilt first when any file in it changed (scripts/cli-bundle.mjs; the check is one
  * stat per input). Without tsx's per-module loader hooks a no-op rerun starts in about a third
  * of the CPU time. Should the bundle not build (esbuild missing, read-only checkout), it says so
@@ -17,6 +17,6 @@ try {
   process.stderr.write(`cusp: cannot build the CLI bundle (${e instanceof Error ? e.message : String(e)}); running the sources through tsx\n`)
   const { register } = await import('tsx/esm/api')
   register()
-  cli = await import('../src/harness/cli.ts')
+  cli = await import('../src/main.ts')
 }
 await cli.runAsProcess()

@@ -75,19 +75,5 @@ export function isSha256Hex(s: unknown): s is string {
   return typeof s === 'string' && /^[0-9a-f]{64}$/.test(s)
 }
 
-/** Deep copy of a JSON value with object keys in canonical (sorted) order, for stable pretty output. */
-export function sortKeysDeep<T>(value: T): T {
-  if (Array.isArray(value)) return value.map((v: unknown) => sortKeysDeep(v)) as T
-  if (value !== null && typeof value === 'object') {
-    const record = value as Record<string, unknown>
-    const out: Record<string, unknown> = {}
-    for (const k of Object.keys(record).sort()) {
-      const v = sortKeysDeep(record[k])
-      // a `__proto__` key must stay a plain data key, not set the prototype
-      if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
-      else out[k] = v
-    }
-    return out as T
-  }
-  return value
-}
+/** Deep copy with object keys sorted (one implementation: src/core/vocabulary.ts). */
+export { sortKeysDeep } from '../core/vocabulary.ts'

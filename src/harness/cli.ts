@@ -6,26 +6,24 @@
  * lock is touched, so an invalid pipeline or command line writes nothing anywhere. Exit codes:
  * 0 success, 1 a stage failed (or --verify found non-determinism), 2 invalid pipeline or usage.
  * Any exception reaching `main` is caught here once and printed as one line (with its stack only
- * when `CUSP_DEBUG=1`).
+ * when `CUSP_DEBUG=1`). What is specific to the science (environments, backend names, the closing
+ * summary) comes in as a `Host` (host.ts); src/main.ts is the entry that wires it.
  */
-import { realpathSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { analyze, nodeReader } from './analyzer.ts'
 import { parseCli, USAGE, type Command } from './cli-args.ts'
 import { execute, plan, type ExecEvent } from './run-pipeline.ts'
 import { formatFailure } from './failures.ts'
 import { artifactsView, showView } from './registry.ts'
-import { AUDIT_INSTANCE, auditSummaryText } from '../report/print-audit.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
 import { openStore } from './store/open-store.ts'
 import { syncCommand } from './sync.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
-import { envForInstance } from '../science/env-record.ts'
 import { pipelineNameOf } from './executors/docker.ts'
 import { runOne, runOneExitCode } from './executors/run-stage-command.ts'
-import { containerEnv, DEFAULT_IMAGE, pipelineSpec, selectExecutor } from './executors/select.ts'
+import { DEFAULT_IMAGE, pipelineSpec, selectExecutor } from './executors/select.ts'
+import { bareHost, type Host } from './host.ts'
 import { exportArgo } from './export-argo.ts'
 import type { ArtifactStore, Failure, ValidPipeline } from './types.ts'
 import type { RunOptions } from './run-types.ts'
@@ -52,7 +50,7 @@ export function exitCodeFor(failures: readonly Failure[]): 1 | 2 {
 }
 
 /** Run the CLI on `argv` (without node and the script); resolves to the process exit code. */
-export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+export async function main(argv: readonly string[], io: CliIo, host: Host = bareHost): Promise<number> {
   try {
     const parsed = parseCli(argv)
     if (!parsed.ok) return report(io, [parsed.error])
@@ -61,7 +59,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       io.stdout.write(`${USAGE}\n`)
       return 0
     }
-    return await dispatch(cmd, io)
+    return await dispatch(cmd, io, host)
   } catch (e: unknown) {
     const debug = io.env.CUSP_DEBUG === '1'
     const message = e instanceof Error ? e.message : String(e)
@@ -73,16 +71,20 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
-async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Promise<number> {
+async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host: Host): Promise<number> {
   const file = resolve(io.cwd, cmd.file ?? 'pipeline.yaml')
   const root = dirname(file)
   const analyseWith = (overrides: string[]) => analyze({ file, profile: cmd.profile, overrides, reader: nodeReader(root) })
   let analysed = await analyseWith(cmd.overrides)
   if (!analysed.ok) return report(io, analysed.error)
   if (cmd.backend !== undefined) {
-    // --backend B = `--set S.backend=B` for every stage S whose params have a backend.
-    const stages = new Set([...analysed.value.instances.values()].filter((i) => 'backend' in i.params).map((i) => i.stage))
-    analysed = await analyseWith([...cmd.overrides, ...[...stages].sort().map((st) => `${st}.backend=${cmd.backend ?? ''}`)])
+    const { param, names } = host.backend
+    if (!names.includes(cmd.backend)) {
+      return report(io, [{ reason: 'usage', message: `--backend expects one of ${names.join(', ') || '(none configured)'}, got '${cmd.backend}'` }])
+    }
+    // --backend B = `--set S.<param>=B` for every stage S whose params have that param.
+    const stages = new Set([...analysed.value.instances.values()].filter((i) => param in i.params).map((i) => i.stage))
+    analysed = await analyseWith([...cmd.overrides, ...[...stages].sort().map((st) => `${st}.${param}=${cmd.backend ?? ''}`)])
     if (!analysed.ok) return report(io, analysed.error)
   }
   const pipeline = analysed.value
@@ -101,19 +103,19 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
   }
   const lockPath = join(root, 'pipeline.lock')
   // The numeric environment (backend, engine versions) of each instance, for its fingerprint.
-  const base = { pipeline, store: store.value, lockPath, processEnv: io.env, env: envForInstance }
+  const base = { pipeline, store: store.value, lockPath, processEnv: io.env, env: host.env }
 
   switch (cmd.kind) {
     case 'run': {
-      const chosen = selectExecutor({ ...cmd, pipeline, store: storeSpec, env: io.env })
+      const chosen = selectExecutor({ ...cmd, pipeline, store: storeSpec, env: io.env, host })
       if (!chosen.ok) return report(io, [chosen.error])
       const { runner, env } = chosen.value
-      if (runner === undefined) return await runCommand(cmd, io, { ...base, targets })
+      if (runner === undefined) return await runCommand(cmd, io, host, { ...base, targets })
       // Ctrl-C: stop every container or Job in flight, then let the run report and exit.
       const onInt = () => void runner.cancelAll()
       process.once('SIGINT', onInt)
       try {
-        return await runCommand({ ...cmd, jobs: cmd.jobs ?? 64 }, io, { ...base, targets, env, runner })
+        return await runCommand({ ...cmd, jobs: cmd.jobs ?? 64 }, io, host, { ...base, targets, env, runner })
       } finally {
         process.off('SIGINT', onInt)
       }
@@ -125,7 +127,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
       const human = onEvent === undefined ? createReporter({ out: io.stdout, live: false, color: false }) : undefined
       let r
       try {
-        r = await runOne({ pipeline, store: store.value, instance: id.value, env: envForInstance, processEnv: io.env, onEvent: onEvent ?? ((e) => human?.onEvent(e)), ...(cmd.expect !== undefined ? { expect: cmd.expect } : {}) })
+        r = await runOne({ pipeline, store: store.value, instance: id.value, env: host.env, processEnv: io.env, onEvent: onEvent ?? ((e) => human?.onEvent(e)), ...(cmd.expect !== undefined ? { expect: cmd.expect } : {}) })
       } finally {
         human?.close()
       }
@@ -136,7 +138,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     case 'export': {
       const image = cmd.image ?? DEFAULT_IMAGE
       const exportSpec = storeSpec ?? join(root, 'artifacts')
-      const steps = await plan({ ...base, targets, env: containerEnv(image) })
+      const steps = await plan({ ...base, targets, env: host.imageEnv(image) })
       if (!steps.ok) return report(io, steps.error)
       const spec = { ...pipelineSpec({ pipeline, store: exportSpec, profile: cmd.profile, overrides: cmd.overrides }, exportSpec), ...(cmd.backend !== undefined ? { backend: cmd.backend } : {}) }
       const out = exportArgo({
@@ -159,7 +161,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
       return await syncCommand(cmd.kind, { store: store.value, lockPath, dryRun: cmd.kind === 'gc' && cmd.dryRun, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
       // --image: the question is "fresh for the cluster?", so fingerprint as inside that image.
-      const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: containerEnv(cmd.image) } : {}) })
+      const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: host.imageEnv(cmd.image) } : {}) })
       if (!steps.ok) return report(io, steps.error)
       io.stdout.write(cmd.json ? `${JSON.stringify(statusJson(pipeline, steps.value))}\n` : statusText(pipeline, steps.value, color(io)))
       return 0
@@ -167,7 +169,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     case 'why': {
       const id = resolveInstance(pipeline, cmd.instance)
       if (!id.ok) return report(io, [id.error])
-      const steps = await plan({ ...base, ...(cmd.image !== undefined ? { env: containerEnv(cmd.image) } : {}) })
+      const steps = await plan({ ...base, ...(cmd.image !== undefined ? { env: host.imageEnv(cmd.image) } : {}) })
       if (!steps.ok) return report(io, steps.error)
       io.stdout.write(whyText(pipeline, steps.value, id.value, cmd.json))
       return 0
@@ -200,7 +202,7 @@ type Base = {
  * `run`: execute with the live/plain reporter (or JSON lines), then print every failure once,
  * formatted, on stderr. Exit 1 when a stage failed or --verify found non-determinism.
  */
-async function runCommand(cmd: RunCommand, io: CliIo, base: Base): Promise<number> {
+async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): Promise<number> {
   const human = cmd.json ? undefined : createReporter({ out: io.stdout, live: io.stdout.isTTY === true, color: color(io) })
   const onEvent = human ? (e: ExecEvent) => human.onEvent(e) : (e: ExecEvent) => void io.stdout.write(`${JSON.stringify(e)}\n`)
   let result
@@ -223,9 +225,9 @@ async function runCommand(cmd: RunCommand, io: CliIo, base: Base): Promise<numbe
   if (cmd.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ok: summary.ok, outcomes: summary.outcomes })}\n`)
   else if (!cmd.dryRun) io.stdout.write(`${human?.summary() ?? ''}\n`)
   if (summary.failures.length > 0) report(io, summary.failures)
-  if (!cmd.json && !cmd.dryRun) {
-    const audit = await auditSummaryText({ lockPath: base.lockPath, store: base.store, outcome: summary.outcomes[AUDIT_INSTANCE]?.outcome, runProfile: base.pipeline.profile })
-    if (audit !== undefined) io.stdout.write(`\n${audit}`)
+  if (!cmd.json && !cmd.dryRun && host.afterRun !== undefined) {
+    const closing = await host.afterRun({ lockPath: base.lockPath, store: base.store, outcomes: summary.outcomes, profile: base.pipeline.profile })
+    if (closing !== undefined) io.stdout.write(`\n${closing}`)
   }
   const nondeterministic = Object.entries(summary.outcomes).filter(([, o]) => o.outcome === 'nondeterministic')
   for (const [id, o] of nondeterministic) {
@@ -252,21 +254,11 @@ function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, ' ').trim()
 }
 
-function isEntry(): boolean {
-  const arg = process.argv[1]
-  if (arg === undefined) return false
-  try {
-    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
-
 /**
  * Run as the process: `main` on process.argv with the real streams, then exit with its code.
- * Used when cli.ts is the entry script and by the bundled CLI (scripts/pipeline.mjs).
+ * Used by the entry module (src/main.ts), directly or through the bundled CLI (scripts/pipeline.mjs).
  */
-export async function runAsProcess(): Promise<never> {
+export async function runAsProcess(host: Host = bareHost): Promise<never> {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0)
   })
@@ -275,7 +267,7 @@ export async function runAsProcess(): Promise<never> {
     stderr: process.stderr,
     cwd: process.cwd(),
     env: process.env,
-  })
+  }, host)
   // A pipe whose reader is slower than us holds output in Node's queue (only the first ~128 KiB
   // go straight to the kernel), so flush both streams before exiting. Exiting explicitly, rather
   // than letting the loop drain, does not wait on handles a library may have left open.
@@ -290,5 +282,3 @@ function flush(stream: NodeJS.WriteStream): Promise<void> {
     stream.write('', () => resolve())
   })
 }
-
-if (isEntry()) await runAsProcess()

@@ -91,11 +91,5 @@ export function setIn(obj: JsonObject, path: readonly string[], value: JsonValue
   return out
 }
 
-/** A deep copy with every object's keys sorted, so equal params serialise identically. */
-export function sortKeysDeep(v: JsonValue): JsonValue {
-  if (Array.isArray(v)) return v.map(sortKeysDeep)
-  if (!isObject(v)) return v
-  const out: JsonObject = {}
-  for (const k of Object.keys(v).sort()) put(out, k, sortKeysDeep(v[k]!))
-  return out
-}
+/** A deep copy with every object's keys sorted (one implementation: src/core/vocabulary.ts). */
+export { sortKeysDeep } from '../core/vocabulary.ts'

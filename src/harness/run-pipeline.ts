@@ -11,7 +11,7 @@
  */
 import type { ExecSummary, Prepared, RunOptions } from './run-types.ts'
 import { codeDigest } from './code-digest.ts'
-import { harnessEnv } from './environment.ts'
+import { harnessEnv } from '../core/environment.ts'
 import { Execution, lockStamp, unexpected } from './plan-run.ts'
 import { computeFingerprint } from './fingerprint.ts'
 import { readLock } from './lockfile.ts'

@@ -10,20 +10,13 @@
 // ---------------------------------------------------------------------------------------
 // JSON values and results
 
-export type JsonPrimitive = string | number | boolean | null
-export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue }
-export type JsonObject = { [key: string]: JsonValue }
+// (the shared vocabulary lives in src/core/vocabulary.ts; re-exported here for harness modules)
+import type { EnvRecord, JsonObject, JsonValue, Result as CoreResult } from '../core/vocabulary.ts'
+export type { EnvRecord, JsonObject, JsonPrimitive, JsonValue } from '../core/vocabulary.ts'
+export { fail, ok, unreachable } from '../core/vocabulary.ts'
 
 /** Errors are values. `ok: false` carries every failure found, not only the first. */
-export type Result<T, E = Failure> = { ok: true; value: T } | { ok: false; error: E }
-
-export const ok = <T>(value: T): { ok: true; value: T } => ({ ok: true, value })
-export const fail = <E>(error: E): { ok: false; error: E } => ({ ok: false, error })
-
-/** For exhaustive switches over discriminated unions. */
-export function unreachable(x: never): never {
-  throw new Error(`unreachable: ${JSON.stringify(x)}`)
-}
+export type Result<T, E = Failure> = CoreResult<T, E>
 
 // ---------------------------------------------------------------------------------------
 // Digests (branded so a file digest cannot be passed where a fingerprint is expected)
@@ -137,12 +130,6 @@ export interface ValidPipeline {
 
 // ---------------------------------------------------------------------------------------
 // Fingerprints
-
-/** The numeric environment that changes results (engine backend and versions). */
-export interface EnvRecord {
-  backend: string
-  versions: Record<string, string>
-}
 
 /** Every field that went into a fingerprint, so "why did this rerun" is a diff of two of these. */
 export interface FingerprintBreakdown {

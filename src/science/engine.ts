@@ -13,7 +13,8 @@ import path from 'node:path';
 import { installGradients } from './gradients/index.ts';
 import { installWasmKernels } from './wasm-kernels.ts';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type { BackendChoice } from './backends.ts';
+import type { BackendChoice } from './backends.ts';
 
 /** The backend in use and the versions of the tfjs packages that computed with it. */
 export interface EngineInfo { backend: string; versions: Record<string, string> }

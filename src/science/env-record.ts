@@ -1,18 +1,23 @@
 /**
- * The numeric environment of a science stage, for its fingerprint (src/harness/environment.ts says
+ * The numeric environment of a science stage, for its fingerprint (src/core/environment.ts says
  * what belongs there): the tfjs backend that `initEngine(choice)` WOULD select, and the versions of
  * the packages that do the arithmetic on it, found WITHOUT importing or initialising tfjs (the
  * planner calls this once per instance, so it must be cheap: a few package.json reads, memoised).
  * A stage run on another backend or engine version then has another fingerprint, so results from
- * different arithmetic never alias in the cache (DESIGN.md: "changing backend changes the bits").
+ * different arithmetic never alias in the cache (changing backend changes the bits: docs/architecture.md).
  * The one file under src/science that touches the filesystem: it reads package manifests only.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { envRecord, harnessEnv } from '../harness/environment.ts'
-import type { EnvRecord, StageInstance } from '../harness/types.ts'
-import type { BackendChoice } from './engine.ts'
+import { envRecord, harnessEnv } from '../core/environment.ts'
+import { unreachable, type EnvRecord } from '../core/vocabulary.ts'
+import { isBackendChoice, type BackendChoice } from './backends.ts'
+
+/** What the environment functions read of a stage instance: its validated params. */
+export interface InstanceParams {
+  params: Readonly<Record<string, unknown>>
+}
 
 const NATIVE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const
 const WASM = '@tensorflow/tfjs-backend-wasm'
@@ -95,16 +100,14 @@ export function scienceEnv(choice: BackendChoice = 'auto'): EnvRecord {
   return envRecord(backend, versions)
 }
 
-const CHOICES: ReadonlySet<string> = new Set(['auto', 'tensorflow', 'wasm', 'cpu'])
-
 /**
  * The engine backend an instance asks for, or undefined when it is not a science stage. A stage
  * declares that its numbers come from the science engine by having a `backend` param (one of
  * auto | tensorflow | wasm | cpu, schema-validated like every knob), not by its name.
  */
-export function backendChoice(inst: Pick<StageInstance, 'params'>): BackendChoice | undefined {
+export function backendChoice(inst: InstanceParams): BackendChoice | undefined {
   const b = inst.params.backend
-  return typeof b === 'string' && CHOICES.has(b) ? (b as BackendChoice) : undefined
+  return isBackendChoice(b) ? b : undefined
 }
 
 /**
@@ -112,11 +115,7 @@ export function backendChoice(inst: Pick<StageInstance, 'params'>): BackendChoic
  * `backend` param), harnessEnv() for every other stage. Wire it as
  * `execute({ ..., env: envForInstance })`.
  */
-export function envForInstance(inst: Pick<StageInstance, 'params'>): EnvRecord {
+export function envForInstance(inst: InstanceParams): EnvRecord {
   const choice = backendChoice(inst)
   return choice === undefined ? harnessEnv() : scienceEnv(choice)
-}
-
-function unreachable(x: never): never {
-  throw new Error(`unknown backend choice ${String(x)}`)
 }

@@ -13,11 +13,11 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { main } from '../../src/harness/cli.ts'
+import { main } from '../../src/main.ts'
 import { brokenCorpus, validToyProject, type ProjectFiles } from './fixtures/broken-corpus.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
-const CLI = join(REPO, 'src/harness/cli.ts')
+const CLI = join(REPO, 'src/main.ts')
 const TSX = import.meta.resolve('tsx')
 
 const parent = mkdtempSync(join(tmpdir(), 'cusp-corpus-'))

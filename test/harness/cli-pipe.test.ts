@@ -15,7 +15,7 @@ const TSX = import.meta.resolve('tsx')
 t.test('status --json through a slow pipe is complete, valid JSON', async (t) => {
   const store = mkdtempSync(join(tmpdir(), 'cusp-pipe-'))
   t.teardown(() => rmSync(store, { recursive: true, force: true }))
-  const cli = `"${process.execPath}" --import "${TSX}" "${join(REPO, 'src/harness/cli.ts')}"`
+  const cli = `"${process.execPath}" --import "${TSX}" "${join(REPO, 'src/main.ts')}"`
   const args = `--file "${join(REPO, 'pipeline.yaml')}" --profile paper --store "${store}" status --json`
   // The reader sleeps before reading, so the writer fills the pipe and must wait for it.
   const r = spawnSync('sh', ['-c', `${cli} ${args} | (sleep 1; cat)`], { encoding: 'utf8', maxBuffer: 64 << 20 })

@@ -4,7 +4,7 @@
  * `artifacts` listing every output, `show` printing the result JSON, usage errors without
  * stacks, and a failing stage exiting 1. Most commands go through the exported `main` (the same
  * code path, in-process, to keep the test fast); the ones that matter as a process (--help, a
- * usage error, the first run, a failing run) spawn `node --import tsx src/harness/cli.ts`.
+ * usage error, the first run, a failing run) spawn `node --import tsx src/main.ts`.
  */
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { main } from '../../src/harness/cli.ts'
+import { main } from '../../src/main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
-const CLI = join(REPO, 'src/harness/cli.ts')
+const CLI = join(REPO, 'src/main.ts')
 /** tsx by absolute URL: the child's cwd is a temp dir, where a bare `tsx` would not resolve. */
 const TSX = import.meta.resolve('tsx')
 

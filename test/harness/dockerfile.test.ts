@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { TFJS_NODE_VERSION } from '../../src/harness/executors/image-env.ts'
+import { TFJS_NODE_VERSION } from '../../src/science/image-env.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 

@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { containerName, DockerRunner, dockerRunArgs } from '../../src/harness/executors/docker.ts'
 import { memoryBytes, nameFragment } from '../../src/harness/executors/runner.ts'
+import { bareHost } from '../../src/harness/host.ts'
 import { selectExecutor } from '../../src/harness/executors/select.ts'
 import type { Fingerprint, StageInstance, ValidPipeline } from '../../src/harness/types.ts'
 
@@ -57,7 +58,7 @@ t.test('names and quantities', async (t) => {
 
 t.test('--executor docker needs an s3:// store', async (t) => {
   const pipeline = { root: '/p', file: '/p/pipeline.yaml' } as unknown as ValidPipeline
-  const base = { executor: 'docker' as const, pipeline, profile: undefined, overrides: [], image: undefined, namespace: undefined, secret: undefined, env: {} }
+  const base = { executor: 'docker' as const, pipeline, profile: undefined, overrides: [], image: undefined, namespace: undefined, secret: undefined, env: {}, host: bareHost }
   const r = selectExecutor({ ...base, store: undefined })
   t.notOk(r.ok)
   if (!r.ok) t.match(r.error, { reason: 'usage', message: /s3:\/\/bucket\/prefix/ })

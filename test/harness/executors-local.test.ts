@@ -10,7 +10,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/harness/cli.ts'
+import { main } from '../../src/main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
 async function cli(cwd: string, args: string[]) {

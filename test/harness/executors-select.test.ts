@@ -9,8 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/harness/cli.ts'
-import { imageEnv, TFJS_NODE_VERSION, variantOf } from '../../src/harness/executors/image-env.ts'
+import { main } from '../../src/main.ts'
+import { imageEnv, TFJS_NODE_VERSION, variantOf } from '../../src/science/image-env.ts'
+import { scienceHost } from '../../src/science/host.ts'
 import { selectExecutor } from '../../src/harness/executors/select.ts'
 import type { ValidPipeline } from '../../src/harness/types.ts'
 import { installedVersion } from '../../src/science/env-record.ts'
@@ -32,7 +33,7 @@ t.test('the environment inside the image', async (t) => {
 
 t.test('executor names map to runners; remote ones need a shared store', async (t) => {
   const pipeline = { root: '/p', file: '/p/pipeline.yaml' } as unknown as ValidPipeline
-  const base = { pipeline, profile: 'paper', overrides: ['train.seed=1'], image: 'x/cusp:gpu', namespace: 'ml', secret: 's', env: {} }
+  const base = { pipeline, profile: 'paper', overrides: ['train.seed=1'], image: 'x/cusp:gpu', namespace: 'ml', secret: 's', env: {}, host: scienceHost }
   const local = selectExecutor({ ...base, executor: 'local', store: undefined })
   t.ok(local.ok && local.value.runner === undefined, 'local = in-process')
   const lp = selectExecutor({ ...base, executor: 'local-process', store: '' })

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/harness/cli.ts'
+import { main } from '../../src/main.ts'
 import { clearCodeDigestCache } from '../../src/harness/code-digest.ts'
 import type { LockFile } from '../../src/harness/types.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/harness/cli.ts'
+import { main } from '../../src/main.ts'
 import { startS3Server, TEST_BUCKET, TEST_ENV } from '../harness/fixtures/s3-server.ts'
 import { ROOT } from './fixtures.ts'
 

@@ -2,16 +2,15 @@
  * From the command line to an `InstanceRunner` and the fingerprint environment that goes with
  * it: `local` is the in-process executor (no runner; env as installed here), `local-process`
  * runs the image's entrypoint command as a child process (env as installed here), `docker` and
- * `kubernetes` run containers of the stage image (env as inside that image: image-env.ts) and
+ * `kubernetes` run containers of the stage image (env as inside that image: the host's imageEnv) and
  * need a store every container can reach (s3://...). The one place executor names are mapped.
  */
 import { relative } from 'node:path'
-import { envForInstance } from '../../science/env-record.ts'
 import type { ExecutorKind } from '../cli-args.ts'
 import type { RunOptions } from '../run-types.ts'
 import { fail, ok, type Failure, type Result, type ValidPipeline } from '../types.ts'
 import { DockerRunner, pipelineNameOf } from './docker.ts'
-import { imageEnv, variantOf } from './image-env.ts'
+import type { Host } from '../host.ts'
 import { KubernetesRunner } from './kubernetes.ts'
 import { LocalProcessRunner } from './local.ts'
 import type { InstanceRunner, PipelineSpec } from './runner.ts'
@@ -30,6 +29,8 @@ export interface ExecutorChoice {
   namespace: string | undefined
   secret: string | undefined
   env: Record<string, string | undefined>
+  /** Where the fingerprint environments come from (src/main.ts wires the science side). */
+  host: Pick<Host, 'env' | 'imageEnv'>
 }
 
 /** How remote instances must analyse the pipeline (store URL, file, profile, overrides). */
@@ -41,12 +42,6 @@ export function pipelineSpec(c: Pick<ExecutorChoice, 'pipeline' | 'store' | 'pro
     ...(c.profile !== undefined ? { profile: c.profile } : {}),
     ...(c.overrides.length > 0 ? { overrides: c.overrides } : {}),
   }
-}
-
-/** The fingerprint environment for instances that run in the image `image`. */
-export function containerEnv(image: string): NonNullable<RunOptions['env']> {
-  const variant = variantOf(image)
-  return (inst) => imageEnv(variant, inst)
 }
 
 /** The runner (undefined for in-process) and env function for a choice, or a usage failure. */
@@ -62,11 +57,11 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
   const spec = pipelineSpec(c, storeUrl)
   switch (c.executor) {
     case 'local':
-      return ok({ runner: undefined, env: envForInstance })
+      return ok({ runner: undefined, env: c.host.env })
     case 'local-process':
-      return ok({ runner: new LocalProcessRunner({ spec, projectRoot: c.pipeline.root, env: c.env }), env: envForInstance })
+      return ok({ runner: new LocalProcessRunner({ spec, projectRoot: c.pipeline.root, env: c.env }), env: c.host.env })
     case 'docker':
-      return ok({ runner: new DockerRunner({ image, spec, pipelineName: pipelineNameOf(c.pipeline.root), env: c.env }), env: containerEnv(image) })
+      return ok({ runner: new DockerRunner({ image, spec, pipelineName: pipelineNameOf(c.pipeline.root), env: c.env }), env: c.host.imageEnv(image) })
     case 'kubernetes':
       return ok({
         runner: new KubernetesRunner({
@@ -76,7 +71,7 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
           namespace: c.namespace ?? 'default',
           ...(c.secret !== undefined ? { secret: c.secret } : {}),
         }),
-        env: containerEnv(image),
+        env: c.host.imageEnv(image),
       })
   }
 }

@@ -14,7 +14,7 @@
  * imports). Stages that run no numeric engine use `harnessEnv()`, a stable placeholder, so a Node
  * or OS upgrade does not rerun them. The science engine supplies its record via `envRecord`.
  */
-import type { EnvRecord } from './types.ts'
+import type { EnvRecord } from './vocabulary.ts'
 
 /**
  * A normalised `EnvRecord`: `versions` copied with keys sorted, so records built in any order

@@ -1,0 +1,41 @@
+/**
+ * What the generic harness is given from outside (the composition root, src/main.ts, wires the
+ * science and report sides in): the numeric environment of an instance, here and inside a stage
+ * image; the names `--backend` accepts and the param it sets; and an optional text to print after
+ * a run. The harness imports nothing from src/science or src/report and knows no stage by name;
+ * `bareHost` is what it uses when nothing is wired (every instance gets the constant `none` env).
+ */
+import { harnessEnv } from '../core/environment.ts'
+import type { InstanceOutcome } from './run-types.ts'
+import type { ArtifactStore, EnvRecord, StageInstance } from './types.ts'
+
+/** The numeric environment (part of the fingerprint) of one instance. */
+export type EnvFn = (instance: StageInstance) => EnvRecord
+
+/** What a finished human-readable run hands to `Host.afterRun`. */
+export interface AfterRun {
+  lockPath: string
+  store: ArtifactStore
+  /** Per instance id, what happened in this run. */
+  outcomes: Readonly<Record<string, InstanceOutcome>>
+  /** The profile the pipeline was analysed with. */
+  profile: string | undefined
+}
+
+export interface Host {
+  /** The environment of an instance whose stage runs on this machine (in-process or local-process). */
+  env: EnvFn
+  /** The environment of instances run inside the stage image `image` (docker, kubernetes, export). */
+  imageEnv: (image: string) => EnvFn
+  /** `--backend B` means `--set S.<param>=B` for every stage S whose params have <param>; B must be one of `names`. */
+  backend: { param: string; names: readonly string[] }
+  /** Text printed after a human-readable run (e.g. a closing summary), or undefined for none. */
+  afterRun?: (run: AfterRun) => Promise<string | undefined>
+}
+
+/** The host of a harness with nothing wired: no backends, the constant `none` environment. */
+export const bareHost: Host = {
+  env: () => harnessEnv(),
+  imageEnv: () => () => harnessEnv(),
+  backend: { param: 'backend', names: [] },
+}
