@@ -7,15 +7,103 @@
  * is `diffBreakdowns(old, now)`, a structured diff rather than a guess. Pure: no I/O.
  *
  * Invariant (tested): `diffBreakdowns(a, b)` is `[]` exactly when the two fingerprints are equal.
+ *
+ * This file owns the whole breakdown: how inputs are keyed and sorted (`resolveInputs`), the
+ * provenance rule (`instanceBreakdown`), and where code and environment come from
+ * (`fingerprintFunction`). The planner, the run of a plan and the tests all call these.
  */
+import { sortedRecord } from '../core/vocabulary.ts'
 import { canonicalJson, sha256Hex } from './canonical-json.ts'
 import type {
+  EnvRecord,
   FingerprintBreakdown,
   FingerprintResult,
   Fingerprint,
   JsonValue,
+  ObjectDigest,
   RerunReason,
+  StageInstance,
 } from './types.ts'
+
+/** The key under which an input appears in a fingerprint breakdown: `<as>/<instance>/<output>`. */
+export function inputKey(dep: { as: string; instance: string; output: string }): string {
+  return `${dep.as}/${dep.instance}/${dep.output}`
+}
+
+/** What one dependency resolved to: its output object's digest and its producer's fingerprint. */
+export interface ResolvedDep {
+  digest: ObjectDigest
+  fingerprint: Fingerprint
+}
+
+/** An instance's inputs (by `inputKey`) and upstream fingerprints (by instance id), keys sorted. */
+export interface ResolvedInputs {
+  inputs: Record<string, ObjectDigest>
+  upstream: Record<string, Fingerprint>
+}
+
+/**
+ * The sorted inputs and upstream fingerprints of `inst`, each dep resolved with `resolve`; or the
+ * upstream instance ids (sorted, unique) that `resolve` could not answer for yet.
+ */
+export function resolveInputs(
+  inst: Pick<StageInstance, 'deps'>,
+  resolve: (dep: StageInstance['deps'][number]) => ResolvedDep | undefined,
+): { ok: true; value: ResolvedInputs } | { ok: false; unresolved: string[] } {
+  const inputs: Record<string, ObjectDigest> = {}
+  const upstream: Record<string, Fingerprint> = {}
+  const unresolved = new Set<string>()
+  for (const dep of inst.deps) {
+    const r = resolve(dep)
+    if (r === undefined) unresolved.add(dep.instance)
+    else {
+      inputs[inputKey(dep)] = r.digest
+      upstream[dep.instance] = r.fingerprint
+    }
+  }
+  if (unresolved.size > 0) return { ok: false, unresolved: [...unresolved].sort() }
+  return { ok: true, value: { inputs: sortedRecord(inputs), upstream: sortedRecord(upstream) } }
+}
+
+/**
+ * The breakdown of one instance. Upstream fingerprints are left out unless the stage records
+ * them (`provenance: true`): the input digests already pin the bytes an instance reads, and
+ * keying on them alone gives early cutoff (an upstream rerun that reproduces its bytes leaves its
+ * consumers fresh). A stage that writes its inputs' fingerprints (or anything else about its
+ * producers, such as their environment) into its outputs must have them in its own fingerprint.
+ */
+export function instanceBreakdown(
+  inst: Pick<StageInstance, 'stage' | 'params' | 'provenance'>,
+  code: string,
+  env: EnvRecord,
+  resolved: ResolvedInputs,
+): FingerprintBreakdown {
+  return {
+    stage: inst.stage,
+    code,
+    params: inst.params,
+    inputs: sortedRecord(resolved.inputs),
+    upstream: inst.provenance ? sortedRecord(resolved.upstream) : {},
+    env,
+  }
+}
+
+/** Pure: an instance's fingerprint from its resolved inputs (what planner and run of a plan call). */
+export type FingerprintFn = (instance: StageInstance, resolved: ResolvedInputs) => FingerprintResult
+
+/**
+ * The fingerprint function of a project: `code(impl)` is the code digest of an implementation
+ * (memoised here, once per implementation), `env(instance)` its numeric environment.
+ */
+export function fingerprintFunction(parts: { code: (impl: string) => string; env: (instance: StageInstance) => EnvRecord }): FingerprintFn {
+  const codes = new Map<string, string>()
+  const codeOf = (impl: string): string => {
+    let c = codes.get(impl)
+    if (c === undefined) codes.set(impl, (c = parts.code(impl)))
+    return c
+  }
+  return (inst, resolved) => computeFingerprint(instanceBreakdown(inst, codeOf(inst.impl), parts.env(inst), resolved))
+}
 
 /**
  * The fingerprint of one stage instance: sha256 over the canonical JSON of `breakdown`.

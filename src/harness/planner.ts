@@ -11,8 +11,13 @@
  * fingerprint). The store index is a snapshot of lookups; a lookup it lacks is reported in
  * `missing` so an async driver can fetch it and plan again, which keeps this module free of I/O
  * and cheap (no hashing, no processes).
+ *
+ * Every run / restore / repair decision lives here as a pure function, for the plan and for the
+ * run of a plan alike (plan-run.ts asks again after an upstream ran, after a restore found
+ * corrupt objects, and after an input could not be read): `decide`, `nextAction`,
+ * `actsAsPlanned`, `forcedInstances`, and the attempt limits.
  */
-import { diffBreakdowns } from './fingerprint.ts'
+import { diffBreakdowns, resolveInputs, type FingerprintFn } from './fingerprint.ts'
 import {
   fail,
   ok,
@@ -46,12 +51,7 @@ export interface StoreIndex {
   complete?: boolean
 }
 
-/** Pure: an instance's fingerprint from its resolved input digests and upstream fingerprints. */
-export type FingerprintFn = (
-  instance: StageInstance,
-  inputs: Record<string, ObjectDigest>,
-  upstream: Record<string, Fingerprint>,
-) => FingerprintResult
+export { inputKey, type FingerprintFn } from './fingerprint.ts'
 
 export interface PlanInput {
   pipeline: ValidPipeline
@@ -82,11 +82,6 @@ export interface PlanOutput {
   known: Map<string, KnownInstance>
   /** Lookups the index lacked; the plan is final only when both lists are empty. */
   missing: { runs: Fingerprint[]; objects: ObjectDigest[] }
-}
-
-/** The key under which an input appears in a fingerprint breakdown: `<as>/<instance>/<output>`. */
-export function inputKey(dep: { as: string; instance: string; output: string }): string {
-  return `${dep.as}/${dep.instance}/${dep.output}`
 }
 
 /** Names every completed run of `instance` must have stored: its declared outputs plus the result. */
@@ -227,10 +222,7 @@ export function planPipeline(input: PlanInput): Result<PlanOutput, Failure[]> {
   const { pipeline } = input
   const selected = selectInstances(pipeline, input.targets, input.downstream ?? false)
   if (!selected.ok) return selected
-  const forcedSet =
-    input.force === true
-      ? new Set(input.targets !== undefined && input.targets.length > 0 ? input.targets : pipeline.order)
-      : new Set<string>()
+  const forcedSet = forcedInstances(pipeline, input.targets, input.force ?? false)
   const look = new Lookups(input.index)
   const steps: PlanStep[] = []
   const known = new Map<string, KnownInstance>()
@@ -242,28 +234,19 @@ export function planPipeline(input: PlanInput): Result<PlanOutput, Failure[]> {
     const inst = pipeline.instances.get(id)
     if (inst === undefined) continue
     const forced = forcedSet.has(id)
-    const upstreamRuns = [...new Set(inst.deps.map((d) => d.instance).filter((u) => pending.has(u)))].sort()
-    const inputs: Record<string, ObjectDigest> = {}
-    const upstream: Record<string, Fingerprint> = {}
-    for (const dep of inst.deps) {
-      if (pending.has(dep.instance)) continue
-      const up = known.get(dep.instance)
+    const resolved = resolveInputs(inst, (dep) => {
+      const up = pending.has(dep.instance) ? undefined : known.get(dep.instance)
       const out = up?.outputs?.[dep.output]
-      if (up === undefined || out === undefined) {
-        if (!upstreamRuns.includes(dep.instance)) upstreamRuns.push(dep.instance)
-        continue
-      }
-      inputs[inputKey(dep)] = out.digest
-      upstream[dep.instance] = up.fingerprint.fingerprint
-    }
-    if (upstreamRuns.length > 0) {
+      return up === undefined || out === undefined ? undefined : { digest: out.digest, fingerprint: up.fingerprint.fingerprint }
+    })
+    if (!resolved.ok) {
       const reasons: RerunReason[] = forced ? [{ kind: 'forced' }] : []
-      for (const u of upstreamRuns) reasons.push({ kind: 'upstream-changed', upstream: u })
+      for (const u of resolved.unresolved) reasons.push({ kind: 'upstream-changed', upstream: u })
       steps.push({ instance: id, action: 'run', reasons })
       pending.add(id)
       continue
     }
-    const fp = input.fingerprint(inst, sortKeys(inputs), sortKeys(upstream))
+    const fp = input.fingerprint(inst, resolved.value)
     const d = decideWith(inst, fp, input.lock?.instances[id], look, forced)
     steps.push({ instance: id, action: d.action, reasons: d.reasons })
     const k: KnownInstance = { fingerprint: fp }
@@ -275,8 +258,85 @@ export function planPipeline(input: PlanInput): Result<PlanOutput, Failure[]> {
   return ok({ steps, known, missing: { runs: [...look.runs], objects: [...look.objects] } })
 }
 
-function sortKeys<V>(r: Record<string, V>): Record<string, V> {
-  const out: Record<string, V> = {}
-  for (const k of Object.keys(r).sort()) out[k] = r[k] as V
-  return out
+// ---------------------------------------------------------------------------------------
+// Decisions while a plan runs (plan-run.ts asks; it does not decide on its own)
+
+/** The instances `--force` reruns: the targets, or every instance when there are none. */
+export function forcedInstances(pipeline: Pick<ValidPipeline, 'order'>, targets: readonly string[] | undefined, force: boolean): Set<string> {
+  if (!force) return new Set()
+  return new Set(targets !== undefined && targets.length > 0 ? targets : pipeline.order)
+}
+
+/** How many times one instance may find an input unreadable (each time its producer is repaired) before giving up. */
+export const SETTLE_ATTEMPTS = 4
+/** How many times a repair (a producer rerun for a lost output) may itself find an input unreadable. */
+export const REPAIR_ATTEMPTS = 3
+
+/**
+ * True when a step the plan decided on final information (`fresh`, with known outputs) can be
+ * acted on as planned: every input resolves now to the digest the plan computed the fingerprint
+ * with. False when an upstream's outputs turned out different (a restore that had to run instead).
+ */
+export function actsAsPlanned(
+  instance: Pick<StageInstance, 'deps'>,
+  step: PlanStep | undefined,
+  planned: ReadonlyMap<string, KnownInstance>,
+  currentOutputs: (instance: string) => Record<string, StoredOutput> | undefined,
+): boolean {
+  if (step?.action !== 'fresh' || planned.get(step.instance)?.outputs === undefined) return false
+  return instance.deps.every((d) => {
+    const now = currentOutputs(d.instance)?.[d.output]?.digest
+    return now !== undefined && now === planned.get(d.instance)?.outputs?.[d.output]?.digest
+  })
+}
+
+/** What happened to the previous attempt at an instance, as far as the next decision cares. */
+export type PreviousAttempt =
+  | { kind: 'restore-corrupt'; outputs: string[] }
+  | { kind: 'input-missing'; producer: string; output: string }
+
+/** The next thing to do with an instance whose fingerprint is known. */
+export type NextAction =
+  | { kind: 'fresh'; outputs: Record<string, StoredOutput> }
+  | { kind: 'restore'; record: RunRecord }
+  | { kind: 'run'; reasons: RerunReason[] }
+  | { kind: 'repair'; producer: string; output: string }
+  | { kind: 'give-up'; message: string }
+
+export interface NextActionInput {
+  instance: StageInstance
+  fingerprint: FingerprintResult
+  /** The instance's lock entry as planned. */
+  entry: LockEntry | undefined
+  /** Fresh lookups for this fingerprint and the entry's objects (consulted only when deciding anew). */
+  index: StoreIndex
+  forced: boolean
+  /** `settle`: bring the instance up to date; `repair`: rerun it because an output of it was lost. */
+  mode: 'settle' | 'repair'
+  /** Inputs found unreadable so far in this settling (each led to a repair). */
+  missingSoFar: number
+  previous?: PreviousAttempt
+}
+
+/**
+ * Pure: the next action for one instance while a plan runs. A repair always runs (its stored
+ * output is what was lost). After a restore found corrupt objects, run (the store has discarded
+ * them). After an input could not be read, repair its producer, up to the attempt limit
+ * (SETTLE_ATTEMPTS, REPAIR_ATTEMPTS), then give up. Otherwise decide anew with `decide`, so an
+ * instance below an upstream that ran is fresh or restored when the upstream's bytes allow it.
+ */
+export function nextAction(a: NextActionInput): NextAction {
+  const limit = a.mode === 'repair' ? REPAIR_ATTEMPTS : SETTLE_ATTEMPTS
+  if (a.previous?.kind === 'input-missing') {
+    if (a.missingSoFar >= limit) return { kind: 'give-up', message: `${a.instance.id}: its inputs kept disappearing from the store` }
+    return { kind: 'repair', producer: a.previous.producer, output: a.previous.output }
+  }
+  if (a.previous?.kind === 'restore-corrupt') {
+    return { kind: 'run', reasons: a.previous.outputs.map((output): RerunReason => ({ kind: 'output-missing', output })) }
+  }
+  if (a.mode === 'repair') return { kind: 'run', reasons: [] }
+  const d = decide(a.instance, a.fingerprint, a.entry, a.index, a.forced)
+  if (d.action === 'fresh' && d.outputs !== undefined) return { kind: 'fresh', outputs: d.outputs }
+  if (d.action === 'restore' && d.record !== undefined) return { kind: 'restore', record: d.record }
+  return { kind: 'run', reasons: d.reasons }
 }

@@ -12,7 +12,8 @@ import type { ExecEvent } from './run-types.ts'
 import { RESULT_OUTPUT } from './planner.ts'
 import { spawnStage } from './spawn-stage.ts'
 import { compileParamsSchema } from './stage-schemas.ts'
-import type { ArtifactStore, Failure, Fingerprint, JsonObject, StageInstance, StoredOutput } from './types.ts'
+import type { StageInput } from './stage-api.ts'
+import type { ArtifactStore, EnvRecord, Failure, Fingerprint, JsonObject, StageInstance, StoredOutput } from './types.ts'
 import { checkOutputs, createWorkDir, materialiseInputs, removeWorkDir, writeJob, type WorkDir } from './workdir.ts'
 
 export interface ProduceArgs {
@@ -25,6 +26,10 @@ export interface ProduceArgs {
   outputsOf: (instance: string) => Record<string, StoredOutput> | undefined
   /** The producer's fingerprint, handed to stages with `provenance: true`. */
   fingerprintOf?: (instance: string) => Fingerprint | undefined
+  /** The producer's fingerprint environment, handed to stages with `provenance: true`. */
+  envOf?: (instance: string) => EnvRecord | undefined
+  /** This instance's fingerprint environment (StageContext.env). */
+  env?: EnvRecord
   paramsOf: (instance: string) => JsonObject
   processEnv: Record<string, string | undefined>
   emit: (e: ExecEvent) => void
@@ -50,9 +55,10 @@ export async function produce(a: ProduceArgs): Promise<Produced> {
       instance: inst.id,
       module: join(a.root, implDir(inst.impl), 'index.ts'),
       params: inst.params,
-      inputs: mat.inputs,
+      inputs: inst.provenance ? withProducerEnv(mat.inputs, a.envOf) : mat.inputs,
       outDir: wd.outDir,
       ...(a.resumeDir !== undefined ? { resumeDir: a.resumeDir } : {}),
+      ...(a.env !== undefined ? { env: a.env } : {}),
     })
     a.emit({ type: 'start', instance: inst.id, action: 'run' })
     const exit = await spawnStage(wd.dir, a.root, a.processEnv, {
@@ -74,6 +80,19 @@ export async function produce(a: ProduceArgs): Promise<Produced> {
   } finally {
     if (!keep) await removeWorkDir(wd.dir)
   }
+}
+
+/** The inputs with each producer's environment added (a provenance stage is keyed by its producers' fingerprints, which hold it). */
+function withProducerEnv(inputs: Record<string, StageInput[]>, envOf: ProduceArgs['envOf']): Record<string, StageInput[]> {
+  if (envOf === undefined) return inputs
+  const out: Record<string, StageInput[]> = {}
+  for (const [name, list] of Object.entries(inputs)) {
+    out[name] = list.map((i) => {
+      const env = envOf(i.instance)
+      return env !== undefined ? { ...i, env } : i
+    })
+  }
+  return out
 }
 
 /** `stages/<impl>` for a bare implementation name, the path itself otherwise. */

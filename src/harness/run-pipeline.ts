@@ -12,10 +12,10 @@
 import type { ExecSummary, Prepared, RunOptions } from './run-types.ts'
 import { codeDigest } from './code-digest.ts'
 import { harnessEnv } from '../core/environment.ts'
-import { Execution, lockStamp, unexpected } from './plan-run.ts'
-import { computeFingerprint } from './fingerprint.ts'
+import { lockStamp, PlanRun, unexpected } from './plan-run.ts'
+import { fingerprintFunction } from './fingerprint.ts'
 import { readLock } from './lockfile.ts'
-import { planPipeline, type FingerprintFn, type PlanOutput } from './planner.ts'
+import { planPipeline, type PlanOutput } from './planner.ts'
 import { StoreLookups } from './store-lookups.ts'
 import { resolveSelectors } from './targets.ts'
 import { fail, ok, type Failure, type LockFile, type PlanStep, type Result } from './types.ts'
@@ -47,7 +47,7 @@ export async function execute(opts: RunOptions): Promise<Result<ExecSummary, Fai
   const r = await guard(async () => {
     const prep = await prepare(opts)
     if (!prep.ok) return prep
-    return ok(await new Execution(opts, prep.value).run())
+    return ok(await new PlanRun(opts, prep.value).run())
   })
   return r.ok ? r.value : fail([r.error])
 }
@@ -67,19 +67,9 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
     if (!sel.ok) return sel
     targets = sel.value
   }
-  const envOf = opts.env ?? (() => harnessEnv())
-  const codes = new Map<string, string>()
-  const codeOf = (impl: string): string => {
-    let c = codes.get(impl)
-    if (c === undefined) codes.set(impl, (c = codeDigest(pipeline.root, impl).digest))
-    return c
-  }
-  // Upstream fingerprints are left out unless the stage records them (`provenance: true`): the
-  // input digests already pin the bytes an instance reads, and keying on them alone gives early
-  // cutoff (an upstream rerun that reproduces its bytes leaves its consumers fresh). A stage that
-  // writes its inputs' fingerprints into its outputs must have them in its own fingerprint.
-  const fingerprintOf: FingerprintFn = (inst, inputs, upstream) =>
-    computeFingerprint({ stage: inst.stage, code: codeOf(inst.impl), params: inst.params, inputs, upstream: inst.provenance ? upstream : {}, env: envOf(inst) })
+  // The one fingerprint function (fingerprint.ts): code digests once per implementation, the
+  // numeric environment from the host (default: the constant `none`).
+  const fingerprintOf = fingerprintFunction({ code: (impl) => codeDigest(pipeline.root, impl).digest, env: opts.env ?? (() => harnessEnv()) })
 
   // Every lock entry's objects are needed for the fresh check: look them all up first, so a
   // no-op rerun plans in one round.

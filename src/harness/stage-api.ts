@@ -15,7 +15,7 @@
  */
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { JsonObject, JsonValue } from './types.ts'
+import type { EnvRecord, JsonObject, JsonValue } from './types.ts'
 
 /** One materialised input: output `output` of upstream `instance` (with its params) at `path`. */
 export interface StageInput {
@@ -26,6 +26,8 @@ export interface StageInput {
   path: string
   /** The producer's fingerprint; given only to stages with `provenance: true` (it is then in theirs). */
   fingerprint?: string
+  /** The producer's numeric environment (from its fingerprint); given only to `provenance: true` stages. */
+  env?: EnvRecord
 }
 
 /** What a stage's function receives. */
@@ -49,6 +51,14 @@ export interface StageContext<P = JsonObject> {
    * uninterrupted run's. The stage removes it when done (nothing else reads it).
    */
   resumeDir?: string
+  /**
+   * The numeric environment in this instance's fingerprint (the engine backend and versions the
+   * harness keyed the outputs on). A stage that starts an engine checks that it got this one, and
+   * a stage that writes an environment into its outputs writes this one, never the host's.
+   * `{ backend: 'none', versions: {} }` for stages that run no engine. Always set when the
+   * harness runs the stage; absent only in contexts built by hand (tests).
+   */
+  env?: EnvRecord
 }
 
 const STAGE = Symbol.for('cusp.stage')
@@ -86,6 +96,8 @@ export interface StageJob {
   outDir: string
   /** See StageContext.resumeDir. */
   resumeDir?: string
+  /** See StageContext.env (absent in jobs written before it existed: then `none`). */
+  env?: EnvRecord
 }
 
 /** A message from the stage process to the executor. */

@@ -48,6 +48,7 @@ export async function runStageJob(workDir: string): Promise<number> {
       send(message === undefined ? { type: 'progress', fraction } : { type: 'progress', fraction, message }),
     log: (message) => send({ type: 'log', message }),
     ...(job.resumeDir !== undefined ? { resumeDir: job.resumeDir } : {}),
+    env: job.env ?? { backend: 'none', versions: {} },
   }
   const result: unknown = await mod.default.run(ctx)
   if (typeof result !== 'object' || result === null || Array.isArray(result)) {

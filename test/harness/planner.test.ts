@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { computeFingerprint } from '../../src/harness/fingerprint.ts'
+import { fingerprintFunction, resolveInputs } from '../../src/harness/fingerprint.ts'
 import { decide, planPipeline, RESULT_OUTPUT, type FingerprintFn, type StoreIndex } from '../../src/harness/planner.ts'
 import type {
   EnvRecord,
@@ -53,9 +53,9 @@ class World {
   /** Output bytes depend only on these (so identical params + inputs -> identical bytes). */
   constructor(public pipeline: ValidPipeline) {}
 
-  /** Like the executor's: keyed on input bytes, not upstream fingerprints (early cutoff). */
-  fingerprint: FingerprintFn = (inst, inputs) =>
-    computeFingerprint({ stage: inst.stage, code: this.code[inst.stage] ?? 'c0', params: inst.params, inputs, upstream: {}, env: this.env })
+  /** The production fingerprint function (fingerprint.ts), with this world's code and env. */
+  fingerprint: FingerprintFn = (inst, resolved) =>
+    fingerprintFunction({ code: () => this.code[inst.stage] ?? 'c0', env: () => this.env })(inst, resolved)
 
   index(): StoreIndex {
     return { runs: new Map([...this.runs]), objects: new Map([...this.objects].map((d) => [d, true])), complete: true }
@@ -72,9 +72,14 @@ class World {
     const known = new Map<string, Record<string, StoredOutput>>()
     for (const id of this.pipeline.order) {
       const inst = this.pipeline.instances.get(id)!
-      const inputs: Record<string, ObjectDigest> = {}
-      for (const d of inst.deps) inputs[`${d.as}/${d.instance}/${d.output}`] = known.get(d.instance)![d.output]!.digest
-      const fp = this.fingerprint(inst, inputs, {})
+      const resolved = resolveInputs(inst, (d) => {
+        const o = known.get(d.instance)?.[d.output]
+        const e = this.lock.instances[d.instance]
+        return o === undefined || e === undefined ? undefined : { digest: o.digest, fingerprint: e.fingerprint }
+      })
+      if (!resolved.ok) throw new Error(`unresolved ${resolved.unresolved.join(', ')}`)
+      const inputs = resolved.value.inputs
+      const fp = this.fingerprint(inst, resolved.value)
       const d = decide(inst, fp, this.lock.instances[id], this.index(), false)
       let outputs = d.outputs
       if (d.action === 'run') {
