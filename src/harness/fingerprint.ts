@@ -93,16 +93,33 @@ export type FingerprintFn = (instance: StageInstance, resolved: ResolvedInputs) 
 
 /**
  * The fingerprint function of a project: `code(impl)` is the code digest of an implementation
- * (memoised here, once per implementation), `env(instance)` its numeric environment.
+ * (memoised here, once per implementation), `env(instance)` its numeric environment, and
+ * `local(instance)` the digests of local files its params name (local-inputs.ts), which join its
+ * inputs (memoised per instance id: one plan hashes them once).
  */
-export function fingerprintFunction(parts: { code: (impl: string) => string; env: (instance: StageInstance) => EnvRecord }): FingerprintFn {
+export function fingerprintFunction(parts: {
+  code: (impl: string) => string
+  env: (instance: StageInstance) => EnvRecord
+  local?: (instance: StageInstance) => Record<string, ObjectDigest>
+}): FingerprintFn {
   const codes = new Map<string, string>()
   const codeOf = (impl: string): string => {
     let c = codes.get(impl)
     if (c === undefined) codes.set(impl, (c = parts.code(impl)))
     return c
   }
-  return (inst, resolved) => computeFingerprint(instanceBreakdown(inst, codeOf(inst.impl), parts.env(inst), resolved))
+  const locals = new Map<string, Record<string, ObjectDigest>>()
+  const localOf = (inst: StageInstance): Record<string, ObjectDigest> => {
+    if (parts.local === undefined) return {}
+    let l = locals.get(inst.id)
+    if (l === undefined) locals.set(inst.id, (l = parts.local(inst)))
+    return l
+  }
+  return (inst, resolved) => {
+    const local = localOf(inst)
+    const withLocal = Object.keys(local).length === 0 ? resolved : { ...resolved, inputs: { ...resolved.inputs, ...local } }
+    return computeFingerprint(instanceBreakdown(inst, codeOf(inst.impl), parts.env(inst), withLocal))
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ import { codeDigest } from './code-digest.ts'
 import { harnessEnv } from '../core/environment.ts'
 import { lockStamp, PlanRun, unexpected } from './plan-run.ts'
 import { fingerprintFunction } from './fingerprint.ts'
+import { localInputs } from './local-inputs.ts'
 import { readLock } from './lockfile.ts'
 import { planPipeline, type PlanOutput } from './planner.ts'
 import { StoreLookups } from './store-lookups.ts'
@@ -69,7 +70,11 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
   }
   // The one fingerprint function (fingerprint.ts): code digests once per implementation, the
   // numeric environment from the host (default: the constant `none`).
-  const fingerprintOf = fingerprintFunction({ code: (impl) => codeDigest(pipeline.root, impl).digest, env: opts.env ?? (() => harnessEnv()) })
+  const fingerprintOf = fingerprintFunction({
+    code: (impl) => codeDigest(pipeline.root, impl).digest,
+    env: opts.env ?? (() => harnessEnv()),
+    local: localInputs(pipeline.root),
+  })
 
   // Every lock entry's objects are needed for the fresh check: look them all up first, so a
   // no-op rerun plans in one round.

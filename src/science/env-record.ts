@@ -119,3 +119,22 @@ export function envForInstance(inst: InstanceParams): EnvRecord {
   const choice = backendChoice(inst)
   return choice === undefined ? harnessEnv() : scienceEnv(choice)
 }
+
+/**
+ * Undefined when the engine a stage actually got agrees with the environment in its fingerprint
+ * (`expected`, StageContext.env); otherwise a one-line message saying what differs. Compared: the
+ * backend name, and each expected package version the engine also reports (tfjs reports
+ * `tfjs-core` where the record says `@tensorflow/tfjs-core`). An expected env of `none` (or none
+ * given) claims nothing about an engine and always agrees.
+ */
+export function engineMismatch(expected: EnvRecord | undefined, got: { backend: string; versions?: Readonly<Record<string, string>> }): string | undefined {
+  if (expected === undefined || expected.backend === 'none') return undefined
+  const diffs: string[] = []
+  if (got.backend !== expected.backend) diffs.push(`backend ${expected.backend} expected, got ${got.backend}`)
+  for (const [name, want] of Object.entries(expected.versions)) {
+    const have = got.versions?.[name] ?? got.versions?.[name.replace(/^@tensorflow\//, '')]
+    if (have !== undefined && have !== want) diffs.push(`${name} ${want} expected, got ${have}`)
+  }
+  if (diffs.length === 0) return undefined
+  return `the engine differs from the environment in this instance's fingerprint (${diffs.join('; ')}): the fingerprint was planned for another installation; rerun so it is planned here`
+}

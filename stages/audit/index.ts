@@ -13,7 +13,7 @@ import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { buildAudit, summarise } from '../../src/report/audit.ts'
 import { parseClaims } from '../../src/report/claims.ts'
 import { gatherResults } from '../../src/report/gather.ts'
-import { scienceEnv } from '../../src/science/env-record.ts'
+import { producersEnv } from '../shared/producers-env.ts'
 
 const CLAIMS = new URL('../../claims.yaml', import.meta.url)
 const SCHEMA = new URL('../../schemas/audit.schema.json', import.meta.url)
@@ -28,8 +28,8 @@ export default defineStage(async (ctx: StageContext<AuditParams>) => {
   if (!claims.ok) throw new Error(`claims.yaml:\n  ${claims.error.join('\n  ')}`)
   const { results, provenance } = await gatherResults(ctx.inputs)
   ctx.log(`${results.probes.length} probes (${results.absentProbes.length} of checkpoints never reached), ${results.flows.length} gradient-flow runs, ${results.scans.length} cusp scans`)
-  const backends = [...new Set(provenance.map((p) => p.backend).filter((b): b is string => b !== undefined))]
-  const engine = scienceEnv(backends.length === 1 && ['auto', 'wasm', 'cpu', 'tensorflow'].includes(backends[0]!) ? (backends[0] as 'auto') : 'auto')
+  // The engine the inputs were computed with (from the producers' fingerprints), not this host's.
+  const engine = producersEnv(ctx.inputs)
   const audit = buildAudit(claims.value, results, provenance, { profile: ctx.params.profile, engine })
   const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(await readFile(SCHEMA, 'utf8')) as object)
   if (!validate(audit)) throw new Error(`audit.json does not match schemas/audit.schema.json: ${JSON.stringify(validate.errors)}`)

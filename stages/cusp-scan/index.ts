@@ -60,7 +60,7 @@ export default defineStage(async (ctx: StageContext<ScanParams>) => {
 
   const ck = await readCheckpoint(dir, peak.entry)
   const { data } = await loadDataset(singleInput(ctx.inputs, 'data').path, ctx.inputs.manifest?.[0]?.path)
-  const objective = await openObjective(ck.spec, data, p)
+  const objective = await openObjective(ck.spec, data, p, ctx.env)
   try {
     const theta = ck.theta // θ* [P]
     const report = throttled(ctx.progress)

@@ -16,7 +16,7 @@ import { buildReportHtml } from '../../src/report/html.ts'
 import { describeDatasets } from '../../src/report/records.ts'
 import { renderSvg, svgToPng } from '../../src/report/render.ts'
 import { computeTable1 } from '../../src/report/table1.ts'
-import { scienceEnv } from '../../src/science/env-record.ts'
+import { producersEnv } from '../shared/producers-env.ts'
 
 const THEME = new URL('./theme.json', import.meta.url)
 
@@ -45,7 +45,7 @@ export default defineStage(async (ctx: StageContext<FiguresParams>) => {
   }
   const table1 = audit?.table1 ?? computeTable1(results.probes)
   await writeFile(join(dir, 'table1.json'), `${JSON.stringify(table1, null, 2)}\n`)
-  const engine = audit?.engine ?? scienceEnv('auto')
+  const engine = audit?.engine ?? producersEnv(ctx.inputs)
   const dataset = audit?.dataset ?? describeDatasets(results.datasets)
   const html = buildReportHtml({ figures: rendered, table1, audit, provenance, engine, profile: ctx.params.profile, dataset })
   await writeFile(join(ctx.outDir, 'report.html'), html)

@@ -10,7 +10,7 @@
  * as an upstream output (dep `archive`, e.g. from stage fetch-cifar10, so it is downloaded once
  * and cached in the store) or pinned by its MD5 param when read from `cifar10.path`; the bundled
  * Fashion-MNIST files through the `new URL(...)` references below, which the code digest hashes.
- * A local `idx.dir` is not fingerprinted by content: pin it with `expect_digest`.
+ * A local `idx.dir` is fingerprinted by content (its params schema marks it `x-cusp-path`).
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'

@@ -11,7 +11,9 @@ import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readSafetensors } from '../../src/data/safetensors.ts'
 import { decodeCheckpoint, type Checkpoint } from '../../src/science/checkpoint.ts'
+import type { EnvRecord } from '../../src/core/vocabulary.ts'
 import type { BackendChoice } from '../../src/science/engine.ts'
+import { engineMismatch } from '../../src/science/env-record.ts'
 import type { Dataset } from '../../src/science/hvp.ts'
 import type { ModelSpec } from '../../src/science/models.ts'
 import { createObjective, type Objective } from '../../src/science/objective.ts'
@@ -113,12 +115,20 @@ export interface EngineParams {
 
 /**
  * The full-batch Objective for `spec` on `data`. Worker threads: CUSP_THREADS if set, else all
- * cores; the count never changes the bits (objective.ts), so it is not a param.
+ * cores; the count never changes the bits (objective.ts), so it is not a param. With `expected`
+ * (the stage's StageContext.env), an engine other than the one in the fingerprint is refused:
+ * the objective is closed and the stage fails with a one-line reason, before computing anything.
  */
-export function openObjective(spec: ModelSpec, data: Dataset, p: EngineParams): Promise<Objective> {
+export async function openObjective(spec: ModelSpec, data: Dataset, p: EngineParams, expected?: EnvRecord): Promise<Objective> {
   const env = Number(process.env.CUSP_THREADS)
   const workers = Number.isInteger(env) && env > 0 ? env : availableParallelism()
-  return createObjective({ spec, data, reduction: 'mean', chunkSize: p.chunk_size, workers, backend: p.backend })
+  const objective = await createObjective({ spec, data, reduction: 'mean', chunkSize: p.chunk_size, workers, backend: p.backend })
+  const mismatch = engineMismatch(expected, { backend: objective.backend })
+  if (mismatch !== undefined) {
+    await objective.dispose()
+    throw new Error(mismatch)
+  }
+  return objective
 }
 
 /** The one input of dep `name` (a plain or matched dep resolving to one instance). */

@@ -60,7 +60,7 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
   if (classes !== ck.spec.classes) throw new Error(`the dataset has ${classes} classes but the checkpoint's model has ${ck.spec.classes}: wrong data dep?`)
   const eta = index.eta
   const theta = ck.theta // [P]
-  const objective = await openObjective(ck.spec, data, p)
+  const objective = await openObjective(ck.spec, data, p, ctx.env)
   try {
     const { loss, grad } = await objective.gradient(theta) // L(θ), g [P]
     const report = throttled(ctx.progress)

@@ -159,7 +159,7 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
   }
 
   const engine = await initEngine(p.backend) // this thread: accuracy only
-  const objective = await openObjective(spec, data, p)
+  const objective = await openObjective(spec, data, p, ctx.env)
   if (objective.backend !== engine.backend) ctx.log(`note: workers run ${objective.backend}, accuracy runs ${engine.backend}`)
   let lastSave = Date.now()
   const report = throttled(ctx.progress)
