@@ -5,7 +5,7 @@
  * @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node (native TensorFlow; loaded by dynamic import
  * because they are optional and absent on most dev machines), then wasm (XNNPACK), then the pure-JS cpu
  * backend. The backend name and package versions are returned for the fingerprint's env record, since
- * changing backend changes the bits (DESIGN.md "Engine facts").
+ * changing backend changes the bits (docs/architecture.md "Engine facts").
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';

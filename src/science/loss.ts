@@ -2,7 +2,7 @@
  * Softmax cross-entropy (paper §3.2, the criterion l(x, y, θ)), written so that tfjs can differentiate
  * it twice: l_i = log sum_j exp(z_ij - m_i) - (z_iy - m_i), where m_i, the row max, is read back as a
  * constant (it cancels exactly; it only keeps exp from overflowing). tf.logSoftmax and tf.max are not
- * twice differentiable in tfjs (DESIGN.md "Engine facts"); Exp's gradient is re-registered in terms of
+ * twice differentiable in tfjs (docs/architecture.md "Engine facts"); Exp's gradient is re-registered in terms of
  * its input (gradients/exp.ts).
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,7 +1,7 @@
 /**
  * The full-batch training objective L(θ) of paper §3.2 (cross-entropy over the whole dataset, mean
  * or sum), with its gradient and exact Hessian-vector products (§3.3), evaluated by a pool of
- * worker threads. The wasm backend runs one thread per process in Node (DESIGN.md "Engine facts"),
+ * worker threads. The wasm backend runs one thread per process in Node (docs/architecture.md "Engine facts"),
  * so cores are used by giving each worker its own engine and a share of the dataset's FIXED chunks
  * (hvp.ts `chunks`: runs of `chunkSize` examples; chunk i lives on worker i mod W). Workers return
  * each chunk's sum; this thread adds them in float64 IN CHUNK ORDER and divides by n for the mean,

@@ -1,5 +1,5 @@
 /**
- * cusp's kernel replacements for the tfjs wasm backend (DESIGN.md "Engine facts"): the missing
+ * cusp's kernel replacements for the tfjs wasm backend (docs/architecture.md "Engine facts"): the missing
  * Conv2DBackpropFilter, correct MaxPoolGrad and BatchMatMul (the shipped ones are silently wrong
  * for non-positive window maxima and for reshaped right operands), fast transposed BatchMatMul and
  * stride-1 Conv2DBackpropInput (composed from XNNPACK's Conv2D and matmul), a faster AvgPoolGrad

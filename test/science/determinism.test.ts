@@ -1,5 +1,5 @@
 /**
- * Determinism (DESIGN.md "Engine facts"): the same shapes on the same backend give bit-identical
+ * Determinism (docs/architecture.md "Engine facts"): the same shapes on the same backend give bit-identical
  * gradients and HVPs across processes. Two separate `node --import tsx` children per backend compute a
  * chunked dataset gradient and HVP of a small AlexNet; their float32 bytes must be identical. The
  * initialisation is byte-identical across backends.

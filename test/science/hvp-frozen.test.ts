@@ -1,7 +1,7 @@
 /**
  * HVPs of networks with kinks (ReLU, max pools) against the frozen-pattern surrogate, on the cpu
  * backend. Finite differences of the network itself cross kinks (arg-max switches, ReLU sign changes)
- * and are no oracle there (DESIGN.md "Engine facts"). The surrogate freezes, at θ0, each ReLU's mask
+ * and are no oracle there (docs/architecture.md "Engine facts"). The surrogate freezes, at θ0, each ReLU's mask
  * and each max pool's arg-max: it is smooth and has the network's gradient and Hessian at θ0, so five-
  * point differences of ITS gradient are. Tanh AlexNet/VGG need it too: their max pools are kinks.
  * A tiny ReLU network's full Hessian is also assembled column by column and compared.

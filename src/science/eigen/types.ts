@@ -1,7 +1,7 @@
 /**
  * Shared vocabulary of the eigen-solvers: the operator they see (a matrix-vector product, in
- * practice a Hessian-vector product, so they know nothing about networks; DESIGN.md
- * "Boundaries"), the result they return, and the one convergence rule they all apply, so that
+ * practice a Hessian-vector product, so they know nothing about networks; docs/architecture.md
+ * "Layers"), the result they return, and the one convergence rule they all apply, so that
  * Lanczos and power iteration are compared on the same footing (paper section 3.3).
  */
 

@@ -1,5 +1,5 @@
 /**
- * Gradient of the `AvgPoolGrad` kernel (unregistered in tfjs; DESIGN.md "Engine facts"), needed for
+ * Gradient of the `AvgPoolGrad` kernel (unregistered in tfjs; docs/architecture.md "Engine facts"), needed for
  * double backprop through the reference CNN's average pools. AvgPoolGrad(dy, x) = P^T dy, where P is
  * the (linear) average-pooling map; it is linear in dy and depends on x only through its shape. So
  * for a cotangent C with x's shape: d/d(dy) = P C = avgPool(C) with the same window, strides and

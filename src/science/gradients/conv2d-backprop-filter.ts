@@ -1,5 +1,5 @@
 /**
- * Gradient of the `Conv2DBackpropFilter` kernel, which tfjs leaves unregistered (DESIGN.md "Engine
+ * Gradient of the `Conv2DBackpropFilter` kernel, which tfjs leaves unregistered (docs/architecture.md "Engine
  * facts"): without it, double backprop through any convolution throws, so no CNN Hessian-vector
  * product (paper §3.3) can be formed. The filter gradient of y = conv(x, W) is the bilinear map
  *   dW[i,j,ci,co] = sum_{n,p,q} xpad[n, p*s+i, q*s+j, ci] * dy[n,p,q,co].

@@ -1,5 +1,5 @@
 /**
- * Installs cusp's second-order gradient registrations (DESIGN.md "Engine facts"): gradients for the
+ * Installs cusp's second-order gradient registrations (docs/architecture.md "Engine facts"): gradients for the
  * backward kernels tfjs leaves without one (Conv2DBackpropFilter, AvgPoolGrad, MaxPoolGrad), and
  * re-registrations, in terms of saved inputs, of the gradients tfjs writes in terms of saved outputs
  * (Tanh, Exp, Sigmoid, Softmax, Elu, Pow; tfjs issue #3252), and zero gradients for comparisons so

@@ -1,5 +1,5 @@
 /**
- * Gradient of the `MaxPoolGrad` kernel (unregistered in tfjs; DESIGN.md "Engine facts"), needed for
+ * Gradient of the `MaxPoolGrad` kernel (unregistered in tfjs; docs/architecture.md "Engine facts"), needed for
  * double backprop through AlexNet's and VGG's max pools. MaxPoolGrad(dy, x, y) = J^T dy routes each
  * window's dy to that window's arg-max cell; J, the Jacobian of maxPool at x, is piecewise constant in
  * x. Hence for a cotangent C (shape of x): d/d(dy) = J C (each window reads C at its arg-max cell)

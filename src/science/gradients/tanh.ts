@@ -1,7 +1,7 @@
 /**
  * Tanh gradient in terms of the saved INPUT: d tanh(x) = (1 - tanh(x)^2) dx. tfjs's own registration
  * reuses the saved output y, and the clone it saves is recorded on the tape before the Tanh node, so
- * the second backward pass drops the path through y (tfjs issue #3252; DESIGN.md "Engine facts": the
+ * the second backward pass drops the path through y (tfjs issue #3252; docs/architecture.md "Engine facts": the
  * MLP HVP was symmetric but off by ~100%). Recomputing tanh(x) inside the gradient keeps the path.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,5 +1,5 @@
 /**
- * The reference CNN of DESIGN.md (the measured baseline): conv3x3 'same' c->16, act, pool 2,
+ * The reference CNN of docs/architecture.md "Engine facts" (the measured baseline): conv3x3 'same' c->16, act, pool 2,
  * conv3x3 16->32, act, pool 2, flatten (PyTorch NCHW order), dense -> classes. With 28x28x1 inputs and
  * 10 classes it has 20,490 parameters (160 + 4,640 + 15,690). Average pooling by default (smooth, so
  * finite differences are a valid oracle for tanh); max pooling on request.

@@ -4,7 +4,7 @@
  * layout, the parameter count and the forward pass come from one description, and the PyTorch oracle
  * can rebuild the same network from `Model.layers`. Only plain functional ops are used (conv2d, 'valid'
  * pools, matMul, add, relu/tanh, pad, transpose, reshape) because those are the ones cusp can
- * differentiate twice on every backend (DESIGN.md "Engine facts"); no tf.layers, no fused ops.
+ * differentiate twice on every backend (docs/architecture.md "Engine facts"); no tf.layers, no fused ops.
  */
 import * as tf from '@tensorflow/tfjs';
 

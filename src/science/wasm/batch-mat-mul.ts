@@ -1,7 +1,7 @@
 /**
  * BatchMatMul for the wasm backend, made fast with transposes and correct with reshaped operands.
  * The shipped kernel sends only un-transposed, unbatched products to XNNPACK; with transposeA/B
- * it falls to a naive loop (0.6-1.2 vs 15-18 GFLOP/s, DESIGN.md "Engine facts"), and every
+ * it falls to a naive loop (0.6-1.2 vs 15-18 GFLOP/s, docs/architecture.md "Engine facts"), and every
  * gradient of a dense layer asks for a transposed product. So the operands are transposed
  * explicitly first. The XNNPACK path also caches the packed right operand by tensor data id and
  * never looks at its shape again: the same data reshaped (a reshape shares the data id) silently

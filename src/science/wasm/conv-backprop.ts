@@ -1,7 +1,7 @@
 /**
  * The two convolution gradients for the wasm backend, composed from its fast XNNPACK Conv2D.
  * tfjs-backend-wasm 4.22 ships no Conv2DBackpropFilter at all (a CNN cannot be trained on it) and
- * a naive Conv2DBackpropInput (1.2-1.6 GFLOP/s, DESIGN.md "Engine facts"). Both are convolutions
+ * a naive Conv2DBackpropInput (1.2-1.6 GFLOP/s, docs/architecture.md "Engine facts"). Both are convolutions
  * in disguise:
  * - filter gradient dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n, oh*s+kh-pt, ow*s+kw-pl, ci] dy[n,oh,ow,co]
  *   is a stride-1 convolution of x viewed as [ci, h, w, n] (batch <-> channels swapped) with dy

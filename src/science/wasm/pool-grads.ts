@@ -1,7 +1,7 @@
 /**
  * Pooling gradients for the wasm backend. The shipped MaxPoolGrad starts each window's running
  * maximum at FLT_MIN (the smallest *positive* float) at position 0, so a window whose maximum is
- * <= 0 routes its gradient to the window's first cell, silently (DESIGN.md "Engine facts"). This
+ * <= 0 routes its gradient to the window's first cell, silently (docs/architecture.md "Engine facts"). This
  * MaxPoolGrad is a direct loop over the wasm heap with tfjs-core's semantics (the cpu backend's):
  * running max from -Infinity, first maximum wins, padded cells never win, NaN never wins.
  * AvgPoolGrad (the shipped one is slow) is one broadcasting multiply for stride = window and a loop

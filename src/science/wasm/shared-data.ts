@@ -2,7 +2,7 @@
  * Identity and same-dtype Cast for the wasm backend, sharing data instead of copying it. The
  * shipped kernels copy every byte; the tfjs engine clones each tensor a gradient saves for the
  * backward pass (and core's gradients cast float32 to float32), so one CNN HVP chunk spent ~100
- * calls and ~6% of its time copying (DESIGN.md "Engine facts": "the engine copies saved
+ * calls and ~6% of its time copying (docs/architecture.md "Engine facts": "the engine copies saved
  * tensors"). tfjs tensors are immutable and the wasm backend reference-counts data ids (its own
  * Reshape already shares), so a clone can share: exactly what the cpu backend's Identity does.
  * Strings and real dtype changes keep the shipped kernels.
