@@ -11,6 +11,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { encodeMessage, isStageDefinition, type StageContext, type StageJob, type StageMessage } from './stage-api.ts'
+import { sortKeysDeep } from '../core/vocabulary.ts'
 import type { JsonValue } from './types.ts'
 
 function send(msg: StageMessage): void {
@@ -19,16 +20,7 @@ function send(msg: StageMessage): void {
 
 /** JSON text with object keys sorted recursively (arrays keep their order). */
 function sortedJson(value: unknown): string {
-  const sort = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sort)
-    if (typeof v === 'object' && v !== null) {
-      const out: Record<string, unknown> = {}
-      for (const k of Object.keys(v).sort()) out[k] = sort((v as Record<string, unknown>)[k])
-      return out
-    }
-    return v
-  }
-  return `${JSON.stringify(sort(value), null, 2)}\n`
+  return `${JSON.stringify(sortKeysDeep(value), null, 2)}\n`
 }
 
 /** Runs the job in `workDir`; resolves to the exit status. */

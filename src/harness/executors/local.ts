@@ -5,7 +5,7 @@
  * run-stage`), only without a container. It exists so the container path (publish from the
  * child, read the run record in the scheduler) is exercised end to end on machines without
  * Docker, and as a way to run the remote protocol against a shared store from a workstation.
- * The default executor is still the in-process one (plan-run.ts `produce`), which needs no
+ * The default executor is still the in-process one (plan-run.ts with produce.ts), which needs no
  * shared store and streams progress.
  */
 import { existsSync } from 'node:fs'
