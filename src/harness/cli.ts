@@ -19,7 +19,7 @@ import { artifactsView, showView } from './registry.ts'
 import { AUDIT_INSTANCE, auditSummaryText } from '../report/print-audit.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
-import { openStore } from './store/open-store.ts'
+import { declaredOutputs, openStore } from './store/open-store.ts'
 import { syncCommand } from './sync.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
 import { envForInstance } from '../science/env-record.ts'
@@ -94,7 +94,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
   // Only now, with a valid pipeline and command line, may anything be opened or written.
   // --store, else $CUSP_STORE, else the file's `store:`, else <project>/artifacts.
   const storeSpec = cmd.store ?? (io.env.CUSP_STORE?.trim() || pipeline.store)
-  const store = openStore(storeSpec, root, io.env)
+  const store = openStore(storeSpec, root, io.env, {}, declaredOutputs(pipeline.instances.values()))
   if (!store.ok) {
     report(io, [store.error])
     return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem
