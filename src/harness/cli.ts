@@ -21,6 +21,7 @@ import { createReporter, type OutputSink } from './reporter.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
 import { declaredOutputs, openStore } from './store/open-store.ts'
 import { syncCommand } from './sync.ts'
+import { fsckCommand } from './store/fsck.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
 import { envForInstance } from '../science/env-record.ts'
 import { pipelineNameOf } from './executors/docker.ts'
@@ -157,6 +158,8 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
     case 'pull':
     case 'gc':
       return await syncCommand(cmd.kind, { store: store.value, lockPath, dryRun: cmd.kind === 'gc' && cmd.dryRun, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
+    case 'fsck':
+      return await fsckCommand(store.value, { repair: cmd.repair, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
       // --image: the question is "fresh for the cluster?", so fingerprint as inside that image.
       const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: containerEnv(cmd.image) } : {}) })

@@ -402,6 +402,7 @@ export class Execution {
       if (old === undefined) mismatches.push(o.name)
       else if (o.kind === 'file') {
         if ((await sha256File(path)) !== old.digest) mismatches.push(o.name)
+        else await this.store.putFile(path) // same bytes: re-storing repairs a corrupt stored copy (ingest re-hashes it)
       } else {
         const expected = join(wd.dir, 'expected', o.name)
         if (!(await this.store.getDir(old.digest, expected))) mismatches.push(`${o.name} (stored copy unreadable)`)
