@@ -62,7 +62,7 @@ export async function gcPlan(lock: LockFile, layer: GcLayer, listing: (d: Object
       keep.add(o.digest)
       if (o.kind !== 'dir') continue
       const entries = await listing(o.digest)
-      if (entries === undefined) throw new StoreError(`gc: cannot read the directory listing ${o.digest} of ${id}/${name}; nothing was deleted (pull it first)`)
+      if (entries === undefined) throw new StoreError(`cannot read the directory listing ${o.digest} of ${id}/${name}; nothing was deleted (pull it first)`)
       for (const m of entries) keep.add(m.digest)
     }
   }

@@ -366,3 +366,39 @@ t.test('listing parser keeps the encoder\'s own output (round trip)', async (t) 
   const entries = [{ path: 'a/b', digest: D, size: 1, mode: 0o644 as const }, { path: 'c', digest: D, size: 2, mode: 0o755 as const }]
   t.same(parseListing(encodeListing(entries)), entries)
 })
+
+t.test('registry: control characters in a stored record never reach the terminal', async (t) => {
+  const { artifactsView, printable } = await import('../../src/harness/registry.ts')
+  t.equal(printable('ok \u001b]0;pwned\u0007 \u009b31m'), 'ok ?]0;pwned? ?31m')
+  const root = t.testdir({})
+  const store = new LocalStore(join(root, 'store'))
+  const obj = await store.putBytes(Buffer.from('x'))
+  const rec = forged({ f: { ...obj, kind: 'file' } }, (r) => (r.instance = 'evil\u001b[2J\u001b]0;title\u0007'))
+  const p = store.runPath(rec.fingerprint as string)
+  await mkdir(dirname(p), { recursive: true })
+  await writeFile(p, JSON.stringify(rec))
+  const view = await artifactsView({ pipeline: undefined as never, store, lockPath: join(root, 'none.lock'), instance: undefined, json: false })
+  t.ok(view.ok)
+  if (view.ok) {
+    t.match(view.value, /evil\?\[2J/)
+    t.notMatch(view.value, /\u001b/)
+  }
+})
+
+t.test('gc: a referenced listing nobody can read is one line, exit 1, and nothing is deleted', async (t) => {
+  const { syncCommand } = await import('../../src/harness/sync.ts')
+  const { writeLock } = await import('../../src/harness/lockfile.ts')
+  const root = t.testdir({ tree: { a: 'a' }, other: 'unreferenced' })
+  const store = new LocalStore(join(root, 'store'))
+  const dir = await store.putDir(join(root, 'tree'))
+  const other = await store.putFile(join(root, 'other'))
+  const rec = makeRecord('s', { d: { ...dir, kind: 'dir' } })
+  await store.deleteObject(dir.digest)
+  writeLock(join(root, 'pipeline.lock'), { schema: 1, instances: { s: { stage: 's', fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } } })
+  let err = ''
+  const code = await syncCommand('gc', { store, lockPath: join(root, 'pipeline.lock'), dryRun: false, json: false, stdout: { write: () => true }, stderr: { write: (s: string) => ((err += s), true) } })
+  t.equal(code, 1)
+  t.match(err, /^gc: cannot read the directory listing .* nothing was deleted/)
+  t.equal(err.trim().split('\n').length, 1, 'one line')
+  t.equal(await store.hasObject(other.digest), true, 'nothing deleted')
+})
