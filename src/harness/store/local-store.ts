@@ -8,9 +8,12 @@
  * Every write goes to a fresh temp file, is fsynced, renamed into place and the directory
  * fsynced, so a reader (or a process killed mid-write) sees a complete entry or none: a
  * leftover temp file is invisible and never reused. Objects are hashed while they are copied
- * in, so the name is the hash of exactly the bytes written. Every read re-hashes while copying
+ * in, so the name is the hash of exactly the bytes written; storing bytes whose name is already
+ * taken by a copy that no longer hashes to it replaces that copy (a rerun repairs bit rot), and
+ * a dedup hit refreshes the object's mtime (gc's age signal). Every read re-hashes while copying
  * out; a mismatch deletes the corrupt object and reports a miss, so the caller reruns its
- * producer. Restores go to a temp name beside `dest` and are renamed onto it; restored files
+ * producer. Run records are untrusted when read: bounded, checked and matched against the
+ * store's `RecordTrust` (declared outputs, signatures; record-trust.ts). Restores go to a temp name beside `dest` and are renamed onto it; restored files
  * get mode 0644 (0755 for executable directory entries) so the workspace stays editable without
  * any risk to the store, which holds its own copies. `hasObject` is one stat and `getRun` one
  * small read plus a hash of the breakdown: the cheap calls a no-op rerun makes.
