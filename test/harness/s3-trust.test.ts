@@ -118,3 +118,14 @@ t.test('fsck over S3 finds a tampered object and --repair quarantines it', async
   t.equal((await getRaw(remote, repaired!.quarantined[0]!)).toString(), 'has rot', 'kept in quarantine/')
   t.equal(await remote.verifyObject(good.digest), true, 'the good object is untouched')
 })
+
+t.test('a dedup hit on an old object refreshes its age with a server-side copy; a recent one is left alone', async (t) => {
+  const { refreshKey } = await import('../../src/harness/store/s3-admin.ts')
+  const remote = s3TestStore(server.endpoint, prefix())
+  const put = await remote.putBytes(Buffer.from('shared output'))
+  const key = remote.objectKey(put.digest)
+  const refreshed = await refreshKey(remote, key, new Date(0), 60_000) // as a dedup hit does for an object older than the threshold
+  t.ok(refreshed instanceof Date, 'the server made the copy and reported a new last-modified time')
+  t.equal(await remote.verifyObject(put.digest), true, 'the bytes are unchanged')
+  t.equal(await refreshKey(remote, key, new Date(), 60_000), undefined, 'a recently used object is not copied again')
+})

@@ -51,6 +51,23 @@ export async function quarantineKey(b: S3Bucket, key: string, etag: string | und
 }
 
 /**
+ * Mark `key` as just used, so gc's grace period (by last-modified time) protects it like a new
+ * upload: a server-side copy onto itself (no bytes move through this client). Only done when the
+ * object is older than `olderThanMs`, so a busy object costs one copy per period, not per use.
+ * Best effort: a server that refuses the copy leaves the object as it was. Returns the new
+ * last-modified time the server reported, or undefined when no copy was made.
+ */
+export async function refreshKey(b: S3Bucket, key: string, modified: Date | undefined, olderThanMs: number): Promise<Date | undefined> {
+  if (modified !== undefined && Date.now() - modified.getTime() <= olderThanMs) return undefined
+  try {
+    const r = await b.client.send(new CopyObjectCommand({ Bucket: b.config.bucket, Key: key, CopySource: `${b.config.bucket}/${key}`, MetadataDirective: 'REPLACE', ContentType: 'application/octet-stream' }))
+    return r.CopyObjectResult?.LastModified ?? new Date()
+  } catch {
+    return undefined // an older age only makes gc collect it sooner; the object itself is untouched
+  }
+}
+
+/**
  * Abort multipart uploads under the prefix started more than `olderThanMs` ago (what killed
  * writers leave: invisible, but billed). Returns how many; 0 where the server cannot list them.
  */

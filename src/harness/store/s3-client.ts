@@ -77,11 +77,11 @@ export class S3Bucket {
     return s3StoreError(e, op, key, this.config, this.env)
   }
 
-  /** HEAD `key`: its size and etag, or undefined when absent. */
-  async head(key: string): Promise<{ size: number; etag: string | undefined } | undefined> {
+  /** HEAD `key`: its size, etag and last-modified time, or undefined when absent. */
+  async head(key: string): Promise<{ size: number; etag: string | undefined; modified: Date | undefined } | undefined> {
     try {
       const r = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }))
-      return { size: r.ContentLength ?? 0, etag: r.ETag }
+      return { size: r.ContentLength ?? 0, etag: r.ETag, modified: r.LastModified }
     } catch (e) {
       if (isNotFound(e)) return undefined
       throw this.error(e, 'head object', key)

@@ -16,7 +16,7 @@ import { parseListing } from './dir-listing.ts'
 import { admitRecord, declaredOutputsProblem, sealRecord, type RecordTrust } from './record-trust.ts'
 import { mapLimit, restoreDir, restoreFile, storeTree } from './restore.ts'
 import { checkRunRecord, RECORD_LIMITS, StoreError } from './run-record-check.ts'
-import { abortStaleUploads, checkBucket, listObjects, listRunKeys, type ListedObject } from './s3-admin.ts'
+import { abortStaleUploads, checkBucket, listObjects, listRunKeys, refreshKey, type ListedObject } from './s3-admin.ts'
 import { S3Bucket } from './s3-client.ts'
 import { describeS3, type S3StoreConfig } from './s3-config.ts'
 import { nameOf, statusOf } from './s3-errors.ts'
@@ -28,6 +28,8 @@ export { hashFile } from './s3-transfer.ts'
 
 /** How many requests one store call keeps in flight (HEADs, small uploads, downloads). */
 const PARALLEL = 8
+/** A dedup hit on an object older than this refreshes its last-modified time (half gc's grace). */
+export const REFRESH_AFTER_MS = 30 * 60_000
 
 /** An `ArtifactStore` in an S3 bucket; safe for any number of harnesses sharing the bucket. */
 export class S3Store extends S3Bucket implements ArtifactStore {
@@ -58,14 +60,24 @@ export class S3Store extends S3Bucket implements ArtifactStore {
 
   async putFile(path: string): Promise<{ digest: ObjectDigest; size: number }> {
     const { digest, size } = await hashFile(path)
-    if ((await this.head(this.objectKey(digest)))?.size !== size) await this.uploadFile(path, digest, size)
+    await this.ensure(digest, size, () => this.uploadFile(path, digest, size))
     return { digest, size }
+  }
+
+  /**
+   * Upload object `digest` (of `size` bytes) with `upload` unless the server has it with that
+   * size; a dedup hit refreshes its last-modified time (gc's age signal) when it is getting old.
+   */
+  async ensure(digest: ObjectDigest, size: number, upload: () => Promise<void>): Promise<void> {
+    const head = await this.head(this.objectKey(digest))
+    if (head?.size !== size) return await upload()
+    await refreshKey(this, this.objectKey(digest), head.modified, REFRESH_AFTER_MS)
   }
 
   /** Store `bytes` as an object (directory listings; tests). */
   async putBytes(bytes: Uint8Array): Promise<{ digest: ObjectDigest; size: number }> {
     const digest = sha256(bytes)
-    if ((await this.head(this.objectKey(digest)))?.size !== bytes.length) await this.putSmall(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), digest)
+    await this.ensure(digest, bytes.length, () => this.putSmall(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), digest))
     return { digest, size: bytes.length }
   }
 

@@ -134,10 +134,9 @@ export class TieredStore implements ArtifactStore {
     return true
   }
 
-  /** Upload the local object `digest` unless S3 has an object of that name and size already. */
+  /** Upload the local object `digest` unless S3 has an object of that name and size already (then refresh its age). */
   async upload(digest: ObjectDigest, size: number, onBytes?: OnBytes): Promise<void> {
-    if ((await this.remote.statObjects([digest]))[0] === size) return
-    await this.remote.uploadFile(this.local.objectPath(digest), digest, size, onBytes)
+    await this.remote.ensure(digest, size, () => this.remote.uploadFile(this.local.objectPath(digest), digest, size, onBytes))
   }
 
   /** The directory listing `digest`, from whichever layer has it intact. */
