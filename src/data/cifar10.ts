@@ -68,12 +68,21 @@ function member(files: Map<string, Uint8Array>, base: string, file: string): Uin
   throw new DataFormatError(file, `not a CIFAR-10 binary archive: it has no ${base} (members: ${[...files.keys()].slice(0, 8).join(', ')})`)
 }
 
+/**
+ * The most bytes the archive may decompress to (the official tar is about 171 MB): decompression
+ * stops there, so a gzip bomb in place of the archive costs bounded memory.
+ */
+export const MAX_CIFAR10_TAR_BYTES = 256 << 20
+
 /** Decodes the `.tar.gz` archive bytes into one split (see the module comment for the layout). */
-export async function decodeCifar10Archive(gz: Uint8Array, file: string, split: Cifar10Split): Promise<ImageSet> {
+export async function decodeCifar10Archive(gz: Uint8Array, file: string, split: Cifar10Split, maxTarBytes = MAX_CIFAR10_TAR_BYTES): Promise<ImageSet> {
   let tar: Uint8Array
   try {
-    tar = await promisify(gunzip)(gz)
+    tar = await promisify(gunzip)(gz, { maxOutputLength: maxTarBytes })
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+      throw new DataFormatError(file, `gzip data expands to more than ${maxTarBytes} bytes (a gzip bomb, or not the CIFAR-10 archive); refused`)
+    }
     throw new DataFormatError(file, `gzip data is corrupt or truncated (${e instanceof Error ? e.message : String(e)})`)
   }
   const files = readTar(tar, file)

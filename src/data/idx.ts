@@ -43,12 +43,22 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes[0] === GZIP_MAGIC[0] && bytes[1] === GZIP_MAGIC[1]
 }
 
-/** Decompresses `bytes` when gzip, else returns them; a broken gzip stream names the file. */
-export function maybeGunzip(bytes: Uint8Array, file: string): Uint8Array {
+/**
+ * The most bytes one gzipped IDX file may decompress to (full Fashion-MNIST training images are
+ * 47 MB): decompression stops there, so a gzip bomb costs bounded memory, not all of it.
+ */
+export const MAX_IDX_BYTES = 256 << 20
+
+/** Decompresses `bytes` when gzip (at most `maxBytes` out), else returns them; a broken or oversized stream names the file. */
+export function maybeGunzip(bytes: Uint8Array, file: string, maxBytes = MAX_IDX_BYTES): Uint8Array {
   if (!isGzip(bytes)) return bytes
   try {
-    return gunzipSync(bytes)
+    return gunzipSync(bytes, { maxOutputLength: maxBytes })
   } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+      throw new DataFormatError(file, `gzip data expands to more than ${maxBytes} bytes (a gzip bomb, or not an IDX file); refused`)
+    }
     throw new DataFormatError(file, `gzip data is corrupt or truncated (${e instanceof Error ? e.message : String(e)})`)
   }
 }
@@ -57,8 +67,8 @@ export function maybeGunzip(bytes: Uint8Array, file: string): Uint8Array {
  * Decodes (possibly gzipped) IDX bytes whose magic must be `expectedMagic` (images or labels).
  * The data must be exactly as long as the header says.
  */
-export function decodeIdx(bytes: Uint8Array, file: string, expectedMagic: number): IdxArray {
-  const raw = maybeGunzip(bytes, file)
+export function decodeIdx(bytes: Uint8Array, file: string, expectedMagic: number, maxBytes = MAX_IDX_BYTES): IdxArray {
+  const raw = maybeGunzip(bytes, file, maxBytes)
   const bad = (what: string): DataFormatError => new DataFormatError(file, `not a valid IDX file: ${what}`)
   if (raw.length < 4) throw bad(`${raw.length} bytes is too short for the magic number`)
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)

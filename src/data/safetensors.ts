@@ -75,7 +75,7 @@ export function encodeSafetensors(
   checkEndianness()
   const names = Object.keys(tensors).sort()
   for (const name of names) {
-    if (name === METADATA_KEY || name.length === 0) throw new Error(`safetensors: invalid tensor name ${JSON.stringify(name)}`)
+    if (name === METADATA_KEY || name.length === 0 || reservedName(name)) throw new Error(`safetensors: invalid tensor name ${JSON.stringify(name)}`)
     const t = tensors[name]!
     if (!(t.dtype in BYTES)) throw new Error(`safetensors: tensor ${name}: unsupported dtype ${String(t.dtype)}`)
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -127,6 +127,11 @@ export function encodeSafetensors(
   return out
 }
 
+/** Names a decoded header may not use: they would collide with Object.prototype on the result. */
+function reservedName(name: string): boolean {
+  return name in Object.prototype || name === 'prototype'
+}
+
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x)
 }
@@ -160,15 +165,17 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>'): Safeten
     if (name === METADATA_KEY) {
       if (!isObject(value)) throw bad('__metadata__ is not an object')
       for (const [k, v] of Object.entries(value)) {
+        if (reservedName(k)) throw bad(`__metadata__ key ${JSON.stringify(k)} is reserved`)
         if (typeof v !== 'string') throw bad(`__metadata__.${k} is not a string`)
         metadata[k] = v
       }
       continue
     }
+    if (name === '' || name.length > 1024 || reservedName(name)) throw bad(`tensor name ${JSON.stringify(name.slice(0, 80))} is empty, too long or reserved (${name === '' ? 'empty' : 'e.g. __proto__, constructor'})`)
     if (!isObject(value)) throw bad(`tensor ${name}: entry is not an object`)
     const { dtype, shape, data_offsets: offs } = value
     if (typeof dtype !== 'string' || !(dtype in BYTES)) throw bad(`tensor ${name}: unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(BYTES).join(', ')})`)
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+    if (!Array.isArray(shape) || shape.length > 64 || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
       throw bad(`tensor ${name}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`)
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {

@@ -61,8 +61,9 @@ export type Command =
   | ({ kind: 'show'; instance: string } & CommonFlags)
   | ({ kind: 'push' | 'pull' } & CommonFlags)
   | ({ kind: 'gc'; dryRun: boolean } & CommonFlags)
+  | ({ kind: 'fsck'; repair: boolean } & CommonFlags)
 
-export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc'] as const
+export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck'] as const
 
 /** The text `--help` prints (and a usage error points to). */
 export const USAGE = `usage: npm run pipeline -- [command] [flags]
@@ -78,6 +79,7 @@ commands:
   export --format argo the DAG as an Argo Workflows Workflow (YAML on stdout); cache hits are no-ops
   push / pull          with --store s3://...: copy the lock's entries local cache -> bucket / bucket -> local cache
   gc [--dry-run]       list (--dry-run) or delete the run records and objects the lock does not reference
+  fsck [--repair]      re-hash every stored object and re-check every run record; --repair quarantines what fails
 
 run flags:
   --stage NAME | NAME@k=v,...   select every instance of a stage, or one instance (repeatable)
@@ -135,6 +137,7 @@ const remoteOnly = {
 
 const ownFlags = {
   expect: { type: 'string' },
+  repair: { type: 'boolean' },
   format: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
 
@@ -145,6 +148,7 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   image: ['run', 'export', 'status', 'why'],
   expect: ['run-stage'],
   format: ['export'],
+  repair: ['fsck'],
 }
 
 const usage = (message: string): Result<Command, Failure> =>
@@ -244,6 +248,9 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
     case 'gc':
       if (pos.length > 0) return usage(`'gc' takes no arguments, got '${pos[0]}'`)
       return ok({ kind, ...flags, dryRun: v['dry-run'] === true })
+    case 'fsck':
+      if (pos.length > 0) return usage(`'fsck' takes no arguments, got '${pos[0]}'`)
+      return ok({ kind, ...flags, repair: v.repair === true })
     case 'artifacts':
       if (pos.length > 1) return usage(`'artifacts' takes at most one instance, got ${pos.length}`)
       return ok({ kind, ...flags, instance: pos[0] })

@@ -17,8 +17,9 @@ import { formatFailure } from './failures.ts'
 import { artifactsView, showView } from './registry.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
-import { openStore } from './store/open-store.ts'
+import { declaredOutputs, openStore } from './store/open-store.ts'
 import { syncCommand } from './sync.ts'
+import { fsckCommand } from './store/fsck.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
 import { pipelineNameOf } from './executors/docker.ts'
 import { runOne, runOneExitCode } from './executors/run-stage-command.ts'
@@ -96,7 +97,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
   // Only now, with a valid pipeline and command line, may anything be opened or written.
   // --store, else $CUSP_STORE, else the file's `store:`, else <project>/artifacts.
   const storeSpec = cmd.store ?? (io.env.CUSP_STORE?.trim() || pipeline.store)
-  const store = openStore(storeSpec, root, io.env)
+  const store = openStore(storeSpec, root, io.env, {}, declaredOutputs(pipeline.instances.values()))
   if (!store.ok) {
     report(io, [store.error])
     return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem
@@ -159,6 +160,8 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
     case 'pull':
     case 'gc':
       return await syncCommand(cmd.kind, { store: store.value, lockPath, dryRun: cmd.kind === 'gc' && cmd.dryRun, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
+    case 'fsck':
+      return await fsckCommand(store.value, { repair: cmd.repair, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
       // --image: the question is "fresh for the cluster?", so fingerprint as inside that image.
       const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: host.imageEnv(cmd.image) } : {}) })

@@ -88,7 +88,7 @@ export async function artifactsView(q: RegistryQuery): Promise<Result<string, Fa
     }
   }
   lines.push(`${entries.length} outputs`)
-  return ok(`${lines.join('\n')}\n`)
+  return ok(`${lines.map(printable).join('\n')}\n`)
 }
 
 /** `show <instance>`: its current outputs, where they are in the store, and its result JSON. */
@@ -119,7 +119,7 @@ export async function showView(q: RegistryQuery): Promise<Result<string, Failure
   for (const [name, value] of Object.entries(results)) {
     lines.push(`${name}:`, value === null ? '  (missing from the store or not valid JSON)' : JSON.stringify(value, null, 2))
   }
-  return ok(`${lines.join('\n')}\n`)
+  return ok(`${lines.map(printable).join('\n')}\n`)
 }
 
 function loadLock(path: string): Result<LockFile | undefined, Failure> {
@@ -144,6 +144,15 @@ async function readJsonObject(store: ArtifactStore, digest: ObjectDigest): Promi
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * A line safe for a terminal: record fields come from a store (untrusted), so control characters
+ * (escape sequences that could rewrite the screen or the title) are shown as `?`.
+ */
+export function printable(line: string): string {
+  // eslint-disable-next-line no-control-regex
+  return line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?')
 }
 
 /** `512 B`, `12.3 kB`, `4.0 MB` (decimal units). */

@@ -4,10 +4,24 @@
  * so planning is a few rounds of cheap lookups (one stat per object, one small read per run
  * record) and never hashes or materialises anything. A run record is fetched together with
  * its objects, since it is useless without them. Directory outputs are checked with the
- * store's optional `hasDir` (listing plus every file) when it has one.
+ * store's optional `hasDir` (listing plus every file, each with its listed size) when it has
+ * one. A file output whose size is known (from the record or lock entry beside it) counts as
+ * present only when the store's `statObjects` gives that size, so a truncated or grown object
+ * is found before a fresh or restore decision relies on it.
  */
 import type { StoreIndex } from './planner.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord, StoredOutput } from './types.ts'
+
+/** A store that can say how large its objects are (one stat or HEAD each, no hashing). */
+export interface SizedStore {
+  statObjects(digests: readonly ObjectDigest[]): Promise<(number | undefined)[]>
+}
+
+/** The store's `statObjects`, when it has one (every store in store/ does). */
+export function sizesOf(store: ArtifactStore): SizedStore['statObjects'] | undefined {
+  const s = store as ArtifactStore & Partial<SizedStore>
+  return typeof s.statObjects === 'function' ? s.statObjects.bind(store) : undefined
+}
 
 const BATCH = 32
 
@@ -16,12 +30,17 @@ export class StoreLookups {
   readonly objects = new Map<ObjectDigest, boolean>()
   /** Digests known to be directory listings (from the kind recorded beside them). */
   private readonly dirs = new Set<ObjectDigest>()
+  /** The size each file object must have (from the kind and size recorded beside it). */
+  private readonly sizes = new Map<ObjectDigest, number>()
 
   constructor(private readonly store: ArtifactStore) {}
 
   /** Records which of these outputs are directories (so they get the deep check). */
   note(outputs: Iterable<StoredOutput>): void {
-    for (const o of outputs) if (o.kind === 'dir') this.dirs.add(o.digest)
+    for (const o of outputs) {
+      if (o.kind === 'dir') this.dirs.add(o.digest)
+      else this.sizes.set(o.digest, o.size)
+    }
   }
 
   /** The snapshot the planner reads; `complete` makes unlooked-up keys count as absent. */
@@ -48,7 +67,12 @@ export class StoreLookups {
   private async has(d: ObjectDigest): Promise<boolean> {
     const known = this.objects.get(d)
     if (known !== undefined) return known
-    const present = this.dirs.has(d) && this.store.hasDir !== undefined ? await this.store.hasDir(d) : await this.store.hasObject(d)
+    const stat = sizesOf(this.store)
+    const want = this.sizes.get(d)
+    let present: boolean
+    if (this.dirs.has(d) && this.store.hasDir !== undefined) present = await this.store.hasDir(d)
+    else if (want !== undefined && stat !== undefined) present = (await stat([d]))[0] === want
+    else present = await this.store.hasObject(d)
     this.objects.set(d, present)
     return present
   }

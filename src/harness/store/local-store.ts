@@ -8,9 +8,12 @@
  * Every write goes to a fresh temp file, is fsynced, renamed into place and the directory
  * fsynced, so a reader (or a process killed mid-write) sees a complete entry or none: a
  * leftover temp file is invisible and never reused. Objects are hashed while they are copied
- * in, so the name is the hash of exactly the bytes written. Every read re-hashes while copying
+ * in, so the name is the hash of exactly the bytes written; storing bytes whose name is already
+ * taken by a copy that no longer hashes to it replaces that copy (a rerun repairs bit rot), and
+ * a dedup hit refreshes the object's mtime (gc's age signal). Every read re-hashes while copying
  * out; a mismatch deletes the corrupt object and reports a miss, so the caller reruns its
- * producer. Restores go to a temp name beside `dest` and are renamed onto it; restored files
+ * producer. Run records are untrusted when read: bounded, checked and matched against the
+ * store's `RecordTrust` (declared outputs, signatures; record-trust.ts). Restores go to a temp name beside `dest` and are renamed onto it; restored files
  * get mode 0644 (0755 for executable directory entries) so the workspace stays editable without
  * any risk to the store, which holds its own copies. `hasObject` is one stat and `getRun` one
  * small read plus a hash of the breakdown: the cheap calls a no-op rerun makes.
@@ -18,22 +21,26 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
 import { parseListing } from './dir-listing.ts'
 import { bytesReader, copyHashing, fileReader, syncDir, writeAll, type ChunkReader } from './hashing-copy.ts'
+import { admitRecord, declaredOutputsProblem, sealRecord, type RecordTrust } from './record-trust.ts'
 import { restoreDir, restoreFile, storeTree } from './restore.ts'
-import { checkRunRecord, StoreError } from './run-record-check.ts'
+import { checkRunRecord, RECORD_LIMITS, StoreError } from './run-record-check.ts'
 
 /** An `ArtifactStore` in a local directory; safe for several processes writing at once. */
 export class LocalStore implements ArtifactStore {
   readonly description: string
   private readonly madeDirs = new Set<string>()
 
-  /** `root` need not exist yet; it is created on the first write. */
-  constructor(readonly root: string) {
+  /** `root` need not exist yet; it is created on the first write. `trust`: see record-trust.ts. */
+  constructor(
+    readonly root: string,
+    readonly trust: RecordTrust = {},
+  ) {
     this.description = `local store ${root}`
   }
 
@@ -42,7 +49,8 @@ export class LocalStore implements ArtifactStore {
     return join(this.root, 'objects', 'sha256', digest.slice(0, 2), digest.slice(2))
   }
 
-  private runPath(fp: string): string {
+  /** Where the run record of `fp` lives (whether or not it is there). */
+  runPath(fp: string): string {
     return join(this.root, 'runs', fp.slice(0, 2), `${fp}.json`)
   }
 
@@ -57,14 +65,27 @@ export class LocalStore implements ArtifactStore {
   /**
    * A directory output is present when its listing object is intact and every file it names is
    * stored: the planner asks this so a deleted file inside a directory output reruns its producer.
-   * Files are only stat'ed (their bytes are verified when restored).
+   * Files are only stat'ed: each must have the size the listing gives (bytes are verified when restored).
    */
   async hasDir(digest: ObjectDigest): Promise<boolean> {
     const listing = await this.readVerified(digest)
     const entries = listing === undefined ? undefined : parseListing(listing)
     if (entries === undefined) return false
-    for (const e of entries) if (!(await this.hasObject(e.digest))) return false
-    return true
+    const sizes = await this.statObjects(entries.map((e) => e.digest))
+    return entries.every((e, i) => sizes[i] === e.size)
+  }
+
+  /**
+   * The size of each object (undefined where it is missing): one stat each, no hashing. The
+   * planner compares these with the sizes a record or lock entry gives, so a truncated or
+   * grown object is found before a fresh/restore decision relies on it.
+   */
+  async statObjects(digests: readonly ObjectDigest[]): Promise<(number | undefined)[]> {
+    return digests.map((d) => {
+      if (!isSha256Hex(d)) return undefined
+      const st = statSync(this.objectPath(d), { throwIfNoEntry: false })
+      return st?.isFile() === true ? st.size : undefined
+    })
   }
 
   async putFile(path: string): Promise<{ digest: ObjectDigest; size: number }> {
@@ -103,14 +124,16 @@ export class LocalStore implements ArtifactStore {
     const path = this.runPath(fingerprint)
     let data: unknown
     try {
-      data = JSON.parse(readFileSync(path, 'utf8'))
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      const st = statSync(path, { throwIfNoEntry: false })
+      if (st === undefined) return undefined
+      // Never read an oversized (or non-file) record whole: it is damaged or hostile.
+      data = st.isFile() && st.size <= RECORD_LIMITS.recordBytes ? JSON.parse(readFileSync(path, 'utf8')) : undefined
+    } catch {
       data = undefined // unreadable or not JSON: treated as damaged below
     }
     // A damaged record is a miss; it is left in place (it may be a newer harness's format in a
     // shared store) and the next putRun of this fingerprint renames a good one over it.
-    return checkRunRecord(data, fingerprint) === undefined ? (data as RunRecord) : undefined
+    return admitRecord(data, fingerprint, this.trust, this.description)
   }
 
   /**
@@ -119,7 +142,7 @@ export class LocalStore implements ArtifactStore {
    * a directory output, is missing: a record must never point at nothing.
    */
   async putRun(record: RunRecord): Promise<void> {
-    const problem = checkRunRecord(record)
+    const problem = checkRunRecord(record) ?? declaredOutputsProblem(record, this.trust)
     if (problem !== undefined) throw new StoreError(`refusing run record for ${record.instance}: ${problem}`)
     const missing: string[] = []
     for (const [name, o] of Object.entries(record.outputs)) {
@@ -136,7 +159,7 @@ export class LocalStore implements ArtifactStore {
     const path = this.runPath(record.fingerprint)
     const { path: tmp, out } = await this.openTemp()
     try {
-      const bytes = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8')
+      const bytes = Buffer.from(sealRecord(record, this.trust), 'utf8')
       await writeAll(out, bytes, bytes.length)
       await out.sync()
     } catch (e) {
@@ -164,7 +187,12 @@ export class LocalStore implements ArtifactStore {
 
   /** Re-hash a stored object; a corrupt one is deleted. For fsck-style checks and tests. */
   async verifyObject(digest: ObjectDigest): Promise<boolean> {
-    return (await this.readVerified(digest)) !== undefined
+    if (!isSha256Hex(digest)) return false
+    const st = statSync(this.objectPath(digest), { throwIfNoEntry: false })
+    if (st === undefined) return false
+    if (await this.intact(digest, st.size)) return true
+    await this.deleteObject(digest)
+    return false
   }
 
   /** Remove temp files older than `olderThanMs` (left by killed writers); returns how many. */
@@ -193,7 +221,9 @@ export class LocalStore implements ArtifactStore {
       const copied = await copyHashing(read, out)
       digest = copied.digest as ObjectDigest
       size = copied.size
-      exists = await this.hasObject(digest)
+      // A stored copy counts only if it is intact: a corrupt one is replaced by ours (that is
+      // how a rerun, `--force` or `--verify` repairs a damaged object).
+      exists = (await this.hasObject(digest)) && (await this.intact(digest, size))
       if (!exists) await out.sync()
     } catch (e) {
       await out.close()
@@ -201,11 +231,35 @@ export class LocalStore implements ArtifactStore {
       throw e
     }
     await out.close()
-    // Already stored (objects are immutable): drop our copy. Otherwise publish it; a concurrent
+    // Already stored (objects are immutable): drop our copy, and mark the object as just used
+    // so gc's grace period protects it like a new one. Otherwise publish it; a concurrent
     // writer of the same bytes may rename over us, which is harmless (same content).
-    if (exists) await unlink(tmp).catch(() => undefined)
-    else await this.publish(tmp, this.objectPath(digest))
+    if (exists) {
+      await unlink(tmp).catch(() => undefined)
+      const now = new Date()
+      await utimes(this.objectPath(digest), now, now).catch(() => undefined) // not ours to touch (shared dir): fine
+    } else await this.publish(tmp, this.objectPath(digest))
     return { digest, size }
+  }
+
+  /** Whether the stored object `digest` has `size` bytes that hash to its name (streamed). */
+  private async intact(digest: ObjectDigest, size: number): Promise<boolean> {
+    const path = this.objectPath(digest)
+    if (statSync(path, { throwIfNoEntry: false })?.size !== size) return false
+    const hash = createHash('sha256')
+    let src: FileHandle
+    try {
+      src = await open(path, 'r')
+    } catch {
+      return false
+    }
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20)
+      for (let n = await fileReader(src)(buf); n > 0; n = await fileReader(src)(buf)) hash.update(buf.subarray(0, n))
+    } finally {
+      await src.close()
+    }
+    return hash.digest('hex') === digest
   }
 
   /** A fresh read-only temp file under `<root>/tmp`, open for writing (the fd may write; others may not). */
@@ -276,6 +330,8 @@ export class LocalStore implements ArtifactStore {
   /** The object's bytes if present and intact (a corrupt one is deleted). For small objects. */
   private async readVerified(digest: ObjectDigest): Promise<Buffer | undefined> {
     if (!isSha256Hex(digest)) return undefined
+    const st = statSync(this.objectPath(digest), { throwIfNoEntry: false })
+    if (st === undefined || !st.isFile() || st.size > RECORD_LIMITS.listingBytes) return undefined // too big for a listing
     const bytes = await readFile(this.objectPath(digest)).catch(() => undefined)
     if (bytes === undefined) return undefined
     if (createHash('sha256').update(bytes).digest('hex') === digest) return bytes

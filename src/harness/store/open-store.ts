@@ -6,13 +6,16 @@
  * is the shared S3 store behind the embedded one as a local cache (a `TieredStore`: reads local
  * first, writes both; options and endpoint/region from the environment as in s3-config.ts,
  * credentials from the AWS chain). Opening does no I/O beyond one stat: the directory (or the
- * first connection) waits for the first use.
+ * first connection) waits for the first use. Every layer gets one `RecordTrust`: the declared
+ * outputs of the pipeline's stages (when the caller gives them) and the record signing keys
+ * from `env` (record-trust.ts).
  */
 import { statSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fail, ok, type ArtifactStore, type Failure, type Result } from '../types.ts'
 import { LocalStore } from './local-store.ts'
+import { signingFromEnv, type RecordTrust } from './record-trust.ts'
 import { parseS3Spec, type S3Options } from './s3-config.ts'
 import { S3Store } from './s3-store.ts'
 import { TieredStore } from './tiered-store.ts'
@@ -27,7 +30,12 @@ export function openStore(
   projectRoot: string,
   env: Record<string, string | undefined> = process.env,
   s3Options: S3Options = {},
+  declared: Pick<RecordTrust, 'outputsOf'> = {},
 ): Result<ArtifactStore, Failure> {
+  const signing = signingFromEnv(env)
+  if (!signing.ok) return fail({ reason: 'store-error', message: signing.message })
+  const trust: RecordTrust = { ...declared, ...signing.trust }
+  const local = (dir: string) => localAt(dir, trust)
   const s = spec?.trim()
   if (s === undefined || s === '') return local(join(resolve(projectRoot), 'artifacts'))
   if (s.startsWith('s3://')) {
@@ -35,7 +43,7 @@ export function openStore(
     if (!cfg.ok) return cfg
     const cache = local(join(resolve(projectRoot), 'artifacts'))
     if (!cache.ok) return cache
-    return ok(new TieredStore(cache.value as LocalStore, new S3Store(cfg.value, env)))
+    return ok(new TieredStore(cache.value as LocalStore, new S3Store(cfg.value, env, {}, trust)))
   }
   if (s.startsWith('file://')) {
     try {
@@ -50,10 +58,17 @@ export function openStore(
   return local(isAbsolute(s) ? s : resolve(projectRoot, s))
 }
 
-function local(dir: string): Result<ArtifactStore, Failure> {
+function localAt(dir: string, trust: RecordTrust): Result<ArtifactStore, Failure> {
   const st = statSync(dir, { throwIfNoEntry: false })
   if (st !== undefined && !st.isDirectory()) {
     return fail({ reason: 'store-error', message: `store path ${dir} exists and is not a directory` })
   }
-  return ok(new LocalStore(dir))
+  return ok(new LocalStore(dir, trust))
+}
+
+/** The declared outputs of every stage of `instances` (for `openStore`'s `declared`). */
+export function declaredOutputs(instances: Iterable<{ stage: string; outputs: readonly { name: string; kind: 'file' | 'dir' }[] }>): Pick<RecordTrust, 'outputsOf'> {
+  const byStage = new Map<string, readonly { name: string; kind: 'file' | 'dir' }[]>()
+  for (const i of instances) byStage.set(i.stage, i.outputs)
+  return { outputsOf: (stage) => byStage.get(stage) }
 }

@@ -33,12 +33,22 @@ export class TieredStore implements ArtifactStore {
     return (await this.local.hasObject(digest)) || (await this.remote.hasObject(digest))
   }
 
+  /** Each object's size in the local store, else on the remote (undefined where neither has it). */
+  async statObjects(digests: readonly ObjectDigest[]): Promise<(number | undefined)[]> {
+    const local = await this.local.statObjects(digests)
+    const gaps = digests.filter((_, i) => local[i] === undefined)
+    if (gaps.length === 0) return local
+    const remote = await this.remote.statObjects(gaps)
+    let j = 0
+    return local.map((s) => s ?? remote[j++])
+  }
+
   async hasDir(digest: ObjectDigest): Promise<boolean> {
     if (!isSha256Hex(digest)) return false
     const listing = await this.listing(digest)
     if (listing === undefined) return false
-    const present = await mapLimit(listing, 16, (e) => this.hasObject(e.digest))
-    return present.every(Boolean)
+    const sizes = await this.statObjects(listing.map((e) => e.digest))
+    return listing.every((e, i) => sizes[i] === e.size)
   }
 
   async putFile(path: string): Promise<{ digest: ObjectDigest; size: number }> {
@@ -91,7 +101,7 @@ export class TieredStore implements ArtifactStore {
   async putRun(record: RunRecord): Promise<void> {
     if (await this.localHasAll(record)) {
       await this.local.putRun(record)
-      for (const d of await this.objectsOf(record)) if (!(await this.remote.hasObject(d.digest))) await this.upload(d.digest, d.size)
+      for (const d of await this.objectsOf(record)) await this.upload(d.digest, d.size)
     }
     await this.remote.putRun(record)
   }
@@ -124,10 +134,9 @@ export class TieredStore implements ArtifactStore {
     return true
   }
 
-  /** Upload the local object `digest` unless S3 has it already. */
+  /** Upload the local object `digest` unless S3 has an object of that name and size already (then refresh its age). */
   async upload(digest: ObjectDigest, size: number, onBytes?: OnBytes): Promise<void> {
-    if (await this.remote.hasObject(digest)) return
-    await this.remote.uploadFile(this.local.objectPath(digest), digest, size, onBytes)
+    await this.remote.ensure(digest, size, () => this.remote.uploadFile(this.local.objectPath(digest), digest, size, onBytes))
   }
 
   /** The directory listing `digest`, from whichever layer has it intact. */

@@ -1,0 +1,216 @@
+/**
+ * `fsck [--repair]`: re-hash every object of a store (each layer: local; S3; both for a tiered
+ * store) and re-check every run record as untrusted input (structure, declared outputs and
+ * signature, as on any read). Without `--repair` it only reports. With it, an object that does
+ * not hash to its name and a record that fails its check are moved aside into the layer's
+ * `quarantine/` (never deleted: they are evidence, and a wrong verdict must be undoable); S3
+ * objects are re-read once more before they are moved, so one bad read cannot quarantine a good
+ * shared object. A quarantined object is then simply missing: the next run reruns its producer
+ * and stores good bytes under the name. Records naming objects that are missing are reported
+ * (the planner already treats them as misses).
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
+import { parseListing } from './dir-listing.ts'
+import { LocalStore } from './local-store.ts'
+import { admitRecord } from './record-trust.ts'
+import { mapLimit } from './restore.ts'
+import { checkRunRecord, RECORD_LIMITS, StoreError } from './run-record-check.ts'
+import { listRunKeys, quarantineKey } from './s3-admin.ts'
+import { S3Store } from './s3-store.ts'
+import { TieredStore } from './tiered-store.ts'
+
+/** What fsck found (and, with repair, moved aside) in one layer. */
+export interface FsckLayerReport {
+  layer: string
+  objects: number
+  corrupt: ObjectDigest[]
+  runs: number
+  /** Records that fail their check: fingerprint and why. */
+  badRuns: { fingerprint: Fingerprint; problem: string }[]
+  /** Good records naming objects this layer lacks (`fingerprint: digest, ...`). */
+  incomplete: { fingerprint: Fingerprint; missing: ObjectDigest[] }[]
+  quarantined: string[]
+}
+
+/** Check every layer of `store`; with `repair`, quarantine what fails. */
+export async function fsck(store: ArtifactStore, repair: boolean): Promise<FsckLayerReport[]> {
+  if (store instanceof TieredStore) return [await fsckLocal(store.local, repair), await fsckS3(store.remote, repair)]
+  if (store instanceof LocalStore) return [await fsckLocal(store, repair)]
+  if (store instanceof S3Store) return [await fsckS3(store, repair)]
+  return []
+}
+
+async function fsckLocal(store: LocalStore, repair: boolean): Promise<FsckLayerReport> {
+  const r = emptyReport(store.description)
+  const quarantine = async (path: string, rel: string) => {
+    const dest = join(store.root, 'quarantine', `${rel}.${Date.now()}`)
+    await mkdir(dirname(dest), { recursive: true })
+    await rename(path, dest)
+    r.quarantined.push(dest)
+  }
+  const base = join(store.root, 'objects', 'sha256')
+  const present = new Set<string>()
+  const files: { digest: string; path: string }[] = []
+  for (const shard of (await readdir(base).catch(() => [] as string[])).sort()) {
+    for (const rest of (await readdir(join(base, shard)).catch(() => [] as string[])).sort()) files.push({ digest: `${shard}${rest}`, path: join(base, shard, rest) })
+  }
+  await mapLimit(files, 4, async (f) => {
+    r.objects++
+    if ((await hashPath(f.path)) === f.digest) return void present.add(f.digest)
+    r.corrupt.push(f.digest as ObjectDigest)
+    if (repair) await quarantine(f.path, `objects/${f.digest}`)
+  })
+  const runsDir = join(store.root, 'runs')
+  for (const shard of (await readdir(runsDir).catch(() => [] as string[])).sort()) {
+    for (const name of (await readdir(join(runsDir, shard)).catch(() => [] as string[])).sort()) {
+      if (!name.endsWith('.json')) continue
+      r.runs++
+      const fp = name.slice(0, -'.json'.length) as Fingerprint
+      const path = join(runsDir, shard, name)
+      const st = await stat(path).catch(() => undefined)
+      const value = st !== undefined && st.size <= RECORD_LIMITS.recordBytes ? parseJson(await readFile(path, 'utf8').catch(() => '')) : undefined
+      const problem = recordProblem(value, fp, store)
+      if (problem !== undefined) {
+        r.badRuns.push({ fingerprint: fp, problem })
+        if (repair) await quarantine(path, `runs/${name}`)
+        continue
+      }
+      const missing = await missingObjects(value as RunRecord, (d) => present.has(d), async (d) => await readFile(store.objectPath(d)).catch(() => undefined))
+      if (missing.length > 0) r.incomplete.push({ fingerprint: fp, missing })
+    }
+  }
+  return finish(r)
+}
+
+async function fsckS3(store: S3Store, repair: boolean): Promise<FsckLayerReport> {
+  const r = emptyReport(store.description)
+  const present = new Set<string>()
+  const listed: ObjectDigest[] = []
+  for await (const o of store.listObjects()) listed.push(o.digest)
+  await mapLimit(listed, 4, async (d) => {
+    r.objects++
+    const key = store.objectKey(d)
+    const first = await store.getVerified(key, d, undefined).catch((e: unknown) => {
+      throw store.error(e, 'get object', key)
+    })
+    if (first.status !== 'corrupt') return void (first.status === 'ok' && present.add(d))
+    const again = await store.getVerified(key, d, undefined).catch(() => undefined) // one bad read is not enough
+    if (again?.status !== 'corrupt') return void present.add(d)
+    r.corrupt.push(d)
+    if (repair) r.quarantined.push(await quarantineKey(store, key, again.etag))
+  })
+  for await (const k of listRunKeys(store)) {
+    r.runs++
+    const key = store.runKey(k.fingerprint)
+    const got = await store.getJson(key, RECORD_LIMITS.recordBytes)
+    if (got === undefined) continue
+    const problem = recordProblem(got.value, k.fingerprint, store)
+    if (problem !== undefined) {
+      r.badRuns.push({ fingerprint: k.fingerprint, problem })
+      if (repair) r.quarantined.push(await quarantineKey(store, key, got.etag))
+      continue
+    }
+    const listing = async (d: ObjectDigest) => {
+      const chunks: Buffer[] = []
+      const out = await store.getVerified(store.objectKey(d), d, (c) => void chunks.push(c)).catch(() => undefined)
+      return out?.status === 'ok' ? Buffer.concat(chunks) : undefined
+    }
+    const missing = await missingObjects(got.value as RunRecord, (d) => present.has(d), listing)
+    if (missing.length > 0) r.incomplete.push({ fingerprint: k.fingerprint, missing })
+  }
+  return finish(r)
+}
+
+/** Why a stored record would be refused on read (with the store's trust), or undefined. */
+function recordProblem(value: unknown, fp: Fingerprint, store: LocalStore | S3Store): string | undefined {
+  const shape = checkRunRecord(value, fp)
+  if (shape !== undefined) return shape
+  let warned: string | undefined
+  const ok = admitRecord(value, fp, { ...store.trust, warn: (m) => void (warned = m.replace(/^.*?: /, '')) }, store.description)
+  if (ok !== undefined) return undefined
+  return warned ?? 'malformed (not a run record for this fingerprint)'
+}
+
+async function missingObjects(rec: RunRecord, has: (d: string) => boolean, read: (d: ObjectDigest) => Promise<Buffer | undefined>): Promise<ObjectDigest[]> {
+  const missing: ObjectDigest[] = []
+  for (const o of Object.values(rec.outputs)) {
+    if (!has(o.digest)) {
+      missing.push(o.digest)
+      continue
+    }
+    if (o.kind !== 'dir') continue
+    const bytes = await read(o.digest)
+    for (const e of bytes === undefined ? [] : (parseListing(bytes) ?? [])) if (!has(e.digest)) missing.push(e.digest)
+  }
+  return missing
+}
+
+async function hashPath(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function emptyReport(layer: string): FsckLayerReport {
+  return { layer, objects: 0, corrupt: [], runs: 0, badRuns: [], incomplete: [], quarantined: [] }
+}
+
+function finish(r: FsckLayerReport): FsckLayerReport {
+  r.corrupt.sort()
+  r.quarantined.sort()
+  return r
+}
+
+/** The text `fsck` prints for its reports. */
+export function fsckText(reports: readonly FsckLayerReport[], repair: boolean): string {
+  const lines: string[] = []
+  for (const r of reports) {
+    lines.push(`${r.layer}: ${r.objects} objects re-hashed, ${r.corrupt.length} corrupt; ${r.runs} run records checked, ${r.badRuns.length} refused, ${r.incomplete.length} naming missing objects`)
+    for (const d of r.corrupt) lines.push(`  corrupt object  ${d}${repair ? '  (quarantined)' : ''}`)
+    for (const b of r.badRuns) lines.push(`  refused record  ${b.fingerprint}  ${b.problem}${repair ? '  (quarantined)' : ''}`)
+    for (const i of r.incomplete) lines.push(`  incomplete      ${i.fingerprint}  missing ${i.missing.join(', ')}`)
+  }
+  const problems = reports.reduce((n, r) => n + r.corrupt.length + r.badRuns.length, 0)
+  if (problems > 0 && !repair) lines.push(`${problems} problems: run fsck --repair to move them into quarantine/ (the next run then reproduces what is missing)`)
+  else if (problems > 0) lines.push(`${problems} problems moved into quarantine/; the next run reproduces what is missing`)
+  return `${lines.join('\n')}\n`
+}
+
+/** Exit code of `fsck`: 0 clean (or repaired), 1 problems left in place. */
+export function fsckExitCode(reports: readonly FsckLayerReport[], repair: boolean): number {
+  return !repair && reports.some((r) => r.corrupt.length + r.badRuns.length > 0) ? 1 : 0
+}
+
+/**
+ * The `fsck [--repair]` command: the report on stdout (one JSON line with `json`), its exit
+ * code; a store that cannot be read (denied, missing bucket, EACCES) is one line on stderr, exit 1.
+ */
+export async function fsckCommand(store: ArtifactStore, o: { repair: boolean; json: boolean; stdout: { write(s: string): unknown }; stderr: { write(s: string): unknown } }): Promise<number> {
+  let reports: FsckLayerReport[]
+  try {
+    reports = await fsck(store, o.repair)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (!(e instanceof StoreError) && !(e instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code))) throw e
+    o.stderr.write(`fsck: ${(e as Error).message.split('\n')[0]}\n`)
+    return 1
+  }
+  if (reports.length === 0) {
+    o.stderr.write(`fsck: cannot check ${store.description}\n`)
+    return 2
+  }
+  o.stdout.write(o.json ? `${JSON.stringify({ type: 'fsck', repair: o.repair, layers: reports })}\n` : fsckText(reports, o.repair))
+  return fsckExitCode(reports, o.repair)
+}
