@@ -108,6 +108,23 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
       const chosen = selectExecutor({ ...cmd, pipeline, store: storeSpec, env: io.env })
       if (!chosen.ok) return report(io, [chosen.error])
       const { runner, env } = chosen.value
+      // --estimate, and the cost confirmation before a paid run (src/estimate: outside the harness).
+      if (cmd.estimate || (cmd.executor === 'aws-batch' && !cmd.dryRun)) {
+        const steps = await plan({ ...base, targets, env, force: cmd.force, downstream: cmd.downstream })
+        if (!steps.ok) return report(io, steps.error)
+        const { estimateOutput, confirmRun } = await import('../estimate/cli-estimate.ts')
+        if (cmd.estimate) {
+          const out = estimateOutput(pipeline, steps.value, cmd)
+          if (!out.ok) return report(io, [{ reason: 'usage', message: out.message }])
+          io.stdout.write(out.text)
+          if (cmd.dryRun) return 0
+        }
+        if (cmd.executor === 'aws-batch' && !cmd.dryRun) {
+          const interactive = io.stdout.isTTY === true && process.stdin.isTTY === true
+          const refused = await confirmRun(pipeline, steps.value, cmd, { interactive, write: (s) => void io.stdout.write(s) })
+          if (refused !== undefined) return report(io, [{ reason: 'usage', message: refused }])
+        }
+      }
       if (runner === undefined) return await runCommand(cmd, io, { ...base, targets })
       // Ctrl-C: stop every container or Job in flight, then let the run report and exit.
       const onInt = () => void runner.cancelAll()
@@ -162,6 +179,12 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo): Pro
       const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: containerEnv(cmd.image) } : {}) })
       if (!steps.ok) return report(io, steps.error)
       io.stdout.write(cmd.json ? `${JSON.stringify(statusJson(pipeline, steps.value))}\n` : statusText(pipeline, steps.value, color(io)))
+      if (cmd.estimate) {
+        const { estimateOutput } = await import('../estimate/cli-estimate.ts')
+        const out = estimateOutput(pipeline, steps.value, cmd)
+        if (!out.ok) return report(io, [{ reason: 'usage', message: out.message }])
+        io.stdout.write(`${cmd.json ? '' : '\n'}${out.text}`)
+      }
       return 0
     }
     case 'why': {
