@@ -261,3 +261,33 @@ t.test('a toy DAG through Batch: each job runs run-stage, publishes, and the sch
   if (!l.ok || !l.value.ok) throw new Error('local run failed')
   t.equal(readFileSync(lockPath, 'utf8'), readFileSync(join(local, 'pipeline.lock'), 'utf8'), 'byte-identical locks: same fingerprints, same output digests')
 })
+
+t.test('the command line: aws-batch needs a queue; batch flags only with it; estimate flags on run and status', async (t) => {
+  const { parseCli } = await import('../../src/harness/cli-args.ts')
+  const bad = (argv: string[], re: RegExp) => {
+    const r = parseCli(argv)
+    t.notOk(r.ok, argv.join(' '))
+    if (!r.ok) t.match(r.error, { reason: 'usage', message: re })
+  }
+  bad(['--executor', 'aws-batch'], /--executor aws-batch needs --job-queue QUEUE/)
+  bad(['--job-queue', 'q'], /--job-queue is a flag of --executor aws-batch/)
+  bad(['--executor', 'aws-batch', '--job-queue', 'q', '--job-timeout', '1.5'], /--job-timeout expects seconds/)
+  bad(['--dry-run', '--estimate', '--price', 'cheap'], /--price expects USD per device-hour/)
+  bad(['why', 'x', '--estimate'], /'--estimate' is a flag of 'run' and 'status'/)
+  const run = parseCli(['--executor', 'aws-batch', '--job-queue', 'gpu-q', '--job-role', 'arn:r', '--job-timeout', '3600', '--yes', '--confirm-above', '25', '--estimate', '--device', 'h100', '--price', '2.5'])
+  t.match(run, { ok: true, value: { kind: 'run', executor: 'aws-batch', jobQueue: 'gpu-q', jobRole: 'arn:r', jobTimeout: 3600, yes: true, confirmAbove: 25, estimate: true, device: 'h100', price: 2.5 } })
+  t.match(parseCli(['--executor', 'aws-batch', '--job-queue', 'q']), { ok: true, value: { yes: false, confirmAbove: 10, estimate: false } })
+  t.match(parseCli(['status', '--estimate', '--device', 'a100']), { ok: true, value: { kind: 'status', estimate: true, device: 'a100' } })
+})
+
+t.test('select: aws-batch is a remote executor that needs an s3:// store and fingerprints with the image env', async (t) => {
+  const { selectExecutor } = await import('../../src/harness/executors/select.ts')
+  const pipeline = { root: '/p', file: '/p/pipeline.yaml' } as never
+  const base = { pipeline, profile: 'paper', overrides: [], image: 'x/cusp:gpu', namespace: undefined, secret: undefined, env: {}, executor: 'aws-batch' as const, jobQueue: 'q' }
+  const b = selectExecutor({ ...base, store: 's3://b/p' })
+  t.ok(b.ok && b.value.runner?.name === 'aws-batch')
+  if (b.ok) t.equal(b.value.env({ params: { backend: 'auto' } } as never).backend, 'tensorflow', 'the image env, as for kubernetes')
+  const local = selectExecutor({ ...base, store: '/shared/dir' })
+  t.match(local, { ok: false, error: { reason: 'usage', message: /--executor aws-batch needs a store every container can reach/ } })
+  t.match(selectExecutor({ ...base, jobQueue: undefined, store: 's3://b/p' }), { ok: false, error: { message: /--job-queue/ } })
+})

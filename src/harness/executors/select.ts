@@ -34,6 +34,8 @@ export interface ExecutorChoice {
   jobQueue?: string | undefined
   jobRole?: string | undefined
   jobTimeout?: number | undefined
+  /** `--backend`, passed on to run-stage (the scheduler fingerprinted with it). */
+  backend?: string | undefined
   env: Record<string, string | undefined>
 }
 
@@ -64,7 +66,7 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
   if (remote && !storeUrl.startsWith('s3://')) {
     return fail({ reason: 'usage', message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)` })
   }
-  const spec = pipelineSpec(c, storeUrl)
+  const spec = { ...pipelineSpec(c, storeUrl), ...(c.backend !== undefined ? { backend: c.backend } : {}) }
   switch (c.executor) {
     case 'local':
       return ok({ runner: undefined, env: envForInstance })
