@@ -200,7 +200,7 @@ t.test('a job that never leaves RUNNABLE is reported and terminated, not waited 
   t.teardown(() => fake.close())
   const { r } = await runOnce(fake, runnerFor(fake, { runnableLimitMs: 20 }))
   t.notOk(r.ok)
-  if (!r.ok && r.failure.reason === 'stage-failed') t.match(r.failure.stderrTail, /stayed RUNNABLE for [0-9.]+ min in queue gpu-q and was terminated: no compute environment of the queue can place it/)
+  if (!r.ok && r.failure.reason === 'stage-failed') t.match(r.failure.stderrTail, /stayed RUNNABLE for [0-9.]+ (min|s) in queue gpu-q and was terminated: no compute environment of the queue can place it/)
   t.ok(fake.calls.includes('TerminateJob'))
   t.equal([...fake.jobs.values()][0]?.status, 'FAILED')
 })

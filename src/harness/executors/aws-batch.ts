@@ -50,7 +50,7 @@ export interface AwsBatchOptions {
   logs?: CloudWatchLogsClient
 }
 
-type End = { kind: 'succeeded' } | { kind: 'failed'; job: JobDetail } | { kind: 'stuck'; minutes: number } | { kind: 'lost'; message: string }
+type End = { kind: 'succeeded' } | { kind: 'failed'; job: JobDetail } | { kind: 'stuck'; waited: string } | { kind: 'lost'; message: string }
 
 /** How many attempts the SDK makes per call (throttling, 5xx) before a call fails. */
 const SDK_ATTEMPTS = 10
@@ -120,9 +120,9 @@ export class AwsBatchRunner implements InstanceRunner {
         case 'lost':
           return fail(end.message)
         case 'stuck':
-          await this.terminate(jobId, `cusp: RUNNABLE for ${end.minutes} min without capacity`)
+          await this.terminate(jobId, `cusp: RUNNABLE for ${end.waited} without capacity`)
           return fail(
-            `Batch job ${name} (${jobId}) stayed RUNNABLE for ${end.minutes} min in queue ${this.o.jobQueue} and was terminated: no compute ` +
+            `Batch job ${name} (${jobId}) stayed RUNNABLE for ${end.waited} in queue ${this.o.jobQueue} and was terminated: no compute ` +
               `environment of the queue can place it (check its max vCPUs, instance types with enough vCPU/memory/GPUs, and the account's EC2 quotas)`,
           )
         case 'failed':
@@ -208,7 +208,7 @@ export class AwsBatchRunner implements InstanceRunner {
         else runnableSince = undefined
         if (status === 'SUCCEEDED') done({ kind: 'succeeded' })
         else if (status === 'FAILED') done({ kind: 'failed', job: d })
-        else if (runnableSince !== undefined && Date.now() - runnableSince > limit) done({ kind: 'stuck', minutes: Math.round(limit / 6000) / 10 })
+        else if (runnableSince !== undefined && Date.now() - runnableSince > limit) done({ kind: 'stuck', waited: limit >= 60_000 ? `${Math.round(limit / 6000) / 10} min` : `${Math.round(limit / 100) / 10} s` })
       })
       this.startPolling()
     })
