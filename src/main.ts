@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { main as harnessMain, runAsProcess as harnessRunAsProcess, type CliIo } from './harness/cli.ts'
 import type { Host } from './harness/host.ts'
+import { confirmRun, estimateOutput } from './estimate/cli-estimate.ts'
 import { AUDIT_INSTANCE, auditSummaryText } from './report/print-audit.ts'
 import { scienceHost } from './science/host.ts'
 
@@ -17,6 +18,7 @@ export type { CliIo } from './harness/cli.ts'
 /** The harness as this project runs it: science environments, backends, the audit summary. */
 export const host: Host = {
   ...scienceHost,
+  costs: { estimateOutput, confirmRun },
   afterRun: (run) => auditSummaryText({ lockPath: run.lockPath, store: run.store, outcome: run.outcomes[AUDIT_INSTANCE]?.outcome, runProfile: run.profile }),
 }
 

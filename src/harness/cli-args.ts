@@ -26,7 +26,7 @@ export interface CommonFlags {
   image: string | undefined
 }
 
-export const EXECUTORS = ['local', 'local-process', 'docker', 'kubernetes'] as const
+export const EXECUTORS = ['local', 'local-process', 'docker', 'kubernetes', 'aws-batch'] as const
 export type ExecutorKind = (typeof EXECUTORS)[number]
 
 /** Where containers run (run --executor docker|kubernetes, and export). */
@@ -37,6 +37,28 @@ export interface RemoteFlags {
   namespace: string | undefined
   /** Name of the Kubernetes Secret holding the S3 credentials (AWS_* keys). */
   secret: string | undefined
+}
+
+/** `--estimate` and its device/price (run, status): the cost of the instances that would run. */
+export interface EstimateFlags {
+  estimate: boolean
+  /** `--device`: a device class of src/estimate/devices.ts for every instance. */
+  device: string | undefined
+  /** `--price`: USD per device-hour. */
+  price: number | undefined
+}
+
+/** AWS Batch (run --executor aws-batch). */
+export interface BatchFlags {
+  jobQueue: string | undefined
+  /** `--job-role ARN`: the IAM role the jobs run as (its policy grants the bucket). */
+  jobRole: string | undefined
+  /** `--job-timeout SECONDS`: per-attempt timeout of each job. */
+  jobTimeout: number | undefined
+  /** `--yes`: do not ask before a run estimated above the threshold. */
+  yes: boolean
+  /** `--confirm-above USD`: ask (or refuse off a terminal) above this estimated cost; default 10. */
+  confirmAbove: number
 }
 
 export interface RunFlags {
@@ -52,10 +74,10 @@ export interface RunFlags {
 
 export type Command =
   | { kind: 'help'; topic: string | undefined }
-  | ({ kind: 'run' } & CommonFlags & RunFlags & RemoteFlags)
+  | ({ kind: 'run' } & CommonFlags & RunFlags & RemoteFlags & EstimateFlags & BatchFlags)
   | ({ kind: 'run-stage'; instance: string; expect: string | undefined } & CommonFlags)
   | ({ kind: 'export'; format: 'argo' } & CommonFlags & RemoteFlags)
-  | ({ kind: 'status' } & CommonFlags)
+  | ({ kind: 'status' } & CommonFlags & EstimateFlags)
   | ({ kind: 'why'; instance: string } & CommonFlags)
   | ({ kind: 'artifacts'; instance: string | undefined } & CommonFlags)
   | ({ kind: 'show'; instance: string } & CommonFlags)
@@ -89,13 +111,21 @@ run flags:
   --verify             re-execute cache hits and compare outputs byte for byte
   --jobs N             run up to N instances at once
   --keep-going         keep running independent instances after a failure
-  --executor E         local (default, in-process) | local-process | docker | kubernetes
+  --executor E         local (default, in-process) | local-process | docker | kubernetes | aws-batch
+  --estimate           (with --dry-run, and on status) compute, time and cost of what would run
+  --device D           estimate on device class D: cpu-core | t4 | a10g | l4 | a100 | h100
+  --price USD          estimate at USD per device-hour instead of the table's on-demand price
 
 container flags (run with --executor docker|kubernetes, and export):
   --image IMAGE        the stage image (default cusp:gpu; see Dockerfile); status and why
                        --image IMAGE: fresh for instances run in that image (after a cluster run)?
   --namespace NS       Kubernetes namespace (default 'default')
   --secret NAME        Kubernetes Secret with the S3 credentials (AWS_* keys)
+  --job-queue Q        AWS Batch job queue (--executor aws-batch)
+  --job-role ARN       IAM role of the Batch jobs (default: the compute environment's instance role)
+  --job-timeout S      per-attempt timeout of each Batch job, in seconds
+  --yes                submit without asking even when the estimate is above --confirm-above
+  --confirm-above USD  ask before an aws-batch run estimated above USD (default 10)
 
 common flags:
   --file PATH          the pipeline file (default ./pipeline.yaml)
@@ -127,6 +157,17 @@ const runOnly = {
   jobs: { type: 'string', short: 'j' },
   'keep-going': { type: 'boolean', short: 'k' },
   executor: { type: 'string' },
+  'job-queue': { type: 'string' },
+  'job-role': { type: 'string' },
+  'job-timeout': { type: 'string' },
+  yes: { type: 'boolean', short: 'y' },
+  'confirm-above': { type: 'string' },
+} as const satisfies ParseArgsConfig['options']
+
+const estimateOnly = {
+  estimate: { type: 'boolean' },
+  device: { type: 'string' },
+  price: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
 
 const remoteOnly = {
@@ -145,6 +186,7 @@ const ownFlags = {
 const FLAG_COMMANDS: Record<string, readonly string[]> = {
   ...Object.fromEntries(Object.keys(runOnly).map((f) => [f, f === 'dry-run' ? ['run', 'gc'] : ['run']])),
   ...Object.fromEntries(Object.keys(remoteOnly).map((f) => [f, ['run', 'export']])),
+  ...Object.fromEntries(Object.keys(estimateOnly).map((f) => [f, ['run', 'status']])),
   image: ['run', 'export', 'status', 'why'],
   expect: ['run-stage'],
   format: ['export'],
@@ -158,7 +200,7 @@ const usage = (message: string): Result<Command, Failure> =>
 export function parseCli(argv: readonly string[]): Result<Command, Failure> {
   let parsed: { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] }
   try {
-    parsed = parseArgs({ args: [...argv], options: { ...common, ...runOnly, ...remoteOnly, ...ownFlags }, strict: true, allowPositionals: true })
+    parsed = parseArgs({ args: [...argv], options: { ...common, ...runOnly, ...remoteOnly, ...estimateOnly, ...ownFlags }, strict: true, allowPositionals: true })
   } catch (e: unknown) {
     const msg = e instanceof Error ? e.message : String(e)
     return usage(msg.split('\n')[0]?.replace(/\. To specify a positional argument.*$/, '') ?? msg)
@@ -196,6 +238,12 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
   for (const name of ['image', 'namespace', 'secret'] as const) {
     if (remote[name] === '') return usage(`--${name} needs a non-empty value`)
   }
+  const est: EstimateFlags = { estimate: v.estimate === true, device: str(v.device), price: undefined }
+  const priceText = str(v.price)
+  if (priceText !== undefined) {
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(priceText)) return usage(`--price expects USD per device-hour, e.g. 4.10, got '${priceText}'`)
+    est.price = Number(priceText)
+  }
   for (const o of flags.overrides) {
     if (!/^[^.=\s]+\.[^=\s]+=/.test(o)) return usage(`--set expects stage.param=value, got '${o}'`)
   }
@@ -215,10 +263,27 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
       }
       const e = str(v.executor) ?? 'local'
       if (!(EXECUTORS as readonly string[]).includes(e)) return usage(`--executor expects one of ${EXECUTORS.join(', ')}, got '${e}'`)
+      const batch: BatchFlags = { jobQueue: str(v['job-queue']), jobRole: str(v['job-role']), jobTimeout: undefined, yes: v.yes === true, confirmAbove: 10 }
+      const jt = str(v['job-timeout'])
+      if (jt !== undefined) {
+        if (!/^[1-9][0-9]*$/.test(jt)) return usage(`--job-timeout expects seconds (a positive integer), got '${jt}'`)
+        batch.jobTimeout = Number(jt)
+      }
+      const ca = str(v['confirm-above'])
+      if (ca !== undefined) {
+        if (!/^[0-9]+(\.[0-9]+)?$/.test(ca)) return usage(`--confirm-above expects USD, e.g. 25, got '${ca}'`)
+        batch.confirmAbove = Number(ca)
+      }
+      if (e === 'aws-batch' && (batch.jobQueue ?? '') === '') return usage('--executor aws-batch needs --job-queue QUEUE (the Batch job queue the jobs go to)')
+      for (const f of ['job-queue', 'job-role', 'job-timeout', 'yes', 'confirm-above'] as const) {
+        if (v[f] !== undefined && e !== 'aws-batch') return usage(`--${f} is a flag of --executor aws-batch`)
+      }
       return ok({
         kind,
         ...flags,
         ...remote,
+        ...est,
+        ...batch,
         executor: e as ExecutorKind,
         downstream: v.downstream === true,
         force: v.force === true,
@@ -241,6 +306,8 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
       return ok({ kind, ...flags, ...remote, format: f })
     }
     case 'status':
+      if (pos.length > 0) return usage(`'${kind}' takes no arguments, got '${pos[0]}'`)
+      return ok({ kind, ...flags, ...est })
     case 'push':
     case 'pull':
       if (pos.length > 0) return usage(`'${kind}' takes no arguments, got '${pos[0]}'`)

@@ -111,6 +111,24 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       const chosen = selectExecutor({ ...cmd, pipeline, store: storeSpec, env: io.env, host })
       if (!chosen.ok) return report(io, [chosen.error])
       const { runner, env } = chosen.value
+      // --estimate, and the cost confirmation before a paid run (wired in src/main.ts: the harness imports no science).
+      if (cmd.estimate || (cmd.executor === 'aws-batch' && !cmd.dryRun)) {
+        const costs = host.costs
+        if (costs === undefined) return report(io, [{ reason: 'usage', message: '--estimate and --executor aws-batch need the cost estimator, which this build does not wire' }])
+        const steps = await plan({ ...base, targets, env, force: cmd.force, downstream: cmd.downstream })
+        if (!steps.ok) return report(io, steps.error)
+        if (cmd.estimate) {
+          const out = costs.estimateOutput(pipeline, steps.value, cmd)
+          if (!out.ok) return report(io, [{ reason: 'usage', message: out.message }])
+          io.stdout.write(out.text)
+          if (cmd.dryRun) return 0
+        }
+        if (cmd.executor === 'aws-batch' && !cmd.dryRun) {
+          const interactive = io.stdout.isTTY === true && process.stdin.isTTY === true
+          const refused = await costs.confirmRun(pipeline, steps.value, cmd, { interactive, write: (s) => void io.stdout.write(s) })
+          if (refused !== undefined) return report(io, [{ reason: 'usage', message: refused }])
+        }
+      }
       if (runner === undefined) return await runCommand(cmd, io, host, { ...base, targets })
       // Ctrl-C: stop every container or Job in flight, then let the run report and exit.
       const onInt = () => void runner.cancelAll()
@@ -167,6 +185,12 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: host.imageEnv(cmd.image) } : {}) })
       if (!steps.ok) return report(io, steps.error)
       io.stdout.write(cmd.json ? `${JSON.stringify(statusJson(pipeline, steps.value))}\n` : statusText(pipeline, steps.value, color(io)))
+      if (cmd.estimate) {
+        if (host.costs === undefined) return report(io, [{ reason: 'usage', message: '--estimate needs the cost estimator, which this build does not wire' }])
+        const out = host.costs.estimateOutput(pipeline, steps.value, cmd)
+        if (!out.ok) return report(io, [{ reason: 'usage', message: out.message }])
+        io.stdout.write(`${cmd.json ? '' : '\n'}${out.text}`)
+      }
       return 0
     }
     case 'why': {

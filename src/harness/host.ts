@@ -7,7 +7,7 @@
  */
 import { harnessEnv } from '../core/environment.ts'
 import type { InstanceOutcome } from './run-types.ts'
-import type { ArtifactStore, EnvRecord, StageInstance } from './types.ts'
+import type { ArtifactStore, EnvRecord, PlanStep, StageInstance, ValidPipeline } from './types.ts'
 
 /** The numeric environment (part of the fingerprint) of one instance. */
 export type EnvFn = (instance: StageInstance) => EnvRecord
@@ -29,8 +29,30 @@ export interface Host {
   imageEnv: (image: string) => EnvFn
   /** `--backend B` means `--set S.<param>=B` for every stage S whose params have <param>; B must be one of `names`. */
   backend: { param: string; names: readonly string[] }
+  /** `--estimate` and the cost confirmation before a paid (aws-batch) run; absent: those flags are refused. */
+  costs?: CostHooks
   /** Text printed after a human-readable run (e.g. a closing summary), or undefined for none. */
   afterRun?: (run: AfterRun) => Promise<string | undefined>
+}
+
+/** Flags the cost hooks read (a subset of the run/status command). */
+export interface CostFlags {
+  device: string | undefined
+  price: number | undefined
+  json: boolean
+}
+
+/** The cost side of the host (src/estimate, wired in src/main.ts). */
+export interface CostHooks {
+  /** The estimate of the instances `steps` would run, as text (or one JSON line), or a usage message. */
+  estimateOutput(pipeline: ValidPipeline, steps: readonly PlanStep[], f: CostFlags): { ok: true; text: string } | { ok: false; message: string }
+  /** Before a paid run: undefined to go on, or the one-line refusal (asked on a terminal, refused elsewhere unless --yes). */
+  confirmRun(
+    pipeline: ValidPipeline,
+    steps: readonly PlanStep[],
+    f: Omit<CostFlags, 'json'> & { yes: boolean; confirmAbove: number },
+    io: { interactive: boolean; write: (s: string) => void },
+  ): Promise<string | undefined>
 }
 
 /** The host of a harness with nothing wired: no backends, the constant `none` environment. */

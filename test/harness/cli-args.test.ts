@@ -14,6 +14,7 @@ t.test('run is the default command and takes every run flag', async (t) => {
   t.same(r.value, {
     kind: 'run', file: 'x/pipeline.yaml', profile: 'cpu', overrides: ['train.eta=0.5', 'train.arch=cnn'], store: 's3://b/p', json: true,
     selectors: ['train', 'probe@eta=0.1'], downstream: true, force: true, dryRun: true, verify: true, jobs: 3, keepGoing: true, executor: 'local',
+    estimate: false, yes: false, confirmAbove: 10,
   })
   const explicit = parseCli(['run', '--force'])
   t.ok(explicit.ok && explicit.value.kind === 'run' && explicit.value.force)

@@ -8,7 +8,7 @@ import t from 'tap'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../src/harness/cli.ts'
+import { main } from '../../src/main.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 

@@ -11,6 +11,7 @@ import type { RunOptions } from '../run-types.ts'
 import { fail, ok, type Failure, type Result, type ValidPipeline } from '../types.ts'
 import { DockerRunner, pipelineNameOf } from './docker.ts'
 import type { Host } from '../host.ts'
+import { AwsBatchRunner } from './aws-batch.ts'
 import { KubernetesRunner } from './kubernetes.ts'
 import { LocalProcessRunner } from './local.ts'
 import type { InstanceRunner, PipelineSpec } from './runner.ts'
@@ -28,6 +29,12 @@ export interface ExecutorChoice {
   image: string | undefined
   namespace: string | undefined
   secret: string | undefined
+  /** --executor aws-batch: the job queue (required there), job role and per-attempt timeout. */
+  jobQueue?: string | undefined
+  jobRole?: string | undefined
+  jobTimeout?: number | undefined
+  /** `--backend`, passed on to run-stage (the scheduler fingerprinted with it). */
+  backend?: string | undefined
   env: Record<string, string | undefined>
   /** Where the fingerprint environments come from (src/main.ts wires the science side). */
   host: Pick<Host, 'env' | 'imageEnv'>
@@ -47,14 +54,14 @@ export function pipelineSpec(c: Pick<ExecutorChoice, 'pipeline' | 'store' | 'pro
 /** The runner (undefined for in-process) and env function for a choice, or a usage failure. */
 export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunner | undefined; env: NonNullable<RunOptions['env']> }, Failure> {
   const image = c.image ?? DEFAULT_IMAGE
-  const remote = c.executor === 'docker' || c.executor === 'kubernetes'
+  const remote = c.executor === 'docker' || c.executor === 'kubernetes' || c.executor === 'aws-batch'
   // An empty spec (CUSP_STORE='') means the embedded store, as in openStore.
   const given = c.store?.trim()
   const storeUrl = given !== undefined && given !== '' ? given : `${c.pipeline.root}/artifacts`
   if (remote && !storeUrl.startsWith('s3://')) {
     return fail({ reason: 'usage', message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)` })
   }
-  const spec = pipelineSpec(c, storeUrl)
+  const spec = { ...pipelineSpec(c, storeUrl), ...(c.backend !== undefined ? { backend: c.backend } : {}) }
   switch (c.executor) {
     case 'local':
       return ok({ runner: undefined, env: c.host.env })
@@ -73,5 +80,32 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
         }),
         env: c.host.imageEnv(image),
       })
+    case 'aws-batch': {
+      if (c.jobQueue === undefined || c.jobQueue === '') return fail({ reason: 'usage', message: '--executor aws-batch needs --job-queue QUEUE' })
+      const timeout = c.jobTimeout
+      // Tuning by environment: status poll interval, and how long RUNNABLE may last before it is reported.
+      const pollMs = positive(c.env.CUSP_BATCH_POLL_MS)
+      const runnableS = positive(c.env.CUSP_BATCH_RUNNABLE_LIMIT_S)
+      return ok({
+        runner: new AwsBatchRunner({
+          image,
+          spec,
+          pipelineName: pipelineNameOf(c.pipeline.root),
+          jobQueue: c.jobQueue,
+          env: c.env,
+          ...(c.jobRole !== undefined ? { jobRoleArn: c.jobRole } : {}),
+          ...(timeout !== undefined ? { timeoutSeconds: () => timeout } : {}),
+          ...(pollMs !== undefined ? { pollMs } : {}),
+          ...(runnableS !== undefined ? { runnableLimitMs: runnableS * 1000 } : {}),
+        }),
+        env: c.host.imageEnv(image),
+      })
+    }
   }
+}
+
+/** A positive number from an environment variable, or undefined. */
+function positive(v: string | undefined): number | undefined {
+  const n = Number(v)
+  return v !== undefined && v !== '' && Number.isFinite(n) && n > 0 ? n : undefined
 }

@@ -1,0 +1,106 @@
+/**
+ * The cost estimate: forward-pass FLOP counts against hand-computed sums of the published
+ * architectures (an independent oracle: no layer interpreter involved), the paper profile's
+ * per-stage and total bounds against the README's hand-made table, device/price rules, and the
+ * confirmation rule (ask on a terminal, refuse in one line elsewhere, --yes skips).
+ */
+import { join } from 'node:path'
+import t from 'tap'
+import { analyze, nodeReader } from '../../src/harness/analyzer.ts'
+import type { PlanStep } from '../../src/harness/types.ts'
+import { deviceById, DEVICES } from '../../src/estimate/devices.ts'
+import { checkEstimateOptions, confirmCost, estimate, estimateText, formatFlops } from '../../src/estimate/estimate.ts'
+import { trainIterations } from '../../src/estimate/stage-cost.ts'
+import { forwardFlops } from '../../src/science/flops.ts'
+
+const ROOT = join(import.meta.dirname, '../..')
+
+t.test('forward FLOPs per example: hand sums of the architectures (multiply-add = 2)', async (t) => {
+  // AlexNet-CIFAR at 32x32x3: conv1 11x11/4 -> 8x8x64, pool 4x4, conv2 5x5 -> 4x4x192, pool 2x2,
+  // conv3..5 3x3 at 2x2 (192->384->256->256), pool 1x1, fc 256 -> 10.
+  const alex = 121 * 3 * 64 * 64 + 25 * 64 * 192 * 16 + 9 * 192 * 384 * 4 + 9 * 384 * 256 * 4 + 9 * 256 * 256 * 4 + 256 * 10
+  t.equal(forwardFlops({ arch: 'alexnet', inputShape: [32, 32, 3], classes: 10 }), 2 * alex)
+  t.equal(Math.round((2 * alex) / 1e5) / 10, 29.9, 'the README figure: 29.9 MFLOP')
+  // VGG-16 (D) at 32x32x3: per resolution, 3x3 same convs, then the 512-512-10 head.
+  const vgg =
+    9 * 1024 * (3 * 64 + 64 * 64) + 9 * 256 * (64 * 128 + 128 * 128) + 9 * 64 * (128 * 256 + 2 * 256 * 256) + 9 * 16 * (256 * 512 + 2 * 512 * 512) + 9 * 4 * (3 * 512 * 512) + 512 * 512 * 2 + 512 * 10
+  t.equal(forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10 }), 2 * vgg)
+  t.equal(Math.round((2 * vgg) / 1e5) / 10, 627.5, 'the README figure: 627.5 MFLOP')
+  t.equal(forwardFlops({ arch: 'mlp', inputShape: [28, 28, 1], classes: 10, hidden: [100, 100] }), 2 * (784 * 100 + 100 * 100 + 100 * 10))
+  t.ok(forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10, width: 0.5 }) < forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10 }) / 3, 'width scales the convs')
+})
+
+t.test('iterations: max_iterations, else round(max_t / eta)', async (t) => {
+  t.equal(trainIterations({ eta: 0.003, max_t: 40 }), 13333)
+  t.equal(trainIterations({ eta: 0.001, max_t: 40, max_iterations: 2000 }), 2000)
+})
+
+t.test('the paper profile, everything to run: the README table, per stage and in total', async (t) => {
+  const a = await analyze({ file: join(ROOT, 'pipeline.yaml'), profile: 'paper', overrides: [], reader: nodeReader(ROOT) })
+  if (!a.ok) throw new Error(JSON.stringify(a.error))
+  const steps: PlanStep[] = [...a.value.instances.keys()].map((instance) => ({ instance, action: 'run', reasons: [] }))
+  const e = estimate(a.value, steps, { device: 'a100' })
+  const stage = (name: string) => e.stages.find((s) => s.stage === name)
+  const pflop = (name: string) => (stage(name)?.flops ?? NaN) / 1e15
+  const near = (got: number, want: number, what: string, rel = 0.005) => t.ok(Math.abs(got - want) <= rel * want, `${what}: ${got.toFixed(1)} ~ ${want}`)
+  // README rows (PFLOP): train AlexNet 6,140 + VGG 129,000; probes 4,420 + 92,600; classes 761;
+  // dense 2,720; flow 686; total 236,000.
+  near(pflop('train'), 6140 + 129000, 'train (AlexNet + VGG-16)')
+  near(pflop('probe'), 4420 + 92600, 'probe (AlexNet + VGG-16)')
+  near(pflop('train-classes') + pflop('probe-classes'), 761, 'train-classes + probe-classes')
+  near(pflop('train-dense') + pflop('probe-dense'), 2720, 'train-dense + probe-dense')
+  near(pflop('train-flow'), 686, 'train-flow')
+  near(e.total.flops / 1e15, 236000, 'total', 0.002)
+  t.equal(stage('train')?.instances, 16)
+  t.equal(stage('probe')?.instances, 656)
+  near(e.total.deviceHours, 13000, 'A100-hours at 5 TFLOP/s (README: ~13,000)', 0.015)
+  near(stage('probe')?.hours ?? NaN, 15.7, 'the longest probe (README: 15.7 h each for VGG-16)', 0.01)
+  t.equal(e.free, 0)
+  t.equal(e.uncounted, 12, 'data, download, figures and audit do no counted arithmetic')
+  near(e.total.usd, e.total.deviceHours * (deviceById('a100')?.usdPerHour ?? NaN), 'money = device-hours x price', 1e-9)
+  const text = estimateText(e)
+  t.match(text, /^stage\s+to run\s+compute \(upper bound\)\s+device\s+longest instance\s+device-hours\s+cost\n/)
+  t.match(text, /\ntrain\s+16\s+134,979 PFLOP\s+a100\s/)
+  t.match(text, /\ntotal\s+1021\s+236,228 PFLOP\s+13124\s+\$53,762\.\d\d\n/)
+  t.match(text, /a100: NVIDIA A100 40GB, 5 TFLOP\/s sustained \(ASSUMED/)
+
+  // Default placement follows the declared resources: only `probe` declares a GPU in the paper profile.
+  const byResources = estimate(a.value, steps)
+  t.equal(byResources.stages.find((s) => s.stage === 'probe')?.device, 'a100')
+  t.equal(byResources.stages.find((s) => s.stage === 'train')?.device, 'cpu-core')
+  // A price override scales the money and nothing else.
+  const cheap = estimate(a.value, steps, { device: 'a100', price: 1 })
+  t.equal(cheap.total.flops, e.total.flops)
+  t.ok(Math.abs(cheap.total.usd - e.total.deviceHours) < 1e-6 * e.total.deviceHours)
+  // A faster device takes fewer hours for the same arithmetic.
+  t.ok(estimate(a.value, steps, { device: 'h100' }).total.deviceHours < e.total.deviceHours)
+  // Fresh or restorable instances cost nothing.
+  const someDone = estimate(a.value, steps.map((s) => (s.instance.startsWith('probe@') ? { ...s, action: 'fresh' as const } : s)), { device: 'a100' })
+  t.notOk(someDone.stages.some((s) => s.stage === 'probe'))
+  t.equal(someDone.free, 656)
+})
+
+t.test('the device table: every entry sourced; unknown device and bad price are usage errors', async (t) => {
+  for (const d of DEVICES) {
+    t.ok(d.flopsPerSecond > 0 && d.usdPerHour > 0, d.id)
+    t.match(d.priceNote, /AWS EC2 On-Demand/, `${d.id} price has its source`)
+  }
+  t.equal(deviceById('cpu-core')?.throughputSource, 'measured')
+  t.ok(DEVICES.filter((d) => d.gpu).every((d) => d.throughputSource === 'assumption'), 'no GPU figure is measured yet: all marked as assumptions')
+  t.match(checkEstimateOptions({ device: 'v100' }), /--device expects one of cpu-core, t4, a10g, l4, a100, h100, got 'v100'/)
+  t.equal(checkEstimateOptions({ device: 'H100', price: 2 }), undefined)
+  t.equal(formatFlops(4.3e12), '4.3 TFLOP')
+})
+
+t.test('confirmation: below the threshold or --yes goes on; above it asks on a terminal and refuses elsewhere', async (t) => {
+  const never = { interactive: false, ask: async () => t.fail('must not prompt without a terminal') as never }
+  t.same(await confirmCost(5, { yes: false, threshold: 10 }, never), { ok: true })
+  t.same(await confirmCost(500, { yes: true, threshold: 10 }, never), { ok: true })
+  const refused = await confirmCost(500, { yes: false, threshold: 10 }, never)
+  t.match(refused, { ok: false, message: /\$500\.00 is above the confirmation threshold \$10\.00 and there is no terminal to ask: pass --yes/ })
+  let asked = ''
+  const tty = (answer: string) => ({ interactive: true, ask: async (q: string) => ((asked = q), answer) })
+  t.same(await confirmCost(500, { yes: false, threshold: 10 }, tty('y')), { ok: true })
+  t.match(asked, /Estimated cost \$500\.00 \(above \$10\.00\)\. Submit the jobs\? \[y\/N\]/)
+  t.match(await confirmCost(500, { yes: false, threshold: 10 }, tty('')), { ok: false, message: /not confirmed: nothing was submitted/ })
+})
