@@ -26,7 +26,7 @@ export interface CommonFlags {
   image: string | undefined
 }
 
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const
+export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'] as const
 export type Backend = (typeof BACKENDS)[number]
 export const EXECUTORS = ['local', 'local-process', 'docker', 'kubernetes'] as const
 export type ExecutorKind = (typeof EXECUTORS)[number]
@@ -102,7 +102,7 @@ common flags:
   --profile P          apply profile P from the pipeline file
   --set stage.param=value   override a param (repeatable)
   --store PATH|s3://bucket/prefix   artifact store (default $CUSP_STORE, else <project>/artifacts)
-  --backend B          auto | tensorflow | wasm | cpu: the tfjs backend of the science stages
+  --backend B          auto | tensorflow | wasm | cpu | webgpu: the tfjs backend of the science stages
   --json               machine-readable output (one JSON object per line)
   --help               print this text
 

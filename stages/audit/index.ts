@@ -29,7 +29,7 @@ export default defineStage(async (ctx: StageContext<AuditParams>) => {
   const { results, provenance } = await gatherResults(ctx.inputs)
   ctx.log(`${results.probes.length} probes (${results.absentProbes.length} of checkpoints never reached), ${results.flows.length} gradient-flow runs, ${results.scans.length} cusp scans`)
   const backends = [...new Set(provenance.map((p) => p.backend).filter((b): b is string => b !== undefined))]
-  const engine = scienceEnv(backends.length === 1 && ['auto', 'wasm', 'cpu', 'tensorflow'].includes(backends[0]!) ? (backends[0] as 'auto') : 'auto')
+  const engine = scienceEnv(backends.length === 1 && ['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu'].includes(backends[0]!) ? (backends[0] as 'auto') : 'auto')
   const audit = buildAudit(claims.value, results, provenance, { profile: ctx.params.profile, engine })
   const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(await readFile(SCHEMA, 'utf8')) as object)
   if (!validate(audit)) throw new Error(`audit.json does not match schemas/audit.schema.json: ${JSON.stringify(validate.errors)}`)
