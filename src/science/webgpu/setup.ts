@@ -57,7 +57,8 @@ function vulkanDrivers(): string[] {
 export function missingAdapterReason(): string {
   if (!vulkanLoaderPresent()) return `backend 'webgpu': no Vulkan loader (libvulkan.so.1) on this machine; install libvulkan1 and a Vulkan driver: ${LAVAPIPE_HINT}, or a GPU's driver`;
   const drivers = vulkanDrivers();
-  if (drivers.length === 0) return `backend 'webgpu': no Vulkan driver (no ICD manifest in ${ICD_DIRS.join(', ')}); install one: ${LAVAPIPE_HINT}, or a GPU's driver (in a container: NVIDIA_DRIVER_CAPABILITIES must include graphics)`;
+  const where = (process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES) !== undefined ? 'VK_DRIVER_FILES / VK_ICD_FILENAMES name no existing manifest' : `no ICD manifest in ${ICD_DIRS.join(', ')}`;
+  if (drivers.length === 0) return `backend 'webgpu': no Vulkan driver (${where}); install one: ${LAVAPIPE_HINT}, or a GPU's driver (in a container: NVIDIA_DRIVER_CAPABILITIES must include graphics)`;
   return `backend 'webgpu': Dawn found no usable adapter among the Vulkan drivers [${drivers.join(', ')}] (Mesa older than 25 is refused; ${LAVAPIPE_HINT})`;
 }
 
