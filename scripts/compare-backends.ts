@@ -30,18 +30,21 @@ if (storeA === undefined || storeB === undefined || !(tol > 0)) {
 }
 const SKIP = new Set(['residuals', 'matvecs', 'converged', 'iteration', 'parameters', 'classes', 'top_dim', 'eta', 't'])
 
-interface Produced { instance: string; output: string; current?: boolean }
-/** instance/output -> object path, from the pipeline's own registry listing. */
+interface Produced { instance: string; output: string; finishedAt?: string }
+/** instance/output -> object path of its latest run, from the pipeline's own registry listing. */
 function outputs(store: string, backend: string): Map<string, string> {
   const out = execFileSync(process.execPath, ['scripts/pipeline.mjs', 'artifacts', '--profile', profile, '--backend', backend, '--store', store, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 })
   const listing = JSON.parse(out.trim().split('\n')[0]!) as { artifacts: { digest: string; producedBy: Produced[] }[] }
-  const map = new Map<string, string>()
+  const latest = new Map<string, { at: string; file: string }>()
   for (const a of listing.artifacts) {
     for (const p of a.producedBy) {
-      if (p.current !== false && /^(probe|scan)\.json$/.test(p.output)) map.set(`${p.instance} ${p.output}`, join(store, 'objects', 'sha256', a.digest.slice(0, 2), a.digest.slice(2)))
+      if (!/^(probe|scan)\.json$/.test(p.output)) continue
+      const key = `${p.instance} ${p.output}`
+      const at = p.finishedAt ?? ''
+      if ((latest.get(key)?.at ?? '') <= at) latest.set(key, { at, file: join(store, 'objects', 'sha256', a.digest.slice(0, 2), a.digest.slice(2)) })
     }
   }
-  return map
+  return new Map([...latest].map(([k, v]) => [k, v.file]))
 }
 
 /** Largest relative difference over the numeric leaves of a and b (arrays scaled by their max). */
