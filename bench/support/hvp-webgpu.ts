@@ -74,7 +74,7 @@ const ratio = (a: Figures, b: Figures): Figures => ({ loss: +(a.loss / b.loss).t
 /** Runs the webgpu bench with the CLI arguments `args`; returns the summary (also printed). */
 export async function benchWebgpu(args: string[]): Promise<Record<string, unknown>> {
   const opt = (name: string, dflt: string): string => {
-    const i = args.indexOf(`--${name}`)
+    const i = args.lastIndexOf(`--${name}`) // the last one wins: gpu-check.sh puts its defaults first
     return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt
   }
   const rounds = Number(opt('rounds', '3'))
