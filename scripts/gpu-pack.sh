@@ -16,6 +16,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-dist/gpu-check}"
+# Compressing node takes minutes: keep a node.xz made from the same node binary by an earlier pack.
+stamp="$(node --version) $(stat -c '%s %Y' "$(command -v node)")"
+saved=""
+if [ -f "$out/node.xz" ] && [ "$(cat "$out/node.stamp" 2>/dev/null)" = "$stamp" ]; then
+  saved="$(mktemp -t cusp-node.XXXXXX)"
+  mv "$out/node.xz" "$saved"
+fi
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/bench/peers" "$out/node_modules/webgpu/dist/linux-x64" "$out/node_modules/@tensorflow/tfjs-backend-wasm/dist" "$out/node_modules/@tensorflow/tfjs-backend-webgpu"
 
@@ -27,7 +34,14 @@ const common = {
   // native or absent packages load at run time from OUT/node_modules (or not at all)
   external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
   // bundled CommonJS (tfjs) may call require(): give the ESM bundle one
-  banner: { js: "import { createRequire as __cuspRequire } from 'node:module'; const require = __cuspRequire(import.meta.url);" },
+  // and the __dirname / __filename that emscripten's wasm loader reads
+  banner: {
+    js: [
+      "import { createRequire as __cuspRequire } from 'node:module'; const require = __cuspRequire(import.meta.url);",
+      "import { fileURLToPath as __cuspPath } from 'node:url'; import { dirname as __cuspDir } from 'node:path';",
+      'const __filename = __cuspPath(import.meta.url); const __dirname = __cuspDir(__filename);',
+    ].join(' '),
+  },
 }
 await esbuild.build({ ...common, entryPoints: ['scripts/gpu-oracles.ts'], outfile: `${out}/gpu-oracles.mjs` })
 await esbuild.build({
@@ -46,7 +60,8 @@ cp node_modules/@tensorflow/tfjs-backend-wasm/package.json "$out/node_modules/@t
 cp node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.node.js node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "$out/node_modules/@tensorflow/tfjs-backend-wasm/dist/"
 loader=$(ldconfig -p 2>/dev/null | awk '/libvulkan\.so\.1 .*x86-64/ {print $NF; exit}')
 if [ -n "$loader" ]; then cp -L "$loader" "$out/lib/libvulkan.so.1"; else echo "gpu-pack: no libvulkan.so.1 here (apt-get install libvulkan1); the GPU host must have its own" >&2; fi
-xz -T2 -6 -c "$(command -v node)" >"$out/node.xz"
+if [ -n "$saved" ]; then mv "$saved" "$out/node.xz"; else xz -T2 -6 -c "$(command -v node)" >"$out/node.xz"; fi
+echo "$stamp" >"$out/node.stamp"
 size=$(du -sb "$out" | cut -f1)
 echo "gpu-pack: $out, $((size / 1048576)) MiB ($(node --version) for $(uname -m))"
 [ "$size" -lt $((64 * 1048576)) ] || { echo "gpu-pack: $out is over 64 MiB" >&2; exit 1; }
