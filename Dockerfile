@@ -6,6 +6,8 @@
 #
 # Targets: `gpu` (the default, last stage) runs @tensorflow/tfjs-node-gpu; `cpu` runs
 # @tensorflow/tfjs-node.   docker build -t cusp:gpu .      docker build --target cpu -t cusp:cpu .
+# `webgpu` runs the science stages with `backend: webgpu` (Dawn, from the npm package `webgpu`,
+# through Vulkan; any GPU vendor, no CUDA version lock):   docker build --target webgpu -t cusp:webgpu .
 #
 # Why the tfjs native packages are installed here and not in package.json: their install step
 # downloads libtensorflow from storage.googleapis.com. As an optional dependency that download
@@ -50,6 +52,28 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 cusp && useradd --system --uid 10001 --gid cusp --home-dir /app cusp
 COPY --from=build-cpu --chown=root:root /app /app
 # The local cache of the store (artifacts/) and work directories (.cusp/work) must be writable.
+RUN mkdir -p /app/artifacts /app/.cusp/work && chown -R cusp:cusp /app/artifacts /app/.cusp
+USER cusp
+ENTRYPOINT ["node", "/app/scripts/pipeline.mjs", "run-stage"]
+CMD ["--help"]
+
+# ---- runtime: WebGPU (Dawn through Vulkan) -------------------------------------------------------
+# The Vulkan loader (libvulkan1) is in the image; the GPU's Vulkan driver (ICD) comes from the host:
+# the NVIDIA container runtime mounts it only when the driver capabilities include `graphics`.
+# Check the adapter:  docker run --rm --gpus all --entrypoint node cusp:webgpu /app/scripts/webgpu-adapter.mjs
+FROM build-base AS build-webgpu
+COPY . .
+RUN node scripts/cli-bundle.mjs
+
+FROM node:${NODE_VERSION}-bookworm-slim AS webgpu
+ENV NODE_ENV=production CUSP_IMAGE_VARIANT=webgpu \
+    NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,graphics,utility
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libvulkan1 \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+RUN groupadd --system --gid 10001 cusp && useradd --system --uid 10001 --gid cusp --home-dir /app cusp
+COPY --from=build-webgpu --chown=root:root /app /app
 RUN mkdir -p /app/artifacts /app/.cusp/work && chown -R cusp:cusp /app/artifacts /app/.cusp
 USER cusp
 ENTRYPOINT ["node", "/app/scripts/pipeline.mjs", "run-stage"]

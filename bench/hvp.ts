@@ -12,7 +12,8 @@
  * `--cpu` adds the pure-JS cpu backend at N = 100 (about 100x
  * slower). Then one HVP chunk (250 examples) is profiled kernel by kernel (CPU time) on wasm in
  * this thread.
- * Ends with one JSON line per model.
+ * Ends with one JSON line per model. `--backend webgpu` runs the GPU bench instead
+ * (bench/support/hvp-webgpu.ts: reference CNN and AlexNet-CIFAR, PyTorch CUDA as the peer).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
@@ -26,6 +27,11 @@ import { createObjective } from '../src/science/objective.ts'
 import { createRng } from '../src/science/rng.ts'
 
 const args = process.argv.slice(2)
+if (args.includes('--backend') && args[args.indexOf('--backend') + 1] === 'webgpu') {
+  const { benchWebgpu } = await import('./support/hvp-webgpu.ts')
+  await benchWebgpu(args)
+  process.exit(0)
+}
 const opt = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`)
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt

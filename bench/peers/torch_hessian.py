@@ -10,6 +10,7 @@ with cusp: only the spec, the flat-vector layout and the data cross over, throug
 Usage:
     /usr/bin/python3 bench/peers/torch_hessian.py DIR          # oracle: read DIR/header.json, write results
     /usr/bin/python3 bench/peers/torch_hessian.py --time DIR   # benchmark: print one JSON line of medians
+    ... --time --device cuda DIR     # the same products on the GPU (fp32, TF32 off; synchronised timing)
 
 Input, all in DIR (raw binaries are little-endian, C order, no header):
     header.json   {
@@ -283,6 +284,15 @@ def check_layout(ours, size, theirs, theta):
 
 def main(argv):
     timing = '--time' in argv
+    device = 'cpu'
+    if '--device' in argv:
+        i = argv.index('--device')
+        if i + 1 >= len(argv):
+            raise ValueError('--device needs a value (cpu or cuda)')
+        device = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+        if device.startswith('cuda') and not torch.cuda.is_available():
+            raise ValueError(f'--device {device}: this PyTorch sees no CUDA device')
     dirs = [a for a in argv if not a.startswith('--')]
     if len(dirs) != 1:
         print(__doc__, file=sys.stderr)
@@ -312,20 +322,29 @@ def main(argv):
         repeats = int(header.get('time', {}).get('repeats', 5))
         if v is None:
             v = torch.randn(size, dtype=dtype)
+        cuda = device.startswith('cuda')
+        if cuda:  # plain fp32 like the webgpu shaders: no TF32 tensor-core rounding
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        theta, x, y, v = (a.to(device) for a in (theta, x, y, v))
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
         figures = {}
         for key, fn in (('loss_ms', lambda: loss_fn(forward, theta, x, y, reduction)),
                         ('grad_ms', lambda: gradient(forward, theta, x, y, reduction)),
                         ('hvp_ms', lambda: hvp(forward, theta, v, x, y, reduction))):
             with torch.no_grad() if key == 'loss_ms' else torch.enable_grad():
                 fn()  # warm-up
+                sync()
                 samples = []
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     fn()
+                    sync()
                     samples.append((time.perf_counter() - t0) * 1e3)
             figures[key] = round(statistics.median(samples), 3)
         figures.update({'threads': torch.get_num_threads(), 'n': int(header['n']), 'size': size,
-                        'repeats': repeats, 'torch': torch.__version__})
+                        'repeats': repeats, 'torch': torch.__version__, 'device': device,
+                        **({'device_name': torch.cuda.get_device_name(device)} if cuda else {})})
         print(json.dumps(figures))
         return 0
 

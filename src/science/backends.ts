@@ -5,9 +5,9 @@
  * equal). Adding a backend: add it here, teach engine.ts to initialise it and env-record.ts to
  * predict its record (both are exhaustive switches, so the compiler points at them).
  */
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'] as const
 
-/** One of BACKEND_CHOICES; 'auto' takes the first that works of tensorflow, wasm, cpu. */
+/** One of BACKEND_CHOICES; 'auto' takes the first that works of tensorflow, wasm, cpu ('webgpu' only when asked for). */
 export type BackendChoice = (typeof BACKEND_CHOICES)[number]
 
 /** True when `name` is one of BACKEND_CHOICES. */

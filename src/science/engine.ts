@@ -4,14 +4,18 @@
  * so that the exact Hessian-vector products of paper §3.3 are correct wherever they run. 'auto' prefers
  * @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node (native TensorFlow; loaded by dynamic import
  * because they are optional and absent on most dev machines), then wasm (XNNPACK), then the pure-JS cpu
- * backend. The backend name and package versions are returned for the fingerprint's env record, since
- * changing backend changes the bits (docs/architecture.md "Engine facts").
+ * backend. 'webgpu' (Dawn through Vulkan, webgpu/setup.ts) is only ever chosen explicitly: on a machine
+ * without a GPU it finds Mesa's software driver, which is correct but slow. The backend name and package
+ * versions (and, on webgpu, the adapter) are returned for the fingerprint's env record, since changing
+ * backend changes the bits.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { installGradients } from './gradients/index.ts';
 import { installWasmKernels } from './wasm-kernels.ts';
+import { watchDevice } from './webgpu/errors.ts';
+import { loadWebgpu } from './webgpu/setup.ts';
 
 export type { BackendChoice } from './backends.ts';
 import type { BackendChoice } from './backends.ts';
@@ -44,9 +48,10 @@ export async function initEngine(choice: BackendChoice = 'auto'): Promise<Engine
       continue;
     }
     await tf.ready();
+    if (backend === 'webgpu') watchDevice((tf.backend() as unknown as { device: Parameters<typeof watchDevice>[0] }).device);
     return { backend: tf.getBackend(), versions: versions() };
   }
-  throw new Error(`no usable tfjs backend for '${choice}': ${failures.join('; ')}`);
+  throw new Error(choice === 'webgpu' ? failures.join('; ') : `no usable tfjs backend for '${choice}': ${failures.join('; ')}`);
 }
 
 /** Why a backend cannot be used here (its package is missing or fails to load), or undefined. */
@@ -56,6 +61,12 @@ async function unavailable(backend: Exclude<BackendChoice, 'auto'>): Promise<str
       return undefined;
     case 'wasm':
       return (await loadWasm()) ? undefined : 'the wasm backend could not be loaded (@tensorflow/tfjs-backend-wasm)';
+    case 'webgpu': {
+      const loaded = await loadWebgpu();
+      if (typeof loaded === 'string') return loaded;
+      Object.assign(extraVersions, loaded.versions, { adapter: `${loaded.adapter.vendor}/${loaded.adapter.architecture}` });
+      return undefined;
+    }
     case 'tensorflow':
       return (await loadNative()) ? undefined : `backend 'tensorflow' needs ${NATIVE_PACKAGES.join(' or ')}, which are not installed`;
     default:

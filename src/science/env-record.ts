@@ -18,11 +18,13 @@ import { isBackendChoice, type BackendChoice } from './backends.ts'
 export interface InstanceParams {
   params: Readonly<Record<string, unknown>>
 }
+import { adapterKey } from './webgpu/probe.ts'
 
 const NATIVE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const
 const WASM = '@tensorflow/tfjs-backend-wasm'
 const CORE = '@tensorflow/tfjs-core'
 const CPU = '@tensorflow/tfjs-backend-cpu'
+const WEBGPU = ['@tensorflow/tfjs-backend-webgpu', 'webgpu'] as const
 
 /** Where to look for packages: node_modules folders from this file upwards (Node's own order). */
 function moduleDirs(): string[] {
@@ -67,6 +69,8 @@ export function predictedBackend(choice: BackendChoice): string {
       return 'wasm'
     case 'tensorflow':
       return 'tensorflow'
+    case 'webgpu':
+      return 'webgpu'
     case 'auto':
       if (NATIVE.some((n) => installedVersion(n) !== undefined)) return 'tensorflow'
       if (installedVersion(WASM) !== undefined) return 'wasm'
@@ -78,7 +82,8 @@ export function predictedBackend(choice: BackendChoice): string {
 
 /**
  * The EnvRecord of a science stage run with `choice`: `{backend, versions}` where versions holds
- * tfjs-core and the backend's own package (tfjs-backend-cpu, -wasm, or the native package), and,
+ * tfjs-core and the backend's own package (tfjs-backend-cpu, -wasm, the native package, or on webgpu
+ * tfjs-backend-webgpu, Dawn's package and the adapter's vendor/architecture), and,
  * for the pure-JS cpu backend, the Node major version (its Math.exp comes from V8).
  */
 export function scienceEnv(choice: BackendChoice = 'auto'): EnvRecord {
@@ -94,6 +99,9 @@ export function scienceEnv(choice: BackendChoice = 'auto'): EnvRecord {
     versions.node = process.versions.node.split('.')[0] ?? process.versions.node
   } else if (backend === 'wasm') {
     add(WASM)
+  } else if (backend === 'webgpu') {
+    for (const n of WEBGPU) add(n) // tfjs's kernels and Dawn (the npm package webgpu)
+    versions.adapter = adapterKey() // e.g. 'nvidia/hopper', 'mesa/software'
   } else {
     for (const n of NATIVE) add(n)
   }
@@ -103,7 +111,7 @@ export function scienceEnv(choice: BackendChoice = 'auto'): EnvRecord {
 /**
  * The engine backend an instance asks for, or undefined when it is not a science stage. A stage
  * declares that its numbers come from the science engine by having a `backend` param (one of
- * auto | tensorflow | wasm | cpu, schema-validated like every knob), not by its name.
+ * auto | tensorflow | wasm | cpu | webgpu, schema-validated like every knob), not by its name.
  */
 export function backendChoice(inst: InstanceParams): BackendChoice | undefined {
   const b = inst.params.backend

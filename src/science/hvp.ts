@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installGradients } from './gradients/index.ts';
 import { crossEntropySum, type Reduction } from './loss.ts';
 import type { Model } from './models.ts';
+import { throwIfDeviceError } from './webgpu/errors.ts';
 
 export type { Reduction } from './loss.ts';
 
@@ -34,26 +35,13 @@ export interface DatasetOptions { reduction?: Reduction; chunkSize?: number }
 
 /** Summed cross-entropy of the chunk at θ. */
 export function chunkLoss(model: Model, theta: Float32Array, c: Chunk): number {
-  installGradients();
-  checkLength(model, theta, 'theta');
-  const out = tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c));
-  const value = out.dataSync()[0]!;
-  out.dispose();
-  return value;
+  return readSync(lossTensors(model, theta, c), model).loss;
 }
 
 /** Summed loss and its gradient [P] on the chunk at θ. */
 export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { loss: number; grad: Float32Array } {
-  installGradients();
-  checkLength(model, theta, 'theta');
-  const { value, grads } = tf.tidy(() => {
-    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c);
-    return tf.valueAndGrads(f)(paramTensors(model, theta));
-  });
-  const loss = value.dataSync()[0]!;
-  const grad = gather(model, grads);
-  tf.dispose([value, ...grads]);
-  return { loss, grad };
+  const r = readSync(gradientTensors(model, theta, c), model);
+  return { loss: r.loss, grad: r.vec! };
 }
 
 /**
@@ -61,6 +49,49 @@ export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { lo
  * tensor per parameter (v cut the same way), so θ is never split or concatenated (fewer copies).
  */
 export function chunkHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Float32Array {
+  return readSync(hvpTensors(model, theta, v, c), model).vec!;
+}
+
+/**
+ * The chunk functions with an asynchronous read back (`data()`), the same arithmetic and bits: what
+ * the worker threads call, and the only form the webgpu backend allows in Node (its `dataSync`
+ * throws). Everything up to the one read back per call stays on the device.
+ */
+export async function chunkLossAsync(model: Model, theta: Float32Array, c: Chunk): Promise<number> {
+  return (await readAsync(lossTensors(model, theta, c), model)).loss;
+}
+
+/** chunkGradient, read back asynchronously. */
+export async function chunkGradientAsync(model: Model, theta: Float32Array, c: Chunk): Promise<{ loss: number; grad: Float32Array }> {
+  const r = await readAsync(gradientTensors(model, theta, c), model);
+  return { loss: r.loss, grad: r.vec! };
+}
+
+/** chunkHvp, read back asynchronously. */
+export async function chunkHvpAsync(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Promise<Float32Array> {
+  return (await readAsync(hvpTensors(model, theta, v, c), model)).vec!;
+}
+
+/** Device results of one chunk call: a scalar loss and/or one tensor per parameter. */
+interface Pending { loss?: tf.Tensor; parts?: tf.Tensor[] }
+
+function lossTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
+  installGradients();
+  checkLength(model, theta, 'theta');
+  return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c)) };
+}
+
+function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
+  installGradients();
+  checkLength(model, theta, 'theta');
+  const { value, grads } = tf.tidy(() => {
+    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c);
+    return tf.valueAndGrads(f)(paramTensors(model, theta));
+  });
+  return { loss: value, parts: grads };
+}
+
+function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Pending {
   installGradients();
   checkLength(model, theta, 'theta');
   checkLength(model, v, 'v');
@@ -70,9 +101,29 @@ export function chunkHvp(model: Model, theta: Float32Array, v: Float32Array, c: 
     const gv = (...ps: tf.Tensor[]): tf.Scalar => tf.addN(g(ps).map((gi, i) => tf.sum(tf.mul(gi, vs[i]!)))) as tf.Scalar; // ∇L(θ)·v
     return tf.grads(gv)(paramTensors(model, theta));
   });
-  const hv = gather(model, parts);
-  tf.dispose(parts);
-  return hv;
+  return { parts };
+}
+
+/** Reads a chunk call's results to the host and disposes them (cpu / wasm / tensorflow). */
+function readSync(p: Pending, model: Model): { loss: number; vec?: Float32Array } {
+  try {
+    const loss = p.loss === undefined ? 0 : p.loss.dataSync()[0]!;
+    return p.parts === undefined ? { loss } : { loss, vec: gather(model, p.parts.map((t) => t.dataSync() as Float32Array)) };
+  } finally {
+    tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])]);
+  }
+}
+
+/** readSync with `data()`: one round trip per call (every buffer mapped at once), then disposed. */
+async function readAsync(p: Pending, model: Model): Promise<{ loss: number; vec?: Float32Array }> {
+  try {
+    const [lossData, ...parts] = await Promise.all([p.loss?.data(), ...(p.parts ?? []).map((t) => t.data())]);
+    throwIfDeviceError();
+    const loss = lossData === undefined ? 0 : lossData[0]!;
+    return p.parts === undefined ? { loss } : { loss, vec: gather(model, parts as Float32Array[]) };
+  } finally {
+    tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])]);
+  }
 }
 
 /** Loss over the dataset: sum, or mean when reduction is 'mean' (the default). */
@@ -131,9 +182,9 @@ function paramTensors(model: Model, theta: Float32Array): tf.Tensor[] {
 }
 
 /** Concatenate per-parameter results into one [P] array, in layout order. */
-function gather(model: Model, parts: tf.Tensor[]): Float32Array {
+function gather(model: Model, parts: Float32Array[]): Float32Array {
   const out = new Float32Array(model.size);
-  model.params.forEach((p, i) => out.set(parts[i]!.dataSync() as Float32Array, p.offset));
+  model.params.forEach((p, i) => out.set(parts[i]!, p.offset));
   return out;
 }
 
@@ -149,8 +200,7 @@ function lossOnParts(model: Model, params: tf.Tensor[], c: Chunk): tf.Scalar {
   const [h, w, ch] = model.spec.inputShape;
   checkChunk(model, c);
   const x = tf.tensor4d(c.x, [c.n, h, w, ch]); // [n,h,w,c]
-  const y = tf.tensor1d(c.y, 'int32'); // [n]
-  return crossEntropySum(model.forwardParts(params, x), y);
+  return crossEntropySum(model.forwardParts(params, x), c.y);
 }
 
 function checkChunk(model: Model, c: Chunk): void {

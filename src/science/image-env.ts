@@ -28,6 +28,7 @@ export function imageEnv(variant: ImageVariant, inst: InstanceParams): EnvRecord
   const b = backendChoice(inst)
   if (b === undefined) return harnessEnv() // not a science stage
   if (b === 'wasm' || b === 'cpu') return envForInstance(inst) // pure backends: same packages as here
+  if (b === 'webgpu') return envForInstance(inst) // same npm packages; the adapter is probed here (run-stage --expect checks it)
   const core = installedVersion('@tensorflow/tfjs-core')
   const native = variant === 'gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node'
   return envRecord('tensorflow', { ...(core !== undefined ? { '@tensorflow/tfjs-core': core } : {}), [native]: TFJS_NODE_VERSION })

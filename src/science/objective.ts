@@ -24,7 +24,7 @@ export interface ObjectiveOptions {
   chunkSize?: number
   /**
    * Worker threads (default os.availableParallelism()); never more than there are chunks, and one
-   * when the backend is (or 'auto' resolves to) native TensorFlow, which threads by itself.
+   * when the backend is webgpu or (or 'auto' resolves to) native TensorFlow, which threads by itself.
    */
   workers?: number
   /** Engine each worker initialises (default 'wasm'). */
@@ -81,8 +81,8 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
   const reduction = opts.reduction ?? 'mean'
   const divisor = reduction === 'mean' ? opts.data.n : 1
   const backend = opts.backend ?? 'wasm'
-  // Native TensorFlow threads (and owns the GPU) by itself: one engine, not one per core.
-  const wanted = nativeWouldRun(backend) ? 1 : (opts.workers ?? availableParallelism())
+  // Native TensorFlow threads (and owns the GPU) by itself, and webgpu has one device: one engine.
+  const wanted = nativeWouldRun(backend) || backend === 'webgpu' ? 1 : (opts.workers ?? availableParallelism())
   const count = Math.max(1, Math.min(wanted, all.length))
 
   const threads: Worker[] = []

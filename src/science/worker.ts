@@ -8,7 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { initEngine } from './engine.ts'
-import { chunkGradient, chunkHvp, chunkLoss } from './hvp.ts'
+import { chunkGradientAsync, chunkHvpAsync, chunkLossAsync } from './hvp.ts'
 import { buildModel } from './models.ts'
 import type { ToMain, ToWorker, WorkerSetup } from './objective.ts'
 
@@ -28,17 +28,19 @@ try {
   const engine = await initEngine(setup.backend)
   const model = buildModel(setup.spec)
   send({ type: 'ready', backend: engine.backend })
-  port.on('message', (msg: ToWorker) => {
+  // Read backs are asynchronous (`data()`: the only kind webgpu allows in Node; same bits elsewhere).
+  // Requests arrive one at a time (objective.ts queues them), chunks run in order.
+  port.on('message', async (msg: ToWorker) => {
     const { id, op, theta } = msg
     try {
       for (const chunk of setup.chunks) {
         if (op === 'loss') {
-          send({ type: 'chunk', id, index: chunk.index, loss: chunkLoss(model, theta, chunk) })
+          send({ type: 'chunk', id, index: chunk.index, loss: await chunkLossAsync(model, theta, chunk) })
         } else if (op === 'gradient') {
-          const { loss, grad } = chunkGradient(model, theta, chunk)
+          const { loss, grad } = await chunkGradientAsync(model, theta, chunk)
           send({ type: 'chunk', id, index: chunk.index, loss, vec: grad }, movable(grad))
         } else {
-          const hv = chunkHvp(model, theta, msg.v!, chunk)
+          const hv = await chunkHvpAsync(model, theta, msg.v!, chunk)
           send({ type: 'chunk', id, index: chunk.index, loss: 0, vec: hv }, movable(hv))
         }
       }

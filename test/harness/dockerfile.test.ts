@@ -83,7 +83,7 @@ t.test('multi-stage build from the lock file; native tfjs pinned as image-env.ts
 })
 
 t.test('runtime targets: non-root user, exec-form entrypoint `cusp run-stage`, hadolint-style rules', async (t) => {
-  for (const name of ['gpu', 'cpu']) {
+  for (const name of ['gpu', 'cpu', 'webgpu']) {
     const s = stage(name)
     const user = s.filter(([k]) => k === 'USER').at(-1)?.[1]
     t.ok(user !== undefined && user !== 'root' && user !== '0', `${name}: the last USER is not root (${user})`)
@@ -102,6 +102,19 @@ t.test('runtime targets: non-root user, exec-form entrypoint `cusp run-stage`, h
   }
   const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim())
   for (const p of ['node_modules', '.git', 'artifacts', '.cusp']) t.ok(ignore.includes(p), `.dockerignore leaves out ${p}`)
+})
+
+t.test('webgpu target: Vulkan loader in the image, the NVIDIA runtime asked for its Vulkan driver', async (t) => {
+  const s = stage('webgpu')
+  t.ok(s.length > 0, 'a webgpu target exists')
+  t.ok(s.some(([k, v]) => k === 'RUN' && /apt-get install[^&]*\blibvulkan1\b/.test(v)), 'libvulkan1 installed')
+  const env = s.filter(([k]) => k === 'ENV').map(([, v]) => v).join(' ')
+  const caps = /NVIDIA_DRIVER_CAPABILITIES=(\S+)/.exec(env)?.[1]?.split(',') ?? []
+  for (const c of ['compute', 'graphics', 'utility']) t.ok(caps.includes(c), `NVIDIA_DRIVER_CAPABILITIES includes ${c} (graphics mounts the Vulkan ICD)`)
+  t.ok(s.some(([k, v]) => k === 'COPY' && v.includes('--from=build-webgpu')), 'copies the webgpu build')
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
+  for (const d of ['webgpu', '@tensorflow/tfjs-backend-webgpu']) t.ok(d in pkg.dependencies, `${d} is a dependency, so npm ci installs it (Dawn's prebuilt dawn.node, no download)`)
+  t.match(readFileSync(join(REPO, 'README.md'), 'utf8'), /cusp:webgpu[\s\S]*webgpu-adapter\.mjs/, 'the README says how to check the adapter in the container')
 })
 
 /** The image's ENTRYPOINT, with /app as this checkout, run with `argv` in `cwd`. */
