@@ -196,7 +196,8 @@ async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v
   const rows = [...acc.entries()]
     .map(([kernel, e]) => ({ kernel, ms: e.ms / reps, share: e.ms / reps / totalMs, calls: e.calls / reps, ...(e.counted ? { gflops: e.flops / e.ms / 1e6 } : {}) }))
     .sort((x, y) => y.ms - x.ms)
-  rows.push({ kernel: '(outside kernels: engine, tape)', ms: totalMs - kernelMs, share: (totalMs - kernelMs) / totalMs, calls: 0 })
+  const calls = [...acc.values()].reduce((s, e) => s + e.calls, 0) / reps
+  rows.push({ kernel: '(outside kernels: engine, tape)', ms: totalMs - kernelMs, share: (totalMs - kernelMs) / totalMs, calls })
   return { totalMs, rows }
 }
 
@@ -310,7 +311,8 @@ for (const name of models) {
   if (leak !== undefined) console.log(`  ${leakCalls} HVPs of ${Math.min(leakN, n)} examples: tensors ${leak.tensors[0]} -> ${leak.tensors[1]}, wasm heap ${leak.wasm_heap_mb[0]} -> ${leak.wasm_heap_mb[1]} MB, RSS ${leak.rss_mb[0]} -> ${leak.rss_mb[1]} MB`)
   console.log(`  one HVP chunk (250 examples) on wasm: ${totalMs.toFixed(0)} ms CPU, by kernel:`)
   for (const p of prof.filter((q, i) => i < 10 || q.kernel.startsWith('('))) {
-    console.log(`    ${p.kernel.padEnd(34)}${p.ms.toFixed(1).padStart(7)} ms ${(100 * p.share).toFixed(0).padStart(3)}% ${String(p.calls).padStart(4)} calls${p.gflops !== undefined ? `  ${p.gflops.toFixed(1)} GFLOP/s` : ''}`)
+    const per = p.kernel.startsWith('(') ? `  (${((1000 * p.ms) / Math.max(1, p.calls)).toFixed(0)} us per kernel call)` : ''
+    console.log(`    ${p.kernel.padEnd(34)}${p.ms.toFixed(1).padStart(7)} ms ${(100 * p.share).toFixed(0).padStart(3)}% ${String(p.calls).padStart(4)} calls${p.gflops !== undefined ? `  ${p.gflops.toFixed(1)} GFLOP/s` : ''}${per}`)
   }
   const round1 = (f: Figures): Figures => ({ loss: Math.round(f.loss), grad: Math.round(f.grad), hvp: Math.round(f.hvp) })
   const round2 = (f: Figures): Figures => ({ loss: +f.loss.toFixed(2), grad: +f.grad.toFixed(2), hvp: +f.hvp.toFixed(2) })
@@ -328,6 +330,8 @@ for (const name of models) {
     peak_rss_mb: { ours_process_so_far: rssMb, peer: peerRss },
     ...(leak !== undefined ? { leak: { hvps: leakCalls, examples: Math.min(leakN, n), ...leak } } : {}),
     profile_hvp_chunk_cpu_ms: +totalMs.toFixed(1),
+    engine_share: +(prof.find((q) => q.kernel.startsWith('('))!.share).toFixed(3),
+    engine_us_per_kernel_call: +((1000 * prof.find((q) => q.kernel.startsWith('('))!.ms) / Math.max(1, prof.find((q) => q.kernel.startsWith('('))!.calls)).toFixed(1),
     profile_hvp_chunk: prof.filter((q, i) => i < 8 || q.kernel.startsWith('(')).map((p) => ({ kernel: p.kernel, ms: +p.ms.toFixed(1), calls: p.calls, ...(p.gflops !== undefined ? { gflops: +p.gflops.toFixed(1) } : {}) })),
   }))
 }

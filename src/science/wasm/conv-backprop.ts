@@ -57,6 +57,11 @@ function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo };
     const direct = simdFilterGrad(backend, x, dy, info)
     if (direct !== undefined) return direct
   }
+  return composedFilterGrad(backend, x, dy, info)
+}
+
+/** dW composed from XNNPACK's Conv2D (module comment); exported for the kernel bench's before/after. */
+export function composedFilterGrad(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow } = info
   const { top: pt, left: pl } = info.padInfo
   const [n, h, w, ci] = x.shape as [number, number, number, number]
