@@ -19,7 +19,7 @@
  * this thread. Memory: the peak RSS of this process after each model (models run in the order
  * given, so a later model's peak includes the earlier ones'; run one model per invocation for its
  * own) and the peer's peak RSS; `--leak K` runs K HVPs of one chunk (`--leak-n`, default 64
- * examples) in this thread and records tf.memory().numTensors, wasm heap bytes and RSS at the start
+ * examples) in this thread and records tf.memory().numTensors, wasm heap bytes, RSS and JS heap at the start
  * and end, which must stay flat.
  * Ends with one JSON line per model.
  */
@@ -206,7 +206,7 @@ async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v
  * and this process's RSS before and after (a leak shows as growth; the wasm heap never shrinks, so
  * it must stop growing after the warm-up call).
  */
-async function leakLoop(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array, calls: number, m: number): Promise<{ tensors: [number, number]; wasm_heap_mb: [number, number]; rss_mb: [number, number] }> {
+async function leakLoop(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array, calls: number, m: number): Promise<{ tensors: [number, number]; wasm_heap_mb: [number, number]; rss_mb: [number, number]; js_heap_used_mb: [number, number] }> {
   await initEngine('wasm')
   const model = buildModel(spec)
   const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2]
@@ -214,9 +214,10 @@ async function leakLoop(spec: ModelSpec, data: Dataset, theta: Float32Array, v: 
   chunkHvp(model, theta, v, chunk) // warm-up: first calls compile and size the heap
   const heapMb = (): number => +((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength / 2 ** 20).toFixed(1)
   const rss = (): number => +(process.memoryUsage().rss / 2 ** 20).toFixed(1)
-  const start = { tensors: tf.memory().numTensors, heap: heapMb(), rss: rss() }
+  const js = (): number => +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)
+  const start = { tensors: tf.memory().numTensors, heap: heapMb(), rss: rss(), js: js() }
   for (let i = 0; i < calls; i++) chunkHvp(model, theta, v, chunk)
-  return { tensors: [start.tensors, tf.memory().numTensors], wasm_heap_mb: [start.heap, heapMb()], rss_mb: [start.rss, rss()] }
+  return { tensors: [start.tensors, tf.memory().numTensors], wasm_heap_mb: [start.heap, heapMb()], rss_mb: [start.rss, rss()], js_heap_used_mb: [start.js, js()] }
 }
 
 /** The goals of issue 13 for each model, ratios ours (2 workers) / PyTorch (2 threads, OpenBLAS). */
@@ -308,7 +309,7 @@ for (const name of models) {
 
   const { totalMs, rows: prof } = await profileHvp(spec, data, theta, v)
   const leak = leakCalls > 0 ? await leakLoop(spec, data, theta, v, leakCalls, Math.min(leakN, n)) : undefined
-  if (leak !== undefined) console.log(`  ${leakCalls} HVPs of ${Math.min(leakN, n)} examples: tensors ${leak.tensors[0]} -> ${leak.tensors[1]}, wasm heap ${leak.wasm_heap_mb[0]} -> ${leak.wasm_heap_mb[1]} MB, RSS ${leak.rss_mb[0]} -> ${leak.rss_mb[1]} MB`)
+  if (leak !== undefined) console.log(`  ${leakCalls} HVPs of ${Math.min(leakN, n)} examples: tensors ${leak.tensors[0]} -> ${leak.tensors[1]}, wasm heap ${leak.wasm_heap_mb[0]} -> ${leak.wasm_heap_mb[1]} MB, RSS ${leak.rss_mb[0]} -> ${leak.rss_mb[1]} MB, JS heap used ${leak.js_heap_used_mb[0]} -> ${leak.js_heap_used_mb[1]} MB`)
   console.log(`  one HVP chunk (250 examples) on wasm: ${totalMs.toFixed(0)} ms CPU, by kernel:`)
   for (const p of prof.filter((q, i) => i < 10 || q.kernel.startsWith('('))) {
     const per = p.kernel.startsWith('(') ? `  (${((1000 * p.ms) / Math.max(1, p.calls)).toFixed(0)} us per kernel call)` : ''
