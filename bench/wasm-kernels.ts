@@ -2,7 +2,8 @@
  * `npm run bench -- wasm-kernels [repeats]`: each cusp wasm kernel replacement against what it
  * replaces, on the shapes the reference CNN and MLP use per 250-example chunk. "before" is the
  * shipped wasm kernel (for Conv2DBackpropFilter, which wasm lacks, the cpu backend on a tenth of
- * the batch, scaled); "after" is cusp's. Every run gets fresh input tensors (XNNPACK caches packed
+ * the batch, scaled; for the one-input-channel filter gradient, which now runs cusp's own SIMD
+ * kernel, the composition from XNNPACK's Conv2D that it replaced); "after" is cusp's. Every run gets fresh input tensors (XNNPACK caches packed
  * operands by tensor id, which would flatter repeated calls). Runs are interleaved and the median
  * process CPU time is reported (single-threaded work; on a shared machine CPU time is a steadier
  * estimate of unloaded wall time than wall time). Throughput is GFLOP/s for the arithmetic kernels
@@ -12,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels, uninstallWasmKernels } from '../src/science/wasm-kernels.ts'
+import { composedFilterGrad } from '../src/science/wasm/conv-backprop.ts'
 
 const repeats = Number(process.argv[2] ?? 5)
 
@@ -22,8 +24,11 @@ interface Case {
   attrs: Record<string, unknown>
   flops: number
   unit?: 'GFLOP/s' | 'Gelem/s'
-  /** 'cpu': wasm has no such kernel; measure the cpu backend on batch/scale instead. */
-  before: 'shipped' | 'cpu'
+  /**
+   * 'cpu': wasm has no such kernel; measure the cpu backend on batch/scale instead. 'composed':
+   * cusp's filter gradient composed from XNNPACK's Conv2D, which the SIMD kernel replaced.
+   */
+  before: 'shipped' | 'cpu' | 'composed'
 }
 
 const n = 250
@@ -33,6 +38,7 @@ const cases: Case[] = [
   { name: 'dense dx = dy W^T (250x200 @ 200x784)', kernel: 'BatchMatMul', inputs: { a: [n, 200], b: [784, 200] }, attrs: { transposeA: false, transposeB: true }, flops: 2 * n * 200 * 784, before: 'shipped' },
   { name: 'cnn conv2 dx (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropInput', inputs: { dy: [n, 14, 14, 32], filter: [3, 3, 16, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 14, 14, 16] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'shipped' },
   { name: 'cnn conv1 dW (3x3 1->16, 28x28)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }, flops: conv([n], [3, 3, 1, 16], 28, 28), before: 'cpu' },
+  { name: 'cnn conv1 dW SIMD vs composed (1->16)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }, flops: conv([n], [3, 3, 1, 16], 28, 28), before: 'composed' },
   { name: 'cnn conv2 dW (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'cpu' },
   { name: 'maxPool 2x2 grad (28x28x16)', kernel: 'MaxPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
   { name: 'avgPool 2x2 grad (28x28x16)', kernel: 'AvgPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
@@ -45,7 +51,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!
 }
 
-function time(c: Case, scale: number): number {
+function time(c: Case, scale: number, composed = false): number {
   const inputs: Record<string, tf.Tensor> = {}
   for (const [k, shape] of Object.entries(c.inputs)) {
     const s = [...shape]
@@ -55,7 +61,9 @@ function time(c: Case, scale: number): number {
   const attrs = { ...c.attrs }
   if (Array.isArray(attrs['inputShape'])) attrs['inputShape'] = [inputs['dy']!.shape[0], ...(attrs['inputShape'] as number[]).slice(1)]
   const c0 = process.cpuUsage()
-  const out = tf.engine().runKernel(c.kernel, inputs as never, attrs as never) as tf.Tensor
+  const out = composed
+    ? tf.engine().makeTensorFromTensorInfo(composedFilterGrad(tf.backend() as never, inputs['x']! as never, inputs['dy']! as never, tf.backend_util.computeConv2DInfo(inputs['x']!.shape as never, attrs['filterShape'] as never, attrs['strides'] as never, 1, attrs['pad'] as never)))
+    : (tf.engine().runKernel(c.kernel, inputs as never, attrs as never) as tf.Tensor)
   const used = process.cpuUsage(c0)
   tf.dispose([out, ...Object.values(inputs)])
   return (used.user + used.system) / 1000 / scale
@@ -74,6 +82,8 @@ for (const c of cases) {
         before.push(time(c, cpuScale))
         await tf.setBackend('wasm')
       }
+    } else if (c.before === 'composed') {
+      before.push(time(c, 1, true))
     } else {
       uninstallWasmKernels()
       before.push(time(c, 1))
@@ -86,6 +96,6 @@ for (const c of cases) {
   const a = gf(median(after))
   const unit = c.unit ?? 'GFLOP/s'
   results.push({ name: c.name, unit, before: c.before, before_rate: b, after_rate: a, after_ms: +median(after).toFixed(2), speedup: b === null ? null : a / b })
-  console.log(`${c.name.padEnd(46)} before ${b === null ? '   n/a' : b.toFixed(2).padStart(6)} (${c.before === 'cpu' ? 'cpu backend ' : 'shipped wasm'})  after ${a.toFixed(2).padStart(6)} ${unit} (${median(after).toFixed(1)} ms)  x${b === null ? '?' : (a / b).toFixed(1)}`)
+  console.log(`${c.name.padEnd(46)} before ${b === null ? '   n/a' : b.toFixed(2).padStart(6)} (${c.before === 'cpu' ? 'cpu backend ' : c.before === 'composed' ? 'composed    ' : 'shipped wasm'})  after ${a.toFixed(2).padStart(6)} ${unit} (${median(after).toFixed(1)} ms)  x${b === null ? '?' : (a / b).toFixed(1)}`)
 }
 console.log(JSON.stringify({ bench: 'wasm-kernels', batch: n, repeats, kernels: results }))

@@ -11,6 +11,12 @@ Usage:
     /usr/bin/python3 bench/peers/torch_hessian.py DIR          # oracle: read DIR/header.json, write results
     /usr/bin/python3 bench/peers/torch_hessian.py --time DIR   # benchmark: print one JSON line of medians
     ... --time --device cuda DIR     # the same products on the GPU (fp32, TF32 off; synchronised timing)
+    /usr/bin/python3 bench/peers/torch_hessian.py --blas       # print the BLAS this process loaded (JSON)
+
+The --time line also says which BLAS the process actually loaded (from /proc/self/maps), OpenBLAS's
+own configuration and thread count when it is OpenBLAS, torch's BLAS_INFO and thread counts, and the
+process's peak RSS: Debian's python3-torch calls whatever libblas.so.3 the system provides, and the
+reference (netlib) BLAS is ~20x slower on matrix products than OpenBLAS, a handicapped peer.
 
 Input, all in DIR (raw binaries are little-endian, C order, no header):
     header.json   {
@@ -47,11 +53,14 @@ before flattening), and dense layers compute x @ W + b with W [in, out]. Pools: 
 The layout is rebuilt here from the spec and checked against cusp's "params" (shapes and offsets
 must agree; differing names are reported in "nameMismatches").
 """
+import ctypes
 import json
 import math
 import os
 import statistics
 import sys
+import re
+import resource
 import time
 
 import numpy as np
@@ -245,6 +254,55 @@ def full_hessian(forward, theta, x, y, reduction):
     return H
 
 
+# ---------------------------------------------------------------------------------------- the peer's BLAS
+
+def blas_info():
+    """What does this process's matrix products: the BLAS libraries mapped into it, and their threads.
+
+    kind: 'openblas' | 'mkl' | 'blis' | 'reference' (netlib libblas, ~20x slower) | 'unknown'.
+    """
+    paths = set()
+    with open('/proc/self/maps') as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and re.search(r'lib(open)?blas|libmkl|libblis|libcblas', parts[-1]):
+                paths.add(parts[-1])
+    libs = sorted(paths)
+    if any('openblas' in p for p in libs):
+        kind = 'openblas'
+    elif any('libmkl' in p for p in libs):
+        kind = 'mkl'
+    elif any('blis' in p for p in libs):
+        kind = 'blis'
+    elif any(re.search(r'/blas/libblas|libblas\.so', p) for p in libs):
+        kind = 'reference'
+    else:
+        kind = 'unknown'
+    info = {'kind': kind, 'libraries': libs}
+    for p in libs:  # OpenBLAS answers for itself: version, core type, and the threads it will use
+        try:
+            lib = ctypes.CDLL(p)
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            info['openblas_config'] = lib.openblas_get_config().decode().strip()
+            info['openblas_threads'] = int(lib.openblas_get_num_threads())
+            break
+        except (OSError, AttributeError):
+            continue
+    show = torch.__config__.show()
+    m = re.search(r'BLAS_INFO=([^,\s]+)', show)
+    info['torch_blas_info'] = m.group(1) if m else None
+    info['torch_threads'] = torch.get_num_threads()
+    info['torch_interop_threads'] = torch.get_num_interop_threads()
+    par = torch.__config__.parallel_info()
+    m = re.search(r'ATen parallel backend: (.+)', par)
+    info['torch_parallel_backend'] = m.group(1).strip() if m else None
+    return info
+
+
+def peak_rss_mb():
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
 # ---------------------------------------------------------------------------------------- I/O
 
 def read_inputs(d, timing):
@@ -283,6 +341,9 @@ def check_layout(ours, size, theirs, theta):
 
 
 def main(argv):
+    if '--blas' in argv:
+        print(json.dumps(blas_info()))
+        return 0
     timing = '--time' in argv
     device = 'cpu'
     if '--device' in argv:
@@ -328,23 +389,26 @@ def main(argv):
             torch.backends.cudnn.allow_tf32 = False
         theta, x, y, v = (a.to(device) for a in (theta, x, y, v))
         sync = torch.cuda.synchronize if cuda else (lambda: None)
-        figures = {}
+        figures, cpu = {}, {}
         for key, fn in (('loss_ms', lambda: loss_fn(forward, theta, x, y, reduction)),
                         ('grad_ms', lambda: gradient(forward, theta, x, y, reduction)),
                         ('hvp_ms', lambda: hvp(forward, theta, v, x, y, reduction))):
             with torch.no_grad() if key == 'loss_ms' else torch.enable_grad():
                 fn()  # warm-up
                 sync()
-                samples = []
+                samples, used = [], []
                 for _ in range(repeats):
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     fn()
                     sync()
                     samples.append((time.perf_counter() - t0) * 1e3)
+                    used.append((time.process_time() - c0) * 1e3)
             figures[key] = round(statistics.median(samples), 3)
-        figures.update({'threads': torch.get_num_threads(), 'n': int(header['n']), 'size': size,
+            cpu[key.replace('_ms', '')] = round(statistics.median(used), 3)
+        figures.update({'cpu_ms': cpu, 'threads': torch.get_num_threads(), 'n': int(header['n']), 'size': size,
                         'repeats': repeats, 'torch': torch.__version__, 'device': device,
-                        **({'device_name': torch.cuda.get_device_name(device)} if cuda else {})})
+                        **({'device_name': torch.cuda.get_device_name(device)} if cuda else {}),
+                        'blas': blas_info(), 'peak_rss_mb': peak_rss_mb()})
         print(json.dumps(figures))
         return 0
 

@@ -1,0 +1,106 @@
+// cusp's own wasm SIMD kernels, in AssemblyScript (compiled by build.mjs beside this file into
+// kernels-wasm.ts). The module imports tfjs-backend-wasm's own memory, so every pointer here is an
+// offset in the tfjs wasm heap and no tensor is copied in or out. It has no data segments, no
+// globals it writes and no allocator: it touches only the memory it is given.
+
+// Filter gradient of a 2-D convolution, NHWC, as dW[k, co] = sum_p X[p, k] * dY[p, co] with
+// k = (kh, kw, ci) and p = (n, oy, ox), accumulated image by image into dw (which the caller zeroes):
+//   xp  [n, hp, wp, ci]  the input, already padded so that every window is in range (no bounds checks)
+//   dy  [n, oh, ow, co]  the output gradient, read in place (never repacked)
+//   dw  [fh, fw, ci, co] the filter gradient (+=)
+// Register blocking: 4 rows of k by 8 columns of co (8 f32x4 accumulators) over every pixel of a
+// group of images, so the group's dy stays in cache across the k blocks. co must be a
+// multiple of 8 (the caller falls back otherwise). Summation order is fixed: pixels in raster
+// order within an image, images in order, groups in order; the same inputs give the same bits.
+export function filterGrad(
+  xp: usize, dy: usize, dw: usize,
+  n: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, co: i32,
+  fh: i32, fw: i32, sh: i32, sw: i32,
+): void {
+  const K = fh * fw * ci
+  const xImage = <usize>(hp * wp * ci) << 2
+  const dyImage = <usize>(oh * ow * co) << 2
+  const xRow = <usize>(sh * wp * ci) << 2 // one output row down in xp
+  const xPix = <usize>(sw * ci) << 2 // one output column right in xp
+  const dyPix = <usize>co << 2
+  // Images in groups whose dy fits in ~128 KiB, so it stays in cache across the k blocks.
+  const group = max(1, min(n, (32768 / max(1, oh * ow * co)) as i32))
+  for (let g0 = 0; g0 < n; g0 += group) {
+    const g1 = min(n, g0 + group)
+    for (let c0 = 0; c0 < co; c0 += 8) {
+      let k = 0
+      for (; k + 4 <= K; k += 4) {
+        const o0 = offsetOf(k, fw, ci, wp)
+        const o1 = offsetOf(k + 1, fw, ci, wp)
+        const o2 = offsetOf(k + 2, fw, ci, wp)
+        const o3 = offsetOf(k + 3, fw, ci, wp)
+        const w0 = dw + ((<usize>k * co + c0) << 2)
+        const w1 = w0 + dyPix
+        const w2 = w1 + dyPix
+        const w3 = w2 + dyPix
+        let a0 = v128.load(w0), a1 = v128.load(w0, 16)
+        let b0 = v128.load(w1), b1 = v128.load(w1, 16)
+        let d0 = v128.load(w2), d1 = v128.load(w2, 16)
+        let e0 = v128.load(w3), e1 = v128.load(w3, 16)
+        for (let b = g0; b < g1; b++) {
+        const xb = xp + <usize>b * xImage
+        let g = dy + <usize>b * dyImage + (<usize>c0 << 2)
+        for (let oy = 0; oy < oh; oy++) {
+          let xr = xb + <usize>oy * xRow
+          for (let ox = 0; ox < ow; ox++) {
+            const y0 = v128.load(g)
+            const y1 = v128.load(g, 16)
+            const s0 = v128.load32_splat(xr + o0)
+            a0 = f32x4.add(a0, f32x4.mul(s0, y0))
+            a1 = f32x4.add(a1, f32x4.mul(s0, y1))
+            const s1 = v128.load32_splat(xr + o1)
+            b0 = f32x4.add(b0, f32x4.mul(s1, y0))
+            b1 = f32x4.add(b1, f32x4.mul(s1, y1))
+            const s2 = v128.load32_splat(xr + o2)
+            d0 = f32x4.add(d0, f32x4.mul(s2, y0))
+            d1 = f32x4.add(d1, f32x4.mul(s2, y1))
+            const s3 = v128.load32_splat(xr + o3)
+            e0 = f32x4.add(e0, f32x4.mul(s3, y0))
+            e1 = f32x4.add(e1, f32x4.mul(s3, y1))
+            g += dyPix
+            xr += xPix
+          }
+        }
+        }
+        v128.store(w0, a0); v128.store(w0, a1, 16)
+        v128.store(w1, b0); v128.store(w1, b1, 16)
+        v128.store(w2, d0); v128.store(w2, d1, 16)
+        v128.store(w3, e0); v128.store(w3, e1, 16)
+      }
+      for (; k < K; k++) {
+        const o0 = offsetOf(k, fw, ci, wp)
+        const w0 = dw + ((<usize>k * co + c0) << 2)
+        let a0 = v128.load(w0), a1 = v128.load(w0, 16)
+        for (let b = g0; b < g1; b++) {
+        const xb = xp + <usize>b * xImage
+        let g = dy + <usize>b * dyImage + (<usize>c0 << 2)
+        for (let oy = 0; oy < oh; oy++) {
+          let xr = xb + <usize>oy * xRow
+          for (let ox = 0; ox < ow; ox++) {
+            const s0 = v128.load32_splat(xr + o0)
+            a0 = f32x4.add(a0, f32x4.mul(s0, v128.load(g)))
+            a1 = f32x4.add(a1, f32x4.mul(s0, v128.load(g, 16)))
+            g += dyPix
+            xr += xPix
+          }
+        }
+        }
+        v128.store(w0, a0); v128.store(w0, a1, 16)
+      }
+    }
+  }
+}
+
+// Byte offset in one padded image of filter tap k = (kh, kw, ci) relative to the window's corner.
+@inline function offsetOf(k: i32, fw: i32, ci: i32, wp: i32): usize {
+  const c = k % ci
+  const t = k / ci
+  const kw = t % fw
+  const kh = t / fw
+  return <usize>((kh * wp + kw) * ci + c) << 2
+}
