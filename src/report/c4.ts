@@ -75,17 +75,22 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
 
   // The cusp exponent, ReLU against the tanh control.
   const exps = r.scans.map((x) => ({ activation: x.activation, nData: x.nData, instance: x.instance, e: cuspExponent(x, level) })).sort((a, b) => a.nData - b.nData)
-  const of = (a: string) => exps.filter((x) => x.activation === a && x.e !== undefined)
+  // Seeds of one size pooled: the mean exponent, with the union of the seeds' intervals.
+  const of = (a: string) => {
+    const bySize = new Map<number, { slope: number; lo: number; hi: number }[]>()
+    for (const x of exps) if (x.activation === a && x.e !== undefined) bySize.set(x.nData, [...(bySize.get(x.nData) ?? []), x.e])
+    return [...bySize].sort((p, q) => p[0] - q[0]).map(([nData, es]) => ({ nData, seeds: es.length, slope: mean(es.map((e) => e.slope)), lo: Math.min(...es.map((e) => e.lo)), hi: Math.max(...es.map((e) => e.hi)) }))
+  }
   const main = of(activation)
   const ctl = of(control)
-  const eText = (xs: typeof exps) => xs.map((x) => `p(${x.nData}) = ${fmt(x.e!.slope, 3)} [${fmt(x.e!.lo, 3)}, ${fmt(x.e!.hi, 3)}]`).join(', ')
+  const eText = (xs: ReturnType<typeof of>) => xs.map((x) => `p(${x.nData}) = ${fmt(x.slope, 3)} [${fmt(x.lo, 3)}, ${fmt(x.hi, 3)}]${x.seeds > 1 ? ` (${x.seeds} seeds)` : ''}`).join(', ')
   const cuspText = `${activation}: ${eText(main) || 'none'}; ${control} control: ${eText(ctl) || 'none'}`
   let cv: Verdict = 'inconclusive'
   let cd = `${cuspText}: needs ${activation} scans at >= 2 sizes and a ${control} control`
   if (main.length >= 2 && ctl.length >= 1) {
-    const big = main[main.length - 1]!.e!
-    const small = main[0]!.e!
-    const ctlBig = ctl[ctl.length - 1]!.e!
+    const big = main[main.length - 1]!
+    const small = main[0]!
+    const ctlBig = ctl[ctl.length - 1]!
     const sharper = big.hi < ctlBig.lo
     const falls = big.slope < small.slope
     cv = sharper && falls ? 'supported' : 'not supported'

@@ -58,6 +58,8 @@ export interface RunTelemetry {
   nData: number | null
   /** params.seed when the run has it, else null. */
   seed: number | null
+  /** The train stage's own verdict on its last row (`peak_certified`: it stopped past its peak), when written. */
+  peakCertified: boolean | null
   rows: { iteration: number; t: number; loss: number; thetaNorm: number; lambda1: number | null }[]
 }
 
@@ -72,6 +74,9 @@ export interface ScanRecord {
   lambda1: number
   peakLambda1Logged: number
   thetaNormMaxRelChange: number
+  /** The smallest loss change the scan resolves (scan.json `loss_resolution`), when written: changes below it are noise. */
+  lossResolution: number | null
+  seed: number | null
 }
 
 /** What a prepared dataset is, in a line. */
@@ -144,12 +149,14 @@ export function parseProbe(text: string, instance: string, params: JsonObject, r
 /** A telemetry.jsonl (stages/train): one JSON row per line; blank lines ignored. */
 export function parseTelemetry(text: string, instance: string, params: JsonObject): RunTelemetry {
   const rows: RunTelemetry['rows'] = []
+  let peakCertified: boolean | null = null
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue
     const r = JSON.parse(line) as Record<string, unknown>
     rows.push({ iteration: num(r.iteration) ?? 0, t: num(r.t) ?? 0, loss: num(r.loss) ?? NaN, thetaNorm: num(r.thetaNorm) ?? NaN, lambda1: num(r.lambda1) })
+    if (typeof r.peak_certified === 'boolean') peakCertified = r.peak_certified
   }
-  return { instance, activation: str(params.activation, 'relu'), nData: num(params.n_data), seed: num(params.seed), rows }
+  return { instance, activation: str(params.activation, 'relu'), nData: num(params.n_data), seed: num(params.seed), peakCertified, rows }
 }
 
 /** A scan.json (stages/cusp-scan). */
@@ -165,6 +172,8 @@ export function parseScan(text: string, instance: string, params: JsonObject): S
     lambda1: num(j.lambda_1) ?? NaN,
     peakLambda1Logged: num(j.peak_lambda_1_logged) ?? NaN,
     thetaNormMaxRelChange: num(j.theta_norm_max_rel_change) ?? NaN,
+    lossResolution: num(j.loss_resolution),
+    seed: num(params.seed) ?? num(j.seed),
   }
 }
 

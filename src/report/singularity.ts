@@ -42,14 +42,19 @@ export interface PeakSeries {
   fitSum: LinearFit
 }
 
-/** The largest logged lambda_1 of a run at t >= tMin, its time, and whether the run went past it. */
+/**
+ * The largest logged lambda_1 of a run at t >= tMin, its time, and whether the run went past it: the
+ * train stage's `peak_certified` flag when its telemetry has one, else last loss < certLoss or last
+ * lambda_1 at least certDrop below the peak.
+ */
 export function runPeak(run: RunTelemetry, rule: PeakRule): { peak: number; peakT: number; certified: boolean } | undefined {
   let best: { peak: number; peakT: number } | undefined
   for (const r of run.rows) if (r.t >= rule.tMin && r.lambda1 !== null && (best === undefined || r.lambda1 > best.peak)) best = { peak: r.lambda1, peakT: r.t }
   if (best === undefined) return undefined
   const last = run.rows[run.rows.length - 1]!
   const lastLambda = [...run.rows].reverse().find((r) => r.lambda1 !== null)?.lambda1 ?? best.peak
-  const certified = last.loss < rule.certLoss || lastLambda <= (1 - rule.certDrop) * best.peak
+  // The train stage's own flag when it wrote one (its stop rule), else this rule on the logged rows.
+  const certified = run.peakCertified ?? (last.loss < rule.certLoss || lastLambda <= (1 - rule.certDrop) * best.peak)
   return { ...best, certified }
 }
 
@@ -90,11 +95,13 @@ export function symmetricChanges(scan: Pick<ScanRecord, 'deltas' | 'changes'>): 
 }
 
 /**
- * The cusp exponent p of s(d) ~ a d^p: least squares of log s on log d over the d with s > 0, with
+ * The cusp exponent p of s(d) ~ a d^p: least squares of log s on log d over the d with s above the
+ * scan's loss resolution (0 when it has none: changes below it are float32 noise), with
  * the slope's t interval at `level`. Undefined with fewer than 3 usable points.
  */
-export function cuspExponent(scan: Pick<ScanRecord, 'deltas' | 'changes'>, level: number): (SlopeInterval & { points: number }) | undefined {
-  const pts = symmetricChanges(scan).filter((x) => x.s > 0)
+export function cuspExponent(scan: Pick<ScanRecord, 'deltas' | 'changes'> & { lossResolution?: number | null }, level: number): (SlopeInterval & { points: number }) | undefined {
+  const floor = scan.lossResolution ?? 0
+  const pts = symmetricChanges(scan).filter((x) => x.s > floor)
   if (pts.length < 3) return undefined
   const f = slopeInterval(pts.map((x) => Math.log(x.d)), pts.map((x) => Math.log(x.s)), level)
   return { ...f, points: pts.length }

@@ -69,13 +69,13 @@ export function probe(o: ProbeOpts): ProbeRecord {
 /** A gradient-flow run whose lambda_1 peaks at `peak` (t = 0..10, peak at t = 5, back to 1 at the end). */
 export function flow(activation: string, nData: number, peak: number, thetaGrowth = 0.001, seed?: number): RunTelemetry {
   const rows = Array.from({ length: 11 }, (_, i) => ({ iteration: i * 10, t: i, loss: 2 - i * 0.1, thetaNorm: 10 * (1 + (thetaGrowth * i) / 10), lambda1: peak * Math.sin((Math.PI * i) / 10) + 1 }))
-  return { instance: `train-flow@activation=${activation},n_data=${nData}${seed !== undefined ? `,seed=${seed}` : ''}`, activation, nData, seed: seed ?? null, rows }
+  return { instance: `train-flow@activation=${activation},n_data=${nData}${seed !== undefined ? `,seed=${seed}` : ''}`, activation, nData, seed: seed ?? null, peakCertified: null, rows }
 }
 
 /** A cusp scan of c(Delta) = a |Delta|^p + b Delta (the odd term is the gradient's) on 21 points of [-0.003, 0.003]. */
 export function scan(nData: number, p: number, activation = 'relu', a = 1, b = 0.01): ScanRecord {
   const deltas = Array.from({ length: 21 }, (_, i) => ((i - 10) * 0.003) / 10)
-  return { instance: `cusp-scan@activation=${activation},n_data=${nData}`, activation, nData, deltas, changes: deltas.map((d) => a * Math.abs(d) ** p + b * d), lambda1: 100, peakLambda1Logged: 100, thetaNormMaxRelChange: 0.001 }
+  return { instance: `cusp-scan@activation=${activation},n_data=${nData}`, activation, nData, deltas, changes: deltas.map((d) => a * Math.abs(d) ** p + b * d), lambda1: 100, peakLambda1Logged: 100, thetaNormMaxRelChange: 0.001, lossResolution: null, seed: null }
 }
 
 /** The dense run (3 classes, eta 0.06, a probe every 10 iterations to 300): rho_1, rho_2 enter the edge at probe `entry`, where |d_1|, |d_2| jump x5 (at `jumpAt`). */
