@@ -57,7 +57,7 @@ function judgeRun(e: RunEdge, topMin: number, bulkMaxAllowed: number, minProbes:
 
 function describe(e: RunEdge, v: Verdict, minProbes: number): string {
   if (e.topMax === undefined || e.bulkMax === undefined) return `${e.label}: rho_${e.nc} not measured (k = ${e.k} < n_c = ${e.nc})`
-  const s = `${e.label}: max rho_${e.nc - 1} = ${fmt(e.topMax)}, max rho_${e.nc} = ${fmt(e.bulkMax)}, edge set ${e.edgeSet} vs n_c - 1 = ${e.nc - 1}, gap ${fmt(e.gap, 3)}x over ${e.probes} probes`
+  const s = `${e.label}: max rho_${e.nc - 1} = ${fmt(e.topMax)}, max rho_${e.nc} = ${fmt(e.bulkMax)}, edge set ${e.edgeSet >= e.k ? `>= ${e.k} (every measured eigenvalue)` : e.edgeSet} vs n_c - 1 = ${e.nc - 1}, gap ${fmt(e.gap, 3)}x over ${e.probes} probes`
   return v === 'inconclusive' ? `${s} (too few probes after the transient: needs ${minProbes})` : s
 }
 

@@ -80,6 +80,7 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
     'one eta-step loss change per probe; probes of one run are serially correlated, so the t interval (which treats them as independent) may be too narrow',
     "the paper's top (n_c - 1 leading eigenvectors) includes sub-edge directions when fewer than n_c - 1 eigenvalues are at the edge; the edge-set row removes them",
     'seeds of one combination are pooled into its row',
+    ...(r.probes.some((p) => p.edgeDimCapped) ? ['some probes had every measured eigenvalue in the edge set (edge_dim capped at k): their edge-set top may miss edge directions beyond k'] : []),
   ]
   const ours = rows.length > 0 ? rows.map((t) => `${rowName(t)}: top - bulk ${fmt(t.diffMean)} [${fmt(t.diffLo)}, ${fmt(t.diffHi)}]`).join('; ') : 'n/a'
   const measured: JsonObject = {

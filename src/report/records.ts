@@ -46,6 +46,8 @@ export interface ProbeRecord {
   vectors: number[][] | null
   /** Step loss changes with top = the edge set {i : rho_i >= edgeThreshold} (probe.json, when measured). */
   edgeDim: number | null
+  /** True when every measured eigenvalue was in the edge set (edge_dim is then a lower bound). */
+  edgeDimCapped: boolean
   lossChangeTopEdge: number | null
   lossChangeBulkEdge: number | null
 }
@@ -141,6 +143,7 @@ export function parseProbe(text: string, instance: string, params: JsonObject, r
     nData: num(params.n_data) ?? num(j.n_data),
     vectors: matrix(j.vectors) ?? matrix((j.sketch as { rows?: unknown } | undefined)?.rows),
     edgeDim: num(j.edge_dim),
+    edgeDimCapped: j.edge_dim_capped === true,
     lossChangeTopEdge: num(j.loss_change_top_edge),
     lossChangeBulkEdge: num(j.loss_change_bulk_edge),
   }

@@ -62,7 +62,7 @@ export function probe(o: ProbeOpts): ProbeRecord {
     instance, role, series, arch, activation, eta: o.eta, classes: nc, iteration: o.iteration, t: o.iteration * o.eta,
     rho, d: o.d ?? rho.map((_, i) => 1 / (i + 1)), lambda1: (2 * rho[0]!) / o.eta,
     topNorm: 1, bulkNorm: 0.3, lossChangeTop: o.top ?? 0, lossChangeBulk: o.bulk ?? -0.002, thetaNorm: 10,
-    seed: o.seed ?? null, nData: o.nData ?? null, vectors: null, edgeDim: null, lossChangeTopEdge: null, lossChangeBulkEdge: null,
+    seed: o.seed ?? null, nData: o.nData ?? null, vectors: null, edgeDim: null, edgeDimCapped: false, lossChangeTopEdge: null, lossChangeBulkEdge: null,
   }
 }
 
