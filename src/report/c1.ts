@@ -129,7 +129,9 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
     runs.length > 0 ? `${runs.length} runs judged, each with ${Math.min(...probeCounts)}-${Math.max(...probeCounts)} probes after the transient; the edge set is counted up to k = ${Math.min(...ks)} eigenvalues` : 'no run could be judged',
     ...spanWords,
   ].join('; ')
+  const tMax = Math.max(0, ...runs.flatMap((x) => r.probes.filter((p) => p.series === x.e.series).map((p) => p.t)))
   const limits = [
+    `runs are probed up to t = ${fmt(tMax, 3)} (the paper: up to t = 40 or loss < 0.1); an edge reached later is not seen`,
     'rho_n_c above rho_bulk_max between two probes is not seen (the maximum is over probed checkpoints only)',
     'eigenvalues are Lanczos estimates to the probe stage\'s residual tolerance; values within it of a threshold are not resolved',
     `a run with k < n_c eigenvalues cannot show rho_n_c`,
