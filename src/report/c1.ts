@@ -126,7 +126,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
     return `${s.arch as string}: eta span ${fmt(span, 3)}x, so a bulk eigenvalue that does not move with eta and sits at the edge at the largest eta (rho_n_c ~ 1) would read ~${fmt(1 / span, 3)} at the smallest: ${can ? 'below' : 'not below'} rho_bulk_max = ${bulkMaxAllowed}, so this span ${can ? 'can' : 'cannot'} tell an eta-independent bulk from one that follows 2/eta (needs >= ${fmt(1 / bulkMaxAllowed, 3)}x)`
   })
   const power = [
-    runs.length > 0 ? `${runs.length} runs judged, each with ${Math.min(...probeCounts)}-${Math.max(...probeCounts)} probes after the transient; the edge set is counted up to k = ${Math.min(...ks)} eigenvalues` : 'no run could be judged',
+    runs.length > 0 ? `${runs.length} runs judged, each with ${Math.min(...probeCounts) === Math.max(...probeCounts) ? Math.min(...probeCounts) : `${Math.min(...probeCounts)}-${Math.max(...probeCounts)}`} probes after the transient; the edge set is counted up to k = ${Math.min(...ks)} eigenvalues` : 'no run could be judged',
     ...spanWords,
   ].join('; ')
   const tMax = Math.max(0, ...runs.flatMap((x) => r.probes.filter((p) => p.series === x.e.series).map((p) => p.t)))

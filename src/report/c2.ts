@@ -140,7 +140,9 @@ export function judgeC2(inp: JudgeInput): ClaimVerdict {
   }
   const method = runs.some((x) => x.method === 'rank') ? 'rank' : 'overlap'
   const meanP0 = p0s.length === 0 ? NaN : p0s.reduce((a, b) => a + b, 0) / p0s.length
-  const power = k === 0
+  const power = runs.length === 0
+    ? `no densely probed run with >= ${minProbes} probes after the transient: the design could not test the claim`
+    : k === 0
     ? `no entry observed in ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes after the transient: the design could not test the claim`
     : `${k} entries over ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes: a jump placed at random lands within ±${prm.tol} probe(s) of its entry with probability ${fmt(meanP0, 3)} on average, so even ${k}/${k} coincidences would have chance p = ${fmt(pBest, 3)}; the design ${pBest <= alpha ? 'can' : 'cannot'} detect coincidence at alpha = ${alpha}${Number.isFinite(nullRate) ? `; away from entries a jump >= x${prm.jumpFactor} happens at ${fmt(nullRate * 100, 3)}% of steps` : ''}`
   const limits = [
