@@ -1,10 +1,14 @@
 // The one transient rule (claims.yaml `transient:`): probes at t < t_min and the catapult of a run
 // that started above the edge are excluded, once, for C1, C2, C3 and Table 1.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
+import { parseClaimsFile } from '../../src/report/claims.ts'
+import { judgeAll } from '../../src/report/verdicts.ts'
 import { buildAudit } from '../../src/report/audit.ts'
 import type { StageResults } from '../../src/report/records.ts'
 import { describeRule, splitTransient } from '../../src/report/transient.ts'
-import { denseRun, judge, probe, repoClaimsFile, supportedResults } from './fixtures.ts'
+import { denseRun, judge, probe, repoClaimsFile, ROOT, supportedResults } from './fixtures.ts'
 
 const rule = { t_min: 1, catapult_rho: 1 }
 
@@ -41,4 +45,16 @@ t.test('Table 1 and C3 do not count transient probes; C2 does not see an entry a
   const v = judge('C2', { ...r, probes: [...r.probes.filter((p) => p.role !== 'dense'), ...dense] })
   t.equal(v.verdict, 'supported')
   t.same((v.measured.events as { edge_iteration: number }[]).map((e) => e.edge_iteration), [100, 100])
+})
+
+t.test('claims.yaml without the shared rules is an error naming the field; a threshold missing from a claim throws, naming it', async (t) => {
+  const text = readFileSync(join(ROOT, 'claims.yaml'), 'utf8')
+  const noRule = parseClaimsFile(text.replace(/^transient:.*$/m, ''))
+  t.notOk(noRule.ok)
+  if (!noRule.ok) t.match(noRule.error.join('\n'), /transient\.t_min must be a number/)
+  const badLevel = parseClaimsFile(text.replace(/^level: .*$/m, 'level: 95'))
+  t.notOk(badLevel.ok)
+  const file = repoClaimsFile()
+  const noParam = { ...file, claims: file.claims.map((c) => (c.id === 'C2' ? { ...c, params: { ...c.params, alpha: undefined as unknown as number } } : c)) }
+  t.throws(() => judgeAll(noParam, supportedResults()), /claims\.yaml C2: params\.alpha must be a number, got nothing/)
 })
