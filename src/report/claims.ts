@@ -25,6 +25,26 @@ export interface Claim {
   params: JsonObject
 }
 
+/**
+ * The one rule, shared by every claim and Table 1, for what is NOT the edge of stability: the
+ * untrained network and the initial transient (claims.yaml `transient:`). A probe is transient when
+ * t = n eta < t_min, or when its run began above the edge (rho_1 >= catapult_rho at the run's first
+ * probe) and rho_1 has not yet fallen below catapult_rho (the catapult at initialisation).
+ */
+export interface TransientRule {
+  t_min: number
+  catapult_rho: number
+}
+
+/** claims.yaml as a whole: the shared rules and the claims. */
+export interface ClaimsFile {
+  transient: TransientRule
+  /** Confidence level of every interval, and the significance / power of every power statement. */
+  level: number
+  power: number
+  claims: Claim[]
+}
+
 const TEXT_FIELDS = ['title', 'section', 'sentence', 'quantity', 'test', 'paper_value'] as const
 
 /** Parses claims.yaml's text; every problem found is listed. */
@@ -56,10 +76,30 @@ export function parseClaims(text: string): Result<Claim[], string[]> {
   return errors.length > 0 ? fail(errors) : ok(claims)
 }
 
-/** A numeric param of a claim, or `dflt` when absent; throws when present but not a number. */
-export function numParam(claim: Pick<Claim, 'id' | 'params'>, name: string, dflt: number): number {
+/** Parses claims.yaml with its shared rules (transient exclusion, interval level, power). */
+export function parseClaimsFile(text: string): Result<ClaimsFile, string[]> {
+  const claims = parseClaims(text)
+  if (!claims.ok) return claims
+  const doc = parse(text) as { transient?: Record<string, unknown>; level?: unknown; power?: unknown }
+  const errors: string[] = []
+  const t = doc.transient
+  const tMin = t?.t_min
+  const cat = t?.catapult_rho
+  if (typeof tMin !== 'number' || !(tMin >= 0)) errors.push('claims.yaml: transient.t_min must be a number >= 0 (probes at t = n eta below it are the initial transient)')
+  if (typeof cat !== 'number' || !(cat > 0)) errors.push('claims.yaml: transient.catapult_rho must be a number > 0 (a run whose first probe has rho_1 at or above it started above the edge)')
+  const unit = (v: unknown, name: string): number => {
+    if (typeof v !== 'number' || !(v > 0 && v < 1)) errors.push(`claims.yaml: ${name} must be a number in (0, 1)`)
+    return v as number
+  }
+  const level = unit(doc.level, 'level')
+  const power = unit(doc.power, 'power')
+  if (errors.length > 0) return fail(errors)
+  return ok({ transient: { t_min: tMin as number, catapult_rho: cat as number }, level, power, claims: claims.value })
+}
+
+/** A numeric param of a claim; throws, naming the claim and param, when absent or not a number (thresholds live in claims.yaml only). */
+export function numParam(claim: Pick<Claim, 'id' | 'params'>, name: string): number {
   const v = claim.params[name]
-  if (v === undefined) return dflt
-  if (typeof v !== 'number') throw new Error(`claims.yaml ${claim.id}: params.${name} must be a number, got ${JSON.stringify(v)}`)
+  if (typeof v !== 'number') throw new Error(`claims.yaml ${claim.id}: params.${name} must be a number, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`)
   return v
 }

@@ -5,12 +5,11 @@
  * Figure 3 (||P_top g|| solid, ||P_bulk g|| dotted), Figure 4 (rho_1..rho_{n_c-1} and |d_i| of the
  * densely probed run), Figure 5 (lambda_1 vs t of the gradient-flow runs, colour = n_D, one panel per
  * activation), Figure 6 (L(theta* + Delta h_1) - L(theta*) vs Delta, colour = n_D), and the peak
- * lambda_1 vs n_D with its least-squares line and R^2. Styling comes from a `Theme` (the figures
+ * lambda_1 vs n_D with the audit's least-squares line and R^2 (only when the audit shows them). Styling comes from a `Theme` (the figures
  * stage's theme.json), so restyling changes no data. A figure without data is a labelled empty panel.
  */
 import type { TopLevelSpec } from 'vega-lite'
 import type { ProbeRecord, StageResults } from './records.ts'
-import { peakSeries } from './singularity.ts'
 import { fmt } from './stats.ts'
 import { rhoBulkFirst, rhoTopLast } from './table1.ts'
 
@@ -210,20 +209,50 @@ export function figure6(r: StageResults, th: Theme): FigureSpec {
   return { id: 'figure-6', title, caption: 'Change in the training loss along h_1 around θ*, the snapshot of peak λ_1; colour = dataset size n_D.', spec, points: rows.length, instances: uniq(r.scans.map((s) => s.instance)) }
 }
 
-/** Peak lambda_1 vs n_D with the least-squares line, per activation; R^2 (mean- and sum-reduced) in the subtitle. */
-export function figurePeak(r: StageResults, th: Theme): FigureSpec {
-  const acts = uniq(r.flows.map((f) => f.activation))
+/** The audited C4 numbers the peak figure shows (audit.json's C4 `measured`), when an audit is given. */
+export interface AuditedPeaks {
+  activation: string
+  minSizes: number
+  r2Shown: boolean
+  peaks: { nData: number; peak: number }[]
+  slope: number | null
+  intercept: number | null
+  r2: number | null
+  r2Lo: number | null
+  r2Hi: number | null
+}
+
+/** Reads the C4 entry of an audit record (audit.json read back as JSON). */
+export function auditedPeaks(audit: { claims: readonly { id: string; measured: Record<string, unknown> }[] } | undefined, activation = 'relu'): AuditedPeaks | undefined {
+  const m = audit?.claims.find((c) => c.id === 'C4')?.measured
+  if (m === undefined || typeof m.min_sizes !== 'number') return undefined
+  const n = (v: unknown): number | null => (typeof v === 'number' ? v : null)
+  const peaks = Array.isArray(m.peaks) ? (m.peaks as { n_data: number; peak_lambda_1: number }[]).map((p) => ({ nData: p.n_data, peak: p.peak_lambda_1 })) : []
+  return { activation, minSizes: m.min_sizes, r2Shown: m.r2_shown === true, peaks, slope: n(m.slope_mean), intercept: n(m.intercept_mean), r2: n(m.r2_mean), r2Lo: n(m.r2_lo), r2Hi: n(m.r2_hi) }
+}
+
+/**
+ * Peak lambda_1 vs n_D: the audited points (certified runs, seeds pooled) with the least-squares line
+ * and R^2 only when the audit shows them (at least its minimum number of sizes); without an audit,
+ * the raw peak of every run and no line.
+ */
+export function figurePeak(r: StageResults, th: Theme, audited?: AuditedPeaks): FigureSpec {
   const rows: Row[] = []
   const notes: string[] = []
-  const instances: string[] = []
-  for (const a of acts) {
-    const s = peakSeries(r.flows, a)
-    instances.push(...s.points.flatMap((p) => p.instances))
-    for (const p of s.points) rows.push({ activation: a, nData: p.nData, peak: p.peakMean, kind: 'measured' })
-    if (s.points.length >= 2 && Number.isFinite(s.fitMean.slope)) {
-      for (const p of s.points) rows.push({ activation: a, nData: p.nData, peak: s.fitMean.intercept + s.fitMean.slope * p.nData, kind: 'fit' })
+  const instances = uniq(r.flows.filter((f) => f.rows.some((x) => x.lambda1 !== null)).map((f) => f.instance))
+  if (audited !== undefined) {
+    for (const p of audited.peaks) rows.push({ activation: audited.activation, nData: p.nData, peak: p.peak, kind: 'measured' })
+    if (audited.r2Shown && audited.slope !== null && audited.intercept !== null) {
+      for (const p of audited.peaks) rows.push({ activation: audited.activation, nData: p.nData, peak: audited.intercept + audited.slope * p.nData, kind: 'fit' })
+      notes.push(`${audited.activation}: R² = ${fmt(audited.r2)} [${fmt(audited.r2Lo)}, ${fmt(audited.r2Hi)}] (mean-reduced), ${audited.peaks.length} sizes`)
+    } else notes.push(`${audited.activation}: ${audited.peaks.length} size(s): no line or R² below ${audited.minSizes} sizes`)
+  } else {
+    for (const f of r.flows) {
+      let peak: number | undefined
+      for (const x of f.rows) if (x.lambda1 !== null && (peak === undefined || x.lambda1 > peak)) peak = x.lambda1
+      if (peak !== undefined && f.nData !== null) rows.push({ activation: f.activation, nData: f.nData, peak, kind: 'measured' })
     }
-    notes.push(`${a}: R² = ${fmt(s.fitMean.r2)} (mean-reduced), ${fmt(s.fitSum.r2)} (sum-reduced), ${s.points.length} sizes`)
+    notes.push('no audit: the raw peak of every run, no fit')
   }
   const title = 'Peak λ_1 against n_D'
   const spec: TopLevelSpec =
@@ -236,10 +265,10 @@ export function figurePeak(r: StageResults, th: Theme): FigureSpec {
             { transform: [{ filter: { field: 'kind', equal: 'fit' } }], mark: { type: 'line', strokeDash: th.dash.dotted, color: th.fitColor }, encoding: { x: { field: 'nData', type: 'quantitative' }, y: { field: 'peak', type: 'quantitative' }, detail: { field: 'activation', type: 'nominal' } } },
           ],
         } as TopLevelSpec)
-  return { id: 'figure-peak', title, caption: `Peak λ_1 of each gradient-flow run against the dataset size, with the least-squares line (dotted). ${notes.join('; ')}. For the sum-reduced loss λ_sum = n_D λ_mean.`, spec, points: rows.length, instances: uniq(instances) }
+  return { id: 'figure-peak', title, caption: `Peak λ_1 of the gradient-flow runs against the dataset size (seeds of a size pooled, runs certified past their peak), with the least-squares line (dotted) when the audit shows one. ${notes.join('; ')}.`, spec, points: rows.length, instances }
 }
 
 /** Every figure, in the report's order. */
-export function allFigures(r: StageResults, th: Theme): FigureSpec[] {
-  return [figure1(r, th), figure2(r, th), figure3(r, th), figure4(r, th), figure5(r, th), figure6(r, th), figurePeak(r, th)]
+export function allFigures(r: StageResults, th: Theme, audited?: AuditedPeaks): FigureSpec[] {
+  return [figure1(r, th), figure2(r, th), figure3(r, th), figure4(r, th), figure5(r, th), figure6(r, th), figurePeak(r, th, audited)]
 }

@@ -2,9 +2,10 @@
  * Reads the figures and audit stages' inputs (StageContext.inputs) into `StageResults`, the one
  * place these stages touch the filesystem for science outputs. Inputs are classified by output
  * name (probe.json, telemetry.jsonl, scan.json, manifest) and, for probes and telemetry, by the
- * dep's local name: `probes*` are the main grid (`probes-classes`: the 2/3/5-class runs,
- * `probes-dense`: the every-10-iterations run), `flow*` the gradient-flow runs, any other
- * telemetry a main-grid run. Each input also yields a provenance line with the sha256 of its
+ * dep's local name: a probe dep whose name contains `classes` is the class sweep (C1), one containing
+ * `dense` a densely probed run (C2; e.g. `probes-dense`, `probes-dense-cnn`), any other the eta grid
+ * and Table 1 (`probes`, `probes-cnn`); telemetry deps named `flow*` are the gradient-flow runs (C4),
+ * any other telemetry a gradient-descent run. Each input also yields a provenance line with the sha256 of its
  * bytes (the store's object digest) and, when the harness provides one, its instance fingerprint.
  */
 import { createHash } from 'node:crypto'

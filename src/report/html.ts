@@ -1,7 +1,9 @@
 /**
  * report.html: one self-contained page (no network, no script) with every figure inline (SVG as a
- * data: URI image, so each figure's ids stay private to it), the claims audit (verdict, reason, our
- * number beside the paper's), Table 1 as the paper prints it, and provenance: for each figure the
+ * data: URI image, so each figure's ids stay private to it), the claims audit (per claim the central
+ * test and its verdict, our number with its uncertainty beside the paper's, what the design could
+ * detect, its limits, the side checks), the transient rule, Table 1 as the paper prints it (and with
+ * the edge set as the top), every threshold taken from the audit (claims.yaml), and provenance: for each figure the
  * instances that fed it with the sha256 of each output (and the instance fingerprint when the
  * harness provides it), the engine backend and versions, the datasets and the profile. Pure: text in,
  * text out.
@@ -16,7 +18,7 @@ import type { Table1Row } from './table1.ts'
 /** What the page shows. */
 export interface ReportInput {
   figures: { figure: FigureSpec; svg: string; png: string }[]
-  table1: Table1Row[]
+  /** The audit (audit.json): verdicts, rules, Table 1. Without it the page says so. */
   audit: AuditRecord | undefined
   provenance: ProvenanceEntry[]
   engine: EnvRecord
@@ -41,6 +43,7 @@ figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee
 figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 details { font-size: 0.85em; margin-top: 0.4em; } code { font-size: 0.95em; word-break: break-all; }
 .omitted { color: #888; }
+ul.limits { margin: 0.3em 0 0 1em; padding: 0; } .side { font-size: 0.9em; color: #333; }
 `
 
 function b64(s: string): string {
@@ -49,15 +52,31 @@ function b64(s: string): string {
 
 function auditTable(a: AuditRecord | undefined): string {
   if (a === undefined) return '<p>No audit was given to the report.</p>'
-  const rows = a.claims.map((c) => `<tr class="${c.verdict.replace(' ', '-')}"><td>${esc(c.id)}</td><td><b>${esc(c.title)}</b><br><i>${esc(c.sentence)}</i></td><td><b>${esc(c.verdict)}</b><br>${esc(c.reason)}</td><td>${esc(c.ours)}</td><td>${esc(c.paper)}</td><td>${esc(c.profile)}<br>${esc(c.dataset)}</td></tr>`)
-  return `<table id="audit"><tr><th>claim</th><th>the paper says</th><th>verdict (why)</th><th>our number</th><th>the paper's number</th><th>profile, data</th></tr>${rows.join('')}</table>`
+  const rows = a.claims.map((c) => {
+    const sides = c.checks.filter((k) => k.role === 'side').map((k) => `<li>${esc(k.name)}: <b>${esc(k.verdict)}</b>. ${esc(k.detail)}</li>`)
+    const limits = c.limits.map((l) => `<li>${esc(l)}</li>`).join('')
+    return `<tr class="${c.verdict.replace(' ', '-')}"><td>${esc(c.id)}</td><td><b>${esc(c.title)}</b><br><i>${esc(c.sentence)}</i></td><td><b>${esc(c.verdict)}</b><br>${esc(c.reason)}<details><summary>central test</summary>${esc(c.central)}</details></td><td>${esc(c.ours)}</td><td>${esc(c.paper)}</td><td>${esc(c.power)}<details><summary>design limits</summary><ul class="limits">${limits}</ul></details></td><td class="side">${sides.length > 0 ? `<ul class="limits">${sides.join('')}</ul>` : '—'}</td><td>${esc(c.profile)}<br>${esc(c.dataset)}</td></tr>`
+  })
+  return `<table id="audit"><tr><th>claim</th><th>the paper says</th><th>verdict (central test)</th><th>our number (uncertainty)</th><th>the paper's number</th><th>what the design could detect</th><th>side checks (not in the verdict)</th><th>profile, data</th></tr>${rows.join('')}</table>
+<p>${esc(`Initial transient: ${a.rules.transient_text}; ${a.excluded.length} probe(s) excluded. Intervals are two-sided ${a.rules.level * 100}%; detection statements at power ${a.rules.power}.`)}</p>`
 }
 
-function table1Html(rows: Table1Row[]): string {
-  if (rows.length === 0) return '<p>No main-grid probes: no Table 1.</p>'
+function table1Html(id: string, rows: Table1Row[], a: AuditRecord, none: string): string {
+  if (rows.length === 0) return `<p>${esc(none)}</p>`
+  const pct = `${a.rules.level * 100}%`
   const cell = (m: number | null, s: number | null): string => (m === null ? '—' : `${fmt(m)} (${fmt(s)})`)
-  const body = rows.map((r) => `<tr${r.included ? '' : ' class="omitted"'}><td class="num">${r.eta}</td><td>${esc(`${r.arch}-${r.activation}`)}</td><td class="num">${cell(r.topMean, r.topStd)}</td><td class="num">${cell(r.bulkMean, r.bulkStd)}</td><td class="num">${r.atEdge} / ${r.probes}${r.included ? '' : ' (omitted: fewer than 3)'}</td></tr>`)
-  return `<table id="table-1"><tr><th>η</th><th>architecture</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th><th>probes at the edge / all</th></tr>${body.join('')}</table>`
+  const ci = (r: Table1Row): string => (r.diffMean === null ? '—' : `${fmt(r.diffMean)} [${fmt(r.diffLo)}, ${fmt(r.diffHi)}]`)
+  const body = rows.map((r) => `<tr${r.included ? '' : ' class="omitted"'}><td class="num">${r.eta}</td><td>${esc(`${r.arch}-${r.activation}`)}</td><td class="num">${r.nData ?? '—'}</td><td class="num">${cell(r.topMean, r.topStd)}</td><td class="num">${cell(r.bulkMean, r.bulkStd)}</td><td class="num">${ci(r)}</td><td class="num">${r.detectable === null ? '—' : `±${fmt(r.detectable)}`}</td><td class="num">${r.atEdge} / ${r.probes}${r.omitted === null ? '' : ` (omitted: ${esc(r.omitted)})`}</td></tr>`)
+  return `<table id="${id}"><tr><th>η</th><th>architecture</th><th>n_D</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th><th>top − bulk, paired (${pct} CI)</th><th>detectable difference</th><th>probes at the edge / all</th></tr>${body.join('')}</table>`
+}
+
+function table1Section(a: AuditRecord | undefined): string {
+  if (a === undefined) return '<p>No audit was given to the report: Table 1 is computed by the audit.</p>'
+  const t = a.rules.table1
+  return `<p>${esc(`Mean and standard deviation (n − 1) of the change in the training loss from one η-step along −P_top g and along −P_bulk g, over probes after the initial transient with ρ_(n_c−1) > ${t.rho_threshold}; combinations with fewer than ${t.min_iterations} such probes are omitted (greyed, with the reason). The paired column is top − bulk on the same probe; a positive interval means the bulk step lowered the loss more. "Detectable difference": the smallest mean top − bulk this row would detect.`)}</p>
+${table1Html('table-1', a.table1, a, 'No main-grid probes: no Table 1.')}
+<h3>The same with the edge set as the top</h3>
+${table1Html('table-1-edge', a.table1_edge, a, 'Not measured: the probes carry no edge-set step changes (top = {i : ρ_i ≥ threshold}).')}`
 }
 
 /** The paper's Table 1 as printed (eta, architecture, top mean (std), bulk mean (std)), for comparison. */
@@ -103,8 +122,7 @@ export function buildReportHtml(r: ReportInput): string {
 <h2>Claims audit</h2>
 ${auditTable(r.audit)}
 <h2>Table 1: Learning occurs in the bulk, not the top</h2>
-<p>Mean and standard deviation (n − 1) of the change in the training loss from one η-step along −P_top g and along −P_bulk g, over probes with ρ_{n_c−1} &gt; 0.7; combinations with fewer than three such probes are omitted (greyed).</p>
-${table1Html(r.table1)}
+${table1Section(r.audit)}
 ${paperTable1Html()}
 <h2>Figures</h2>
 ${figs.join('\n')}

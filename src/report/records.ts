@@ -35,6 +35,21 @@ export interface ProbeRecord {
   lossChangeTop: number | null
   lossChangeBulk: number | null
   thetaNorm: number | null
+  /** The run's seed (params.seed, else probe.json's), when known: seeds of one setting are separate series. */
+  seed: number | null
+  /** Training examples the run used (params.n_data, else probe.json's n_data), when known. */
+  nData: number | null
+  /**
+   * The eigenvectors h_1..h_k, or a seeded random sketch S h_i of them (probe.json `vectors`, or
+   * `sketch.rows`): only inner products between probes of one run are used (C2's overlap matching).
+   */
+  vectors: number[][] | null
+  /** Step loss changes with top = the edge set {i : rho_i >= edgeThreshold} (probe.json, when measured). */
+  edgeDim: number | null
+  /** True when every measured eigenvalue was in the edge set (edge_dim is then a lower bound). */
+  edgeDimCapped: boolean
+  lossChangeTopEdge: number | null
+  lossChangeBulkEdge: number | null
 }
 
 /** One train run's telemetry rows (gradient flow: with lambda_1 each logged row). */
@@ -43,6 +58,10 @@ export interface RunTelemetry {
   activation: string
   /** params.n_data when the run has it (the gradient-flow runs do), else null. */
   nData: number | null
+  /** params.seed when the run has it, else null. */
+  seed: number | null
+  /** The train stage's own verdict on its last row (`peak_certified`: it stopped past its peak), when written. */
+  peakCertified: boolean | null
   rows: { iteration: number; t: number; loss: number; thetaNorm: number; lambda1: number | null }[]
 }
 
@@ -57,6 +76,9 @@ export interface ScanRecord {
   lambda1: number
   peakLambda1Logged: number
   thetaNormMaxRelChange: number
+  /** The smallest loss change the scan resolves (scan.json `loss_resolution`), when written: changes below it are noise. */
+  lossResolution: number | null
+  seed: number | null
 }
 
 /** What a prepared dataset is, in a line. */
@@ -72,6 +94,7 @@ export interface DatasetRecord {
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
 const str = (v: unknown, dflt: string): string => (typeof v === 'string' ? v : dflt)
 const nums = (v: unknown): number[] => (Array.isArray(v) ? v.map((x) => (typeof x === 'number' ? x : NaN)) : [])
+const matrix = (v: unknown): number[][] | null => (Array.isArray(v) && v.length > 0 && v.every((r) => Array.isArray(r)) ? v.map((r) => nums(r)) : null)
 
 /** The stage name of an instance id (`probe@eta=0.1` -> `probe`). */
 export function stageOf(instance: string): string {
@@ -116,18 +139,27 @@ export function parseProbe(text: string, instance: string, params: JsonObject, r
     lossChangeTop: num(j.loss_change_top),
     lossChangeBulk: num(j.loss_change_bulk),
     thetaNorm: num(j.theta_norm),
+    seed: num(params.seed) ?? num(j.seed),
+    nData: num(params.n_data) ?? num(j.n_data),
+    vectors: matrix(j.vectors) ?? matrix((j.sketch as { rows?: unknown } | undefined)?.rows),
+    edgeDim: num(j.edge_dim),
+    edgeDimCapped: j.edge_dim_capped === true,
+    lossChangeTopEdge: num(j.loss_change_top_edge),
+    lossChangeBulkEdge: num(j.loss_change_bulk_edge),
   }
 }
 
 /** A telemetry.jsonl (stages/train): one JSON row per line; blank lines ignored. */
 export function parseTelemetry(text: string, instance: string, params: JsonObject): RunTelemetry {
   const rows: RunTelemetry['rows'] = []
+  let peakCertified: boolean | null = null
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue
     const r = JSON.parse(line) as Record<string, unknown>
     rows.push({ iteration: num(r.iteration) ?? 0, t: num(r.t) ?? 0, loss: num(r.loss) ?? NaN, thetaNorm: num(r.thetaNorm) ?? NaN, lambda1: num(r.lambda1) })
+    if (typeof r.peak_certified === 'boolean') peakCertified = r.peak_certified
   }
-  return { instance, activation: str(params.activation, 'relu'), nData: num(params.n_data), rows }
+  return { instance, activation: str(params.activation, 'relu'), nData: num(params.n_data), seed: num(params.seed), peakCertified, rows }
 }
 
 /** A scan.json (stages/cusp-scan). */
@@ -143,6 +175,8 @@ export function parseScan(text: string, instance: string, params: JsonObject): S
     lambda1: num(j.lambda_1) ?? NaN,
     peakLambda1Logged: num(j.peak_lambda_1_logged) ?? NaN,
     thetaNormMaxRelChange: num(j.theta_norm_max_rel_change) ?? NaN,
+    lossResolution: num(j.loss_resolution),
+    seed: num(params.seed) ?? num(j.seed),
   }
 }
 

@@ -1,48 +1,78 @@
 /**
  * The measurements of paper §5.4 ("The trajectory of theta lies near a singularity"): peak lambda_1
- * of each gradient-flow run against the dataset size n_D with its least-squares line (Figure 5's
- * claim, R^2 = 99.91% in the paper), for the mean-reduced loss the engine uses and for the
+ * of each gradient-flow run against the dataset size n_D (Figure 5's claim, R^2 = 99.91% in the
+ * paper), seeds of one size pooled, for the mean-reduced loss the engine uses and for the
  * sum-reduced loss (lambda_sum = n_D lambda_mean, so that line is nearly trivial and is reported
- * only beside the other); the largest relative change of ||theta|| during training ("increased by
- * much less than 1%"); and a shape measure of the cusp scan (Figure 6).
+ * only beside the other); whether a run's peak is certified (the run went past it); the largest
+ * relative change of ||theta|| during training ("increased by much less than 1%"); and the cusp
+ * scan's exponent p in L(theta* + Delta h_1) - L(theta*) ~ |Delta|^p (Figure 6): a ReLU kink gives
+ * p = 1, a smooth minimum p = 2, a singularity in the sense of Definition 3.1 p < 1.
  */
 import type { RunTelemetry, ScanRecord } from './records.ts'
-import { linearFit, mean, type LinearFit } from './stats.ts'
+import { linearFit, mean, slopeInterval, type LinearFit, type SlopeInterval } from './stats.ts'
 
-/** Peak lambda_1 per dataset size (runs of one size averaged), sorted by n_D. */
+/** When a run's peak counts (claims.yaml C4 params and the shared transient rule). */
+export interface PeakRule {
+  /** Rows before this t are the initial transient. */
+  tMin: number
+  /** A run is certified past its peak when its last logged loss is below this ... */
+  certLoss: number
+  /** ... or its last lambda_1 is at least this fraction below the peak. */
+  certDrop: number
+}
+
+/** One run's peak. */
+export interface RunPeak {
+  instance: string
+  nData: number
+  seed: number | null
+  peak: number
+  peakT: number
+  certified: boolean
+}
+
+/** Peak lambda_1 per dataset size (certified runs of one size averaged), sorted by n_D. */
 export interface PeakSeries {
   activation: string
-  points: { nData: number; peakMean: number; peakSum: number; instances: string[] }[]
-  /** Fit of peak lambda_1 (mean-reduced loss) against n_D. */
+  runs: RunPeak[]
+  points: { nData: number; peakMean: number; peakSum: number; peaks: number[]; instances: string[] }[]
+  /** Fit of the per-size mean peak lambda_1 (mean-reduced loss) against n_D. */
   fitMean: LinearFit
   /** Fit of n_D * peak lambda_1 (the sum-reduced loss's lambda_1) against n_D. */
   fitSum: LinearFit
 }
 
-/** The largest logged lambda_1 of a run, or undefined when none was logged. */
-export function peakLambda1(run: RunTelemetry): number | undefined {
-  let best: number | undefined
-  for (const r of run.rows) if (r.lambda1 !== null && (best === undefined || r.lambda1 > best)) best = r.lambda1
-  return best
+/**
+ * The largest logged lambda_1 of a run at t >= tMin, its time, and whether the run went past it: the
+ * train stage's `peak_certified` flag when its telemetry has one, else last loss < certLoss or last
+ * lambda_1 at least certDrop below the peak.
+ */
+export function runPeak(run: RunTelemetry, rule: PeakRule): { peak: number; peakT: number; certified: boolean } | undefined {
+  let best: { peak: number; peakT: number } | undefined
+  for (const r of run.rows) if (r.t >= rule.tMin && r.lambda1 !== null && (best === undefined || r.lambda1 > best.peak)) best = { peak: r.lambda1, peakT: r.t }
+  if (best === undefined) return undefined
+  const last = run.rows[run.rows.length - 1]!
+  const lastLambda = [...run.rows].reverse().find((r) => r.lambda1 !== null)?.lambda1 ?? best.peak
+  // The train stage's own flag when it wrote one (its stop rule), else this rule on the logged rows.
+  const certified = run.peakCertified ?? (last.loss < rule.certLoss || lastLambda <= (1 - rule.certDrop) * best.peak)
+  return { ...best, certified }
 }
 
-/** Peak lambda_1 against n_D for the gradient-flow runs of one activation. */
-export function peakSeries(flows: readonly RunTelemetry[], activation: string): PeakSeries {
-  const bySize = new Map<number, { peaks: number[]; instances: string[] }>()
+/** Peak lambda_1 against n_D for the gradient-flow runs of one activation (certified runs only in the points). */
+export function peakSeries(flows: readonly RunTelemetry[], activation: string, rule: PeakRule): PeakSeries {
+  const runs: RunPeak[] = []
   for (const f of flows) {
     if (f.activation !== activation || f.nData === null) continue
-    const p = peakLambda1(f)
-    if (p === undefined) continue
-    const e = bySize.get(f.nData) ?? { peaks: [], instances: [] }
-    e.peaks.push(p)
-    e.instances.push(f.instance)
-    bySize.set(f.nData, e)
+    const p = runPeak(f, rule)
+    if (p !== undefined) runs.push({ instance: f.instance, nData: f.nData, seed: f.seed, ...p })
   }
+  const bySize = new Map<number, RunPeak[]>()
+  for (const r of runs) if (r.certified) bySize.set(r.nData, [...(bySize.get(r.nData) ?? []), r])
   const points = [...bySize.entries()]
     .sort((a, b) => a[0] - b[0])
-    .map(([nData, e]) => ({ nData, peakMean: mean(e.peaks), peakSum: nData * mean(e.peaks), instances: e.instances.sort() }))
+    .map(([nData, rs]) => ({ nData, peakMean: mean(rs.map((r) => r.peak)), peakSum: nData * mean(rs.map((r) => r.peak)), peaks: rs.map((r) => r.peak), instances: rs.map((r) => r.instance).sort() }))
   const xs = points.map((p) => p.nData)
-  return { activation, points, fitMean: linearFit(xs, points.map((p) => p.peakMean)), fitSum: linearFit(xs, points.map((p) => p.peakSum)) }
+  return { activation, runs, points, fitMean: linearFit(xs, points.map((p) => p.peakMean)), fitSum: linearFit(xs, points.map((p) => p.peakSum)) }
 }
 
 /** max_n | ||theta_n|| - ||theta_0|| | / ||theta_0|| over a run's logged rows; undefined without rows. */
@@ -54,23 +84,39 @@ export function thetaRelChange(run: RunTelemetry): number | undefined {
   return m
 }
 
-/**
- * Cusp sharpness kappa of a scan: the mean curvature (c(d) + c(-d)) / d^2 at the smallest |Delta| on
- * the grid, over the same at the largest |Delta|. A parabola (smooth minimum) gives 1, |Delta|^p with
- * p < 2 gives (d_max / d_min)^(2-p) > 1: the sharper the cusp, the larger kappa. Undefined when the
- * grid lacks a symmetric pair or the outer curvature is not positive.
- */
-export function cuspSharpness(scan: Pick<ScanRecord, 'deltas' | 'changes'>): number | undefined {
+/** The symmetric part s(d) = (c(d) + c(-d)) / 2 at each d > 0 that has both signs (the odd, gradient term cancels). */
+export function symmetricChanges(scan: Pick<ScanRecord, 'deltas' | 'changes'>): { d: number; s: number }[] {
   const at = new Map<number, number>()
   scan.deltas.forEach((d, i) => {
     const c = scan.changes[i]
     if (c !== null && c !== undefined && Number.isFinite(c)) at.set(d, c)
   })
-  const pairs = [...at.keys()].filter((d) => d > 0 && at.has(-d)).sort((a, b) => a - b)
-  if (pairs.length < 2) return undefined
-  const curv = (d: number): number => (at.get(d)! + at.get(-d)!) / (d * d)
-  const inner = curv(pairs[0]!)
-  const outer = curv(pairs[pairs.length - 1]!)
+  return [...at.keys()].filter((d) => d > 0 && at.has(-d)).sort((a, b) => a - b).map((d) => ({ d, s: (at.get(d)! + at.get(-d)!) / 2 }))
+}
+
+/**
+ * The cusp exponent p of s(d) ~ a d^p: least squares of log s on log d over the d with s above the
+ * scan's loss resolution (0 when it has none: changes below it are float32 noise), with
+ * the slope's t interval at `level`. Undefined with fewer than 3 usable points.
+ */
+export function cuspExponent(scan: Pick<ScanRecord, 'deltas' | 'changes'> & { lossResolution?: number | null }, level: number): (SlopeInterval & { points: number }) | undefined {
+  const floor = scan.lossResolution ?? 0
+  const pts = symmetricChanges(scan).filter((x) => x.s > floor)
+  if (pts.length < 3) return undefined
+  const f = slopeInterval(pts.map((x) => Math.log(x.d)), pts.map((x) => Math.log(x.s)), level)
+  return { ...f, points: pts.length }
+}
+
+/**
+ * Cusp sharpness kappa of a scan (kept beside the exponent for continuity with earlier audits): the
+ * mean curvature s(d) / d^2 at the smallest |Delta| over the same at the largest. A parabola gives 1,
+ * |Delta|^p gives (d_max / d_min)^(2-p). Undefined without two symmetric pairs or a positive outer curvature.
+ */
+export function cuspSharpness(scan: Pick<ScanRecord, 'deltas' | 'changes'>): number | undefined {
+  const pts = symmetricChanges(scan)
+  if (pts.length < 2) return undefined
+  const inner = pts[0]!.s / pts[0]!.d ** 2
+  const outer = pts[pts.length - 1]!.s / pts[pts.length - 1]!.d ** 2
   if (!(outer > 0)) return undefined
   return inner / outer
 }

@@ -1,7 +1,7 @@
 /**
  * The audit's short summary: the shape of the audit stage's result (result.json) and the text
  * `npm run pipeline` prints at its end, one block per claim (verdict, our number, the paper's, and
- * the reason when not supported). Kept apart from the verdict logic so the CLI imports only this.
+ * the reason when not supported, and what the design could detect). Kept apart from the verdict logic so the CLI imports only this.
  */
 export type SummaryVerdict = 'supported' | 'not supported' | 'inconclusive'
 
@@ -9,7 +9,8 @@ export type SummaryVerdict = 'supported' | 'not supported' | 'inconclusive'
 export interface AuditSummary {
   profile: string
   dataset: string
-  verdicts: { id: string; title: string; verdict: SummaryVerdict; reason: string; ours: string; paper: string }[]
+  /** `power` (what the design could detect) is optional so summaries stored by older audits still print. */
+  verdicts: { id: string; title: string; verdict: SummaryVerdict; reason: string; ours: string; paper: string; power?: string }[]
 }
 
 /** True for a value shaped like an AuditSummary (the CLI reads it back from the store). */
@@ -26,6 +27,7 @@ export function formatSummary(s: AuditSummary): string {
     lines.push(`     ours:  ${v.ours}`)
     lines.push(`     paper: ${v.paper}`)
     if (v.verdict !== 'supported') lines.push(`     why:   ${v.reason}`)
+    if (v.power !== undefined) lines.push(`     power: ${v.power}`)
   }
   return `${lines.join('\n')}\n`
 }

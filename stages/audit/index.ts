@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { Ajv } from 'ajv'
 import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { buildAudit, summarise } from '../../src/report/audit.ts'
-import { parseClaims } from '../../src/report/claims.ts'
+import { parseClaimsFile } from '../../src/report/claims.ts'
 import { gatherResults } from '../../src/report/gather.ts'
 import { producersEnv } from '../shared/producers-env.ts'
 
@@ -24,7 +24,7 @@ export interface AuditParams {
 }
 
 export default defineStage(async (ctx: StageContext<AuditParams>) => {
-  const claims = parseClaims(await readFile(CLAIMS, 'utf8'))
+  const claims = parseClaimsFile(await readFile(CLAIMS, 'utf8'))
   if (!claims.ok) throw new Error(`claims.yaml:\n  ${claims.error.join('\n  ')}`)
   const { results, provenance } = await gatherResults(ctx.inputs)
   ctx.log(`${results.probes.length} probes (${results.absentProbes.length} of checkpoints never reached), ${results.flows.length} gradient-flow runs, ${results.scans.length} cusp scans`)
@@ -34,6 +34,7 @@ export default defineStage(async (ctx: StageContext<AuditParams>) => {
   const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(await readFile(SCHEMA, 'utf8')) as object)
   if (!validate(audit)) throw new Error(`audit.json does not match schemas/audit.schema.json: ${JSON.stringify(validate.errors)}`)
   await writeFile(join(ctx.outDir, 'audit.json'), `${JSON.stringify(audit, null, 2)}\n`)
+  ctx.log(`${audit.excluded.length} probes excluded as the initial transient (${audit.rules.transient_text})`)
   for (const c of audit.claims) ctx.log(`${c.id} ${c.verdict}: ${c.reason}`)
   return summarise(audit)
 })

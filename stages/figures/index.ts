@@ -10,12 +10,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import type { AuditRecord } from '../../src/report/audit.ts'
-import { allFigures, type Theme } from '../../src/report/figure-specs.ts'
+import { allFigures, auditedPeaks, type Theme } from '../../src/report/figure-specs.ts'
 import { gatherResults } from '../../src/report/gather.ts'
 import { buildReportHtml } from '../../src/report/html.ts'
 import { describeDatasets } from '../../src/report/records.ts'
 import { renderSvg, svgToPng } from '../../src/report/render.ts'
-import { computeTable1 } from '../../src/report/table1.ts'
 import { producersEnv } from '../shared/producers-env.ts'
 
 const THEME = new URL('./theme.json', import.meta.url)
@@ -32,7 +31,7 @@ export default defineStage(async (ctx: StageContext<FiguresParams>) => {
   const audit = auditText === undefined ? undefined : (JSON.parse(auditText) as AuditRecord)
   const dir = join(ctx.outDir, 'figures')
   await mkdir(dir)
-  const figures = allFigures(results, theme)
+  const figures = allFigures(results, theme, auditedPeaks(audit))
   const rendered = []
   for (const [i, f] of figures.entries()) {
     ctx.progress(i / (figures.length + 1), `rendering ${f.id}`)
@@ -43,11 +42,12 @@ export default defineStage(async (ctx: StageContext<FiguresParams>) => {
     await writeFile(join(dir, `${f.id}.vl.json`), `${JSON.stringify(f.spec, null, 2)}\n`)
     rendered.push({ figure: f, svg, png: `figures/${f.id}.png` })
   }
-  const table1 = audit?.table1 ?? computeTable1(results.probes)
-  await writeFile(join(dir, 'table1.json'), `${JSON.stringify(table1, null, 2)}\n`)
+  // Table 1 is the audit's (its rule lives in claims.yaml, which this stage does not read).
+  const table1 = audit?.table1 ?? []
+  await writeFile(join(dir, 'table1.json'), `${JSON.stringify({ paper: table1, edge_set: audit?.table1_edge ?? [] }, null, 2)}\n`)
   const engine = audit?.engine ?? producersEnv(ctx.inputs)
   const dataset = audit?.dataset ?? describeDatasets(results.datasets)
-  const html = buildReportHtml({ figures: rendered, table1, audit, provenance, engine, profile: ctx.params.profile, dataset })
+  const html = buildReportHtml({ figures: rendered, audit, provenance, engine, profile: ctx.params.profile, dataset })
   await writeFile(join(ctx.outDir, 'report.html'), html)
   ctx.progress(1, `${figures.length} figures, report.html`)
   return {

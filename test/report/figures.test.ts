@@ -2,9 +2,11 @@
 // of its caption (solid and dotted series, the colour legend's title, axis titles), a figure without
 // data renders as a labelled empty panel, and the page holds every figure, the audit and Table 1.
 import t from 'tap'
-import { allFigures } from '../../src/report/figure-specs.ts'
+import { buildAudit } from '../../src/report/audit.ts'
+import { allFigures, auditedPeaks, figurePeak } from '../../src/report/figure-specs.ts'
+import { buildReportHtml } from '../../src/report/html.ts'
 import { renderSvg } from '../../src/report/render.ts'
-import { supportedResults } from './fixtures.ts'
+import { repoClaimsFile, supportedResults } from './fixtures.ts'
 import { syntheticReport, THEME } from './support/synthetic-report.ts'
 
 t.test('all figures render with their encodings; the page holds them', async (t) => {
@@ -23,7 +25,7 @@ t.test('all figures render with their encodings; the page holds them', async (t)
   t.match(svgs.get('figure-4')!, /\|d_i\| = \|h_i · g\|/)
   t.match(svgs.get('figure-5')!, /λ_1/)
   t.match(svgs.get('figure-6')!, /L\(θ\* \+ Δh_1\) − L\(θ\*\)/)
-  t.match(svgs.get('figure-peak')!, /R² = 0\.9998 \(mean-reduced\)/)
+  t.match(svgs.get('figure-peak')!, /R² = 0\.9999 \[0\.9998, 1\] \(mean-reduced\)/)
   t.equal((html.match(/<figure /g) ?? []).length, 7)
   t.match(html, /<table id="audit">/)
   t.match(html, /<table id="table-1">/)
@@ -36,4 +38,31 @@ t.test('a figure without data is a labelled empty panel', async (t) => {
   const f6 = figs.find((f) => f.id === 'figure-6')!
   t.equal(f6.points, 0)
   t.match(await renderSvg(f6.spec), /no data: no cusp scans/)
+})
+
+t.test('the peak figure shows no line and no R^2 below the audit\'s minimum number of sizes', async (t) => {
+  const r = supportedResults()
+  const two = { ...r, flows: r.flows.filter((f) => f.nData !== 400) }
+  const engine = { backend: 'wasm', versions: {} }
+  const audit = buildAudit(repoClaimsFile(), two, [], { profile: 'x', engine })
+  const f = figurePeak(two, THEME, auditedPeaks(audit))
+  const svg = await renderSvg(f.spec)
+  t.notMatch(svg, /R² =/)
+  t.match(f.caption, /2 size\(s\): no line or R² below 3 sizes/)
+  t.notMatch(JSON.stringify(f.spec), /"kind":"fit"/, 'no fitted points')
+})
+
+t.test('the report states the audit\'s thresholds, power and limits, none of its own', async (t) => {
+  const file = repoClaimsFile()
+  const c3 = file.claims.find((c) => c.id === 'C3')!
+  const changed = { ...file, claims: file.claims.map((c) => (c === c3 ? { ...c, params: { ...c.params, rho_threshold: 0.8, min_iterations: 4 } } : c)) }
+  const engine = { backend: 'wasm', versions: {} }
+  const audit = buildAudit(changed, supportedResults(), [], { profile: 'x', engine })
+  const html = buildReportHtml({ figures: [], audit, provenance: [], engine, profile: 'x', dataset: 'd' })
+  t.match(html, /ρ_\(n_c−1\) &gt; 0\.8; combinations with fewer than 4 such probes/)
+  t.notMatch(html, /fewer than three|&gt; 0\.7;/)
+  for (const c of audit.claims) t.ok(html.includes(c.power.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')), `${c.id}: power statement on the page`)
+  t.match(html, /design limits/)
+  t.match(html, /Initial transient: probes at t = n·eta &lt; 1/)
+  t.match(html, /<table id="table-1-edge">|Not measured: the probes carry no edge-set step changes/)
 })
