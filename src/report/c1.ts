@@ -12,7 +12,7 @@ import { numParam } from './claims.ts'
 import type { ProbeRecord } from './records.ts'
 import { fmt, linearFit } from './stats.ts'
 import { rhoBulkFirst, rhoTopLast } from './table1.ts'
-import { groupBy, jnum, verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './verdicts.ts'
+import { groupBy, jnum, verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './claim-verdict.ts'
 
 /** One run's edge: the largest rho_{n_c-1} and rho_{n_c} after the transient, the edge set, the gap. */
 export interface RunEdge {

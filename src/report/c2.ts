@@ -16,7 +16,7 @@ import { trackByOverlap, trackByRank, type Track } from './overlap.ts'
 import type { ProbeRecord } from './records.ts'
 import { fmt, poissonBinomialTail } from './stats.ts'
 import { rhoTopLast } from './table1.ts'
-import { groupBy, jnum, verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './verdicts.ts'
+import { groupBy, jnum, verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './claim-verdict.ts'
 
 /** One direction that was seen entering the edge. */
 export interface EntryEvent {

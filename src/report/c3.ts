@@ -12,7 +12,7 @@ import type { JsonObject } from '../harness/types.ts'
 import { numParam } from './claims.ts'
 import { fmt } from './stats.ts'
 import { computeTable1, type Table1Options, type Table1Row } from './table1.ts'
-import { verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './verdicts.ts'
+import { verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './claim-verdict.ts'
 
 /** A row's paired verdict: interval above 0 agrees with the paper, below 0 disagrees. */
 export function rowVerdict(t: Table1Row): Verdict {

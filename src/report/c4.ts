@@ -12,7 +12,7 @@ import type { JsonObject } from '../harness/types.ts'
 import { numParam } from './claims.ts'
 import { cuspExponent, peakSeries, thetaRelChange, type PeakSeries } from './singularity.ts'
 import { bootstrapInterval, fmt, linearFit, mean, slopeInterval, tQuantile } from './stats.ts'
-import { jnum, verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './verdicts.ts'
+import { jnum, verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './claim-verdict.ts'
 
 const strParam = (inp: JudgeInput, name: string): string => {
   const v = inp.claim.params[name]
