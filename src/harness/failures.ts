@@ -4,6 +4,7 @@
  * The switch is exhaustive: adding a variant to `Failure` without a case here is a type
  * error, so no failure can ever print as `[object Object]`.
  */
+import { printable } from './redact.ts'
 import { unsafeNameReason } from './safe-name.ts'
 import { didYouMean } from './suggest.ts'
 import type { Failure, SourceLocation } from './types.ts'
@@ -17,8 +18,16 @@ function list(items: readonly string[]): string {
   return items.length === 0 ? '(none)' : items.join(', ')
 }
 
-/** One failure as a user-facing message (may span lines, e.g. a stage's stderr tail). */
+/**
+ * One failure as a user-facing message (may span lines, e.g. a stage's stderr tail). What came
+ * from outside (a stage's output, a record's field, a file's content) is redacted, stripped of
+ * terminal control characters and clipped (redact.ts).
+ */
 export function formatFailure(f: Failure): string {
+  return printable(describe(f), [], 8000)
+}
+
+function describe(f: Failure): string {
   switch (f.reason) {
     case 'yaml-syntax':
       return `${at(f.location)} invalid YAML: ${f.message}. Fix the syntax at this position.`
