@@ -14,11 +14,12 @@ import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
-import { readLock, writeLock } from './lockfile.ts'
+import { readLock, withLockHeld, writeLock } from './lockfile.ts'
 import { StoreError } from './store/run-record-check.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
 import { produce } from './stage-job.ts'
 import { StoreLookups } from './store-lookups.ts'
+import { claimResumeDir, type ResumeClaim } from './resume-dir.ts'
 import { createWorkDir, diffTrees, removeWorkDir, sha256File, sweepWorkDirs, type WorkDir } from './workdir.ts'
 import type {
   ArtifactStore,
@@ -327,11 +328,17 @@ export class Execution {
     const weight = this.opts.runner !== undefined && mode === 'publish' ? 1 : Math.min(this.slots.capacity, Math.max(1, Math.ceil(inst.resources.cpu)))
     await this.slots.acquire(weight)
     let wd: WorkDir | undefined
+    let resume: ResumeClaim | undefined
     try {
       if (this.stoppedBy !== undefined && !this.opts.keepGoing && mode === 'publish') return { kind: 'stopped', by: this.stoppedBy }
       const started = Date.now()
       if (this.opts.runner !== undefined && mode === 'publish') return await this.runRemote(this.opts.runner, inst, fp, started)
-      const resumeDir = join(dirname(this.workRoot), 'resume', fp.fingerprint)
+      if (mode === 'publish') {
+        // One owner per resume directory: a second run of this instance fails here (resume-dir.ts).
+        const claimed = await claimResumeDir(join(dirname(this.workRoot), 'resume'), fp.fingerprint, inst.id)
+        if (!claimed.ok) return { kind: 'failed', failure: { reason: 'busy', instance: inst.id, message: claimed.error.message } }
+        resume = claimed.value
+      }
       const r = await produce({
         store: this.store,
         root: this.pipeline.root,
@@ -343,7 +350,7 @@ export class Execution {
         processEnv: this.opts.processEnv ?? process.env,
         emit: this.emit,
         // A killed long run resumes from here on its next run (never under verify: that recomputes).
-        ...(mode === 'publish' ? { resumeDir } : {}),
+        ...(resume !== undefined ? { resumeDir: resume.dir } : {}),
       })
       if (r.kind !== 'produced') return r
       wd = r.wd
@@ -368,9 +375,10 @@ export class Execution {
       })
       this.writeLockEntry(inst, fp, outputs)
       // Published: partial state kept for a resume is of no further use.
-      await rm(resumeDir, { recursive: true, force: true }).catch(() => undefined)
+      await resume?.release({ removeDir: true })
       return { kind: 'ok', outputs, durationMs }
     } finally {
+      await resume?.release({ removeDir: false })
       if (wd !== undefined) await removeWorkDir(wd.dir)
       this.slots.release(weight)
     }
@@ -414,20 +422,22 @@ export class Execution {
   /**
    * Records one instance in the lock and rewrites it atomically. If another process rewrote
    * the lock since this one last read or wrote it (its stat changed), its entries are merged
-   * in first, so two runs on different targets do not erase each other's entries (a narrow
-   * race remains: there is no file lock).
+   * in first, so two runs on different targets do not erase each other's entries; all of it
+   * under the lock's exclusive owner file (lockfile.ts withLockHeld), so no entry is lost.
    */
   private writeLockEntry(inst: StageInstance, fp: FingerprintResult, outputs: Record<string, StoredOutput>): void {
     const entry = { stage: inst.stage, fingerprint: fp.fingerprint, breakdown: fp.breakdown, outputs }
     this.written.set(inst.id, entry)
-    if (lockStamp(this.opts.lockPath) !== this.lockStamp) {
-      const disk = readLock(this.opts.lockPath)
-      if (disk.ok && disk.value !== undefined) this.prep.lock.instances = { ...disk.value.instances, ...Object.fromEntries(this.written) }
-    }
-    this.prep.lock.instances[inst.id] = entry
-    const w = writeLock(this.opts.lockPath, this.prep.lock)
-    if (!w.ok) throw new LockWriteError(w.error)
-    this.lockStamp = lockStamp(this.opts.lockPath)
+    withLockHeld(this.opts.lockPath, () => {
+      if (lockStamp(this.opts.lockPath) !== this.lockStamp) {
+        const disk = readLock(this.opts.lockPath)
+        if (disk.ok && disk.value !== undefined) this.prep.lock.instances = { ...disk.value.instances, ...Object.fromEntries(this.written) }
+      }
+      this.prep.lock.instances[inst.id] = entry
+      const w = writeLock(this.opts.lockPath, this.prep.lock)
+      if (!w.ok) throw new LockWriteError(w.error)
+      this.lockStamp = lockStamp(this.opts.lockPath)
+    })
   }
 
   private skip(id: string, because: string): Settled {

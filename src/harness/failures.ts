@@ -74,6 +74,8 @@ function describe(f: Failure): string {
       return `stage instance ${f.instance} wrote an invalid result: ${f.message}. Fix the stage so its result matches its result schema.`
     case 'digest-mismatch':
       return `stage instance ${f.instance}: ${f.path} has digest ${f.expected.slice(0, 12)}... expected, ${f.actual.slice(0, 12)}... found. The stored copy is corrupt or the output changed; rerun the stage.`
+    case 'busy':
+      return `${f.message}.`
     case 'store-error':
       return `artifact store error: ${f.message}`
     case 'unexpected':

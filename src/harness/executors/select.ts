@@ -10,7 +10,7 @@ import { envForInstance } from '../../science/env-record.ts'
 import type { ExecutorKind } from '../cli-args.ts'
 import type { RunOptions } from '../exec-types.ts'
 import { fail, ok, type Failure, type Result, type ValidPipeline } from '../types.ts'
-import { DockerRunner, pipelineNameOf } from './docker.ts'
+import { DockerRunner, imageRefProblem, pipelineNameOf } from './docker.ts'
 import { imageEnv, variantOf } from './image-env.ts'
 import { KubernetesRunner } from './kubernetes.ts'
 import { LocalProcessRunner } from './local.ts'
@@ -59,6 +59,8 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
   if (remote && !storeUrl.startsWith('s3://')) {
     return fail({ reason: 'usage', message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)` })
   }
+  const badImage = remote ? imageRefProblem(image) : undefined
+  if (badImage !== undefined) return fail({ reason: 'usage', message: badImage })
   const spec = pipelineSpec(c, storeUrl)
   switch (c.executor) {
     case 'local':
