@@ -19,7 +19,7 @@ import { StoreError } from './store/run-record-check.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
 import { produce } from './stage-job.ts'
 import { StoreLookups } from './store-lookups.ts'
-import { claimResumeDir, type ResumeClaim } from './resume-dir.ts'
+import { claimResumeDir, sweepResumeDirs, type ResumeClaim } from './resume-dir.ts'
 import { createWorkDir, diffTrees, removeWorkDir, sha256File, sweepWorkDirs, type WorkDir } from './workdir.ts'
 import type {
   ArtifactStore,
@@ -122,7 +122,9 @@ export class Execution {
     const steps = this.prep.plan.steps
     this.emit({ type: 'plan', steps })
     if (this.opts.dryRun) return { steps, outcomes: {}, failures: [], ok: true }
-    if (steps.some((s) => s.action !== 'fresh')) await sweepWorkDirs(this.workRoot)
+    // Always (a readdir): a harness killed after its lock write leaves work it never removed.
+    await sweepWorkDirs(this.workRoot)
+    await sweepResumeDirs(join(dirname(this.workRoot), 'resume'), async (fp) => (await this.store.getRun(fp as Fingerprint)) !== undefined)
     if (this.opts.verify) await this.verifyAll()
     else await Promise.all(steps.map((s) => this.settle(s.instance)))
     const ok = this.failures.length === 0 && !Object.values(this.outcomes).some((o) => o.outcome === 'nondeterministic')

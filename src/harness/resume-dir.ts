@@ -10,7 +10,7 @@
  * after a failure or a kill it stays for the next run to resume from.
  */
 import { randomUUID } from 'node:crypto'
-import { link, mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { me, ownerAlive, parseOwner, type Owner } from './owner.ts'
 
@@ -90,4 +90,30 @@ function claim(dir: string, lockPath: string, text: string): ResumeClaim {
       if (now === text) await unlink(lockPath).catch(() => undefined)
     },
   }
+}
+
+/**
+ * Removes resume directories that are of no further use: no live owner, and their fingerprint
+ * already published (`published(fp)`, e.g. the store has its run record). A run killed after
+ * publishing but before removing its resume directory leaves one, and the next run of that
+ * instance finds it fresh and never claims it. Unpublished ones are kept for a resume.
+ */
+export async function sweepResumeDirs(root: string, published: (fingerprint: string) => Promise<boolean>): Promise<number> {
+  let removed = 0
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{64}$/.test(name)) continue
+    const claimed = await claimResumeDir(root, name, name).catch(() => undefined)
+    if (claimed === undefined || !claimed.ok) continue
+    const done = await published(name).catch(() => false)
+    await claimed.value.release({ removeDir: done })
+    if (done) removed++
+  }
+  // Owner files whose directory is gone and whose owner is dead (a kill between the two removals).
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const m = /^([0-9a-f]{64})\.owner$/.exec(name)
+    if (m === null || (await stat(join(root, m[1]!)).catch(() => undefined)) !== undefined) continue
+    const claimed = await claimResumeDir(root, m[1]!, m[1]!).catch(() => undefined)
+    if (claimed?.ok === true) await claimed.value.release({ removeDir: false })
+  }
+  return removed
 }
