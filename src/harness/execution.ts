@@ -14,7 +14,7 @@ import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
-import { readLock, withLockHeld, writeLock } from './lockfile.ts'
+import { LockBusyError, readLock, withLockHeld, writeLock } from './lockfile.ts'
 import { StoreError } from './store/run-record-check.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
 import { produce } from './stage-job.ts'
@@ -504,7 +504,7 @@ class LockWriteError extends Error {
 
 /** An exception as a Failure value (a lock write's own Failure passes through). */
 export function unexpected(e: unknown): Failure {
-  if (e instanceof LockWriteError) return e.failure
+  if (e instanceof LockWriteError || e instanceof LockBusyError) return e.failure
   // A store's own errors (unreachable endpoint, denied access) are user-facing, not bugs.
   if (e instanceof StoreError) return e.failure
   if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }

@@ -80,6 +80,13 @@ export function writeLock(path: string, lock: LockFile): Result<void, Failure> {
   }
 }
 
+/** The lock's owner file stayed held by a live process: a one-line `busy` failure. */
+export class LockBusyError extends Error {
+  constructor(readonly failure: Failure) {
+    super('message' in failure ? failure.message : failure.reason)
+  }
+}
+
 /** How long `withLockHeld` waits for a live holder before giving up (ms). */
 const HOLD_WAIT_MS = 120_000
 
@@ -121,7 +128,9 @@ export function withLockHeld<T>(path: string, fn: () => T): T {
         }
         continue
       }
-      if (Date.now() > until) throw new Error(`${ownerPath} is held by process ${owner.pid} on ${owner.host} for over ${HOLD_WAIT_MS / 1000} s; if no cusp run is active, delete it`)
+      if (Date.now() > until) {
+        throw new LockBusyError({ reason: 'busy', instance: basename(path), message: `${ownerPath} has been held by process ${owner.pid} on ${owner.host} for over ${HOLD_WAIT_MS / 1000} s; if no cusp run is active there, delete it` })
+      }
       sleepSync(wait)
     }
   } finally {
