@@ -14,6 +14,7 @@ import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
+import { ioFailure } from './failures.ts'
 import { LockBusyError, readLock, withLockHeld, writeLock } from './lockfile.ts'
 import { StoreError } from './store/run-record-check.ts'
 import { decide, inputKey, RESULT_OUTPUT, type KnownInstance } from './planner.ts'
@@ -507,6 +508,8 @@ export function unexpected(e: unknown): Failure {
   if (e instanceof LockWriteError || e instanceof LockBusyError) return e.failure
   // A store's own errors (unreachable endpoint, denied access) are user-facing, not bugs.
   if (e instanceof StoreError) return e.failure
+  const io = ioFailure(e) // EACCES, ENOSPC, a file in place of a directory: expected, one line
+  if (io !== undefined) return io
   if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }
   return { reason: 'unexpected', message: String(e) }
 }

@@ -79,10 +79,36 @@ function describe(f: Failure): string {
     case 'store-error':
       return `artifact store error: ${f.message}`
     case 'unexpected':
-      return `internal error (a bug in cusp, please report it): ${f.message}${f.stack !== undefined ? `\n${f.stack}` : ''}`
+      // The stack only on request: it is for a bug report, not for the person running the pipeline.
+      return `internal error (a bug in cusp, please report it): ${f.message}${f.stack !== undefined && process.env.CUSP_DEBUG === '1' ? `\n${f.stack}` : ''}`
     default:
       return unreachable(f)
   }
+}
+
+/** What each expected file-system error code means, for `ioFailure`. */
+const IO_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted (an immutable or protected file?)',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a file is where a directory should be',
+  EISDIR: 'a directory is where a file should be',
+  EMFILE: 'too many open files',
+  ENAMETOOLONG: 'path too long',
+}
+
+/**
+ * An expected file-system error (permission, space, a file in place of a directory) as a
+ * one-line `store-error` naming the path and what to do; undefined for anything else (a bug).
+ */
+export function ioFailure(e: unknown): Failure | undefined {
+  const err = e as NodeJS.ErrnoException
+  const what = typeof err?.code === 'string' ? IO_ERRORS[err.code] : undefined
+  if (what === undefined) return undefined
+  const where = typeof err.path === 'string' ? err.path : 'a path'
+  return { reason: 'store-error', message: `cannot ${err.syscall ?? 'write'} ${where}: ${what} (${err.code}). Free space or fix the permissions there, then run again` }
 }
 
 /** Several failures, one message per line group, in the given order. */

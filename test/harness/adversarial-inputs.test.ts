@@ -346,3 +346,26 @@ t.test('two runs of one instance at once: the second fails with one line naming 
   t.ok(lock.instances.side && lock.instances.leak, 'both entries kept in the lock')
   t.same(readdirSync(join(dir, '.cusp', 'resume')).filter((n) => !n.startsWith('.')), [], 'no resume directory or owner file left')
 })
+
+// ---- 7. store and work-area faults (root ignores permissions, so a file stands where a directory must be) ----
+const faultCases: [string, (d: string) => void, RegExp][] = [
+  ['a file in place of the store objects directory', (d) => {
+    mkdirSync(join(d, 'artifacts'), { recursive: true })
+    writeFileSync(join(d, 'artifacts', 'objects'), '')
+  }, /artifact store error: cannot \w+ .*artifacts\/objects.*: a file is where a directory should be \(ENOTDIR\)/],
+  ['a file in place of .cusp', (d) => writeFileSync(join(d, '.cusp'), ''), /cannot \w+ .*\.cusp.*(ENOTDIR|EEXIST)|a file is where a directory should be/],
+]
+for (const [name, breakIt, message] of faultCases) {
+  t.test(`${name}: exit 1, one-line store error, no stack, no lock entry`, async (t) => {
+    const d = project()
+    t.teardown(() => rmSync(d, { recursive: true, force: true }))
+    mkdirSync(join(d, 'home'))
+    breakIt(d)
+    const r = await cli(d, ['run', '--stage', 'side'])
+    t.equal(r.code, 1)
+    t.match(r.stderr, message)
+    t.ok(noStack(r.stderr), 'no stack')
+    t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line')
+    t.notOk(existsSync(join(d, 'pipeline.lock')), 'nothing locked')
+  })
+}
