@@ -10,7 +10,6 @@
  */
 import { availableParallelism } from 'node:os'
 import { statSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './exec-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
