@@ -12,7 +12,7 @@
  * manifest), so concurrent rebuilds are harmless. Run directly (`node scripts/cli-bundle.mjs`,
  * npm's `prepare`) it rebuilds when stale and prints where the bundle is.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -22,7 +22,26 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SELF = fileURLToPath(import.meta.url)
 const ENTRY = join(REPO, 'src/main.ts')
 /** Bump when the manifest layout changes. */
-const FORMAT = 1
+const FORMAT = 2
+
+/** `path` with symlinks resolved, or as given when it does not exist. */
+function real(path) {
+  try {
+    return realpathSync(path)
+  } catch {
+    return resolve(path)
+  }
+}
+
+/**
+ * What a bundle is keyed by besides its inputs' stamps: the project it was built from (this
+ * script's repository) and the directory it was built into, both as real paths. A copied or
+ * moved project (`cp -a project copy`, which keeps mtimes) therefore never runs a bundle built
+ * from another checkout, whose modules are pinned to that checkout's files.
+ */
+function owner(root) {
+  return { project: real(REPO), root: real(root) }
+}
 
 /** Where the bundle and its manifest live for a repository root (default: this one). */
 export function bundlePaths(root = REPO) {
@@ -38,7 +57,8 @@ function stamp(path) {
 
 /**
  * Whether the bundle under `root` must be rebuilt: no bundle or manifest, another manifest
- * format, or any recorded input (absolute paths) whose mtime or size differs.
+ * format, built from another project or into another directory (a copy or a move: `owner`),
+ * or any recorded input (absolute paths) whose mtime or size differs.
  */
 export function isStale(root = REPO) {
   const { bundle, manifest } = bundlePaths(root)
@@ -49,6 +69,8 @@ export function isStale(root = REPO) {
     return true
   }
   if (m?.format !== FORMAT || typeof m.inputs !== 'object' || m.inputs === null) return true
+  const o = owner(root)
+  if (m.project !== o.project || m.root !== o.root) return true
   if (stamp(bundle) === 'missing') return true
   for (const path in m.inputs) {
     if (stamp(path) !== m.inputs[path]) return true
@@ -124,7 +146,7 @@ export async function build(root = REPO, entry = ENTRY) {
     writeFileSync(tmp, out.contents)
     renameSync(tmp, out.path)
   }
-  writeFileSync(`${manifest}.tmp-${tag}`, `${JSON.stringify({ format: FORMAT, entry: relative(root, entry), inputs }, null, 1)}\n`)
+  writeFileSync(`${manifest}.tmp-${tag}`, `${JSON.stringify({ format: FORMAT, ...owner(root), entry: relative(root, entry), inputs }, null, 1)}\n`)
   renameSync(`${manifest}.tmp-${tag}`, manifest)
   return bundle
 }

@@ -21,14 +21,21 @@ export interface SyntheticSpec {
   seed: number
 }
 
+/** Bounds of a synthetic set (the params schema states the same): sides, channels, and total floats (1 GiB). */
+export const SYNTHETIC_LIMITS = { side: 4096, channels: 4, classes: 1000, perClass: 100_000, floats: 2 ** 28 } as const
+
 /** Builds the synthetic image set of `spec` (float32 NHWC, classes named `class-<k>`). */
 export function syntheticImageSet(spec: SyntheticSpec): ImageSet {
   const { classes, perClass, height, width, channels, noise, seed } = spec
   for (const [k, v] of Object.entries({ classes, perClass, height, width, channels })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`synthetic: ${k} = ${v} must be a positive integer`)
   }
-  if (!(noise >= 0)) throw new Error(`synthetic: noise = ${noise} must be >= 0`)
+  if (!(noise >= 0) || !Number.isFinite(noise)) throw new Error(`synthetic: noise = ${noise} must be a finite number >= 0`)
+  const L = SYNTHETIC_LIMITS
+  if (height > L.side || width > L.side) throw new Error(`synthetic: ${height} x ${width} images are larger than ${L.side} x ${L.side}`)
+  if (channels > L.channels || classes > L.classes || perClass > L.perClass) throw new Error(`synthetic: at most ${L.channels} channels, ${L.classes} classes, ${L.perClass} per class`)
   const per = height * width * channels
+  if (classes * perClass * per > L.floats) throw new Error(`synthetic: ${classes * perClass} images of ${per} values are more than ${L.floats} floats (1 GiB)`)
   const prototypes = Array.from({ length: classes }, (_, k) => {
     const rng = createRng(seed, `synthetic/prototype/${k}`)
     return Float32Array.from({ length: per }, () => rng.normal()) // [h, w, c]

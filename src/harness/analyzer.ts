@@ -62,6 +62,8 @@ import { describeAjvErrors } from './ajv-errors.ts'
 import { reportCycles, resolveDeps, topologicalOrder } from './deps.ts'
 import type { Override } from './overrides.ts'
 import { isObject, parseOverride } from './overrides.ts'
+import { clip } from './redact.ts'
+import { jsonDataMessage, jsonDataProblem, MAX_ALIASES, MAX_PIPELINE_BYTES, MAX_REPORTED_FAILURES } from './json-data.ts'
 import type { ProjectReader } from './project-reader.ts'
 import { SourceMap } from './source-location.ts'
 import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
@@ -102,10 +104,11 @@ function pipelineValidator(): ValidateFunction {
 export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> {
   const file = resolve(opts.file)
   const root = dirname(file)
-  const text = opts.reader.readFile(file)
-  if (text === undefined) {
-    return fail([{ reason: 'usage', message: `${file} does not exist or cannot be read. Run from the project directory or pass the right path.` }])
+  const read = opts.reader.readBounded?.(file, MAX_PIPELINE_BYTES) ?? readWhole(opts.reader, file)
+  if ('problem' in read) {
+    return fail([{ reason: 'usage', message: `${file} ${read.problem}. Run from the project directory or pass the right path.` }])
   }
+  const text = read.text
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true, logLevel: 'error' })
   const src = new SourceMap(basename(file), doc, lines)
@@ -119,12 +122,12 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
       seen.add(key)
       errors.push({ reason: 'yaml-syntax', location, message: e.message.replace(/\.$/, '') })
     }
-    return fail(errors)
+    return fail(capped(errors))
   }
   const ctx: Ctx = { src, reader: opts.reader, failures: [] }
   let data: unknown
   try {
-    data = doc.toJS({ maxAliasCount: 1000 })
+    data = doc.toJS({ maxAliasCount: MAX_ALIASES })
   } catch (e) {
     // toJS throws on an alias whose anchor is missing (or on an alias bomb): point at the alias.
     let offset = 0
@@ -137,6 +140,8 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
     })
     return fail([{ reason: 'yaml-syntax', location: src.at(offset), message: e instanceof Error ? e.message : String(e) }])
   }
+  const notJson = jsonDataProblem(data)
+  if (notJson !== undefined) return fail([{ reason: 'schema-violation', location: src.locate(notJson.path), message: `this value is ${jsonDataMessage(notJson)}. Write it as JSON data (quote a date or a large number to keep it as text).` }])
 
   const broken = { stages: new Set<string>(), profiles: new Set<string>() }
   validatePipeline ??= pipelineValidator()
@@ -148,7 +153,7 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
       if (top === 'profiles' && name !== undefined) broken.profiles.add(String(name))
     }
   }
-  if (!isObject(data) || !isObject(data['stages'])) return fail(sorted(ctx.failures))
+  if (!isObject(data) || !isObject(data['stages'])) return fail(capped(sorted(ctx.failures)))
   const stages = data['stages'] as unknown as Record<string, RawStage>
   const profiles = (isObject(data['profiles']) ? data['profiles'] : {}) as Record<string, { stages?: Record<string, JsonObject> }>
 
@@ -172,7 +177,7 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   for (const s of sets) if (disabled.has(s.stage)) ctx.failures.push({ reason: 'bad-override', override: s.text, message: `stage ${s.stage} is not enabled in ${profile === undefined ? 'this pipeline' : `profile ${profile}`}` })
   resolveDeps(ctx, decls, new Set(Object.keys(stages)), disabled, profile)
   const cyclic = reportCycles(ctx, decls)
-  if (ctx.failures.length > 0 || cyclic) return fail(sorted(ctx.failures))
+  if (ctx.failures.length > 0 || cyclic) return fail(capped(sorted(ctx.failures)))
 
   const all: StageInstance[] = [...decls.values()].flatMap((d) => d.instances)
   const order = topologicalOrder(all)
@@ -225,6 +230,25 @@ function parseOverrides(ctx: Ctx, texts: readonly string[], stages: Record<strin
     } else out.push(r.value)
   }
   return out
+}
+
+/** The first MAX_REPORTED_FAILURES failures, and one line counting the rest. */
+function capped(failures: Failure[]): Failure[] {
+  // A hostile file can make one message (a path of huge keys, a quoted value) very long too.
+  const short = failures.slice(0, MAX_REPORTED_FAILURES).map((f) => ({
+    ...f,
+    ...('location' in f ? { location: { ...f.location, path: clip(f.location.path, 200) } } : {}),
+    ...('message' in f ? { message: clip(f.message, 1000) } : {}),
+  })) as Failure[]
+  if (failures.length <= MAX_REPORTED_FAILURES) return short
+  const more = failures.length - MAX_REPORTED_FAILURES
+  return [...short, { reason: 'usage', message: `... and ${more} more problem${more === 1 ? '' : 's'} not shown; fix the ones above first.` }]
+}
+
+/** For readers without `readBounded` (in-memory test projects): the text, or why there is none. */
+function readWhole(reader: ProjectReader, file: string): { text: string } | { problem: string } {
+  const text = reader.readFile(file)
+  return text === undefined ? { problem: 'does not exist or cannot be read' } : { text }
 }
 
 /** Failures without a location first (command-line problems), then by line and column. */

@@ -4,6 +4,7 @@
  * The switch is exhaustive: adding a variant to `Failure` without a case here is a type
  * error, so no failure can ever print as `[object Object]`.
  */
+import { printable } from './redact.ts'
 import { unsafeNameReason } from './safe-name.ts'
 import { didYouMean } from './suggest.ts'
 import type { Failure, SourceLocation } from './types.ts'
@@ -17,8 +18,16 @@ function list(items: readonly string[]): string {
   return items.length === 0 ? '(none)' : items.join(', ')
 }
 
-/** One failure as a user-facing message (may span lines, e.g. a stage's stderr tail). */
+/**
+ * One failure as a user-facing message (may span lines, e.g. a stage's stderr tail). What came
+ * from outside (a stage's output, a record's field, a file's content) is redacted, stripped of
+ * terminal control characters and clipped (redact.ts).
+ */
 export function formatFailure(f: Failure): string {
+  return printable(describe(f), [], 8000)
+}
+
+function describe(f: Failure): string {
   switch (f.reason) {
     case 'yaml-syntax':
       return `${at(f.location)} invalid YAML: ${f.message}. Fix the syntax at this position.`
@@ -65,13 +74,41 @@ export function formatFailure(f: Failure): string {
       return `stage instance ${f.instance} wrote an invalid result: ${f.message}. Fix the stage so its result matches its result schema.`
     case 'digest-mismatch':
       return `stage instance ${f.instance}: ${f.path} has digest ${f.expected.slice(0, 12)}... expected, ${f.actual.slice(0, 12)}... found. The stored copy is corrupt or the output changed; rerun the stage.`
+    case 'busy':
+      return `${f.message}.`
     case 'store-error':
       return `artifact store error: ${f.message}`
     case 'unexpected':
-      return `internal error (a bug in cusp, please report it): ${f.message}${f.stack !== undefined ? `\n${f.stack}` : ''}`
+      // The stack only on request: it is for a bug report, not for the person running the pipeline.
+      return `internal error (a bug in cusp, please report it): ${f.message}${f.stack !== undefined && process.env.CUSP_DEBUG === '1' ? `\n${f.stack}` : ''}`
     default:
       return unreachable(f)
   }
+}
+
+/** What each expected file-system error code means, for `ioFailure`. */
+const IO_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted (an immutable or protected file?)',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a file is where a directory should be',
+  EISDIR: 'a directory is where a file should be',
+  EMFILE: 'too many open files',
+  ENAMETOOLONG: 'path too long',
+}
+
+/**
+ * An expected file-system error (permission, space, a file in place of a directory) as a
+ * one-line `store-error` naming the path and what to do; undefined for anything else (a bug).
+ */
+export function ioFailure(e: unknown): Failure | undefined {
+  const err = e as NodeJS.ErrnoException
+  const what = typeof err?.code === 'string' ? IO_ERRORS[err.code] : undefined
+  if (what === undefined) return undefined
+  const where = typeof err.path === 'string' ? err.path : 'a path'
+  return { reason: 'store-error', message: `cannot ${err.syscall ?? 'write'} ${where}: ${what} (${err.code}). Free space or fix the permissions there, then run again` }
 }
 
 /** Several failures, one message per line group, in the given order. */

@@ -6,7 +6,7 @@
  * entries; the entries this run wrote win over theirs.
  */
 import { statSync } from 'node:fs'
-import { readLock, writeLock } from './lockfile.ts'
+import { readLock, withLockHeld, writeLock } from './lockfile.ts'
 import type { Failure, FingerprintResult, LockEntry, LockFile, StageInstance, StoredOutput } from './types.ts'
 
 /** Identity of the lock file's current version (inode, size, mtime), or 'none'. */
@@ -37,13 +37,16 @@ export class LockWriter {
   write(inst: Pick<StageInstance, 'id' | 'stage'>, fp: FingerprintResult, outputs: Record<string, StoredOutput>): void {
     const entry: LockEntry = { stage: inst.stage, fingerprint: fp.fingerprint, breakdown: fp.breakdown, outputs }
     this.written.set(inst.id, entry)
-    if (lockStamp(this.path) !== this.stamp) {
-      const disk = readLock(this.path)
-      if (disk.ok && disk.value !== undefined) this.lock.instances = { ...disk.value.instances, ...Object.fromEntries(this.written) }
-    }
-    this.lock.instances[inst.id] = entry
-    const w = writeLock(this.path, this.lock)
-    if (!w.ok) throw new LockWriteError(w.error)
-    this.stamp = lockStamp(this.path)
+    // Under the lock's exclusive owner file (lockfile.ts withLockHeld): no concurrent entry is lost.
+    withLockHeld(this.path, () => {
+      if (lockStamp(this.path) !== this.stamp) {
+        const disk = readLock(this.path)
+        if (disk.ok && disk.value !== undefined) this.lock.instances = { ...disk.value.instances, ...Object.fromEntries(this.written) }
+      }
+      this.lock.instances[inst.id] = entry
+      const w = writeLock(this.path, this.lock)
+      if (!w.ok) throw new LockWriteError(w.error)
+      this.stamp = lockStamp(this.path)
+    })
   }
 }

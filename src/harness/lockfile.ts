@@ -7,7 +7,8 @@
  * indentation plus a trailing newline, so the same lock is always the same bytes and diffs in
  * review show only what changed. Synchronous: the lock is small and read once per command.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { me, ownerAlive, parseOwner, sleepSync } from './owner.ts'
 import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import type { ErrorObject, ValidateFunction } from 'ajv'
@@ -76,6 +77,77 @@ export function writeLock(path: string, lock: LockFile): Result<void, Failure> {
       // already gone or never created
     }
     return fail({ reason: 'unexpected', message: `cannot write lock file ${path}: ${(e as Error).message}` })
+  }
+}
+
+/** The lock's owner file stayed held by a live process: a one-line `busy` failure. */
+export class LockBusyError extends Error {
+  constructor(readonly failure: Failure) {
+    super('message' in failure ? failure.message : failure.reason)
+  }
+}
+
+/** How long `withLockHeld` waits for a live holder before giving up (ms). */
+const HOLD_WAIT_MS = 120_000
+
+/**
+ * Runs `fn` (a read-merge-write of the lock) while holding `<path>.owner` exclusively, so two
+ * runs writing one lock never lose each other's entries. The owner file is created atomically
+ * (written under a temporary name, then hard-linked into place); one left by a dead process, or
+ * unreadable, is taken over. Throws after waiting HOLD_WAIT_MS for a live holder.
+ */
+export function withLockHeld<T>(path: string, fn: () => T): T {
+  const ownerPath = `${path}.owner`
+  const text = `${JSON.stringify(me())}\n`
+  const tmp = join(dirname(path), `.${basename(ownerPath)}.${process.pid}-${randomBytes(6).toString('hex')}`)
+  writeFileSync(tmp, text)
+  const until = Date.now() + HOLD_WAIT_MS
+  try {
+    for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+      try {
+        linkSync(tmp, ownerPath)
+        break
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      }
+      let held: string | undefined
+      try {
+        held = readFileSync(ownerPath, 'utf8')
+      } catch {
+        continue // released meanwhile
+      }
+      const owner = parseOwner(held)
+      if (owner === undefined || !ownerAlive(owner)) {
+        const aside = `${ownerPath}.stale-${process.pid}-${randomBytes(6).toString('hex')}`
+        try {
+          renameSync(ownerPath, aside)
+          if (readFileSync(aside, 'utf8') !== held) linkSync(aside, ownerPath) // a live one after all: put it back
+          unlinkSync(aside)
+        } catch {
+          // another run moved it first
+        }
+        continue
+      }
+      if (Date.now() > until) {
+        throw new LockBusyError({ reason: 'busy', instance: basename(path), message: `${ownerPath} has been held by process ${owner.pid} on ${owner.host} for over ${HOLD_WAIT_MS / 1000} s; if no cusp run is active there, delete it` })
+      }
+      sleepSync(wait)
+    }
+  } finally {
+    try {
+      unlinkSync(tmp)
+    } catch {
+      // gone
+    }
+  }
+  try {
+    return fn()
+  } finally {
+    try {
+      if (readFileSync(ownerPath, 'utf8') === text) unlinkSync(ownerPath)
+    } catch {
+      // already gone
+    }
   }
 }
 

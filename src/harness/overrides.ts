@@ -7,6 +7,7 @@
 import { isCollection, isScalar, parseDocument } from 'yaml'
 import type { Failure, JsonObject, JsonValue, Result } from './types.ts'
 import { fail, ok } from './types.ts'
+import { jsonDataMessage, jsonDataProblem, MAX_ALIASES } from './json-data.ts'
 
 /** One parsed `--set`: which stage, which param path inside its params, which value. */
 export interface Override {
@@ -16,6 +17,9 @@ export interface Override {
   path: string[]
   value: JsonValue
 }
+
+/** The longest `--set` value accepted (characters). */
+const MAX_OVERRIDE_CHARS = 64 * 1024
 
 const LHS = /^([a-z][a-z0-9-]*)((?:\.[A-Za-z0-9_-]+)+)$/
 
@@ -42,6 +46,9 @@ export function parseOverride(text: string): Result<Override, Failure> {
   if (rhs.trim() === '') {
     return fail({ reason: 'bad-override', override: text, message: "the value is empty; write '' for an empty string or null for null" })
   }
+  if (rhs.length > MAX_OVERRIDE_CHARS) {
+    return fail({ reason: 'bad-override', override: `${text.slice(0, 60)}...`, message: `the value is ${rhs.length} characters long, more than the ${MAX_OVERRIDE_CHARS} a --set value may have` })
+  }
   const doc = parseDocument(rhs, { prettyErrors: false })
   const first = doc.errors[0]
   if (first !== undefined) {
@@ -55,7 +62,19 @@ export function parseOverride(text: string): Result<Override, Failure> {
       message: 'the value must be a YAML scalar or flow value like 0.5, cnn, [1, 2] or {a: 1}',
     })
   }
-  return ok({ text, stage: m[1]!, path: m[2]!.slice(1).split('.'), value: doc.toJS() as JsonValue })
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIASES })
+  } catch (e) {
+    // An alias whose anchor is missing, or an alias bomb.
+    return fail({ reason: 'bad-override', override: text, message: `the value's aliases cannot be resolved: ${e instanceof Error ? e.message : String(e)}` })
+  }
+  const notJson = jsonDataProblem(value)
+  if (notJson !== undefined) {
+    const where = notJson.path.length > 0 ? ` at ${notJson.path.join('.')}` : ''
+    return fail({ reason: 'bad-override', override: text, message: `the value${where} is ${jsonDataMessage(notJson)}` })
+  }
+  return ok({ text, stage: m[1]!, path: m[2]!.slice(1).split('.'), value: value as JsonValue })
 }
 
 export function isObject(v: unknown): v is JsonObject {

@@ -9,7 +9,6 @@
  * instance's settling is an exception boundary: what escapes becomes that instance's Failure.
  */
 import { availableParallelism } from 'node:os'
-import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { resolveInputs } from './fingerprint.ts'
 import type { InstanceRunner } from './executors/runner.ts'
@@ -20,9 +19,12 @@ import { adoptRemoteRun, publishRun } from './publish.ts'
 import { corruptOutputs } from './restore-check.ts'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './run-types.ts'
 import { Slots } from './slots.ts'
+import { ioFailure } from './failures.ts'
+import { LockBusyError } from './lockfile.ts'
 import { StoreError } from './store/run-record-check.ts'
 import { StoreLookups } from './store-lookups.ts'
-import type { ArtifactStore, Failure, FingerprintResult, RunRecord, StageInstance, StoredOutput, ValidPipeline } from './types.ts'
+import { claimResumeDir, sweepResumeDirs, type ResumeClaim } from './resume-dir.ts'
+import type { ArtifactStore, Failure, Fingerprint, FingerprintResult, RunRecord, StageInstance, StoredOutput, ValidPipeline } from './types.ts'
 import { compareOutputs, verifyAll } from './verify-run.ts'
 import { removeWorkDir, sweepWorkDirs, type WorkDir } from './workdir.ts'
 
@@ -83,7 +85,9 @@ export class PlanRun {
     const steps = this.prep.plan.steps
     this.emit({ type: 'plan', steps })
     if (this.opts.dryRun) return { steps, outcomes: {}, failures: [], ok: true }
-    if (steps.some((s) => s.action !== 'fresh')) await sweepWorkDirs(this.workRoot)
+    // Always (a readdir): a harness killed after its lock write leaves work it never removed.
+    await sweepWorkDirs(this.workRoot)
+    await sweepResumeDirs(join(dirname(this.workRoot), 'resume'), async (fp) => (await this.store.getRun(fp as Fingerprint)) !== undefined)
     if (this.opts.verify) await this.verify()
     else await Promise.all(steps.map((s) => this.settle(s.instance)))
     const ok = this.failures.length === 0 && !Object.values(this.outcomes).some((o) => o.outcome === 'nondeterministic')
@@ -263,12 +267,17 @@ export class PlanRun {
     const weight = this.opts.runner !== undefined && mode === 'publish' ? 1 : Math.min(this.slots.capacity, Math.max(1, Math.ceil(inst.resources.cpu)))
     await this.slots.acquire(weight)
     let wd: WorkDir | undefined
+    let resume: ResumeClaim | undefined
     try {
       if (this.stoppedBy !== undefined && !this.opts.keepGoing && mode === 'publish') return { kind: 'stopped', by: this.stoppedBy }
       const started = Date.now()
       if (this.opts.runner !== undefined && mode === 'publish') return await this.runRemote(this.opts.runner, inst, fp, started)
-      // The resume directory: a killed long run resumes from here on its next run.
-      const resumeDir = join(dirname(this.workRoot), 'resume', fp.fingerprint)
+      if (mode === 'publish') {
+        // One owner per resume directory: a second run of this instance fails here (resume-dir.ts).
+        const claimed = await claimResumeDir(join(dirname(this.workRoot), 'resume'), fp.fingerprint, inst.id)
+        if (!claimed.ok) return { kind: 'failed', failure: { reason: 'busy', instance: inst.id, message: claimed.error.message } }
+        resume = claimed.value
+      }
       const r = await produce({
         store: this.store,
         root: this.pipeline.root,
@@ -281,17 +290,18 @@ export class PlanRun {
         paramsOf: (i) => this.instance(i).params,
         processEnv: this.opts.processEnv ?? process.env,
         emit: this.emit,
-        // (never under verify: that recomputes)
-        ...(mode === 'publish' ? { resumeDir } : {}),
+        // A killed long run resumes from here on its next run (never under verify: that recomputes).
+        ...(resume !== undefined ? { resumeDir: resume.dir } : {}),
       })
       if (r.kind !== 'produced') return r
       wd = r.wd
       if (mode === 'verify') return { kind: 'verified', mismatches: await compareOutputs(this.store, inst, wd, stored ?? {}) }
       const { outputs, durationMs } = await publishRun(this.store, this.lock, inst, fp, wd.outDir, started)
       // Published: partial state kept for a resume is of no further use.
-      await rm(resumeDir, { recursive: true, force: true }).catch(() => undefined)
+      await resume?.release({ removeDir: true })
       return { kind: 'ok', outputs, durationMs }
     } finally {
+      await resume?.release({ removeDir: false })
       if (wd !== undefined) await removeWorkDir(wd.dir)
       this.slots.release(weight)
     }
@@ -348,9 +358,11 @@ export class PlanRun {
 
 /** An exception as a Failure value (a lock write's own Failure passes through). */
 export function unexpected(e: unknown): Failure {
-  if (e instanceof LockWriteError) return e.failure
+  if (e instanceof LockWriteError || e instanceof LockBusyError) return e.failure
   // A store's own errors (unreachable endpoint, denied access) are user-facing, not bugs.
   if (e instanceof StoreError) return e.failure
+  const io = ioFailure(e) // EACCES, ENOSPC, a file in place of a directory: expected, one line
+  if (io !== undefined) return io
   if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }
   return { reason: 'unexpected', message: String(e) }
 }

@@ -6,6 +6,7 @@
  * stay readable. Colour is used only on a TTY and never when `NO_COLOR` is set. `--json` does not
  * come here: the CLI prints events as JSON lines itself.
  */
+import { printable } from './redact.ts'
 import type { ExecEvent } from './run-pipeline.ts'
 import { formatFailure } from './failures.ts'
 import { describeReason } from './reasons.ts'
@@ -180,12 +181,13 @@ export function createReporter(opts: ReporterOptions): Reporter {
   }
 }
 
+/** Text from a stage or a record as one printable line: redacted, without control characters, clipped. */
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim()
+  return printable(s.replace(/\s*\n\s*/g, ' ').trim(), [], 2000)
 }
 
 function firstLine(s: string): string {
-  return s.split('\n')[0]?.trim() ?? ''
+  return printable(s.split('\n')[0]?.trim() ?? '', [], 2000)
 }
 
 /** `1.2s`, `350ms`, `2m05s`. */

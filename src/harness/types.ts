@@ -60,6 +60,8 @@ export type Failure =
   | { reason: 'result-invalid'; instance: string; message: string }
   | { reason: 'digest-mismatch'; instance: string; path: string; expected: ObjectDigest; actual: ObjectDigest }
   | { reason: 'store-error'; message: string }
+  /** Another live run owns this instance's resume directory (resume-dir.ts). */
+  | { reason: 'busy'; instance: string; message: string }
   | { reason: 'unexpected'; message: string; stack?: string }
 
 // ---------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
  * byte-for-byte comparison `verify` uses.
  */
 import { randomUUID } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { createReadStream, readFileSync } from 'node:fs'
+import { pidAlive } from './owner.ts'
 import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { join, relative } from 'node:path'
@@ -42,24 +43,45 @@ export async function removeWorkDir(dir: string): Promise<void> {
 /**
  * Removes work directories left by harness processes that no longer exist (killed mid-run):
  * the pid in the name is not alive on this machine. Directories of live processes are kept.
+ * A killed harness can leave its stage process running (a stage notices its parent's death only
+ * between its own computations), and that orphan may still be writing into the directory: it is
+ * stopped first (its pid is in `stage.pid`, written by spawn-stage.ts), and the directory is
+ * removed only once it is gone, so the removal never races a writer.
  */
 export async function sweepWorkDirs(workRoot: string): Promise<number> {
   let removed = 0
   for (const name of await readdir(workRoot).catch(() => [] as string[])) {
     const pid = Number(name.split('-')[0])
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue
-    await removeWorkDir(join(workRoot, name))
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue
+    const dir = join(workRoot, name)
+    if (!(await stopOrphan(dir))) continue // still running: leave it to a later sweep
+    await removeWorkDir(dir)
     removed++
   }
   return removed
 }
 
-function isAlive(pid: number): boolean {
+/** Stops the stage process a dead harness left in `dir`; true once none is running there. */
+async function stopOrphan(dir: string): Promise<boolean> {
+  const pid = Number((await readFile(join(dir, 'stage.pid'), 'utf8').catch(() => '')).trim())
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid) || !runsIn(pid, dir)) return true
   try {
-    process.kill(pid, 0)
-    return true
-  } catch (e: unknown) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    return !pidAlive(pid)
+  }
+  // SIGKILL cannot be caught; the process is gone (or a zombie, which counts as gone) as soon as
+  // the kernel has torn it down. Bounded, so a sweep can never hang on an unkillable process.
+  for (let i = 0; i < 1000 && pidAlive(pid); i++) await new Promise((res) => setTimeout(res, 10))
+  return !pidAlive(pid)
+}
+
+/** Whether process `pid` was started on the work directory `dir` (its command line names it); true where /proc cannot tell. */
+function runsIn(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir)
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT'
   }
 }
 

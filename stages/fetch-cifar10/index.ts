@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path'
 import { downloadCifar10 } from '../../src/data/cifar10.ts'
+import { redactUrls } from '../../src/harness/redact.ts'
 import { defineStage } from '../../src/harness/stage-api.ts'
 
 /** Params (schemas/stages/fetch-cifar10.params.schema.json). */
@@ -17,7 +18,7 @@ export interface FetchCifar10Params {
 
 export default defineStage<FetchCifar10Params, { url: string; md5: string; bytes: number }>(async (ctx) => {
   const { url, md5 } = ctx.params
-  ctx.progress(0, `downloading ${url}`)
+  ctx.progress(0, `downloading ${redactUrls(url)}`)
   let last = 0
   const got = await downloadCifar10(url, join(ctx.outDir, 'archive'), {
     md5,
@@ -28,5 +29,5 @@ export default defineStage<FetchCifar10Params, { url: string; md5: string; bytes
     },
   })
   ctx.progress(1, `MD5 ${got.md5} checked`)
-  return { url, md5: got.md5, bytes: got.bytes }
+  return { url: redactUrls(url), md5: got.md5, bytes: got.bytes }
 })

@@ -16,7 +16,7 @@
  * resume directory is removed. Without `resumeDir`, a temporary directory plays its part.
  */
 import { createHash } from 'node:crypto'
-import { appendFile, copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
+import { appendFile, copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeSafetensors, encodeSafetensors, tensor, type Tensor } from '../../src/data/safetensors.ts'
@@ -90,20 +90,56 @@ export function trainOptions(p: TrainParams): TrainOptions {
 
 interface Saved { state: LoopState; telemetryBytes: number; entries: CheckpointEntry[] }
 
-async function loadState(dir: string, key: string): Promise<Saved | undefined> {
+/**
+ * The resume state in `dir`, verified before use: it must decode, be for this run (`key`), and
+ * agree with itself and with what is on disk (theta of the model's size, a finite t, an
+ * iteration within the run, a telemetry prefix the file really has, every listed checkpoint
+ * present). Anything else (a state truncated by a kill, a foreign or hand-edited file) is
+ * discarded with the reason, and the run starts over: a damaged state never wedges the stage.
+ */
+async function loadState(dir: string, key: string, size: number, maxIterations: number): Promise<{ saved: Saved } | { discard: string } | undefined> {
   let bytes: Uint8Array
   try {
     bytes = new Uint8Array(await readFile(join(dir, STATE)))
   } catch {
     return undefined
   }
-  const { tensors, metadata } = decodeSafetensors(bytes, join(dir, STATE))
-  if (metadata.key !== key) return undefined
+  let decoded: ReturnType<typeof decodeSafetensors>
+  try {
+    decoded = decodeSafetensors(bytes, join(dir, STATE))
+  } catch (e) {
+    return { discard: `it does not decode (${e instanceof Error ? e.message : String(e)})` }
+  }
+  const { tensors, metadata } = decoded
+  if (metadata.key !== key) return { discard: 'it belongs to other params or data' }
   const theta = tensors.theta
-  if (theta?.dtype !== 'F32') return undefined
-  const state: LoopState = { iteration: Number(metadata.iteration), theta: theta.data, t: Number(metadata.t) }
-  if (tensors.warm?.dtype === 'F32') state.warm = tensors.warm.data
-  return { state, telemetryBytes: Number(metadata.telemetryBytes), entries: JSON.parse(metadata.entries ?? '[]') as CheckpointEntry[] }
+  if (theta?.dtype !== 'F32' || theta.data.length !== size) return { discard: `theta is not ${size} float32 values` }
+  const iteration = Number(metadata.iteration)
+  const t = Number(metadata.t)
+  const telemetryBytes = Number(metadata.telemetryBytes)
+  if (!Number.isInteger(iteration) || iteration < 0 || iteration > maxIterations) return { discard: `iteration ${String(metadata.iteration)} is not within the run` }
+  if (!Number.isFinite(t) || t < 0) return { discard: `t ${String(metadata.t)} is not a finite time` }
+  const onDisk = (await stat(join(dir, 'telemetry.jsonl')).catch(() => undefined))?.size ?? -1
+  if (!Number.isInteger(telemetryBytes) || telemetryBytes < 0 || telemetryBytes > onDisk) return { discard: `the telemetry file has fewer than the ${String(metadata.telemetryBytes)} bytes it records` }
+  let entries: CheckpointEntry[]
+  try {
+    entries = JSON.parse(metadata.entries ?? '[]') as CheckpointEntry[]
+  } catch {
+    return { discard: 'its checkpoint list is not JSON' }
+  }
+  if (!Array.isArray(entries)) return { discard: 'its checkpoint list is not a list' }
+  for (const e of entries) {
+    const ok = typeof e === 'object' && e !== null && typeof e.file === 'string' && /^[A-Za-z0-9._-]+$/.test(e.file) && Number.isInteger(e.iteration)
+    if (!ok || !(await stat(join(dir, 'checkpoints', e.file)).then((s) => s.isFile() && s.size > 0).catch(() => false))) {
+      return { discard: `checkpoint ${ok ? e.file : JSON.stringify(e).slice(0, 80)} it lists is missing or invalid` }
+    }
+  }
+  const state: LoopState = { iteration, theta: theta.data, t }
+  if (tensors.warm !== undefined) {
+    if (tensors.warm.dtype !== 'F32' || tensors.warm.data.length !== size) return { discard: `its warm start is not ${size} float32 values` }
+    state.warm = tensors.warm.data
+  }
+  return { saved: { state, telemetryBytes, entries } }
 }
 
 async function saveState(dir: string, key: string, s: Saved): Promise<void> {
@@ -143,7 +179,12 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
   const dir = resumeDir ?? (await mkdtemp(join(tmpdir(), 'cusp-train-')))
   await mkdir(join(dir, 'checkpoints'), { recursive: true })
   const telemetry = join(dir, 'telemetry.jsonl')
-  const saved = await loadState(dir, key)
+  const loaded = await loadState(dir, key, model.size, opts.maxIterations)
+  if (loaded !== undefined && 'discard' in loaded) {
+    ctx.log(`discarding the resume state in ${dir}: ${loaded.discard}; starting from iteration 0`)
+    await rm(join(dir, STATE), { force: true })
+  }
+  const saved = loaded !== undefined && 'saved' in loaded ? loaded.saved : undefined
   let entries: CheckpointEntry[] = []
   let bytes = 0
   let start: LoopState = { iteration: 0, theta: theta0, t: 0 }

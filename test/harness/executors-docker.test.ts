@@ -48,6 +48,7 @@ t.test('names and quantities', async (t) => {
   const name = containerName('My Project', train, FP)
   t.match(name, /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/, 'a valid container name')
   t.not(containerName('p', train, FP), containerName('p', inst('train@eta=0.1,seed=1', 'train', train.resources), FP), 'distinct instances, distinct names')
+  t.not(containerName('p', train, FP, 'a1b2c3'), containerName('p', train, FP, 'd4e5f6'), 'distinct attempts, distinct names')
   t.not(nameFragment('a@b=1'), nameFragment('a@b=2'))
   t.ok(nameFragment('x'.repeat(200)).length <= 63)
   t.equal(memoryBytes('512Mi'), 512 * 2 ** 20)
@@ -74,7 +75,7 @@ t.test('the runner with a fake docker CLI: argv as built, a failing container su
   chmodSync(fake, 0o755)
   const events: unknown[] = []
   const o = { image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'p', env: { PATH: process.env.PATH }, docker: fake }
-  const r = await new DockerRunner(o).run({ instance: prep, fingerprint: FP, emit: (e) => events.push(e) })
+  const r = await new DockerRunner({ ...o, attempt: () => '' }).run({ instance: prep, fingerprint: FP, emit: (e) => events.push(e) })
   t.same(readFileSync(join(dir, 'argv'), 'utf8').trim().split('\n'), dockerRunArgs(o, prep, FP))
   t.notOk(r.ok)
   if (!r.ok) t.match(r.failure, { reason: 'stage-failed', instance: 'prepare', exitCode: 3, stderrTail: /stage exploded/ })

@@ -94,7 +94,7 @@ t.test('a toy DAG: one Job per instance, published by run-stage, read back by th
   t.teardown(() => fake.close())
   const a = await analyze({ file, profile: undefined, overrides: [], reader: nodeReader(root) })
   if (!a.ok) throw new Error(JSON.stringify(a.error))
-  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: storeDir }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url) })
+  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: storeDir }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), attempt: () => '' })
   const lockPath = join(root, 'pipeline.lock')
   // The "pods" run this checkout, so the scheduler predicts this machine's numeric environment
   // (the toy's `train` shares its name with the science stage, so it gets a backend record).
@@ -131,7 +131,7 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
   const fake = await startFakeKube(never)
   t.teardown(() => fake.close())
   const inst = { id: 'prepare', stage: 'prepare', impl: 'prepare', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
-  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url) })
+  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), attempt: () => '' })
   const untilCreated = async (name: string) => {
     for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
   }
@@ -159,7 +159,7 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
 
   // Deleted before the watch could open: the read after opening sees the 404.
   const fp3 = '12'.repeat(32) as Fingerprint
-  const fresh = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url) })
+  const fresh = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), attempt: () => '' })
   const origCreate = fake.jobs.set.bind(fake.jobs)
   fake.jobs.set = (k, v) => (k === jobName(inst, fp3) ? fake.jobs : origCreate(k, v)) // the Job vanishes as soon as it is created
   const vanished = await fresh.run({ instance: inst, fingerprint: fp3, emit: () => undefined })
@@ -172,7 +172,7 @@ t.test('a container that can never start (ImagePullBackOff) fails its instance a
   const fake = await startFakeKube(never)
   t.teardown(() => fake.close())
   const inst = { id: 'prepare', stage: 'prepare', impl: 'prepare', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
-  const runner = new KubernetesRunner({ image: 'nope:gpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), podPollMs: 30 })
+  const runner = new KubernetesRunner({ image: 'nope:gpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), podPollMs: 30, attempt: () => '' })
   const running = runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
   const name = jobName(inst, FP)
   for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
@@ -181,4 +181,12 @@ t.test('a container that can never start (ImagePullBackOff) fails its instance a
   t.notOk(r.ok)
   if (!r.ok) t.match(r.failure, { reason: 'stage-failed', stderrTail: /cannot start \(ImagePullBackOff: Back-off pulling image "nope:gpu"\)[\s\S]*container stage waiting: ImagePullBackOff/ })
   t.notOk(fake.jobs.has(name), 'the Job was deleted')
+})
+
+t.test('Job names are unique per attempt and valid DNS-1123 names', async (t) => {
+  const inst = { id: 'train@eta=0.1,seed=0', stage: 'train', impl: 'train', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
+  const a = jobName(inst, FP, 'a1b2c3')
+  const b = jobName(inst, FP, 'd4e5f6')
+  t.not(a, b, 'a rerun never collides with a kept failed Job')
+  for (const n of [a, b, jobName({ ...inst, id: 'x'.repeat(200) } as StageInstance, FP, 'ffffff')]) t.match(n, /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/)
 })

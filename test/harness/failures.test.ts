@@ -41,7 +41,8 @@ const samples: { [R in Failure['reason']]: [Extract<Failure, { reason: R }>, Reg
     [/checkpoints\/a has digest aaaaaaaaaaaa\.\.\. expected, bbbbbbbbbbbb\.\.\. found/],
   ],
   'store-error': [{ reason: 'store-error', message: 'disk full' }, [/^artifact store error: disk full$/]],
-  unexpected: [{ reason: 'unexpected', message: 'x is not a function', stack: 'at y' }, [/internal error .*: x is not a function\nat y$/]],
+  busy: [{ reason: 'busy', instance: 'train', message: 'train is already being run by process 7 on h (it owns /p/.cusp/resume/ab); wait for that run to finish, or stop it and run again' }, [/^train is already being run by process 7 on h .*run again\.$/]],
+  unexpected: [{ reason: 'unexpected', message: 'x is not a function', stack: 'at y' }, [/internal error .*: x is not a function$/]],
 }
 
 t.test('every variant formats with its specifics', async (t) => {

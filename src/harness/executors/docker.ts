@@ -9,6 +9,7 @@
  */
 import { basename } from 'node:path'
 import type { Fingerprint, StageInstance } from '../types.ts'
+import { attemptTag } from './kubernetes.ts'
 import { runStreaming } from './local.ts'
 import { memoryBytes, nameFragment, runStageArgv, shortHash, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
 
@@ -27,16 +28,32 @@ export interface DockerOptions {
   /** The docker CLI (default `docker`). */
   docker?: string
   env: Record<string, string | undefined>
+  /** The attempt tag of each new container (default: random); tests pass a fixed one. */
+  attempt?: () => string
 }
 
-/** The container's name for an instance at a fingerprint (valid docker name, unique per run). */
-export function containerName(pipelineName: string, inst: StageInstance, fingerprint: string): string {
-  return `cusp-${nameFragment(pipelineName, 20)}-${nameFragment(inst.id, 40)}-${shortHash(fingerprint)}`
+/**
+ * The container's name for an instance at a fingerprint and attempt (a valid docker name; the
+ * attempt tag makes it unique per run, so an orphaned container of a killed run never blocks
+ * the rerun with "name already in use").
+ */
+export function containerName(pipelineName: string, inst: StageInstance, fingerprint: string, attempt = ''): string {
+  return `cusp-${nameFragment(pipelineName, 20)}-${nameFragment(inst.id, 40)}-${shortHash(fingerprint)}${attempt === '' ? '' : `-${attempt}`}`
+}
+
+/** An image reference docker accepts as one: `[host[:port]/]name[:tag][@digest]`, never an option. */
+const IMAGE_REF = /^[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:\/[a-z0-9._-]+)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?$/
+
+/** Why `image` cannot be a stage image (it starts with '-' so docker would read it as a flag, ...), or undefined. */
+export function imageRefProblem(image: string): string | undefined {
+  if (image.startsWith('-')) return `--image ${JSON.stringify(image)} starts with '-', so docker would read it as an option; give an image reference such as cusp:gpu or ghcr.io/org/cusp:1.0`
+  if (image.length > 512 || !IMAGE_REF.test(image)) return `--image ${JSON.stringify(image.slice(0, 100))} is not a valid image reference ([registry[:port]/]name[:tag][@sha256:digest], lowercase name)`
+  return undefined
 }
 
 /** The arguments of `docker` for one instance (pure; see the module comment). */
-export function dockerRunArgs(o: Omit<DockerOptions, 'docker'>, inst: StageInstance, fingerprint: Fingerprint): string[] {
-  const args = ['run', '--rm', '--name', containerName(o.pipelineName, inst, fingerprint)]
+export function dockerRunArgs(o: Omit<DockerOptions, 'docker'>, inst: StageInstance, fingerprint: Fingerprint, attempt = ''): string[] {
+  const args = ['run', '--rm', '--name', containerName(o.pipelineName, inst, fingerprint, attempt)]
   args.push('--label', `cusp.pipeline=${o.pipelineName}`, '--label', `cusp.instance=${inst.id}`, '--label', `cusp.fingerprint=${fingerprint}`)
   args.push('--cpus', String(inst.resources.cpu))
   const mem = memoryBytes(inst.resources.memory)
@@ -63,10 +80,13 @@ export class DockerRunner implements InstanceRunner {
   constructor(private readonly o: DockerOptions) {}
 
   async run(req: RunnerRequest): Promise<RunnerOutcome> {
-    const name = containerName(this.o.pipelineName, req.instance, req.fingerprint)
+    const bad = imageRefProblem(this.o.image)
+    if (bad !== undefined) return { ok: false, failure: { reason: 'usage', message: bad } }
+    const attempt = (this.o.attempt ?? attemptTag)()
+    const name = containerName(this.o.pipelineName, req.instance, req.fingerprint, attempt)
     this.live.add(name)
     try {
-      return await runStreaming(this.o.docker ?? 'docker', dockerRunArgs(this.o, req.instance, req.fingerprint), { env: this.o.env }, req, new Set())
+      return await runStreaming(this.o.docker ?? 'docker', dockerRunArgs(this.o, req.instance, req.fingerprint, attempt), { env: this.o.env }, req, new Set())
     } finally {
       this.live.delete(name)
     }

@@ -12,6 +12,7 @@
  * Secret) fails its instance instead of waiting forever. A Job deleted by someone else fails its instance; `cancelAll`
  * (Ctrl-C) deletes every Job this runner created, with its pods.
  */
+import { randomBytes } from 'node:crypto'
 import type * as k8s from '@kubernetes/client-node'
 import type { Fingerprint, StageInstance } from '../types.ts'
 import { nameFragment, remoteFailure, runStageArgv, shortHash, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
@@ -31,6 +32,8 @@ export interface KubernetesOptions {
   logLines?: number
   /** How often the Job's pods are checked for a container that can never start (default 15 s). */
   podPollMs?: number
+  /** The attempt tag of each new Job (default: random, attemptTag); tests pass a fixed one. */
+  attempt?: () => string
 }
 
 /**
@@ -39,9 +42,17 @@ export interface KubernetesOptions {
  */
 export const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError'])
 
-/** The Job's name: DNS-1123, at most 63 characters, one per instance and fingerprint. */
-export function jobName(inst: StageInstance, fingerprint: Fingerprint): string {
-  return `cusp-${nameFragment(inst.id, 48)}-${shortHash(fingerprint)}`
+/**
+ * The Job's name: DNS-1123, at most 63 characters, from the instance, the fingerprint and the
+ * attempt (a random tag per run, so a kept failed Job of an earlier attempt never blocks a rerun).
+ */
+export function jobName(inst: StageInstance, fingerprint: Fingerprint, attempt = ''): string {
+  return attempt === '' ? `cusp-${nameFragment(inst.id, 48)}-${shortHash(fingerprint)}` : `cusp-${nameFragment(inst.id, 41)}-${shortHash(fingerprint)}-${attempt}`
+}
+
+/** A fresh attempt tag: 6 lowercase hex characters. */
+export function attemptTag(): string {
+  return randomBytes(3).toString('hex')
 }
 
 /** Labels of a Job and its pods (values label-safe). */
@@ -56,7 +67,7 @@ export function jobLabels(pipelineName: string, inst: StageInstance, fingerprint
 }
 
 /** The Job manifest for one instance (pure; unit-tested field by field). */
-export function jobManifest(o: Omit<KubernetesOptions, 'kubeConfig'>, inst: StageInstance, fingerprint: Fingerprint): k8s.V1Job {
+export function jobManifest(o: Omit<KubernetesOptions, 'kubeConfig'>, inst: StageInstance, fingerprint: Fingerprint, attempt = ''): k8s.V1Job {
   const labels = jobLabels(o.pipelineName, inst, fingerprint)
   const r = inst.resources
   const requests: Record<string, string> = { cpu: String(r.cpu), memory: r.memory }
@@ -77,7 +88,7 @@ export function jobManifest(o: Omit<KubernetesOptions, 'kubeConfig'>, inst: Stag
     apiVersion: 'batch/v1',
     kind: 'Job',
     metadata: {
-      name: jobName(inst, fingerprint),
+      name: jobName(inst, fingerprint, attempt),
       namespace: o.namespace,
       labels,
       annotations: { 'cusp.dev/instance-id': inst.id, 'cusp.dev/fingerprint': fingerprint, 'cusp.dev/pipeline': o.pipelineName },
@@ -126,7 +137,7 @@ export class KubernetesRunner implements InstanceRunner {
     const id = req.instance.id
     if (this.cancelled) return { ok: false, failure: remoteFailure(id, null, 'SIGINT', 'cancelled before its Job was created') }
     const { kc, batch, core, mod } = await this.client()
-    const body = jobManifest(this.o, req.instance, req.fingerprint)
+    const body = jobManifest(this.o, req.instance, req.fingerprint, (this.o.attempt ?? attemptTag)())
     const name = body.metadata?.name ?? ''
     const ns = this.o.namespace
     try {

@@ -9,7 +9,7 @@ import { relative } from 'node:path'
 import type { ExecutorKind } from '../cli-args.ts'
 import type { RunOptions } from '../run-types.ts'
 import { fail, ok, type Failure, type Result, type ValidPipeline } from '../types.ts'
-import { DockerRunner, pipelineNameOf } from './docker.ts'
+import { DockerRunner, imageRefProblem, pipelineNameOf } from './docker.ts'
 import type { Host } from '../host.ts'
 import { AwsBatchRunner } from './aws-batch.ts'
 import { KubernetesRunner } from './kubernetes.ts'
@@ -61,6 +61,8 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
   if (remote && !storeUrl.startsWith('s3://')) {
     return fail({ reason: 'usage', message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)` })
   }
+  const badImage = remote ? imageRefProblem(image) : undefined
+  if (badImage !== undefined) return fail({ reason: 'usage', message: badImage })
   const spec = { ...pipelineSpec(c, storeUrl), ...(c.backend !== undefined ? { backend: c.backend } : {}) }
   switch (c.executor) {
     case 'local':

@@ -1,0 +1,87 @@
+/**
+ * The one place text is made safe to print or store. Three rules, applied by the reporter,
+ * the failure printer, the lock and run records, the stage environment and the exports:
+ *
+ * - Credentials in URLs (`https://user:pass@host/...`) become `https://***@host/...`.
+ * - Values known to be secret (params marked `"x-cusp-secret": true` in a params schema, and
+ *   the values of secret-looking environment variables) are replaced by `***` wherever they
+ *   occur in a text.
+ * - Terminal control characters (ESC sequences, other C0/C1 controls but tab and newline) are
+ *   removed before a stage's output or a record's field reaches a terminal, and over-long
+ *   lines are clipped, so a hostile input cannot rewrite the screen or flood it.
+ */
+
+/** What replaces a secret. */
+export const REDACTED = '***'
+
+/** `scheme://user[:pass]@` in any text: the userinfo part of a URL. */
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'<>]+@/gi
+
+/** ANSI escape sequences (CSI, OSC, two-byte ESC forms) and other control characters but \t and \n. */
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[@-Z\\-_])/g
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+
+/** Environment variables whose values are secret by their name. */
+const SECRET_ENV = /(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|_KEY_ID$|^AWS_SESSION|HMAC|SIGNING_KEY|API_KEY)/i
+
+/** `text` with URL credentials replaced by `***`. */
+export function redactUrls(text: string): string {
+  return text.replace(URL_USERINFO, `$1${REDACTED}@`)
+}
+
+/** `text` with every occurrence of each secret (of 4 or more characters) and URL credentials replaced. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = redactUrls(text)
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join(REDACTED)
+  return out
+}
+
+/** `text` without terminal control sequences (tab and newline kept). */
+export function stripControl(text: string): string {
+  return text.replace(ANSI, '').replace(CONTROL, '')
+}
+
+/** At most `max` characters of `text`, saying how much was cut. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}... (${text.length - max} more characters)`
+}
+
+/** What may be printed of a line that came from outside (a stage, a record, a file): redacted, no controls, clipped. */
+export function printable(text: string, secrets: readonly string[] = [], max = 4000): string {
+  return clip(stripControl(redact(text, secrets)), max)
+}
+
+/** The values of secret-looking variables in `env` (by name), for `redact`. */
+export function envSecrets(env: Record<string, string | undefined>): string[] {
+  return Object.entries(env)
+    .filter(([k, v]) => SECRET_ENV.test(k) && typeof v === 'string' && v.length >= 4)
+    .map(([, v]) => v as string)
+}
+
+/** True for a variable whose value must never reach a stage or be printed (by its name). */
+export function isSecretEnvName(name: string): boolean {
+  return SECRET_ENV.test(name)
+}
+
+/**
+ * A deep copy of JSON data with URL credentials redacted in every string and every value at a
+ * path in `secretPaths` (dotted, e.g. `auth.token`) replaced by `***`: the form of params that is
+ * printed, stored in a lock or run record, or exported.
+ */
+export function redactJson<T>(value: T, secretPaths: ReadonlySet<string> = new Set(), path = ''): T {
+  if (path !== '' && secretPaths.has(path)) return REDACTED as T
+  if (typeof value === 'string') return redactUrls(value) as T
+  if (Array.isArray(value)) return value.map((v, i) => redactJson(v, secretPaths, path === '' ? String(i) : `${path}.${i}`)) as T
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) {
+      const child = redactJson(v, secretPaths, path === '' ? k : `${path}.${k}`)
+      if (k === '__proto__') Object.defineProperty(out, k, { value: child, enumerable: true, writable: true, configurable: true })
+      else out[k] = child
+    }
+    return out as T
+  }
+  return value
+}
