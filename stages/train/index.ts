@@ -49,6 +49,8 @@ export interface TrainParams extends EngineParams {
   flow_factor: number
   eig_tol: number
   eig_max_matvecs: number
+  peak_drop?: number
+  peak_min_t: number
   /** Dataset coordinates (for matching in pipeline.yaml), checked against the data. */
   classes?: number
   n_data?: number
@@ -81,6 +83,10 @@ export function trainOptions(p: TrainParams): TrainOptions {
     eigMaxMatvecs: p.eig_max_matvecs,
     eigSeed: p.seed,
   }
+  if (p.peak_drop !== undefined) {
+    o.peakDrop = p.peak_drop
+    o.peakMinT = p.peak_min_t
+  }
   if (p.dense_every !== undefined) {
     o.denseEvery = p.dense_every
     o.denseUntil = p.dense_until ?? Infinity
@@ -103,6 +109,7 @@ async function loadState(dir: string, key: string): Promise<Saved | undefined> {
   if (theta?.dtype !== 'F32') return undefined
   const state: LoopState = { iteration: Number(metadata.iteration), theta: theta.data, t: Number(metadata.t) }
   if (tensors.warm?.dtype === 'F32') state.warm = tensors.warm.data
+  if (metadata.lambdaMax !== undefined) state.lambdaMax = Number(metadata.lambdaMax)
   return { state, telemetryBytes: Number(metadata.telemetryBytes), entries: JSON.parse(metadata.entries ?? '[]') as CheckpointEntry[] }
 }
 
@@ -115,6 +122,7 @@ async function saveState(dir: string, key: string, s: Saved): Promise<void> {
     t: JSON.stringify(s.state.t),
     telemetryBytes: String(s.telemetryBytes),
     entries: JSON.stringify(s.entries),
+    ...(s.state.lambdaMax !== undefined ? { lambdaMax: JSON.stringify(s.state.lambdaMax) } : {}),
   }))
 }
 
@@ -214,6 +222,7 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
     t: summary.t,
     final_loss: summary.finalLoss,
     stop_reason: summary.stopReason,
+    peak_certified: summary.stopReason === 'loss-below-threshold' || summary.stopReason === 'peak-passed',
     checkpoints: entries.length,
     checkpoint_every: opts.checkpointEvery,
     max_iterations: opts.maxIterations,
