@@ -67,11 +67,11 @@ let firstEdge: number | null = null
 const rho1s: number[] = []
 try {
   await train(objective, { iteration: 0, theta: initParams(model, Number(a.seed)), t: 0 }, {
-    mode: flow ? 'gradient-flow' : 'gd', eta, stopLoss: 0, maxIterations: Number(a.iterations), checkpointEvery: every, logEvery: every,
-    eigTol: 1e-3, eigMaxMatvecs: 40,
+    mode: flow ? 'gradient-flow' : 'gd', eta, maxIterations: Number(a.iterations), checkpointEvery: every, logEvery: every,
+    eigTol: 3e-3, eigMaxMatvecs: 30, stopLoss: flow ? 0.1 : 0, peakDrop: flow ? 0.8 : undefined, peakMinT: 0.5,
   }, {
     log(row) {
-      if (flow) process.stdout.write(`${JSON.stringify({ iteration: row.iteration, t: +row.t.toFixed(4), loss: +row.loss.toFixed(5), lambda1: row.lambda1, thetaNorm: row.thetaNorm })}\n`)
+      if (flow && (row.iteration % every === 0 || row.stop !== undefined)) process.stdout.write(`${JSON.stringify({ iteration: row.iteration, t: +row.t.toFixed(4), loss: +row.loss.toFixed(5), lambda1: row.lambda1, eta: row.eta, thetaNorm: row.thetaNorm, stop: row.stop, s: Math.round((Date.now() - started) / 1000) })}\n`)
     },
     async checkpoint(iteration, theta, info) {
       if (flow) return
