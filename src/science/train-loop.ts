@@ -39,6 +39,14 @@ export interface TrainOptions {
   eigTol?: number
   eigMaxMatvecs?: number
   eigSeed?: number
+  /**
+   * Gradient flow: also stop once λ_1 <= peakDrop * (its running maximum), i.e. the peak of λ_1 is
+   * behind the run (a certified peak, §5.4's "peak λ_1"); undefined: no such rule.
+   */
+  peakDrop?: number
+  /** Gradient flow: the running maximum of peakDrop counts only iterations with t_n >= peakMinT (default 0),
+   *  so an initial spike of λ_1 (tanh, §5.4) is not taken for the peak. */
+  peakMinT?: number
 }
 
 /** Everything iteration n depends on: hand it back to `train` to resume. */
@@ -49,6 +57,8 @@ export interface LoopState {
   t: number
   /** Gradient flow: h_1 of iteration n − 1 (the warm start), absent at n = 0 or in 'gd'. */
   warm?: Float32Array
+  /** Gradient flow with peakDrop: the running maximum of λ_1 over iterations < n with t >= peakMinT. */
+  lambdaMax?: number
 }
 
 /** One telemetry row (JSONL line) for iteration n. */
@@ -66,6 +76,10 @@ export interface LogRow {
   lambda1?: number
   lambda1Residual?: number
   matvecs?: number
+  /** The last row only: why the run stopped, and whether that certifies the peak of λ_1 (loss below
+   *  the threshold, or λ_1 fallen to peakDrop of its running maximum). */
+  stop?: StopReason
+  peakCertified?: boolean
 }
 
 /** Where the loop's results go. All may be async; the loop awaits each. */
@@ -79,7 +93,7 @@ export interface TrainHooks {
   progress?(fraction: number, message: string): void
 }
 
-export type StopReason = 'loss-below-threshold' | 'max-iterations' | 'diverged'
+export type StopReason = 'loss-below-threshold' | 'peak-passed' | 'max-iterations' | 'diverged'
 
 /** How the run ended. */
 export interface TrainSummary {
@@ -109,9 +123,12 @@ export async function train(objective: Objective, start: LoopState, opts: TrainO
   const c = opts.flowFactor ?? 0.5
   let { iteration: n, theta, t } = start
   let warm = start.warm
+  let lambdaMax = start.lambdaMax
   let checkpoints = 0
   for (;;) {
-    await hooks.atIterationStart?.(warm === undefined ? { iteration: n, theta, t } : { iteration: n, theta, t, warm })
+    const state: LoopState = warm === undefined ? { iteration: n, theta, t } : { iteration: n, theta, t, warm }
+    if (lambdaMax !== undefined) state.lambdaMax = lambdaMax
+    await hooks.atIterationStart?.(state)
     const { loss, grad } = await objective.gradient(theta) // g(θ_n) [P]
     let eta = opts.eta
     let eig: { value: number; residual: number; matvecs: number } | undefined
@@ -128,7 +145,9 @@ export async function train(objective: Objective, start: LoopState, opts: TrainO
       eta = top.value > 0 ? Math.min(opts.eta, c / top.value) : opts.eta // §4.2: min(η_max, 0.5/λ_1)
     }
     const diverged = !Number.isFinite(loss)
-    const stop: StopReason | undefined = diverged ? 'diverged' : loss < opts.stopLoss ? 'loss-below-threshold' : n >= opts.maxIterations ? 'max-iterations' : undefined
+    const peakPassed = eig !== undefined && opts.peakDrop !== undefined && lambdaMax !== undefined && eig.value <= opts.peakDrop * lambdaMax
+    if (eig !== undefined && opts.peakDrop !== undefined && t >= (opts.peakMinT ?? 0) && (lambdaMax === undefined || eig.value > lambdaMax)) lambdaMax = eig.value
+    const stop: StopReason | undefined = diverged ? 'diverged' : loss < opts.stopLoss ? 'loss-below-threshold' : peakPassed ? 'peak-passed' : n >= opts.maxIterations ? 'max-iterations' : undefined
     const onLog = n % opts.logEvery === 0 || stop !== undefined
     if (onLog || flow) {
       const row: LogRow = { iteration: n, t, loss, thetaNorm: norm2(theta), gradNorm: norm2(grad), eta }
@@ -137,6 +156,10 @@ export async function train(objective: Objective, start: LoopState, opts: TrainO
         row.lambda1 = eig.value
         row.lambda1Residual = eig.residual
         row.matvecs = eig.matvecs
+      }
+      if (stop !== undefined) {
+        row.stop = stop
+        row.peakCertified = stop === 'loss-below-threshold' || stop === 'peak-passed'
       }
       await hooks.log(row)
     }

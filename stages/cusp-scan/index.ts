@@ -10,15 +10,18 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { lanczos } from '../../src/science/eigen/lanczos.ts'
-import { directionalScan } from '../../src/science/telemetry.ts'
+import { directionalScan, fitPowerLaw, logDeltaGrid } from '../../src/science/telemetry.ts'
 import type { LogRow } from '../../src/science/train-loop.ts'
 import { checkCoordinates, type RunCoordinates } from '../shared/coordinates.ts'
 import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, readTelemetry, singleInput, throttled, type CheckpointEntry, type EngineParams } from '../shared/io.ts'
 
 /** Params (schemas/stages/cusp-scan.params.schema.json). */
 export interface ScanParams extends EngineParams, RunCoordinates {
+  spacing: 'linear' | 'log'
   delta_max: number
   points: number
+  log_min: number
+  log_max: number
   tol: number
   max_matvecs: number
   eig_seed: number
@@ -71,9 +74,16 @@ export default defineStage(async (ctx: StageContext<ScanParams>) => {
       onProgress: ({ matvecs }) => report(Math.min(0.5, matvecs / p.max_matvecs / 2), `h_1: ${matvecs} HVPs`),
     })
     const h1 = eig.vectors[0]! // unit norm [P]
-    const deltas = deltaGrid(p.delta_max, p.points)
+    // Log spacing: |D| = scale 10^u, scale = 1/sqrt(lambda_1(theta*)), so the grid follows the curvature.
+    const lambda1 = eig.values[0]!
+    const scale = p.spacing === 'log' ? 1 / Math.sqrt(Math.abs(lambda1)) : null
+    const deltas = scale !== null ? logDeltaGrid(scale, p.log_min, p.log_max, p.points) : deltaGrid(p.delta_max, p.points)
     ctx.progress(0.5, `scanning ${deltas.length} points along h_1`)
     const scan = await directionalScan((t) => objective.loss(t), theta, h1, deltas)
+    // The loss is a float64 sum of float32 chunk sums (chunk_size examples each): a change below
+    // ~2^-23 * L * sqrt(chunk_size) is rounding, so the fit ignores it (x10 margin).
+    const resolution = 2 ** -23 * Math.abs(scan.base) * Math.sqrt(p.chunk_size)
+    const fit = fitPowerLaw(scan.deltas, scan.changes, 10 * resolution)
     const result = {
       peak_iteration: peak.entry.iteration,
       peak_t: peak.entry.t,
@@ -83,6 +93,13 @@ export default defineStage(async (ctx: StageContext<ScanParams>) => {
       lambda_1: eig.values[0]!,
       residual: eig.residuals[0]!,
       converged: eig.converged === 1,
+      activation: ck.spec.activation,
+      seed: index.seed,
+      spacing: p.spacing,
+      delta_scale: scale,
+      summed_in: `float64 over chunks of ${p.chunk_size} examples (each chunk's sum in float32)`,
+      loss_resolution: resolution,
+      fit,
       base_loss: scan.base,
       deltas: scan.deltas,
       changes: scan.changes,

@@ -33,6 +33,8 @@ export interface PrepareDataParams {
   source: SourceKind
   split: 'train' | 'test'
   classes: ClassSpec
+  /** With an integer `classes` = n: take the first n of this list instead of the first n labels. */
+  class_order?: (number | string)[]
   n_data: number
   normalisation: Normalisation
   seed: number
@@ -122,7 +124,12 @@ export default defineStage<PrepareDataParams, PrepareDataResult>(async (ctx) => 
   }
   checkImageSet(set, `${p.source} source`)
   ctx.progress(0.5, `selecting ${p.n_data} of ${set.n} examples`)
-  const prepared = prepareDataset(set, { classes: p.classes, nD: p.n_data, seed: p.seed, normalisation: p.normalisation }, { kind: p.source, digest, split })
+  let classes: ClassSpec = p.classes
+  if (p.class_order !== undefined && typeof classes === 'number') {
+    if (classes > p.class_order.length) throw new Error(`classes = ${classes} but class_order lists only ${p.class_order.length} classes`)
+    classes = p.class_order.slice(0, classes)
+  }
+  const prepared = prepareDataset(set, { classes, nD: p.n_data, seed: p.seed, normalisation: p.normalisation }, { kind: p.source, digest, split })
   const m = prepared.manifest
   await writeSafetensors(join(ctx.outDir, 'dataset'), { x: tensor.f32(m.shape, prepared.x), y: tensor.i32([m.shape[0]!], prepared.y) })
   await writeFile(join(ctx.outDir, 'manifest'), `${JSON.stringify(m, null, 2)}\n`)

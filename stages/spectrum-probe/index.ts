@@ -16,7 +16,7 @@ import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { lanczos } from '../../src/science/eigen/lanczos.ts'
 import { powerIteration } from '../../src/science/eigen/power.ts'
 import type { EigenResult } from '../../src/science/eigen/types.ts'
-import { projections, quadraticStepChange, rho, splitGradient, stepLossChange } from '../../src/science/telemetry.ts'
+import { edgeSetSize, projections, quadraticStepChange, rho, sketchVectors, splitGradient, stepLossChange } from '../../src/science/telemetry.ts'
 import { norm2 } from '../../src/science/train-loop.ts'
 import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, singleInput, throttled, type CheckpointIndex, type EngineParams } from '../shared/io.ts'
 import { checkCoordinates, type RunCoordinates } from '../shared/coordinates.ts'
@@ -30,6 +30,11 @@ export interface ProbeParams extends EngineParams, RunCoordinates {
   tol: number
   max_matvecs: number
   eig_seed: number
+  /** The edge set: eigenvectors with rho_i >= edge_threshold (the paper's Table 1 cut is 0.7). */
+  edge_threshold: number
+  /** > 0: write a random sketch S h_i (m = sketch_rows) of each eigenvector, for overlap matching. */
+  sketch_rows: number
+  sketch_seed: number
 }
 
 /** The iteration a probe's params select from the run's index. */
@@ -80,6 +85,24 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
     const bulkChange = await stepLossChange((t) => objective.loss(t), theta, split.bulk, eta, loss)
     const fullChange = await stepLossChange((t) => objective.loss(t), theta, grad, eta, loss)
     const lambdaTop = eig.values.slice(0, nTop)
+    // The edge set (#{i : rho_i >= edge_threshold}) as an alternative top subspace: its own split and steps.
+    const rhos = eig.values.map((l) => rho(eta, l))
+    const edgeDim = Math.min(edgeSetSize(rhos, p.edge_threshold), eig.vectors.length)
+    let edge: { top: number; bulk: number; topNorm: number; bulkNorm: number } | null = null
+    if (edgeDim > 0) {
+      const es = splitGradient(grad, eig.vectors.slice(0, edgeDim))
+      edge = {
+        top: await stepLossChange((t) => objective.loss(t), theta, es.top, eta, loss),
+        bulk: await stepLossChange((t) => objective.loss(t), theta, es.bulk, eta, loss),
+        topNorm: es.topNorm,
+        bulkNorm: es.bulkNorm,
+      }
+    }
+    let sketch: { seed: number; rows: number[][] } | undefined
+    if (p.sketch_rows > 0) {
+      ctx.progress(0.98, `sketching ${eig.vectors.length} eigenvectors (${p.sketch_rows} rows)`)
+      sketch = { seed: p.sketch_seed, rows: sketchVectors(eig.vectors, p.sketch_rows, p.sketch_seed) }
+    }
     const detail = {
       present: true,
       iteration,
@@ -87,6 +110,8 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
       kind: entry.kind,
       eta,
       classes,
+      n_data: data.n,
+      seed: index.seed,
       arch: ck.spec.arch, // the checkpoint's model, so figures label every probe series by it
       activation: ck.spec.activation,
       parameters: objective.size,
@@ -98,8 +123,9 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
       residuals: eig.residuals,
       converged: eig.converged,
       matvecs: eig.matvecs,
-      rho: eig.values.map((l) => rho(eta, l)),
+      rho: rhos,
       d,
+      vectors_k: eig.vectors.length,
       top_dim: nTop,
       top_norm: split.topNorm,
       bulk_norm: split.bulkNorm,
@@ -107,6 +133,14 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
       loss_change_bulk: bulkChange,
       loss_change_full: fullChange,
       predicted_change_top: quadraticStepChange(eta, split.coefficients, lambdaTop),
+      edge_threshold: p.edge_threshold,
+      edge_dim: edgeDim,
+      edge_dim_capped: edgeDim > 0 && edgeDim === eig.vectors.length,
+      edge_top_norm: edge?.topNorm ?? null,
+      edge_bulk_norm: edge?.bulkNorm ?? null,
+      loss_change_top_edge: edge?.top ?? null,
+      loss_change_bulk_edge: edge?.bulk ?? null,
+      ...(sketch !== undefined ? { sketch } : {}),
     }
     await writeFile(outFile, `${JSON.stringify(detail, null, 2)}\n`)
     const rhoTop = nTop > 0 ? rho(eta, eig.values[nTop - 1]!) : null // ρ_{n_c−1}

@@ -49,6 +49,8 @@ export interface TrainParams extends EngineParams {
   flow_factor: number
   eig_tol: number
   eig_max_matvecs: number
+  peak_drop?: number
+  peak_min_t: number
   /** Dataset coordinates (for matching in pipeline.yaml), checked against the data. */
   classes?: number
   n_data?: number
@@ -80,6 +82,10 @@ export function trainOptions(p: TrainParams): TrainOptions {
     eigTol: p.eig_tol,
     eigMaxMatvecs: p.eig_max_matvecs,
     eigSeed: p.seed,
+  }
+  if (p.peak_drop !== undefined) {
+    o.peakDrop = p.peak_drop
+    o.peakMinT = p.peak_min_t
   }
   if (p.dense_every !== undefined) {
     o.denseEvery = p.dense_every
@@ -139,6 +145,11 @@ async function loadState(dir: string, key: string, size: number, maxIterations: 
     if (tensors.warm.dtype !== 'F32' || tensors.warm.data.length !== size) return { discard: `its warm start is not ${size} float32 values` }
     state.warm = tensors.warm.data
   }
+  if (metadata.lambdaMax !== undefined) {
+    const lambdaMax = Number(metadata.lambdaMax)
+    if (!Number.isFinite(lambdaMax)) return { discard: `its running lambda_1 maximum ${String(metadata.lambdaMax)} is not finite` }
+    state.lambdaMax = lambdaMax
+  }
   return { saved: { state, telemetryBytes, entries } }
 }
 
@@ -151,6 +162,7 @@ async function saveState(dir: string, key: string, s: Saved): Promise<void> {
     t: JSON.stringify(s.state.t),
     telemetryBytes: String(s.telemetryBytes),
     entries: JSON.stringify(s.entries),
+    ...(s.state.lambdaMax !== undefined ? { lambdaMax: JSON.stringify(s.state.lambdaMax) } : {}),
   }))
 }
 
@@ -255,6 +267,7 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
     t: summary.t,
     final_loss: summary.finalLoss,
     stop_reason: summary.stopReason,
+    peak_certified: summary.stopReason === 'loss-below-threshold' || summary.stopReason === 'peak-passed',
     checkpoints: entries.length,
     checkpoint_every: opts.checkpointEvery,
     max_iterations: opts.maxIterations,

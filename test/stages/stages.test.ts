@@ -11,6 +11,7 @@ import { symmetricEigen } from '../../src/science/eigen/symmetric.ts'
 import { initEngine } from '../../src/science/engine.ts'
 import { datasetHvp, datasetLoss, type Dataset } from '../../src/science/hvp.ts'
 import { buildModel, initParams } from '../../src/science/models.ts'
+import { fitPowerLaw } from '../../src/science/telemetry.ts'
 import { readJson, runJob, writeJob, writeToyData } from './fixtures.ts'
 
 const engine = { backend: 'wasm', chunk_size: 32 }
@@ -119,4 +120,39 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   const sym = (scan.changes[0]! + scan.changes[4]!) / 2
   t.ok(Math.abs(sym - 0.5 * scan.lambda_1 * 0.003 ** 2) < 0.2 * 0.5 * scan.lambda_1 * 0.003 ** 2 + 1e-6, `even part ${sym} ≈ ½λ_1Δ²`)
   t.ok(Math.abs(scan.theta_norm_initial - gfRows[0]!.thetaNorm!) < 1e-12)
+
+  // the log-spaced scan scaled to the curvature, with its power-law fit
+  const lOut = await writeJob(join(dir, 'logscan'), 'cusp-scan', { spacing: 'log', points: 5, log_min: -2, log_max: 0, delta_max: 0.003, tol: 1e-4, max_matvecs: 200, eig_seed: 0, ...engine }, { ...din, ...gfIn })
+  const ls = await runJob(join(dir, 'logscan'))
+  t.equal(ls.code, 0, ls.stderr)
+  const log = (await readJson(join(lOut, 'result.json'))) as unknown as Scan & { spacing: string; delta_scale: number; fit: { exponent: number; points: number } | null; loss_resolution: number; summed_in: string }
+  t.equal(log.spacing, 'log')
+  t.ok(Math.abs(log.delta_scale - 1 / Math.sqrt(log.lambda_1)) < 1e-12 * log.delta_scale, 'scale = 1/sqrt(λ_1)')
+  t.equal(log.deltas.length, 11)
+  t.equal(log.deltas[5], 0)
+  ;[-2, -1.5, -1, -0.5, 0].forEach((u, i) => {
+    const want = log.delta_scale * 10 ** u
+    t.ok(Math.abs(log.deltas[6 + i]! - want) < 1e-12 * want && log.deltas[4 - i] === -log.deltas[6 + i]!, `±scale·10^${u}`)
+  })
+  t.match(log.summed_in, /chunks of 32/)
+  const refit = fitPowerLaw(log.deltas, log.changes, 10 * log.loss_resolution)
+  t.same(log.fit, refit, 'the stored fit is the fit of the stored changes')
+  t.ok(log.fit !== null && log.fit.exponent > 1.5 && log.fit.exponent < 2.5, `a smooth-ish toy minimum: exponent ${log.fit?.exponent} ~ 2`)
+
+  // the probe's edge set and eigenvector sketch: orthonormal eigenvectors sketch to ~orthonormal rows
+  const kOut = await writeJob(join(dir, 'sketch'), 'spectrum-probe', { checkpoint: 1, k: 4, solver: 'lanczos', tol: 1e-4, max_matvecs: 400, eig_seed: 0, edge_threshold: 1e-9, sketch_rows: 512, sketch_seed: 3, ...engine }, { ...din, ...ckIn })
+  const kr = await runJob(join(dir, 'sketch'))
+  t.equal(kr.code, 0, kr.stderr)
+  const sp = (await readJson(join(kOut, 'probe.json'))) as unknown as Probe & { edge_dim: number; edge_dim_capped: boolean; loss_change_top_edge: number; n_data: number; seed: number; sketch: { seed: number; rows: number[][] } }
+  t.equal(sp.n_data, 64)
+  t.equal(sp.seed, 1, "the run's seed")
+  t.equal(sp.edge_dim, sp.rho.filter((r) => r >= 1e-9).length, 'edge set = #{rho_i >= threshold}')
+  t.equal(sp.edge_dim_capped, sp.edge_dim === 4)
+  t.equal(typeof sp.loss_change_top_edge, 'number')
+  t.equal(sp.sketch.seed, 3)
+  t.equal(sp.sketch.rows.length, 4)
+  const sdot = (a: number[], b: number[]): number => a.reduce((x, v, i) => x + v * b[i]!, 0)
+  for (let i = 0; i < 4; i++) {
+    for (let j = 0; j < 4; j++) t.ok(Math.abs(sdot(sp.sketch.rows[i]!, sp.sketch.rows[j]!) - (i === j ? 1 : 0)) < 4 / Math.sqrt(512), `sketch overlap ${i},${j}`)
+  }
 })

@@ -90,3 +90,50 @@ t.test('resuming from any saved state gives bit-identical checkpoints and rows',
   }
   t.end()
 })
+
+/** An objective whose curvature rises then falls as θ_0 decays from 1 to 0: λ(θ) = 1 + 40 θ_0 (1 − θ_0). */
+function risingThenFalling(spike = 0): Objective {
+  const lam = (th: Float32Array): number => 1 + 40 * th[0]! * (1 - th[0]!) + (th[0]! > 0.97 ? spike : 0)
+  const loss = (th: Float32Array): number => 0.5 * th[0]! * th[0]!
+  return {
+    size: 2,
+    workers: 1,
+    backend: 'js',
+    loss: async (th) => loss(th),
+    gradient: async (th) => ({ loss: loss(th), grad: Float32Array.from([th[0]!, 0]) }),
+    hvp: async (th, v) => Float32Array.from(v, (x) => lam(th) * x),
+    dispose: async () => undefined,
+  }
+}
+
+t.test('gradient-flow: peakDrop stops once λ_1 falls to a fraction of its running max (a certified peak)', async (t) => {
+  const opts: TrainOptions = { mode: 'gradient-flow', eta: 0.05, stopLoss: 0, maxIterations: 5000, checkpointEvery: 1000, logEvery: 1000, eigTol: 1e-9, peakDrop: 0.8 }
+  const r = await run(risingThenFalling(), { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 }, opts)
+  t.equal(r.summary.stopReason, 'peak-passed')
+  const l = r.rows.map((x) => x.lambda1!)
+  const last = l.length - 1
+  const maxBefore = Math.max(...l.slice(0, last))
+  t.ok(maxBefore > 10.9, `the peak (11 at θ_0 = 0.5) was seen: ${maxBefore}`)
+  t.ok(l[last]! <= 0.8 * maxBefore, 'stopped at or below 0.8 of the running max')
+  t.ok(l[last - 1]! > 0.8 * Math.max(...l.slice(0, last - 1)), 'and not earlier')
+  t.equal(r.rows[last]!.stop, 'peak-passed')
+  t.equal(r.rows[last]!.peakCertified, true)
+  t.equal(r.rows[last - 1]!.stop, undefined, 'only the last row says why it stopped')
+  const uncertified = await run(risingThenFalling(), { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 }, { ...opts, maxIterations: 5 })
+  t.equal(uncertified.rows[5]!.stop, 'max-iterations')
+  t.equal(uncertified.rows[5]!.peakCertified, false, 'cut on the way up: not certified')
+  // An initial spike of λ_1 (θ_0 > 0.97, the first iterations) would be taken for the peak without peakMinT.
+  const spiked = await run(risingThenFalling(100), { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 }, opts)
+  t.ok(spiked.summary.iterations < 10, `without peakMinT the spike stops the run at once (${spiked.summary.iterations})`)
+  t.ok(spiked.rows[spiked.rows.length - 1]!.lambda1! < 5, 'long before the real peak (11)')
+  const guarded = await run(risingThenFalling(100), { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 }, { ...opts, peakMinT: 0.05 })
+  t.equal(guarded.summary.stopReason, 'peak-passed')
+  const after = guarded.rows.filter((x) => x.t >= 0.05).map((x) => x.lambda1!)
+  t.ok(Math.max(...after) > 10.9, `with peakMinT past the spike the run reaches the real peak (${Math.max(...after)})`)
+  // resume carries the running max: restarting from a mid-run state stops at the same iteration
+  const mid = r.states[Math.floor(r.states.length / 2)]!
+  t.ok(mid.lambdaMax !== undefined, 'the state carries the running max')
+  const resumed = await run(risingThenFalling(), mid, opts)
+  t.equal(resumed.summary.iterations, r.summary.iterations, 'resume stops where the uninterrupted run did')
+  t.end()
+})
