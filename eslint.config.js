@@ -19,7 +19,11 @@ const zones = [
   ),
   // The generic harness knows no science, report, data or stage: they come in through src/main.ts.
   ...['src/science', 'src/report', 'src/data', 'stages', 'src/main.ts'].map((from) =>
-    zone('./src/harness', `./${from}`, 'the harness must not import science/report/data/stages: inject it through src/harness/host.ts in src/main.ts'),
+    zone(
+      './src/harness',
+      `./${from}`,
+      'the harness must not import science/report/data/stages: inject it through src/harness/host.ts in src/main.ts',
+    ),
   ),
   // Science computes; it does not run pipelines or write reports.
   ...['src/harness', 'src/report', 'stages', 'src/main.ts'].map((from) =>

@@ -33,7 +33,11 @@ stages:
     deps: { runs: { stage: train, output: telemetry, all: true }, probes: { stage: probe, output: eigen, all: true } }
     outputs: { report: dir }
 `
-const probeSchema = { type: 'object', additionalProperties: false, properties: { arch: { enum: ['cnn', 'mlp'] }, eta: { type: 'number' }, steps: { type: 'integer' }, k: { type: 'integer', default: 20 } } }
+const probeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { arch: { enum: ['cnn', 'mlp'] }, eta: { type: 'number' }, steps: { type: 'integer' }, k: { type: 'integer', default: 20 } },
+}
 const files = { ...validToyProject(), 'pipeline.yaml': yaml, 'schemas/stages/probe.params.schema.json': JSON.stringify(probeSchema) }
 const reader = memoryReader('/bench', files)
 const run = (): number => {

@@ -42,7 +42,9 @@ async function best<T>(f: () => Promise<T> | T): Promise<{ ms: number; value: T 
 const read = await best(() => readIdxDataset(images, labels))
 const d = read.value
 const set = { n: d.n, height: d.rows, width: d.cols, channels: 1, images: d.images, labels: d.labels, classNames: FASHION_MNIST_CLASSES }
-const prep = await best(() => prepareDataset(set, { classes: 10, nD: d.n, seed: 0, normalisation: 'standardise' }, { kind: 'idx', digest: '', split: 'train' }))
+const prep = await best(() =>
+  prepareDataset(set, { classes: 10, nD: d.n, seed: 0, normalisation: 'standardise' }, { kind: 'idx', digest: '', split: 'train' }),
+)
 const p = prep.value
 const enc = await best(() => encodeSafetensors({ x: tensor.f32(p.manifest.shape, p.x), y: tensor.i32([d.n], p.y) }))
 
@@ -74,17 +76,32 @@ const figures: Record<string, unknown> = {
   source: dir,
   examples: d.n,
   repeat,
-  ours: { read_ms: read.ms, prepare_ms: prep.ms, encode_ms: enc.ms, safetensors_mb: +(enc.value.length / 1e6).toFixed(1), mean: p.manifest.normalisation.mean, std: p.manifest.normalisation.std },
+  ours: {
+    read_ms: read.ms,
+    prepare_ms: prep.ms,
+    encode_ms: enc.ms,
+    safetensors_mb: +(enc.value.length / 1e6).toFixed(1),
+    mean: p.manifest.normalisation.mean,
+    std: p.manifest.normalisation.std,
+  },
   numpy: peer,
 }
-console.error(`Fashion-MNIST train (${d.n}) from ${dir}: read ${read.ms} ms, prepare ${prep.ms} ms, encode ${enc.ms} ms; numpy read ${peer?.read_ms} ms, prepare ${peer?.prepare_ms} ms`)
+console.error(
+  `Fashion-MNIST train (${d.n}) from ${dir}: read ${read.ms} ms, prepare ${prep.ms} ms, encode ${enc.ms} ms; numpy read ${peer?.read_ms} ms, prepare ${peer?.prepare_ms} ms`,
+)
 
 if (args.includes('--cifar')) {
   const tmp = mkdtempSync(join(tmpdir(), 'bench-cifar-'))
   try {
     const fake = makeCifarArchive(tmp, 10_000)
     const c = await best(() => readCifar10Archive(fake.path, 'train'))
-    const cp = await best(() => prepareDataset(c.value, { classes: 10, nD: 50_000, seed: 0, normalisation: 'standardise' }, { kind: 'cifar10', digest: '', split: 'train' }))
+    const cp = await best(() =>
+      prepareDataset(
+        c.value,
+        { classes: 10, nD: 50_000, seed: 0, normalisation: 'standardise' },
+        { kind: 'cifar10', digest: '', split: 'train' },
+      ),
+    )
     figures.cifar10 = { read_ms: c.ms, prepare_ms: cp.ms, rss_mb: Math.round(process.memoryUsage().rss / 1e6) }
     console.error(`CIFAR-10-format archive (50,000 train): read ${c.ms} ms, prepare ${cp.ms} ms`)
   } finally {

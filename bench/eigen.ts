@@ -90,7 +90,14 @@ async function compare(point: string, matvec: MatVec, dim: number, cap: number, 
     dim,
     k,
     tol,
-    lanczos: { matvecs: lz.matvecs, converged: lz.converged, top9ConvergedAt: top9At, maxRelResidual: round(maxRel(lz)), explicitMaxRelResidual: round(explicit), seconds: lzSeconds },
+    lanczos: {
+      matvecs: lz.matvecs,
+      converged: lz.converged,
+      top9ConvergedAt: top9At,
+      maxRelResidual: round(maxRel(lz)),
+      explicitMaxRelResidual: round(explicit),
+      seconds: lzSeconds,
+    },
     // Power: at most 100 HVPs per pair (PyHessian's maxIter), `cap` in all; a pair that used its 100
     // without meeting the tolerance is returned unconverged.
     power: { matvecs: pw.matvecs, converged: pw.converged, cap, capHit, seconds: pwSeconds },
@@ -126,7 +133,10 @@ if (points.has('init') || points.has('trained')) {
   const objective = await createObjective({ spec, data, workers: Number(args.workers) })
   try {
     let theta = initParams(model, 0)
-    const hvpAt = (th: Float32Array): MatVec => (v) => objective.hvp(th, v)
+    const hvpAt =
+      (th: Float32Array): MatVec =>
+      (v) =>
+        objective.hvp(th, v)
     log(`objective: ${objective.size} params, ${n} images, backend ${objective.backend}, ${objective.workers} workers`)
     if (points.has('init')) {
       const { loss } = await objective.gradient(theta)
@@ -140,9 +150,11 @@ if (points.has('init') || points.has('trained')) {
         if (it % 25 === 0 || it === iters) {
           const top = await topEigen(hvpAt(theta), objective.size, { ...(h1 ? { start: h1 } : {}), tol })
           h1 = top.vector
-          const l = (await objective.loss(theta))
+          const l = await objective.loss(theta)
           track.push({ iter: it, loss: round(l), lambda1: round(top.value), hvps: top.matvecs })
-          log(`GD iter ${it}: loss ${l.toFixed(4)}, lambda_1 ${top.value.toFixed(2)} (rho_1 ${rho(eta, top.value).toFixed(3)}; ${top.matvecs} HVPs)`)
+          log(
+            `GD iter ${it}: loss ${l.toFixed(4)}, lambda_1 ${top.value.toFixed(2)} (rho_1 ${rho(eta, top.value).toFixed(3)}; ${top.matvecs} HVPs)`,
+          )
         }
         if (it === iters) break
         const g = await objective.gradient(theta)
@@ -192,7 +204,9 @@ function syntheticImages(count: number, classes: number, noise: number, seed: nu
       const cy = rng.uniform() * side
       const s = 2 + 4 * rng.uniform()
       const a = rng.normal()
-      for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) p[y * side + x] = (p[y * side + x] as number) + a * Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s * s))
+      for (let y = 0; y < side; y++)
+        for (let x = 0; x < side; x++)
+          p[y * side + x] = (p[y * side + x] as number) + a * Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s * s))
     }
     return p
   })

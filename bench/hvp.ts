@@ -55,7 +55,11 @@ const leakN = Number(opt('leak-n', '64'))
 const peerRepeats = 3
 const peerThreads = 2
 /** The peer's thread count, stated to every pool it may use (OpenMP for torch, OpenBLAS's own). */
-const threadEnv = (threads: number): Record<string, string> => ({ OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) })
+const threadEnv = (threads: number): Record<string, string> => ({
+  OMP_NUM_THREADS: String(threads),
+  OPENBLAS_NUM_THREADS: String(threads),
+  MKL_NUM_THREADS: String(threads),
+})
 
 const specs: Record<string, ModelSpec> = {
   cnn: { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' },
@@ -88,7 +92,12 @@ function dataset(n: number, seed: number, shape: [number, number, number]): Data
 }
 
 /** Wall ms of each call, and CPU ms of this process (all worker threads) in `cpu`. */
-async function timeOurs(obj: Awaited<ReturnType<typeof createObjective>>, theta: Float32Array, v: Float32Array, cpu?: Figures[]): Promise<Figures> {
+async function timeOurs(
+  obj: Awaited<ReturnType<typeof createObjective>>,
+  theta: Float32Array,
+  v: Float32Array,
+  cpu?: Figures[],
+): Promise<Figures> {
   const wall: number[] = []
   const used: number[] = []
   for (const call of [() => obj.loss(theta), () => obj.gradient(theta), () => obj.hvp(theta, v)]) {
@@ -104,30 +113,70 @@ async function timeOurs(obj: Awaited<ReturnType<typeof createObjective>>, theta:
 }
 
 /** What the peer's `--time` line says about its BLAS (torch_hessian.py blas_info). */
-interface PeerBlas { kind: string; libraries: string[]; openblas_config?: string; openblas_threads?: number; torch_blas_info: string | null; torch_threads: number; torch_interop_threads: number; torch_parallel_backend: string | null }
-interface PeerRun extends Figures { cpu: Figures; torch: string; threads: number; blas: PeerBlas; peakRssMb: number }
+interface PeerBlas {
+  kind: string
+  libraries: string[]
+  openblas_config?: string
+  openblas_threads?: number
+  torch_blas_info: string | null
+  torch_threads: number
+  torch_interop_threads: number
+  torch_parallel_backend: string | null
+}
+interface PeerRun extends Figures {
+  cpu: Figures
+  torch: string
+  threads: number
+  blas: PeerBlas
+  peakRssMb: number
+}
 
 async function timePeer(dir: string): Promise<PeerRun> {
   const { stdout } = await execa('/usr/bin/python3', ['bench/peers/torch_hessian.py', '--time', dir], { env: threadEnv(peerThreads) })
-  const f = JSON.parse(stdout.trim().split('\n').pop()!) as { loss_ms: number; grad_ms: number; hvp_ms: number; cpu_ms: Figures; torch: string; threads: number; blas: PeerBlas; peak_rss_mb: number }
-  return { loss: f.loss_ms, grad: f.grad_ms, hvp: f.hvp_ms, cpu: f.cpu_ms, torch: f.torch, threads: f.threads, blas: f.blas, peakRssMb: f.peak_rss_mb }
+  const f = JSON.parse(stdout.trim().split('\n').pop()!) as {
+    loss_ms: number
+    grad_ms: number
+    hvp_ms: number
+    cpu_ms: Figures
+    torch: string
+    threads: number
+    blas: PeerBlas
+    peak_rss_mb: number
+  }
+  return {
+    loss: f.loss_ms,
+    grad: f.grad_ms,
+    hvp: f.hvp_ms,
+    cpu: f.cpu_ms,
+    torch: f.torch,
+    threads: f.threads,
+    blas: f.blas,
+    peakRssMb: f.peak_rss_mb,
+  }
 }
 
 /** Loud, unmissable: a peer on the reference BLAS (or one we cannot identify) is not a fair peer. */
 function warnIfHandicapped(blas: PeerBlas, threads: number): void {
   const problems: string[] = []
-  if (blas.kind === 'reference') problems.push(`PyTorch loaded the REFERENCE (netlib) BLAS ${blas.libraries.join(', ')}: matrix products ~20x slower than OpenBLAS`)
-  else if (blas.kind === 'unknown') problems.push('no BLAS library found mapped into the PyTorch process: cannot tell whether the peer is fair')
+  if (blas.kind === 'reference')
+    problems.push(`PyTorch loaded the REFERENCE (netlib) BLAS ${blas.libraries.join(', ')}: matrix products ~20x slower than OpenBLAS`)
+  else if (blas.kind === 'unknown')
+    problems.push('no BLAS library found mapped into the PyTorch process: cannot tell whether the peer is fair')
   if (blas.torch_threads !== threads) problems.push(`PyTorch runs ${blas.torch_threads} threads, not the stated ${threads}`)
-  if (blas.kind === 'openblas' && blas.openblas_threads !== undefined && blas.openblas_threads !== threads) problems.push(`OpenBLAS runs ${blas.openblas_threads} threads, not the stated ${threads}`)
+  if (blas.kind === 'openblas' && blas.openblas_threads !== undefined && blas.openblas_threads !== threads)
+    problems.push(`OpenBLAS runs ${blas.openblas_threads} threads, not the stated ${threads}`)
   if (problems.length === 0) return
   const bar = '!'.repeat(100)
-  console.error(`${bar}\n!! UNFAIR PEER: ${problems.join('; ')}.\n!! Install an optimized BLAS (apt-get install libopenblas0-pthread) and rerun; ratios below flatter cusp.\n${bar}`)
+  console.error(
+    `${bar}\n!! UNFAIR PEER: ${problems.join('; ')}.\n!! Install an optimized BLAS (apt-get install libopenblas0-pthread) and rerun; ratios below flatter cusp.\n${bar}`,
+  )
 }
 
 /** PyTorch's per-call process CPU time at one thread (bench/support/torch_cpu_time.py). */
 async function timePeerCpu(dir: string): Promise<Figures> {
-  const { stdout } = await execa('/usr/bin/python3', ['bench/support/torch_cpu_time.py', dir, '1', String(peerRepeats)], { env: threadEnv(1) })
+  const { stdout } = await execa('/usr/bin/python3', ['bench/support/torch_cpu_time.py', dir, '1', String(peerRepeats)], {
+    env: threadEnv(1),
+  })
   const f = JSON.parse(stdout.trim().split('\n').pop()!) as { cpu_ms: { loss: number; grad: number; hvp: number } }
   return { loss: f.cpu_ms.loss, grad: f.cpu_ms.grad, hvp: f.cpu_ms.hvp }
 }
@@ -151,7 +200,13 @@ function flopsOf(name: string, inShapes: number[][], outShape: number[]): number
  * add up the process CPU time it takes (outermost kernel calls only; composed kernels count as
  * one), over `reps` HVPs. CPU time, not wall time: the machine is shared.
  */
-async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array, reps = 3): Promise<{ totalMs: number; rows: Array<{ kernel: string; ms: number; share: number; calls: number; gflops?: number }> }> {
+async function profileHvp(
+  spec: ModelSpec,
+  data: Dataset,
+  theta: Float32Array,
+  v: Float32Array,
+  reps = 3,
+): Promise<{ totalMs: number; rows: Array<{ kernel: string; ms: number; share: number; calls: number; gflops?: number }> }> {
   await initEngine('wasm')
   const model = buildModel(spec)
   const m = Math.min(250, data.n)
@@ -177,7 +232,11 @@ async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v
           e.ms += (used.user + used.system) / 1000
           e.calls++
           const first = (Array.isArray(out) ? out[0] : out) as tf.TensorInfo
-          const f = flopsOf(k.kernelName, Object.values(a.inputs).map((t) => [...(t as tf.TensorInfo).shape]), [...first.shape])
+          const f = flopsOf(
+            k.kernelName,
+            Object.values(a.inputs).map((t) => [...(t as tf.TensorInfo).shape]),
+            [...first.shape],
+          )
           if (f !== undefined) {
             e.flops += f
             e.counted = true
@@ -200,7 +259,13 @@ async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v
   const totalMs = (used.user + used.system) / 1000 / reps
   const kernelMs = [...acc.values()].reduce((s, e) => s + e.ms, 0) / reps
   const rows = [...acc.entries()]
-    .map(([kernel, e]) => ({ kernel, ms: e.ms / reps, share: e.ms / reps / totalMs, calls: e.calls / reps, ...(e.counted ? { gflops: e.flops / e.ms / 1e6 } : {}) }))
+    .map(([kernel, e]) => ({
+      kernel,
+      ms: e.ms / reps,
+      share: e.ms / reps / totalMs,
+      calls: e.calls / reps,
+      ...(e.counted ? { gflops: e.flops / e.ms / 1e6 } : {}),
+    }))
     .sort((x, y) => y.ms - x.ms)
   const calls = [...acc.values()].reduce((s, e) => s + e.calls, 0) / reps
   rows.push({ kernel: '(outside kernels: engine, tape)', ms: totalMs - kernelMs, share: (totalMs - kernelMs) / totalMs, calls })
@@ -212,7 +277,14 @@ async function profileHvp(spec: ModelSpec, data: Dataset, theta: Float32Array, v
  * and this process's RSS before and after (a leak shows as growth; the wasm heap never shrinks, so
  * it must stop growing after the warm-up call).
  */
-async function leakLoop(spec: ModelSpec, data: Dataset, theta: Float32Array, v: Float32Array, calls: number, m: number): Promise<{ tensors: [number, number]; wasm_heap_mb: [number, number]; rss_mb: [number, number]; js_heap_used_mb: [number, number] }> {
+async function leakLoop(
+  spec: ModelSpec,
+  data: Dataset,
+  theta: Float32Array,
+  v: Float32Array,
+  calls: number,
+  m: number,
+): Promise<{ tensors: [number, number]; wasm_heap_mb: [number, number]; rss_mb: [number, number]; js_heap_used_mb: [number, number] }> {
   await initEngine('wasm')
   const model = buildModel(spec)
   const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2]
@@ -223,11 +295,20 @@ async function leakLoop(spec: ModelSpec, data: Dataset, theta: Float32Array, v: 
   const js = (): number => +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)
   const start = { tensors: tf.memory().numTensors, heap: heapMb(), rss: rss(), js: js() }
   for (let i = 0; i < calls; i++) chunkHvp(model, theta, v, chunk)
-  return { tensors: [start.tensors, tf.memory().numTensors], wasm_heap_mb: [start.heap, heapMb()], rss_mb: [start.rss, rss()], js_heap_used_mb: [start.js, js()] }
+  return {
+    tensors: [start.tensors, tf.memory().numTensors],
+    wasm_heap_mb: [start.heap, heapMb()],
+    rss_mb: [start.rss, rss()],
+    js_heap_used_mb: [start.js, js()],
+  }
 }
 
 /** The goals of issue 13 for each model, ratios ours (2 workers) / PyTorch (2 threads, OpenBLAS). */
-const goals: Record<string, string> = { cnn: 'loss <= 0.5, gradient <= 0.7, HVP <= 0.5', mlp: 'gradient <= 2.0, HVP <= 2.0', alexnet: 'HVP <= 1.0' }
+const goals: Record<string, string> = {
+  cnn: 'loss <= 0.5, gradient <= 0.7, HVP <= 0.5',
+  mlp: 'gradient <= 2.0, HVP <= 2.0',
+  alexnet: 'HVP <= 1.0',
+}
 
 const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`).padStart(8)
 
@@ -242,7 +323,16 @@ for (const name of models) {
   const v = Float32Array.from({ length: model.size }, () => r.normal())
 
   const dir = mkdtempSync(join(tmpdir(), 'cusp-bench-hvp-'))
-  writeFileSync(join(dir, 'header.json'), JSON.stringify({ spec, n, reduction: 'mean', params: model.params.map((p) => ({ name: p.name, shape: p.shape, offset: p.offset })), time: { repeats: peerRepeats, threads: peerThreads } }))
+  writeFileSync(
+    join(dir, 'header.json'),
+    JSON.stringify({
+      spec,
+      n,
+      reduction: 'mean',
+      params: model.params.map((p) => ({ name: p.name, shape: p.shape, offset: p.offset })),
+      time: { repeats: peerRepeats, threads: peerThreads },
+    }),
+  )
   writeFileSync(join(dir, 'theta.f32'), theta)
   writeFileSync(join(dir, 'x.f32'), data.x)
   writeFileSync(join(dir, 'y.i32'), data.y)
@@ -292,11 +382,16 @@ for (const name of models) {
     await c.dispose()
   }
   const rssMb = Math.round(process.resourceUsage().maxRSS / 1024)
-  console.log(`  load average ${load.map((l) => l.toFixed(1)).join(' -> ')} on ${availableParallelism()} cores (wall times inflate with it; CPU time less so)`)
-  console.log(`  peer BLAS: ${peerBlas?.kind} (${peerBlas?.openblas_config ?? peerBlas?.libraries.join(', ')}), OpenBLAS threads ${peerBlas?.openblas_threads ?? '-'}, torch threads ${peerBlas?.torch_threads}`)
+  console.log(
+    `  load average ${load.map((l) => l.toFixed(1)).join(' -> ')} on ${availableParallelism()} cores (wall times inflate with it; CPU time less so)`,
+  )
+  console.log(
+    `  peer BLAS: ${peerBlas?.kind} (${peerBlas?.openblas_config ?? peerBlas?.libraries.join(', ')}), OpenBLAS threads ${peerBlas?.openblas_threads ?? '-'}, torch threads ${peerBlas?.torch_threads}`,
+  )
   console.log(`  peak RSS: ours ${rssMb} MB (this process so far), PyTorch ${peerRss} MB`)
   console.log(`  ${''.padEnd(24)}${'loss'.padStart(8)}${'gradient'.padStart(10)}${'HVP'.padStart(9)}`)
-  const row = (label: string, f: Figures): void => console.log(`  ${label.padEnd(24)}${fmt(f.loss)}${fmt(f.grad).padStart(10)}${fmt(f.hvp).padStart(9)}`)
+  const row = (label: string, f: Figures): void =>
+    console.log(`  ${label.padEnd(24)}${fmt(f.loss)}${fmt(f.grad).padStart(10)}${fmt(f.hvp).padStart(9)}`)
   row(`PyTorch ${torchVersion} (2 threads)`, peer)
   row('  CPU time, PyTorch 2 thr', med('torchCpu2'))
   row('wasm, 1 worker', ours.wasm_1worker)
@@ -309,36 +404,71 @@ for (const name of models) {
   const r1 = ratio(ours.wasm_1worker)
   const r2 = ratio(ours.wasm_2workers)
   console.log(`  ratio ours/peer, 1 worker : loss ${r1.loss.toFixed(2)}  gradient ${r1.grad.toFixed(2)}  HVP ${r1.hvp.toFixed(2)}`)
-  console.log(`  ratio ours/peer, 2 workers: loss ${r2.loss.toFixed(2)}  gradient ${r2.grad.toFixed(2)}  HVP ${r2.hvp.toFixed(2)}   (goal: ${goals[name] ?? 'none set'})`)
-  const rc = { loss: oursCpu.wasm_1worker.loss / peerCpu.loss, grad: oursCpu.wasm_1worker.grad / peerCpu.grad, hvp: oursCpu.wasm_1worker.hvp / peerCpu.hvp }
-  console.log(`  CPU-time ratio, 1 worker / PyTorch 1 thread: loss ${rc.loss.toFixed(2)}  gradient ${rc.grad.toFixed(2)}  HVP ${rc.hvp.toFixed(2)}   (load-robust)`)
+  console.log(
+    `  ratio ours/peer, 2 workers: loss ${r2.loss.toFixed(2)}  gradient ${r2.grad.toFixed(2)}  HVP ${r2.hvp.toFixed(2)}   (goal: ${goals[name] ?? 'none set'})`,
+  )
+  const rc = {
+    loss: oursCpu.wasm_1worker.loss / peerCpu.loss,
+    grad: oursCpu.wasm_1worker.grad / peerCpu.grad,
+    hvp: oursCpu.wasm_1worker.hvp / peerCpu.hvp,
+  }
+  console.log(
+    `  CPU-time ratio, 1 worker / PyTorch 1 thread: loss ${rc.loss.toFixed(2)}  gradient ${rc.grad.toFixed(2)}  HVP ${rc.hvp.toFixed(2)}   (load-robust)`,
+  )
 
   const { totalMs, rows: prof } = await profileHvp(spec, data, theta, v)
   const leak = leakCalls > 0 ? await leakLoop(spec, data, theta, v, leakCalls, Math.min(leakN, n)) : undefined
-  if (leak !== undefined) console.log(`  ${leakCalls} HVPs of ${Math.min(leakN, n)} examples: tensors ${leak.tensors[0]} -> ${leak.tensors[1]}, wasm heap ${leak.wasm_heap_mb[0]} -> ${leak.wasm_heap_mb[1]} MB, RSS ${leak.rss_mb[0]} -> ${leak.rss_mb[1]} MB, JS heap used ${leak.js_heap_used_mb[0]} -> ${leak.js_heap_used_mb[1]} MB`)
+  if (leak !== undefined)
+    console.log(
+      `  ${leakCalls} HVPs of ${Math.min(leakN, n)} examples: tensors ${leak.tensors[0]} -> ${leak.tensors[1]}, wasm heap ${leak.wasm_heap_mb[0]} -> ${leak.wasm_heap_mb[1]} MB, RSS ${leak.rss_mb[0]} -> ${leak.rss_mb[1]} MB, JS heap used ${leak.js_heap_used_mb[0]} -> ${leak.js_heap_used_mb[1]} MB`,
+    )
   console.log(`  one HVP chunk (250 examples) on wasm: ${totalMs.toFixed(0)} ms CPU, by kernel:`)
   for (const p of prof.filter((q, i) => i < 10 || q.kernel.startsWith('('))) {
     const per = p.kernel.startsWith('(') ? `  (${((1000 * p.ms) / Math.max(1, p.calls)).toFixed(0)} us per kernel call)` : ''
-    console.log(`    ${p.kernel.padEnd(34)}${p.ms.toFixed(1).padStart(7)} ms ${(100 * p.share).toFixed(0).padStart(3)}% ${String(p.calls).padStart(4)} calls${p.gflops !== undefined ? `  ${p.gflops.toFixed(1)} GFLOP/s` : ''}${per}`)
+    console.log(
+      `    ${p.kernel.padEnd(34)}${p.ms.toFixed(1).padStart(7)} ms ${(100 * p.share).toFixed(0).padStart(3)}% ${String(p.calls).padStart(4)} calls${p.gflops !== undefined ? `  ${p.gflops.toFixed(1)} GFLOP/s` : ''}${per}`,
+    )
   }
   const round1 = (f: Figures): Figures => ({ loss: Math.round(f.loss), grad: Math.round(f.grad), hvp: Math.round(f.hvp) })
   const round2 = (f: Figures): Figures => ({ loss: +f.loss.toFixed(2), grad: +f.grad.toFixed(2), hvp: +f.hvp.toFixed(2) })
-  console.log(JSON.stringify({
-    bench: 'hvp', model: name, n, params: model.size, data: 'seeded-random', rounds, load_average: load.map((l) => +l.toFixed(1)),
-    ours_ms: { wasm_1worker: round1(ours.wasm_1worker), wasm_2workers: round1(ours.wasm_2workers), ...(cpu ? { cpu_n100: round1(cpu) } : {}) },
-    ours_ms_min_med_max: { wasm_1worker: spread(samples['wasm1']!), wasm_2workers: spread(samples['wasm2']!) },
-    peer_ms: { ...round1(peer), torch: torchVersion, threads: peerThreads },
-    peer_ms_min_med_max: spread(samples['torch']!),
-    peer_blas: peerBlas,
-    peer_cpu_ms_2threads: round1(med('torchCpu2')),
-    peer_cpu_ms_1thread: round1(peerCpu),
-    ours_cpu_ms: { wasm_1worker: round1(oursCpu.wasm_1worker), wasm_2workers: round1(oursCpu.wasm_2workers) },
-    ratio: { wasm_1worker: round2(r1), wasm_2workers: round2(r2), cpu_1worker_vs_torch_1thread: round2(rc) },
-    peak_rss_mb: { ours_process_so_far: rssMb, peer: peerRss },
-    ...(leak !== undefined ? { leak: { hvps: leakCalls, examples: Math.min(leakN, n), ...leak } } : {}),
-    profile_hvp_chunk_cpu_ms: +totalMs.toFixed(1),
-    engine_share: +(prof.find((q) => q.kernel.startsWith('('))!.share).toFixed(3),
-    engine_us_per_kernel_call: +((1000 * prof.find((q) => q.kernel.startsWith('('))!.ms) / Math.max(1, prof.find((q) => q.kernel.startsWith('('))!.calls)).toFixed(1),
-    profile_hvp_chunk: prof.filter((q, i) => i < 8 || q.kernel.startsWith('(')).map((p) => ({ kernel: p.kernel, ms: +p.ms.toFixed(1), calls: p.calls, ...(p.gflops !== undefined ? { gflops: +p.gflops.toFixed(1) } : {}) })),
-  }))
+  console.log(
+    JSON.stringify({
+      bench: 'hvp',
+      model: name,
+      n,
+      params: model.size,
+      data: 'seeded-random',
+      rounds,
+      load_average: load.map((l) => +l.toFixed(1)),
+      ours_ms: {
+        wasm_1worker: round1(ours.wasm_1worker),
+        wasm_2workers: round1(ours.wasm_2workers),
+        ...(cpu ? { cpu_n100: round1(cpu) } : {}),
+      },
+      ours_ms_min_med_max: { wasm_1worker: spread(samples['wasm1']!), wasm_2workers: spread(samples['wasm2']!) },
+      peer_ms: { ...round1(peer), torch: torchVersion, threads: peerThreads },
+      peer_ms_min_med_max: spread(samples['torch']!),
+      peer_blas: peerBlas,
+      peer_cpu_ms_2threads: round1(med('torchCpu2')),
+      peer_cpu_ms_1thread: round1(peerCpu),
+      ours_cpu_ms: { wasm_1worker: round1(oursCpu.wasm_1worker), wasm_2workers: round1(oursCpu.wasm_2workers) },
+      ratio: { wasm_1worker: round2(r1), wasm_2workers: round2(r2), cpu_1worker_vs_torch_1thread: round2(rc) },
+      peak_rss_mb: { ours_process_so_far: rssMb, peer: peerRss },
+      ...(leak !== undefined ? { leak: { hvps: leakCalls, examples: Math.min(leakN, n), ...leak } } : {}),
+      profile_hvp_chunk_cpu_ms: +totalMs.toFixed(1),
+      engine_share: +prof.find((q) => q.kernel.startsWith('('))!.share.toFixed(3),
+      engine_us_per_kernel_call: +(
+        (1000 * prof.find((q) => q.kernel.startsWith('('))!.ms) /
+        Math.max(1, prof.find((q) => q.kernel.startsWith('('))!.calls)
+      ).toFixed(1),
+      profile_hvp_chunk: prof
+        .filter((q, i) => i < 8 || q.kernel.startsWith('('))
+        .map((p) => ({
+          kernel: p.kernel,
+          ms: +p.ms.toFixed(1),
+          calls: p.calls,
+          ...(p.gflops !== undefined ? { gflops: +p.gflops.toFixed(1) } : {}),
+        })),
+    }),
+  )
 }

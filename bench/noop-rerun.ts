@@ -97,7 +97,9 @@ function ours(dir: string): Side {
   }
   const notFresh = status.instances.filter((i) => i.action !== 'fresh').length
   if (status.instances.length !== toyInstanceCount(SHAPE) || notFresh > 0) {
-    throw new Error(`after the first run expected ${toyInstanceCount(SHAPE)} fresh instances, got ${status.instances.length} (${notFresh} not fresh)`)
+    throw new Error(
+      `after the first run expected ${toyInstanceCount(SHAPE)} fresh instances, got ${status.instances.length} (${notFresh} not fresh)`,
+    )
   }
   const times: Timing[] = []
   const expected = `0 ran, 0 restored, ${toyInstanceCount(SHAPE)} fresh`

@@ -48,7 +48,16 @@ try {
         const put = await store.putBytes(Buffer.from(`${s.instance}/${name}\n`))
         outputs[name] = { ...put, kind: 'file' }
       }
-      await store.putRun({ schema: 1, fingerprint: fp.fingerprint, instance: s.instance, stage: inst.stage, breakdown: fp.breakdown, outputs, durationMs: 0, finishedAt: new Date().toISOString() })
+      await store.putRun({
+        schema: 1,
+        fingerprint: fp.fingerprint,
+        instance: s.instance,
+        stage: inst.stage,
+        breakdown: fp.breakdown,
+        outputs,
+        durationMs: 0,
+        finishedAt: new Date().toISOString(),
+      })
       lock.instances[s.instance] = { stage: inst.stage, fingerprint: fp.fingerprint, breakdown: fp.breakdown, outputs }
     }
     const w = writeLock(lockPath, lock)
@@ -78,7 +87,11 @@ try {
   // End to end: the real CLI as a fresh process (node + tsx startup included).
   const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.ts')
   const cliMs = await time(async () => {
-    const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), cli, '--file', file], { cwd: dir, env: { ...process.env, CUSP_STORE: '' }, encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), cli, '--file', file], {
+      cwd: dir,
+      env: { ...process.env, CUSP_STORE: '' },
+      encoding: 'utf8',
+    })
     if (r.status !== 0) throw new Error(`cli exited ${r.status}: ${r.stderr}`)
   })
   const load = loadavg()[0]?.toFixed(1)

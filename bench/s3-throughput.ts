@@ -64,7 +64,10 @@ try {
   const dir = await local.putDir(ckpt)
   const rec = makeRecord('train', { checkpoints: { ...dir, kind: 'dir' } })
   await local.putRun(rec)
-  const lock: LockFile = { schema: 1, instances: { train: { stage: rec.stage, fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } } }
+  const lock: LockFile = {
+    schema: 1,
+    instances: { train: { stage: rec.stage, fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } },
+  }
   const opts = { part_size_mb: String(partMb) }
 
   let t0 = performance.now()
@@ -81,7 +84,12 @@ try {
   const names = Array.from({ length: files }, (_, i) => `step-${String(i).padStart(4, '0')}.bin`)
   t0 = performance.now()
   await mapLimit(names, 4, (n) =>
-    new Upload({ client: raw, params: { Bucket: TEST_BUCKET, Key: `peer/${n}`, Body: createReadStream(join(ckpt, n)) }, partSize: partMb << 20, queueSize: 4 }).done(),
+    new Upload({
+      client: raw,
+      params: { Bucket: TEST_BUCKET, Key: `peer/${n}`, Body: createReadStream(join(ckpt, n)) },
+      partSize: partMb << 20,
+      queueSize: 4,
+    }).done(),
   )
   const peerPushS = (performance.now() - t0) / 1000
   await mkdir(join(root, 'peer-out'))

@@ -34,16 +34,90 @@ interface Case {
 const n = 250
 const conv = (x: number[], f: number[], oh: number, ow: number): number => 2 * x[0]! * oh * ow * f[0]! * f[1]! * f[2]! * f[3]!
 const cases: Case[] = [
-  { name: 'dense dW = x^T dy (784x250 @ 250x200)', kernel: 'BatchMatMul', inputs: { a: [n, 784], b: [n, 200] }, attrs: { transposeA: true, transposeB: false }, flops: 2 * 784 * n * 200, before: 'shipped' },
-  { name: 'dense dx = dy W^T (250x200 @ 200x784)', kernel: 'BatchMatMul', inputs: { a: [n, 200], b: [784, 200] }, attrs: { transposeA: false, transposeB: true }, flops: 2 * n * 200 * 784, before: 'shipped' },
-  { name: 'cnn conv2 dx (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropInput', inputs: { dy: [n, 14, 14, 32], filter: [3, 3, 16, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 14, 14, 16] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'shipped' },
-  { name: 'cnn conv1 dW (3x3 1->16, 28x28)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }, flops: conv([n], [3, 3, 1, 16], 28, 28), before: 'cpu' },
-  { name: 'cnn conv1 dW SIMD vs composed (1->16)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }, flops: conv([n], [3, 3, 1, 16], 28, 28), before: 'composed' },
-  { name: 'cnn conv2 dW (3x3 16->32, 14x14)', kernel: 'Conv2DBackpropFilter', inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] }, attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] }, flops: conv([n], [3, 3, 16, 32], 14, 14), before: 'cpu' },
-  { name: 'maxPool 2x2 grad (28x28x16)', kernel: 'MaxPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
-  { name: 'avgPool 2x2 grad (28x28x16)', kernel: 'AvgPoolGrad', inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16] }, attrs: { filterSize: 2, strides: 2, pad: 'valid' }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
-  { name: 'bias grad: sum over [n,h,w] (28x28x16)', kernel: 'Sum', inputs: { x: [n, 28, 28, 16] }, attrs: { axis: [0, 1, 2], keepDims: false }, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
-  { name: 'identity (tape clone, 28x28x16)', kernel: 'Identity', inputs: { x: [n, 28, 28, 16] }, attrs: {}, flops: n * 28 * 28 * 16, unit: 'Gelem/s', before: 'shipped' },
+  {
+    name: 'dense dW = x^T dy (784x250 @ 250x200)',
+    kernel: 'BatchMatMul',
+    inputs: { a: [n, 784], b: [n, 200] },
+    attrs: { transposeA: true, transposeB: false },
+    flops: 2 * 784 * n * 200,
+    before: 'shipped',
+  },
+  {
+    name: 'dense dx = dy W^T (250x200 @ 200x784)',
+    kernel: 'BatchMatMul',
+    inputs: { a: [n, 200], b: [784, 200] },
+    attrs: { transposeA: false, transposeB: true },
+    flops: 2 * n * 200 * 784,
+    before: 'shipped',
+  },
+  {
+    name: 'cnn conv2 dx (3x3 16->32, 14x14)',
+    kernel: 'Conv2DBackpropInput',
+    inputs: { dy: [n, 14, 14, 32], filter: [3, 3, 16, 32] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 14, 14, 16] },
+    flops: conv([n], [3, 3, 16, 32], 14, 14),
+    before: 'shipped',
+  },
+  {
+    name: 'cnn conv1 dW (3x3 1->16, 28x28)',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] },
+    flops: conv([n], [3, 3, 1, 16], 28, 28),
+    before: 'cpu',
+  },
+  {
+    name: 'cnn conv1 dW SIMD vs composed (1->16)',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 28, 28, 1], dy: [n, 28, 28, 16] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] },
+    flops: conv([n], [3, 3, 1, 16], 28, 28),
+    before: 'composed',
+  },
+  {
+    name: 'cnn conv2 dW (3x3 16->32, 14x14)',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] },
+    flops: conv([n], [3, 3, 16, 32], 14, 14),
+    before: 'cpu',
+  },
+  {
+    name: 'maxPool 2x2 grad (28x28x16)',
+    kernel: 'MaxPoolGrad',
+    inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] },
+    attrs: { filterSize: 2, strides: 2, pad: 'valid' },
+    flops: n * 28 * 28 * 16,
+    unit: 'Gelem/s',
+    before: 'shipped',
+  },
+  {
+    name: 'avgPool 2x2 grad (28x28x16)',
+    kernel: 'AvgPoolGrad',
+    inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16] },
+    attrs: { filterSize: 2, strides: 2, pad: 'valid' },
+    flops: n * 28 * 28 * 16,
+    unit: 'Gelem/s',
+    before: 'shipped',
+  },
+  {
+    name: 'bias grad: sum over [n,h,w] (28x28x16)',
+    kernel: 'Sum',
+    inputs: { x: [n, 28, 28, 16] },
+    attrs: { axis: [0, 1, 2], keepDims: false },
+    flops: n * 28 * 28 * 16,
+    unit: 'Gelem/s',
+    before: 'shipped',
+  },
+  {
+    name: 'identity (tape clone, 28x28x16)',
+    kernel: 'Identity',
+    inputs: { x: [n, 28, 28, 16] },
+    attrs: {},
+    flops: n * 28 * 28 * 16,
+    unit: 'Gelem/s',
+    before: 'shipped',
+  },
 ]
 
 function median(xs: number[]): number {
@@ -62,7 +136,22 @@ function time(c: Case, scale: number, composed = false): number {
   if (Array.isArray(attrs['inputShape'])) attrs['inputShape'] = [inputs['dy']!.shape[0], ...(attrs['inputShape'] as number[]).slice(1)]
   const c0 = process.cpuUsage()
   const out = composed
-    ? tf.engine().makeTensorFromTensorInfo(composedFilterGrad(tf.backend() as never, inputs['x']! as never, inputs['dy']! as never, tf.backend_util.computeConv2DInfo(inputs['x']!.shape as never, attrs['filterShape'] as never, attrs['strides'] as never, 1, attrs['pad'] as never)))
+    ? tf
+        .engine()
+        .makeTensorFromTensorInfo(
+          composedFilterGrad(
+            tf.backend() as never,
+            inputs['x']! as never,
+            inputs['dy']! as never,
+            tf.backend_util.computeConv2DInfo(
+              inputs['x']!.shape as never,
+              attrs['filterShape'] as never,
+              attrs['strides'] as never,
+              1,
+              attrs['pad'] as never,
+            ),
+          ),
+        )
     : (tf.engine().runKernel(c.kernel, inputs as never, attrs as never) as tf.Tensor)
   const used = process.cpuUsage(c0)
   tf.dispose([out, ...Object.values(inputs)])
@@ -70,7 +159,15 @@ function time(c: Case, scale: number, composed = false): number {
 }
 
 await tf.setBackend('wasm')
-const results: Array<{ name: string; unit: string; before: string; before_rate: number | null; after_rate: number; after_ms: number; speedup: number | null }> = []
+const results: Array<{
+  name: string
+  unit: string
+  before: string
+  before_rate: number | null
+  after_rate: number
+  after_ms: number
+  speedup: number | null
+}> = []
 for (const c of cases) {
   const before: number[] = []
   const after: number[] = []
@@ -95,7 +192,17 @@ for (const c of cases) {
   const b = before.length > 0 ? gf(median(before)) : null
   const a = gf(median(after))
   const unit = c.unit ?? 'GFLOP/s'
-  results.push({ name: c.name, unit, before: c.before, before_rate: b, after_rate: a, after_ms: +median(after).toFixed(2), speedup: b === null ? null : a / b })
-  console.log(`${c.name.padEnd(46)} before ${b === null ? '   n/a' : b.toFixed(2).padStart(6)} (${c.before === 'cpu' ? 'cpu backend ' : c.before === 'composed' ? 'composed    ' : 'shipped wasm'})  after ${a.toFixed(2).padStart(6)} ${unit} (${median(after).toFixed(1)} ms)  x${b === null ? '?' : (a / b).toFixed(1)}`)
+  results.push({
+    name: c.name,
+    unit,
+    before: c.before,
+    before_rate: b,
+    after_rate: a,
+    after_ms: +median(after).toFixed(2),
+    speedup: b === null ? null : a / b,
+  })
+  console.log(
+    `${c.name.padEnd(46)} before ${b === null ? '   n/a' : b.toFixed(2).padStart(6)} (${c.before === 'cpu' ? 'cpu backend ' : c.before === 'composed' ? 'composed    ' : 'shipped wasm'})  after ${a.toFixed(2).padStart(6)} ${unit} (${median(after).toFixed(1)} ms)  x${b === null ? '?' : (a / b).toFixed(1)}`,
+  )
 }
 console.log(JSON.stringify({ bench: 'wasm-kernels', batch: n, repeats, kernels: results }))

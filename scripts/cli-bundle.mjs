@@ -146,7 +146,10 @@ export async function build(root = REPO, entry = ENTRY) {
     writeFileSync(tmp, out.contents)
     renameSync(tmp, out.path)
   }
-  writeFileSync(`${manifest}.tmp-${tag}`, `${JSON.stringify({ format: FORMAT, ...owner(root), entry: relative(root, entry), inputs }, null, 1)}\n`)
+  writeFileSync(
+    `${manifest}.tmp-${tag}`,
+    `${JSON.stringify({ format: FORMAT, ...owner(root), entry: relative(root, entry), inputs }, null, 1)}\n`,
+  )
   renameSync(`${manifest}.tmp-${tag}`, manifest)
   return bundle
 }
@@ -189,9 +192,10 @@ function lazyPackage(name, exports) {
   ]
   for (const [key, value] of Object.entries(exports)) {
     if (!/^[A-Za-z_$][\w$]*$/.test(key) || key === 'default') continue
-    const v = typeof value === 'function' || (typeof value === 'object' && value !== null)
-      ? `/* @__PURE__ */ lazy(${JSON.stringify(key)}, ${typeof value === 'function'})`
-      : JSON.stringify(value) ?? 'undefined'
+    const v =
+      typeof value === 'function' || (typeof value === 'object' && value !== null)
+        ? `/* @__PURE__ */ lazy(${JSON.stringify(key)}, ${typeof value === 'function'})`
+        : (JSON.stringify(value) ?? 'undefined')
     lines.push(`export const ${key} = ${v}`)
   }
   return `${lines.join('\n')}\n`

@@ -30,10 +30,18 @@ if (storeA === undefined || storeB === undefined || !(tol > 0)) {
 }
 const SKIP = new Set(['residuals', 'matvecs', 'converged', 'iteration', 'parameters', 'classes', 'top_dim', 'eta', 't'])
 
-interface Produced { instance: string; output: string; finishedAt?: string }
+interface Produced {
+  instance: string
+  output: string
+  finishedAt?: string
+}
 /** instance/output -> object path of its latest run, from the pipeline's own registry listing. */
 function outputs(store: string, backend: string): Map<string, string> {
-  const out = execFileSync(process.execPath, ['scripts/pipeline.mjs', 'artifacts', '--profile', profile, '--backend', backend, '--store', store, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 })
+  const out = execFileSync(
+    process.execPath,
+    ['scripts/pipeline.mjs', 'artifacts', '--profile', profile, '--backend', backend, '--store', store, '--json'],
+    { encoding: 'utf8', maxBuffer: 1 << 28 },
+  )
   const listing = JSON.parse(out.trim().split('\n')[0]!) as { artifacts: { digest: string; producedBy: Produced[] }[] }
   const latest = new Map<string, { at: string; file: string }>()
   for (const a of listing.artifacts) {
@@ -41,7 +49,8 @@ function outputs(store: string, backend: string): Map<string, string> {
       if (!/^(probe|scan)\.json$/.test(p.output)) continue
       const key = `${p.instance} ${p.output}`
       const at = p.finishedAt ?? ''
-      if ((latest.get(key)?.at ?? '') <= at) latest.set(key, { at, file: join(store, 'objects', 'sha256', a.digest.slice(0, 2), a.digest.slice(2)) })
+      if ((latest.get(key)?.at ?? '') <= at)
+        latest.set(key, { at, file: join(store, 'objects', 'sha256', a.digest.slice(0, 2), a.digest.slice(2)) })
     }
   }
   return new Map([...latest].map(([k, v]) => [k, v.file]))
@@ -61,7 +70,9 @@ function compare(a: unknown, b: unknown, path: string, worst: { err: number; whe
       } else compare(x, b[i], `${path}[${i}]`, worst)
     })
   } else if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
-    for (const k of Object.keys(a)) if (!SKIP.has(k) && k in b) compare((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k, worst)
+    for (const k of Object.keys(a))
+      if (!SKIP.has(k) && k in b)
+        compare((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k, worst)
   }
 }
 
@@ -74,9 +85,21 @@ for (const [key, fa] of [...A].sort()) {
   const worst = { err: 0, where: '' }
   compare(JSON.parse(readFileSync(fa, 'utf8')), JSON.parse(readFileSync(fb, 'utf8')), '', worst)
   rows.push({ file: key, ...worst })
-  console.log(`${worst.err <= tol ? 'ok  ' : 'FAIL'} ${key.padEnd(60)} max rel diff ${worst.err.toExponential(2)}${worst.where ? ` (${worst.where})` : ''}`)
+  console.log(
+    `${worst.err <= tol ? 'ok  ' : 'FAIL'} ${key.padEnd(60)} max rel diff ${worst.err.toExponential(2)}${worst.where ? ` (${worst.where})` : ''}`,
+  )
 }
 const max = Math.max(0, ...rows.map((r) => r.err))
 const ok = rows.length > 0 && max <= tol
-console.log(JSON.stringify({ compare: `${backA} vs ${backB}`, profile, files: rows.length, only_in_one: A.size + B.size - 2 * rows.length, max_rel_diff: +max.toExponential(3), tol, ok }))
+console.log(
+  JSON.stringify({
+    compare: `${backA} vs ${backB}`,
+    profile,
+    files: rows.length,
+    only_in_one: A.size + B.size - 2 * rows.length,
+    max_rel_diff: +max.toExponential(3),
+    tol,
+    ok,
+  }),
+)
 process.exit(ok ? 0 : 1)

@@ -23,7 +23,11 @@ function check(name: string, value: number, limit: number): void {
 
 async function products(backend: 'cpu' | 'webgpu', m: Model, theta: Float32Array, v: Float32Array, c: Chunk) {
   await initEngine(backend)
-  return { loss: await chunkLossAsync(m, theta, c), grad: (await chunkGradientAsync(m, theta, c)).grad, hv: await chunkHvpAsync(m, theta, v, c) }
+  return {
+    loss: await chunkLossAsync(m, theta, c),
+    grad: (await chunkGradientAsync(m, theta, c)).grad,
+    hv: await chunkHvpAsync(m, theta, v, c),
+  }
 }
 
 const info = await initEngine('webgpu')
@@ -72,7 +76,14 @@ await initEngine('webgpu')
   const v = unitVector(m.size, 9)
   const hv = await chunkHvpAsync(m, theta, v, c)
   const eps = 3e-2
-  const at = async (s: number) => (await chunkGradientAsync(m, Float32Array.from(theta, (a, i) => a + s * v[i]!), c)).grad
+  const at = async (s: number) =>
+    (
+      await chunkGradientAsync(
+        m,
+        Float32Array.from(theta, (a, i) => a + s * v[i]!),
+        c,
+      )
+    ).grad
   const [p1, m1, p2, m2] = [await at(eps), await at(-eps), await at(2 * eps), await at(-2 * eps)]
   const fd = Float64Array.from(p1, (_, i) => (8 * (p1[i]! - m1[i]!) - (p2[i]! - m2[i]!)) / (12 * eps))
   check('tanh CNN: HVP vs five-point finite differences rel err', relErr(hv, fd), 1e-3)
@@ -87,7 +98,12 @@ await initEngine('webgpu')
   }
   const a = await top('cpu')
   const b = await top('webgpu')
-  for (let i = 0; i < 3; i++) check(`lambda_${i + 1} vs cpu rel err (cpu ${a.values[i]!.toPrecision(7)})`, Math.abs(a.values[i]! - b.values[i]!) / Math.abs(a.values[0]!), 1e-4)
+  for (let i = 0; i < 3; i++)
+    check(
+      `lambda_${i + 1} vs cpu rel err (cpu ${a.values[i]!.toPrecision(7)})`,
+      Math.abs(a.values[i]! - b.values[i]!) / Math.abs(a.values[0]!),
+      1e-4,
+    )
 }
 {
   await initEngine('webgpu')
@@ -114,5 +130,13 @@ await initEngine('webgpu')
   check('repeated HVPs with bytes differing from the first', differing, 0)
 }
 const failed = results.filter((r) => !r.ok)
-console.log(JSON.stringify({ oracles: 'webgpu', adapter: info.versions.adapter, passed: results.length - failed.length, failed: failed.length, failures: failed.map((f) => f.check) }))
+console.log(
+  JSON.stringify({
+    oracles: 'webgpu',
+    adapter: info.versions.adapter,
+    passed: results.length - failed.length,
+    failed: failed.length,
+    failures: failed.map((f) => f.check),
+  }),
+)
 process.exit(failed.length === 0 ? 0 : 1)

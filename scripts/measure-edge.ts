@@ -49,14 +49,30 @@ const [ib, lb] = await Promise.all([readFile(imagesPath), readFile(labelsPath)])
 const d = idxDataset(decodeIdx(ib, imagesPath, IDX_IMAGES_MAGIC), decodeIdx(lb, labelsPath, IDX_LABELS_MAGIC), imagesPath, labelsPath)
 const set = { n: d.n, height: d.rows, width: d.cols, channels: 1, images: d.images, labels: d.labels, classNames: FASHION_MNIST_CLASSES }
 const classes = a.classes!.includes(',') ? a.classes!.split(',').map(Number) : Number(a.classes)
-const prepared = prepareDataset(set, { classes, nD: Number(a.n), seed: 0, normalisation: 'standardise' }, { kind: 'idx', digest: 'bundled', split: 'train' })
+const prepared = prepareDataset(
+  set,
+  { classes, nD: Number(a.n), seed: 0, normalisation: 'standardise' },
+  { kind: 'idx', digest: 'bundled', split: 'train' },
+)
 const nc = prepared.manifest.classes.names.length
 const data = { x: prepared.x, y: prepared.y, n: prepared.y.length, shape: [28, 28, 1] as [number, number, number] }
-const spec: ModelSpec = { arch: a.arch as ModelSpec['arch'], activation: a.activation as ModelSpec['activation'], inputShape: [28, 28, 1], classes: nc }
+const spec: ModelSpec = {
+  arch: a.arch as ModelSpec['arch'],
+  activation: a.activation as ModelSpec['activation'],
+  inputShape: [28, 28, 1],
+  classes: nc,
+}
 if (spec.arch === 'mlp') spec.hidden = a.hidden!.split(',').map(Number)
 const model = buildModel(spec)
 const env = Number(process.env.CUSP_THREADS)
-const objective = await createObjective({ spec, data, reduction: 'mean', chunkSize: 250, workers: Number.isInteger(env) && env > 0 ? env : 1, backend: 'wasm' })
+const objective = await createObjective({
+  spec,
+  data,
+  reduction: 'mean',
+  chunkSize: 250,
+  workers: Number.isInteger(env) && env > 0 ? env : 1,
+  backend: 'wasm',
+})
 const eta = Number(a.eta)
 const k = Number(a.k)
 const every = Number(a.every)
@@ -66,26 +82,50 @@ let maxRho1 = 0
 let firstEdge: number | null = null
 const rho1s: number[] = []
 try {
-  await train(objective, { iteration: 0, theta: initParams(model, Number(a.seed)), t: 0 }, {
-    mode: flow ? 'gradient-flow' : 'gd', eta, maxIterations: Number(a.iterations), checkpointEvery: every, logEvery: every,
-    eigTol: 3e-3, eigMaxMatvecs: 30, stopLoss: flow ? 0.1 : 0, peakDrop: flow ? 0.8 : undefined, peakMinT: 0.5,
-  }, {
-    log(row) {
-      if (flow && (row.iteration % every === 0 || row.stop !== undefined)) process.stdout.write(`${JSON.stringify({ iteration: row.iteration, t: +row.t.toFixed(4), loss: +row.loss.toFixed(5), lambda1: row.lambda1, eta: row.eta, thetaNorm: row.thetaNorm, stop: row.stop, s: Math.round((Date.now() - started) / 1000) })}\n`)
+  await train(
+    objective,
+    { iteration: 0, theta: initParams(model, Number(a.seed)), t: 0 },
+    {
+      mode: flow ? 'gradient-flow' : 'gd',
+      eta,
+      maxIterations: Number(a.iterations),
+      checkpointEvery: every,
+      logEvery: every,
+      eigTol: 3e-3,
+      eigMaxMatvecs: 30,
+      stopLoss: flow ? 0.1 : 0,
+      peakDrop: flow ? 0.8 : undefined,
+      peakMinT: 0.5,
     },
-    async checkpoint(iteration, theta, info) {
-      if (flow) return
-      const { grad } = await objective.gradient(theta)
-      const eig = await lanczos((v) => objective.hvp(theta, v), objective.size, k, { tol: Number(a.tol), maxMatvecs: Number(a['max-matvecs']), seed: 0 })
-      const rho = eig.values.map((l) => (eta * l) / 2)
-      const split = splitGradient(grad, eig.vectors.slice(0, nc - 1))
-      rho1s.push(rho[0]!)
-      if (rho[0]! > maxRho1) maxRho1 = rho[0]!
-      if (firstEdge === null && iteration > 0 && rho[0]! >= 0.9) firstEdge = iteration
-      process.stdout.write(`${JSON.stringify({ iteration, t: +info.t.toFixed(3), loss: +info.loss.toFixed(4), rho: rho.map((r) => +r.toFixed(3)), top: +split.topNorm.toFixed(3), bulk: +split.bulkNorm.toFixed(3), matvecs: eig.matvecs, s: Math.round((Date.now() - started) / 1000) })}\n`)
+    {
+      log(row) {
+        if (flow && (row.iteration % every === 0 || row.stop !== undefined))
+          process.stdout.write(
+            `${JSON.stringify({ iteration: row.iteration, t: +row.t.toFixed(4), loss: +row.loss.toFixed(5), lambda1: row.lambda1, eta: row.eta, thetaNorm: row.thetaNorm, stop: row.stop, s: Math.round((Date.now() - started) / 1000) })}\n`,
+          )
+      },
+      async checkpoint(iteration, theta, info) {
+        if (flow) return
+        const { grad } = await objective.gradient(theta)
+        const eig = await lanczos((v) => objective.hvp(theta, v), objective.size, k, {
+          tol: Number(a.tol),
+          maxMatvecs: Number(a['max-matvecs']),
+          seed: 0,
+        })
+        const rho = eig.values.map((l) => (eta * l) / 2)
+        const split = splitGradient(grad, eig.vectors.slice(0, nc - 1))
+        rho1s.push(rho[0]!)
+        if (rho[0]! > maxRho1) maxRho1 = rho[0]!
+        if (firstEdge === null && iteration > 0 && rho[0]! >= 0.9) firstEdge = iteration
+        process.stdout.write(
+          `${JSON.stringify({ iteration, t: +info.t.toFixed(3), loss: +info.loss.toFixed(4), rho: rho.map((r) => +r.toFixed(3)), top: +split.topNorm.toFixed(3), bulk: +split.bulkNorm.toFixed(3), matvecs: eig.matvecs, s: Math.round((Date.now() - started) / 1000) })}\n`,
+        )
+      },
     },
-  })
+  )
 } finally {
   await objective.dispose()
 }
-process.stdout.write(`${JSON.stringify({ summary: true, arch: a.arch, activation: a.activation, eta, n: data.n, classes: nc, rho1_initial: rho1s[0] ?? null, rho1_max: maxRho1, first_rho1_ge_0_9: firstEdge, seconds: Math.round((Date.now() - started) / 1000) })}\n`)
+process.stdout.write(
+  `${JSON.stringify({ summary: true, arch: a.arch, activation: a.activation, eta, n: data.n, classes: nc, rho1_initial: rho1s[0] ?? null, rho1_max: maxRho1, first_rho1_ge_0_9: firstEdge, seconds: Math.round((Date.now() - started) / 1000) })}\n`,
+)

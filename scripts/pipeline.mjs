@@ -14,7 +14,9 @@ let cli
 try {
   cli = await import(pathToFileURL(await ensureBundle()).href)
 } catch (e) {
-  process.stderr.write(`cusp: cannot build the CLI bundle (${e instanceof Error ? e.message : String(e)}); running the sources through tsx\n`)
+  process.stderr.write(
+    `cusp: cannot build the CLI bundle (${e instanceof Error ? e.message : String(e)}); running the sources through tsx\n`,
+  )
   const { register } = await import('tsx/esm/api')
   register()
   cli = await import('../src/main.ts')

@@ -10,11 +10,19 @@ let dawn
 try {
   dawn = await import('webgpu')
 } catch (e) {
-  console.log(JSON.stringify({ adapter: null, error: `Dawn's Node bindings (npm package webgpu) failed to load: ${String(e?.message ?? e).split('\n')[0]}` }))
+  console.log(
+    JSON.stringify({
+      adapter: null,
+      error: `Dawn's Node bindings (npm package webgpu) failed to load: ${String(e?.message ?? e).split('\n')[0]}`,
+    }),
+  )
   process.exit(1)
 }
 Object.assign(globalThis, dawn.globals)
-const adapter = await dawn.create([]).requestAdapter({ powerPreference: 'high-performance' }).catch(() => null)
+const adapter = await dawn
+  .create([])
+  .requestAdapter({ powerPreference: 'high-performance' })
+  .catch(() => null)
 let version = 'unknown'
 try {
   version = require('webgpu/package.json').version
@@ -22,5 +30,10 @@ try {
   // bundled without its package.json
 }
 const info = adapter?.info
-console.log(JSON.stringify({ adapter: info ? { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } : null, webgpu: version }))
+console.log(
+  JSON.stringify({
+    adapter: info ? { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } : null,
+    webgpu: version,
+  }),
+)
 process.exit(adapter ? 0 : 1)

@@ -19,7 +19,8 @@ export type { CliIo } from './harness/cli.ts'
 export const host: Host = {
   ...scienceHost,
   costs: { estimateOutput, confirmRun },
-  afterRun: (run) => auditSummaryText({ lockPath: run.lockPath, store: run.store, outcome: run.outcomes[AUDIT_INSTANCE]?.outcome, runProfile: run.profile }),
+  afterRun: (run) =>
+    auditSummaryText({ lockPath: run.lockPath, store: run.store, outcome: run.outcomes[AUDIT_INSTANCE]?.outcome, runProfile: run.profile }),
 }
 
 /** The CLI on `argv` (without node and the script), wired; resolves to the exit code. */

@@ -57,7 +57,16 @@ export interface TorchPeerResult {
 }
 
 /** Medians of the `--time` mode (float32, `threads` intra-op threads). */
-export interface TorchTiming { loss_ms: number; grad_ms: number; hvp_ms: number; threads: number; n: number; size: number; repeats: number; torch: string }
+export interface TorchTiming {
+  loss_ms: number
+  grad_ms: number
+  hvp_ms: number
+  threads: number
+  n: number
+  size: number
+  repeats: number
+  torch: string
+}
 
 /** True when /usr/bin/python3 can import torch (Debian python3-torch installed). */
 export async function torchAvailable(): Promise<boolean> {
@@ -69,7 +78,10 @@ export async function torchAvailable(): Promise<boolean> {
 export async function runTorchPeer(input: TorchPeerInput): Promise<TorchPeerResult> {
   return withInputs(input, {}, async (dir) => {
     await run([dir])
-    const r = JSON.parse(await readFile(join(dir, 'result.json'), 'utf8')) as Omit<TorchPeerResult, 'grad' | 'hvp' | 'eigenvectors' | 'spectrum'>
+    const r = JSON.parse(await readFile(join(dir, 'result.json'), 'utf8')) as Omit<
+      TorchPeerResult,
+      'grad' | 'hvp' | 'eigenvectors' | 'spectrum'
+    >
     const out: TorchPeerResult = { ...r, grad: await readF64(join(dir, 'grad.f64')) }
     if (input.v !== undefined) out.hvp = await readF64(join(dir, 'hvp.f64'))
     const k = input.eigen ?? 0

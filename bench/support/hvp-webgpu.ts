@@ -39,7 +39,13 @@ function dataset(n: number, seed: number, shape: [number, number, number]): Data
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN
 
 /** One full-batch call of each product, in this thread, read back once per chunk; wall ms. */
-async function timeCalls(m: Model, data: Dataset, theta: Float32Array, v: Float32Array, chunk: number): Promise<Figures & { hvNorm: number }> {
+async function timeCalls(
+  m: Model,
+  data: Dataset,
+  theta: Float32Array,
+  v: Float32Array,
+  chunk: number,
+): Promise<Figures & { hvNorm: number }> {
   const parts = chunks(m, data, chunk)
   const t0 = performance.now()
   for (const c of parts) await chunkLossAsync(m, theta, c)
@@ -69,7 +75,11 @@ function peerDevice(want: string, python: string): string | undefined {
 }
 
 const round = (f: Figures): Figures => ({ loss: +f.loss.toFixed(1), grad: +f.grad.toFixed(1), hvp: +f.hvp.toFixed(1) })
-const ratio = (a: Figures, b: Figures): Figures => ({ loss: +(a.loss / b.loss).toFixed(3), grad: +(a.grad / b.grad).toFixed(3), hvp: +(a.hvp / b.hvp).toFixed(3) })
+const ratio = (a: Figures, b: Figures): Figures => ({
+  loss: +(a.loss / b.loss).toFixed(3),
+  grad: +(a.grad / b.grad).toFixed(3),
+  hvp: +(a.hvp / b.hvp).toFixed(3),
+})
 
 /** Runs the webgpu bench with the CLI arguments `args`; returns the summary (also printed). */
 export async function benchWebgpu(args: string[]): Promise<Record<string, unknown>> {
@@ -117,7 +127,16 @@ export async function benchWebgpu(args: string[]): Promise<Record<string, unknow
     let torch: ReturnType<typeof peer> | undefined
     if (device !== undefined) {
       const dir = mkdtempSync(join(tmpdir(), 'cusp-bench-webgpu-'))
-      writeFileSync(join(dir, 'header.json'), JSON.stringify({ spec, n: N, reduction: 'mean', params: m.params.map((p) => ({ name: p.name, shape: p.shape, offset: p.offset })), time: { repeats: rounds, threads: 2 } }))
+      writeFileSync(
+        join(dir, 'header.json'),
+        JSON.stringify({
+          spec,
+          n: N,
+          reduction: 'mean',
+          params: m.params.map((p) => ({ name: p.name, shape: p.shape, offset: p.offset })),
+          time: { repeats: rounds, threads: 2 },
+        }),
+      )
       writeFileSync(join(dir, 'theta.f32'), theta)
       writeFileSync(join(dir, 'x.f32'), data.x)
       writeFileSync(join(dir, 'y.i32'), data.y)
@@ -127,18 +146,35 @@ export async function benchWebgpu(args: string[]): Promise<Record<string, unknow
     }
     const torchFig = torch !== undefined && !('error' in torch) ? torch : undefined
     const line = {
-      bench: 'hvp-webgpu', model: name, n: N, params: m.size, chunk, rounds, adapter: engine.versions.adapter, hv_norm: +hvNorm.toPrecision(6),
+      bench: 'hvp-webgpu',
+      model: name,
+      n: N,
+      params: m.size,
+      chunk,
+      rounds,
+      adapter: engine.versions.adapter,
+      hv_norm: +hvNorm.toPrecision(6),
       webgpu_ms: round(webgpu),
       wasm_ms_scaled: { one_thread: round(wasm1), two_cores_ideal: round(wasm2), measured_n: small.n },
-      peer_ms: torchFig ? { ...round(torchFig), torch: torchFig['torch'], device: torchFig['device'], device_name: torchFig['device_name'] } : { error: torch && 'error' in torch ? torch.error : 'no PyTorch peer' },
+      peer_ms: torchFig
+        ? { ...round(torchFig), torch: torchFig['torch'], device: torchFig['device'], device_name: torchFig['device_name'] }
+        : { error: torch && 'error' in torch ? torch.error : 'no PyTorch peer' },
       ratio_webgpu_over_peer: torchFig ? ratio(webgpu, torchFig) : null,
       speedup_vs_wasm_2cores: ratio(wasm2, webgpu),
     }
-    console.log(`${name}: ${m.size} params, n = ${N}: webgpu HVP ${webgpu.hvp.toFixed(0)} ms, wasm (2 cores, scaled) ${wasm2.hvp.toFixed(0)} ms, peer ${torchFig ? `${torchFig.hvp.toFixed(0)} ms on ${String(torchFig['device'])}` : 'none'}`)
+    console.log(
+      `${name}: ${m.size} params, n = ${N}: webgpu HVP ${webgpu.hvp.toFixed(0)} ms, wasm (2 cores, scaled) ${wasm2.hvp.toFixed(0)} ms, peer ${torchFig ? `${torchFig.hvp.toFixed(0)} ms on ${String(torchFig['device'])}` : 'none'}`,
+    )
     console.log(JSON.stringify(line))
     results.push(line)
   }
-  const summary = { bench: 'hvp', backend: 'webgpu', adapter: engine?.versions.adapter, versions: { webgpu: engine?.versions.webgpu, 'tfjs-backend-webgpu': engine?.versions['tfjs-backend-webgpu'] }, models: results }
+  const summary = {
+    bench: 'hvp',
+    backend: 'webgpu',
+    adapter: engine?.versions.adapter,
+    versions: { webgpu: engine?.versions.webgpu, 'tfjs-backend-webgpu': engine?.versions['tfjs-backend-webgpu'] },
+    models: results,
+  }
   console.log(JSON.stringify(summary))
   return summary
 }

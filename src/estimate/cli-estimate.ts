@@ -17,7 +17,11 @@ function options(f: EstimateFlagsLike): EstimateOptions {
 }
 
 /** The estimate of `steps` as printed text (or a JSON line), or a usage message for bad flags. */
-export function estimateOutput(pipeline: ValidPipeline, steps: readonly PlanStep[], f: EstimateFlagsLike & { json: boolean }): { ok: true; text: string; estimate: Estimate } | { ok: false; message: string } {
+export function estimateOutput(
+  pipeline: ValidPipeline,
+  steps: readonly PlanStep[],
+  f: EstimateFlagsLike & { json: boolean },
+): { ok: true; text: string; estimate: Estimate } | { ok: false; message: string } {
   const o = options(f)
   const bad = checkEstimateOptions(o)
   if (bad !== undefined) return { ok: false, message: bad }
@@ -40,16 +44,20 @@ export async function confirmRun(
   if (bad !== undefined) return bad
   const e = estimate(pipeline, steps, o)
   if (!f.yes && e.total.usd > f.confirmAbove && io.interactive) io.write(estimateText(e))
-  const r = await confirmCost(e.total.usd, { yes: f.yes, threshold: f.confirmAbove }, {
-    interactive: io.interactive,
-    ask: async (q) => {
-      const rl = createInterface({ input: process.stdin, output: process.stdout })
-      try {
-        return await rl.question(q)
-      } finally {
-        rl.close()
-      }
+  const r = await confirmCost(
+    e.total.usd,
+    { yes: f.yes, threshold: f.confirmAbove },
+    {
+      interactive: io.interactive,
+      ask: async (q) => {
+        const rl = createInterface({ input: process.stdin, output: process.stdout })
+        try {
+          return await rl.question(q)
+        } finally {
+          rl.close()
+        }
+      },
     },
-  })
+  )
   return r.ok ? undefined : r.message
 }

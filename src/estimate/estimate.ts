@@ -56,8 +56,10 @@ export interface Estimate {
 
 /** A usage-style problem with the options (unknown device, bad price). */
 export function checkEstimateOptions(o: EstimateOptions): string | undefined {
-  if (o.device !== undefined && deviceById(o.device) === undefined) return `--device expects one of ${DEVICES.map((d) => d.id).join(', ')}, got '${o.device}'`
-  if (o.price !== undefined && !(o.price >= 0 && Number.isFinite(o.price))) return `--price expects USD per device-hour (a number >= 0), got '${String(o.price)}'`
+  if (o.device !== undefined && deviceById(o.device) === undefined)
+    return `--device expects one of ${DEVICES.map((d) => d.id).join(', ')}, got '${o.device}'`
+  if (o.price !== undefined && !(o.price >= 0 && Number.isFinite(o.price)))
+    return `--price expects USD per device-hour (a number >= 0), got '${String(o.price)}'`
   return undefined
 }
 
@@ -91,7 +93,16 @@ export function estimate(pipeline: ValidPipeline, steps: readonly PlanStep[], o:
     used.set(device.id, device)
     const hours = cost.flops / (device.flopsPerSecond * count) / 3600
     const price = o.price ?? device.usdPerHour
-    rows.push({ instance: inst.id, stage: inst.stage, flops: cost.flops, basis: cost.basis, device: device.id, devices: count, hours, usd: hours * count * price })
+    rows.push({
+      instance: inst.id,
+      stage: inst.stage,
+      flops: cost.flops,
+      basis: cost.basis,
+      device: device.id,
+      devices: count,
+      hours,
+      usd: hours * count * price,
+    })
   }
   const byStage = new Map<string, StageTotal>()
   for (const r of rows) {
@@ -116,29 +127,61 @@ export function estimate(pipeline: ValidPipeline, steps: readonly PlanStep[], o:
 
 /** FLOPs with an SI prefix (e.g. "6,140 PFLOP", "4.3 TFLOP"). */
 export function formatFlops(f: number): string {
-  const units: [number, string][] = [[1e15, 'PFLOP'], [1e12, 'TFLOP'], [1e9, 'GFLOP'], [1e6, 'MFLOP']]
+  const units: [number, string][] = [
+    [1e15, 'PFLOP'],
+    [1e12, 'TFLOP'],
+    [1e9, 'GFLOP'],
+    [1e6, 'MFLOP'],
+  ]
   for (const [scale, unit] of units) {
     if (f >= scale) return `${(f / scale).toLocaleString('en-US', { maximumFractionDigits: f / scale >= 100 ? 0 : 1 })} ${unit}`
   }
   return `${Math.round(f)} FLOP`
 }
 
-const hoursText = (h: number): string => (h >= 1 ? `${h.toLocaleString('en-US', { maximumFractionDigits: 1 })} h` : `${(h * 60).toLocaleString('en-US', { maximumFractionDigits: 1 })} min`)
+const hoursText = (h: number): string =>
+  h >= 1
+    ? `${h.toLocaleString('en-US', { maximumFractionDigits: 1 })} h`
+    : `${(h * 60).toLocaleString('en-US', { maximumFractionDigits: 1 })} min`
 const usdText = (u: number): string => `$${u.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`
 
 /** The per-stage table, the total, and the assumptions it rests on. */
 export function estimateText(e: Estimate): string {
   const head = ['stage', 'to run', 'compute (upper bound)', 'device', 'longest instance', 'device-hours', 'cost']
-  const body = e.stages.map((s) => [s.stage, String(s.instances), formatFlops(s.flops), s.device, hoursText(s.hours), e.total.deviceHours > 0 ? s.deviceHours.toFixed(s.deviceHours >= 10 ? 0 : 2) : '0', usdText(s.usd)])
-  body.push(['total', String(e.total.instances), formatFlops(e.total.flops), '', '', e.total.deviceHours.toFixed(e.total.deviceHours >= 10 ? 0 : 2), usdText(e.total.usd)])
+  const body = e.stages.map((s) => [
+    s.stage,
+    String(s.instances),
+    formatFlops(s.flops),
+    s.device,
+    hoursText(s.hours),
+    e.total.deviceHours > 0 ? s.deviceHours.toFixed(s.deviceHours >= 10 ? 0 : 2) : '0',
+    usdText(s.usd),
+  ])
+  body.push([
+    'total',
+    String(e.total.instances),
+    formatFlops(e.total.flops),
+    '',
+    '',
+    e.total.deviceHours.toFixed(e.total.deviceHours >= 10 ? 0 : 2),
+    usdText(e.total.usd),
+  ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)))
-  const line = (r: string[]) => r.map((c, i) => (i === 0 || i === 3 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd()
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 0 || i === 3 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd()
   const out = [line(head), ...body.map(line)]
   out.push('')
-  out.push(`${e.free} instance(s) fresh or restorable from the store: no cost${e.uncounted > 0 ? `; ${e.uncounted} that would run do no counted arithmetic (data, figures, audit)` : ''}.`)
+  out.push(
+    `${e.free} instance(s) fresh or restorable from the store: no cost${e.uncounted > 0 ? `; ${e.uncounted} that would run do no counted arithmetic (data, figures, audit)` : ''}.`,
+  )
   for (const d of e.devicesUsed) {
     const price = e.price !== undefined ? `$${e.price}/device-hour (--price)` : `$${d.usdPerHour.toFixed(4)}/device-hour (${d.priceNote})`
-    out.push(`${d.id}: ${d.label}, ${formatFlops(d.flopsPerSecond)}/s sustained (${d.throughputSource === 'measured' ? 'measured' : 'ASSUMED'}: ${d.throughputNote}); ${price}.`)
+    out.push(
+      `${d.id}: ${d.label}, ${formatFlops(d.flopsPerSecond)}/s sustained (${d.throughputSource === 'measured' ? 'measured' : 'ASSUMED'}: ${d.throughputNote}); ${price}.`,
+    )
   }
   out.push('Upper bounds: every run counted to its iteration cap, every probe to its HVP budget (gradient = 3.5, HVP = 15 forward passes).')
   return `${out.join('\n')}\n`
@@ -146,7 +189,15 @@ export function estimateText(e: Estimate): string {
 
 /** The estimate as one JSON object (`--json`). */
 export function estimateJson(e: Estimate): object {
-  return { type: 'estimate', total: e.total, stages: e.stages, instances: e.rows, free: e.free, uncounted: e.uncounted, devices: e.devicesUsed }
+  return {
+    type: 'estimate',
+    total: e.total,
+    stages: e.stages,
+    instances: e.rows,
+    free: e.free,
+    uncounted: e.uncounted,
+    devices: e.devicesUsed,
+  }
 }
 
 export interface ConfirmIo {
@@ -160,10 +211,20 @@ export interface ConfirmIo {
  * Before a paid run: proceed when the total is at most `threshold` USD or `yes` was given; else ask
  * on a terminal, and refuse with a one-line message anywhere else (never prompt a pipe or CI).
  */
-export async function confirmCost(total: number, o: { yes: boolean; threshold: number }, io: ConfirmIo): Promise<{ ok: true } | { ok: false; message: string }> {
+export async function confirmCost(
+  total: number,
+  o: { yes: boolean; threshold: number },
+  io: ConfirmIo,
+): Promise<{ ok: true } | { ok: false; message: string }> {
   if (o.yes || total <= o.threshold) return { ok: true }
   const amount = usdText(total)
-  if (!io.interactive) return { ok: false, message: `the estimated cost ${amount} is above the confirmation threshold ${usdText(o.threshold)} and there is no terminal to ask: pass --yes to run anyway (or --dry-run --estimate to see the table)` }
+  if (!io.interactive)
+    return {
+      ok: false,
+      message: `the estimated cost ${amount} is above the confirmation threshold ${usdText(o.threshold)} and there is no terminal to ask: pass --yes to run anyway (or --dry-run --estimate to see the table)`,
+    }
   const answer = (await io.ask(`Estimated cost ${amount} (above ${usdText(o.threshold)}). Submit the jobs? [y/N] `)).trim().toLowerCase()
-  return answer === 'y' || answer === 'yes' ? { ok: true } : { ok: false, message: `not confirmed: nothing was submitted (estimated cost ${amount})` }
+  return answer === 'y' || answer === 'yes'
+    ? { ok: true }
+    : { ok: false, message: `not confirmed: nothing was submitted (estimated cost ${amount})` }
 }

@@ -54,7 +54,11 @@ function inputShape(data: StageInstance): [number, number, number] {
 function dataSize(data: StageInstance): { n: number; classes: number } {
   const c = data.params.classes
   const classes = Array.isArray(c) ? c.length : (num(c) ?? 10)
-  const n = num(data.params.n_data) ?? (data.params.source === 'synthetic' ? classes * (num((data.params.synthetic as Record<string, unknown> | undefined)?.per_class) ?? 100) : 0)
+  const n =
+    num(data.params.n_data) ??
+    (data.params.source === 'synthetic'
+      ? classes * (num((data.params.synthetic as Record<string, unknown> | undefined)?.per_class) ?? 100)
+      : 0)
   return { n, classes }
 }
 
@@ -99,7 +103,10 @@ export function instanceCost(inst: StageInstance, lookup: Lookup, o: CostOptions
     const it = trainIterations(p)
     const flow = p.mode === 'gradient-flow'
     const perIt = GRADIENT_FORWARDS + (flow ? (o.flowHvps ?? 1) * HVP_FORWARDS : 0)
-    return { flops: it * perIt * fwd * n, basis: `${fmt(it)} it x ${flow ? `(gradient + ${o.flowHvps ?? 1} HVP)` : 'gradient'} on ${fmt(n)} x ${spec.arch} ${fmt(fwd / 1e6)} MFLOP` }
+    return {
+      flops: it * perIt * fwd * n,
+      basis: `${fmt(it)} it x ${flow ? `(gradient + ${o.flowHvps ?? 1} HVP)` : 'gradient'} on ${fmt(n)} x ${spec.arch} ${fmt(fwd / 1e6)} MFLOP`,
+    }
   }
   if (impl === 'spectrum-probe' || impl === 'cusp-scan') {
     const train = dep(inst, 'checkpoints', lookup)

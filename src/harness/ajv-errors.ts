@@ -93,17 +93,32 @@ function describeOne(e: ErrorObject): DescribedError | undefined {
     case 'type':
       return { path, at: 'value', problem: `must be ${aOrAn(String(p['type']))} ${got}`, hint: `Write ${aOrAn(String(p['type']))} here.` }
     case 'const':
-      return { path, at: 'value', problem: `must be ${JSON.stringify(p['allowedValue'])} ${got}`, hint: `Change it to ${JSON.stringify(p['allowedValue'])}.` }
+      return {
+        path,
+        at: 'value',
+        problem: `must be ${JSON.stringify(p['allowedValue'])} ${got}`,
+        hint: `Change it to ${JSON.stringify(p['allowedValue'])}.`,
+      }
     case 'enum': {
       const allowed = (p['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')
       return { path, at: 'value', problem: `must be one of ${allowed} ${got}`, hint: 'Use one of those.' }
     }
     case 'minProperties':
-      return { path, at: 'value', problem: `must not be empty ${got}`, hint: `Add at least ${String(p['limit'])} entr${p['limit'] === 1 ? 'y' : 'ies'} or remove it.` }
+      return {
+        path,
+        at: 'value',
+        problem: `must not be empty ${got}`,
+        hint: `Add at least ${String(p['limit'])} entr${p['limit'] === 1 ? 'y' : 'ies'} or remove it.`,
+      }
     case 'minItems':
       return { path, at: 'value', problem: `needs at least ${String(p['limit'])} item(s) ${got}`, hint: 'Add items or remove it.' }
     case 'uniqueItems':
-      return { path, at: 'value', problem: `has duplicate items (positions ${String(p['j'])} and ${String(p['i'])})`, hint: 'Remove the duplicate.' }
+      return {
+        path,
+        at: 'value',
+        problem: `has duplicate items (positions ${String(p['j'])} and ${String(p['i'])})`,
+        hint: 'Remove the duplicate.',
+      }
     default:
       return { path, at: 'value', problem: `${e.message ?? 'is invalid'} ${got}`, hint: 'Fix the value.' }
   }

@@ -141,7 +141,14 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
     return fail([{ reason: 'yaml-syntax', location: src.at(offset), message: e instanceof Error ? e.message : String(e) }])
   }
   const notJson = jsonDataProblem(data)
-  if (notJson !== undefined) return fail([{ reason: 'schema-violation', location: src.locate(notJson.path), message: `this value is ${jsonDataMessage(notJson)}. Write it as JSON data (quote a date or a large number to keep it as text).` }])
+  if (notJson !== undefined)
+    return fail([
+      {
+        reason: 'schema-violation',
+        location: src.locate(notJson.path),
+        message: `this value is ${jsonDataMessage(notJson)}. Write it as JSON data (quote a date or a large number to keep it as text).`,
+      },
+    ])
 
   const broken = { stages: new Set<string>(), profiles: new Set<string>() }
   validatePipeline ??= pipelineValidator()
@@ -172,9 +179,24 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
       disabled.add(name)
       continue
     }
-    decls.set(name, buildStage(ctx, name, raw, overlay, sets.filter((s) => s.stage === name)))
+    decls.set(
+      name,
+      buildStage(
+        ctx,
+        name,
+        raw,
+        overlay,
+        sets.filter((s) => s.stage === name),
+      ),
+    )
   }
-  for (const s of sets) if (disabled.has(s.stage)) ctx.failures.push({ reason: 'bad-override', override: s.text, message: `stage ${s.stage} is not enabled in ${profile === undefined ? 'this pipeline' : `profile ${profile}`}` })
+  for (const s of sets)
+    if (disabled.has(s.stage))
+      ctx.failures.push({
+        reason: 'bad-override',
+        override: s.text,
+        message: `stage ${s.stage} is not enabled in ${profile === undefined ? 'this pipeline' : `profile ${profile}`}`,
+      })
   resolveDeps(ctx, decls, new Set(Object.keys(stages)), disabled, profile)
   const cyclic = reportCycles(ctx, decls)
   if (ctx.failures.length > 0 || cyclic) return fail(capped(sorted(ctx.failures)))
@@ -205,7 +227,12 @@ function chooseProfile(ctx: Ctx, flag: string | undefined, fileDefault: unknown,
 }
 
 /** Every profile (used or not) may only override stages that exist. */
-function checkProfileStages(ctx: Ctx, profiles: Record<string, { stages?: Record<string, unknown> }>, stages: Record<string, unknown>, broken: ReadonlySet<string>): void {
+function checkProfileStages(
+  ctx: Ctx,
+  profiles: Record<string, { stages?: Record<string, unknown> }>,
+  stages: Record<string, unknown>,
+  broken: ReadonlySet<string>,
+): void {
   for (const [name, p] of Object.entries(profiles)) {
     if (broken.has(name)) continue
     for (const stage of Object.keys(p.stages ?? {})) {
@@ -226,7 +253,11 @@ function parseOverrides(ctx: Ctx, texts: readonly string[], stages: Record<strin
     if (!r.ok) ctx.failures.push(r.error)
     else if (!Object.hasOwn(stages, r.value.stage)) {
       const hint = didYouMean(r.value.stage, Object.keys(stages))
-      ctx.failures.push({ reason: 'bad-override', override: text, message: `there is no stage named ${JSON.stringify(r.value.stage)} (stages: ${Object.keys(stages).join(', ')}).${hint}` })
+      ctx.failures.push({
+        reason: 'bad-override',
+        override: text,
+        message: `there is no stage named ${JSON.stringify(r.value.stage)} (stages: ${Object.keys(stages).join(', ')}).${hint}`,
+      })
     } else out.push(r.value)
   }
   return out
@@ -242,7 +273,10 @@ function capped(failures: Failure[]): Failure[] {
   })) as Failure[]
   if (failures.length <= MAX_REPORTED_FAILURES) return short
   const more = failures.length - MAX_REPORTED_FAILURES
-  return [...short, { reason: 'usage', message: `... and ${more} more problem${more === 1 ? '' : 's'} not shown; fix the ones above first.` }]
+  return [
+    ...short,
+    { reason: 'usage', message: `... and ${more} more problem${more === 1 ? '' : 's'} not shown; fix the ones above first.` },
+  ]
 }
 
 /** For readers without `readBounded` (in-memory test projects): the text, or why there is none. */

@@ -193,14 +193,18 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   repair: ['fsck'],
 }
 
-const usage = (message: string): Result<Command, Failure> =>
-  fail({ reason: 'usage', message: `${message} (see --help)` })
+const usage = (message: string): Result<Command, Failure> => fail({ reason: 'usage', message: `${message} (see --help)` })
 
 /** Parse argv (without `node` and the script). Never throws: a bad command line is a `usage` Failure. */
 export function parseCli(argv: readonly string[]): Result<Command, Failure> {
   let parsed: { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] }
   try {
-    parsed = parseArgs({ args: [...argv], options: { ...common, ...runOnly, ...remoteOnly, ...estimateOnly, ...ownFlags }, strict: true, allowPositionals: true })
+    parsed = parseArgs({
+      args: [...argv],
+      options: { ...common, ...runOnly, ...remoteOnly, ...estimateOnly, ...ownFlags },
+      strict: true,
+      allowPositionals: true,
+    })
   } catch (e: unknown) {
     const msg = e instanceof Error ? e.message : String(e)
     return usage(msg.split('\n')[0]?.replace(/\. To specify a positional argument.*$/, '') ?? msg)
@@ -214,7 +218,8 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
   const kind = isCommand ? (first as (typeof COMMANDS)[number]) : 'run'
   const pos = isCommand ? parsed.positionals.slice(1) : parsed.positionals
   for (const [flag, kinds] of Object.entries(FLAG_COMMANDS)) {
-    if (parsed.values[flag] !== undefined && !kinds.includes(kind)) return usage(`'--${flag}' is a flag of '${kinds.join("' and '")}', not of '${kind}'`)
+    if (parsed.values[flag] !== undefined && !kinds.includes(kind))
+      return usage(`'--${flag}' is a flag of '${kinds.join("' and '")}', not of '${kind}'`)
   }
   const v = parsed.values
   if (v.help === true) return ok({ kind: 'help', topic: kind })
@@ -263,7 +268,13 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
       }
       const e = str(v.executor) ?? 'local'
       if (!(EXECUTORS as readonly string[]).includes(e)) return usage(`--executor expects one of ${EXECUTORS.join(', ')}, got '${e}'`)
-      const batch: BatchFlags = { jobQueue: str(v['job-queue']), jobRole: str(v['job-role']), jobTimeout: undefined, yes: v.yes === true, confirmAbove: 10 }
+      const batch: BatchFlags = {
+        jobQueue: str(v['job-queue']),
+        jobRole: str(v['job-role']),
+        jobTimeout: undefined,
+        yes: v.yes === true,
+        confirmAbove: 10,
+      }
       const jt = str(v['job-timeout'])
       if (jt !== undefined) {
         if (!/^[1-9][0-9]*$/.test(jt)) return usage(`--job-timeout expects seconds (a positive integer), got '${jt}'`)
@@ -274,7 +285,8 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
         if (!/^[0-9]+(\.[0-9]+)?$/.test(ca)) return usage(`--confirm-above expects USD, e.g. 25, got '${ca}'`)
         batch.confirmAbove = Number(ca)
       }
-      if (e === 'aws-batch' && (batch.jobQueue ?? '') === '') return usage('--executor aws-batch needs --job-queue QUEUE (the Batch job queue the jobs go to)')
+      if (e === 'aws-batch' && (batch.jobQueue ?? '') === '')
+        return usage('--executor aws-batch needs --job-queue QUEUE (the Batch job queue the jobs go to)')
       for (const f of ['job-queue', 'job-role', 'job-timeout', 'yes', 'confirm-above'] as const) {
         if (v[f] !== undefined && e !== 'aws-batch') return usage(`--${f} is a flag of --executor aws-batch`)
       }

@@ -40,9 +40,21 @@ export interface CliIo {
 
 /** Failure reasons that mean "the input was wrong" (exit 2) rather than "a run went wrong" (exit 1). */
 const USER_ERRORS = new Set<Failure['reason']>([
-  'yaml-syntax', 'schema-violation', 'params-invalid', 'unknown-stage-impl', 'bad-stage-schema', 'dangling-dep',
-  'duplicate-instance-id', 'cycle', 'bad-matrix', 'unsafe-path', 'unknown-profile', 'bad-override',
-  'unknown-target', 'usage', 'lock-invalid',
+  'yaml-syntax',
+  'schema-violation',
+  'params-invalid',
+  'unknown-stage-impl',
+  'bad-stage-schema',
+  'dangling-dep',
+  'duplicate-instance-id',
+  'cycle',
+  'bad-matrix',
+  'unsafe-path',
+  'unknown-profile',
+  'bad-override',
+  'unknown-target',
+  'usage',
+  'lock-invalid',
 ])
 
 /** Exit code for a set of failures: 2 when every one is a user error, else 1. */
@@ -81,7 +93,9 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
   if (cmd.backend !== undefined) {
     const { param, names } = host.backend
     if (!names.includes(cmd.backend)) {
-      return report(io, [{ reason: 'usage', message: `--backend expects one of ${names.join(', ') || '(none configured)'}, got '${cmd.backend}'` }])
+      return report(io, [
+        { reason: 'usage', message: `--backend expects one of ${names.join(', ') || '(none configured)'}, got '${cmd.backend}'` },
+      ])
     }
     // --backend B = `--set S.<param>=B` for every stage S whose params have that param.
     const stages = new Set([...analysed.value.instances.values()].filter((i) => param in i.params).map((i) => i.stage))
@@ -114,7 +128,10 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       // --estimate, and the cost confirmation before a paid run (wired in src/main.ts: the harness imports no science).
       if (cmd.estimate || (cmd.executor === 'aws-batch' && !cmd.dryRun)) {
         const costs = host.costs
-        if (costs === undefined) return report(io, [{ reason: 'usage', message: '--estimate and --executor aws-batch need the cost estimator, which this build does not wire' }])
+        if (costs === undefined)
+          return report(io, [
+            { reason: 'usage', message: '--estimate and --executor aws-batch need the cost estimator, which this build does not wire' },
+          ])
         const steps = await plan({ ...base, targets, env, force: cmd.force, downstream: cmd.downstream })
         if (!steps.ok) return report(io, steps.error)
         if (cmd.estimate) {
@@ -146,7 +163,15 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       const human = onEvent === undefined ? createReporter({ out: io.stdout, live: false, color: false }) : undefined
       let r
       try {
-        r = await runOne({ pipeline, store: store.value, instance: id.value, env: host.env, processEnv: io.env, onEvent: onEvent ?? ((e) => human?.onEvent(e)), ...(cmd.expect !== undefined ? { expect: cmd.expect } : {}) })
+        r = await runOne({
+          pipeline,
+          store: store.value,
+          instance: id.value,
+          env: host.env,
+          processEnv: io.env,
+          onEvent: onEvent ?? ((e) => human?.onEvent(e)),
+          ...(cmd.expect !== undefined ? { expect: cmd.expect } : {}),
+        })
       } finally {
         human?.close()
       }
@@ -159,7 +184,10 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       const exportSpec = storeSpec ?? join(root, 'artifacts')
       const steps = await plan({ ...base, targets, env: host.imageEnv(image) })
       if (!steps.ok) return report(io, steps.error)
-      const spec = { ...pipelineSpec({ pipeline, store: exportSpec, profile: cmd.profile, overrides: cmd.overrides }, exportSpec), ...(cmd.backend !== undefined ? { backend: cmd.backend } : {}) }
+      const spec = {
+        ...pipelineSpec({ pipeline, store: exportSpec, profile: cmd.profile, overrides: cmd.overrides }, exportSpec),
+        ...(cmd.backend !== undefined ? { backend: cmd.backend } : {}),
+      }
       const out = exportArgo({
         pipeline,
         steps: steps.value,
@@ -177,7 +205,14 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
     case 'push':
     case 'pull':
     case 'gc':
-      return await syncCommand(cmd.kind, { store: store.value, lockPath, dryRun: cmd.kind === 'gc' && cmd.dryRun, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
+      return await syncCommand(cmd.kind, {
+        store: store.value,
+        lockPath,
+        dryRun: cmd.kind === 'gc' && cmd.dryRun,
+        json: cmd.json,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      })
     case 'fsck':
       return await fsckCommand(store.value, { repair: cmd.repair, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
@@ -186,7 +221,8 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       if (!steps.ok) return report(io, steps.error)
       io.stdout.write(cmd.json ? `${JSON.stringify(statusJson(pipeline, steps.value))}\n` : statusText(pipeline, steps.value, color(io)))
       if (cmd.estimate) {
-        if (host.costs === undefined) return report(io, [{ reason: 'usage', message: '--estimate needs the cost estimator, which this build does not wire' }])
+        if (host.costs === undefined)
+          return report(io, [{ reason: 'usage', message: '--estimate needs the cost estimator, which this build does not wire' }])
         const out = host.costs.estimateOutput(pipeline, steps.value, cmd)
         if (!out.ok) return report(io, [{ reason: 'usage', message: out.message }])
         io.stdout.write(`${cmd.json ? '' : '\n'}${out.text}`)
@@ -253,12 +289,19 @@ async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): P
   else if (!cmd.dryRun) io.stdout.write(`${human?.summary() ?? ''}\n`)
   if (summary.failures.length > 0) report(io, summary.failures)
   if (!cmd.json && !cmd.dryRun && host.afterRun !== undefined) {
-    const closing = await host.afterRun({ lockPath: base.lockPath, store: base.store, outcomes: summary.outcomes, profile: base.pipeline.profile })
+    const closing = await host.afterRun({
+      lockPath: base.lockPath,
+      store: base.store,
+      outcomes: summary.outcomes,
+      profile: base.pipeline.profile,
+    })
     if (closing !== undefined) io.stdout.write(`\n${closing}`)
   }
   const nondeterministic = Object.entries(summary.outcomes).filter(([, o]) => o.outcome === 'nondeterministic')
   for (const [id, o] of nondeterministic) {
-    io.stderr.write(`${id}: not deterministic: a re-execution produced different bytes in ${(o.mismatches ?? []).join(', ') || '(unknown)'}\n`)
+    io.stderr.write(
+      `${id}: not deterministic: a re-execution produced different bytes in ${(o.mismatches ?? []).join(', ') || '(unknown)'}\n`,
+    )
   }
   return summary.ok ? 0 : 1
 }
@@ -289,12 +332,16 @@ export async function runAsProcess(host: Host = bareHost): Promise<never> {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0)
   })
-  const code = await main(process.argv.slice(2), {
-    stdout: process.stdout,
-    stderr: process.stderr,
-    cwd: process.cwd(),
-    env: process.env,
-  }, host)
+  const code = await main(
+    process.argv.slice(2),
+    {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      cwd: process.cwd(),
+      env: process.env,
+    },
+    host,
+  )
   // A pipe whose reader is slower than us holds output in Node's queue (only the first ~128 KiB
   // go straight to the kernel), so flush both streams before exiting. Exiting explicitly, rather
   // than letting the loop drain, does not wait on handles a library may have left open.

@@ -80,7 +80,8 @@ interface FileInfo {
 
 interface RootState {
   files: Map<string, FileInfo | null>
-  lockPackages: Record<string, { version?: string; dependencies?: object; optionalDependencies?: object; peerDependencies?: object }> | undefined
+  lockPackages:
+    Record<string, { version?: string; dependencies?: object; optionalDependencies?: object; peerDependencies?: object }> | undefined
   results: Map<string, CodeDigest>
 }
 

@@ -44,21 +44,37 @@ export function resolveDeps(
 function resolveDep(ctx: Ctx, decl: StageDecl, dep: DepDecl, decls: ReadonlyMap<string, StageDecl>, declared: ReadonlySet<string>): void {
   const at = dep.at
   const dangling = (path: (string | number)[], message: string, key = false): void => {
-    ctx.failures.push({ reason: 'dangling-dep', location: ctx.src.locate(path, key ? 'key' : 'value'), from: decl.name, to: dep.stage, message })
+    ctx.failures.push({
+      reason: 'dangling-dep',
+      location: ctx.src.locate(path, key ? 'key' : 'value'),
+      from: decl.name,
+      to: dep.stage,
+      message,
+    })
   }
   const target = decls.get(dep.stage)
   if (target === undefined) {
     if (!declared.has(dep.stage)) {
-      dangling([...at, 'stage'], `there is no stage named ${JSON.stringify(dep.stage)}.${didYouMean(dep.stage, declared)} Stages: ${[...declared].sort().join(', ')}.`)
+      dangling(
+        [...at, 'stage'],
+        `there is no stage named ${JSON.stringify(dep.stage)}.${didYouMean(dep.stage, declared)} Stages: ${[...declared].sort().join(', ')}.`,
+      )
     }
     return
   }
   if (!target.outputs.has(dep.output)) {
-    dangling([...at, 'output'], `stage ${target.name} has no output ${JSON.stringify(dep.output)}.${didYouMean(dep.output, target.outputs)} Its outputs: ${[...target.outputs].join(', ')}.`)
+    dangling(
+      [...at, 'output'],
+      `stage ${target.name} has no output ${JSON.stringify(dep.output)}.${didYouMean(dep.output, target.outputs)} Its outputs: ${[...target.outputs].join(', ')}.`,
+    )
     return
   }
   if (target.hasMatrix && !dep.all && dep.where === undefined && dep.match === undefined) {
-    dangling(at, `stage ${target.name} has a matrix, so say which of its instances: add all: true, where: {param: value} or match: [param].`, true)
+    dangling(
+      at,
+      `stage ${target.name} has a matrix, so say which of its instances: add all: true, where: {param: value} or match: [param].`,
+      true,
+    )
     return
   }
   if (target.instances.length === 0 || decl.instances.length === 0) return // already reported
@@ -67,14 +83,21 @@ function resolveDep(ctx: Ctx, decl: StageDecl, dep: DepDecl, decls: ReadonlyMap<
   for (const key of Object.keys(dep.where ?? {})) {
     if (!target.instances.some((u) => Object.hasOwn(u.params, key))) {
       good = false
-      dangling([...at, 'where', key], `stage ${target.name} has no param ${JSON.stringify(key)}.${didYouMean(key, paramNames(target))} Filter on one of its params: ${paramNames(target).join(', ')}.`, true)
+      dangling(
+        [...at, 'where', key],
+        `stage ${target.name} has no param ${JSON.stringify(key)}.${didYouMean(key, paramNames(target))} Filter on one of its params: ${paramNames(target).join(', ')}.`,
+        true,
+      )
     }
   }
   ;(dep.match ?? []).forEach((key, i) => {
     for (const side of [decl, target]) {
       if (!side.instances.every((u) => Object.hasOwn(u.params, key))) {
         good = false
-        dangling([...at, 'match', i], `match key ${JSON.stringify(key)} is not a param of stage ${side.name}. match needs a matrix or param key of both stages.`)
+        dangling(
+          [...at, 'match', i],
+          `match key ${JSON.stringify(key)} is not a param of stage ${side.name}. match needs a matrix or param key of both stages.`,
+        )
         break
       }
     }
@@ -90,7 +113,11 @@ function resolveDep(ctx: Ctx, decl: StageDecl, dep: DepDecl, decls: ReadonlyMap<
   }
   if (empty.length > 0) {
     const who = decl.hasMatrix ? ` for ${empty[0]}${empty.length > 1 ? ` and ${empty.length - 1} more` : ''}` : ''
-    dangling(at, `resolves to no instance of ${target.name}${who}. Check the where/match values against ${target.name}'s instances (${target.instances.map((u) => u.id).join(', ')}).`, true)
+    dangling(
+      at,
+      `resolves to no instance of ${target.name}${who}. Check the where/match values against ${target.name}'s instances (${target.instances.map((u) => u.id).join(', ')}).`,
+      true,
+    )
   }
 }
 
@@ -193,7 +220,10 @@ export function topologicalOrder(instances: readonly StageInstance[]): string[] 
       else dependents.set(u, [inst.id])
     }
   }
-  const ready = instances.filter((i) => remaining.get(i.id) === 0).map((i) => i.id).sort()
+  const ready = instances
+    .filter((i) => remaining.get(i.id) === 0)
+    .map((i) => i.id)
+    .sort()
   const order: string[] = []
   while (ready.length > 0) {
     const id = ready.shift()!

@@ -48,7 +48,10 @@ export function exportArgo(o: ArgoExportOptions): ArgoExport {
     if (inst === undefined) continue
     const template = templateName(inst)
     if (!templates.has(template)) templates.set(template, containerTemplate(o, inst, template))
-    const deps = [...new Set(inst.deps.map((d) => d.instance))].filter((u) => !hit.has(u)).sort().map(taskName)
+    const deps = [...new Set(inst.deps.map((d) => d.instance))]
+      .filter((u) => !hit.has(u))
+      .sort()
+      .map(taskName)
     tasks.push({
       name: taskName(inst.id),
       template,
@@ -81,7 +84,11 @@ function templateName(inst: StageInstance): string {
 
 function containerTemplate(o: ArgoExportOptions, inst: StageInstance, name: string): Record<string, unknown> {
   const r = inst.resources
-  const quantities: Record<string, string> = { cpu: String(r.cpu), memory: r.memory, ...(r.gpu > 0 ? { 'nvidia.com/gpu': String(r.gpu) } : {}) }
+  const quantities: Record<string, string> = {
+    cpu: String(r.cpu),
+    memory: r.memory,
+    ...(r.gpu > 0 ? { 'nvidia.com/gpu': String(r.gpu) } : {}),
+  }
   const labels = jobLabels(o.pipelineName, inst, '' as never)
   delete labels['cusp.dev/instance']
   delete labels['cusp.dev/fingerprint']

@@ -108,7 +108,10 @@ export function ioFailure(e: unknown): Failure | undefined {
   const what = typeof err?.code === 'string' ? IO_ERRORS[err.code] : undefined
   if (what === undefined) return undefined
   const where = typeof err.path === 'string' ? err.path : 'a path'
-  return { reason: 'store-error', message: `cannot ${err.syscall ?? 'write'} ${where}: ${what} (${err.code}). Free space or fix the permissions there, then run again` }
+  return {
+    reason: 'store-error',
+    message: `cannot ${err.syscall ?? 'write'} ${where}: ${what} (${err.code}). Free space or fix the permissions there, then run again`,
+  }
 }
 
 /** Several failures, one message per line group, in the given order. */

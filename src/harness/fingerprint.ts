@@ -179,4 +179,3 @@ function unionKeys(a: object, b: object): string[] {
 function own<V>(record: Record<string, V>, key: string): V | undefined {
   return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined
 }
-

@@ -45,7 +45,11 @@ export interface CostFlags {
 /** The cost side of the host (src/estimate, wired in src/main.ts). */
 export interface CostHooks {
   /** The estimate of the instances `steps` would run, as text (or one JSON line), or a usage message. */
-  estimateOutput(pipeline: ValidPipeline, steps: readonly PlanStep[], f: CostFlags): { ok: true; text: string } | { ok: false; message: string }
+  estimateOutput(
+    pipeline: ValidPipeline,
+    steps: readonly PlanStep[],
+    f: CostFlags,
+  ): { ok: true; text: string } | { ok: false; message: string }
   /** Before a paid run: undefined to go on, or the one-line refusal (asked on a terminal, refused elsewhere unless --yes). */
   confirmRun(
     pipeline: ValidPipeline,

@@ -36,7 +36,12 @@ export function jsonDataProblem(value: unknown, path: PathSegment[] = [], depth 
       return undefined
     case 'number':
       if (Number.isFinite(value)) return undefined
-      return { path, what: Number.isNaN(value) ? 'NaN (not a finite number)' : 'an infinite number (.inf, or a literal too large for a 64-bit float such as 1e400)' }
+      return {
+        path,
+        what: Number.isNaN(value)
+          ? 'NaN (not a finite number)'
+          : 'an infinite number (.inf, or a literal too large for a 64-bit float such as 1e400)',
+      }
     case 'bigint':
       return { path, what: 'a big integer' }
     case 'object': {

@@ -129,7 +129,11 @@ export function withLockHeld<T>(path: string, fn: () => T): T {
         continue
       }
       if (Date.now() > until) {
-        throw new LockBusyError({ reason: 'busy', instance: basename(path), message: `${ownerPath} has been held by process ${owner.pid} on ${owner.host} for over ${HOLD_WAIT_MS / 1000} s; if no cusp run is active there, delete it` })
+        throw new LockBusyError({
+          reason: 'busy',
+          instance: basename(path),
+          message: `${ownerPath} has been held by process ${owner.pid} on ${owner.host} for over ${HOLD_WAIT_MS / 1000} s; if no cusp run is active there, delete it`,
+        })
       }
       sleepSync(wait)
     }
@@ -206,9 +210,7 @@ function unescapePointer(s: string): string {
 
 /** `instances["train@eta=0.1"].outputs.model`: dotted where a key is an identifier, bracketed otherwise. */
 export function pathOf(segments: string[]): string {
-  return segments
-    .map((s, i) => (/^[A-Za-z_$][\w$-]*$/.test(s) ? (i === 0 ? s : `.${s}`) : `[${JSON.stringify(s)}]`))
-    .join('')
+  return segments.map((s, i) => (/^[A-Za-z_$][\w$-]*$/.test(s) ? (i === 0 ? s : `.${s}`) : `[${JSON.stringify(s)}]`)).join('')
 }
 
 /** ` at line L column C` from a JSON.parse message's "position N", when it has one. */

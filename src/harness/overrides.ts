@@ -47,7 +47,11 @@ export function parseOverride(text: string): Result<Override, Failure> {
     return fail({ reason: 'bad-override', override: text, message: "the value is empty; write '' for an empty string or null for null" })
   }
   if (rhs.length > MAX_OVERRIDE_CHARS) {
-    return fail({ reason: 'bad-override', override: `${text.slice(0, 60)}...`, message: `the value is ${rhs.length} characters long, more than the ${MAX_OVERRIDE_CHARS} a --set value may have` })
+    return fail({
+      reason: 'bad-override',
+      override: `${text.slice(0, 60)}...`,
+      message: `the value is ${rhs.length} characters long, more than the ${MAX_OVERRIDE_CHARS} a --set value may have`,
+    })
   }
   const doc = parseDocument(rhs, { prettyErrors: false })
   const first = doc.errors[0]
@@ -67,7 +71,11 @@ export function parseOverride(text: string): Result<Override, Failure> {
     value = doc.toJS({ maxAliasCount: MAX_ALIASES })
   } catch (e) {
     // An alias whose anchor is missing, or an alias bomb.
-    return fail({ reason: 'bad-override', override: text, message: `the value's aliases cannot be resolved: ${e instanceof Error ? e.message : String(e)}` })
+    return fail({
+      reason: 'bad-override',
+      override: text,
+      message: `the value's aliases cannot be resolved: ${e instanceof Error ? e.message : String(e)}`,
+    })
   }
   const notJson = jsonDataProblem(value)
   if (notJson !== undefined) {

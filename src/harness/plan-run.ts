@@ -24,15 +24,22 @@ import { LockBusyError } from './lockfile.ts'
 import { StoreError } from './store/run-record-check.ts'
 import { StoreLookups } from './store-lookups.ts'
 import { claimResumeDir, sweepResumeDirs, type ResumeClaim } from './resume-dir.ts'
-import type { ArtifactStore, Failure, Fingerprint, FingerprintResult, RunRecord, StageInstance, StoredOutput, ValidPipeline } from './types.ts'
+import type {
+  ArtifactStore,
+  Failure,
+  Fingerprint,
+  FingerprintResult,
+  RunRecord,
+  StageInstance,
+  StoredOutput,
+  ValidPipeline,
+} from './types.ts'
 import { compareOutputs, verifyAll } from './verify-run.ts'
 import { removeWorkDir, sweepWorkDirs, type WorkDir } from './workdir.ts'
 
 export { lockStamp } from './lock-writer.ts'
 
-type Settled =
-  | { ok: true; fp: FingerprintResult; outputs: Record<string, StoredOutput> }
-  | { ok: false; because: string }
+type Settled = { ok: true; fp: FingerprintResult; outputs: Record<string, StoredOutput> } | { ok: false; because: string }
 
 type RunResult =
   | { kind: 'ok'; outputs: Record<string, StoredOutput>; durationMs: number }
@@ -124,11 +131,20 @@ export class PlanRun {
     const inst = this.instance(id)
     const ups = await Promise.all([...new Set(inst.deps.map((d) => d.instance))].map(async (u) => [u, await this.settle(u)] as const))
     const bad = ups.find(([, s]) => !s.ok)
-    if (bad !== undefined) return this.skip(id, `upstream ${bad[0]} ${this.outcomes[bad[0]]?.outcome === 'failed' ? 'failed' : 'was skipped'}`)
+    if (bad !== undefined)
+      return this.skip(id, `upstream ${bad[0]} ${this.outcomes[bad[0]]?.outcome === 'failed' ? 'failed' : 'was skipped'}`)
 
     const { plan } = this.prep
     const planned = plan.known.get(id)
-    if (planned?.outputs !== undefined && actsAsPlanned(inst, plan.steps.find((s) => s.instance === id), plan.known, (i) => this.current.get(i)?.outputs)) {
+    if (
+      planned?.outputs !== undefined &&
+      actsAsPlanned(
+        inst,
+        plan.steps.find((s) => s.instance === id),
+        plan.known,
+        (i) => this.current.get(i)?.outputs,
+      )
+    ) {
       return this.fresh(id, planned.fingerprint, planned.outputs)
     }
     let previous: PreviousAttempt | undefined
@@ -139,7 +155,16 @@ export class PlanRun {
       const forced = this.forced.has(id)
       const entry = this.prep.lock.instances[id]
       const index = previous === undefined && !forced ? await this.lookups(fp, entry) : NO_LOOKUPS
-      const next = nextAction({ instance: inst, fingerprint: fp, entry, index, forced, mode: 'settle', missingSoFar, ...(previous !== undefined ? { previous } : {}) })
+      const next = nextAction({
+        instance: inst,
+        fingerprint: fp,
+        entry,
+        index,
+        forced,
+        mode: 'settle',
+        missingSoFar,
+        ...(previous !== undefined ? { previous } : {}),
+      })
       previous = undefined
       switch (next.kind) {
         case 'fresh':
@@ -180,7 +205,10 @@ export class PlanRun {
     const look = new StoreLookups(this.store)
     const mine = Object.values(entry?.outputs ?? {})
     look.note(mine)
-    await look.fetch([fp.fingerprint], mine.map((o) => o.digest))
+    await look.fetch(
+      [fp.fingerprint],
+      mine.map((o) => o.digest),
+    )
     return look.index(true)
   }
 
@@ -193,7 +221,11 @@ export class PlanRun {
     this.emit({ type: 'start', instance: inst.id, action: 'restore' })
     const corrupt = await corruptOutputs(this.store, this.workRoot, record.outputs)
     if (corrupt.length > 0) {
-      this.emit({ type: 'log', instance: inst.id, message: `cannot restore: ${corrupt.join(', ')} missing or corrupt in the store; running instead` })
+      this.emit({
+        type: 'log',
+        instance: inst.id,
+        message: `cannot restore: ${corrupt.join(', ')} missing or corrupt in the store; running instead`,
+      })
       return corrupt
     }
     this.lock.write(inst, fp, record.outputs)
@@ -236,7 +268,16 @@ export class PlanRun {
     let missingSoFar = 0
     for (;;) {
       const fp = this.fingerprint(inst)
-      const next = nextAction({ instance: inst, fingerprint: fp, entry: undefined, index: NO_LOOKUPS, forced: true, mode: 'repair', missingSoFar, ...(previous !== undefined ? { previous } : {}) })
+      const next = nextAction({
+        instance: inst,
+        fingerprint: fp,
+        entry: undefined,
+        index: NO_LOOKUPS,
+        forced: true,
+        mode: 'repair',
+        missingSoFar,
+        ...(previous !== undefined ? { previous } : {}),
+      })
       previous = undefined
       if (next.kind === 'give-up') return false
       if (next.kind === 'repair') {
@@ -262,9 +303,15 @@ export class PlanRun {
    * One execution of the stage in a fresh work directory. `publish`: store outputs, then the
    * run record, then the lock entry (publish.ts). `verify`: compare with the stored outputs.
    */
-  private async runOnce(inst: StageInstance, fp: FingerprintResult, mode: 'publish' | 'verify', stored?: Record<string, StoredOutput>): Promise<RunResult> {
+  private async runOnce(
+    inst: StageInstance,
+    fp: FingerprintResult,
+    mode: 'publish' | 'verify',
+    stored?: Record<string, StoredOutput>,
+  ): Promise<RunResult> {
     // A remote runner's instance uses the cluster's CPUs, not this machine's: one slot each.
-    const weight = this.opts.runner !== undefined && mode === 'publish' ? 1 : Math.min(this.slots.capacity, Math.max(1, Math.ceil(inst.resources.cpu)))
+    const weight =
+      this.opts.runner !== undefined && mode === 'publish' ? 1 : Math.min(this.slots.capacity, Math.max(1, Math.ceil(inst.resources.cpu)))
     await this.slots.acquire(weight)
     let wd: WorkDir | undefined
     let resume: ResumeClaim | undefined
@@ -363,6 +410,9 @@ export function unexpected(e: unknown): Failure {
   if (e instanceof StoreError) return e.failure
   const io = ioFailure(e) // EACCES, ENOSPC, a file in place of a directory: expected, one line
   if (io !== undefined) return io
-  if (e instanceof Error) return e.stack !== undefined ? { reason: 'unexpected', message: e.message, stack: e.stack } : { reason: 'unexpected', message: e.message }
+  if (e instanceof Error)
+    return e.stack !== undefined
+      ? { reason: 'unexpected', message: e.message, stack: e.stack }
+      : { reason: 'unexpected', message: e.message }
   return { reason: 'unexpected', message: String(e) }
 }

@@ -262,7 +262,11 @@ export function planPipeline(input: PlanInput): Result<PlanOutput, Failure[]> {
 // Decisions while a plan runs (plan-run.ts asks; it does not decide on its own)
 
 /** The instances `--force` reruns: the targets, or every instance when there are none. */
-export function forcedInstances(pipeline: Pick<ValidPipeline, 'order'>, targets: readonly string[] | undefined, force: boolean): Set<string> {
+export function forcedInstances(
+  pipeline: Pick<ValidPipeline, 'order'>,
+  targets: readonly string[] | undefined,
+  force: boolean,
+): Set<string> {
   if (!force) return new Set()
   return new Set(targets !== undefined && targets.length > 0 ? targets : pipeline.order)
 }
@@ -291,9 +295,7 @@ export function actsAsPlanned(
 }
 
 /** What happened to the previous attempt at an instance, as far as the next decision cares. */
-export type PreviousAttempt =
-  | { kind: 'restore-corrupt'; outputs: string[] }
-  | { kind: 'input-missing'; producer: string; output: string }
+export type PreviousAttempt = { kind: 'restore-corrupt'; outputs: string[] } | { kind: 'input-missing'; producer: string; output: string }
 
 /** The next thing to do with an instance whose fingerprint is known. */
 export type NextAction =

@@ -38,9 +38,7 @@ export interface ProduceArgs {
 }
 
 export type Produced =
-  | { kind: 'produced'; wd: WorkDir }
-  | { kind: 'input-missing'; producer: string; output: string }
-  | { kind: 'failed'; failure: Failure }
+  { kind: 'produced'; wd: WorkDir } | { kind: 'input-missing'; producer: string; output: string } | { kind: 'failed'; failure: Failure }
 
 /** Runs the stage once in a fresh work directory; see the module comment. */
 export async function produce(a: ProduceArgs): Promise<Produced> {
@@ -63,11 +61,18 @@ export async function produce(a: ProduceArgs): Promise<Produced> {
     a.emit({ type: 'start', instance: inst.id, action: 'run' })
     const exit = await spawnStage(wd.dir, a.root, a.processEnv, {
       progress: (fraction, message) =>
-        a.emit(message === undefined ? { type: 'progress', instance: inst.id, fraction } : { type: 'progress', instance: inst.id, fraction, message }),
+        a.emit(
+          message === undefined
+            ? { type: 'progress', instance: inst.id, fraction }
+            : { type: 'progress', instance: inst.id, fraction, message },
+        ),
       log: (message) => a.emit({ type: 'log', instance: inst.id, message }),
     })
     if (exit.exitCode !== 0) {
-      return { kind: 'failed', failure: { reason: 'stage-failed', instance: inst.id, exitCode: exit.exitCode, signal: exit.signal, stderrTail: exit.stderrTail } }
+      return {
+        kind: 'failed',
+        failure: { reason: 'stage-failed', instance: inst.id, exitCode: exit.exitCode, signal: exit.signal, stderrTail: exit.stderrTail },
+      }
     }
     const check = await checkOutputs(wd.outDir, inst.outputs, RESULT_OUTPUT)
     if (check.missing.length > 0 || check.unexpected.length > 0) {

@@ -16,7 +16,11 @@ export function publishedOutputs(inst: Pick<StageInstance, 'outputs'>): { name: 
 }
 
 /** Stores each output of a produced work directory (`outDir`); returns them by name. */
-export async function storeOutputs(store: ArtifactStore, inst: Pick<StageInstance, 'outputs'>, outDir: string): Promise<Record<string, StoredOutput>> {
+export async function storeOutputs(
+  store: ArtifactStore,
+  inst: Pick<StageInstance, 'outputs'>,
+  outDir: string,
+): Promise<Record<string, StoredOutput>> {
   const outputs: Record<string, StoredOutput> = {}
   for (const o of publishedOutputs(inst)) {
     const path = join(outDir, o.name)

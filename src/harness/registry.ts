@@ -14,7 +14,18 @@ import { join } from 'node:path'
 import { readLock } from './lockfile.ts'
 import { fmtMs } from './reporter.ts'
 import { fail, ok } from './types.ts'
-import type { ArtifactStore, Failure, JsonObject, JsonValue, LockFile, ObjectDigest, Result, RunRecord, StoredOutput, ValidPipeline } from './types.ts'
+import type {
+  ArtifactStore,
+  Failure,
+  JsonObject,
+  JsonValue,
+  LockFile,
+  ObjectDigest,
+  Result,
+  RunRecord,
+  StoredOutput,
+  ValidPipeline,
+} from './types.ts'
 
 export interface RegistryQuery {
   pipeline: ValidPipeline
@@ -32,7 +43,16 @@ export interface ArtifactEntry {
   kind: StoredOutput['kind']
   /** `instance/output` names it was published under. */
   names: string[]
-  producedBy: Array<{ instance: string; stage: string; output: string; fingerprint: string; params: JsonObject; finishedAt: string; durationMs: number; current: boolean }>
+  producedBy: Array<{
+    instance: string
+    stage: string
+    output: string
+    fingerprint: string
+    params: JsonObject
+    finishedAt: string
+    durationMs: number
+    current: boolean
+  }>
 }
 
 /** Group run records by output digest, newest producer first; entries sorted by name. */
@@ -84,7 +104,9 @@ export async function artifactsView(q: RegistryQuery): Promise<Result<string, Fa
     lines.push(`${e.digest.slice(0, 16)}  ${fmtBytes(e.size).padStart(9)}  ${e.kind.padEnd(4)}  ${e.names.join(', ')}`)
     for (const p of e.producedBy) {
       const mark = p.current ? ' (current)' : ''
-      lines.push(`    ${p.instance}/${p.output}  fingerprint ${p.fingerprint.slice(0, 16)}${mark}  ${p.finishedAt}  ${fmtMs(p.durationMs)}  params ${JSON.stringify(p.params)}`)
+      lines.push(
+        `    ${p.instance}/${p.output}  fingerprint ${p.fingerprint.slice(0, 16)}${mark}  ${p.finishedAt}  ${fmtMs(p.durationMs)}  params ${JSON.stringify(p.params)}`,
+      )
     }
   }
   lines.push(`${entries.length} outputs`)
@@ -107,10 +129,19 @@ export async function showView(q: RegistryQuery): Promise<Result<string, Failure
     if (o.kind === 'file' && name.endsWith('.json')) results[name] = (await readJsonObject(q.store, o.digest)) ?? null
   }
   if (q.json) {
-    const outputs = Object.fromEntries(Object.entries(entry.outputs).map(([n, o]) => [n, { ...o, path: locate(q.store, o.digest) ?? null }]))
-    return ok(`${JSON.stringify({ id, stage: entry.stage, fingerprint: entry.fingerprint, store: q.store.description, outputs, results })}\n`)
+    const outputs = Object.fromEntries(
+      Object.entries(entry.outputs).map(([n, o]) => [n, { ...o, path: locate(q.store, o.digest) ?? null }]),
+    )
+    return ok(
+      `${JSON.stringify({ id, stage: entry.stage, fingerprint: entry.fingerprint, store: q.store.description, outputs, results })}\n`,
+    )
   }
-  const lines = [`${id}  (stage ${entry.stage})`, `fingerprint ${entry.fingerprint}`, `params ${JSON.stringify(entry.breakdown.params)}`, `outputs in ${q.store.description}:`]
+  const lines = [
+    `${id}  (stage ${entry.stage})`,
+    `fingerprint ${entry.fingerprint}`,
+    `params ${JSON.stringify(entry.breakdown.params)}`,
+    `outputs in ${q.store.description}:`,
+  ]
   for (const [name, o] of Object.entries(entry.outputs).sort(([a], [b]) => a.localeCompare(b))) {
     lines.push(`  ${name.padEnd(20)} ${o.kind.padEnd(4)} ${fmtBytes(o.size).padStart(9)}  sha256:${o.digest}`)
     const where = locate(q.store, o.digest)

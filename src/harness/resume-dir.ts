@@ -29,7 +29,11 @@ export interface ResumeBusy {
 }
 
 /** Claims `<root>/<fingerprint>` for this process; `instance` names it in the busy message. */
-export async function claimResumeDir(root: string, fingerprint: string, instance: string): Promise<{ ok: true; value: ResumeClaim } | { ok: false; error: ResumeBusy }> {
+export async function claimResumeDir(
+  root: string,
+  fingerprint: string,
+  instance: string,
+): Promise<{ ok: true; value: ResumeClaim } | { ok: false; error: ResumeBusy }> {
   await mkdir(root, { recursive: true })
   const dir = join(root, fingerprint)
   const lockPath = join(root, `${fingerprint}.owner`)
@@ -53,7 +57,10 @@ export async function claimResumeDir(root: string, fingerprint: string, instance
       const where = owner.pid === process.pid ? 'another run in this process' : `process ${owner.pid} on ${owner.host}`
       return {
         ok: false,
-        error: { owner, message: `${instance} is already being run by ${where} (it owns ${dir}); wait for that run to finish, or stop it and run again` },
+        error: {
+          owner,
+          message: `${instance} is already being run by ${where} (it owns ${dir}); wait for that run to finish, or stop it and run again`,
+        },
       }
     }
     await takeOver(lockPath, held)

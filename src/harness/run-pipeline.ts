@@ -81,7 +81,10 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
   const look = new StoreLookups(store)
   const lockOutputs = Object.values(lock.instances).flatMap((e) => Object.values(e.outputs))
   look.note(lockOutputs)
-  await look.fetch([], lockOutputs.map((o) => o.digest))
+  await look.fetch(
+    [],
+    lockOutputs.map((o) => o.digest),
+  )
   for (let round = 0; ; round++) {
     const p = planPipeline({
       pipeline,
@@ -94,14 +97,14 @@ async function prepare(opts: Omit<RunOptions, 'onEvent'>): Promise<Result<Prepar
     })
     if (!p.ok) return p
     const { missing } = p.value
-    if (missing.runs.length === 0 && missing.objects.length === 0) return ok({ lock, lockStamp: stamp, targets, fingerprintOf, plan: p.value })
+    if (missing.runs.length === 0 && missing.objects.length === 0)
+      return ok({ lock, lockStamp: stamp, targets, fingerprintOf, plan: p.value })
     if (round > pipeline.order.length + 2) {
       return fail([{ reason: 'unexpected', message: 'planning did not converge (store index keeps changing?)' }])
     }
     await look.fetch(missing.runs, missing.objects)
   }
 }
-
 
 /** The one exception boundary of the public functions. */
 async function guard<T>(f: () => Promise<T>): Promise<Result<T, Failure>> {

@@ -21,11 +21,43 @@ import { parseMessage, stageCommand } from './stage-api.ts'
 
 /** Variables a stage process receives by exact name. */
 const STAGE_ENV_NAMES = new Set([
-  'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', 'TEMP', 'TZ', 'LANG', 'LANGUAGE', 'TERM', 'NO_COLOR', 'CI',
-  'DISPLAY', 'WAYLAND_DISPLAY', 'XDG_RUNTIME_DIR', 'LD_LIBRARY_PATH', 'CHROMIUM', 'NODE_OPTIONS',
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'TMPDIR',
+  'TMP',
+  'TEMP',
+  'TZ',
+  'LANG',
+  'LANGUAGE',
+  'TERM',
+  'NO_COLOR',
+  'CI',
+  'DISPLAY',
+  'WAYLAND_DISPLAY',
+  'XDG_RUNTIME_DIR',
+  'LD_LIBRARY_PATH',
+  'CHROMIUM',
+  'NODE_OPTIONS',
 ])
 /** Variables a stage process receives by prefix (locale, thread pools, GPU drivers, the harness's own settings). */
-const STAGE_ENV_PREFIXES = ['LC_', 'CUSP_', 'TF_', 'TFJS_', 'OMP_', 'OPENBLAS_', 'MKL_', 'CUDA_', 'NVIDIA_', 'MESA_', 'VK_', '__EGL_', '__GLX_']
+const STAGE_ENV_PREFIXES = [
+  'LC_',
+  'CUSP_',
+  'TF_',
+  'TFJS_',
+  'OMP_',
+  'OPENBLAS_',
+  'MKL_',
+  'CUDA_',
+  'NVIDIA_',
+  'MESA_',
+  'VK_',
+  '__EGL_',
+  '__GLX_',
+]
 
 /**
  * The environment a stage process gets from the harness's `env`: the allow-list above plus the
@@ -33,7 +65,12 @@ const STAGE_ENV_PREFIXES = ['LC_', 'CUSP_', 'TF_', 'TFJS_', 'OMP_', 'OPENBLAS_',
  * *_TOKEN, *PASSWORD*, ...) even when listed.
  */
 export function stageEnv(env: Record<string, string | undefined>): Record<string, string> {
-  const extra = new Set((env.CUSP_STAGE_ENV ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))
+  const extra = new Set(
+    (env.CUSP_STAGE_ENV ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  )
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined || isSecretEnvName(k)) continue

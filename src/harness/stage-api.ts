@@ -73,9 +73,7 @@ export interface StageDefinition<P = JsonObject, R = JsonObject> {
  * Declare a stage. `run` returns the stage's result: a JSON object, written as `result.json`,
  * validated by the executor against `schemas/stages/<impl>.result.schema.json` when that exists.
  */
-export function defineStage<P = JsonObject, R = JsonObject>(
-  run: (ctx: StageContext<P>) => Promise<R>,
-): StageDefinition<P, R> {
+export function defineStage<P = JsonObject, R = JsonObject>(run: (ctx: StageContext<P>) => Promise<R>): StageDefinition<P, R> {
   return { [STAGE]: true, run }
 }
 
@@ -101,9 +99,7 @@ export interface StageJob {
 }
 
 /** A message from the stage process to the executor. */
-export type StageMessage =
-  | { type: 'progress'; fraction: number; message?: string }
-  | { type: 'log'; message: string }
+export type StageMessage = { type: 'progress'; fraction: number; message?: string } | { type: 'log'; message: string }
 
 /** One protocol line for `msg` (newline included). */
 export function encodeMessage(msg: StageMessage): string {

@@ -128,7 +128,11 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
   const addAxes = (matrix: Record<string, JsonValue[]> | undefined, at: PathSegment[]): boolean => {
     if (matrix === undefined) return true
     if (Object.keys(matrix).length === 0) {
-      ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate(at), message: 'is empty. Give it at least one axis (name: [values]) or remove it.' })
+      ctx.failures.push({
+        reason: 'bad-matrix',
+        location: ctx.src.locate(at),
+        message: 'is empty. Give it at least one axis (name: [values]) or remove it.',
+      })
       return false
     }
     for (const [axis, values] of Object.entries(matrix)) {
@@ -168,7 +172,11 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
   }
   const combos = expandMatrix(axes, exclude)
   if (combos.length === 0) {
-    ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate(excludeAt), message: 'removes every combination, so the stage has no instances. Remove entries from exclude.' })
+    ctx.failures.push({
+      reason: 'bad-matrix',
+      location: ctx.src.locate(excludeAt),
+      message: 'removes every combination, so the stage has no instances. Remove entries from exclude.',
+    })
     return decl
   }
 
@@ -238,7 +246,11 @@ function checkAxes(ctx: Ctx, stage: string, axes: Axis[], origins: Map<string, O
   for (const axis of axes) {
     const origin = origins.get(axis.name)!
     if ('path' in origin && axis.values.length === 0) {
-      ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate(origin.path), message: 'has no values. Give the axis at least one value or remove it.' })
+      ctx.failures.push({
+        reason: 'bad-matrix',
+        location: ctx.src.locate(origin.path),
+        message: 'has no values. Give the axis at least one value or remove it.',
+      })
       good = false
     }
     const seen = new Set<string>()
@@ -248,7 +260,12 @@ function checkAxes(ctx: Ctx, stage: string, axes: Axis[], origins: Map<string, O
       if (why !== undefined) {
         good = false
         if ('set' in origin) ctx.failures.push({ reason: 'bad-override', override: origin.set.text, message: `a matrix value ${why}` })
-        else ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate([...origin.path, i]), message: `value ${why}. Change or remove this value.` })
+        else
+          ctx.failures.push({
+            reason: 'bad-matrix',
+            location: ctx.src.locate([...origin.path, i]),
+            message: `value ${why}. Change or remove this value.`,
+          })
         return
       }
       const text = renderValue(v)
@@ -270,7 +287,11 @@ function checkAxes(ctx: Ctx, stage: string, axes: Axis[], origins: Map<string, O
 /** exclude only with a matrix, and only naming its axes. */
 function checkExclude(ctx: Ctx, stage: string, axes: Axis[], exclude: JsonObject[], at: PathSegment[], hasMatrix: boolean): boolean {
   if (exclude.length > 0 && !hasMatrix) {
-    ctx.failures.push({ reason: 'bad-matrix', location: ctx.src.locate(at, 'key'), message: `stage ${stage} has no matrix, so there is nothing to exclude. Remove exclude or add a matrix.` })
+    ctx.failures.push({
+      reason: 'bad-matrix',
+      location: ctx.src.locate(at, 'key'),
+      message: `stage ${stage} has no matrix, so there is nothing to exclude. Remove exclude or add a matrix.`,
+    })
     return false
   }
   let good = true
@@ -323,6 +344,9 @@ function paramsFailure(
     return { reason: 'params-invalid', location: { ...location, path: formatPath(['stages', stage, 'params', ...path]) }, stage, message }
   }
   const inProfile = [...profileBase, 'params', ...path]
-  const location = profileBase.length > 0 && ctx.src.has(inProfile) ? ctx.src.locate(inProfile, at) : ctx.src.locate(['stages', stage, 'params', ...path], at)
+  const location =
+    profileBase.length > 0 && ctx.src.has(inProfile)
+      ? ctx.src.locate(inProfile, at)
+      : ctx.src.locate(['stages', stage, 'params', ...path], at)
   return { reason: 'params-invalid', location, stage, message }
 }

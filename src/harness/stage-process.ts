@@ -36,8 +36,7 @@ export async function runStageJob(workDir: string): Promise<number> {
     params: job.params,
     inputs: job.inputs,
     outDir: job.outDir,
-    progress: (fraction, message) =>
-      send(message === undefined ? { type: 'progress', fraction } : { type: 'progress', fraction, message }),
+    progress: (fraction, message) => send(message === undefined ? { type: 'progress', fraction } : { type: 'progress', fraction, message }),
     log: (message) => send({ type: 'log', message }),
     ...(job.resumeDir !== undefined ? { resumeDir: job.resumeDir } : {}),
     env: job.env ?? { backend: 'none', versions: {} },

@@ -16,7 +16,14 @@ import { cachedValidator, type ValidatorOptions } from './validator-cache.ts'
  * filled, verbose errors for the messages). Shared so both reuse one ajv, and so one
  * meta-schema compile per process, when the on-disk validator cache misses.
  */
-export const SCHEMA_OPTIONS: ValidatorOptions = { allErrors: true, useDefaults: true, verbose: true, strict: false, addUsedSchema: false, allowUnionTypes: true }
+export const SCHEMA_OPTIONS: ValidatorOptions = {
+  allErrors: true,
+  useDefaults: true,
+  verbose: true,
+  strict: false,
+  addUsedSchema: false,
+  allowUnionTypes: true,
+}
 const cache = new Map<string, Result<ValidateFunction, string>>()
 
 /** Path of an implementation's params schema, relative to the project root. */

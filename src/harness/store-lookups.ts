@@ -51,14 +51,16 @@ export class StoreLookups {
   /** Looks up the given run records (with their objects) and objects not yet known, BATCH at a time. */
   async fetch(fps: readonly Fingerprint[], digests: readonly ObjectDigest[]): Promise<void> {
     const tasks: (() => Promise<void>)[] = [
-      ...[...new Set(fps)].filter((fp) => !this.runs.has(fp)).map((fp) => async () => {
-        const rec = (await this.store.getRun(fp)) ?? null
-        this.runs.set(fp, rec)
-        if (rec === null) return
-        const outs = Object.values(rec.outputs)
-        this.note(outs)
-        await Promise.all(outs.map((o) => this.has(o.digest)))
-      }),
+      ...[...new Set(fps)]
+        .filter((fp) => !this.runs.has(fp))
+        .map((fp) => async () => {
+          const rec = (await this.store.getRun(fp)) ?? null
+          this.runs.set(fp, rec)
+          if (rec === null) return
+          const outs = Object.values(rec.outputs)
+          this.note(outs)
+          await Promise.all(outs.map((o) => this.has(o.digest)))
+        }),
       ...[...new Set(digests)].map((d) => async () => void (await this.has(d))),
     ]
     for (let i = 0; i < tasks.length; i += BATCH) await Promise.all(tasks.slice(i, i + BATCH).map((t) => t()))

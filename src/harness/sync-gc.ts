@@ -54,7 +54,11 @@ export function gcLayers(store: ArtifactStore): GcLayer[] {
  * read through `listing` (from any layer); a referenced listing nobody can read is an error,
  * since its files could not be told apart from garbage.
  */
-export async function gcPlan(lock: LockFile, layer: GcLayer, listing: (d: ObjectDigest) => Promise<DirEntry[] | undefined>): Promise<GcPlan> {
+export async function gcPlan(
+  lock: LockFile,
+  layer: GcLayer,
+  listing: (d: ObjectDigest) => Promise<DirEntry[] | undefined>,
+): Promise<GcPlan> {
   const keepRuns = new Set(Object.values(lock.instances).map((e) => e.fingerprint as string))
   const keep = new Set<string>()
   for (const [id, e] of Object.entries(lock.instances)) {
@@ -62,7 +66,8 @@ export async function gcPlan(lock: LockFile, layer: GcLayer, listing: (d: Object
       keep.add(o.digest)
       if (o.kind !== 'dir') continue
       const entries = await listing(o.digest)
-      if (entries === undefined) throw new StoreError(`cannot read the directory listing ${o.digest} of ${id}/${name}; nothing was deleted (pull it first)`)
+      if (entries === undefined)
+        throw new StoreError(`cannot read the directory listing ${o.digest} of ${id}/${name}; nothing was deleted (pull it first)`)
       for (const m of entries) keep.add(m.digest)
     }
   }
@@ -87,7 +92,11 @@ export async function gcPlan(lock: LockFile, layer: GcLayer, listing: (d: Object
  * spared record names, then sweep what killed writers left (stale temp files / multipart
  * uploads); returns what was deleted.
  */
-export async function gcApply(plan: GcPlan, layer: GcLayer, graceMs = GC_GRACE_MS): Promise<{ runs: number; objects: number; bytes: number; swept: number; kept: number }> {
+export async function gcApply(
+  plan: GcPlan,
+  layer: GcLayer,
+  graceMs = GC_GRACE_MS,
+): Promise<{ runs: number; objects: number; bytes: number; swept: number; kept: number }> {
   const old = (d: Date | undefined) => d !== undefined && Date.now() - d.getTime() > graceMs
   const doomedRuns = plan.runs.filter((r) => old(r.modified))
   const spared = new Set(plan.runs.filter((r) => !old(r.modified)).flatMap((r) => r.objects))
@@ -109,7 +118,8 @@ function localLayer(store: LocalStore): GcLayer {
       for (const shard of (await readdir(base).catch(() => [] as string[])).sort()) {
         for (const rest of (await readdir(join(base, shard)).catch(() => [] as string[])).sort()) {
           const st = await stat(join(base, shard, rest)).catch(() => undefined)
-          if (st?.isFile() === true && /^[0-9a-f]{2}$/.test(shard) && /^[0-9a-f]{62}$/.test(rest)) yield { digest: `${shard}${rest}` as ObjectDigest, size: st.size, modified: st.mtime }
+          if (st?.isFile() === true && /^[0-9a-f]{2}$/.test(shard) && /^[0-9a-f]{62}$/.test(rest))
+            yield { digest: `${shard}${rest}` as ObjectDigest, size: st.size, modified: st.mtime }
         }
       }
     },

@@ -48,16 +48,22 @@ interface Wanted {
  */
 export async function pushLock(lock: LockFile, store: TieredStore, onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
   const report = emptyReport('push', lock)
-  const plan = await collect(lock, async (d) => ((await store.local.hasObject(d)) ? await readLocalListing(store.local, d) : undefined), report)
+  const plan = await collect(
+    lock,
+    async (d) => ((await store.local.hasObject(d)) ? await readLocalListing(store.local, d) : undefined),
+    report,
+  )
   const todo: Wanted[] = []
   const wanted = dedupe(plan.flatMap((p) => p.objects))
   const remoteSizes = await store.remote.statObjects(wanted.map((w) => w.digest))
   await mapLimit(wanted, 4, async (w, i) => {
     const size = await localSize(store.local, w.digest)
-    if (size === undefined) report.failures.push(`${w.where}: object ${w.digest} is not in the local store (run the pipeline or pull first)`)
+    if (size === undefined)
+      report.failures.push(`${w.where}: object ${w.digest} is not in the local store (run the pipeline or pull first)`)
     // On the remote only if it is there with the right size AND its bytes hash to its name.
     else if (remoteSizes[i] === size && (await store.remote.checkObject(w.digest))) report.objects.present++
-    else if (!(await store.local.verifyObject(w.digest))) report.failures.push(`${w.where}: the local copy of object ${w.digest} is corrupt (discarded); rerun its producer, then push again`)
+    else if (!(await store.local.verifyObject(w.digest)))
+      report.failures.push(`${w.where}: the local copy of object ${w.digest} is corrupt (discarded); rerun its producer, then push again`)
     else todo.push(w)
   })
   todo.sort((a, b) => (a.digest < b.digest ? -1 : 1))
@@ -130,7 +136,11 @@ interface EntryPlan {
 }
 
 /** Each lock entry's objects (dir members via `listing`); an unreadable listing is a failure. */
-async function collect(lock: LockFile, listing: (d: ObjectDigest) => Promise<DirEntry[] | undefined>, report: SyncReport): Promise<EntryPlan[]> {
+async function collect(
+  lock: LockFile,
+  listing: (d: ObjectDigest) => Promise<DirEntry[] | undefined>,
+  report: SyncReport,
+): Promise<EntryPlan[]> {
   const plans: EntryPlan[] = []
   for (const [id, e] of Object.entries(lock.instances).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const p: EntryPlan = { instance: id, fingerprint: e.fingerprint, objects: [], bad: false }
@@ -164,7 +174,14 @@ async function transfer(
   let done = 0
   let finished = 0
   const partial = new Map<ObjectDigest, number>()
-  const tell = () => onProgress?.({ direction, objectsDone: done, objectsTotal: todo.length, bytesDone: finished + [...partial.values()].reduce((a, b) => a + b, 0), bytesTotal })
+  const tell = () =>
+    onProgress?.({
+      direction,
+      objectsDone: done,
+      objectsTotal: todo.length,
+      bytesDone: finished + [...partial.values()].reduce((a, b) => a + b, 0),
+      bytesTotal,
+    })
   tell()
   await mapLimit(todo, 4, async (w) => {
     let ok = false
@@ -196,13 +213,28 @@ function dedupe(ws: Wanted[]): Wanted[] {
 }
 
 function emptyReport(direction: 'push' | 'pull', lock: LockFile): SyncReport {
-  return { direction, entries: Object.keys(lock.instances).length, objects: { moved: 0, present: 0, bytes: 0 }, runs: { moved: 0, present: 0 }, failures: [] }
+  return {
+    direction,
+    entries: Object.keys(lock.instances).length,
+    objects: { moved: 0, present: 0, bytes: 0 },
+    runs: { moved: 0, present: 0 },
+    failures: [],
+  }
 }
 
 /** A run record for a lock entry whose own record is nowhere (its duration and time unknown). */
 function recordFromLock(lock: LockFile, instance: string): RunRecord {
   const e = lock.instances[instance]!
-  return { schema: 1, fingerprint: e.fingerprint, instance, stage: e.stage, breakdown: e.breakdown, outputs: e.outputs, durationMs: 0, finishedAt: new Date(0).toISOString() }
+  return {
+    schema: 1,
+    fingerprint: e.fingerprint,
+    instance,
+    stage: e.stage,
+    breakdown: e.breakdown,
+    outputs: e.outputs,
+    durationMs: 0,
+    finishedAt: new Date(0).toISOString(),
+  }
 }
 
 async function localSize(local: LocalStore, d: ObjectDigest): Promise<number | undefined> {

@@ -56,7 +56,9 @@ export async function syncCommand(kind: 'push' | 'pull' | 'gc', o: SyncCommandOp
     }
   }
   if (!(o.store instanceof TieredStore)) {
-    o.stderr.write(`${kind} moves entries between the local cache and an S3 store: give --store s3://bucket/prefix (or set CUSP_STORE); the store is ${o.store.description}\n`)
+    o.stderr.write(
+      `${kind} moves entries between the local cache and an S3 store: give --store s3://bucket/prefix (or set CUSP_STORE); the store is ${o.store.description}\n`,
+    )
     return 2
   }
   try {
@@ -114,22 +116,27 @@ async function gcCommand(lock: LockFile, o: SyncCommandOptions): Promise<number>
     const plan = await gcPlan(lock, layer, listing)
     const deleted = o.dryRun ? undefined : await gcApply(plan, layer)
     if (o.json) {
-      o.stdout.write(`${JSON.stringify({ type: 'gc', layer: plan.layer, dryRun: o.dryRun, runs: plan.runs.map(({ fingerprint, instance }) => ({ fingerprint, instance })), objects: plan.objects.map(({ digest, size }) => ({ digest, size })), bytes: plan.bytes, ...(deleted ? { deleted } : {}) })}\n`)
+      o.stdout.write(
+        `${JSON.stringify({ type: 'gc', layer: plan.layer, dryRun: o.dryRun, runs: plan.runs.map(({ fingerprint, instance }) => ({ fingerprint, instance })), objects: plan.objects.map(({ digest, size }) => ({ digest, size })), bytes: plan.bytes, ...(deleted ? { deleted } : {}) })}\n`,
+      )
       continue
     }
-    o.stdout.write(`${plan.layer}: ${plan.runs.length} run records and ${plan.objects.length} objects (${mb(plan.bytes)}) not referenced by ${o.lockPath}\n`)
+    o.stdout.write(
+      `${plan.layer}: ${plan.runs.length} run records and ${plan.objects.length} objects (${mb(plan.bytes)}) not referenced by ${o.lockPath}\n`,
+    )
     for (const r of plan.runs) o.stdout.write(`  run     ${r.fingerprint}  ${r.instance}\n`)
     for (const x of plan.objects) o.stdout.write(`  object  ${x.digest}  ${mb(x.size)}\n`)
     if (deleted !== undefined) {
       const kept = deleted.kept
-      o.stdout.write(`  deleted ${deleted.runs} run records and ${deleted.objects} objects (${mb(deleted.bytes)})${kept > 0 ? `; kept ${kept} records and objects younger than an hour (a writer may still be publishing them)` : ''}${deleted.swept > 0 ? `; cleaned up ${deleted.swept} interrupted writes` : ''}\n`)
+      o.stdout.write(
+        `  deleted ${deleted.runs} run records and ${deleted.objects} objects (${mb(deleted.bytes)})${kept > 0 ? `; kept ${kept} records and objects younger than an hour (a writer may still be publishing them)` : ''}${deleted.swept > 0 ? `; cleaned up ${deleted.swept} interrupted writes` : ''}\n`,
+      )
     }
   }
   if (o.dryRun && !o.json) o.stdout.write('dry run: nothing deleted\n')
   if (layers.length === 0) o.stderr.write(`gc: cannot collect garbage in ${o.store.description}\n`)
   return layers.length === 0 ? 2 : 0
 }
-
 
 /** An expected failure (a store refusal, a filesystem error) as one line; anything else is a bug and rethrown. */
 function expectedFailure(e: unknown): string | undefined {

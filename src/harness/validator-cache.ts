@@ -48,8 +48,17 @@ const memo = new Map<string, ValidateFunction>()
  * throws for an invalid schema. The same text, dialect and options give the same function
  * object for the life of the process.
  */
-export function cachedValidator(text: string, schema: object, dialect: Dialect, options: ValidatorOptions, dir = DEFAULT_DIR): ValidateFunction {
-  const key = createHash('sha256').update(JSON.stringify([FORMAT, dialect, options])).update(text).digest('hex')
+export function cachedValidator(
+  text: string,
+  schema: object,
+  dialect: Dialect,
+  options: ValidatorOptions,
+  dir = DEFAULT_DIR,
+): ValidateFunction {
+  const key = createHash('sha256')
+    .update(JSON.stringify([FORMAT, dialect, options]))
+    .update(text)
+    .digest('hex')
   const hit = memo.get(key)
   if (hit !== undefined) return hit
   const file = join(dir, `ajv-${version()}`, `${key.slice(0, 40)}.cjs`)

@@ -11,7 +11,12 @@ import type { ArtifactStore, Failure, FingerprintResult, StageInstance, StoredOu
 import { diffTrees, sha256File, type WorkDir } from './workdir.ts'
 
 /** Output names (or `dir/path` inside dir outputs) whose new bytes in `wd` differ from the stored ones. */
-export async function compareOutputs(store: ArtifactStore, inst: StageInstance, wd: WorkDir, stored: Record<string, StoredOutput>): Promise<string[]> {
+export async function compareOutputs(
+  store: ArtifactStore,
+  inst: StageInstance,
+  wd: WorkDir,
+  stored: Record<string, StoredOutput>,
+): Promise<string[]> {
   const mismatches: string[] = []
   for (const o of publishedOutputs(inst)) {
     const old = stored[o.name]
@@ -38,7 +43,11 @@ export interface VerifyRun {
   /** Makes `known`'s outputs the current outputs (inputs of the re-executions). */
   setCurrent(id: string, k: Required<Pick<KnownInstance, 'fingerprint' | 'outputs'>>): void
   /** Re-executes one instance in verify mode. */
-  reexecute(inst: StageInstance, fp: FingerprintResult, stored: Record<string, StoredOutput>): Promise<
+  reexecute(
+    inst: StageInstance,
+    fp: FingerprintResult,
+    stored: Record<string, StoredOutput>,
+  ): Promise<
     | { kind: 'verified'; mismatches: string[] }
     | { kind: 'failed'; failure: Failure }
     | { kind: 'input-missing'; producer: string; output: string }

@@ -108,10 +108,17 @@ export async function materialiseInputs(
     const out = outputsOf(dep.instance)?.[dep.output]
     const path = join(wd.inputsDir, inputKey(dep))
     await mkdir(join(wd.inputsDir, dep.as, dep.instance), { recursive: true })
-    const got = out === undefined ? false : out.kind === 'dir' ? await store.getDir(out.digest, path) : await store.getFile(out.digest, path)
+    const got =
+      out === undefined ? false : out.kind === 'dir' ? await store.getDir(out.digest, path) : await store.getFile(out.digest, path)
     if (!got) return { ok: false, missing: { dep } }
     const fingerprint = instance.provenance ? fingerprintOf?.(dep.instance) : undefined
-    ;(inputs[dep.as] ??= []).push({ instance: dep.instance, output: dep.output, params: paramsOf(dep.instance), path, ...(fingerprint !== undefined ? { fingerprint } : {}) })
+    ;(inputs[dep.as] ??= []).push({
+      instance: dep.instance,
+      output: dep.output,
+      params: paramsOf(dep.instance),
+      path,
+      ...(fingerprint !== undefined ? { fingerprint } : {}),
+    })
   }
   await chmodTree(wd.inputsDir, 0o555, 0o444).catch(() => undefined)
   return { ok: true, inputs }

@@ -53,7 +53,12 @@ export interface AuditRecord {
 }
 
 /** Judges every claim and assembles audit.json; Table 1 uses C3's rule. */
-export function buildAudit(file: ClaimsFile, results: StageResults, provenance: ProvenanceEntry[], meta: { profile: string; engine: EnvRecord }): AuditRecord {
+export function buildAudit(
+  file: ClaimsFile,
+  results: StageResults,
+  provenance: ProvenanceEntry[],
+  meta: { profile: string; engine: EnvRecord },
+): AuditRecord {
   const dataset = describeDatasets(results.datasets)
   const { verdicts, excluded } = judgeAll(file, results)
   const c3 = file.claims.find((c) => c.id === 'C3')
@@ -65,7 +70,13 @@ export function buildAudit(file: ClaimsFile, results: StageResults, provenance: 
     profile: meta.profile,
     dataset,
     engine: meta.engine,
-    rules: { transient: file.transient, transient_text: describeRule(file.transient), level: file.level, power: file.power, table1: { rho_threshold: opts.rhoThreshold, min_iterations: opts.minIterations } },
+    rules: {
+      transient: file.transient,
+      transient_text: describeRule(file.transient),
+      level: file.level,
+      power: file.power,
+      table1: { rho_threshold: opts.rhoThreshold, min_iterations: opts.minIterations },
+    },
     excluded,
     claims: verdicts.map((v, i) => ({ ...v, sentence: file.claims[i]!.sentence, profile: meta.profile, dataset })),
     table1: computeTable1(kept, opts, 'paper'),
@@ -79,6 +90,14 @@ export function summarise(a: AuditRecord): AuditSummary {
   return {
     profile: a.profile,
     dataset: a.dataset,
-    verdicts: a.claims.map((c) => ({ id: c.id, title: c.title, verdict: c.verdict, reason: c.reason, ours: c.ours, paper: c.paper, power: c.power })),
+    verdicts: a.claims.map((c) => ({
+      id: c.id,
+      title: c.title,
+      verdict: c.verdict,
+      reason: c.reason,
+      ours: c.ours,
+      paper: c.paper,
+      power: c.power,
+    })),
   }
 }

@@ -43,7 +43,13 @@ export function runEdge(label: string, ps: readonly ProbeRecord[], threshold: nu
   const at = ps.find((p) => rhoTopLast(p) === topMax)
   const b = at === undefined ? undefined : rhoBulkFirst(at)
   return {
-    label, series: ps[0]!.series, nc, probes: ps.length, k: Math.min(...ps.map((p) => p.rho.length)), topMax, bulkMax,
+    label,
+    series: ps[0]!.series,
+    nc,
+    probes: ps.length,
+    k: Math.min(...ps.map((p) => p.rho.length)),
+    topMax,
+    bulkMax,
     edgeSet: Math.max(0, ...ps.map((p) => p.rho.filter((x) => x >= threshold).length)),
     gap: topMax !== undefined && b !== undefined && b > 0 ? topMax / b : undefined,
     instances: ps.map((p) => p.instance),
@@ -76,23 +82,57 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   const spans: JsonObject[] = []
   for (const [arch, ps] of [...byArch].sort()) {
     const etas = [...new Set(ps.map((p) => p.eta))].sort((a, b) => a - b)
-    for (const [, s] of groupBy(ps.filter((p) => p.eta === etas[0]), (p) => p.series)) {
+    for (const [, s] of groupBy(
+      ps.filter((p) => p.eta === etas[0]),
+      (p) => p.series,
+    )) {
       const e = runEdge(`${arch} eta=${etas[0]}${s[0]!.seed !== null ? ` seed=${s[0]!.seed}` : ''}`, s, topMin)
       runs.push({ e, v: judgeRun(e, topMin, bulkMaxAllowed, minProbes) })
     }
     // Side check: the eta span (max over each eta's runs).
-    const pts = etas.map((eta) => ({ eta, e: runEdge(`${arch} eta=${eta}`, ps.filter((p) => p.eta === eta), topMin) }))
+    const pts = etas.map((eta) => ({
+      eta,
+      e: runEdge(
+        `${arch} eta=${eta}`,
+        ps.filter((p) => p.eta === eta),
+        topMin,
+      ),
+    }))
     const ok = pts.filter(({ e }) => e.topMax !== undefined && e.bulkMax !== undefined && e.topMax > 0 && e.bulkMax > 0)
     const span = etas.length > 0 ? etas[etas.length - 1]! / etas[0]! : 1
     const lx = ok.map((p) => Math.log(p.eta))
-    const bulkSlope = linearFit(lx, ok.map((p) => Math.log(p.e.bulkMax!))).slope
-    const topSlope = linearFit(lx, ok.map((p) => Math.log(p.e.topMax!))).slope
-    spans.push({ arch, etas, span, bulk_slope: jnum(bulkSlope), top_slope: jnum(topSlope), rho_bulk_max: ok.map((p) => p.e.bulkMax!), rho_top_max: ok.map((p) => p.e.topMax!) })
+    const bulkSlope = linearFit(
+      lx,
+      ok.map((p) => Math.log(p.e.bulkMax!)),
+    ).slope
+    const topSlope = linearFit(
+      lx,
+      ok.map((p) => Math.log(p.e.topMax!)),
+    ).slope
+    spans.push({
+      arch,
+      etas,
+      span,
+      bulk_slope: jnum(bulkSlope),
+      top_slope: jnum(topSlope),
+      rho_bulk_max: ok.map((p) => p.e.bulkMax!),
+      rho_top_max: ok.map((p) => p.e.topMax!),
+    })
     const text = `eta ${etas.join(', ')} (span ${fmt(span, 3)}x): d log rho_n_c / d log eta = ${fmt(bulkSlope, 3)} (an eta-independent bulk eigenvalue gives 1), d log rho_(n_c-1) / d log eta = ${fmt(topSlope, 3)} (at the edge: 0)`
     let v: Verdict
     if (ok.length < 2 || span < spanMin) v = 'inconclusive'
     else v = bulkSlope >= bulkSlopeMin && Math.abs(topSlope) <= topSlopeMax ? 'supported' : 'not supported'
-    spanChecks.push({ name: `eta span ${arch}`, role: 'side', verdict: v, detail: v === 'inconclusive' ? `${text}: needs >= 2 eta with both measured and a span >= ${spanMin}x` : v === 'supported' ? text : `${text} (needs >= ${bulkSlopeMin} and |.| <= ${topSlopeMax})` })
+    spanChecks.push({
+      name: `eta span ${arch}`,
+      role: 'side',
+      verdict: v,
+      detail:
+        v === 'inconclusive'
+          ? `${text}: needs >= 2 eta with both measured and a span >= ${spanMin}x`
+          : v === 'supported'
+            ? text
+            : `${text} (needs >= ${bulkSlopeMin} and |.| <= ${topSlopeMax})`,
+    })
   }
   const cls = r.probes.filter((p) => p.role === 'classes')
   for (const [, s] of [...groupBy(cls, (p) => p.series)].sort((a, b) => a[1][0]!.classes - b[1][0]!.classes)) {
@@ -106,7 +146,13 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   let detail: string
   if (grid.length === 0 || cls.length === 0) {
     verdict = 'inconclusive'
-    detail = [grid.length === 0 ? 'no main-grid probes after the transient' : '', cls.length === 0 ? 'no class-count probes after the transient' : '', ...text].filter((x) => x !== '').join('; ')
+    detail = [
+      grid.length === 0 ? 'no main-grid probes after the transient' : '',
+      cls.length === 0 ? 'no class-count probes after the transient' : '',
+      ...text,
+    ]
+      .filter((x) => x !== '')
+      .join('; ')
   } else if (failing.length > 0) {
     verdict = 'not supported'
     detail = `${failing.length}/${runs.length} runs fail (needs max rho_(n_c-1) >= ${topMin} and max rho_n_c <= ${bulkMaxAllowed}): ${failing.map((x) => describe(x.e, x.v, minProbes)).join('; ')}`
@@ -126,22 +172,48 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
     return `${s.arch as string}: eta span ${fmt(span, 3)}x, so a bulk eigenvalue that does not move with eta and sits at the edge at the largest eta (rho_n_c ~ 1) would read ~${fmt(1 / span, 3)} at the smallest: ${can ? 'below' : 'not below'} rho_bulk_max = ${bulkMaxAllowed}, so this span ${can ? 'can' : 'cannot'} tell an eta-independent bulk from one that follows 2/eta (needs >= ${fmt(1 / bulkMaxAllowed, 3)}x)`
   })
   const power = [
-    runs.length > 0 ? `${runs.length} runs judged, each with ${Math.min(...probeCounts) === Math.max(...probeCounts) ? Math.min(...probeCounts) : `${Math.min(...probeCounts)}-${Math.max(...probeCounts)}`} probes after the transient; the edge set is counted up to k = ${Math.min(...ks)} eigenvalues` : 'no run could be judged',
+    runs.length > 0
+      ? `${runs.length} runs judged, each with ${Math.min(...probeCounts) === Math.max(...probeCounts) ? Math.min(...probeCounts) : `${Math.min(...probeCounts)}-${Math.max(...probeCounts)}`} probes after the transient; the edge set is counted up to k = ${Math.min(...ks)} eigenvalues`
+      : 'no run could be judged',
     ...spanWords,
   ].join('; ')
   const tMax = Math.max(0, ...runs.flatMap((x) => r.probes.filter((p) => p.series === x.e.series).map((p) => p.t)))
   const limits = [
     `runs are probed up to t = ${fmt(tMax, 3)} (the paper: up to t = 40 or loss < 0.1); an edge reached later is not seen`,
     'rho_n_c above rho_bulk_max between two probes is not seen (the maximum is over probed checkpoints only)',
-    'eigenvalues are Lanczos estimates to the probe stage\'s residual tolerance; values within it of a threshold are not resolved',
+    "eigenvalues are Lanczos estimates to the probe stage's residual tolerance; values within it of a threshold are not resolved",
     `a run with k < n_c eigenvalues cannot show rho_n_c`,
     ...(runs.some((x) => x.e.label.includes('seed=')) ? [] : ['one seed per setting: no seed-to-seed spread of rho']),
   ]
-  const ours = runs.map((x) => `${x.e.label}: rho_${x.e.nc - 1} ${fmt(x.e.topMax)}, rho_${x.e.nc} ${fmt(x.e.bulkMax)}, edge set ${x.e.edgeSet}/${x.e.nc - 1}`).join('; ') || 'n/a'
+  const ours =
+    runs
+      .map(
+        (x) =>
+          `${x.e.label}: rho_${x.e.nc - 1} ${fmt(x.e.topMax)}, rho_${x.e.nc} ${fmt(x.e.bulkMax)}, edge set ${x.e.edgeSet}/${x.e.nc - 1}`,
+      )
+      .join('; ') || 'n/a'
   const measured: JsonObject = {
-    runs: runs.map(({ e, v }) => ({ label: e.label, series: e.series, n_c: e.nc, probes: e.probes, k: e.k, rho_top_max: jnum(e.topMax), rho_bulk_max: jnum(e.bulkMax), edge_set: e.edgeSet, gap: jnum(e.gap), verdict: v })),
+    runs: runs.map(({ e, v }) => ({
+      label: e.label,
+      series: e.series,
+      n_c: e.nc,
+      probes: e.probes,
+      k: e.k,
+      rho_top_max: jnum(e.topMax),
+      rho_bulk_max: jnum(e.bulkMax),
+      edge_set: e.edgeSet,
+      gap: jnum(e.gap),
+      verdict: v,
+    })),
     eta_span: spans,
     transient_excluded: inp.excluded.filter((x) => !x.series.includes('dense')).length,
   }
-  return verdictOf(claim, central, spanChecks, { central: claim.test, power, limits, ours, measured, instances: runs.flatMap((x) => x.e.instances) })
+  return verdictOf(claim, central, spanChecks, {
+    central: claim.test,
+    power,
+    limits,
+    ours,
+    measured,
+    instances: runs.flatMap((x) => x.e.instances),
+  })
 }

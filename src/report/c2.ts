@@ -59,7 +59,14 @@ export function analyseRun(probes: readonly ProbeRecord[], p: C2Params): RunEntr
   ps.forEach((q, j) => {
     if ((rhoTopLast(q) ?? -Infinity) > (rhoTopLast(ps[ref]!) ?? -Infinity)) ref = j
   })
-  const tracks: Track[] = hasVectors ? trackByOverlap(ps.map((q) => q.vectors!), ref, nTop, p.minOverlap) : trackByRank(n, nTop)
+  const tracks: Track[] = hasVectors
+    ? trackByOverlap(
+        ps.map((q) => q.vectors!),
+        ref,
+        nTop,
+        p.minOverlap,
+      )
+    : trackByRank(n, nTop)
   const events: EntryEvent[] = []
   const notes: string[] = []
   const nullRatios: number[] = []
@@ -75,7 +82,9 @@ export function analyseRun(probes: readonly ProbeRecord[], p: C2Params): RunEntr
     const label = `h_${tr.rank + 1}`
     const entry = rho.findIndex((x) => x !== undefined && x >= p.rhoEdge)
     if (entry < 0 || entry === 0 || ratios.length === 0) {
-      notes.push(`${label}: ${entry < 0 ? `rho never reached ${p.rhoEdge}` : entry === 0 ? 'already at the edge at the first probe after the transient' : '|d| not measured'}`)
+      notes.push(
+        `${label}: ${entry < 0 ? `rho never reached ${p.rhoEdge}` : entry === 0 ? 'already at the edge at the first probe after the transient' : '|d| not measured'}`,
+      )
       if (entry < 0) nullRatios.push(...ratios.map((x) => x.r))
       continue
     }
@@ -83,8 +92,13 @@ export function analyseRun(probes: readonly ProbeRecord[], p: C2Params): RunEntr
     const near = ratios.filter((x) => Math.abs(x.j - entry) <= p.tol).length
     nullRatios.push(...ratios.filter((x) => Math.abs(x.j - entry) > p.tol).map((x) => x.r))
     events.push({
-      series: ps[0]!.series, rank: tr.rank, entryIteration: ps[entry]!.iteration, jumpIteration: ps[best.j]!.iteration, ratio: best.r,
-      coincide: best.r >= p.jumpFactor && Math.abs(best.j - entry) <= p.tol, p0: near / ratios.length,
+      series: ps[0]!.series,
+      rank: tr.rank,
+      entryIteration: ps[entry]!.iteration,
+      jumpIteration: ps[best.j]!.iteration,
+      ratio: best.r,
+      coincide: best.r >= p.jumpFactor && Math.abs(best.j - entry) <= p.tol,
+      p0: near / ratios.length,
     })
   }
   return { series: ps[0]!.series, probes: n, method: hasVectors ? 'overlap' : 'rank', events, notes, nullRatios }
@@ -92,7 +106,12 @@ export function analyseRun(probes: readonly ProbeRecord[], p: C2Params): RunEntr
 
 export function judgeC2(inp: JudgeInput): ClaimVerdict {
   const { claim, results: r } = inp
-  const prm: C2Params = { rhoEdge: numParam(claim, 'rho_edge'), jumpFactor: numParam(claim, 'jump_factor'), tol: numParam(claim, 'tolerance_probes'), minOverlap: numParam(claim, 'min_overlap') }
+  const prm: C2Params = {
+    rhoEdge: numParam(claim, 'rho_edge'),
+    jumpFactor: numParam(claim, 'jump_factor'),
+    tol: numParam(claim, 'tolerance_probes'),
+    minOverlap: numParam(claim, 'min_overlap'),
+  }
   const minFraction = numParam(claim, 'min_fraction')
   const minProbes = numParam(claim, 'min_probes')
   const alpha = numParam(claim, 'alpha')
@@ -107,9 +126,12 @@ export function judgeC2(inp: JudgeInput): ClaimVerdict {
   const pBest = poissonBinomialTail(p0s, k)
   const nullRatios = runs.flatMap((x) => x.nullRatios)
   const nullRate = nullRatios.length === 0 ? NaN : nullRatios.filter((x) => x >= prm.jumpFactor).length / nullRatios.length
-  const rows = events.map((e) => `${e.series} h_${e.rank + 1}: edge at n=${e.entryIteration}, |d| x${fmt(e.ratio, 3)} at n=${e.jumpIteration}`)
+  const rows = events.map(
+    (e) => `${e.series} h_${e.rank + 1}: edge at n=${e.entryIteration}, |d| x${fmt(e.ratio, 3)} at n=${e.jumpIteration}`,
+  )
   const notes = runs.flatMap((x) => x.notes.map((n) => `${x.series} ${n}`))
-  const ours = k > 0 ? `${c}/${k} entries coincide with a |d| jump >= x${prm.jumpFactor} (chance p = ${fmt(pValue, 3)}; ${rows.join('; ')})` : 'n/a'
+  const ours =
+    k > 0 ? `${c}/${k} entries coincide with a |d| jump >= x${prm.jumpFactor} (chance p = ${fmt(pValue, 3)}; ${rows.join('; ')})` : 'n/a'
   let verdict: Verdict
   let detail: string
   if (runs.length === 0) {
@@ -136,19 +158,23 @@ export function judgeC2(inp: JudgeInput): ClaimVerdict {
     name: 'magnitude null',
     role: 'side',
     verdict: nullRatios.length === 0 ? 'inconclusive' : nullRate <= nullRateMax ? 'supported' : 'not supported',
-    detail: nullRatios.length === 0 ? 'no probe positions away from an entry' : `a |d| jump >= x${prm.jumpFactor} occurs at ${fmt(nullRate * 100, 3)}% of the ${nullRatios.length} consecutive-probe steps away from any entry (and in directions that never enter)${nullRate <= nullRateMax ? '' : `: above null_rate_max = ${nullRateMax}, so a jump at entry is not special`}`,
+    detail:
+      nullRatios.length === 0
+        ? 'no probe positions away from an entry'
+        : `a |d| jump >= x${prm.jumpFactor} occurs at ${fmt(nullRate * 100, 3)}% of the ${nullRatios.length} consecutive-probe steps away from any entry (and in directions that never enter)${nullRate <= nullRateMax ? '' : `: above null_rate_max = ${nullRateMax}, so a jump at entry is not special`}`,
   }
   const method = runs.some((x) => x.method === 'rank') ? 'rank' : 'overlap'
   const meanP0 = p0s.length === 0 ? NaN : p0s.reduce((a, b) => a + b, 0) / p0s.length
-  const power = runs.length === 0
-    ? `no densely probed run with >= ${minProbes} probes after the transient: the design could not test the claim`
-    : k === 0
-    ? `no entry observed in ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes after the transient: the design could not test the claim`
-    : `${k} entries over ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes: a jump placed at random lands within ±${prm.tol} probe(s) of its entry with probability ${fmt(meanP0, 3)} on average, so even ${k}/${k} coincidences would have chance p = ${fmt(pBest, 3)}; the design ${pBest <= alpha ? 'can' : 'cannot'} detect coincidence at alpha = ${alpha}${Number.isFinite(nullRate) ? `; away from entries a jump >= x${prm.jumpFactor} happens at ${fmt(nullRate * 100, 3)}% of steps` : ''}`
+  const power =
+    runs.length === 0
+      ? `no densely probed run with >= ${minProbes} probes after the transient: the design could not test the claim`
+      : k === 0
+        ? `no entry observed in ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes after the transient: the design could not test the claim`
+        : `${k} entries over ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes: a jump placed at random lands within ±${prm.tol} probe(s) of its entry with probability ${fmt(meanP0, 3)} on average, so even ${k}/${k} coincidences would have chance p = ${fmt(pBest, 3)}; the design ${pBest <= alpha ? 'can' : 'cannot'} detect coincidence at alpha = ${alpha}${Number.isFinite(nullRate) ? `; away from entries a jump >= x${prm.jumpFactor} happens at ${fmt(nullRate * 100, 3)}% of steps` : ''}`
   const limits = [
     method === 'overlap'
       ? `directions followed by eigenvector overlap (pairs below ${prm.minOverlap} are lost); with a random sketch of the vectors, overlaps carry an error of ~1/sqrt(sketch size)`
-      : 'no eigenvectors were stored: directions are followed by rank, so a swap of near-degenerate eigenvalues splices two directions\' d_i',
+      : "no eigenvectors were stored: directions are followed by rank, so a swap of near-degenerate eigenvalues splices two directions' d_i",
     'entry and jump are resolved to the probe spacing only',
     'a gradual rise of |d| spread over several probes shows as several small ratios, not one jump',
     'the chance null assumes the jump position is uniform over the probes; a trend in |d| over training is not modelled',
@@ -161,8 +187,23 @@ export function judgeC2(inp: JudgeInput): ClaimVerdict {
     p_best: jnum(pBest),
     null_rate: jnum(nullRate),
     null_steps: nullRatios.length,
-    events: events.map((e) => ({ series: e.series, rank: e.rank + 1, edge_iteration: e.entryIteration, jump_iteration: e.jumpIteration, jump_ratio: e.ratio, coincide: e.coincide, p_chance: e.p0 })),
+    events: events.map((e) => ({
+      series: e.series,
+      rank: e.rank + 1,
+      edge_iteration: e.entryIteration,
+      jump_iteration: e.jumpIteration,
+      jump_ratio: e.ratio,
+      coincide: e.coincide,
+      p_chance: e.p0,
+    })),
     notes,
   }
-  return verdictOf(claim, central, [magnitude], { central: claim.test, power, limits, ours, measured, instances: dense.map((p) => p.instance) })
+  return verdictOf(claim, central, [magnitude], {
+    central: claim.test,
+    power,
+    limits,
+    ours,
+    measured,
+    instances: dense.map((p) => p.instance),
+  })
 }

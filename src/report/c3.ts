@@ -28,7 +28,12 @@ function rowText(t: Table1Row, level: number): string {
 
 /** The C3 options from the claim and the shared rules. */
 export function table1Options(inp: Pick<JudgeInput, 'claim' | 'level' | 'power'>): Table1Options {
-  return { rhoThreshold: numParam(inp.claim, 'rho_threshold'), minIterations: numParam(inp.claim, 'min_iterations'), level: inp.level, power: inp.power }
+  return {
+    rhoThreshold: numParam(inp.claim, 'rho_threshold'),
+    minIterations: numParam(inp.claim, 'min_iterations'),
+    level: inp.level,
+    power: inp.power,
+  }
 }
 
 function pairedCheck(name: string, role: 'central' | 'side', rows: Table1Row[], minFraction: number, level: number, none: string): Check {
@@ -36,9 +41,18 @@ function pairedCheck(name: string, role: 'central' | 'side', rows: Table1Row[], 
   const vs = rows.map(rowVerdict)
   const agree = vs.filter((v) => v === 'supported').length
   const disagree = vs.filter((v) => v === 'not supported').length
-  const verdict: Verdict = agree / rows.length >= minFraction ? 'supported' : disagree / rows.length > 1 - minFraction ? 'not supported' : 'inconclusive'
-  const lines = rows.map((t, i) => `${rowText(t, level)}${vs[i] === 'supported' ? '' : vs[i] === 'not supported' ? ': the top step lowers the loss more than the bulk step' : ': interval includes 0'}`)
-  return { name, role, verdict, detail: `${agree}/${rows.length} rows with the bulk step lowering the loss more (needs ${minFraction * 100}%; ${disagree} the other way): ${lines.join('; ')}` }
+  const verdict: Verdict =
+    agree / rows.length >= minFraction ? 'supported' : disagree / rows.length > 1 - minFraction ? 'not supported' : 'inconclusive'
+  const lines = rows.map(
+    (t, i) =>
+      `${rowText(t, level)}${vs[i] === 'supported' ? '' : vs[i] === 'not supported' ? ': the top step lowers the loss more than the bulk step' : ': interval includes 0'}`,
+  )
+  return {
+    name,
+    role,
+    verdict,
+    detail: `${agree}/${rows.length} rows with the bulk step lowering the loss more (needs ${minFraction * 100}%; ${disagree} the other way): ${lines.join('; ')}`,
+  }
 }
 
 export function judgeC3(inp: JudgeInput): ClaimVerdict {
@@ -51,43 +65,122 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
   const edgeRows = edgeTable.filter((t) => t.included)
   const central =
     rows.length === 0
-      ? { name: 'paired top - bulk', role: 'central' as const, verdict: 'inconclusive' as const, detail: `too few iterations at the edge of stability: no combination has >= ${opts.minIterations} probes with rho_(n_c-1) > ${opts.rhoThreshold} after the transient (${table.map((t) => `${rowName(t)}: ${t.atEdge}`).join(', ') || 'no main-grid probes'})` }
+      ? {
+          name: 'paired top - bulk',
+          role: 'central' as const,
+          verdict: 'inconclusive' as const,
+          detail: `too few iterations at the edge of stability: no combination has >= ${opts.minIterations} probes with rho_(n_c-1) > ${opts.rhoThreshold} after the transient (${table.map((t) => `${rowName(t)}: ${t.atEdge}`).join(', ') || 'no main-grid probes'})`,
+        }
       : pairedCheck('paired top - bulk', 'central', rows, minFraction, level, '')
   // The paper's description of Table 1, row by row.
   const desc = rows.map((t) => {
     const topOk = t.topMean! >= 0 || Math.abs(t.topMean!) <= t.topStd!
     const bulkOk = t.bulkMean! < 0 && t.bulkStd! < Math.abs(t.bulkMean!)
-    return { t, ok: topOk && bulkOk, why: `${topOk ? '' : 'the top step lowers the loss by more than one std; '}${bulkOk ? '' : 'the bulk step is not consistently negative'}`.replace(/; $/, '') }
+    return {
+      t,
+      ok: topOk && bulkOk,
+      why: `${topOk ? '' : 'the top step lowers the loss by more than one std; '}${bulkOk ? '' : 'the bulk step is not consistently negative'}`.replace(
+        /; $/,
+        '',
+      ),
+    }
   })
   const descPassed = desc.filter((x) => x.ok).length
-  const descCheck: Check = rows.length === 0
-    ? { name: "the paper's description", role: 'side', verdict: 'inconclusive', detail: 'no Table 1 row' }
-    : { name: "the paper's description", role: 'side', verdict: descPassed / rows.length >= minFraction ? 'supported' : 'not supported', detail: `${descPassed}/${rows.length} rows with top >= 0 or within one std of 0 and bulk negative with std below its size${desc.filter((x) => !x.ok).map((x) => `; ${rowName(x.t)}: ${x.why}`).join('')}` }
-  const edgeCheck = pairedCheck('edge set as the top', 'side', edgeRows, minFraction, level, edgeTable.length === 0 ? 'not measured: the probes carry no edge-set step changes' : `no edge-set row with >= ${opts.minIterations} probes`)
+  const descCheck: Check =
+    rows.length === 0
+      ? { name: "the paper's description", role: 'side', verdict: 'inconclusive', detail: 'no Table 1 row' }
+      : {
+          name: "the paper's description",
+          role: 'side',
+          verdict: descPassed / rows.length >= minFraction ? 'supported' : 'not supported',
+          detail: `${descPassed}/${rows.length} rows with top >= 0 or within one std of 0 and bulk negative with std below its size${desc
+            .filter((x) => !x.ok)
+            .map((x) => `; ${rowName(x.t)}: ${x.why}`)
+            .join('')}`,
+        }
+  const edgeCheck = pairedCheck(
+    'edge set as the top',
+    'side',
+    edgeRows,
+    minFraction,
+    level,
+    edgeTable.length === 0
+      ? 'not measured: the probes carry no edge-set step changes'
+      : `no edge-set row with >= ${opts.minIterations} probes`,
+  )
   // Does the sign depend on n_D?
   const sizes = [...new Set(rows.map((t) => t.nData).filter((x): x is number => x !== null))].sort((a, b) => a - b)
   const signs = sizes.map((n) => ({ n, vs: rows.filter((t) => t.nData === n).map(rowVerdict) }))
   const decided = signs.map((s) => ({ n: s.n, pos: s.vs.includes('supported'), neg: s.vs.includes('not supported') }))
-  const depends = decided.some((a) => a.pos) && decided.some((a) => a.neg) && decided.some((a) => a.pos && !a.neg) && decided.some((a) => a.neg && !a.pos)
-  const signText = decided.map((s) => `n_D=${s.n}: ${s.pos && !s.neg ? 'bulk lowers more' : s.neg && !s.pos ? 'top lowers more' : s.pos ? 'mixed' : 'undecided'}`).join(', ')
-  const nCheck: Check = sizes.length < 2
-    ? { name: 'sign vs n_D', role: 'side', verdict: 'inconclusive', detail: `rows of ${sizes.length} dataset size(s): cannot say whether the sign depends on n_D` }
-    : { name: 'sign vs n_D', role: 'side', verdict: depends ? 'not supported' : 'supported', detail: `${depends ? 'the sign depends on n_D' : 'the sign does not flip with n_D'} (${signText})` }
-  const power = rows.length === 0
-    ? `no row reached ${opts.minIterations} probes at the edge after the transient; the design could not test the claim`
-    : rows.map((t) => `${rowName(t)}: with ${t.atEdge} probes at the edge and this spread, a mean top - bulk difference beyond ±${fmt(t.detectable)} would be detected (alpha = ${fmt(1 - level)}, power ${inp.power})`).join('; ')
+  const depends =
+    decided.some((a) => a.pos) && decided.some((a) => a.neg) && decided.some((a) => a.pos && !a.neg) && decided.some((a) => a.neg && !a.pos)
+  const signText = decided
+    .map((s) => `n_D=${s.n}: ${s.pos && !s.neg ? 'bulk lowers more' : s.neg && !s.pos ? 'top lowers more' : s.pos ? 'mixed' : 'undecided'}`)
+    .join(', ')
+  const nCheck: Check =
+    sizes.length < 2
+      ? {
+          name: 'sign vs n_D',
+          role: 'side',
+          verdict: 'inconclusive',
+          detail: `rows of ${sizes.length} dataset size(s): cannot say whether the sign depends on n_D`,
+        }
+      : {
+          name: 'sign vs n_D',
+          role: 'side',
+          verdict: depends ? 'not supported' : 'supported',
+          detail: `${depends ? 'the sign depends on n_D' : 'the sign does not flip with n_D'} (${signText})`,
+        }
+  const power =
+    rows.length === 0
+      ? `no row reached ${opts.minIterations} probes at the edge after the transient; the design could not test the claim`
+      : rows
+          .map(
+            (t) =>
+              `${rowName(t)}: with ${t.atEdge} probes at the edge and this spread, a mean top - bulk difference beyond ±${fmt(t.detectable)} would be detected (alpha = ${fmt(1 - level)}, power ${inp.power})`,
+          )
+          .join('; ')
   const limits = [
     'one eta-step loss change per probe; probes of one run are serially correlated, so the t interval (which treats them as independent) may be too narrow',
     "the paper's top (n_c - 1 leading eigenvectors) includes sub-edge directions when fewer than n_c - 1 eigenvalues are at the edge; the edge-set row removes them",
     'seeds of one combination are pooled into its row',
-    ...(r.probes.some((p) => p.edgeDimCapped) ? ['some probes had every measured eigenvalue in the edge set (edge_dim capped at k): their edge-set top may miss edge directions beyond k'] : []),
+    ...(r.probes.some((p) => p.edgeDimCapped)
+      ? [
+          'some probes had every measured eigenvalue in the edge set (edge_dim capped at k): their edge-set top may miss edge directions beyond k',
+        ]
+      : []),
   ]
-  const ours = rows.length > 0 ? rows.map((t) => `${rowName(t)}: top - bulk ${fmt(t.diffMean)} [${fmt(t.diffLo)}, ${fmt(t.diffHi)}]`).join('; ') : 'n/a'
+  const ours =
+    rows.length > 0
+      ? rows.map((t) => `${rowName(t)}: top - bulk ${fmt(t.diffMean)} [${fmt(t.diffLo)}, ${fmt(t.diffHi)}]`).join('; ')
+      : 'n/a'
   const measured: JsonObject = {
-    rows: rows.map((t) => ({ arch: t.arch, activation: t.activation, eta: t.eta, n_data: t.nData, at_edge: t.atEdge, top_mean: t.topMean, top_std: t.topStd, bulk_mean: t.bulkMean, bulk_std: t.bulkStd, diff_mean: t.diffMean, diff_lo: t.diffLo, diff_hi: t.diffHi, detectable: t.detectable, verdict: rowVerdict(t) })),
+    rows: rows.map((t) => ({
+      arch: t.arch,
+      activation: t.activation,
+      eta: t.eta,
+      n_data: t.nData,
+      at_edge: t.atEdge,
+      top_mean: t.topMean,
+      top_std: t.topStd,
+      bulk_mean: t.bulkMean,
+      bulk_std: t.bulkStd,
+      diff_mean: t.diffMean,
+      diff_lo: t.diffLo,
+      diff_hi: t.diffHi,
+      detectable: t.detectable,
+      verdict: rowVerdict(t),
+    })),
     omitted: table.filter((t) => !t.included).map((t) => ({ row: rowName(t), why: t.omitted })),
     edge_set_rows: edgeRows.length,
     sign_depends_on_n_data: sizes.length < 2 ? null : depends,
   }
-  return verdictOf(claim, central, [descCheck, edgeCheck, nCheck], { central: claim.test, power, limits, ours, measured, instances: [...rows, ...edgeRows].flatMap((t) => t.instances) })
+  return verdictOf(claim, central, [descCheck, edgeCheck, nCheck], {
+    central: claim.test,
+    power,
+    limits,
+    ours,
+    measured,
+    instances: [...rows, ...edgeRows].flatMap((t) => t.instances),
+  })
 }

@@ -45,7 +45,11 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
   const sizes = s.points.map((p) => p.nData)
   const seedsPer = s.points.map((p) => p.peaks.length)
   const shown = s.points.length >= minSizes
-  const slope = slopeInterval(certified.map((x) => x.nData), certified.map((x) => x.peak), level)
+  const slope = slopeInterval(
+    certified.map((x) => x.nData),
+    certified.map((x) => x.peak),
+    level,
+  )
   const r2 = shown ? r2Interval(s, boot) : { lo: NaN, hi: NaN }
   const r2Text = `R^2 = ${fmt(s.fitMean.r2)} [${fmt(r2.lo)}, ${fmt(r2.hi)}] (mean-reduced; sum-reduced ${fmt(s.fitSum.r2)}), slope ${fmt(s.fitMean.slope)} [${fmt(slope.lo)}, ${fmt(slope.hi)}] per example over n_D = ${sizes.join(', ')} (${seedsPer.join('/')} seeds)`
   let verdict: Verdict
@@ -66,24 +70,49 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
   const central: Check = { name: 'peak lambda_1 vs n_D', role: 'central', verdict, detail }
 
   // ||theta|| over the gradient-flow runs only.
-  const rel = r.flows.map((f) => ({ instance: f.instance, value: thetaRelChange(f) })).filter((x): x is { instance: string; value: number } => x.value !== undefined)
-  const worst = rel.reduce<{ instance: string; value: number } | undefined>((w, x) => (w === undefined || x.value > w.value ? x : w), undefined)
-  const thetaText = worst === undefined ? '' : `max relative change ${fmt(worst.value * 100, 3)}% (${worst.instance}) over ${rel.length} gradient-flow runs`
-  const theta: Check = worst === undefined
-    ? { name: '||theta||', role: 'side', verdict: 'inconclusive', detail: 'no gradient-flow telemetry with ||theta||' }
-    : { name: '||theta||', role: 'side', verdict: worst.value < thetaMax ? 'supported' : 'not supported', detail: worst.value < thetaMax ? thetaText : `${thetaText} (needs < ${thetaMax * 100}%)` }
+  const rel = r.flows
+    .map((f) => ({ instance: f.instance, value: thetaRelChange(f) }))
+    .filter((x): x is { instance: string; value: number } => x.value !== undefined)
+  const worst = rel.reduce<{ instance: string; value: number } | undefined>(
+    (w, x) => (w === undefined || x.value > w.value ? x : w),
+    undefined,
+  )
+  const thetaText =
+    worst === undefined ? '' : `max relative change ${fmt(worst.value * 100, 3)}% (${worst.instance}) over ${rel.length} gradient-flow runs`
+  const theta: Check =
+    worst === undefined
+      ? { name: '||theta||', role: 'side', verdict: 'inconclusive', detail: 'no gradient-flow telemetry with ||theta||' }
+      : {
+          name: '||theta||',
+          role: 'side',
+          verdict: worst.value < thetaMax ? 'supported' : 'not supported',
+          detail: worst.value < thetaMax ? thetaText : `${thetaText} (needs < ${thetaMax * 100}%)`,
+        }
 
   // The cusp exponent, ReLU against the tanh control.
-  const exps = r.scans.map((x) => ({ activation: x.activation, nData: x.nData, instance: x.instance, e: cuspExponent(x, level) })).sort((a, b) => a.nData - b.nData)
+  const exps = r.scans
+    .map((x) => ({ activation: x.activation, nData: x.nData, instance: x.instance, e: cuspExponent(x, level) }))
+    .sort((a, b) => a.nData - b.nData)
   // Seeds of one size pooled: the mean exponent, with the union of the seeds' intervals.
   const of = (a: string) => {
     const bySize = new Map<number, { slope: number; lo: number; hi: number }[]>()
     for (const x of exps) if (x.activation === a && x.e !== undefined) bySize.set(x.nData, [...(bySize.get(x.nData) ?? []), x.e])
-    return [...bySize].sort((p, q) => p[0] - q[0]).map(([nData, es]) => ({ nData, seeds: es.length, slope: mean(es.map((e) => e.slope)), lo: Math.min(...es.map((e) => e.lo)), hi: Math.max(...es.map((e) => e.hi)) }))
+    return [...bySize]
+      .sort((p, q) => p[0] - q[0])
+      .map(([nData, es]) => ({
+        nData,
+        seeds: es.length,
+        slope: mean(es.map((e) => e.slope)),
+        lo: Math.min(...es.map((e) => e.lo)),
+        hi: Math.max(...es.map((e) => e.hi)),
+      }))
   }
   const main = of(activation)
   const ctl = of(control)
-  const eText = (xs: ReturnType<typeof of>) => xs.map((x) => `p(${x.nData}) = ${fmt(x.slope, 3)} [${fmt(x.lo, 3)}, ${fmt(x.hi, 3)}]${x.seeds > 1 ? ` (${x.seeds} seeds)` : ''}`).join(', ')
+  const eText = (xs: ReturnType<typeof of>) =>
+    xs
+      .map((x) => `p(${x.nData}) = ${fmt(x.slope, 3)} [${fmt(x.lo, 3)}, ${fmt(x.hi, 3)}]${x.seeds > 1 ? ` (${x.seeds} seeds)` : ''}`)
+      .join(', ')
   const cuspText = `${activation}: ${eText(main) || 'none'}; ${control} control: ${eText(ctl) || 'none'}`
   let cv: Verdict = 'inconclusive'
   let cd = `${cuspText}: needs ${activation} scans at >= 2 sizes and a ${control} control`
@@ -99,13 +128,20 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
   const cusp: Check = { name: 'cusp exponent', role: 'side', verdict: cv, detail: cd }
 
   const df = certified.length - 2
-  const detectableSlope = df >= 1 && Number.isFinite(slope.se) ? (tQuantile(1 - (1 - level) / 2, df) + tQuantile(inp.power, df)) * slope.se : NaN
+  const detectableSlope =
+    df >= 1 && Number.isFinite(slope.se) ? (tQuantile(1 - (1 - level) / 2, df) + tQuantile(inp.power, df)) * slope.se : NaN
   const power = !shown
     ? `${s.points.length} size(s) of ${activation} runs: no regression is shown below ${minSizes} sizes, so the design could not test the claim`
     : `with ${s.points.length} sizes (n_D ${sizes[0]}-${sizes[sizes.length - 1]}) and ${certified.length} certified runs, a slope of peak lambda_1 above ${fmt(detectableSlope)} per example would be detected (alpha = ${fmt(1 - level)}, power ${inp.power}); R^2's interval comes from ${boot.resamples} seeded bootstrap resamples of the runs of each size`
   const limits = [
-    ...(seedsPer.some((n) => n < 2) ? ['a size with one seed has no seed spread: the bootstrap interval of R^2 understates the uncertainty'] : []),
-    ...(uncertified.length > 0 ? [`${uncertified.length} run(s) not certified past their peak (last loss >= ${rule.certLoss} and lambda_1 less than ${rule.certDrop * 100}% below its maximum): left out of the fit (${uncertified.map((x) => x.instance).join(', ')})`] : []),
+    ...(seedsPer.some((n) => n < 2)
+      ? ['a size with one seed has no seed spread: the bootstrap interval of R^2 understates the uncertainty']
+      : []),
+    ...(uncertified.length > 0
+      ? [
+          `${uncertified.length} run(s) not certified past their peak (last loss >= ${rule.certLoss} and lambda_1 less than ${rule.certDrop * 100}% below its maximum): left out of the fit (${uncertified.map((x) => x.instance).join(', ')})`,
+        ]
+      : []),
     `peak lambda_1 is taken at logged rows with t >= ${rule.tMin}; a peak between logged rows is underestimated`,
     'a finite network on a finite dataset has finite curvature: linear growth over the sizes measured is evidence for, not proof of, a singularity as n_D grows',
   ]
@@ -114,7 +150,14 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
     min_sizes: minSizes,
     r2_shown: shown,
     peaks: s.points.map((p) => ({ n_data: p.nData, peak_lambda_1: p.peakMean, seeds: p.peaks.length, peaks: p.peaks })),
-    runs: s.runs.map((x) => ({ instance: x.instance, n_data: x.nData, seed: x.seed, peak: x.peak, peak_t: x.peakT, certified: x.certified })),
+    runs: s.runs.map((x) => ({
+      instance: x.instance,
+      n_data: x.nData,
+      seed: x.seed,
+      peak: x.peak,
+      peak_t: x.peakT,
+      certified: x.certified,
+    })),
     r2_mean: shown ? jnum(s.fitMean.r2) : null,
     r2_lo: shown ? jnum(r2.lo) : null,
     r2_hi: shown ? jnum(r2.hi) : null,
@@ -124,7 +167,20 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
     slope_lo: shown ? jnum(slope.lo) : null,
     slope_hi: shown ? jnum(slope.hi) : null,
     theta_rel_change_max: worst?.value ?? null,
-    cusp_exponent: exps.map((x) => ({ activation: x.activation, n_data: x.nData, p: jnum(x.e?.slope), p_lo: jnum(x.e?.lo), p_hi: jnum(x.e?.hi) })),
+    cusp_exponent: exps.map((x) => ({
+      activation: x.activation,
+      n_data: x.nData,
+      p: jnum(x.e?.slope),
+      p_lo: jnum(x.e?.lo),
+      p_hi: jnum(x.e?.hi),
+    })),
   }
-  return verdictOf(claim, central, [theta, cusp], { central: claim.test, power, limits, ours, measured, instances: [...s.points.flatMap((p) => p.instances), ...exps.map((x) => x.instance), ...rel.map((x) => x.instance)] })
+  return verdictOf(claim, central, [theta, cusp], {
+    central: claim.test,
+    power,
+    limits,
+    ours,
+    measured,
+    instances: [...s.points.flatMap((p) => p.instances), ...exps.map((x) => x.instance), ...rel.map((x) => x.instance)],
+  })
 }

@@ -56,7 +56,12 @@ export interface JudgeInput {
 }
 
 /** A claim's verdict from its central check; side checks ride along. */
-export function verdictOf(claim: Claim, central: Check, sides: Check[], rest: Pick<ClaimVerdict, 'central' | 'power' | 'limits' | 'ours' | 'measured' | 'instances'>): ClaimVerdict {
+export function verdictOf(
+  claim: Claim,
+  central: Check,
+  sides: Check[],
+  rest: Pick<ClaimVerdict, 'central' | 'power' | 'limits' | 'ours' | 'measured' | 'instances'>,
+): ClaimVerdict {
   return {
     id: claim.id,
     title: claim.title,

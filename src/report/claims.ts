@@ -67,7 +67,8 @@ export function parseClaims(text: string): Result<Claim[], string[]> {
     if (!(CLAIM_IDS as readonly unknown[]).includes(c.id)) return void errors.push(`${where}: id must be one of ${CLAIM_IDS.join(', ')}`)
     if (seen.has(c.id as string)) errors.push(`${where}: duplicate id`)
     seen.add(c.id as string)
-    for (const f of TEXT_FIELDS) if (typeof c[f] !== 'string' || (c[f] as string).trim() === '') errors.push(`${where}: ${f} must be a non-empty string`)
+    for (const f of TEXT_FIELDS)
+      if (typeof c[f] !== 'string' || (c[f] as string).trim() === '') errors.push(`${where}: ${f} must be a non-empty string`)
     const params = c.params ?? {}
     if (typeof params !== 'object' || params === null || Array.isArray(params)) errors.push(`${where}: params must be a mapping`)
     claims.push({ ...(c as unknown as Claim), params: params as JsonObject })
@@ -85,8 +86,12 @@ export function parseClaimsFile(text: string): Result<ClaimsFile, string[]> {
   const t = doc.transient
   const tMin = t?.t_min
   const cat = t?.catapult_rho
-  if (typeof tMin !== 'number' || !(tMin >= 0)) errors.push('claims.yaml: transient.t_min must be a number >= 0 (probes at t = n eta below it are the initial transient)')
-  if (typeof cat !== 'number' || !(cat > 0)) errors.push('claims.yaml: transient.catapult_rho must be a number > 0 (a run whose first probe has rho_1 at or above it started above the edge)')
+  if (typeof tMin !== 'number' || !(tMin >= 0))
+    errors.push('claims.yaml: transient.t_min must be a number >= 0 (probes at t = n eta below it are the initial transient)')
+  if (typeof cat !== 'number' || !(cat > 0))
+    errors.push(
+      'claims.yaml: transient.catapult_rho must be a number > 0 (a run whose first probe has rho_1 at or above it started above the edge)',
+    )
   const unit = (v: unknown, name: string): number => {
     if (typeof v !== 'number' || !(v > 0 && v < 1)) errors.push(`claims.yaml: ${name} must be a number in (0, 1)`)
     return v as number
@@ -100,6 +105,7 @@ export function parseClaimsFile(text: string): Result<ClaimsFile, string[]> {
 /** A numeric param of a claim; throws, naming the claim and param, when absent or not a number (thresholds live in claims.yaml only). */
 export function numParam(claim: Pick<Claim, 'id' | 'params'>, name: string): number {
   const v = claim.params[name]
-  if (typeof v !== 'number') throw new Error(`claims.yaml ${claim.id}: params.${name} must be a number, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`)
+  if (typeof v !== 'number')
+    throw new Error(`claims.yaml ${claim.id}: params.${name} must be a number, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`)
   return v
 }

@@ -33,7 +33,9 @@ function probeRole(dep: string): ProbeRole {
 }
 
 /** Reads and parses every input; the audit.json input (figures only) is returned as text. */
-export async function gatherResults(inputs: Record<string, StageInput[]>): Promise<{ results: StageResults; provenance: ProvenanceEntry[]; auditText?: string }> {
+export async function gatherResults(
+  inputs: Record<string, StageInput[]>,
+): Promise<{ results: StageResults; provenance: ProvenanceEntry[]; auditText?: string }> {
   const results: StageResults = { probes: [], absentProbes: [], runs: [], flows: [], scans: [], datasets: [] }
   const provenance: ProvenanceEntry[] = []
   let auditText: string | undefined
@@ -41,7 +43,12 @@ export async function gatherResults(inputs: Record<string, StageInput[]>): Promi
     for (const input of inputs[dep] ?? []) {
       const bytes = await readFile(input.path)
       const text = bytes.toString('utf8')
-      const entry: ProvenanceEntry = { dep, instance: input.instance, output: input.output, digest: createHash('sha256').update(bytes).digest('hex') }
+      const entry: ProvenanceEntry = {
+        dep,
+        instance: input.instance,
+        output: input.output,
+        digest: createHash('sha256').update(bytes).digest('hex'),
+      }
       const fp = input.fingerprint
       if (typeof fp === 'string') entry.fingerprint = fp
       if (typeof input.params.backend === 'string') entry.backend = input.params.backend

@@ -53,7 +53,9 @@ function b64(s: string): string {
 function auditTable(a: AuditRecord | undefined): string {
   if (a === undefined) return '<p>No audit was given to the report.</p>'
   const rows = a.claims.map((c) => {
-    const sides = c.checks.filter((k) => k.role === 'side').map((k) => `<li>${esc(k.name)}: <b>${esc(k.verdict)}</b>. ${esc(k.detail)}</li>`)
+    const sides = c.checks
+      .filter((k) => k.role === 'side')
+      .map((k) => `<li>${esc(k.name)}: <b>${esc(k.verdict)}</b>. ${esc(k.detail)}</li>`)
     const limits = c.limits.map((l) => `<li>${esc(l)}</li>`).join('')
     return `<tr class="${c.verdict.replace(' ', '-')}"><td>${esc(c.id)}</td><td><b>${esc(c.title)}</b><br><i>${esc(c.sentence)}</i></td><td><b>${esc(c.verdict)}</b><br>${esc(c.reason)}<details><summary>central test</summary>${esc(c.central)}</details></td><td>${esc(c.ours)}</td><td>${esc(c.paper)}</td><td>${esc(c.power)}<details><summary>design limits</summary><ul class="limits">${limits}</ul></details></td><td class="side">${sides.length > 0 ? `<ul class="limits">${sides.join('')}</ul>` : '—'}</td><td>${esc(c.profile)}<br>${esc(c.dataset)}</td></tr>`
   })
@@ -66,7 +68,10 @@ function table1Html(id: string, rows: Table1Row[], a: AuditRecord, none: string)
   const pct = `${a.rules.level * 100}%`
   const cell = (m: number | null, s: number | null): string => (m === null ? '—' : `${fmt(m)} (${fmt(s)})`)
   const ci = (r: Table1Row): string => (r.diffMean === null ? '—' : `${fmt(r.diffMean)} [${fmt(r.diffLo)}, ${fmt(r.diffHi)}]`)
-  const body = rows.map((r) => `<tr${r.included ? '' : ' class="omitted"'}><td class="num">${r.eta}</td><td>${esc(`${r.arch}-${r.activation}`)}</td><td class="num">${r.nData ?? '—'}</td><td class="num">${cell(r.topMean, r.topStd)}</td><td class="num">${cell(r.bulkMean, r.bulkStd)}</td><td class="num">${ci(r)}</td><td class="num">${r.detectable === null ? '—' : `±${fmt(r.detectable)}`}</td><td class="num">${r.atEdge} / ${r.probes}${r.omitted === null ? '' : ` (omitted: ${esc(r.omitted)})`}</td></tr>`)
+  const body = rows.map(
+    (r) =>
+      `<tr${r.included ? '' : ' class="omitted"'}><td class="num">${r.eta}</td><td>${esc(`${r.arch}-${r.activation}`)}</td><td class="num">${r.nData ?? '—'}</td><td class="num">${cell(r.topMean, r.topStd)}</td><td class="num">${cell(r.bulkMean, r.bulkStd)}</td><td class="num">${ci(r)}</td><td class="num">${r.detectable === null ? '—' : `±${fmt(r.detectable)}`}</td><td class="num">${r.atEdge} / ${r.probes}${r.omitted === null ? '' : ` (omitted: ${esc(r.omitted)})`}</td></tr>`,
+  )
   return `<table id="${id}"><tr><th>η</th><th>architecture</th><th>n_D</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th><th>top − bulk, paired (${pct} CI)</th><th>detectable difference</th><th>probes at the edge / all</th></tr>${body.join('')}</table>`
 }
 
@@ -93,14 +98,22 @@ export const PAPER_TABLE1: readonly (readonly [string, string, string, string])[
 ]
 
 function paperTable1Html(): string {
-  const body = PAPER_TABLE1.map(([eta, arch, top, bulk]) => `<tr><td class="num">${eta}</td><td>${arch}</td><td class="num">${top}</td><td class="num">${bulk}</td></tr>`)
+  const body = PAPER_TABLE1.map(
+    ([eta, arch, top, bulk]) =>
+      `<tr><td class="num">${eta}</td><td>${arch}</td><td class="num">${top}</td><td class="num">${bulk}</td></tr>`,
+  )
   return `<details><summary>The paper's Table 1 (CIFAR-10), for comparison</summary><table id="paper-table-1"><tr><th>η</th><th>architecture</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th></tr>${body.join('')}</table></details>`
 }
 
 function provenanceOf(instances: string[], byInstance: Map<string, ProvenanceEntry[]>): string {
   const items = instances.map((id) => {
     const es = byInstance.get(id) ?? []
-    const what = es.map((e) => `${esc(e.output)} sha256 <code>${esc(e.digest)}</code>${e.fingerprint !== undefined ? ` fingerprint <code>${esc(e.fingerprint)}</code>` : ''}`).join('; ')
+    const what = es
+      .map(
+        (e) =>
+          `${esc(e.output)} sha256 <code>${esc(e.digest)}</code>${e.fingerprint !== undefined ? ` fingerprint <code>${esc(e.fingerprint)}</code>` : ''}`,
+      )
+      .join('; ')
     return `<li><code>${esc(id)}</code>: ${what || 'not an input of this stage'}</li>`
   })
   return `<details><summary>${instances.length} instances fed this figure</summary><ul>${items.join('')}</ul></details>`
@@ -110,9 +123,16 @@ function provenanceOf(instances: string[], byInstance: Map<string, ProvenanceEnt
 export function buildReportHtml(r: ReportInput): string {
   const byInstance = new Map<string, ProvenanceEntry[]>()
   for (const p of r.provenance) byInstance.set(p.instance, [...(byInstance.get(p.instance) ?? []), p])
-  const figs = r.figures.map(({ figure: f, svg }) => `<figure id="${esc(f.id)}" data-points="${f.points}"><img alt="${esc(f.title)}" src="data:image/svg+xml;base64,${b64(svg)}"><figcaption><b>${esc(f.title)}.</b> ${esc(f.caption)}</figcaption>${provenanceOf(f.instances, byInstance)}</figure>`)
-  const versions = Object.entries(r.engine.versions).map(([k, v]) => `${esc(k)} ${esc(v)}`).join(', ')
-  const fpNote = r.provenance.some((p) => p.fingerprint !== undefined) ? '' : ' (instance fingerprints are not passed to stages by this harness version; each output is named by the sha256 of its bytes, its content address in the store)'
+  const figs = r.figures.map(
+    ({ figure: f, svg }) =>
+      `<figure id="${esc(f.id)}" data-points="${f.points}"><img alt="${esc(f.title)}" src="data:image/svg+xml;base64,${b64(svg)}"><figcaption><b>${esc(f.title)}.</b> ${esc(f.caption)}</figcaption>${provenanceOf(f.instances, byInstance)}</figure>`,
+  )
+  const versions = Object.entries(r.engine.versions)
+    .map(([k, v]) => `${esc(k)} ${esc(v)}`)
+    .join(', ')
+  const fpNote = r.provenance.some((p) => p.fingerprint !== undefined)
+    ? ''
+    : ' (instance fingerprints are not passed to stages by this harness version; each output is named by the sha256 of its bytes, its content address in the store)'
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>cusp report: There is a Singularity in the Loss Landscape</title>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">

@@ -59,9 +59,18 @@ export interface Track {
  * (one set per probe, in time order), matching each probe to its neighbour. A direction lost at a
  * probe (no match above minOverlap) stays lost further from the reference.
  */
-export function trackByOverlap(vectors: readonly (readonly (readonly number[])[])[], ref: number, nTop: number, minOverlap: number): Track[] {
+export function trackByOverlap(
+  vectors: readonly (readonly (readonly number[])[])[],
+  ref: number,
+  nTop: number,
+  minOverlap: number,
+): Track[] {
   const n = vectors.length
-  const tracks: Track[] = Array.from({ length: Math.min(nTop, vectors[ref]?.length ?? 0) }, (_, r) => ({ rank: r, index: new Array<number>(n).fill(-1), overlap: new Array<number>(n).fill(0) }))
+  const tracks: Track[] = Array.from({ length: Math.min(nTop, vectors[ref]?.length ?? 0) }, (_, r) => ({
+    rank: r,
+    index: new Array<number>(n).fill(-1),
+    overlap: new Array<number>(n).fill(0),
+  }))
   for (const tr of tracks) {
     tr.index[ref] = tr.rank
     tr.overlap[ref] = 1
@@ -83,5 +92,9 @@ export function trackByOverlap(vectors: readonly (readonly (readonly number[])[]
 
 /** Rank-order tracks (h_i is the i-th eigenvector at every probe): what the audit falls back to without vectors. */
 export function trackByRank(probes: number, nTop: number): Track[] {
-  return Array.from({ length: nTop }, (_, r) => ({ rank: r, index: new Array<number>(probes).fill(r), overlap: new Array<number>(probes).fill(NaN) }))
+  return Array.from({ length: nTop }, (_, r) => ({
+    rank: r,
+    index: new Array<number>(probes).fill(r),
+    overlap: new Array<number>(probes).fill(NaN),
+  }))
 }

@@ -16,7 +16,12 @@ import { formatSummary, isAuditSummary } from './summary.ts'
 export const AUDIT_INSTANCE = 'audit'
 
 /** The summary text, or undefined when there is nothing current to print. */
-export async function auditSummaryText(a: { lockPath: string; store: ArtifactStore; outcome: string | undefined; runProfile?: string | undefined }): Promise<string | undefined> {
+export async function auditSummaryText(a: {
+  lockPath: string
+  store: ArtifactStore
+  outcome: string | undefined
+  runProfile?: string | undefined
+}): Promise<string | undefined> {
   if (a.outcome !== 'ran' && a.outcome !== 'restored' && a.outcome !== 'fresh') return undefined
   const lock = readLock(a.lockPath)
   const out = lock.ok ? lock.value?.instances[AUDIT_INSTANCE]?.outputs['result.json'] : undefined

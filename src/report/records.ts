@@ -94,7 +94,8 @@ export interface DatasetRecord {
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
 const str = (v: unknown, dflt: string): string => (typeof v === 'string' ? v : dflt)
 const nums = (v: unknown): number[] => (Array.isArray(v) ? v.map((x) => (typeof x === 'number' ? x : NaN)) : [])
-const matrix = (v: unknown): number[][] | null => (Array.isArray(v) && v.length > 0 && v.every((r) => Array.isArray(r)) ? v.map((r) => nums(r)) : null)
+const matrix = (v: unknown): number[][] | null =>
+  Array.isArray(v) && v.length > 0 && v.every((r) => Array.isArray(r)) ? v.map((r) => nums(r)) : null
 
 /** The stage name of an instance id (`probe@eta=0.1` -> `probe`). */
 export function stageOf(instance: string): string {
@@ -106,7 +107,10 @@ export function stageOf(instance: string): string {
 export function seriesOf(instance: string): string {
   const at = instance.indexOf('@')
   if (at < 0) return instance
-  const axes = instance.slice(at + 1).split(',').filter((a) => !/^(checkpoint|iteration)=/.test(a))
+  const axes = instance
+    .slice(at + 1)
+    .split(',')
+    .filter((a) => !/^(checkpoint|iteration)=/.test(a))
   return axes.length === 0 ? instance.slice(0, at) : `${instance.slice(0, at)}@${axes.join(',')}`
 }
 
@@ -117,7 +121,8 @@ export function seriesOf(instance: string): string {
 export function parseProbe(text: string, instance: string, params: JsonObject, role: ProbeRole): ProbeRecord | undefined {
   const j = JSON.parse(text) as Record<string, unknown>
   if (j.present === false) return undefined
-  if (j.present !== true || !Array.isArray(j.rho)) throw new Error(`${instance}: probe.json has no rho list (is it a spectrum-probe output?)`)
+  if (j.present !== true || !Array.isArray(j.rho))
+    throw new Error(`${instance}: probe.json has no rho list (is it a spectrum-probe output?)`)
   const eta = num(j.eta) ?? num(params.eta)
   if (eta === null) throw new Error(`${instance}: probe.json has no eta`)
   const iteration = num(j.iteration) ?? 0
@@ -156,7 +161,13 @@ export function parseTelemetry(text: string, instance: string, params: JsonObjec
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue
     const r = JSON.parse(line) as Record<string, unknown>
-    rows.push({ iteration: num(r.iteration) ?? 0, t: num(r.t) ?? 0, loss: num(r.loss) ?? NaN, thetaNorm: num(r.thetaNorm) ?? NaN, lambda1: num(r.lambda1) })
+    rows.push({
+      iteration: num(r.iteration) ?? 0,
+      t: num(r.t) ?? 0,
+      loss: num(r.loss) ?? NaN,
+      thetaNorm: num(r.thetaNorm) ?? NaN,
+      lambda1: num(r.lambda1),
+    })
     if (typeof r.peak_certified === 'boolean') peakCertified = r.peak_certified
   }
   return { instance, activation: str(params.activation, 'relu'), nData: num(params.n_data), seed: num(params.seed), peakCertified, rows }
@@ -182,7 +193,11 @@ export function parseScan(text: string, instance: string, params: JsonObject): S
 
 /** A manifest.json (stages/prepare-data). */
 export function parseManifest(text: string, instance: string): DatasetRecord {
-  const j = JSON.parse(text) as { source?: { kind?: string; split?: string; digest?: string }; shape?: number[]; classes?: { names?: string[] } }
+  const j = JSON.parse(text) as {
+    source?: { kind?: string; split?: string; digest?: string }
+    shape?: number[]
+    classes?: { names?: string[] }
+  }
   return {
     instance,
     source: j.source?.kind ?? 'unknown',

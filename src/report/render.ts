@@ -19,6 +19,10 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 /** A PNG of an SVG at `scale` pixels per SVG pixel, on a white background, text in `font` (a system font family). */
 export function svgToPng(svg: string, scale: number, font: string): Uint8Array {
-  const r = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, background: 'white', font: { loadSystemFonts: true, defaultFontFamily: font } })
+  const r = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    background: 'white',
+    font: { loadSystemFonts: true, defaultFontFamily: font },
+  })
   return r.render().asPng()
 }

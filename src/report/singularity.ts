@@ -49,7 +49,8 @@ export interface PeakSeries {
  */
 export function runPeak(run: RunTelemetry, rule: PeakRule): { peak: number; peakT: number; certified: boolean } | undefined {
   let best: { peak: number; peakT: number } | undefined
-  for (const r of run.rows) if (r.t >= rule.tMin && r.lambda1 !== null && (best === undefined || r.lambda1 > best.peak)) best = { peak: r.lambda1, peakT: r.t }
+  for (const r of run.rows)
+    if (r.t >= rule.tMin && r.lambda1 !== null && (best === undefined || r.lambda1 > best.peak)) best = { peak: r.lambda1, peakT: r.t }
   if (best === undefined) return undefined
   const last = run.rows[run.rows.length - 1]!
   const lastLambda = [...run.rows].reverse().find((r) => r.lambda1 !== null)?.lambda1 ?? best.peak
@@ -70,9 +71,27 @@ export function peakSeries(flows: readonly RunTelemetry[], activation: string, r
   for (const r of runs) if (r.certified) bySize.set(r.nData, [...(bySize.get(r.nData) ?? []), r])
   const points = [...bySize.entries()]
     .sort((a, b) => a[0] - b[0])
-    .map(([nData, rs]) => ({ nData, peakMean: mean(rs.map((r) => r.peak)), peakSum: nData * mean(rs.map((r) => r.peak)), peaks: rs.map((r) => r.peak), instances: rs.map((r) => r.instance).sort() }))
+    .map(([nData, rs]) => ({
+      nData,
+      peakMean: mean(rs.map((r) => r.peak)),
+      peakSum: nData * mean(rs.map((r) => r.peak)),
+      peaks: rs.map((r) => r.peak),
+      instances: rs.map((r) => r.instance).sort(),
+    }))
   const xs = points.map((p) => p.nData)
-  return { activation, runs, points, fitMean: linearFit(xs, points.map((p) => p.peakMean)), fitSum: linearFit(xs, points.map((p) => p.peakSum)) }
+  return {
+    activation,
+    runs,
+    points,
+    fitMean: linearFit(
+      xs,
+      points.map((p) => p.peakMean),
+    ),
+    fitSum: linearFit(
+      xs,
+      points.map((p) => p.peakSum),
+    ),
+  }
 }
 
 /** max_n | ||theta_n|| - ||theta_0|| | / ||theta_0|| over a run's logged rows; undefined without rows. */
@@ -91,7 +110,10 @@ export function symmetricChanges(scan: Pick<ScanRecord, 'deltas' | 'changes'>): 
     const c = scan.changes[i]
     if (c !== null && c !== undefined && Number.isFinite(c)) at.set(d, c)
   })
-  return [...at.keys()].filter((d) => d > 0 && at.has(-d)).sort((a, b) => a - b).map((d) => ({ d, s: (at.get(d)! + at.get(-d)!) / 2 }))
+  return [...at.keys()]
+    .filter((d) => d > 0 && at.has(-d))
+    .sort((a, b) => a - b)
+    .map((d) => ({ d, s: (at.get(d)! + at.get(-d)!) / 2 }))
 }
 
 /**
@@ -99,11 +121,18 @@ export function symmetricChanges(scan: Pick<ScanRecord, 'deltas' | 'changes'>): 
  * scan's loss resolution (0 when it has none: changes below it are float32 noise), with
  * the slope's t interval at `level`. Undefined with fewer than 3 usable points.
  */
-export function cuspExponent(scan: Pick<ScanRecord, 'deltas' | 'changes'> & { lossResolution?: number | null }, level: number): (SlopeInterval & { points: number }) | undefined {
+export function cuspExponent(
+  scan: Pick<ScanRecord, 'deltas' | 'changes'> & { lossResolution?: number | null },
+  level: number,
+): (SlopeInterval & { points: number }) | undefined {
   const floor = scan.lossResolution ?? 0
   const pts = symmetricChanges(scan).filter((x) => x.s > floor)
   if (pts.length < 3) return undefined
-  const f = slopeInterval(pts.map((x) => Math.log(x.d)), pts.map((x) => Math.log(x.s)), level)
+  const f = slopeInterval(
+    pts.map((x) => Math.log(x.d)),
+    pts.map((x) => Math.log(x.s)),
+    level,
+  )
   return { ...f, points: pts.length }
 }
 

@@ -161,7 +161,10 @@ export function quantile(xs: readonly number[], q: number): number {
  * A percentile bootstrap interval of a statistic: `resample(rng)` draws one resample and returns the
  * statistic on it (non-finite values are dropped); seeded, so the interval is the same on every run.
  */
-export function bootstrapInterval(resample: (rng: () => number) => number, opts: { resamples: number; seed: string; level: number }): { lo: number; hi: number; kept: number } {
+export function bootstrapInterval(
+  resample: (rng: () => number) => number,
+  opts: { resamples: number; seed: string; level: number },
+): { lo: number; hi: number; kept: number } {
   const rng = seededRandom(opts.seed)
   const stats: number[] = []
   for (let b = 0; b < opts.resamples; b++) {

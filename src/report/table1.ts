@@ -69,9 +69,13 @@ const fin = (x: number): number | null => (Number.isFinite(x) ? x : null)
 function edgeChanges(p: ProbeRecord, def: Table1Definition, rhoThreshold: number): { top: number; bulk: number } | undefined {
   if (def === 'paper') {
     const r = rhoTopLast(p)
-    return r !== undefined && r > rhoThreshold && p.lossChangeTop !== null && p.lossChangeBulk !== null ? { top: p.lossChangeTop, bulk: p.lossChangeBulk } : undefined
+    return r !== undefined && r > rhoThreshold && p.lossChangeTop !== null && p.lossChangeBulk !== null
+      ? { top: p.lossChangeTop, bulk: p.lossChangeBulk }
+      : undefined
   }
-  return p.edgeDim !== null && p.edgeDim > 0 && p.lossChangeTopEdge !== null && p.lossChangeBulkEdge !== null ? { top: p.lossChangeTopEdge, bulk: p.lossChangeBulkEdge } : undefined
+  return p.edgeDim !== null && p.edgeDim > 0 && p.lossChangeTopEdge !== null && p.lossChangeBulkEdge !== null
+    ? { top: p.lossChangeTopEdge, bulk: p.lossChangeBulkEdge }
+    : undefined
 }
 
 /** Table 1 from the main-grid probes under one definition; rows sorted by architecture, activation, n_D, then eta descending (as printed). */
@@ -86,11 +90,16 @@ export function computeTable1(probes: readonly ProbeRecord[], opts: Table1Option
   const rows: Table1Row[] = []
   for (const g of groups.values()) {
     const first = g[0]!
-    const edge = g.map((p) => ({ p, c: edgeChanges(p, def, opts.rhoThreshold) })).filter((x): x is { p: ProbeRecord; c: { top: number; bulk: number } } => x.c !== undefined)
+    const edge = g
+      .map((p) => ({ p, c: edgeChanges(p, def, opts.rhoThreshold) }))
+      .filter((x): x is { p: ProbeRecord; c: { top: number; bulk: number } } => x.c !== undefined)
     const included = edge.length >= opts.minIterations
     const top = edge.map((x) => x.c.top)
     const bulk = edge.map((x) => x.c.bulk)
-    const diff = tInterval(edge.map((x) => x.c.top - x.c.bulk), opts.level)
+    const diff = tInterval(
+      edge.map((x) => x.c.top - x.c.bulk),
+      opts.level,
+    )
     const what = def === 'paper' ? `rho_(n_c-1) > ${opts.rhoThreshold}` : 'a non-empty edge set'
     rows.push({
       definition: def,

@@ -24,6 +24,8 @@ export function judgeAll(file: ClaimsFile, r: StageResults): { verdicts: ClaimVe
   const { kept, excluded } = splitTransient(r.probes, file.transient)
   const results: StageResults = { ...r, probes: kept }
   const judges = { C1: judgeC1, C2: judgeC2, C3: judgeC3, C4: judgeC4 }
-  const verdicts = file.claims.map((claim) => judges[claim.id]({ claim, transient: file.transient, level: file.level, power: file.power, results, excluded }))
+  const verdicts = file.claims.map((claim) =>
+    judges[claim.id]({ claim, transient: file.transient, level: file.level, power: file.power, results, excluded }),
+  )
   return { verdicts, excluded }
 }

@@ -48,8 +48,10 @@ function toTorch(p: ParamSpec, theta: Float32Array): Tensor {
 /** The inverse of toTorch, written into θ at p.offset. */
 function fromTorch(p: ParamSpec, t: Tensor, theta: Float32Array, file: string): void {
   if (t.dtype !== 'F32') throw new Error(`${file}: ${p.name} is ${t.dtype}, expected F32`)
-  const want = p.shape.length === 4 ? [p.shape[3], p.shape[2], p.shape[0], p.shape[1]] : p.shape.length === 2 ? [p.shape[1], p.shape[0]] : p.shape
-  if (t.shape.join() !== want.join()) throw new Error(`${file}: ${p.name} has shape [${t.shape.join(',')}], the spec needs [${want.join(',')}]`)
+  const want =
+    p.shape.length === 4 ? [p.shape[3], p.shape[2], p.shape[0], p.shape[1]] : p.shape.length === 2 ? [p.shape[1], p.shape[0]] : p.shape
+  if (t.shape.join() !== want.join())
+    throw new Error(`${file}: ${p.name} has shape [${t.shape.join(',')}], the spec needs [${want.join(',')}]`)
   const src = t.data
   const dst = theta.subarray(p.offset)
   if (p.shape.length === 4) {
@@ -95,7 +97,8 @@ export interface Checkpoint {
 /** Decodes checkpoint bytes; throws naming `file` when the format, spec or a tensor is wrong. */
 export function decodeCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Checkpoint {
   const { tensors, metadata } = decodeSafetensors(bytes, file)
-  if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${file}: not a ${CHECKPOINT_FORMAT} file (format ${JSON.stringify(metadata.format)})`)
+  if (metadata.format !== CHECKPOINT_FORMAT)
+    throw new Error(`${file}: not a ${CHECKPOINT_FORMAT} file (format ${JSON.stringify(metadata.format)})`)
   const spec = JSON.parse(metadata.spec ?? 'null') as ModelSpec | null
   if (spec === null || typeof spec !== 'object') throw new Error(`${file}: metadata has no model spec`)
   const model = buildModel(spec)

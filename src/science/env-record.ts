@@ -135,7 +135,10 @@ export function envForInstance(inst: InstanceParams): EnvRecord {
  * `tfjs-core` where the record says `@tensorflow/tfjs-core`). An expected env of `none` (or none
  * given) claims nothing about an engine and always agrees.
  */
-export function engineMismatch(expected: EnvRecord | undefined, got: { backend: string; versions?: Readonly<Record<string, string>> }): string | undefined {
+export function engineMismatch(
+  expected: EnvRecord | undefined,
+  got: { backend: string; versions?: Readonly<Record<string, string>> },
+): string | undefined {
   if (expected === undefined || expected.backend === 'none') return undefined
   const diffs: string[] = []
   if (got.backend !== expected.backend) diffs.push(`backend ${expected.backend} expected, got ${got.backend}`)

@@ -8,40 +8,52 @@
  * workers) whose sums are accumulated in float64 in chunk order, so results are bit-reproducible on a
  * given backend. Memory is flat: every tensor is created and disposed inside these functions.
  */
-import * as tf from '@tensorflow/tfjs';
-import { installGradients } from './gradients/index.ts';
-import { crossEntropySum, type Reduction } from './loss.ts';
-import type { Model } from './models.ts';
-import { throwIfDeviceError } from './webgpu/errors.ts';
+import * as tf from '@tensorflow/tfjs'
+import { installGradients } from './gradients/index.ts'
+import { crossEntropySum, type Reduction } from './loss.ts'
+import type { Model } from './models.ts'
+import { throwIfDeviceError } from './webgpu/errors.ts'
 
-export type { Reduction } from './loss.ts';
+export type { Reduction } from './loss.ts'
 
 /** Exact Hv of a scalar function at θ by double backprop. Pure; call inside the caller's tidy. */
 export function hvp(f: (theta: tf.Tensor1D) => tf.Scalar, theta: tf.Tensor1D, v: tf.Tensor1D): tf.Tensor1D {
-  installGradients();
-  const g = tf.grad(f as (x: tf.Tensor) => tf.Tensor); // θ -> ∇f(θ) [P]
-  const gv = (th: tf.Tensor): tf.Tensor => tf.sum(tf.mul(g(th), v)); // θ -> ∇f(θ)·v
-  return tf.grad(gv)(theta) as tf.Tensor1D;
+  installGradients()
+  const g = tf.grad(f as (x: tf.Tensor) => tf.Tensor) // θ -> ∇f(θ) [P]
+  const gv = (th: tf.Tensor): tf.Tensor => tf.sum(tf.mul(g(th), v)) // θ -> ∇f(θ)·v
+  return tf.grad(gv)(theta) as tf.Tensor1D
 }
 
 /** One chunk of examples: x [n,h,w,c] row-major, y int32 [n]. */
-export interface Chunk { x: Float32Array; y: Int32Array; n: number }
+export interface Chunk {
+  x: Float32Array
+  y: Int32Array
+  n: number
+}
 
 /** A whole dataset: x [n,h,w,c] row-major float32, y int32 [n]. */
-export interface Dataset { x: Float32Array; y: Int32Array; n: number; shape: [number, number, number] }
+export interface Dataset {
+  x: Float32Array
+  y: Int32Array
+  n: number
+  shape: [number, number, number]
+}
 
 /** Options of the dataset-level functions. */
-export interface DatasetOptions { reduction?: Reduction; chunkSize?: number }
+export interface DatasetOptions {
+  reduction?: Reduction
+  chunkSize?: number
+}
 
 /** Summed cross-entropy of the chunk at θ. */
 export function chunkLoss(model: Model, theta: Float32Array, c: Chunk): number {
-  return readSync(lossTensors(model, theta, c), model).loss;
+  return readSync(lossTensors(model, theta, c), model).loss
 }
 
 /** Summed loss and its gradient [P] on the chunk at θ. */
 export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { loss: number; grad: Float32Array } {
-  const r = readSync(gradientTensors(model, theta, c), model);
-  return { loss: r.loss, grad: r.vec! };
+  const r = readSync(gradientTensors(model, theta, c), model)
+  return { loss: r.loss, grad: r.vec! }
 }
 
 /**
@@ -49,7 +61,7 @@ export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { lo
  * tensor per parameter (v cut the same way), so θ is never split or concatenated (fewer copies).
  */
 export function chunkHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Float32Array {
-  return readSync(hvpTensors(model, theta, v, c), model).vec!;
+  return readSync(hvpTensors(model, theta, v, c), model).vec!
 }
 
 /**
@@ -58,102 +70,118 @@ export function chunkHvp(model: Model, theta: Float32Array, v: Float32Array, c: 
  * throws). Everything up to the one read back per call stays on the device.
  */
 export async function chunkLossAsync(model: Model, theta: Float32Array, c: Chunk): Promise<number> {
-  return (await readAsync(lossTensors(model, theta, c), model)).loss;
+  return (await readAsync(lossTensors(model, theta, c), model)).loss
 }
 
 /** chunkGradient, read back asynchronously. */
 export async function chunkGradientAsync(model: Model, theta: Float32Array, c: Chunk): Promise<{ loss: number; grad: Float32Array }> {
-  const r = await readAsync(gradientTensors(model, theta, c), model);
-  return { loss: r.loss, grad: r.vec! };
+  const r = await readAsync(gradientTensors(model, theta, c), model)
+  return { loss: r.loss, grad: r.vec! }
 }
 
 /** chunkHvp, read back asynchronously. */
 export async function chunkHvpAsync(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Promise<Float32Array> {
-  return (await readAsync(hvpTensors(model, theta, v, c), model)).vec!;
+  return (await readAsync(hvpTensors(model, theta, v, c), model)).vec!
 }
 
 /** Device results of one chunk call: a scalar loss and/or one tensor per parameter. */
-interface Pending { loss?: tf.Tensor; parts?: tf.Tensor[] }
+interface Pending {
+  loss?: tf.Tensor
+  parts?: tf.Tensor[]
+}
 
 function lossTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
-  installGradients();
-  checkLength(model, theta, 'theta');
-  return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c)) };
+  installGradients()
+  checkLength(model, theta, 'theta')
+  return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c)) }
 }
 
 function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
-  installGradients();
-  checkLength(model, theta, 'theta');
+  installGradients()
+  checkLength(model, theta, 'theta')
   const { value, grads } = tf.tidy(() => {
-    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c);
-    return tf.valueAndGrads(f)(paramTensors(model, theta));
-  });
-  return { loss: value, parts: grads };
+    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c)
+    return tf.valueAndGrads(f)(paramTensors(model, theta))
+  })
+  return { loss: value, parts: grads }
 }
 
 function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Pending {
-  installGradients();
-  checkLength(model, theta, 'theta');
-  checkLength(model, v, 'v');
+  installGradients()
+  checkLength(model, theta, 'theta')
+  checkLength(model, v, 'v')
   const parts = tf.tidy(() => {
-    const vs = paramTensors(model, v);
-    const g = tf.grads((...ps: tf.Tensor[]) => lossOnParts(model, ps, c)); // θ -> ∇L(θ), per tensor
-    const gv = (...ps: tf.Tensor[]): tf.Scalar => tf.addN(g(ps).map((gi, i) => tf.sum(tf.mul(gi, vs[i]!)))) as tf.Scalar; // ∇L(θ)·v
-    return tf.grads(gv)(paramTensors(model, theta));
-  });
-  return { parts };
+    const vs = paramTensors(model, v)
+    const g = tf.grads((...ps: tf.Tensor[]) => lossOnParts(model, ps, c)) // θ -> ∇L(θ), per tensor
+    const gv = (...ps: tf.Tensor[]): tf.Scalar => tf.addN(g(ps).map((gi, i) => tf.sum(tf.mul(gi, vs[i]!)))) as tf.Scalar // ∇L(θ)·v
+    return tf.grads(gv)(paramTensors(model, theta))
+  })
+  return { parts }
 }
 
 /** Reads a chunk call's results to the host and disposes them (cpu / wasm / tensorflow). */
 function readSync(p: Pending, model: Model): { loss: number; vec?: Float32Array } {
   try {
-    const loss = p.loss === undefined ? 0 : p.loss.dataSync()[0]!;
-    return p.parts === undefined ? { loss } : { loss, vec: gather(model, p.parts.map((t) => t.dataSync() as Float32Array)) };
+    const loss = p.loss === undefined ? 0 : p.loss.dataSync()[0]!
+    return p.parts === undefined
+      ? { loss }
+      : {
+          loss,
+          vec: gather(
+            model,
+            p.parts.map((t) => t.dataSync() as Float32Array),
+          ),
+        }
   } finally {
-    tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])]);
+    tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])])
   }
 }
 
 /** readSync with `data()`: one round trip per call (every buffer mapped at once), then disposed. */
 async function readAsync(p: Pending, model: Model): Promise<{ loss: number; vec?: Float32Array }> {
   try {
-    const [lossData, ...parts] = await Promise.all([p.loss?.data(), ...(p.parts ?? []).map((t) => t.data())]);
-    throwIfDeviceError();
-    const loss = lossData === undefined ? 0 : lossData[0]!;
-    return p.parts === undefined ? { loss } : { loss, vec: gather(model, parts as Float32Array[]) };
+    const [lossData, ...parts] = await Promise.all([p.loss?.data(), ...(p.parts ?? []).map((t) => t.data())])
+    throwIfDeviceError()
+    const loss = lossData === undefined ? 0 : lossData[0]!
+    return p.parts === undefined ? { loss } : { loss, vec: gather(model, parts as Float32Array[]) }
   } finally {
-    tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])]);
+    tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])])
   }
 }
 
 /** Loss over the dataset: sum, or mean when reduction is 'mean' (the default). */
 export function datasetLoss(model: Model, theta: Float32Array, data: Dataset, opts: DatasetOptions = {}): number {
-  let total = 0;
-  for (const c of chunks(model, data, opts.chunkSize)) total += chunkLoss(model, theta, c);
-  return scale(opts.reduction) === 'mean' ? total / data.n : total;
+  let total = 0
+  for (const c of chunks(model, data, opts.chunkSize)) total += chunkLoss(model, theta, c)
+  return scale(opts.reduction) === 'mean' ? total / data.n : total
 }
 
 /** Loss and gradient over the dataset (float64 accumulation over chunks in order). */
-export function datasetGradient(model: Model, theta: Float32Array, data: Dataset, opts: DatasetOptions = {}): { loss: number; grad: Float32Array } {
-  const acc = new Float64Array(model.size);
-  let total = 0;
+export function datasetGradient(
+  model: Model,
+  theta: Float32Array,
+  data: Dataset,
+  opts: DatasetOptions = {},
+): { loss: number; grad: Float32Array } {
+  const acc = new Float64Array(model.size)
+  let total = 0
   for (const c of chunks(model, data, opts.chunkSize)) {
-    const { loss, grad } = chunkGradient(model, theta, c);
-    total += loss;
-    for (let i = 0; i < acc.length; i++) acc[i]! += grad[i]!;
+    const { loss, grad } = chunkGradient(model, theta, c)
+    total += loss
+    for (let i = 0; i < acc.length; i++) acc[i]! += grad[i]!
   }
-  const d = scale(opts.reduction) === 'mean' ? data.n : 1;
-  return { loss: total / d, grad: toFloat32(acc, d) };
+  const d = scale(opts.reduction) === 'mean' ? data.n : 1
+  return { loss: total / d, grad: toFloat32(acc, d) }
 }
 
 /** H v over the dataset (float64 accumulation over chunks in order). */
 export function datasetHvp(model: Model, theta: Float32Array, v: Float32Array, data: Dataset, opts: DatasetOptions = {}): Float32Array {
-  const acc = new Float64Array(model.size);
+  const acc = new Float64Array(model.size)
   for (const c of chunks(model, data, opts.chunkSize)) {
-    const hv = chunkHvp(model, theta, v, c);
-    for (let i = 0; i < acc.length; i++) acc[i]! += hv[i]!;
+    const hv = chunkHvp(model, theta, v, c)
+    for (let i = 0; i < acc.length; i++) acc[i]! += hv[i]!
   }
-  return toFloat32(acc, scale(opts.reduction) === 'mean' ? data.n : 1);
+  return toFloat32(acc, scale(opts.reduction) === 'mean' ? data.n : 1)
 }
 
 /**
@@ -161,62 +189,63 @@ export function datasetHvp(model: Model, theta: Float32Array, v: Float32Array, d
  * shorter), as views into the dataset. Worker pools must split the same way to get the same bits.
  */
 export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
-  const [h, w, ch] = data.shape;
-  const m = model.spec.inputShape;
-  if (h !== m[0] || w !== m[1] || ch !== m[2]) throw new Error(`dataset shape [${data.shape.join(',')}] does not match model inputShape [${m.join(',')}]`);
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
-  const d = h * w * ch;
-  if (!Number.isInteger(data.n) || data.n < 1) throw new Error(`dataset must hold at least one example, n = ${data.n}`);
-  if (data.x.length !== data.n * d || data.y.length !== data.n) throw new Error(`dataset arrays do not hold n = ${data.n} examples of [${data.shape.join(',')}]`);
-  const out: Chunk[] = [];
+  const [h, w, ch] = data.shape
+  const m = model.spec.inputShape
+  if (h !== m[0] || w !== m[1] || ch !== m[2])
+    throw new Error(`dataset shape [${data.shape.join(',')}] does not match model inputShape [${m.join(',')}]`)
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`)
+  const d = h * w * ch
+  if (!Number.isInteger(data.n) || data.n < 1) throw new Error(`dataset must hold at least one example, n = ${data.n}`)
+  if (data.x.length !== data.n * d || data.y.length !== data.n)
+    throw new Error(`dataset arrays do not hold n = ${data.n} examples of [${data.shape.join(',')}]`)
+  const out: Chunk[] = []
   for (let s = 0; s < data.n; s += chunkSize) {
-    const e = Math.min(data.n, s + chunkSize);
-    out.push({ x: data.x.subarray(s * d, e * d), y: data.y.subarray(s, e), n: e - s });
+    const e = Math.min(data.n, s + chunkSize)
+    out.push({ x: data.x.subarray(s * d, e * d), y: data.y.subarray(s, e), n: e - s })
   }
-  return out;
+  return out
 }
 
 /** One tensor per parameter, shaped, viewing θ's float32 data (no split kernel). */
 function paramTensors(model: Model, theta: Float32Array): tf.Tensor[] {
-  return model.params.map((p) => tf.tensor(theta.subarray(p.offset, p.offset + sizeOf(p.shape)), p.shape));
+  return model.params.map((p) => tf.tensor(theta.subarray(p.offset, p.offset + sizeOf(p.shape)), p.shape))
 }
 
 /** Concatenate per-parameter results into one [P] array, in layout order. */
 function gather(model: Model, parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(model.size);
-  model.params.forEach((p, i) => out.set(parts[i]!, p.offset));
-  return out;
+  const out = new Float32Array(model.size)
+  model.params.forEach((p, i) => out.set(parts[i]!, p.offset))
+  return out
 }
 
 function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
+  return shape.reduce((a, b) => a * b, 1)
 }
 
 function checkLength(model: Model, a: Float32Array, name: string): void {
-  if (a.length !== model.size) throw new Error(`${name} has ${a.length} entries, model ${model.spec.arch} needs ${model.size}`);
+  if (a.length !== model.size) throw new Error(`${name} has ${a.length} entries, model ${model.spec.arch} needs ${model.size}`)
 }
 
 function lossOnParts(model: Model, params: tf.Tensor[], c: Chunk): tf.Scalar {
-  const [h, w, ch] = model.spec.inputShape;
-  checkChunk(model, c);
-  const x = tf.tensor4d(c.x, [c.n, h, w, ch]); // [n,h,w,c]
-  return crossEntropySum(model.forwardParts(params, x), c.y);
+  const [h, w, ch] = model.spec.inputShape
+  checkChunk(model, c)
+  const x = tf.tensor4d(c.x, [c.n, h, w, ch]) // [n,h,w,c]
+  return crossEntropySum(model.forwardParts(params, x), c.y)
 }
 
 function checkChunk(model: Model, c: Chunk): void {
-  const [h, w, ch] = model.spec.inputShape;
+  const [h, w, ch] = model.spec.inputShape
   if (!Number.isInteger(c.n) || c.n < 1 || c.x.length !== c.n * h * w * ch || c.y.length !== c.n) {
-    throw new Error(`chunk must hold n >= 1 examples of [${h},${w},${ch}] (x ${c.x.length} values, y ${c.y.length} labels, n ${c.n})`);
+    throw new Error(`chunk must hold n >= 1 examples of [${h},${w},${ch}] (x ${c.x.length} values, y ${c.y.length} labels, n ${c.n})`)
   }
 }
 
-
 function scale(r: Reduction | undefined): Reduction {
-  return r ?? 'mean';
+  return r ?? 'mean'
 }
 
 function toFloat32(acc: Float64Array, divisor: number): Float32Array {
-  const out = new Float32Array(acc.length);
-  for (let i = 0; i < acc.length; i++) out[i] = acc[i]! / divisor;
-  return out;
+  const out = new Float32Array(acc.length)
+  for (let i = 0; i < acc.length; i++) out[i] = acc[i]! / divisor
+  return out
 }

@@ -50,9 +50,18 @@ export interface Objective {
 }
 
 /** One chunk as shipped to a worker (a copy of the dataset's rows, transferred). */
-export interface WorkerChunk { index: number; x: Float32Array; y: Int32Array; n: number }
+export interface WorkerChunk {
+  index: number
+  x: Float32Array
+  y: Int32Array
+  n: number
+}
 /** workerData of worker.ts. */
-export interface WorkerSetup { spec: ModelSpec; backend: BackendChoice; chunks: WorkerChunk[] }
+export interface WorkerSetup {
+  spec: ModelSpec
+  backend: BackendChoice
+  chunks: WorkerChunk[]
+}
 /** Messages to a worker. */
 export type ToWorker = { id: number; op: 'loss' | 'gradient' | 'hvp'; theta: Float32Array; v?: Float32Array }
 /** Messages from a worker: a chunk's sums, a failure (id -1: start-up), or start-up done. */
@@ -62,7 +71,13 @@ export type ToMain =
   | { type: 'failed'; id: number; message: string }
 
 type Op = ToWorker['op']
-interface Pending { id: number; op: Op; results: Map<number, { loss: number; vec?: Float32Array }>; fail: (e: Error) => void; onChunk: () => void }
+interface Pending {
+  id: number
+  op: Op
+  results: Map<number, { loss: number; vec?: Float32Array }>
+  fail: (e: Error) => void
+  onChunk: () => void
+}
 
 // Workers load TypeScript through tsx's register API: on Node 20 `execArgv: ['--import', 'tsx']`
 // does not reach a worker's module loader. Resolved from here so any cwd (and tap) works.

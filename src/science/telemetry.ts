@@ -249,5 +249,13 @@ export function fitPowerLaw(deltas: readonly number[], changes: readonly number[
   const r2 = syy === 0 ? 1 : (sxy * sxy) / (sxx * syy)
   const local: number[] = []
   for (let i = 1; i < n; i++) local.push(((ys[i] as number) - (ys[i - 1] as number)) / ((xs[i] as number) - (xs[i - 1] as number)))
-  return { exponent, coefficient: Math.exp(intercept), r2, points: n, d_min: Math.exp(xs[0] as number), d_max: Math.exp(xs[n - 1] as number), local_exponents: local }
+  return {
+    exponent,
+    coefficient: Math.exp(intercept),
+    r2,
+    points: n,
+    d_min: Math.exp(xs[0] as number),
+    d_max: Math.exp(xs[n - 1] as number),
+    local_exponents: local,
+  }
 }

@@ -88,7 +88,11 @@ export interface TrainHooks {
   atIterationStart?(state: LoopState): Promise<void> | void
   log(row: LogRow): Promise<void> | void
   /** θ_n at a checkpoint iteration; `final` for the last iteration (also checkpointed). */
-  checkpoint(iteration: number, theta: Float32Array, info: { t: number; loss: number; final: boolean; kind: 'regular' | 'dense' | 'final' }): Promise<void> | void
+  checkpoint(
+    iteration: number,
+    theta: Float32Array,
+    info: { t: number; loss: number; final: boolean; kind: 'regular' | 'dense' | 'final' },
+  ): Promise<void> | void
   accuracy?(theta: Float32Array): Promise<number> | number
   progress?(fraction: number, message: string): void
 }
@@ -117,8 +121,10 @@ export function norm2(x: Float32Array): number {
  */
 export async function train(objective: Objective, start: LoopState, opts: TrainOptions, hooks: TrainHooks): Promise<TrainSummary> {
   if (!(opts.eta > 0)) throw new RangeError(`train: eta must be > 0, got ${opts.eta}`)
-  if (!Number.isInteger(opts.maxIterations) || opts.maxIterations < 0) throw new RangeError(`train: maxIterations must be a non-negative integer`)
-  if (!Number.isInteger(opts.checkpointEvery) || opts.checkpointEvery < 1) throw new RangeError(`train: checkpointEvery must be a positive integer`)
+  if (!Number.isInteger(opts.maxIterations) || opts.maxIterations < 0)
+    throw new RangeError(`train: maxIterations must be a non-negative integer`)
+  if (!Number.isInteger(opts.checkpointEvery) || opts.checkpointEvery < 1)
+    throw new RangeError(`train: checkpointEvery must be a positive integer`)
   const flow = opts.mode === 'gradient-flow'
   const c = opts.flowFactor ?? 0.5
   let { iteration: n, theta, t } = start
@@ -146,8 +152,17 @@ export async function train(objective: Objective, start: LoopState, opts: TrainO
     }
     const diverged = !Number.isFinite(loss)
     const peakPassed = eig !== undefined && opts.peakDrop !== undefined && lambdaMax !== undefined && eig.value <= opts.peakDrop * lambdaMax
-    if (eig !== undefined && opts.peakDrop !== undefined && t >= (opts.peakMinT ?? 0) && (lambdaMax === undefined || eig.value > lambdaMax)) lambdaMax = eig.value
-    const stop: StopReason | undefined = diverged ? 'diverged' : loss < opts.stopLoss ? 'loss-below-threshold' : peakPassed ? 'peak-passed' : n >= opts.maxIterations ? 'max-iterations' : undefined
+    if (eig !== undefined && opts.peakDrop !== undefined && t >= (opts.peakMinT ?? 0) && (lambdaMax === undefined || eig.value > lambdaMax))
+      lambdaMax = eig.value
+    const stop: StopReason | undefined = diverged
+      ? 'diverged'
+      : loss < opts.stopLoss
+        ? 'loss-below-threshold'
+        : peakPassed
+          ? 'peak-passed'
+          : n >= opts.maxIterations
+            ? 'max-iterations'
+            : undefined
     const onLog = n % opts.logEvery === 0 || stop !== undefined
     if (onLog || flow) {
       const row: LogRow = { iteration: n, t, loss, thetaNorm: norm2(theta), gradNorm: norm2(grad), eta }
@@ -169,7 +184,10 @@ export async function train(objective: Objective, start: LoopState, opts: TrainO
       await hooks.checkpoint(n, theta, { t, loss, final: stop !== undefined, kind: regular ? 'regular' : dense ? 'dense' : 'final' })
       checkpoints++
     }
-    hooks.progress?.(Math.min(1, n / Math.max(1, opts.maxIterations)), `iteration ${n}, loss ${loss.toPrecision(4)}${eig ? `, λ1 ${eig.value.toPrecision(4)}` : ''}`)
+    hooks.progress?.(
+      Math.min(1, n / Math.max(1, opts.maxIterations)),
+      `iteration ${n}, loss ${loss.toPrecision(4)}${eig ? `, λ1 ${eig.value.toPrecision(4)}` : ''}`,
+    )
     if (stop !== undefined) return { iterations: n, t, finalLoss: loss, stopReason: stop, checkpoints }
     const next = new Float32Array(theta.length)
     for (let i = 0; i < next.length; i++) next[i] = theta[i]! - eta * grad[i]!

@@ -27,7 +27,9 @@ export default defineStage(async (ctx: StageContext<AuditParams>) => {
   const claims = parseClaimsFile(await readFile(CLAIMS, 'utf8'))
   if (!claims.ok) throw new Error(`claims.yaml:\n  ${claims.error.join('\n  ')}`)
   const { results, provenance } = await gatherResults(ctx.inputs)
-  ctx.log(`${results.probes.length} probes (${results.absentProbes.length} of checkpoints never reached), ${results.flows.length} gradient-flow runs, ${results.scans.length} cusp scans`)
+  ctx.log(
+    `${results.probes.length} probes (${results.absentProbes.length} of checkpoints never reached), ${results.flows.length} gradient-flow runs, ${results.scans.length} cusp scans`,
+  )
   // The engine the inputs were computed with (from the producers' fingerprints), not this host's.
   const engine = producersEnv(ctx.inputs)
   const audit = buildAudit(claims.value, results, provenance, { profile: ctx.params.profile, engine })

@@ -13,7 +13,17 @@ import { lanczos } from '../../src/science/eigen/lanczos.ts'
 import { directionalScan, fitPowerLaw, logDeltaGrid } from '../../src/science/telemetry.ts'
 import type { LogRow } from '../../src/science/train-loop.ts'
 import { checkCoordinates, type RunCoordinates } from '../shared/coordinates.ts'
-import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, readTelemetry, singleInput, throttled, type CheckpointEntry, type EngineParams } from '../shared/io.ts'
+import {
+  loadDataset,
+  openObjective,
+  readCheckpoint,
+  readCheckpointIndex,
+  readTelemetry,
+  singleInput,
+  throttled,
+  type CheckpointEntry,
+  type EngineParams,
+} from '../shared/io.ts'
 
 /** Params (schemas/stages/cusp-scan.params.schema.json). */
 export interface ScanParams extends EngineParams, RunCoordinates {
@@ -34,7 +44,10 @@ export function deltaGrid(max: number, points: number): number[] {
 }
 
 /** The snapshot whose logged λ_1 is largest (first on ties); undefined when none has λ_1 logged. */
-export function peakSnapshot(entries: readonly CheckpointEntry[], rows: readonly LogRow[]): { entry: CheckpointEntry; lambda1: number } | undefined {
+export function peakSnapshot(
+  entries: readonly CheckpointEntry[],
+  rows: readonly LogRow[],
+): { entry: CheckpointEntry; lambda1: number } | undefined {
   const byIter = new Map(rows.filter((r) => typeof r.lambda1 === 'number').map((r) => [r.iteration, r.lambda1 as number]))
   let best: { entry: CheckpointEntry; lambda1: number } | undefined
   for (const e of entries) {
@@ -54,7 +67,8 @@ export default defineStage(async (ctx: StageContext<ScanParams>) => {
   const peak = peakSnapshot(index.entries, rows)
   if (peak === undefined) throw new Error('no snapshot has a logged λ_1: cusp-scan needs a gradient-flow train run (mode: gradient-flow)')
   let global = { iteration: 0, lambda1: -Infinity }
-  for (const r of rows) if (typeof r.lambda1 === 'number' && r.lambda1 > global.lambda1) global = { iteration: r.iteration, lambda1: r.lambda1 }
+  for (const r of rows)
+    if (typeof r.lambda1 === 'number' && r.lambda1 > global.lambda1) global = { iteration: r.iteration, lambda1: r.lambda1 }
 
   // ||θ|| over training (§5.4: "increased by much less than 1%").
   const norms = rows.map((r) => ({ iteration: r.iteration, t: r.t, theta_norm: r.thetaNorm }))

@@ -51,7 +51,14 @@ export default defineStage(async (ctx: StageContext<FiguresParams>) => {
   await writeFile(join(ctx.outDir, 'report.html'), html)
   ctx.progress(1, `${figures.length} figures, report.html`)
   return {
-    figures: rendered.map(({ figure: f }) => ({ id: f.id, title: f.title, svg: `figures/${f.id}.svg`, png: `figures/${f.id}.png`, points: f.points, instances: f.instances.length })),
+    figures: rendered.map(({ figure: f }) => ({
+      id: f.id,
+      title: f.title,
+      svg: `figures/${f.id}.svg`,
+      png: `figures/${f.id}.png`,
+      points: f.points,
+      instances: f.instances.length,
+    })),
     table1_rows: table1.filter((r) => r.included).length,
     report: 'report.html',
   }

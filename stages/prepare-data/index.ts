@@ -76,11 +76,22 @@ function idxFile(dir: string, stem: string): string {
   return existsSync(gz) ? gz : join(dir, stem)
 }
 
-async function readSource(p: PrepareDataParams, ctx: StageContext<PrepareDataParams>): Promise<{ set: ImageSet; digest: string; split: string }> {
+async function readSource(
+  p: PrepareDataParams,
+  ctx: StageContext<PrepareDataParams>,
+): Promise<{ set: ImageSet; digest: string; split: string }> {
   switch (p.source) {
     case 'synthetic': {
       const s = p.synthetic
-      const spec = { classes: s.classes, perClass: s.per_class, height: s.height, width: s.width, channels: s.channels, noise: s.noise, seed: s.seed }
+      const spec = {
+        classes: s.classes,
+        perClass: s.per_class,
+        height: s.height,
+        width: s.width,
+        channels: s.channels,
+        noise: s.noise,
+        seed: s.seed,
+      }
       const digest = createHash('sha256').update(JSON.stringify(spec)).digest('hex')
       return { set: syntheticImageSet(spec), digest, split: 'synthetic' }
     }
@@ -98,18 +109,31 @@ async function readSource(p: PrepareDataParams, ctx: StageContext<PrepareDataPar
       ctx.log(`reading ${images} and ${labels}`)
       const [ib, lb] = await Promise.all([readFile(images), readFile(labels)])
       const d = idxDataset(decodeIdx(ib, images, IDX_IMAGES_MAGIC), decodeIdx(lb, labels, IDX_LABELS_MAGIC), images, labels)
-      const set: ImageSet = { n: d.n, height: d.rows, width: d.cols, channels: 1, images: d.images, labels: d.labels, classNames: p.idx.class_names ?? FASHION_MNIST_CLASSES }
+      const set: ImageSet = {
+        n: d.n,
+        height: d.rows,
+        width: d.cols,
+        channels: 1,
+        images: d.images,
+        labels: d.labels,
+        classNames: p.idx.class_names ?? FASHION_MNIST_CLASSES,
+      }
       return { set, digest: sourceDigest(ib, lb), split: p.split }
     }
     case 'cifar10': {
       const path = ctx.inputs.archive?.[0]?.path ?? (p.cifar10.path === undefined ? undefined : resolve(p.cifar10.path))
       if (path === undefined) {
-        throw new Error('source cifar10 needs the archive: add a dep `archive` on a fetch-cifar10 stage (output archive), or set cifar10.path to a local cifar-10-binary.tar.gz')
+        throw new Error(
+          'source cifar10 needs the archive: add a dep `archive` on a fetch-cifar10 stage (output archive), or set cifar10.path to a local cifar-10-binary.tar.gz',
+        )
       }
       ctx.log(`reading ${path}`)
       const bytes = await readFile(path)
       const md5 = createHash('md5').update(bytes).digest('hex')
-      if (md5 !== p.cifar10.md5) throw new Error(`${path}: MD5 mismatch: the archive has MD5 ${md5}, expected ${p.cifar10.md5} (corrupt, or not the official archive)`)
+      if (md5 !== p.cifar10.md5)
+        throw new Error(
+          `${path}: MD5 mismatch: the archive has MD5 ${md5}, expected ${p.cifar10.md5} (corrupt, or not the official archive)`,
+        )
       return { set: await decodeCifar10Archive(bytes, path, p.split), digest: sourceDigest(bytes), split: p.split }
     }
   }
@@ -129,7 +153,11 @@ export default defineStage<PrepareDataParams, PrepareDataResult>(async (ctx) => 
     if (classes > p.class_order.length) throw new Error(`classes = ${classes} but class_order lists only ${p.class_order.length} classes`)
     classes = p.class_order.slice(0, classes)
   }
-  const prepared = prepareDataset(set, { classes, nD: p.n_data, seed: p.seed, normalisation: p.normalisation }, { kind: p.source, digest, split })
+  const prepared = prepareDataset(
+    set,
+    { classes, nD: p.n_data, seed: p.seed, normalisation: p.normalisation },
+    { kind: p.source, digest, split },
+  )
   const m = prepared.manifest
   await writeSafetensors(join(ctx.outDir, 'dataset'), { x: tensor.f32(m.shape, prepared.x), y: tensor.i32([m.shape[0]!], prepared.y) })
   await writeFile(join(ctx.outDir, 'manifest'), `${JSON.stringify(m, null, 2)}\n`)

@@ -31,12 +31,17 @@ export function checkCoordinates(p: RunCoordinates, index: CheckpointIndex): voi
   ]
   for (const [key, value] of want) {
     const got = p[key]
-    if (got !== undefined && got !== value) throw new Error(`param ${key} = ${JSON.stringify(got)} but the checkpoints come from a run with ${key} = ${JSON.stringify(value)}: check the dep's match/where in pipeline.yaml`)
+    if (got !== undefined && got !== value)
+      throw new Error(
+        `param ${key} = ${JSON.stringify(got)} but the checkpoints come from a run with ${key} = ${JSON.stringify(value)}: check the dep's match/where in pipeline.yaml`,
+      )
   }
 }
 
 /** Throws when the train params' dataset coordinates disagree with the loaded dataset. */
 export function checkDataCoordinates(p: Pick<RunCoordinates, 'classes' | 'n_data'>, classes: number, n: number): void {
-  if (p.classes !== undefined && p.classes !== classes) throw new Error(`param classes = ${p.classes} but the dataset has ${classes} classes: check the data dep in pipeline.yaml`)
-  if (p.n_data !== undefined && p.n_data !== n) throw new Error(`param n_data = ${p.n_data} but the dataset has ${n} examples: check the data dep in pipeline.yaml`)
+  if (p.classes !== undefined && p.classes !== classes)
+    throw new Error(`param classes = ${p.classes} but the dataset has ${classes} classes: check the data dep in pipeline.yaml`)
+  if (p.n_data !== undefined && p.n_data !== n)
+    throw new Error(`param n_data = ${p.n_data} but the dataset has ${n} examples: check the data dep in pipeline.yaml`)
 }

@@ -30,8 +30,10 @@ export async function loadDataset(datasetPath: string, manifestPath?: string): P
   const { tensors } = await readSafetensors(datasetPath)
   const x = tensors.x
   const y = tensors.y
-  if (x === undefined || x.dtype !== 'F32' || x.shape.length !== 4) throw new Error(`${datasetPath}: expected tensor x float32 [n, h, w, c]`)
-  if (y === undefined || y.dtype !== 'I32' || y.shape.length !== 1 || y.shape[0] !== x.shape[0]) throw new Error(`${datasetPath}: expected tensor y int32 [n] matching x`)
+  if (x === undefined || x.dtype !== 'F32' || x.shape.length !== 4)
+    throw new Error(`${datasetPath}: expected tensor x float32 [n, h, w, c]`)
+  if (y === undefined || y.dtype !== 'I32' || y.shape.length !== 1 || y.shape[0] !== x.shape[0])
+    throw new Error(`${datasetPath}: expected tensor y int32 [n] matching x`)
   const [n, h, w, c] = x.shape as [number, number, number, number]
   let classes = 0
   for (const label of y.data) classes = Math.max(classes, label + 1)
@@ -52,7 +54,8 @@ function classCount(m: Record<string, unknown>): number | undefined {
     const v = m[key]
     if (Array.isArray(v)) return v.length
     if (typeof v === 'number') return v
-    if (typeof v === 'object' && v !== null && Array.isArray((v as { names?: unknown }).names)) return (v as { names: unknown[] }).names.length
+    if (typeof v === 'object' && v !== null && Array.isArray((v as { names?: unknown }).names))
+      return (v as { names: unknown[] }).names.length
   }
   return undefined
 }
@@ -97,7 +100,10 @@ export async function readCheckpoint(dir: string, entry: CheckpointEntry): Promi
 /** Reads the train stage's telemetry JSONL. */
 export async function readTelemetry(path: string): Promise<LogRow[]> {
   const text = await readFile(path, 'utf8')
-  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LogRow)
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as LogRow)
 }
 
 /** Writes via a temp file and rename, so a killed process never leaves a torn file behind. */
@@ -132,7 +138,10 @@ export async function openObjective(spec: ModelSpec, data: Dataset, p: EnginePar
 }
 
 /** The one input of dep `name` (a plain or matched dep resolving to one instance). */
-export function singleInput(inputs: Record<string, { path: string; params: Record<string, unknown> }[]>, name: string): { path: string; params: Record<string, unknown> } {
+export function singleInput(
+  inputs: Record<string, { path: string; params: Record<string, unknown> }[]>,
+  name: string,
+): { path: string; params: Record<string, unknown> } {
   const list = inputs[name] ?? []
   if (list.length !== 1) throw new Error(`expected exactly one input '${name}', got ${list.length}: check the deps in pipeline.yaml`)
   return list[0]!

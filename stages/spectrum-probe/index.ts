@@ -16,9 +16,26 @@ import { defineStage, type StageContext } from '../../src/harness/stage-api.ts'
 import { lanczos } from '../../src/science/eigen/lanczos.ts'
 import { powerIteration } from '../../src/science/eigen/power.ts'
 import type { EigenResult } from '../../src/science/eigen/types.ts'
-import { edgeSetSize, projections, quadraticStepChange, rho, sketchVectors, splitGradient, stepLossChange } from '../../src/science/telemetry.ts'
+import {
+  edgeSetSize,
+  projections,
+  quadraticStepChange,
+  rho,
+  sketchVectors,
+  splitGradient,
+  stepLossChange,
+} from '../../src/science/telemetry.ts'
 import { norm2 } from '../../src/science/train-loop.ts'
-import { loadDataset, openObjective, readCheckpoint, readCheckpointIndex, singleInput, throttled, type CheckpointIndex, type EngineParams } from '../shared/io.ts'
+import {
+  loadDataset,
+  openObjective,
+  readCheckpoint,
+  readCheckpointIndex,
+  singleInput,
+  throttled,
+  type CheckpointIndex,
+  type EngineParams,
+} from '../shared/io.ts'
 import { checkCoordinates, type RunCoordinates } from '../shared/coordinates.ts'
 
 /** Params (schemas/stages/spectrum-probe.params.schema.json). */
@@ -38,7 +55,10 @@ export interface ProbeParams extends EngineParams, RunCoordinates {
 }
 
 /** The iteration a probe's params select from the run's index. */
-export function selectedIteration(p: Pick<ProbeParams, 'checkpoint' | 'iteration'>, index: Pick<CheckpointIndex, 'checkpointEvery'>): number {
+export function selectedIteration(
+  p: Pick<ProbeParams, 'checkpoint' | 'iteration'>,
+  index: Pick<CheckpointIndex, 'checkpointEvery'>,
+): number {
   if (p.iteration !== undefined) return p.iteration
   if (p.checkpoint !== undefined) return p.checkpoint * index.checkpointEvery
   throw new Error('spectrum-probe needs a checkpoint (index k: iteration k * cadence) or an iteration param')
@@ -54,7 +74,10 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
   const outFile = join(ctx.outDir, 'probe.json')
   if (entry === undefined) {
     const last = index.entries[index.entries.length - 1]
-    const reason = last !== undefined && last.iteration < iteration ? `the run stopped at iteration ${last.iteration}` : `no checkpoint at iteration ${iteration}`
+    const reason =
+      last !== undefined && last.iteration < iteration
+        ? `the run stopped at iteration ${last.iteration}`
+        : `no checkpoint at iteration ${iteration}`
     await writeFile(outFile, `${JSON.stringify({ present: false, iteration, reason }, null, 2)}\n`)
     ctx.log(`iteration ${iteration}: ${reason}`)
     return { present: false, iteration, reason }
@@ -62,7 +85,8 @@ export default defineStage(async (ctx: StageContext<ProbeParams>) => {
 
   const ck = await readCheckpoint(ckptDir, entry)
   const { data, classes } = await loadDataset(singleInput(ctx.inputs, 'data').path, ctx.inputs.manifest?.[0]?.path)
-  if (classes !== ck.spec.classes) throw new Error(`the dataset has ${classes} classes but the checkpoint's model has ${ck.spec.classes}: wrong data dep?`)
+  if (classes !== ck.spec.classes)
+    throw new Error(`the dataset has ${classes} classes but the checkpoint's model has ${ck.spec.classes}: wrong data dep?`)
   const eta = index.eta
   const theta = ck.theta // [P]
   const objective = await openObjective(ck.spec, data, p, ctx.env)

@@ -27,7 +27,17 @@ import { initEngine } from '../../src/science/engine.ts'
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
 import { norm2, train, type LoopState, type TrainOptions } from '../../src/science/train-loop.ts'
 import { checkDataCoordinates } from '../shared/coordinates.ts'
-import { checkpointFile, loadDataset, openObjective, singleInput, throttled, writeAtomic, type CheckpointEntry, type CheckpointIndex, type EngineParams } from '../shared/io.ts'
+import {
+  checkpointFile,
+  loadDataset,
+  openObjective,
+  singleInput,
+  throttled,
+  writeAtomic,
+  type CheckpointEntry,
+  type CheckpointIndex,
+  type EngineParams,
+} from '../shared/io.ts'
 
 /** Params (schemas/stages/train.params.schema.json; defaults filled by the analyzer). */
 export interface TrainParams extends EngineParams {
@@ -94,7 +104,11 @@ export function trainOptions(p: TrainParams): TrainOptions {
   return o
 }
 
-interface Saved { state: LoopState; telemetryBytes: number; entries: CheckpointEntry[] }
+interface Saved {
+  state: LoopState
+  telemetryBytes: number
+  entries: CheckpointEntry[]
+}
 
 /**
  * The resume state in `dir`, verified before use: it must decode, be for this run (`key`), and
@@ -103,7 +117,12 @@ interface Saved { state: LoopState; telemetryBytes: number; entries: CheckpointE
  * present). Anything else (a state truncated by a kill, a foreign or hand-edited file) is
  * discarded with the reason, and the run starts over: a damaged state never wedges the stage.
  */
-async function loadState(dir: string, key: string, size: number, maxIterations: number): Promise<{ saved: Saved } | { discard: string } | undefined> {
+async function loadState(
+  dir: string,
+  key: string,
+  size: number,
+  maxIterations: number,
+): Promise<{ saved: Saved } | { discard: string } | undefined> {
   let bytes: Uint8Array
   try {
     bytes = new Uint8Array(await readFile(join(dir, STATE)))
@@ -123,10 +142,12 @@ async function loadState(dir: string, key: string, size: number, maxIterations: 
   const iteration = Number(metadata.iteration)
   const t = Number(metadata.t)
   const telemetryBytes = Number(metadata.telemetryBytes)
-  if (!Number.isInteger(iteration) || iteration < 0 || iteration > maxIterations) return { discard: `iteration ${String(metadata.iteration)} is not within the run` }
+  if (!Number.isInteger(iteration) || iteration < 0 || iteration > maxIterations)
+    return { discard: `iteration ${String(metadata.iteration)} is not within the run` }
   if (!Number.isFinite(t) || t < 0) return { discard: `t ${String(metadata.t)} is not a finite time` }
   const onDisk = (await stat(join(dir, 'telemetry.jsonl')).catch(() => undefined))?.size ?? -1
-  if (!Number.isInteger(telemetryBytes) || telemetryBytes < 0 || telemetryBytes > onDisk) return { discard: `the telemetry file has fewer than the ${String(metadata.telemetryBytes)} bytes it records` }
+  if (!Number.isInteger(telemetryBytes) || telemetryBytes < 0 || telemetryBytes > onDisk)
+    return { discard: `the telemetry file has fewer than the ${String(metadata.telemetryBytes)} bytes it records` }
   let entries: CheckpointEntry[]
   try {
     entries = JSON.parse(metadata.entries ?? '[]') as CheckpointEntry[]
@@ -135,14 +156,21 @@ async function loadState(dir: string, key: string, size: number, maxIterations: 
   }
   if (!Array.isArray(entries)) return { discard: 'its checkpoint list is not a list' }
   for (const e of entries) {
-    const ok = typeof e === 'object' && e !== null && typeof e.file === 'string' && /^[A-Za-z0-9._-]+$/.test(e.file) && Number.isInteger(e.iteration)
-    if (!ok || !(await stat(join(dir, 'checkpoints', e.file)).then((s) => s.isFile() && s.size > 0).catch(() => false))) {
+    const ok =
+      typeof e === 'object' && e !== null && typeof e.file === 'string' && /^[A-Za-z0-9._-]+$/.test(e.file) && Number.isInteger(e.iteration)
+    if (
+      !ok ||
+      !(await stat(join(dir, 'checkpoints', e.file))
+        .then((s) => s.isFile() && s.size > 0)
+        .catch(() => false))
+    ) {
       return { discard: `checkpoint ${ok ? e.file : JSON.stringify(e).slice(0, 80)} it lists is missing or invalid` }
     }
   }
   const state: LoopState = { iteration, theta: theta.data, t }
   if (tensors.warm !== undefined) {
-    if (tensors.warm.dtype !== 'F32' || tensors.warm.data.length !== size) return { discard: `its warm start is not ${size} float32 values` }
+    if (tensors.warm.dtype !== 'F32' || tensors.warm.data.length !== size)
+      return { discard: `its warm start is not ${size} float32 values` }
     state.warm = tensors.warm.data
   }
   if (metadata.lambdaMax !== undefined) {
@@ -156,14 +184,17 @@ async function loadState(dir: string, key: string, size: number, maxIterations: 
 async function saveState(dir: string, key: string, s: Saved): Promise<void> {
   const tensors: Record<string, Tensor> = { theta: tensor.f32([s.state.theta.length], s.state.theta) }
   if (s.state.warm) tensors.warm = tensor.f32([s.state.warm.length], s.state.warm)
-  await writeAtomic(join(dir, STATE), encodeSafetensors(tensors, {
-    key,
-    iteration: String(s.state.iteration),
-    t: JSON.stringify(s.state.t),
-    telemetryBytes: String(s.telemetryBytes),
-    entries: JSON.stringify(s.entries),
-    ...(s.state.lambdaMax !== undefined ? { lambdaMax: JSON.stringify(s.state.lambdaMax) } : {}),
-  }))
+  await writeAtomic(
+    join(dir, STATE),
+    encodeSafetensors(tensors, {
+      key,
+      iteration: String(s.state.iteration),
+      t: JSON.stringify(s.state.t),
+      telemetryBytes: String(s.telemetryBytes),
+      entries: JSON.stringify(s.entries),
+      ...(s.state.lambdaMax !== undefined ? { lambdaMax: JSON.stringify(s.state.lambdaMax) } : {}),
+    }),
+  )
 }
 
 /** Hard link (same filesystem), else copy. */
@@ -185,7 +216,9 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
   const model = buildModel(spec)
   const opts = trainOptions(p)
   const theta0 = initParams(model, p.seed) // Kaiming, seeded (§4)
-  const key = createHash('sha256').update(JSON.stringify({ params: p, n: data.n, size: model.size, theta0: createHash('sha256').update(theta0).digest('hex') })).digest('hex')
+  const key = createHash('sha256')
+    .update(JSON.stringify({ params: p, n: data.n, size: model.size, theta0: createHash('sha256').update(theta0).digest('hex') }))
+    .digest('hex')
 
   const resumeDir = (ctx as StageContext<TrainParams> & { resumeDir?: string }).resumeDir
   const dir = resumeDir ?? (await mkdtemp(join(tmpdir(), 'cusp-train-')))
@@ -234,7 +267,10 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
         const file = checkpointFile(iteration)
         const extra = { eta: String(p.eta), t: JSON.stringify(info.t), loss: JSON.stringify(info.loss), mode: p.mode, seed: String(p.seed) }
         await writeAtomic(join(dir, 'checkpoints', file), encodeCheckpoint(theta, { spec, iteration, extra }))
-        entries = [...entries.filter((e) => e.iteration !== iteration), { iteration, t: info.t, loss: info.loss, kind: info.kind, final: info.final, file }]
+        entries = [
+          ...entries.filter((e) => e.iteration !== iteration),
+          { iteration, t: info.t, loss: info.loss, kind: info.kind, final: info.final, file },
+        ]
       },
       accuracy: (theta) => datasetAccuracy(model, theta, data, p.chunk_size),
       progress: report,
@@ -248,7 +284,15 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
   await mkdir(out)
   entries.sort((a, b) => a.iteration - b.iteration)
   for (const e of entries) await place(join(dir, 'checkpoints', e.file), join(out, e.file))
-  const index: CheckpointIndex = { format: 'cusp-checkpoints/1', spec, mode: p.mode, eta: p.eta, seed: p.seed, checkpointEvery: opts.checkpointEvery, entries }
+  const index: CheckpointIndex = {
+    format: 'cusp-checkpoints/1',
+    spec,
+    mode: p.mode,
+    eta: p.eta,
+    seed: p.seed,
+    checkpointEvery: opts.checkpointEvery,
+    entries,
+  }
   await writeFile(join(out, 'index.json'), `${JSON.stringify(index, null, 2)}\n`)
   await place(telemetry, join(ctx.outDir, 'telemetry.jsonl'))
   const stray = (await readdir(join(dir, 'checkpoints'))).length - entries.length

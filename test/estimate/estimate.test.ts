@@ -23,11 +23,21 @@ t.test('forward FLOPs per example: hand sums of the architectures (multiply-add 
   t.equal(Math.round((2 * alex) / 1e5) / 10, 29.9, 'the README figure: 29.9 MFLOP')
   // VGG-16 (D) at 32x32x3: per resolution, 3x3 same convs, then the 512-512-10 head.
   const vgg =
-    9 * 1024 * (3 * 64 + 64 * 64) + 9 * 256 * (64 * 128 + 128 * 128) + 9 * 64 * (128 * 256 + 2 * 256 * 256) + 9 * 16 * (256 * 512 + 2 * 512 * 512) + 9 * 4 * (3 * 512 * 512) + 512 * 512 * 2 + 512 * 10
+    9 * 1024 * (3 * 64 + 64 * 64) +
+    9 * 256 * (64 * 128 + 128 * 128) +
+    9 * 64 * (128 * 256 + 2 * 256 * 256) +
+    9 * 16 * (256 * 512 + 2 * 512 * 512) +
+    9 * 4 * (3 * 512 * 512) +
+    512 * 512 * 2 +
+    512 * 10
   t.equal(forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10 }), 2 * vgg)
   t.equal(Math.round((2 * vgg) / 1e5) / 10, 627.5, 'the README figure: 627.5 MFLOP')
   t.equal(forwardFlops({ arch: 'mlp', inputShape: [28, 28, 1], classes: 10, hidden: [100, 100] }), 2 * (784 * 100 + 100 * 100 + 100 * 10))
-  t.ok(forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10, width: 0.5 }) < forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10 }) / 3, 'width scales the convs')
+  t.ok(
+    forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10, width: 0.5 }) <
+      forwardFlops({ arch: 'vgg16', inputShape: [32, 32, 3], classes: 10 }) / 3,
+    'width scales the convs',
+  )
 })
 
 t.test('iterations: max_iterations, else round(max_t / eta)', async (t) => {
@@ -42,7 +52,8 @@ t.test('the paper profile, everything to run: the README table, per stage and in
   const e = estimate(a.value, steps, { device: 'a100' })
   const stage = (name: string) => e.stages.find((s) => s.stage === name)
   const pflop = (name: string) => (stage(name)?.flops ?? NaN) / 1e15
-  const near = (got: number, want: number, what: string, rel = 0.005) => t.ok(Math.abs(got - want) <= rel * want, `${what}: ${got.toFixed(1)} ~ ${want}`)
+  const near = (got: number, want: number, what: string, rel = 0.005) =>
+    t.ok(Math.abs(got - want) <= rel * want, `${what}: ${got.toFixed(1)} ~ ${want}`)
   // README rows (PFLOP): train AlexNet 6,140 + VGG 129,000; probes 4,420 + 92,600; classes 761;
   // dense 2,720; flow 686; total 236,000.
   near(pflop('train'), 6140 + 129000, 'train (AlexNet + VGG-16)')
@@ -75,7 +86,11 @@ t.test('the paper profile, everything to run: the README table, per stage and in
   // A faster device takes fewer hours for the same arithmetic.
   t.ok(estimate(a.value, steps, { device: 'h100' }).total.deviceHours < e.total.deviceHours)
   // Fresh or restorable instances cost nothing.
-  const someDone = estimate(a.value, steps.map((s) => (s.instance.startsWith('probe@') ? { ...s, action: 'fresh' as const } : s)), { device: 'a100' })
+  const someDone = estimate(
+    a.value,
+    steps.map((s) => (s.instance.startsWith('probe@') ? { ...s, action: 'fresh' as const } : s)),
+    { device: 'a100' },
+  )
   t.notOk(someDone.stages.some((s) => s.stage === 'probe'))
   t.equal(someDone.free, 656)
 })
@@ -86,7 +101,10 @@ t.test('the device table: every entry sourced; unknown device and bad price are 
     t.match(d.priceNote, /AWS EC2 On-Demand/, `${d.id} price has its source`)
   }
   t.equal(deviceById('cpu-core')?.throughputSource, 'measured')
-  t.ok(DEVICES.filter((d) => d.gpu).every((d) => d.throughputSource === 'assumption'), 'no GPU figure is measured yet: all marked as assumptions')
+  t.ok(
+    DEVICES.filter((d) => d.gpu).every((d) => d.throughputSource === 'assumption'),
+    'no GPU figure is measured yet: all marked as assumptions',
+  )
   t.match(checkEstimateOptions({ device: 'v100' }), /--device expects one of cpu-core, t4, a10g, l4, a100, h100, got 'v100'/)
   t.equal(checkEstimateOptions({ device: 'H100', price: 2 }), undefined)
   t.equal(formatFlops(4.3e12), '4.3 TFLOP')
@@ -97,7 +115,10 @@ t.test('confirmation: below the threshold or --yes goes on; above it asks on a t
   t.same(await confirmCost(5, { yes: false, threshold: 10 }, never), { ok: true })
   t.same(await confirmCost(500, { yes: true, threshold: 10 }, never), { ok: true })
   const refused = await confirmCost(500, { yes: false, threshold: 10 }, never)
-  t.match(refused, { ok: false, message: /\$500\.00 is above the confirmation threshold \$10\.00 and there is no terminal to ask: pass --yes/ })
+  t.match(refused, {
+    ok: false,
+    message: /\$500\.00 is above the confirmation threshold \$10\.00 and there is no terminal to ask: pass --yes/,
+  })
   let asked = ''
   const tty = (answer: string) => ({ interactive: true, ask: async (q: string) => ((asked = q), answer) })
   t.same(await confirmCost(500, { yes: false, threshold: 10 }, tty('y')), { ok: true })

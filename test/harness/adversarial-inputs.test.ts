@@ -81,7 +81,14 @@ async function cli(cwd: string, args: string[], env: Record<string, string> = {}
     stdout: { write: (s: string) => (stdout += s), isTTY: false },
     stderr: { write: (s: string) => (stderr += s), isTTY: false },
     cwd,
-    env: { PATH: process.env.PATH, HOME: join(cwd, 'home'), NO_COLOR: '1', AWS_SECRET_ACCESS_KEY: SECRET, AWS_ACCESS_KEY_ID: 'AKIASENTINEL0001', ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: join(cwd, 'home'),
+      NO_COLOR: '1',
+      AWS_SECRET_ACCESS_KEY: SECRET,
+      AWS_ACCESS_KEY_ID: 'AKIASENTINEL0001',
+      ...env,
+    },
   })
   return { code, stdout, stderr }
 }
@@ -120,7 +127,8 @@ mkdirSync(join(dir, 'home'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 // ---- 1. --set values -------------------------------------------------------------------------
-const bomb = '[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]]'
+const bomb =
+  '[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]]'
 const setCases: [string, string, RegExp][] = [
   ['.inf', 'side.n=.inf', /infinite number/],
   ['-.inf', 'side.n=-.inf', /infinite number/],
@@ -166,13 +174,26 @@ const fileCases: [string, string | (() => string), RegExp, number?][] = [
   ['!!timestamp in params', withParams('{ n: 1, word: !!timestamp 2001-12-14 }'), /timestamp/],
   ['!!set in params', withParams('{ n: 1, word: !!set {a, b} }'), /a set/],
   ['an unresolved alias', withParams('{ n: 1, word: *nope }'), /alias|nope/i],
-  ['an alias bomb', `schema: 1\na: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nstages: {}\n`, /alias/i],
-  ['a self-referential alias', 'schema: 1\nstages:\n  side: &s { params: { x: [*s] }, outputs: { a: file } }\n', /nested more than 64 levels|alias/],
+  [
+    'an alias bomb',
+    `schema: 1\na: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nstages: {}\n`,
+    /alias/i,
+  ],
+  [
+    'a self-referential alias',
+    'schema: 1\nstages:\n  side: &s { params: { x: [*s] }, outputs: { a: file } }\n',
+    /nested more than 64 levels|alias/,
+  ],
   ['a 5 MB file', () => `# ${'x'.repeat(5 * 1024 * 1024)}\n`, /more than the 4194304 a pipeline file may have/],
   ['an empty file', '', /mapping|schema|stages/i],
   ['a list at the top', '- 1\n- 2\n', /mapping/],
   ['NUL bytes', 'schema: 1\nstages:\n  \u0000side: {}\n', /./],
-  ['1000 unknown top-level keys', () => `schema: 1\nstages: {}\n${Array.from({ length: 1000 }, (_, i) => `k${i}: 1`).join('\n')}\n`, /more problems not shown|must NOT have additional|unknown/i, 52],
+  [
+    '1000 unknown top-level keys',
+    () => `schema: 1\nstages: {}\n${Array.from({ length: 1000 }, (_, i) => `k${i}: 1`).join('\n')}\n`,
+    /more problems not shown|must NOT have additional|unknown/i,
+    52,
+  ],
   ['3 MB of random bytes', () => randomText(3 * 1024 * 1024), /./, 52],
 ]
 /** Deterministic garbage (xorshift) as latin1 text. */
@@ -209,7 +230,11 @@ for (const [name, content, message, maxLines] of fileCases) {
 const specialCases: [string, () => string | undefined, RegExp][] = [
   ['/dev/zero', () => '/dev/zero', /not a regular file/],
   ['/dev/null', () => '/dev/null', /not a regular file/],
-  ['a FIFO with no writer', () => (spawnSync('mkfifo', [join(dir, 'fifo.yaml')]).status === 0 ? join(dir, 'fifo.yaml') : undefined), /not a regular file/],
+  [
+    'a FIFO with no writer',
+    () => (spawnSync('mkfifo', [join(dir, 'fifo.yaml')]).status === 0 ? join(dir, 'fifo.yaml') : undefined),
+    /not a regular file/,
+  ],
   ['a directory', () => join(dir, 'stages'), /is a directory/],
   ['a missing file', () => join(dir, 'missing.yaml'), /does not exist/],
 ]
@@ -230,7 +255,12 @@ for (const [name, path, message] of specialCases) {
 }
 
 // ---- 3. flag-like images ---------------------------------------------------------------------
-for (const [executor, image] of [['docker', '--privileged'], ['docker', '-v/:/host'], ['kubernetes', '--privileged'], ['docker', 'UPPER CASE']] as const) {
+for (const [executor, image] of [
+  ['docker', '--privileged'],
+  ['docker', '-v/:/host'],
+  ['kubernetes', '--privileged'],
+  ['docker', 'UPPER CASE'],
+] as const) {
   t.test(`--executor ${executor} --image=${image}: refused before anything runs`, async (t) => {
     const before = listing(dir)
     const r = await cli(dir, ['run', '--executor', executor, `--image=${image}`, '--store', 's3://bucket-name/p'])
@@ -288,17 +318,28 @@ const lockCases: [string, string | (() => void), RegExp][] = [
   ['invalid JSON', '{"schema": 1, "instances": {', /invalid lock file: not valid JSON/],
   ['wrong types', '{"schema": 1, "instances": []}', /invalid lock file/],
   ['an empty file', '', /invalid lock file/],
-  ['a forged fingerprint', () => {
-    const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock.good'), 'utf8')) as { instances: Record<string, { fingerprint: string }> }
-    for (const e of Object.values(lock.instances)) e.fingerprint = 'f'.repeat(64)
-    writeFileSync(join(dir, 'pipeline.lock'), JSON.stringify(lock))
-  }, /not the hash of its breakdown/],
-  ['a 20 MB lock', () => writeFileSync(join(dir, 'pipeline.lock'), `{"schema":1,"instances":{},"pad":"${'x'.repeat(20 * 1024 * 1024)}"}`), /invalid lock file/],
+  [
+    'a forged fingerprint',
+    () => {
+      const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock.good'), 'utf8')) as {
+        instances: Record<string, { fingerprint: string }>
+      }
+      for (const e of Object.values(lock.instances)) e.fingerprint = 'f'.repeat(64)
+      writeFileSync(join(dir, 'pipeline.lock'), JSON.stringify(lock))
+    },
+    /not the hash of its breakdown/,
+  ],
+  [
+    'a 20 MB lock',
+    () => writeFileSync(join(dir, 'pipeline.lock'), `{"schema":1,"instances":{},"pad":"${'x'.repeat(20 * 1024 * 1024)}"}`),
+    /invalid lock file/,
+  ],
   ['a directory in its place', () => mkdirSync(join(dir, 'pipeline.lock')), /invalid lock file: cannot read/],
 ]
 for (const [name, content, message] of lockCases) {
   t.test(`pipeline.lock with ${name}: exit 2, one line, the store untouched`, async (t) => {
-    if (!existsSync(join(dir, 'pipeline.lock.good'))) writeFileSync(join(dir, 'pipeline.lock.good'), readFileSync(join(dir, 'pipeline.lock')))
+    if (!existsSync(join(dir, 'pipeline.lock.good')))
+      writeFileSync(join(dir, 'pipeline.lock.good'), readFileSync(join(dir, 'pipeline.lock')))
     const store = listing(join(dir, 'artifacts'))
     rmSync(join(dir, 'pipeline.lock'), { recursive: true, force: true })
     if (typeof content === 'string') writeFileSync(join(dir, 'pipeline.lock'), content)
@@ -344,16 +385,28 @@ t.test('two runs of one instance at once: the second fails with one line naming 
   t.equal(second.stderr.trimEnd().split('\n').length, 1, 'one line')
   const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock'), 'utf8')) as { instances: Record<string, unknown> }
   t.ok(lock.instances.side && lock.instances.leak, 'both entries kept in the lock')
-  t.same(readdirSync(join(dir, '.cusp', 'resume')).filter((n) => !n.startsWith('.')), [], 'no resume directory or owner file left')
+  t.same(
+    readdirSync(join(dir, '.cusp', 'resume')).filter((n) => !n.startsWith('.')),
+    [],
+    'no resume directory or owner file left',
+  )
 })
 
 // ---- 7. store and work-area faults (root ignores permissions, so a file stands where a directory must be) ----
 const faultCases: [string, (d: string) => void, RegExp][] = [
-  ['a file in place of the store objects directory', (d) => {
-    mkdirSync(join(d, 'artifacts'), { recursive: true })
-    writeFileSync(join(d, 'artifacts', 'objects'), '')
-  }, /artifact store error: cannot \w+ .*artifacts\/objects.*: a file is where a directory should be \(ENOTDIR\)/],
-  ['a file in place of .cusp', (d) => writeFileSync(join(d, '.cusp'), ''), /cannot \w+ .*\.cusp.*(ENOTDIR|EEXIST)|a file is where a directory should be/],
+  [
+    'a file in place of the store objects directory',
+    (d) => {
+      mkdirSync(join(d, 'artifacts'), { recursive: true })
+      writeFileSync(join(d, 'artifacts', 'objects'), '')
+    },
+    /artifact store error: cannot \w+ .*artifacts\/objects.*: a file is where a directory should be \(ENOTDIR\)/,
+  ],
+  [
+    'a file in place of .cusp',
+    (d) => writeFileSync(join(d, '.cusp'), ''),
+    /cannot \w+ .*\.cusp.*(ENOTDIR|EEXIST)|a file is where a directory should be/,
+  ],
 ]
 for (const [name, breakIt, message] of faultCases) {
   t.test(`${name}: exit 1, one-line store error, no stack, no lock entry`, async (t) => {

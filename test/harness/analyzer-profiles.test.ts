@@ -24,33 +24,55 @@ const YAML = `${VALID_PIPELINE}  full:
 )
 
 const analyseWith = (yaml: string, profile?: string, overrides?: string[]) =>
-  analyze({ file: `${ROOT}/pipeline.yaml`, reader: memoryReader(ROOT, { ...validToyProject(), 'pipeline.yaml': yaml }), ...(profile ? { profile } : {}), ...(overrides ? { overrides } : {}) })
+  analyze({
+    file: `${ROOT}/pipeline.yaml`,
+    reader: memoryReader(ROOT, { ...validToyProject(), 'pipeline.yaml': yaml }),
+    ...(profile ? { profile } : {}),
+    ...(overrides ? { overrides } : {}),
+  })
 
 t.test('a disabled stage has no instances; its profile enables it and rewires deps by name', async (t) => {
   const plain = analyseWith(YAML)
   if (!plain.ok) throw new Error(plain.error.map(formatFailure).join('\n'))
-  t.notOk([...plain.value.instances.keys()].some((id) => id.startsWith('fetch')), 'off by default')
-  t.same(plain.value.instances.get('probe@arch=cnn')?.deps.map((d) => `${d.as}<-${d.instance}`), ['ckpt<-train@arch=cnn,eta=0.01', 'ckpt<-train@arch=cnn,eta=0.02', 'data<-prepare-data'])
+  t.notOk(
+    [...plain.value.instances.keys()].some((id) => id.startsWith('fetch')),
+    'off by default',
+  )
+  t.same(
+    plain.value.instances.get('probe@arch=cnn')?.deps.map((d) => `${d.as}<-${d.instance}`),
+    ['ckpt<-train@arch=cnn,eta=0.01', 'ckpt<-train@arch=cnn,eta=0.02', 'data<-prepare-data'],
+  )
 
   const full = analyseWith(YAML, 'full')
   if (!full.ok) throw new Error(full.error.map(formatFailure).join('\n'))
   t.ok(full.value.instances.has('fetch'), 'the profile switches it on')
   t.same(
     full.value.instances.get('probe@arch=cnn')?.deps.map((d) => `${d.as}<-${d.instance}.${d.output}`),
-    ['ckpt<-train@arch=cnn,eta=0.01.checkpoints', 'ckpt<-train@arch=cnn,eta=0.02.checkpoints', 'data<-fetch.dataset', 'extra<-prepare-data.manifest'],
+    [
+      'ckpt<-train@arch=cnn,eta=0.01.checkpoints',
+      'ckpt<-train@arch=cnn,eta=0.02.checkpoints',
+      'data<-fetch.dataset',
+      'extra<-prepare-data.manifest',
+    ],
     'data replaced by name, extra added',
   )
   t.ok(full.value.order.indexOf('fetch') < full.value.order.indexOf('probe@arch=cnn'), 'the new upstream runs first')
 })
 
 t.test('a dep on a stage that is off in the profile in effect is a located error', async (t) => {
-  const yaml = YAML.replace('      ckpt: { stage: train, output: checkpoints, match: [arch] }\n', '      ckpt: { stage: train, output: checkpoints, match: [arch] }\n      raw: { stage: fetch, output: dataset }\n')
+  const yaml = YAML.replace(
+    '      ckpt: { stage: train, output: checkpoints, match: [arch] }\n',
+    '      ckpt: { stage: train, output: checkpoints, match: [arch] }\n      raw: { stage: fetch, output: dataset }\n',
+  )
   const r = analyseWith(yaml)
   t.notOk(r.ok)
   if (r.ok) return
   const msg = r.error.map(formatFailure).join('\n')
   const line = yaml.split('\n').findIndex((l) => l.includes('raw: { stage: fetch')) + 1
-  t.match(msg, new RegExp(`^pipeline\\.yaml:${line}:\\d+: stages\\.probe\\.deps\\.raw\\.stage: .*fetch is not enabled in this pipeline`, 'm'))
+  t.match(
+    msg,
+    new RegExp(`^pipeline\\.yaml:${line}:\\d+: stages\\.probe\\.deps\\.raw\\.stage: .*fetch is not enabled in this pipeline`, 'm'),
+  )
   t.ok(analyseWith(yaml, 'full').ok, 'fine where the profile enables it')
 })
 

@@ -47,7 +47,11 @@ t.test('instance ids and value rendering', async (t) => {
     { name: 'arch', values: ['cnn'] },
     { name: 'full', values: [true] },
   ]
-  t.equal(instanceId('train', axes, { eta: 1e-7, arch: 'cnn', full: true }), 'train@eta=1e-7,arch=cnn,full=true', 'declared order, not sorted')
+  t.equal(
+    instanceId('train', axes, { eta: 1e-7, arch: 'cnn', full: true }),
+    'train@eta=1e-7,arch=cnn,full=true',
+    'declared order, not sorted',
+  )
   t.equal(instanceId('prep', [], {}), 'prep')
   t.equal(renderValue(0.1), '0.1')
   t.equal(renderValue(100), '100')
@@ -59,7 +63,8 @@ t.test('matrix values must be safe scalars', async (t) => {
   t.match(badMatrixValue(null), /null/)
   t.match(badMatrixValue([1]), /list/)
   t.match(badMatrixValue({ a: 1 }), /mapping/)
-  for (const bad of ['a/b', '../x', '..', '.hidden', 'with space', '', 'x'.repeat(65), 'a,b', 'a=b']) t.match(badMatrixValue(bad), /instance id/, JSON.stringify(bad))
+  for (const bad of ['a/b', '../x', '..', '.hidden', 'with space', '', 'x'.repeat(65), 'a,b', 'a=b'])
+    t.match(badMatrixValue(bad), /instance id/, JSON.stringify(bad))
 })
 
 t.test('jsonEqual ignores key order only', async (t) => {
@@ -85,7 +90,18 @@ t.test('parseOverride', async (t) => {
   t.same(ok('train.flag=true'), { stage: 'train', path: ['flag'], value: true })
   t.same(ok('train.name=a=b'), { stage: 'train', path: ['name'], value: 'a=b' }, 'only the first = splits')
   t.same(ok('train.v=null'), { stage: 'train', path: ['v'], value: null })
-  for (const bad of ['train', 'train.eta', '=1', 'train=1', 'Train.eta=1', 'train..eta=1', 'train.eta=', 'train.eta=[1', 'train.eta=a: b', 'train.eta=- 1']) {
+  for (const bad of [
+    'train',
+    'train.eta',
+    '=1',
+    'train=1',
+    'Train.eta=1',
+    'train..eta=1',
+    'train.eta=',
+    'train.eta=[1',
+    'train.eta=a: b',
+    'train.eta=- 1',
+  ]) {
     const r = parseOverride(bad)
     t.equal(r.ok, false, bad)
     if (!r.ok) t.equal(r.error.reason, 'bad-override', bad)
@@ -159,7 +175,11 @@ t.test('paths and locations', async (t) => {
   t.same(src.locate(['a', 'b', 'c']), { file: 'f.yaml', line: 2, column: 11, path: 'a.b.c' })
   t.same(src.locate(['a', 'b', 'c'], 'key'), { file: 'f.yaml', line: 2, column: 8, path: 'a.b.c' })
   t.same(src.locate(['a', 'list', 1]), { file: 'f.yaml', line: 5, column: 7, path: 'a.list[1]' })
-  t.same(src.locate(['a', 'b', 'missing', 'deeper']), { file: 'f.yaml', line: 2, column: 3, path: 'a.b.missing.deeper' }, 'missing tail: key of the deepest written ancestor')
+  t.same(
+    src.locate(['a', 'b', 'missing', 'deeper']),
+    { file: 'f.yaml', line: 2, column: 3, path: 'a.b.missing.deeper' },
+    'missing tail: key of the deepest written ancestor',
+  )
   t.ok(src.has(['a', 'list', 0]))
   t.notOk(src.has(['a', 'list', 2]))
   t.notOk(src.has(['a', 'b', 'c', 'd']))
@@ -194,7 +214,9 @@ t.test('params schemas compile once per text', async (t) => {
   const a = compileParamsSchema(text)
   const b = compileParamsSchema(text)
   t.ok(a.ok && b.ok && a.value === b.value, 'the same validator object')
-  const two = compileParamsSchema('{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"a":{"prefixItems":[{"type":"number"}]}}}')
+  const two = compileParamsSchema(
+    '{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"a":{"prefixItems":[{"type":"number"}]}}}',
+  )
   t.ok(two.ok, '2020-12 schemas are accepted')
   if (two.ok) t.notOk(two.value({ a: ['x'] }), '...and validated as 2020-12 (prefixItems)')
   // Two different schemas with the same $id must not collide.

@@ -65,10 +65,22 @@ t.test('all / where / match resolution', async (t) => {
     { as: 'ckpt', instance: 'train@arch=cnn,eta=0.02', output: 'checkpoints' },
     { as: 'data', instance: 'prepare-data', output: 'dataset' },
   ])
-  t.same(inst(p, 'probe@arch=mlp').deps.filter((d) => d.as === 'ckpt').map((d) => d.instance), ['train@arch=mlp,eta=0.01'], 'excluded combination is not a dep')
+  t.same(
+    inst(p, 'probe@arch=mlp')
+      .deps.filter((d) => d.as === 'ckpt')
+      .map((d) => d.instance),
+    ['train@arch=mlp,eta=0.01'],
+    'excluded combination is not a dep',
+  )
   const fig = inst(p, 'figures').deps
-  t.same(fig.filter((d) => d.as === 'runs').map((d) => d.instance), ['train@arch=cnn,eta=0.01', 'train@arch=cnn,eta=0.02', 'train@arch=mlp,eta=0.01'])
-  t.same(fig.filter((d) => d.as === 'cnn').map((d) => d.instance), ['train@arch=cnn,eta=0.01', 'train@arch=cnn,eta=0.02'])
+  t.same(
+    fig.filter((d) => d.as === 'runs').map((d) => d.instance),
+    ['train@arch=cnn,eta=0.01', 'train@arch=cnn,eta=0.02', 'train@arch=mlp,eta=0.01'],
+  )
+  t.same(
+    fig.filter((d) => d.as === 'cnn').map((d) => d.instance),
+    ['train@arch=cnn,eta=0.01', 'train@arch=cnn,eta=0.02'],
+  )
   t.ok(fig.every((d) => d.output === 'telemetry'))
 
   // where on a param that is not a matrix axis, and match on two keys.
@@ -92,12 +104,10 @@ stages:
 `
   const q = run(withYaml(yaml))
   t.same(inst(q, 'probe@arch=mlp').deps, [{ as: 'ckpt', instance: 'train@arch=mlp,eta=0.02', output: 'checkpoints' }])
-  t.same(inst(q, 'figures').deps.map((d) => `${d.as}:${d.instance}`), [
-    'few:train@arch=mlp,eta=0.01',
-    'few:train@arch=mlp,eta=0.02',
-    'probes:probe@arch=cnn',
-    'probes:probe@arch=mlp',
-  ])
+  t.same(
+    inst(q, 'figures').deps.map((d) => `${d.as}:${d.instance}`),
+    ['few:train@arch=mlp,eta=0.01', 'few:train@arch=mlp,eta=0.02', 'probes:probe@arch=cnn', 'probes:probe@arch=mlp'],
+  )
 })
 
 t.test('deterministic topological order: deps first, ties by id', async (t) => {
@@ -143,7 +153,12 @@ t.test('profiles: params deep-merged, matrix axes replaced, default_profile and 
   const nested = run(withYaml(yaml), { profile: 'nested' })
   t.same(
     [...nested.instances.keys()].filter((k) => k.startsWith('train')).sort(),
-    ['train@arch=cnn,eta=0.3,steps=1', 'train@arch=cnn,eta=0.3,steps=2', 'train@arch=mlp,eta=0.3,steps=1', 'train@arch=mlp,eta=0.3,steps=2'],
+    [
+      'train@arch=cnn,eta=0.3,steps=1',
+      'train@arch=cnn,eta=0.3,steps=2',
+      'train@arch=mlp,eta=0.3,steps=1',
+      'train@arch=mlp,eta=0.3,steps=2',
+    ],
     'axis replaced in place, new axis appended, exclude replaced by the empty list',
   )
   const n = inst(nested, 'train@arch=mlp,eta=0.3,steps=2')
@@ -265,7 +280,9 @@ stages:
   // x-common is not a known top-level key, so it must be rejected; without it the anchors live inline.
   const r = analyze({ file: FILE, reader: memoryReader(ROOT, withYaml(shared)) })
   t.equal(r.ok, false, 'unknown top-level key x-common is still an error')
-  const inline = shared.replace('x-common: &common { source: synthetic }\n', '').replace('{ <<: *common, n: 100 }', '&p { source: synthetic, n: 100 }')
+  const inline = shared
+    .replace('x-common: &common { source: synthetic }\n', '')
+    .replace('{ <<: *common, n: 100 }', '&p { source: synthetic, n: 100 }')
   t.strictSame([...run(withYaml(inline)).instances.entries()], [...run(withYaml(plain)).instances.entries()])
   const merged = `schema: 1
 stages:
@@ -306,7 +323,10 @@ stages:
 `
   const files = {
     ...withYaml(yaml),
-    'schemas/stages/probe.params.schema.json': JSON.stringify({ type: 'object', properties: { arch: { type: 'string' }, eta: { type: 'number' }, steps: { type: 'integer' } } }),
+    'schemas/stages/probe.params.schema.json': JSON.stringify({
+      type: 'object',
+      properties: { arch: { type: 'string' }, eta: { type: 'number' }, steps: { type: 'integer' } },
+    }),
   }
   const p = run(files)
   t.equal(p.instances.size, 202)
@@ -314,7 +334,9 @@ stages:
   t.equal(p.order[0], 'prepare-data')
   t.equal(p.order.at(-1), 'figures')
   t.equal(inst(p, 'figures').deps.length, 100)
-  t.same(inst(p, 'probe@arch=mlp,eta=0.07,steps=3').deps, [{ as: 'ckpt', instance: 'train@arch=mlp,eta=0.07,steps=3', output: 'checkpoints' }])
+  t.same(inst(p, 'probe@arch=mlp,eta=0.07,steps=3').deps, [
+    { as: 'ckpt', instance: 'train@arch=mlp,eta=0.07,steps=3', output: 'checkpoints' },
+  ])
 })
 
 t.test('nodeReader reads a real project directory', async (t) => {

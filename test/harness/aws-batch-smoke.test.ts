@@ -30,7 +30,8 @@ t.teardown(() => s3.close())
 async function project(name: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `cusp-batch-${name}-`))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml']) await symlink(join(ROOT, f), join(dir, f))
+  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml'])
+    await symlink(join(ROOT, f), join(dir, f))
   await writeFile(join(dir, 'pipeline.yaml'), await readFile(join(ROOT, 'pipeline.yaml'), 'utf8'))
   return dir
 }
@@ -48,7 +49,10 @@ t.teardown(() => {
 const exec = (job: FakeJob) =>
   new Promise<{ exitCode: number; log: string }>((resolve) => {
     const env = Object.fromEntries(job.environment.map((e) => [e.name, e.value]))
-    const child = spawn(process.execPath, [join(ROOT, 'scripts/pipeline.mjs'), 'run-stage', ...job.command], { cwd: batchDir, env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [join(ROOT, 'scripts/pipeline.mjs'), 'run-stage', ...job.command], {
+      cwd: batchDir,
+      env: { ...process.env, ...env },
+    })
     children.add(child)
     let log = ''
     child.stdout.on('data', (c: Buffer) => (log += c.toString()))
@@ -78,7 +82,24 @@ async function cli(cwd: string, args: string[]) {
 const spec = `s3://${TEST_BUCKET}/batch?endpoint=${encodeURIComponent(s3.endpoint)}`
 const FULL = process.env.CUSP_BATCH_SMOKE_FULL === '1'
 const SELECT = FULL ? [] : ['--stage', 'cusp-scan']
-const BATCH = [...SELECT, '--profile', 'smoke', '--backend', 'wasm', '--executor', 'aws-batch', '--job-queue', 'gpu-q', '--image', 'cusp:cpu', '--store', spec, '--jobs', '3', '--json']
+const BATCH = [
+  ...SELECT,
+  '--profile',
+  'smoke',
+  '--backend',
+  'wasm',
+  '--executor',
+  'aws-batch',
+  '--job-queue',
+  'gpu-q',
+  '--image',
+  'cusp:cpu',
+  '--store',
+  spec,
+  '--jobs',
+  '3',
+  '--json',
+]
 
 t.test('above the confirmation threshold and not on a terminal: refused in one line, nothing submitted', async (t) => {
   const r = await cli(batchDir, [...BATCH, '--confirm-above', '0'])
@@ -94,33 +115,77 @@ t.test('the smoke profile through --executor aws-batch: byte-identical lock to a
   const summary = JSON.parse(remote.stdout.trim().split('\n').at(-1) ?? '{}') as { outcomes: Record<string, { outcome: string }> }
   const ids = Object.keys(summary.outcomes)
   t.ok(FULL ? ids.length >= 14 : ids.length === 3, `${ids.length} instances`)
-  t.ok(Object.values(summary.outcomes).every((o) => o.outcome === 'ran'), 'every instance ran')
+  t.ok(
+    Object.values(summary.outcomes).every((o) => o.outcome === 'ran'),
+    'every instance ran',
+  )
   t.equal(fake.jobs.size, ids.length, 'one Batch job per instance')
   t.ok([...fake.jobs.values()].every((j) => j.status === 'SUCCEEDED'))
-  t.match(remote.stdout, /"type":"log","instance":"[^"]+","message":"Batch job cusp-cusp-batch-remo[^"]*: RUNNING"/, 'status transitions are --json events')
+  t.match(
+    remote.stdout,
+    /"type":"log","instance":"[^"]+","message":"Batch job cusp-cusp-batch-remo[^"]*: RUNNING"/,
+    'status transitions are --json events',
+  )
   t.notMatch(JSON.stringify([...fake.jobs.values()].map((j) => j.environment)), /S3RVER/, 'no credentials in any job')
 
   const local = await cli(localDir, [...SELECT, '--profile', 'smoke', '--backend', 'wasm', '--json'])
   t.equal(local.code, 0, local.stderr.slice(-3000))
-  t.equal(await readFile(join(batchDir, 'pipeline.lock'), 'utf8'), await readFile(join(localDir, 'pipeline.lock'), 'utf8'), 'byte-identical locks: same fingerprints and output digests')
+  t.equal(
+    await readFile(join(batchDir, 'pipeline.lock'), 'utf8'),
+    await readFile(join(localDir, 'pipeline.lock'), 'utf8'),
+    'byte-identical locks: same fingerprints and output digests',
+  )
 })
 
 t.test('after the run: nothing costs; one cusp-scan param changed: only cusp-scan has a cost', async (t) => {
   const fresh = await cli(localDir, ['status', ...SELECT, '--profile', 'smoke', '--backend', 'wasm', '--estimate', '--json'])
   t.equal(fresh.code, 0, fresh.stderr)
-  const before = JSON.parse(fresh.stdout.trim().split('\n').at(-1) ?? '{}') as { type: string; total: { instances: number; usd: number }; stages: unknown[] }
+  const before = JSON.parse(fresh.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    type: string
+    total: { instances: number; usd: number }
+    stages: unknown[]
+  }
   t.equal(before.type, 'estimate')
   t.same(before.total, { instances: 0, flops: 0, deviceHours: 0, usd: 0 })
   t.same(before.stages, [])
 
-  const changed = await cli(localDir, ['status', ...SELECT, '--profile', 'smoke', '--backend', 'wasm', '--set', 'cusp-scan.points=7', '--estimate', '--json'])
+  const changed = await cli(localDir, [
+    'status',
+    ...SELECT,
+    '--profile',
+    'smoke',
+    '--backend',
+    'wasm',
+    '--set',
+    'cusp-scan.points=7',
+    '--estimate',
+    '--json',
+  ])
   t.equal(changed.code, 0, changed.stderr)
-  const after = JSON.parse(changed.stdout.trim().split('\n').at(-1) ?? '{}') as { total: { instances: number; usd: number; flops: number }; stages: { stage: string; instances: number }[]; instances: { instance: string }[] }
-  t.same(after.stages.map((s) => [s.stage, s.instances]), [['cusp-scan', 1]], 'only the cusp-scan instance would run at a cost')
+  const after = JSON.parse(changed.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    total: { instances: number; usd: number; flops: number }
+    stages: { stage: string; instances: number }[]
+    instances: { instance: string }[]
+  }
+  t.same(
+    after.stages.map((s) => [s.stage, s.instances]),
+    [['cusp-scan', 1]],
+    'only the cusp-scan instance would run at a cost',
+  )
   t.match(after.instances[0]?.instance, /^cusp-scan@/)
   t.ok(after.total.flops > 0 && after.total.usd > 0)
 
-  const text = await cli(localDir, ['--dry-run', '--estimate', ...SELECT, '--profile', 'smoke', '--backend', 'wasm', '--set', 'cusp-scan.points=7'])
+  const text = await cli(localDir, [
+    '--dry-run',
+    '--estimate',
+    ...SELECT,
+    '--profile',
+    'smoke',
+    '--backend',
+    'wasm',
+    '--set',
+    'cusp-scan.points=7',
+  ])
   t.equal(text.code, 0, text.stderr)
   t.match(text.stdout, /^stage\s+to run\s+compute \(upper bound\)\s+device\s+longest instance\s+device-hours\s+cost\ncusp-scan\s+1\s/)
   t.match(text.stdout, /\ntotal\s+1\s/)

@@ -20,7 +20,15 @@ import { analyze, nodeReader } from '../../src/harness/analyzer.ts'
 import type { ExecEvent } from '../../src/harness/run-types.ts'
 import { execute } from '../../src/harness/run-pipeline.ts'
 import { AwsBatchRunner, type AwsBatchOptions } from '../../src/harness/executors/aws-batch.ts'
-import { batchJobName, classifyFailure, contentTag, jobDefinitionName, registerInput, shapeFor, submitInput } from '../../src/harness/executors/aws-batch-jobdef.ts'
+import {
+  batchJobName,
+  classifyFailure,
+  contentTag,
+  jobDefinitionName,
+  registerInput,
+  shapeFor,
+  submitInput,
+} from '../../src/harness/executors/aws-batch-jobdef.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
 import type { Fingerprint, StageInstance } from '../../src/harness/types.ts'
 import { envForInstance } from '../../src/science/env-record.ts'
@@ -32,7 +40,17 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
 const FP = 'cd'.repeat(32) as Fingerprint
 const CREDS = { accessKeyId: 'AKIDFAKE', secretAccessKey: 'fake-secret' }
 const inst = (over: Partial<StageInstance> = {}): StageInstance =>
-  ({ id: 'train@eta=0.1,seed=0', stage: 'train', impl: 'train', matrix: {}, params: {}, deps: [], outputs: [], resources: { cpu: 4, memory: '16Gi', gpu: 1 }, ...over }) as StageInstance
+  ({
+    id: 'train@eta=0.1,seed=0',
+    stage: 'train',
+    impl: 'train',
+    matrix: {},
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 4, memory: '16Gi', gpu: 1 },
+    ...over,
+  }) as StageInstance
 
 function clients(fake: FakeBatch) {
   const common = { endpoint: fake.endpoint, region: 'us-east-1', credentials: CREDS, maxAttempts: 10 }
@@ -40,7 +58,16 @@ function clients(fake: FakeBatch) {
 }
 
 function runnerFor(fake: FakeBatch, over: Partial<AwsBatchOptions> = {}): AwsBatchRunner {
-  return new AwsBatchRunner({ image: 'registry.example/cusp:gpu', spec: { store: 's3://bucket/cusp' }, pipelineName: 'toy', jobQueue: 'gpu-q', env: {}, pollMs: 5, ...clients(fake), ...over })
+  return new AwsBatchRunner({
+    image: 'registry.example/cusp:gpu',
+    spec: { store: 's3://bucket/cusp' },
+    pipelineName: 'toy',
+    jobQueue: 'gpu-q',
+    env: {},
+    pollMs: 5,
+    ...clients(fake),
+    ...over,
+  })
 }
 
 /** A job's command through the image's entrypoint (Dockerfile), with /app = this checkout. */
@@ -48,7 +75,10 @@ function execLocally(root: string) {
   return (job: FakeJob) =>
     new Promise<{ exitCode: number; log: string }>((resolve) => {
       const env = Object.fromEntries(job.environment.map((e) => [e.name, e.value]))
-      const child = spawn(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), 'run-stage', ...job.command], { cwd: root, env: { ...process.env, ...env } })
+      const child = spawn(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), 'run-stage', ...job.command], {
+        cwd: root,
+        env: { ...process.env, ...env },
+      })
       let log = ''
       child.stdout.on('data', (c: Buffer) => (log += c.toString()))
       child.stderr.on('data', (c: Buffer) => (log += c.toString()))
@@ -58,7 +88,14 @@ function execLocally(root: string) {
 
 t.test('the job definition and the submission, field by field; no credentials anywhere', async (t) => {
   const shape = shapeFor(inst(), { image: 'registry.example/cusp:gpu', jobRoleArn: 'arn:aws:iam::1:role/cusp-job' })
-  t.same(shape, { image: 'registry.example/cusp:gpu', vcpus: 4, memoryMiB: 16384, gpus: 1, attempts: 3, jobRoleArn: 'arn:aws:iam::1:role/cusp-job' })
+  t.same(shape, {
+    image: 'registry.example/cusp:gpu',
+    vcpus: 4,
+    memoryMiB: 16384,
+    gpus: 1,
+    attempts: 3,
+    jobRoleArn: 'arn:aws:iam::1:role/cusp-job',
+  })
   const def = registerInput(shape)
   t.equal(def.type, 'container')
   t.match(def.jobDefinitionName, /^[A-Za-z0-9_-]{1,128}$/)
@@ -70,15 +107,43 @@ t.test('the job definition and the submission, field by field; no credentials an
   ])
   t.equal(def.containerProperties?.image, 'registry.example/cusp:gpu')
   t.equal(def.containerProperties?.jobRoleArn, 'arn:aws:iam::1:role/cusp-job')
-  t.same(def.retryStrategy, { attempts: 3, evaluateOnExit: [{ onStatusReason: 'Host EC2*', action: 'RETRY' }, { onReason: '*', action: 'EXIT' }] })
+  t.same(def.retryStrategy, {
+    attempts: 3,
+    evaluateOnExit: [
+      { onStatusReason: 'Host EC2*', action: 'RETRY' },
+      { onReason: '*', action: 'EXIT' },
+    ],
+  })
   t.same(def.tags, { 'cusp:content': contentTag(shape), 'cusp:managed-by': 'cusp' })
   t.notOk(def.containerProperties?.environment, 'the definition carries no environment at all')
   const cpu = registerInput(shapeFor(inst({ resources: { cpu: 1, memory: '2Gi', gpu: 0 } }), { image: 'i:cpu' }))
-  t.notOk(cpu.containerProperties?.resourceRequirements?.some((r) => r.type === 'GPU'), 'no GPU requirement for a CPU stage')
-  t.not(contentTag(shapeFor(inst(), { image: 'a' })), contentTag(shapeFor(inst({ resources: { cpu: 4, memory: '16Gi', gpu: 2 } }), { image: 'a' })), 'another GPU count, another definition')
+  t.notOk(
+    cpu.containerProperties?.resourceRequirements?.some((r) => r.type === 'GPU'),
+    'no GPU requirement for a CPU stage',
+  )
+  t.not(
+    contentTag(shapeFor(inst(), { image: 'a' })),
+    contentTag(shapeFor(inst({ resources: { cpu: 4, memory: '16Gi', gpu: 2 } }), { image: 'a' })),
+    'another GPU count, another definition',
+  )
 
-  const env = { AWS_ACCESS_KEY_ID: 'AKIDSECRET', AWS_SECRET_ACCESS_KEY: 'shh', AWS_SESSION_TOKEN: 'tok', AWS_REGION: 'eu-west-1', AWS_ENDPOINT_URL_S3: 'http://minio:9000' }
-  const sub = submitInput({ jobQueue: 'gpu-q', jobDefinitionArn: 'arn:def:1', pipelineName: 'cusp', spec: { store: 's3://b/p', profile: 'paper' }, inst: inst(), fingerprint: FP, env, timeoutSeconds: 7200 })
+  const env = {
+    AWS_ACCESS_KEY_ID: 'AKIDSECRET',
+    AWS_SECRET_ACCESS_KEY: 'shh',
+    AWS_SESSION_TOKEN: 'tok',
+    AWS_REGION: 'eu-west-1',
+    AWS_ENDPOINT_URL_S3: 'http://minio:9000',
+  }
+  const sub = submitInput({
+    jobQueue: 'gpu-q',
+    jobDefinitionArn: 'arn:def:1',
+    pipelineName: 'cusp',
+    spec: { store: 's3://b/p', profile: 'paper' },
+    inst: inst(),
+    fingerprint: FP,
+    env,
+    timeoutSeconds: 7200,
+  })
   t.equal(sub.jobName, batchJobName('cusp', inst(), FP))
   t.match(sub.jobName, /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, 'a valid Batch job name')
   t.equal(sub.jobQueue, 'gpu-q')
@@ -93,15 +158,48 @@ t.test('the job definition and the submission, field by field; no credentials an
   t.same(sub.tags, { 'cusp:instance': 'train@eta=0.1,seed=0', 'cusp:fingerprint': FP, 'cusp:pipeline': 'cusp' })
   const text = JSON.stringify([def, sub])
   for (const secret of ['AKIDSECRET', 'shh', 'tok']) t.notOk(text.includes(secret), `${secret} is sent nowhere`)
-  t.not(batchJobName('cusp', inst(), FP), batchJobName('cusp', inst(), 'ab'.repeat(32) as Fingerprint), 'another fingerprint, another job name')
+  t.not(
+    batchJobName('cusp', inst(), FP),
+    batchJobName('cusp', inst(), 'ab'.repeat(32) as Fingerprint),
+    'another fingerprint, another job name',
+  )
   t.ok(batchJobName('p', inst({ id: `train@${'x'.repeat(300)}` }), FP).length <= 128)
 })
 
 t.test('classifyFailure: a lost host vs the stage failing', async (t) => {
-  t.same(classifyFailure({ status: 'FAILED', statusReason: 'Host EC2 (instance i-1) terminated.', attempts: [{ container: {}, statusReason: 'Host EC2 (instance i-1) terminated.' }, { container: {}, statusReason: 'Host EC2 (instance i-2) terminated.' }] } as never), { kind: 'host', attempts: 2, reason: 'Host EC2 (instance i-2) terminated.' })
-  t.same(classifyFailure({ status: 'FAILED', statusReason: 'Essential container in task exited', attempts: [{ container: { exitCode: 1 }, statusReason: 'Essential container in task exited' }] } as never), { kind: 'stage', exitCode: 1, reason: 'Essential container in task exited' })
-  t.match(classifyFailure({ status: 'FAILED', statusReason: 'Host EC2 (instance i-1) terminated.', attempts: [{ container: { exitCode: 137 }, statusReason: 'Host EC2 (instance i-1) terminated.' }] } as never), { kind: 'stage', exitCode: 137 }, 'an exit code means the container ran to an end: not a lost host')
-  t.match(classifyFailure({ status: 'FAILED', statusReason: 'cusp: cancelled (Ctrl-C)', attempts: [] } as never), { kind: 'stage', exitCode: null, reason: 'cusp: cancelled (Ctrl-C)' })
+  t.same(
+    classifyFailure({
+      status: 'FAILED',
+      statusReason: 'Host EC2 (instance i-1) terminated.',
+      attempts: [
+        { container: {}, statusReason: 'Host EC2 (instance i-1) terminated.' },
+        { container: {}, statusReason: 'Host EC2 (instance i-2) terminated.' },
+      ],
+    } as never),
+    { kind: 'host', attempts: 2, reason: 'Host EC2 (instance i-2) terminated.' },
+  )
+  t.same(
+    classifyFailure({
+      status: 'FAILED',
+      statusReason: 'Essential container in task exited',
+      attempts: [{ container: { exitCode: 1 }, statusReason: 'Essential container in task exited' }],
+    } as never),
+    { kind: 'stage', exitCode: 1, reason: 'Essential container in task exited' },
+  )
+  t.match(
+    classifyFailure({
+      status: 'FAILED',
+      statusReason: 'Host EC2 (instance i-1) terminated.',
+      attempts: [{ container: { exitCode: 137 }, statusReason: 'Host EC2 (instance i-1) terminated.' }],
+    } as never),
+    { kind: 'stage', exitCode: 137 },
+    'an exit code means the container ran to an end: not a lost host',
+  )
+  t.match(classifyFailure({ status: 'FAILED', statusReason: 'cusp: cancelled (Ctrl-C)', attempts: [] } as never), {
+    kind: 'stage',
+    exitCode: null,
+    reason: 'cusp: cancelled (Ctrl-C)',
+  })
 })
 
 /** Runs one instance with scripted attempts; returns the outcome and the emitted messages. */
@@ -149,7 +247,10 @@ t.test('retry rules: a lost host (Spot reclaim) is retried by Batch, a stage fai
   const reclaimed = await runOnce(fake, runnerFor(fake))
   t.ok(reclaimed.r.ok, 'succeeds on the second attempt')
   t.equal([...fake.jobs.values()].at(-1)?.attempts.length, 2)
-  t.ok(reclaimed.logs.some((m) => /RUNNABLE \(attempt 2\)/.test(m)), 'the retry is visible')
+  t.ok(
+    reclaimed.logs.some((m) => /RUNNABLE \(attempt 2\)/.test(m)),
+    'the retry is visible',
+  )
 
   plans = [{ kind: 'exit', code: 3, log: ['loading inputs', 'Error: loss is NaN at iteration 12'] }]
   const failed = await runOnce(fake, runnerFor(fake), undefined, '01'.repeat(32) as Fingerprint)
@@ -159,7 +260,10 @@ t.test('retry rules: a lost host (Spot reclaim) is retried by Batch, a stage fai
     t.match(failed.r.failure, { reason: 'stage-failed', instance: 'train@eta=0.1,seed=0', exitCode: 3 })
     if (failed.r.failure.reason === 'stage-failed') {
       t.match(failed.r.failure.stderrTail, /failed: Essential container in task exited, exit code 3/)
-      t.match(failed.r.failure.stderrTail, /last lines of \/aws\/batch\/job\/cusp\/default\/[-0-9a-f]+-1 ---\nloading inputs\nError: loss is NaN at iteration 12/)
+      t.match(
+        failed.r.failure.stderrTail,
+        /last lines of \/aws\/batch\/job\/cusp\/default\/[-0-9a-f]+-1 ---\nloading inputs\nError: loss is NaN at iteration 12/,
+      )
     }
   }
   t.ok(fake.calls.includes('GetLogEvents'))
@@ -167,7 +271,7 @@ t.test('retry rules: a lost host (Spot reclaim) is retried by Batch, a stage fai
   plans = [{ kind: 'host-lost' }]
   const lost = await runOnce(fake, runnerFor(fake, { attempts: 2 }), undefined, '02'.repeat(32) as Fingerprint)
   t.notOk(lost.r.ok)
-  t.equal([...fake.jobs.values()].at(-1)?.attempts.length, 2, 'retried up to the definition\'s attempts')
+  t.equal([...fake.jobs.values()].at(-1)?.attempts.length, 2, "retried up to the definition's attempts")
   if (!lost.r.ok && lost.r.failure.reason === 'stage-failed') {
     t.match(lost.r.failure.stderrTail, /lost its host on each of 2 attempt\(s\) \(Spot reclaim or EC2 host failure: Host EC2/)
     t.equal(lost.r.failure.exitCode, null)
@@ -179,10 +283,17 @@ t.test('restart while running: the live job with the same name and fingerprint i
   t.teardown(() => fake.close())
   const name = batchJobName('toy', inst(), FP)
   // A decoy: same name, another fingerprint tag (a 32-bit name hash collision) must not be adopted.
-  const earlier = fake.preload({ jobName: name, jobQueue: 'gpu-q', tags: { 'cusp:fingerprint': FP }, status: 'RUNNING' }, [{ kind: 'hold' }])
+  const earlier = fake.preload({ jobName: name, jobQueue: 'gpu-q', tags: { 'cusp:fingerprint': FP }, status: 'RUNNING' }, [
+    { kind: 'hold' },
+  ])
   // RUNNING was preloaded, so start the held attempt by hand.
   earlier.release = (code) => {
-    earlier.attempts.push({ container: { exitCode: code, logStreamName: 's' }, statusReason: 'Essential container in task exited', startedAt: 0, stoppedAt: 0 })
+    earlier.attempts.push({
+      container: { exitCode: code, logStreamName: 's' },
+      statusReason: 'Essential container in task exited',
+      startedAt: 0,
+      stoppedAt: 0,
+    })
     earlier.status = code === 0 ? 'SUCCEEDED' : 'FAILED'
   }
   fake.preload({ jobName: name, jobQueue: 'gpu-q', tags: { 'cusp:fingerprint': 'ff'.repeat(32) }, status: 'RUNNING' }, [{ kind: 'hold' }])
@@ -201,7 +312,11 @@ t.test('a job that never leaves RUNNABLE is reported and terminated, not waited 
   t.teardown(() => fake.close())
   const { r } = await runOnce(fake, runnerFor(fake, { runnableLimitMs: 20 }))
   t.notOk(r.ok)
-  if (!r.ok && r.failure.reason === 'stage-failed') t.match(r.failure.stderrTail, /stayed RUNNABLE for [0-9.]+ (min|s) in queue gpu-q and was terminated: no compute environment of the queue can place it/)
+  if (!r.ok && r.failure.reason === 'stage-failed')
+    t.match(
+      r.failure.stderrTail,
+      /stayed RUNNABLE for [0-9.]+ (min|s) in queue gpu-q and was terminated: no compute environment of the queue can place it/,
+    )
   t.ok(fake.calls.includes('TerminateJob'))
   t.equal([...fake.jobs.values()][0]?.status, 'FAILED')
 })
@@ -249,7 +364,10 @@ t.test('a toy DAG through Batch: each job runs run-stage, publishes, and the sch
   const r = await execute({ pipeline: a.value, store: new LocalStore(storeDir), lockPath, runner, jobs: 8, env: envForInstance })
   if (!r.ok) throw new Error(JSON.stringify(r.error))
   t.ok(r.value.ok, JSON.stringify(r.value.failures))
-  t.same(Object.values(r.value.outcomes).map((o) => o.outcome), ['ran', 'ran', 'ran', 'ran'])
+  t.same(
+    Object.values(r.value.outcomes).map((o) => o.outcome),
+    ['ran', 'ran', 'ran', 'ran'],
+  )
   t.equal(fake.jobs.size, 4, 'one job per instance')
   t.equal(fake.calls.filter((c) => c === 'RegisterJobDefinition').length, 1, 'one shape, one definition')
 
@@ -258,9 +376,18 @@ t.test('a toy DAG through Batch: each job runs run-stage, publishes, and the sch
   const file2 = writeToyDag(local, { etas: [0.1], seeds: [0] })
   const b = await analyze({ file: file2, profile: undefined, overrides: [], reader: nodeReader(local) })
   if (!b.ok) throw new Error('analyze')
-  const l = await execute({ pipeline: b.value, store: new LocalStore(join(local, 'artifacts')), lockPath: join(local, 'pipeline.lock'), env: envForInstance })
+  const l = await execute({
+    pipeline: b.value,
+    store: new LocalStore(join(local, 'artifacts')),
+    lockPath: join(local, 'pipeline.lock'),
+    env: envForInstance,
+  })
   if (!l.ok || !l.value.ok) throw new Error('local run failed')
-  t.equal(readFileSync(lockPath, 'utf8'), readFileSync(join(local, 'pipeline.lock'), 'utf8'), 'byte-identical locks: same fingerprints, same output digests')
+  t.equal(
+    readFileSync(lockPath, 'utf8'),
+    readFileSync(join(local, 'pipeline.lock'), 'utf8'),
+    'byte-identical locks: same fingerprints, same output digests',
+  )
 })
 
 t.test('the command line: aws-batch needs a queue; batch flags only with it; estimate flags on run and status', async (t) => {
@@ -275,8 +402,39 @@ t.test('the command line: aws-batch needs a queue; batch flags only with it; est
   bad(['--executor', 'aws-batch', '--job-queue', 'q', '--job-timeout', '1.5'], /--job-timeout expects seconds/)
   bad(['--dry-run', '--estimate', '--price', 'cheap'], /--price expects USD per device-hour/)
   bad(['why', 'x', '--estimate'], /'--estimate' is a flag of 'run' and 'status'/)
-  const run = parseCli(['--executor', 'aws-batch', '--job-queue', 'gpu-q', '--job-role', 'arn:r', '--job-timeout', '3600', '--yes', '--confirm-above', '25', '--estimate', '--device', 'h100', '--price', '2.5'])
-  t.match(run, { ok: true, value: { kind: 'run', executor: 'aws-batch', jobQueue: 'gpu-q', jobRole: 'arn:r', jobTimeout: 3600, yes: true, confirmAbove: 25, estimate: true, device: 'h100', price: 2.5 } })
+  const run = parseCli([
+    '--executor',
+    'aws-batch',
+    '--job-queue',
+    'gpu-q',
+    '--job-role',
+    'arn:r',
+    '--job-timeout',
+    '3600',
+    '--yes',
+    '--confirm-above',
+    '25',
+    '--estimate',
+    '--device',
+    'h100',
+    '--price',
+    '2.5',
+  ])
+  t.match(run, {
+    ok: true,
+    value: {
+      kind: 'run',
+      executor: 'aws-batch',
+      jobQueue: 'gpu-q',
+      jobRole: 'arn:r',
+      jobTimeout: 3600,
+      yes: true,
+      confirmAbove: 25,
+      estimate: true,
+      device: 'h100',
+      price: 2.5,
+    },
+  })
   t.match(parseCli(['--executor', 'aws-batch', '--job-queue', 'q']), { ok: true, value: { yes: false, confirmAbove: 10, estimate: false } })
   t.match(parseCli(['status', '--estimate', '--device', 'a100']), { ok: true, value: { kind: 'status', estimate: true, device: 'a100' } })
 })
@@ -284,7 +442,18 @@ t.test('the command line: aws-batch needs a queue; batch flags only with it; est
 t.test('select: aws-batch is a remote executor that needs an s3:// store and fingerprints with the image env', async (t) => {
   const { selectExecutor } = await import('../../src/harness/executors/select.ts')
   const pipeline = { root: '/p', file: '/p/pipeline.yaml' } as never
-  const base = { pipeline, profile: 'paper', overrides: [], image: 'x/cusp:gpu', namespace: undefined, secret: undefined, env: {}, host: scienceHost, executor: 'aws-batch' as const, jobQueue: 'q' }
+  const base = {
+    pipeline,
+    profile: 'paper',
+    overrides: [],
+    image: 'x/cusp:gpu',
+    namespace: undefined,
+    secret: undefined,
+    env: {},
+    host: scienceHost,
+    executor: 'aws-batch' as const,
+    jobQueue: 'q',
+  }
   const b = selectExecutor({ ...base, store: 's3://b/p' })
   t.ok(b.ok && b.value.runner?.name === 'aws-batch')
   if (b.ok) t.equal(b.value.env({ params: { backend: 'auto' } } as never).backend, 'tensorflow', 'the image env, as for kubernetes')

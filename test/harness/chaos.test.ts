@@ -47,7 +47,8 @@ stages:
 /** A project using this repository's stages and CLI through symlinks. */
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), 'cusp-chaos-'))
-  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json']) symlinkSync(join(REPO_ROOT, f), join(dir, f))
+  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json'])
+    symlinkSync(join(REPO_ROOT, f), join(dir, f))
   writeFileSync(join(dir, 'pipeline.yaml'), PIPELINE)
   return dir
 }
@@ -66,7 +67,11 @@ function rng(seed: number): () => number {
 }
 
 /** Runs the CLI; `killAt` kills it (SIGKILL) on that event line. Resolves with the exit and the lines seen. */
-function cli(cwd: string, args: string[], killAt?: number): Promise<{ code: number | null; signal: string | null; lines: number; stderr: string }> {
+function cli(
+  cwd: string,
+  args: string[],
+  killAt?: number,
+): Promise<{ code: number | null; signal: string | null; lines: number; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), '--json', ...args], {
       cwd,
@@ -88,8 +93,12 @@ function cli(cwd: string, args: string[], killAt?: number): Promise<{ code: numb
 type Outputs = Record<string, Record<string, string>>
 
 function lockOutputs(dir: string): Outputs {
-  const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock'), 'utf8')) as { instances: Record<string, { outputs: Record<string, { digest: string }> }> }
-  return Object.fromEntries(Object.entries(lock.instances).map(([id, e]) => [id, Object.fromEntries(Object.entries(e.outputs).map(([k, v]) => [k, v.digest]))]))
+  const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock'), 'utf8')) as {
+    instances: Record<string, { outputs: Record<string, { digest: string }> }>
+  }
+  return Object.fromEntries(
+    Object.entries(lock.instances).map(([id, e]) => [id, Object.fromEntries(Object.entries(e.outputs).map(([k, v]) => [k, v.digest]))]),
+  )
 }
 
 /** Object files in the store whose bytes do not hash to their name. */
@@ -101,7 +110,12 @@ function corruptObjects(dir: string): string[] {
     for (const f of readdirSync(join(base, shard))) {
       if (f.startsWith('.')) continue
       const name = `${shard}${f}`
-      if (createHash('sha256').update(readFileSync(join(base, shard, f))).digest('hex') !== name) bad.push(name)
+      if (
+        createHash('sha256')
+          .update(readFileSync(join(base, shard, f)))
+          .digest('hex') !== name
+      )
+        bad.push(name)
     }
   }
   return bad
@@ -147,7 +161,11 @@ t.test(`${INTERRUPTS} kill -9 interrupts at seeded event points, each followed b
     const k = await cli(dir, [], at)
     if (k.signal === 'SIGKILL') killed++
     const r = await cli(dir, [])
-    t.equal(r.code, 0, `interrupt ${i + 1} (event ${at}${k.signal === 'SIGKILL' ? '' : ', finished first'}): the rerun succeeds ${r.stderr}`)
+    t.equal(
+      r.code,
+      0,
+      `interrupt ${i + 1} (event ${at}${k.signal === 'SIGKILL' ? '' : ', finished first'}): the rerun succeeds ${r.stderr}`,
+    )
     const same = JSON.stringify(lockOutputs(dir)) === JSON.stringify(reference)
     if (same) identical++
     t.ok(same, `interrupt ${i + 1}: outputs byte-identical to the uninterrupted run`)

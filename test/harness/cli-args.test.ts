@@ -8,13 +8,50 @@ import { closeMatches, editDistance, resolveInstance, resolveSelectors } from '.
 import type { StageInstance, ValidPipeline } from '../../src/harness/types.ts'
 
 t.test('run is the default command and takes every run flag', async (t) => {
-  const r = parseCli(['--stage', 'train', '--stage', 'probe@eta=0.1', '--downstream', '--force', '--dry-run', '--verify', '--jobs', '3', '--keep-going', '--profile', 'cpu', '--set', 'train.eta=0.5', '--set', 'train.arch=cnn', '--store', 's3://b/p', '--file', 'x/pipeline.yaml', '--json'])
+  const r = parseCli([
+    '--stage',
+    'train',
+    '--stage',
+    'probe@eta=0.1',
+    '--downstream',
+    '--force',
+    '--dry-run',
+    '--verify',
+    '--jobs',
+    '3',
+    '--keep-going',
+    '--profile',
+    'cpu',
+    '--set',
+    'train.eta=0.5',
+    '--set',
+    'train.arch=cnn',
+    '--store',
+    's3://b/p',
+    '--file',
+    'x/pipeline.yaml',
+    '--json',
+  ])
   t.ok(r.ok)
   if (!r.ok) return
   t.same(r.value, {
-    kind: 'run', file: 'x/pipeline.yaml', profile: 'cpu', overrides: ['train.eta=0.5', 'train.arch=cnn'], store: 's3://b/p', json: true,
-    selectors: ['train', 'probe@eta=0.1'], downstream: true, force: true, dryRun: true, verify: true, jobs: 3, keepGoing: true, executor: 'local',
-    estimate: false, yes: false, confirmAbove: 10,
+    kind: 'run',
+    file: 'x/pipeline.yaml',
+    profile: 'cpu',
+    overrides: ['train.eta=0.5', 'train.arch=cnn'],
+    store: 's3://b/p',
+    json: true,
+    selectors: ['train', 'probe@eta=0.1'],
+    downstream: true,
+    force: true,
+    dryRun: true,
+    verify: true,
+    jobs: 3,
+    keepGoing: true,
+    executor: 'local',
+    estimate: false,
+    yes: false,
+    confirmAbove: 10,
   })
   const explicit = parseCli(['run', '--force'])
   t.ok(explicit.ok && explicit.value.kind === 'run' && explicit.value.force)
@@ -70,14 +107,34 @@ t.test('other commands take their positional instance and the common flags', asy
 t.test('--help wins and the usage names every command', async (t) => {
   const h = parseCli(['status', '--help'])
   t.ok(h.ok && h.value.kind === 'help')
-  for (const word of ['run', 'status', 'why', 'artifacts', 'show', '--stage', '--dry-run', '--verify', '--jobs', '--set', '--store', '--json']) {
+  for (const word of [
+    'run',
+    'status',
+    'why',
+    'artifacts',
+    'show',
+    '--stage',
+    '--dry-run',
+    '--verify',
+    '--jobs',
+    '--set',
+    '--store',
+    '--json',
+  ]) {
     t.match(USAGE, word)
   }
 })
 
 function toyPipeline(): ValidPipeline {
   const inst = (id: string, stage: string): StageInstance => ({
-    id, stage, impl: `stages/${stage}`, matrix: {}, params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+    id,
+    stage,
+    impl: `stages/${stage}`,
+    matrix: {},
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
   })
   const ids = ['prepare', 'train@eta=0.1', 'train@eta=0.2', 'probe@eta=0.1', 'probe@eta=0.2', 'aggregate']
   const instances = new Map(ids.map((id) => [id, inst(id, id.split('@')[0] ?? id)]))

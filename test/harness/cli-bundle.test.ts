@@ -120,7 +120,12 @@ t.test('a copied project (cp -a) rebuilds its own bundle and never runs the orig
   for (const d of ['src', 'scripts', 'schemas']) spawnSync('cp', ['-a', join(REPO, d), join(orig, d)])
   writeFileSync(join(orig, 'package.json'), readFileSync(join(REPO, 'package.json')))
   symlinkSync(join(REPO, 'node_modules'), join(orig, 'node_modules'))
-  const help = (root: string) => spawnSync(process.execPath, [join(root, 'scripts', 'pipeline.mjs'), '--help'], { cwd: root, encoding: 'utf8', env: { ...process.env, CUSP_DEBUG: '' } })
+  const help = (root: string) =>
+    spawnSync(process.execPath, [join(root, 'scripts', 'pipeline.mjs'), '--help'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, CUSP_DEBUG: '' },
+    })
   const first = help(orig)
   t.equal(first.status, 0, first.stderr)
   t.ok(existsSync(join(orig, '.cusp', 'build', 'cli.mjs')), 'the original built its bundle')
@@ -132,9 +137,18 @@ t.test('a copied project (cp -a) rebuilds its own bundle and never runs the orig
   const inCopy = help(copy)
   t.equal(inCopy.status, 0, inCopy.stderr)
   t.match(inCopy.stdout, /usage \(the copy\): npm run pipeline/, 'the copy runs its own edited source')
-  const manifest = JSON.parse(readFileSync(join(copy, '.cusp', 'build', 'cli.manifest.json'), 'utf8')) as { inputs: Record<string, string>; project: string }
+  const manifest = JSON.parse(readFileSync(join(copy, '.cusp', 'build', 'cli.manifest.json'), 'utf8')) as {
+    inputs: Record<string, string>
+    project: string
+  }
   t.equal(manifest.project, realpathSync(copy), 'the copy bundle is keyed by the copy location')
-  t.notOk(Object.keys(manifest.inputs).some((p) => p.startsWith(`${realpathSync(orig)}/`)), 'no input of the copy bundle is in the original')
-  t.notOk(readFileSync(join(copy, '.cusp', 'build', 'cli.mjs'), 'utf8').includes(pathToFileURL(realpathSync(orig)).href), 'the copy bundle pins no module to the original')
+  t.notOk(
+    Object.keys(manifest.inputs).some((p) => p.startsWith(`${realpathSync(orig)}/`)),
+    'no input of the copy bundle is in the original',
+  )
+  t.notOk(
+    readFileSync(join(copy, '.cusp', 'build', 'cli.mjs'), 'utf8').includes(pathToFileURL(realpathSync(orig)).href),
+    'the copy bundle pins no module to the original',
+  )
   t.notMatch(help(orig).stdout, /the copy/, 'the original still runs its own code')
 })

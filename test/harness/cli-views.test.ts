@@ -7,25 +7,58 @@ import t from 'tap'
 import { statusJson, statusText, whyText } from '../../src/harness/plan-views.ts'
 import { artifactEntries, fmtBytes } from '../../src/harness/registry.ts'
 import { createReporter } from '../../src/harness/reporter.ts'
-import type { Fingerprint, FingerprintBreakdown, LockFile, ObjectDigest, PlanStep, RunRecord, StageInstance, ValidPipeline } from '../../src/harness/types.ts'
+import type {
+  Fingerprint,
+  FingerprintBreakdown,
+  LockFile,
+  ObjectDigest,
+  PlanStep,
+  RunRecord,
+  StageInstance,
+  ValidPipeline,
+} from '../../src/harness/types.ts'
 
 function pipeline(): ValidPipeline {
   const inst = (id: string): StageInstance => ({
-    id, stage: id.split('@')[0] ?? id, impl: 'stages/x', matrix: {}, params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+    id,
+    stage: id.split('@')[0] ?? id,
+    impl: 'stages/x',
+    matrix: {},
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
   })
   const ids = ['prepare', 'train@eta=0.1', 'probe@eta=0.1']
-  return { __valid: true, file: '/p/pipeline.yaml', root: '/p', profile: undefined, instances: new Map(ids.map((i) => [i, inst(i)])), order: ids }
+  return {
+    __valid: true,
+    file: '/p/pipeline.yaml',
+    root: '/p',
+    profile: undefined,
+    instances: new Map(ids.map((i) => [i, inst(i)])),
+    order: ids,
+  }
 }
 
 const steps: PlanStep[] = [
   { instance: 'probe@eta=0.1', action: 'run', reasons: [{ kind: 'upstream-changed', upstream: 'train@eta=0.1' }] },
   { instance: 'prepare', action: 'run', reasons: [{ kind: 'param-changed', key: 'seed', old: 1, new: 2 }] },
-  { instance: 'train@eta=0.1', action: 'run', reasons: [{ kind: 'upstream-changed', upstream: 'prepare' }, { kind: 'code-changed', old: 'a'.repeat(64), new: 'b'.repeat(64) }] },
+  {
+    instance: 'train@eta=0.1',
+    action: 'run',
+    reasons: [
+      { kind: 'upstream-changed', upstream: 'prepare' },
+      { kind: 'code-changed', old: 'a'.repeat(64), new: 'b'.repeat(64) },
+    ],
+  },
 ]
 
 t.test('status --json is one object with instances in topological order', async (t) => {
   const j = statusJson(pipeline(), steps)
-  t.same(j.instances.map((i) => i.id), ['prepare', 'train@eta=0.1', 'probe@eta=0.1'])
+  t.same(
+    j.instances.map((i) => i.id),
+    ['prepare', 'train@eta=0.1', 'probe@eta=0.1'],
+  )
   const first = j.instances[0]
   t.equal(first?.stage, 'prepare')
   t.equal(first?.action, 'run')
@@ -53,19 +86,43 @@ t.test('why follows an upstream change to the changed param, old -> new', async 
   t.equal(j.reasons.length, 1)
 })
 
-const bd = (params: Record<string, number>): FingerprintBreakdown => ({ stage: 'train', code: 'c', params, inputs: {}, upstream: {}, env: { backend: 'cpu', versions: {} } })
+const bd = (params: Record<string, number>): FingerprintBreakdown => ({
+  stage: 'train',
+  code: 'c',
+  params,
+  inputs: {},
+  upstream: {},
+  env: { backend: 'cpu', versions: {} },
+})
 const run = (fp: string, digest: string, when: string, params: Record<string, number>): RunRecord => ({
-  schema: 1, fingerprint: fp as Fingerprint, instance: 'train@eta=0.1', stage: 'train', breakdown: bd(params),
-  outputs: { 'model.bin': { digest: digest as ObjectDigest, size: 2048, kind: 'file' } }, durationMs: 1500, finishedAt: when,
+  schema: 1,
+  fingerprint: fp as Fingerprint,
+  instance: 'train@eta=0.1',
+  stage: 'train',
+  breakdown: bd(params),
+  outputs: { 'model.bin': { digest: digest as ObjectDigest, size: 2048, kind: 'file' } },
+  durationMs: 1500,
+  finishedAt: when,
 })
 
 t.test('artifacts: one entry per digest with every fingerprint that produced it', async (t) => {
-  const runs = [run('f1', 'd1', '2026-01-01T00:00:00Z', { eta: 0.1, seed: 1 }), run('f2', 'd1', '2026-01-02T00:00:00Z', { eta: 0.1, seed: 2 }), run('f3', 'd2', '2026-01-03T00:00:00Z', { eta: 0.1, seed: 3 })]
-  const lock: LockFile = { schema: 1, instances: { 'train@eta=0.1': { stage: 'train', fingerprint: 'f3' as Fingerprint, breakdown: bd({}), outputs: {} } } }
+  const runs = [
+    run('f1', 'd1', '2026-01-01T00:00:00Z', { eta: 0.1, seed: 1 }),
+    run('f2', 'd1', '2026-01-02T00:00:00Z', { eta: 0.1, seed: 2 }),
+    run('f3', 'd2', '2026-01-03T00:00:00Z', { eta: 0.1, seed: 3 }),
+  ]
+  const lock: LockFile = {
+    schema: 1,
+    instances: { 'train@eta=0.1': { stage: 'train', fingerprint: 'f3' as Fingerprint, breakdown: bd({}), outputs: {} } },
+  }
   const entries = artifactEntries(runs, lock)
   t.equal(entries.length, 2)
   const d1 = entries.find((e) => e.digest === 'd1')
-  t.same(d1?.producedBy.map((p) => p.fingerprint), ['f2', 'f1'], 'newest first')
+  t.same(
+    d1?.producedBy.map((p) => p.fingerprint),
+    ['f2', 'f1'],
+    'newest first',
+  )
   t.same(d1?.names, ['train@eta=0.1/model.bin'])
   t.same(d1?.producedBy[0]?.params, { eta: 0.1, seed: 2 })
   t.equal(entries.find((e) => e.digest === 'd2')?.producedBy[0]?.current, true)
@@ -96,7 +153,11 @@ t.test('plain reporter: one line per event, throttled progress, fresh instances 
   clock = 2000
   r.onEvent({ type: 'done', instance: 'prepare', action: 'run', durationMs: 2000 })
   r.onEvent({ type: 'done', instance: 'restored-one', action: 'restore', durationMs: 30 })
-  r.onEvent({ type: 'failed', instance: 'train@eta=0.1', failure: { reason: 'stage-failed', instance: 'train@eta=0.1', exitCode: 3, signal: null, stderrTail: 'boom' } })
+  r.onEvent({
+    type: 'failed',
+    instance: 'train@eta=0.1',
+    failure: { reason: 'stage-failed', instance: 'train@eta=0.1', exitCode: 3, signal: null, stderrTail: 'boom' },
+  })
   r.onEvent({ type: 'skipped', instance: 'probe@eta=0.1', because: 'upstream train@eta=0.1 failed' })
   r.onEvent({ type: 'verify', instance: 'prepare', deterministic: false, mismatches: ['model.bin'] })
   r.onEvent({ type: 'verify', instance: 'aggregate', deterministic: true, mismatches: [] })

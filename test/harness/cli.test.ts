@@ -98,7 +98,10 @@ t.test('the first run succeeds, then everything is fresh and a rerun does nothin
   t.ok(existsSync(join(dir, 'artifacts')), 'default store is <project>/artifacts')
   const lock = readFileSync(join(dir, 'pipeline.lock'), 'utf8')
   const s = JSON.parse((await run(dir, ['status', '--json'])).stdout) as { instances: Array<{ action: string; reasons: unknown[] }> }
-  t.ok(s.instances.every((i) => i.action === 'fresh' && i.reasons.length === 0), 'all fresh')
+  t.ok(
+    s.instances.every((i) => i.action === 'fresh' && i.reasons.length === 0),
+    'all fresh',
+  )
   const again = await run(dir, [])
   t.equal(again.code, 0, again.stderr)
   t.equal(readFileSync(join(dir, 'pipeline.lock'), 'utf8'), lock, 'the lock is unchanged by a no-op rerun')
@@ -140,7 +143,9 @@ t.test('artifacts lists every stored output; show prints the result JSON and sto
     t.match(a.stdout, name)
   }
   t.match(a.stdout, /fingerprint [0-9a-f]{16}/)
-  const aj = JSON.parse((await run(dir, ['artifacts', T0, '--json'])).stdout) as { artifacts: Array<{ names: string[]; digest: string; size: number; producedBy: Array<{ params: Record<string, unknown> }> }> }
+  const aj = JSON.parse((await run(dir, ['artifacts', T0, '--json'])).stdout) as {
+    artifacts: Array<{ names: string[]; digest: string; size: number; producedBy: Array<{ params: Record<string, unknown> }> }>
+  }
   t.ok(aj.artifacts.length >= 2, 'model.txt and result.json')
   t.ok(aj.artifacts.every((x) => x.names.every((n) => n.startsWith(`${T0}/`))))
   const model = aj.artifacts.find((x) => x.names.includes(`${T0}/model.txt`))
@@ -166,8 +171,13 @@ t.test('the store comes from --store, else CUSP_STORE, else <project>/artifacts'
   t.match(viaFlag.stdout, /prepare\/data\.txt/, '--store wins over CUSP_STORE')
   const byDefault = await run(dir, ['artifacts'])
   t.match(byDefault.stdout, join(dir, 'artifacts'))
-  const st = JSON.parse((await run(dir, ['status', '--json'], { CUSP_STORE: other })).stdout) as { instances: Array<{ action: string; reasons: Array<{ kind: string }> }> }
-  t.ok(st.instances.some((i) => i.reasons.some((r) => r.kind === 'output-missing')), 'an empty store makes locked outputs missing')
+  const st = JSON.parse((await run(dir, ['status', '--json'], { CUSP_STORE: other })).stdout) as {
+    instances: Array<{ action: string; reasons: Array<{ kind: string }> }>
+  }
+  t.ok(
+    st.instances.some((i) => i.reasons.some((r) => r.kind === 'output-missing')),
+    'an empty store makes locked outputs missing',
+  )
 })
 
 t.test('a failing stage exits 1 and leaves the lock entry of the failed instance alone', async (t) => {
@@ -216,7 +226,11 @@ t.test('an exception escaping main is one line, with a stack only under CUSP_DEB
   const attempt = async (env: Record<string, string | undefined>) => {
     let stderr = ''
     const code = await main(['status'], {
-      stdout: { write: () => { throw new Error('disk on fire') } },
+      stdout: {
+        write: () => {
+          throw new Error('disk on fire')
+        },
+      },
       stderr: { write: (s: string) => (stderr += s) },
       cwd: dir,
       env,

@@ -129,7 +129,11 @@ t.test('each file is read once however many stages and calls share it', async (t
     t.equal(codeDigest(root, i % 2 === 0 ? 'toy' : 'other', counting).digest === first, i % 2 === 0)
   }
   t.ok(reads.size > 5)
-  t.same([...reads.values()].filter((n) => n !== 1), [], 'no path read twice')
+  t.same(
+    [...reads.values()].filter((n) => n !== 1),
+    [],
+    'no path read twice',
+  )
 })
 
 t.test('package names', async (t) => {

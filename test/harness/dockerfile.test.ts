@@ -58,27 +58,57 @@ t.test('base images: CUDA 11.x with cuDNN 8 for the GPU target, pinned tags, exp
   for (const f of stages) {
     const image = f.split(/\s+/)[0] ?? ''
     t.notMatch(image, /:latest$/, `${image} is not :latest`)
-    t.ok(image.includes(':') || image.startsWith('${') || stages.some((s) => new RegExp(`\\sAS\\s+${image}$`, 'i').test(s)), `${image} has a tag`)
+    t.ok(
+      image.includes(':') || image.startsWith('${') || stages.some((s) => new RegExp(`\\sAS\\s+${image}$`, 'i').test(s)),
+      `${image} has a tag`,
+    )
   }
   t.match(args.get('NODE_VERSION') ?? '', /^20\.\d+\.\d+$/, 'Node 20 (package.json engines)')
-  t.ok(stages.some((s) => /^\$\{CUDA_IMAGE\}\s+AS\s+gpu$/i.test(s)), 'the gpu target runs on the CUDA image')
+  t.ok(
+    stages.some((s) => /^\$\{CUDA_IMAGE\}\s+AS\s+gpu$/i.test(s)),
+    'the gpu target runs on the CUDA image',
+  )
   t.equal(stages.at(-1)?.split(/\s+/).at(-1), 'gpu', 'gpu is the last stage (the default target)')
   t.ok(stage('cpu').length > 0, 'a cpu target exists')
 })
 
 t.test('multi-stage build from the lock file; native tfjs pinned as image-env.ts predicts', async (t) => {
   const runs = ins.filter(([k]) => k === 'RUN').map(([, v]) => v)
-  t.ok(runs.some((r) => /\bnpm ci\b/.test(r)), 'npm ci')
-  t.notOk(runs.some((r) => /\bnpm install\b(?![^&]*--no-save)/.test(r)), 'npm install only with --no-save (the lock file stays the truth)')
-  t.ok(ins.some(([k, v]) => k === 'COPY' && /package-lock\.json/.test(v)), 'the lock file is copied before npm ci')
+  t.ok(
+    runs.some((r) => /\bnpm ci\b/.test(r)),
+    'npm ci',
+  )
+  t.notOk(
+    runs.some((r) => /\bnpm install\b(?![^&]*--no-save)/.test(r)),
+    'npm install only with --no-save (the lock file stays the truth)',
+  )
+  t.ok(
+    ins.some(([k, v]) => k === 'COPY' && /package-lock\.json/.test(v)),
+    'the lock file is copied before npm ci',
+  )
   t.equal(args.get('TFJS_NODE_VERSION'), TFJS_NODE_VERSION, 'the Dockerfile and image-env.ts agree on the tfjs-node version')
-  t.ok(stage('build-gpu').some(([k, v]) => k === 'RUN' && v.includes('@tensorflow/tfjs-node-gpu@${TFJS_NODE_VERSION}')), 'gpu build installs tfjs-node-gpu')
-  t.ok(stage('build-cpu').some(([k, v]) => k === 'RUN' && v.includes('@tensorflow/tfjs-node@${TFJS_NODE_VERSION}')), 'cpu build installs tfjs-node')
-  t.ok(stage('gpu').some(([k, v]) => k === 'COPY' && v.includes('--from=build-gpu')), 'gpu runtime copies the gpu build')
-  t.ok(stage('cpu').some(([k, v]) => k === 'COPY' && v.includes('--from=build-cpu')), 'cpu runtime copies the cpu build')
+  t.ok(
+    stage('build-gpu').some(([k, v]) => k === 'RUN' && v.includes('@tensorflow/tfjs-node-gpu@${TFJS_NODE_VERSION}')),
+    'gpu build installs tfjs-node-gpu',
+  )
+  t.ok(
+    stage('build-cpu').some(([k, v]) => k === 'RUN' && v.includes('@tensorflow/tfjs-node@${TFJS_NODE_VERSION}')),
+    'cpu build installs tfjs-node',
+  )
+  t.ok(
+    stage('gpu').some(([k, v]) => k === 'COPY' && v.includes('--from=build-gpu')),
+    'gpu runtime copies the gpu build',
+  )
+  t.ok(
+    stage('cpu').some(([k, v]) => k === 'COPY' && v.includes('--from=build-cpu')),
+    'cpu runtime copies the cpu build',
+  )
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>
   for (const field of ['dependencies', 'optionalDependencies', 'devDependencies']) {
-    t.notOk(Object.keys(pkg[field] ?? {}).some((d) => d.startsWith('@tensorflow/tfjs-node')), `no tfjs-node in package.json ${field} (its install downloads libtensorflow)`)
+    t.notOk(
+      Object.keys(pkg[field] ?? {}).some((d) => d.startsWith('@tensorflow/tfjs-node')),
+      `no tfjs-node in package.json ${field} (its install downloads libtensorflow)`,
+    )
   }
 })
 
@@ -89,7 +119,10 @@ t.test('runtime targets: non-root user, exec-form entrypoint `cusp run-stage`, h
     t.ok(user !== undefined && user !== 'root' && user !== '0', `${name}: the last USER is not root (${user})`)
     const entry = s.find(([k]) => k === 'ENTRYPOINT')?.[1] ?? ''
     t.same(JSON.parse(entry), ['node', '/app/scripts/pipeline.mjs', 'run-stage'], `${name}: exec-form entrypoint runs run-stage`)
-    t.ok(s.some(([k, v]) => k === 'WORKDIR' && v === '/app'), `${name}: WORKDIR /app`)
+    t.ok(
+      s.some(([k, v]) => k === 'WORKDIR' && v === '/app'),
+      `${name}: WORKDIR /app`,
+    )
   }
   for (const [k, v] of ins) {
     if (k === 'RUN') {
@@ -100,21 +133,38 @@ t.test('runtime targets: non-root user, exec-form entrypoint `cusp run-stage`, h
     t.not(k, 'ADD', 'COPY, not ADD')
     t.not(k, 'MAINTAINER', 'no deprecated MAINTAINER')
   }
-  const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim())
+  const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
   for (const p of ['node_modules', '.git', 'artifacts', '.cusp']) t.ok(ignore.includes(p), `.dockerignore leaves out ${p}`)
 })
 
 t.test('webgpu target: Vulkan loader in the image, the NVIDIA runtime asked for its Vulkan driver', async (t) => {
   const s = stage('webgpu')
   t.ok(s.length > 0, 'a webgpu target exists')
-  t.ok(s.some(([k, v]) => k === 'RUN' && /apt-get install[^&]*\blibvulkan1\b/.test(v)), 'libvulkan1 installed')
-  const env = s.filter(([k]) => k === 'ENV').map(([, v]) => v).join(' ')
+  t.ok(
+    s.some(([k, v]) => k === 'RUN' && /apt-get install[^&]*\blibvulkan1\b/.test(v)),
+    'libvulkan1 installed',
+  )
+  const env = s
+    .filter(([k]) => k === 'ENV')
+    .map(([, v]) => v)
+    .join(' ')
   const caps = /NVIDIA_DRIVER_CAPABILITIES=(\S+)/.exec(env)?.[1]?.split(',') ?? []
-  for (const c of ['compute', 'graphics', 'utility']) t.ok(caps.includes(c), `NVIDIA_DRIVER_CAPABILITIES includes ${c} (graphics mounts the Vulkan ICD)`)
-  t.ok(s.some(([k, v]) => k === 'COPY' && v.includes('--from=build-webgpu')), 'copies the webgpu build')
+  for (const c of ['compute', 'graphics', 'utility'])
+    t.ok(caps.includes(c), `NVIDIA_DRIVER_CAPABILITIES includes ${c} (graphics mounts the Vulkan ICD)`)
+  t.ok(
+    s.some(([k, v]) => k === 'COPY' && v.includes('--from=build-webgpu')),
+    'copies the webgpu build',
+  )
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
-  for (const d of ['webgpu', '@tensorflow/tfjs-backend-webgpu']) t.ok(d in pkg.dependencies, `${d} is a dependency, so npm ci installs it (Dawn's prebuilt dawn.node, no download)`)
-  t.match(readFileSync(join(REPO, 'README.md'), 'utf8'), /cusp:webgpu[\s\S]*webgpu-adapter\.mjs/, 'the README says how to check the adapter in the container')
+  for (const d of ['webgpu', '@tensorflow/tfjs-backend-webgpu'])
+    t.ok(d in pkg.dependencies, `${d} is a dependency, so npm ci installs it (Dawn's prebuilt dawn.node, no download)`)
+  t.match(
+    readFileSync(join(REPO, 'README.md'), 'utf8'),
+    /cusp:webgpu[\s\S]*webgpu-adapter\.mjs/,
+    'the README says how to check the adapter in the container',
+  )
 })
 
 /** The image's ENTRYPOINT, with /app as this checkout, run with `argv` in `cwd`. */
@@ -142,10 +192,17 @@ t.test('the entrypoint runs outside Docker: exactly one instance into the store,
 
   const prep = entrypoint(root, ['prepare', '--store', storeDir, '--json'])
   t.equal(prep.code, 0, prep.stderr)
-  const events = prep.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; instance?: string })
+  const events = prep.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; instance?: string })
   t.same([...new Set(events.filter((e) => e.type === 'done').map((e) => e.instance))], ['prepare'], 'exactly one instance ran')
   const runs = await store.listRuns()
-  t.same(runs.map((r) => r.instance), ['prepare'], 'its run record is in the store')
+  t.same(
+    runs.map((r) => r.instance),
+    ['prepare'],
+    'its run record is in the store',
+  )
 
   const again = entrypoint(root, ['prepare', '--store', storeDir, '--json'])
   t.equal(again.code, 0, 'a rerun is a cache hit and succeeds')

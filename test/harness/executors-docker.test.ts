@@ -26,28 +26,93 @@ const prep = inst('prepare', 'prepare', { cpu: 1, memory: '2Gi', gpu: 0 })
 const env = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'very-secret', AWS_REGION: 'eu-west-1', HOME: '/root' }
 
 t.test('a GPU stage: exact docker run command line', async (t) => {
-  const args = dockerRunArgs({ image: 'ghcr.io/x/cusp:gpu', spec: { store: 's3://bucket/exp1', file: 'paper.yaml', profile: 'paper', overrides: ['train.seed=3'] }, pipelineName: 'cusp', env }, train, FP)
+  const args = dockerRunArgs(
+    {
+      image: 'ghcr.io/x/cusp:gpu',
+      spec: { store: 's3://bucket/exp1', file: 'paper.yaml', profile: 'paper', overrides: ['train.seed=3'] },
+      pipelineName: 'cusp',
+      env,
+    },
+    train,
+    FP,
+  )
   t.same(args, [
-    'run', '--rm', '--name', containerName('cusp', train, FP),
-    '--label', 'cusp.pipeline=cusp', '--label', 'cusp.instance=train@eta=0.1,seed=0', '--label', `cusp.fingerprint=${FP}`,
-    '--cpus', '4', '--memory', String(16 * 2 ** 30), '--gpus', '1',
-    '-e', 'AWS_ACCESS_KEY_ID', '-e', 'AWS_SECRET_ACCESS_KEY', '-e', 'AWS_REGION',
+    'run',
+    '--rm',
+    '--name',
+    containerName('cusp', train, FP),
+    '--label',
+    'cusp.pipeline=cusp',
+    '--label',
+    'cusp.instance=train@eta=0.1,seed=0',
+    '--label',
+    `cusp.fingerprint=${FP}`,
+    '--cpus',
+    '4',
+    '--memory',
+    String(16 * 2 ** 30),
+    '--gpus',
+    '1',
+    '-e',
+    'AWS_ACCESS_KEY_ID',
+    '-e',
+    'AWS_SECRET_ACCESS_KEY',
+    '-e',
+    'AWS_REGION',
     'ghcr.io/x/cusp:gpu',
-    'train@eta=0.1,seed=0', '--store', 's3://bucket/exp1', '--expect', FP, '--file', 'paper.yaml', '--profile', 'paper', '--set', 'train.seed=3', '--json',
+    'train@eta=0.1,seed=0',
+    '--store',
+    's3://bucket/exp1',
+    '--expect',
+    FP,
+    '--file',
+    'paper.yaml',
+    '--profile',
+    'paper',
+    '--set',
+    'train.seed=3',
+    '--json',
   ])
-  t.notOk(args.some((a) => a.includes('very-secret') || a.includes('AKIAEXAMPLE')), 'no credential value on the command line')
+  t.notOk(
+    args.some((a) => a.includes('very-secret') || a.includes('AKIAEXAMPLE')),
+    'no credential value on the command line',
+  )
 })
 
 t.test('a CPU stage: no --gpus, network when asked, explicit forward list', async (t) => {
-  const args = dockerRunArgs({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'p', env, network: 'host', forward: ['AWS_ENDPOINT_URL'] }, prep, FP)
+  const args = dockerRunArgs(
+    { image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'p', env, network: 'host', forward: ['AWS_ENDPOINT_URL'] },
+    prep,
+    FP,
+  )
   t.notOk(args.includes('--gpus'))
-  t.same(args.slice(args.indexOf('--cpus')), ['--cpus', '1', '--memory', String(2 * 2 ** 30), '--network', 'host', '-e', 'AWS_ENDPOINT_URL', 'cusp:cpu', 'prepare', '--store', 's3://b/p', '--expect', FP, '--json'])
+  t.same(args.slice(args.indexOf('--cpus')), [
+    '--cpus',
+    '1',
+    '--memory',
+    String(2 * 2 ** 30),
+    '--network',
+    'host',
+    '-e',
+    'AWS_ENDPOINT_URL',
+    'cusp:cpu',
+    'prepare',
+    '--store',
+    's3://b/p',
+    '--expect',
+    FP,
+    '--json',
+  ])
 })
 
 t.test('names and quantities', async (t) => {
   const name = containerName('My Project', train, FP)
   t.match(name, /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/, 'a valid container name')
-  t.not(containerName('p', train, FP), containerName('p', inst('train@eta=0.1,seed=1', 'train', train.resources), FP), 'distinct instances, distinct names')
+  t.not(
+    containerName('p', train, FP),
+    containerName('p', inst('train@eta=0.1,seed=1', 'train', train.resources), FP),
+    'distinct instances, distinct names',
+  )
   t.not(containerName('p', train, FP, 'a1b2c3'), containerName('p', train, FP, 'd4e5f6'), 'distinct attempts, distinct names')
   t.not(nameFragment('a@b=1'), nameFragment('a@b=2'))
   t.ok(nameFragment('x'.repeat(200)).length <= 63)
@@ -59,7 +124,17 @@ t.test('names and quantities', async (t) => {
 
 t.test('--executor docker needs an s3:// store', async (t) => {
   const pipeline = { root: '/p', file: '/p/pipeline.yaml' } as unknown as ValidPipeline
-  const base = { executor: 'docker' as const, pipeline, profile: undefined, overrides: [], image: undefined, namespace: undefined, secret: undefined, env: {}, host: bareHost }
+  const base = {
+    executor: 'docker' as const,
+    pipeline,
+    profile: undefined,
+    overrides: [],
+    image: undefined,
+    namespace: undefined,
+    secret: undefined,
+    env: {},
+    host: bareHost,
+  }
   const r = selectExecutor({ ...base, store: undefined })
   t.notOk(r.ok)
   if (!r.ok) t.match(r.error, { reason: 'usage', message: /s3:\/\/bucket\/prefix/ })
@@ -71,7 +146,10 @@ t.test('the runner with a fake docker CLI: argv as built, a failing container su
   const dir = mkdtempSync(join(tmpdir(), 'cusp-docker-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const fake = join(dir, 'docker')
-  writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$@" > ${join(dir, 'argv')}\necho '{"type":"progress","instance":"prepare","fraction":0.5}'\necho 'Error: stage exploded' >&2\nexit 3\n`)
+  writeFileSync(
+    fake,
+    `#!/bin/sh\nprintf '%s\\n' "$@" > ${join(dir, 'argv')}\necho '{"type":"progress","instance":"prepare","fraction":0.5}'\necho 'Error: stage exploded' >&2\nexit 3\n`,
+  )
   chmodSync(fake, 0o755)
   const events: unknown[] = []
   const o = { image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'p', env: { PATH: process.env.PATH }, docker: fake }
@@ -83,8 +161,12 @@ t.test('the runner with a fake docker CLI: argv as built, a failing container su
 })
 
 const engine = spawnSync('docker', ['info'], { encoding: 'utf8' }).status === 0
-t.test('a real container (only with a Docker engine and CUSP_DOCKER_IMAGE built)', { skip: engine && process.env.CUSP_DOCKER_IMAGE ? false : 'no Docker engine / image here' }, async (t) => {
-  const r = spawnSync('docker', ['run', '--rm', process.env.CUSP_DOCKER_IMAGE ?? '', '--help'], { encoding: 'utf8' })
-  t.equal(r.status, 0, r.stderr)
-  t.match(r.stdout, /run-stage <instance>/)
-})
+t.test(
+  'a real container (only with a Docker engine and CUSP_DOCKER_IMAGE built)',
+  { skip: engine && process.env.CUSP_DOCKER_IMAGE ? false : 'no Docker engine / image here' },
+  async (t) => {
+    const r = spawnSync('docker', ['run', '--rm', process.env.CUSP_DOCKER_IMAGE ?? '', '--help'], { encoding: 'utf8' })
+    t.equal(r.status, 0, r.stderr)
+    t.match(r.stdout, /run-stage <instance>/)
+  },
+)

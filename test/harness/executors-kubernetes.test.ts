@@ -42,7 +42,10 @@ function runContainerLocally(root: string) {
   return (job: V1Job): Promise<ContainerEnd> =>
     new Promise((resolve) => {
       const args = job.spec?.template.spec?.containers[0]?.args ?? []
-      const child = spawn(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), 'run-stage', ...args], { cwd: root, env: { ...process.env, CUSP_STORE: '' } })
+      const child = spawn(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), 'run-stage', ...args], {
+        cwd: root,
+        env: { ...process.env, CUSP_STORE: '' },
+      })
       let log = ''
       child.stdout.on('data', (c: Buffer) => (log += c.toString()))
       child.stderr.on('data', (c: Buffer) => (log += c.toString()))
@@ -53,8 +56,26 @@ function runContainerLocally(root: string) {
 const never = (): Promise<ContainerEnd> => new Promise(() => undefined)
 
 t.test('the Job manifest', async (t) => {
-  const inst = { id: 'train@eta=0.1,seed=0', stage: 'train', impl: 'train', params: {}, deps: [], outputs: [], resources: { cpu: 4, memory: '16Gi', gpu: 2 } } as unknown as StageInstance
-  const job = jobManifest({ image: 'ghcr.io/x/cusp:gpu', spec: { store: 's3://b/p', profile: 'paper' }, pipelineName: 'cusp', namespace: 'ml', secret: 'cusp-s3' }, inst, FP)
+  const inst = {
+    id: 'train@eta=0.1,seed=0',
+    stage: 'train',
+    impl: 'train',
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 4, memory: '16Gi', gpu: 2 },
+  } as unknown as StageInstance
+  const job = jobManifest(
+    {
+      image: 'ghcr.io/x/cusp:gpu',
+      spec: { store: 's3://b/p', profile: 'paper' },
+      pipelineName: 'cusp',
+      namespace: 'ml',
+      secret: 'cusp-s3',
+    },
+    inst,
+    FP,
+  )
   const name = jobName(inst, FP)
   t.match(name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 name')
   t.ok(name.length <= 63)
@@ -80,7 +101,11 @@ t.test('the Job manifest', async (t) => {
     limits: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '2' },
   })
   t.same(c?.envFrom, [{ secretRef: { name: 'cusp-s3' } }])
-  const cpuJob = jobManifest({ image: 'i', spec: { store: 's3://b/p' }, pipelineName: 'p', namespace: 'n' }, { ...inst, resources: { cpu: 1, memory: '2Gi', gpu: 0 } }, FP)
+  const cpuJob = jobManifest(
+    { image: 'i', spec: { store: 's3://b/p' }, pipelineName: 'p', namespace: 'n' },
+    { ...inst, resources: { cpu: 1, memory: '2Gi', gpu: 0 } },
+    FP,
+  )
   t.notOk('nvidia.com/gpu' in (cpuJob.spec?.template.spec?.containers[0]?.resources?.limits ?? {}), 'no GPU for a CPU stage')
   t.notOk(cpuJob.spec?.template.spec?.containers[0]?.envFrom, 'no envFrom without a secret')
 })
@@ -94,17 +119,30 @@ t.test('a toy DAG: one Job per instance, published by run-stage, read back by th
   t.teardown(() => fake.close())
   const a = await analyze({ file, profile: undefined, overrides: [], reader: nodeReader(root) })
   if (!a.ok) throw new Error(JSON.stringify(a.error))
-  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: storeDir }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), attempt: () => '' })
+  const runner = new KubernetesRunner({
+    image: 'cusp:cpu',
+    spec: { store: storeDir },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(fake.url),
+    attempt: () => '',
+  })
   const lockPath = join(root, 'pipeline.lock')
   // The "pods" run this checkout, so the scheduler predicts this machine's numeric environment
   // (the toy's `train` shares its name with the science stage, so it gets a backend record).
   const r = await execute({ pipeline: a.value, store: new LocalStore(storeDir), lockPath, runner, jobs: 8, env: envForInstance })
   if (!r.ok) throw new Error(JSON.stringify(r.error))
   t.ok(r.value.ok, JSON.stringify(r.value.failures))
-  t.same(Object.values(r.value.outcomes).map((o) => o.outcome), ['ran', 'ran', 'ran', 'ran'])
+  t.same(
+    Object.values(r.value.outcomes).map((o) => o.outcome),
+    ['ran', 'ran', 'ran', 'ran'],
+  )
   t.equal(fake.jobs.size, 4, 'one Job per instance')
   t.same(fake.unknown, [], 'only real Kubernetes REST paths were used')
-  t.ok(fake.requests.some((q) => /^GET \/apis\/batch\/v1\/namespaces\/ml\/jobs\?.*watch=true/.test(q)), 'Jobs were watched')
+  t.ok(
+    fake.requests.some((q) => /^GET \/apis\/batch\/v1\/namespaces\/ml\/jobs\?.*watch=true/.test(q)),
+    'Jobs were watched',
+  )
   const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as { instances: Record<string, unknown> }
   t.same(Object.keys(lock.instances).sort(), [...a.value.instances.keys()].sort(), 'the scheduler locked every instance')
   t.equal((await new LocalStore(storeDir).listRuns()).length, 4, 'run-stage published four run records')
@@ -130,8 +168,23 @@ t.test('a toy DAG: one Job per instance, published by run-stage, read back by th
 t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Jobs in flight', async (t) => {
   const fake = await startFakeKube(never)
   t.teardown(() => fake.close())
-  const inst = { id: 'prepare', stage: 'prepare', impl: 'prepare', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
-  const runner = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), attempt: () => '' })
+  const inst = {
+    id: 'prepare',
+    stage: 'prepare',
+    impl: 'prepare',
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+  } as unknown as StageInstance
+  const runner = new KubernetesRunner({
+    image: 'cusp:cpu',
+    spec: { store: 's3://b/p' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(fake.url),
+    attempt: () => '',
+  })
   const untilCreated = async (name: string) => {
     for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
   }
@@ -151,7 +204,10 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
   const c = await second
   t.notOk(c.ok)
   if (!c.ok) t.match(c.failure, { reason: 'stage-failed', signal: 'SIGINT', stderrTail: /cancelled/ })
-  t.ok(fake.requests.some((q) => q.startsWith(`DELETE /apis/batch/v1/namespaces/ml/jobs/${jobName(inst, fp2)}`)), 'cancel deleted the Job')
+  t.ok(
+    fake.requests.some((q) => q.startsWith(`DELETE /apis/batch/v1/namespaces/ml/jobs/${jobName(inst, fp2)}`)),
+    'cancel deleted the Job',
+  )
   t.notOk(fake.jobs.has(jobName(inst, fp2)))
   const after = await runner.run({ instance: inst, fingerprint: 'aa'.repeat(32) as Fingerprint, emit: () => undefined })
   t.notOk(after.ok, 'after cancel, no new Job is created')
@@ -159,7 +215,14 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
 
   // Deleted before the watch could open: the read after opening sees the 404.
   const fp3 = '12'.repeat(32) as Fingerprint
-  const fresh = new KubernetesRunner({ image: 'cusp:cpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), attempt: () => '' })
+  const fresh = new KubernetesRunner({
+    image: 'cusp:cpu',
+    spec: { store: 's3://b/p' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(fake.url),
+    attempt: () => '',
+  })
   const origCreate = fake.jobs.set.bind(fake.jobs)
   fake.jobs.set = (k, v) => (k === jobName(inst, fp3) ? fake.jobs : origCreate(k, v)) // the Job vanishes as soon as it is created
   const vanished = await fresh.run({ instance: inst, fingerprint: fp3, emit: () => undefined })
@@ -171,22 +234,51 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
 t.test('a container that can never start (ImagePullBackOff) fails its instance and its Job is deleted', async (t) => {
   const fake = await startFakeKube(never)
   t.teardown(() => fake.close())
-  const inst = { id: 'prepare', stage: 'prepare', impl: 'prepare', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
-  const runner = new KubernetesRunner({ image: 'nope:gpu', spec: { store: 's3://b/p' }, pipelineName: 'toy', namespace: 'ml', kubeConfig: kubeConfig(fake.url), podPollMs: 30, attempt: () => '' })
+  const inst = {
+    id: 'prepare',
+    stage: 'prepare',
+    impl: 'prepare',
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+  } as unknown as StageInstance
+  const runner = new KubernetesRunner({
+    image: 'nope:gpu',
+    spec: { store: 's3://b/p' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(fake.url),
+    podPollMs: 30,
+    attempt: () => '',
+  })
   const running = runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
   const name = jobName(inst, FP)
   for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
   fake.setWaiting(name, 'ImagePullBackOff', 'Back-off pulling image "nope:gpu"')
   const r = await running
   t.notOk(r.ok)
-  if (!r.ok) t.match(r.failure, { reason: 'stage-failed', stderrTail: /cannot start \(ImagePullBackOff: Back-off pulling image "nope:gpu"\)[\s\S]*container stage waiting: ImagePullBackOff/ })
+  if (!r.ok)
+    t.match(r.failure, {
+      reason: 'stage-failed',
+      stderrTail: /cannot start \(ImagePullBackOff: Back-off pulling image "nope:gpu"\)[\s\S]*container stage waiting: ImagePullBackOff/,
+    })
   t.notOk(fake.jobs.has(name), 'the Job was deleted')
 })
 
 t.test('Job names are unique per attempt and valid DNS-1123 names', async (t) => {
-  const inst = { id: 'train@eta=0.1,seed=0', stage: 'train', impl: 'train', params: {}, deps: [], outputs: [], resources: { cpu: 1, memory: '1Gi', gpu: 0 } } as unknown as StageInstance
+  const inst = {
+    id: 'train@eta=0.1,seed=0',
+    stage: 'train',
+    impl: 'train',
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+  } as unknown as StageInstance
   const a = jobName(inst, FP, 'a1b2c3')
   const b = jobName(inst, FP, 'd4e5f6')
   t.not(a, b, 'a rerun never collides with a kept failed Job')
-  for (const n of [a, b, jobName({ ...inst, id: 'x'.repeat(200) } as StageInstance, FP, 'ffffff')]) t.match(n, /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/)
+  for (const n of [a, b, jobName({ ...inst, id: 'x'.repeat(200) } as StageInstance, FP, 'ffffff')])
+    t.match(n, /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/)
 })

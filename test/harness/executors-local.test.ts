@@ -35,8 +35,12 @@ t.test('local-process executor: same lock as in-process, then fresh; failures su
 
   const remote = await cli(a, ['run', '--executor', 'local-process', '--json'])
   t.equal(remote.code, 0, remote.stderr)
-  const outcomes = (JSON.parse(remote.stdout.trim().split('\n').at(-1) ?? '{}') as { outcomes: Record<string, { outcome: string }> }).outcomes
-  t.same(Object.values(outcomes).map((o) => o.outcome), Array(6).fill('ran'))
+  const outcomes = (JSON.parse(remote.stdout.trim().split('\n').at(-1) ?? '{}') as { outcomes: Record<string, { outcome: string }> })
+    .outcomes
+  t.same(
+    Object.values(outcomes).map((o) => o.outcome),
+    Array(6).fill('ran'),
+  )
   const local = await cli(b, ['run', '--json'])
   t.equal(local.code, 0, local.stderr)
   t.equal(readFileSync(join(a, 'pipeline.lock'), 'utf8'), readFileSync(join(b, 'pipeline.lock'), 'utf8'), 'identical locks')

@@ -25,22 +25,38 @@ t.test('the environment inside the image', async (t) => {
   t.equal(variantOf('cusp:1.2-cpu'), 'cpu')
   t.equal(variantOf('cusp'), 'gpu')
   const train = { params: { backend: 'auto' } }
-  t.same(imageEnv('gpu', train), { backend: 'tensorflow', versions: { '@tensorflow/tfjs-core': core, '@tensorflow/tfjs-node-gpu': TFJS_NODE_VERSION } })
-  t.same(imageEnv('cpu', { params: { backend: 'tensorflow' } }), { backend: 'tensorflow', versions: { '@tensorflow/tfjs-core': core, '@tensorflow/tfjs-node': TFJS_NODE_VERSION } })
+  t.same(imageEnv('gpu', train), {
+    backend: 'tensorflow',
+    versions: { '@tensorflow/tfjs-core': core, '@tensorflow/tfjs-node-gpu': TFJS_NODE_VERSION },
+  })
+  t.same(imageEnv('cpu', { params: { backend: 'tensorflow' } }), {
+    backend: 'tensorflow',
+    versions: { '@tensorflow/tfjs-core': core, '@tensorflow/tfjs-node': TFJS_NODE_VERSION },
+  })
   t.equal(imageEnv('gpu', { params: { backend: 'wasm' } }).backend, 'wasm', 'an explicit pure backend stays pure')
   t.same(imageEnv('gpu', { params: {} }), { backend: 'none', versions: {} }, 'non-science stages: the constant harness env')
 })
 
 t.test('executor names map to runners; remote ones need a shared store', async (t) => {
   const pipeline = { root: '/p', file: '/p/pipeline.yaml' } as unknown as ValidPipeline
-  const base = { pipeline, profile: 'paper', overrides: ['train.seed=1'], image: 'x/cusp:gpu', namespace: 'ml', secret: 's', env: {}, host: scienceHost }
+  const base = {
+    pipeline,
+    profile: 'paper',
+    overrides: ['train.seed=1'],
+    image: 'x/cusp:gpu',
+    namespace: 'ml',
+    secret: 's',
+    env: {},
+    host: scienceHost,
+  }
   const local = selectExecutor({ ...base, executor: 'local', store: undefined })
   t.ok(local.ok && local.value.runner === undefined, 'local = in-process')
   const lp = selectExecutor({ ...base, executor: 'local-process', store: '' })
   t.ok(lp.ok && lp.value.runner?.name === 'local-process', 'local-process works with the embedded store')
   const k = selectExecutor({ ...base, executor: 'kubernetes', store: 's3://b/p' })
   t.ok(k.ok && k.value.runner?.name === 'kubernetes')
-  if (k.ok) t.equal(k.value.env({ params: { backend: 'auto' } } as never).backend, 'tensorflow', 'kubernetes fingerprints with the image env')
+  if (k.ok)
+    t.equal(k.value.env({ params: { backend: 'auto' } } as never).backend, 'tensorflow', 'kubernetes fingerprints with the image env')
   const bad = selectExecutor({ ...base, executor: 'kubernetes', store: '/shared/dir' })
   t.notOk(bad.ok)
 })
@@ -56,9 +72,23 @@ t.test('--backend sets the backend param and the lock records that backend', asy
   writeFileSync(schema, JSON.stringify(s))
   const io = () => {
     const out = { stdout: '', stderr: '' }
-    return { out, io: { stdout: { write: (x: string) => (out.stdout += x), isTTY: false }, stderr: { write: (x: string) => (out.stderr += x), isTTY: false }, cwd: root, env: { CUSP_STORE: '' } } }
+    return {
+      out,
+      io: {
+        stdout: { write: (x: string) => (out.stdout += x), isTTY: false },
+        stderr: { write: (x: string) => (out.stderr += x), isTTY: false },
+        cwd: root,
+        env: { CUSP_STORE: '' },
+      },
+    }
   }
-  const lock = () => JSON.parse(readFileSync(join(root, 'pipeline.lock'), 'utf8')) as { instances: Record<string, { breakdown: { env: { backend: string; versions: Record<string, string> }; params: Record<string, unknown> } }> }
+  const lock = () =>
+    JSON.parse(readFileSync(join(root, 'pipeline.lock'), 'utf8')) as {
+      instances: Record<
+        string,
+        { breakdown: { env: { backend: string; versions: Record<string, string> }; params: Record<string, unknown> } }
+      >
+    }
 
   const a = io()
   t.equal(await main(['run', '--backend', 'cpu'], a.io), 0, a.out.stderr)
@@ -77,7 +107,11 @@ t.test('--backend sets the backend param and the lock records that backend', asy
   const d = io()
   t.equal(await main(['status', '--backend', 'cpu', '--json', '--image', 'cusp:gpu'], d.io), 0, d.out.stderr)
   const inImage = JSON.parse(d.out.stdout) as { instances: { id: string; action: string }[] }
-  t.equal(inImage.instances.find((i) => i.id === 'train@eta=0.1,seed=0')?.action, 'fresh', 'an explicit pure backend is the same inside the image')
+  t.equal(
+    inImage.instances.find((i) => i.id === 'train@eta=0.1,seed=0')?.action,
+    'fresh',
+    'an explicit pure backend is the same inside the image',
+  )
   const g = io()
   t.equal(await main(['run'], g.io), 0, g.out.stderr) // auto: whatever this machine has (wasm here)
   const e = io()

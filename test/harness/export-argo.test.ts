@@ -22,7 +22,16 @@ import { argoValidators } from './fixtures/argo-schema.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
 type Task = { name: string; template: string; dependencies?: string[]; arguments: { parameters: { name: string; value: string }[] } }
-type Template = { name: string; dag?: { tasks: Task[] }; container?: { image: string; args: string[]; resources: { requests: Record<string, string>; limits: Record<string, string> }; envFrom?: unknown } }
+type Template = {
+  name: string
+  dag?: { tasks: Task[] }
+  container?: {
+    image: string
+    args: string[]
+    resources: { requests: Record<string, string>; limits: Record<string, string> }
+    envFrom?: unknown
+  }
+}
 
 function project(t: { teardown(fn: () => void): void }): { root: string; file: string } {
   const root = mkdtempSync(join(tmpdir(), 'cusp-argo-'))
@@ -52,7 +61,15 @@ t.test('the whole DAG validates against the Argo v4.1.2 schema, one task per ins
   const store = new LocalStore(join(root, 'store'))
   const steps = await plan({ pipeline, store, lockPath: join(root, 'pipeline.lock') })
   if (!steps.ok) throw new Error(JSON.stringify(steps.error))
-  const out = exportArgo({ pipeline, steps: steps.value, image: 'registry.example/cusp:gpu', spec: { store: 's3://bucket/runs' }, pipelineName: 'toy', namespace: 'ml', secret: 'cusp-s3' })
+  const out = exportArgo({
+    pipeline,
+    steps: steps.value,
+    image: 'registry.example/cusp:gpu',
+    spec: { store: 's3://bucket/runs' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    secret: 'cusp-s3',
+  })
   t.ok(v.official(out.workflow), JSON.stringify(v.official.errors))
   t.ok(v.strict(out.workflow), JSON.stringify(v.strict.errors))
   t.equal(out.tasks, pipeline.instances.size)
@@ -69,7 +86,11 @@ t.test('the whole DAG validates against the Argo v4.1.2 schema, one task per ins
     t.same([...(task?.dependencies ?? [])].sort(), want, `${inst.id} depends on its upstream's tasks`)
   }
   const templates = (out.workflow.spec as { templates: Template[] }).templates
-  for (const task of tasks) t.ok(templates.some((x) => x.name === task.template), `template ${task.template} exists`)
+  for (const task of tasks)
+    t.ok(
+      templates.some((x) => x.name === task.template),
+      `template ${task.template} exists`,
+    )
   const trainTask = byInstance.get('train@eta=0.1,seed=0')
   const train = templates.find((x) => x.name === trainTask?.template)
   t.same(train?.container?.resources, {

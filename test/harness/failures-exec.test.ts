@@ -32,8 +32,13 @@ t.test('a failing stage publishes nothing; keepGoing runs independent branches a
     sum: 'skipped',
   })
   t.notOk(summary.ok)
-  t.match(summary.failures, [{ reason: 'stage-failed', instance: 'square@k=2', exitCode: 1, signal: null, stderrTail: /asked to fail: square@k=2/ }])
-  t.match(events.find((e) => e.type === 'skipped'), { instance: 'sum', because: 'upstream square@k=2 failed' })
+  t.match(summary.failures, [
+    { reason: 'stage-failed', instance: 'square@k=2', exitCode: 1, signal: null, stderrTail: /asked to fail: square@k=2/ },
+  ])
+  t.match(
+    events.find((e) => e.type === 'skipped'),
+    { instance: 'sum', because: 'upstream square@k=2 failed' },
+  )
   t.same(Object.keys(p.lock().instances).sort(), ['side', 'source', 'square@k=1', 'square@k=3'])
   t.same(await recordedInstances(p), ['side', 'source', 'square@k=1', 'square@k=3'])
   t.same(readdirSync(join(p.root, '.cusp', 'work')), [], 'no work directory left behind')

@@ -47,10 +47,18 @@ stages:
       made: { stage: make, output: out.txt }
     outputs: { report.json: file }
 `,
-  'schemas/stages/make.params.schema.json': JSON.stringify({ type: 'object', additionalProperties: false, properties: { dir: { type: 'string', 'x-cusp-path': 'dir' } } }),
+  'schemas/stages/make.params.schema.json': JSON.stringify({
+    type: 'object',
+    additionalProperties: false,
+    properties: { dir: { type: 'string', 'x-cusp-path': 'dir' } },
+  }),
   'schemas/stages/report.params.schema.json': JSON.stringify({ type: 'object', additionalProperties: false, properties: {} }),
-  'stages/make/index.ts': stage(`    writeFileSync(join(ctx.outDir, 'out.txt'), readFileSync(join(ctx.params.dir, 'x.txt'), 'utf8') + JSON.stringify(ctx.env) + '\\n')`),
-  'stages/report/index.ts': stage(`    writeFileSync(join(ctx.outDir, 'report.json'), JSON.stringify({ producers: ctx.inputs.made.map((i) => i.env), own: ctx.env }))`),
+  'stages/make/index.ts': stage(
+    `    writeFileSync(join(ctx.outDir, 'out.txt'), readFileSync(join(ctx.params.dir, 'x.txt'), 'utf8') + JSON.stringify(ctx.env) + '\\n')`,
+  ),
+  'stages/report/index.ts': stage(
+    `    writeFileSync(join(ctx.outDir, 'report.json'), JSON.stringify({ producers: ctx.inputs.made.map((i) => i.env), own: ctx.env }))`,
+  ),
   'local-data/x.txt': 'one\n',
 }
 for (const [rel, content] of Object.entries(files)) {
@@ -60,7 +68,8 @@ for (const [rel, content] of Object.entries(files)) {
 const store = new LocalStore(join(root, 'artifacts'))
 const lockPath = join(root, 'pipeline.lock')
 let makeVersions: Record<string, string> = { engine: '1' }
-const envOf = (inst: StageInstance): EnvRecord => (inst.stage === 'make' ? { backend: 'cpu', versions: makeVersions } : { backend: 'none', versions: {} })
+const envOf = (inst: StageInstance): EnvRecord =>
+  inst.stage === 'make' ? { backend: 'cpu', versions: makeVersions } : { backend: 'none', versions: {} }
 
 async function pipeline(): Promise<ValidPipeline> {
   const r = await analyze({ file: join(root, 'pipeline.yaml'), overrides: [], reader: nodeReader(root) })
@@ -122,13 +131,23 @@ t.test('prepare-data marks idx.dir, so its files are hashed', async (t) => {
   t.same(Object.keys(a), ['local:idx.dir'])
   writeFileSync(join(data, 'train-images-idx3-ubyte'), 'b')
   t.not(localInputs(REPO)(inst)['local:idx.dir'], a['local:idx.dir'], 'new bytes, new digest')
-  t.same(localInputs(REPO)({ ...inst, params: { source: 'idx', idx: {} } } as unknown as StageInstance), {}, 'the bundled default is in the code digest instead')
+  t.same(
+    localInputs(REPO)({ ...inst, params: { source: 'idx', idx: {} } } as unknown as StageInstance),
+    {},
+    'the bundled default is in the code digest instead',
+  )
   const gone = localInputs(REPO)({ ...inst, params: { source: 'idx', idx: { dir: join(data, 'nope') } } } as unknown as StageInstance)
   t.not(gone['local:idx.dir'], a['local:idx.dir'], 'a missing directory has its own digest')
 })
 
 t.test('markedPaths finds nested marks', async (t) => {
-  const schema = { properties: { a: { type: 'string', 'x-cusp-path': 'file' }, b: { properties: { c: { 'x-cusp-path': 'dir' }, d: { type: 'string' } } }, e: { 'x-cusp-path': 'other' } } }
+  const schema = {
+    properties: {
+      a: { type: 'string', 'x-cusp-path': 'file' },
+      b: { properties: { c: { 'x-cusp-path': 'dir' }, d: { type: 'string' } } },
+      e: { 'x-cusp-path': 'other' },
+    },
+  }
   t.same(markedPaths(schema), [
     { path: 'a', kind: 'file' },
     { path: 'b.c', kind: 'dir' },
@@ -150,7 +169,10 @@ t.test('engineMismatch: the engine a stage got must be the one in its fingerprin
   const expected = { backend: 'tensorflow', versions: { '@tensorflow/tfjs-core': '4.22.0', '@tensorflow/tfjs-node': '4.22.0' } }
   t.equal(engineMismatch(expected, { backend: 'tensorflow', versions: { 'tfjs-core': '4.22.0' } }), undefined)
   t.match(engineMismatch(expected, { backend: 'wasm' }), /backend tensorflow expected, got wasm/)
-  t.match(engineMismatch(expected, { backend: 'tensorflow', versions: { 'tfjs-core': '4.21.0' } }), /@tensorflow\/tfjs-core 4\.22\.0 expected, got 4\.21\.0/)
+  t.match(
+    engineMismatch(expected, { backend: 'tensorflow', versions: { 'tfjs-core': '4.21.0' } }),
+    /@tensorflow\/tfjs-core 4\.22\.0 expected, got 4\.21\.0/,
+  )
   t.equal(engineMismatch({ backend: 'none', versions: {} }, { backend: 'wasm' }), undefined, 'a stage without an engine env claims nothing')
   t.equal(engineMismatch(undefined, { backend: 'wasm' }), undefined)
 })

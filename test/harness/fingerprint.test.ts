@@ -67,7 +67,11 @@ t.test('fingerprint is sha256 of canonical JSON and invariant to key order', asy
 
 /** One change per field; each must change the hash and be reported exactly as `expected`. */
 const cases: Array<{ name: string; edit: (b: FingerprintBreakdown) => void; expected: RerunReason[] }> = [
-  { name: 'code', edit: (b) => void (b.code = 'd'.repeat(64)), expected: [{ kind: 'code-changed', old: 'c'.repeat(64), new: 'd'.repeat(64) }] },
+  {
+    name: 'code',
+    edit: (b) => void (b.code = 'd'.repeat(64)),
+    expected: [{ kind: 'code-changed', old: 'c'.repeat(64), new: 'd'.repeat(64) }],
+  },
   { name: 'param value', edit: (b) => void (b.params['eta'] = 0.2), expected: [{ kind: 'param-changed', key: 'eta', old: 0.1, new: 0.2 }] },
   {
     name: 'param type (number to string)',
@@ -84,8 +88,16 @@ const cases: Array<{ name: string; edit: (b: FingerprintBreakdown) => void; expe
     edit: (b) => void (b.params['stop'] = ['loss', 1e-4]),
     expected: [{ kind: 'param-changed', key: 'stop', old: ['loss', 1e-3], new: ['loss', 1e-4] }],
   },
-  { name: 'param added', edit: (b) => void (b.params['seed'] = 0), expected: [{ kind: 'param-changed', key: 'seed', old: undefined, new: 0 }] },
-  { name: 'param removed', edit: (b) => void delete b.params['mode'], expected: [{ kind: 'param-changed', key: 'mode', old: 'gd', new: undefined }] },
+  {
+    name: 'param added',
+    edit: (b) => void (b.params['seed'] = 0),
+    expected: [{ kind: 'param-changed', key: 'seed', old: undefined, new: 0 }],
+  },
+  {
+    name: 'param removed',
+    edit: (b) => void delete b.params['mode'],
+    expected: [{ kind: 'param-changed', key: 'mode', old: 'gd', new: undefined }],
+  },
   {
     name: 'input digest',
     edit: (b) => void (b.inputs['data/prepare-data/dataset'] = d('9')),
@@ -96,8 +108,16 @@ const cases: Array<{ name: string; edit: (b: FingerprintBreakdown) => void; expe
     edit: (b) => void (b.inputs['extra/x/y'] = d('1')),
     expected: [{ kind: 'input-changed', input: 'extra/x/y', old: undefined, new: d('1') }],
   },
-  { name: 'upstream fingerprint', edit: (b) => void (b.upstream['prepare-data'] = f('7')), expected: [{ kind: 'upstream-changed', upstream: 'prepare-data' }] },
-  { name: 'upstream removed', edit: (b) => void delete b.upstream['prepare-data'], expected: [{ kind: 'upstream-changed', upstream: 'prepare-data' }] },
+  {
+    name: 'upstream fingerprint',
+    edit: (b) => void (b.upstream['prepare-data'] = f('7')),
+    expected: [{ kind: 'upstream-changed', upstream: 'prepare-data' }],
+  },
+  {
+    name: 'upstream removed',
+    edit: (b) => void delete b.upstream['prepare-data'],
+    expected: [{ kind: 'upstream-changed', upstream: 'prepare-data' }],
+  },
   {
     name: 'env backend',
     edit: (b) => void (b.env.backend = 'cpu'),

@@ -18,10 +18,17 @@ const ALL = ['side', 'source', 'square@k=1', 'square@k=2', 'square@k=3', 'sum']
 t.test('plan() and dryRun are effects-free: no lock, no store, no work dir, no stage', async (t) => {
   const steps = await plan({ pipeline: p.pipeline(), store: p.store, lockPath: p.lockPath })
   t.ok(steps.ok)
-  if (steps.ok) t.same(steps.value.map((s) => s.action), ['run', 'run', 'run', 'run', 'run', 'run'])
+  if (steps.ok)
+    t.same(
+      steps.value.map((s) => s.action),
+      ['run', 'run', 'run', 'run', 'run', 'run'],
+    )
   const { summary, events } = await p.run({ dryRun: true })
   t.same(summary.outcomes, {})
-  t.same(events.map((e) => e.type), ['plan'])
+  t.same(
+    events.map((e) => e.type),
+    ['plan'],
+  )
   for (const path of [p.lockPath, p.storeRoot, join(p.root, '.cusp')]) t.notOk(existsSync(path), `${path} not created`)
   t.same(p.counts(), [])
 })
@@ -29,8 +36,14 @@ t.test('plan() and dryRun are effects-free: no lock, no store, no work dir, no s
 t.test('first run runs everything, once each, and records every instance in the lock', async (t) => {
   const { summary, ran, events } = await p.run()
   t.same(events[0]?.type, 'plan')
-  t.ok(events.some((e) => e.type === 'progress' && e.instance === 'source' && e.fraction === 1 && e.message === 'wrote 4 rows'), 'progress streamed')
-  t.ok(events.some((e) => e.type === 'log' && e.instance === 'square@k=3' && e.message === 'squared 4 values from source'), 'log streamed')
+  t.ok(
+    events.some((e) => e.type === 'progress' && e.instance === 'source' && e.fraction === 1 && e.message === 'wrote 4 rows'),
+    'progress streamed',
+  )
+  t.ok(
+    events.some((e) => e.type === 'log' && e.instance === 'square@k=3' && e.message === 'squared 4 values from source'),
+    'log streamed',
+  )
   t.same(ran, ALL)
   t.ok(summary.ok)
   t.same(Object.keys(p.lock().instances).sort(), ALL)
@@ -44,7 +57,11 @@ t.test('an immediate rerun runs nothing and restores nothing', async (t) => {
   const { summary, ran, events } = await p.run()
   t.same(ran, [])
   t.ok(Object.values(summary.outcomes).every((o) => o.outcome === 'fresh'))
-  t.same(events.filter((e) => e.type === 'start'), [], 'no stage started, no restore')
+  t.same(
+    events.filter((e) => e.type === 'start'),
+    [],
+    'no stage started, no restore',
+  )
   t.equal(readFileSync(p.lockPath, 'utf8'), lockBefore, 'lock untouched')
 })
 
@@ -112,10 +129,13 @@ t.test('force reruns the target only; with downstream, dependents re-decide (ear
   t.same(summary.steps.find((s) => s.instance === 'sum')?.reasons, [{ kind: 'forced' }])
   const down = await p.run({ targets: ['source'], force: true, downstream: true })
   t.same(down.ran, ['source'], 'source wrote identical bytes, so its dependents stay fresh')
-  t.same(
-    Object.fromEntries(Object.entries(down.summary.outcomes).map(([k, v]) => [k, v.outcome])),
-    { source: 'ran', 'square@k=1': 'fresh', 'square@k=2': 'fresh', 'square@k=3': 'fresh', sum: 'fresh' },
-  )
+  t.same(Object.fromEntries(Object.entries(down.summary.outcomes).map(([k, v]) => [k, v.outcome])), {
+    source: 'ran',
+    'square@k=1': 'fresh',
+    'square@k=2': 'fresh',
+    'square@k=3': 'fresh',
+    sum: 'fresh',
+  })
 })
 
 t.test('a corrupted object is detected when read and its producer reruns', async (t) => {

@@ -34,7 +34,9 @@ t.test('fsck: clean, then a flipped byte found, repaired, and reproduced', async
   t.equal(clean.code, 0, clean.stderr)
   t.match(clean.stdout, /objects re-hashed, 0 corrupt; \d+ run records checked, 0 refused/)
 
-  const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock'), 'utf8')) as { instances: Record<string, { outputs: Record<string, { digest: string }> }> }
+  const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock'), 'utf8')) as {
+    instances: Record<string, { outputs: Record<string, { digest: string }> }>
+  }
   const digest = lock.instances.prepare!.outputs['data.txt']!.digest
   const path = new LocalStore(join(dir, 'artifacts')).objectPath(digest as never)
   chmodSync(path, 0o644)

@@ -58,7 +58,11 @@ async function checkConsistent(t: Test, p: Project): Promise<string> {
   }
   const lock = existsSync(p.lockPath) ? p.lock() : undefined
   const entry = lock?.instances.big
-  if (entry !== undefined) t.ok(runs.some((r) => r.fingerprint === entry.fingerprint), 'a lock entry only for a published run')
+  if (entry !== undefined)
+    t.ok(
+      runs.some((r) => r.fingerprint === entry.fingerprint),
+      'a lock entry only for a published run',
+    )
   if (!runs.some((r) => r.instance === 'big')) t.notOk(entry, 'no run record, so no lock entry')
   return `${objectFiles(p).length} objects, ${runs.length} run records, lock entry: ${entry !== undefined}`
 }
@@ -140,7 +144,7 @@ t.test('kill -9 of the running stage: nothing published, the next run completes'
   p.control('hold', 'big', false)
   await recovers(t, p)
   const [attempt, resumeDir] = readFileSync(join(p.counterDir, 'big-attempt'), 'utf8').split(' ')
-  t.equal(attempt, '2', 'the rerun saw the killed attempt\'s state in its resume dir')
+  t.equal(attempt, '2', "the rerun saw the killed attempt's state in its resume dir")
   t.notOk(existsSync(resumeDir!), 'the resume dir is removed once the outputs are published')
 })
 

@@ -22,11 +22,17 @@ async function rulesFor(filePath: string, code: string): Promise<string[]> {
 const RESTRICTED = /^import-x\/no-restricted-paths: /
 
 t.test('the harness may not import science or the report', async (t) => {
-  const science = await rulesFor('src/harness/zz-fixture.ts', "import { scienceEnv } from '../science/env-record.ts'\nexport const x = scienceEnv\n")
+  const science = await rulesFor(
+    'src/harness/zz-fixture.ts',
+    "import { scienceEnv } from '../science/env-record.ts'\nexport const x = scienceEnv\n",
+  )
   t.equal(science.length, 1)
   t.match(science[0], RESTRICTED)
   t.match(science[0], /host\.ts/, 'the message says where the seam is')
-  const report = await rulesFor('src/harness/executors/zz-fixture.ts', "import { AUDIT_INSTANCE } from '../../report/print-audit.ts'\nexport const x = AUDIT_INSTANCE\n")
+  const report = await rulesFor(
+    'src/harness/executors/zz-fixture.ts',
+    "import { AUDIT_INSTANCE } from '../../report/print-audit.ts'\nexport const x = AUDIT_INSTANCE\n",
+  )
   t.equal(report.length, 1)
   t.match(report[0], RESTRICTED)
 })
@@ -35,7 +41,10 @@ t.test('science may not import the harness; core imports nothing', async (t) => 
   const r = await rulesFor('src/science/zz-fixture.ts', "import { ok } from '../harness/types.ts'\nexport const x = ok\n")
   t.equal(r.length, 1)
   t.match(r[0], RESTRICTED)
-  const core = await rulesFor('src/core/zz-fixture.ts', "import { BACKEND_CHOICES } from '../science/backends.ts'\nexport const x = BACKEND_CHOICES\n")
+  const core = await rulesFor(
+    'src/core/zz-fixture.ts',
+    "import { BACKEND_CHOICES } from '../science/backends.ts'\nexport const x = BACKEND_CHOICES\n",
+  )
   t.equal(core.length, 1)
   t.match(core[0], RESTRICTED)
 })
@@ -49,8 +58,17 @@ t.test('a stage may use stages/shared but not a sibling stage', async (t) => {
 
 t.test('allowed directions pass', async (t) => {
   t.same(await rulesFor('src/harness/zz-fixture.ts', "import { ok } from '../core/vocabulary.ts'\nexport const x = ok\n"), [])
-  t.same(await rulesFor('src/science/zz-fixture.ts', "import { envRecord } from '../core/environment.ts'\nexport const x = envRecord\n"), [])
-  t.same(await rulesFor('src/main.ts', "import { main } from './harness/cli.ts'\nimport { scienceHost } from './science/host.ts'\nexport const x = [main, scienceHost]\n"), [])
+  t.same(
+    await rulesFor('src/science/zz-fixture.ts', "import { envRecord } from '../core/environment.ts'\nexport const x = envRecord\n"),
+    [],
+  )
+  t.same(
+    await rulesFor(
+      'src/main.ts',
+      "import { main } from './harness/cli.ts'\nimport { scienceHost } from './science/host.ts'\nexport const x = [main, scienceHost]\n",
+    ),
+    [],
+  )
 })
 
 t.test('an import cycle is an error', async (t) => {
@@ -64,6 +82,6 @@ t.test('an import cycle is an error', async (t) => {
   const results = await lint.lintFiles(['src/report/a.ts', 'src/report/b.ts'])
   const cycles = results.flatMap((r) => r.messages.filter((m) => m.ruleId === 'import-x/no-cycle'))
   t.equal(cycles.length, 2, 'each file of the cycle is reported')
-  const acyclic = await lint.lintText("export const c = 1\n", { filePath: join(dir, 'src', 'report', 'c.ts') })
+  const acyclic = await lint.lintText('export const c = 1\n', { filePath: join(dir, 'src', 'report', 'c.ts') })
   t.same(acyclic[0]?.messages, [])
 })

@@ -100,7 +100,10 @@ t.test('damaged or misplaced run records are misses and are replaced by the next
   await mkdir(dirname(otherPath), { recursive: true })
   await writeFile(otherPath, await readFile(path))
   t.equal(await store.getRun(other.fingerprint), undefined, 'a record filed under the wrong fingerprint is a miss')
-  t.same((await store.listRuns()).map((r) => r.fingerprint), [rec.fingerprint])
+  t.same(
+    (await store.listRuns()).map((r) => r.fingerprint),
+    [rec.fingerprint],
+  )
 })
 
 t.test('a store removed under a live instance is recreated by the next write', async (t) => {
@@ -143,7 +146,12 @@ t.test('openStore', async (t) => {
 })
 
 /** Runs the child publisher; resolves when it is killed (per `when`) or exits. */
-async function publishAndKill(root: string, src: string, eta: number, when: 'tmp-appears' | 'half-written' | number | 'never'): Promise<'killed' | 'exited'> {
+async function publishAndKill(
+  root: string,
+  src: string,
+  eta: number,
+  when: 'tmp-appears' | 'half-written' | number | 'never',
+): Promise<'killed' | 'exited'> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'store-publish-child.ts'), root, src, String(eta)], {
     cwd: projectRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -154,7 +162,8 @@ async function publishAndKill(root: string, src: string, eta: number, when: 'tmp
   const tmpDir = join(root, 'tmp')
   const tmpSize = async () => {
     let max = -1
-    for (const n of await readdir(tmpDir).catch(() => [] as string[])) max = Math.max(max, (await stat(join(tmpDir, n)).catch(() => ({ size: -1 }))).size)
+    for (const n of await readdir(tmpDir).catch(() => [] as string[]))
+      max = Math.max(max, (await stat(join(tmpDir, n)).catch(() => ({ size: -1 }))).size)
     return max
   }
   if (when === 'never') {

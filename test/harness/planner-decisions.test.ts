@@ -30,10 +30,15 @@ const inst = (id: string, deps: string[] = [], provenance = false): StageInstanc
   resources: { cpu: 1, memory: '1Gi', gpu: 0 },
   ...(provenance ? { provenance: true as const } : {}),
 })
-const outs = (c: string): Record<string, StoredOutput> => ({ out: { digest: d(c), size: 1, kind: 'file' }, [RESULT_OUTPUT]: { digest: d(c === 'f' ? 'e' : 'f'), size: 1, kind: 'file' } })
+const outs = (c: string): Record<string, StoredOutput> => ({
+  out: { digest: d(c), size: 1, kind: 'file' },
+  [RESULT_OUTPUT]: { digest: d(c === 'f' ? 'e' : 'f'), size: 1, kind: 'file' },
+})
 const fpFn = fingerprintFunction({ code: () => 'code', env: () => ({ backend: 'none', versions: {} }) })
 const fpOf = (i: StageInstance, inputs: Record<string, string>) => {
-  const r = resolveInputs(i, (dep) => (inputs[dep.instance] === undefined ? undefined : { digest: d(inputs[dep.instance]!), fingerprint: d('9') as string as Fingerprint }))
+  const r = resolveInputs(i, (dep) =>
+    inputs[dep.instance] === undefined ? undefined : { digest: d(inputs[dep.instance]!), fingerprint: d('9') as string as Fingerprint },
+  )
   if (!r.ok) throw new Error('unresolved')
   return fpFn(i, r.value)
 }
@@ -48,22 +53,64 @@ t.test('re-decide after an upstream ran: same bytes -> fresh, new bytes -> run, 
   const before = fpOf(b, { a: '1' })
   const entry: LockEntry = { stage: 'b', fingerprint: before.fingerprint, breakdown: before.breakdown, outputs: outs('2') }
   const all = index([], ['2', 'f'])
-  const same = nextAction({ instance: b, fingerprint: fpOf(b, { a: '1' }), entry, index: all, forced: false, mode: 'settle', missingSoFar: 0 })
+  const same = nextAction({
+    instance: b,
+    fingerprint: fpOf(b, { a: '1' }),
+    entry,
+    index: all,
+    forced: false,
+    mode: 'settle',
+    missingSoFar: 0,
+  })
   t.same(same, { kind: 'fresh', outputs: entry.outputs }, 'the upstream reproduced its bytes: early cutoff')
   const changed = fpOf(b, { a: '3' })
   const run = nextAction({ instance: b, fingerprint: changed, entry, index: all, forced: false, mode: 'settle', missingSoFar: 0 })
   t.equal(run.kind, 'run')
   if (run.kind === 'run') t.match(run.reasons, [{ kind: 'input-changed', input: 'in/a/out' }])
-  const record: RunRecord = { schema: 1, fingerprint: changed.fingerprint, instance: 'b', stage: 'b', breakdown: changed.breakdown, outputs: outs('4'), durationMs: 1, finishedAt: 'x' }
-  const restore = nextAction({ instance: b, fingerprint: changed, entry, index: index([record], ['2', '4', 'f', 'e']), forced: false, mode: 'settle', missingSoFar: 0 })
+  const record: RunRecord = {
+    schema: 1,
+    fingerprint: changed.fingerprint,
+    instance: 'b',
+    stage: 'b',
+    breakdown: changed.breakdown,
+    outputs: outs('4'),
+    durationMs: 1,
+    finishedAt: 'x',
+  }
+  const restore = nextAction({
+    instance: b,
+    fingerprint: changed,
+    entry,
+    index: index([record], ['2', '4', 'f', 'e']),
+    forced: false,
+    mode: 'settle',
+    missingSoFar: 0,
+  })
   t.same(restore, { kind: 'restore', record })
-  const forced = nextAction({ instance: b, fingerprint: fpOf(b, { a: '1' }), entry, index: all, forced: true, mode: 'settle', missingSoFar: 0 })
+  const forced = nextAction({
+    instance: b,
+    fingerprint: fpOf(b, { a: '1' }),
+    entry,
+    index: all,
+    forced: true,
+    mode: 'settle',
+    missingSoFar: 0,
+  })
   t.same(forced, { kind: 'run', reasons: [{ kind: 'forced' }] }, 'forced runs even when fresh')
 })
 
 t.test('a corrupt restore falls back to a run, without asking the store again', async (t) => {
   const a = inst('a')
-  const r = nextAction({ instance: a, fingerprint: fpOf(a, {}), entry: undefined, index: index(), forced: false, mode: 'settle', missingSoFar: 0, previous: { kind: 'restore-corrupt', outputs: ['out'] } })
+  const r = nextAction({
+    instance: a,
+    fingerprint: fpOf(a, {}),
+    entry: undefined,
+    index: index(),
+    forced: false,
+    mode: 'settle',
+    missingSoFar: 0,
+    previous: { kind: 'restore-corrupt', outputs: ['out'] },
+  })
   t.same(r, { kind: 'run', reasons: [{ kind: 'output-missing', output: 'out' }] })
 })
 
@@ -72,13 +119,66 @@ t.test('a lost input: repair its producer until the attempt limit, then give up'
   const fp = fpOf(b, { a: '1' })
   const previous = { kind: 'input-missing' as const, producer: 'a', output: 'out' }
   for (let n = 1; n < SETTLE_ATTEMPTS; n++) {
-    t.same(nextAction({ instance: b, fingerprint: fp, entry: undefined, index: index(), forced: false, mode: 'settle', missingSoFar: n, previous }), { kind: 'repair', producer: 'a', output: 'out' }, `settle, lost ${n} time(s)`)
+    t.same(
+      nextAction({
+        instance: b,
+        fingerprint: fp,
+        entry: undefined,
+        index: index(),
+        forced: false,
+        mode: 'settle',
+        missingSoFar: n,
+        previous,
+      }),
+      { kind: 'repair', producer: 'a', output: 'out' },
+      `settle, lost ${n} time(s)`,
+    )
   }
-  t.match(nextAction({ instance: b, fingerprint: fp, entry: undefined, index: index(), forced: false, mode: 'settle', missingSoFar: SETTLE_ATTEMPTS, previous }), { kind: 'give-up', message: /b: its inputs kept disappearing/ })
+  t.match(
+    nextAction({
+      instance: b,
+      fingerprint: fp,
+      entry: undefined,
+      index: index(),
+      forced: false,
+      mode: 'settle',
+      missingSoFar: SETTLE_ATTEMPTS,
+      previous,
+    }),
+    { kind: 'give-up', message: /b: its inputs kept disappearing/ },
+  )
   t.equal(REPAIR_ATTEMPTS < SETTLE_ATTEMPTS, true, 'a repair gives up sooner than the instance that asked for it')
-  t.equal(nextAction({ instance: b, fingerprint: fp, entry: undefined, index: index(), forced: true, mode: 'repair', missingSoFar: REPAIR_ATTEMPTS - 1, previous }).kind, 'repair')
-  t.equal(nextAction({ instance: b, fingerprint: fp, entry: undefined, index: index(), forced: true, mode: 'repair', missingSoFar: REPAIR_ATTEMPTS, previous }).kind, 'give-up')
-  t.same(nextAction({ instance: b, fingerprint: fp, entry: undefined, index: index(), forced: true, mode: 'repair', missingSoFar: 0 }), { kind: 'run', reasons: [] }, 'a repair always runs')
+  t.equal(
+    nextAction({
+      instance: b,
+      fingerprint: fp,
+      entry: undefined,
+      index: index(),
+      forced: true,
+      mode: 'repair',
+      missingSoFar: REPAIR_ATTEMPTS - 1,
+      previous,
+    }).kind,
+    'repair',
+  )
+  t.equal(
+    nextAction({
+      instance: b,
+      fingerprint: fp,
+      entry: undefined,
+      index: index(),
+      forced: true,
+      mode: 'repair',
+      missingSoFar: REPAIR_ATTEMPTS,
+      previous,
+    }).kind,
+    'give-up',
+  )
+  t.same(
+    nextAction({ instance: b, fingerprint: fp, entry: undefined, index: index(), forced: true, mode: 'repair', missingSoFar: 0 }),
+    { kind: 'run', reasons: [] },
+    'a repair always runs',
+  )
 })
 
 t.test('forcedInstances: the targets, else everything, and nothing without --force', async (t) => {
@@ -96,10 +196,25 @@ t.test('actsAsPlanned: a planned fresh stands only while its inputs are what the
     ['b', { fingerprint: fpOf(b, { a: '1' }), outputs: outs('2') }],
   ])
   const step = { instance: 'b', action: 'fresh' as const, reasons: [] }
-  t.equal(actsAsPlanned(b, step, planned, (i) => (i === 'a' ? outs('1') : undefined)), true)
-  t.equal(actsAsPlanned(b, step, planned, (i) => (i === 'a' ? outs('3') : undefined)), false, 'the upstream had to run and wrote other bytes')
-  t.equal(actsAsPlanned(b, { ...step, action: 'run' }, planned, () => outs('1')), false, 'only a fresh step is acted on as planned')
-  t.equal(actsAsPlanned(b, step, planned, () => undefined), false, 'an unknown input is not as planned')
+  t.equal(
+    actsAsPlanned(b, step, planned, (i) => (i === 'a' ? outs('1') : undefined)),
+    true,
+  )
+  t.equal(
+    actsAsPlanned(b, step, planned, (i) => (i === 'a' ? outs('3') : undefined)),
+    false,
+    'the upstream had to run and wrote other bytes',
+  )
+  t.equal(
+    actsAsPlanned(b, { ...step, action: 'run' }, planned, () => outs('1')),
+    false,
+    'only a fresh step is acted on as planned',
+  )
+  t.equal(
+    actsAsPlanned(b, step, planned, () => undefined),
+    false,
+    'an unknown input is not as planned',
+  )
 })
 
 t.test('the fingerprint breakdown: sorted inputs, upstream only for provenance stages', async (t) => {

@@ -89,7 +89,16 @@ class World {
           this.objects.add(digest)
           outputs[name] = { digest, size: 1, kind: 'file' }
         }
-        this.runs.set(fp.fingerprint, { schema: 1, fingerprint: fp.fingerprint, instance: id, stage: inst.stage, breakdown: fp.breakdown, outputs, durationMs: 1, finishedAt: 'x' })
+        this.runs.set(fp.fingerprint, {
+          schema: 1,
+          fingerprint: fp.fingerprint,
+          instance: id,
+          stage: inst.stage,
+          breakdown: fp.breakdown,
+          outputs,
+          durationMs: 1,
+          finishedAt: 'x',
+        })
       }
       this.lock.instances[id] = { stage: inst.stage, fingerprint: fp.fingerprint, breakdown: fp.breakdown, outputs: outputs! }
       known.set(id, outputs!)
@@ -130,7 +139,11 @@ t.test('no lock entry: everything runs; below a run the plan is tentative (upstr
     { kind: 'upstream-changed', upstream: 'b@k=1' },
     { kind: 'upstream-changed', upstream: 'b@k=2' },
   ])
-  t.same(steps.map((s) => s.instance), ['a', 'b@k=1', 'b@k=2', 'c', 'd'], 'topological order')
+  t.same(
+    steps.map((s) => s.instance),
+    ['a', 'b@k=1', 'b@k=2', 'c', 'd'],
+    'topological order',
+  )
 })
 
 t.test('after a run everything is fresh, with no reasons', async (t) => {
@@ -239,7 +252,11 @@ t.test('force reruns the targets only (or everything without targets)', async (t
   t.same(step(steps, 'b@k=2').reasons, [{ kind: 'forced' }])
   const all = w.plan({ force: true })
   t.equal(step(all, 'a').reasons[0]?.kind, 'forced')
-  t.same(step(all, 'c').reasons, [{ kind: 'forced' }, { kind: 'upstream-changed', upstream: 'b@k=1' }, { kind: 'upstream-changed', upstream: 'b@k=2' }])
+  t.same(step(all, 'c').reasons, [
+    { kind: 'forced' },
+    { kind: 'upstream-changed', upstream: 'b@k=1' },
+    { kind: 'upstream-changed', upstream: 'b@k=2' },
+  ])
 })
 
 t.test('unknown target is a failure', async (t) => {

@@ -28,7 +28,10 @@ writeFileSync(
     outputs: { ledger.txt: file }
 `,
 )
-writeFileSync(join(dir, 'schemas/stages/ledger.params.schema.json'), JSON.stringify({ type: 'object', additionalProperties: false, properties: {} }))
+writeFileSync(
+  join(dir, 'schemas/stages/ledger.params.schema.json'),
+  JSON.stringify({ type: 'object', additionalProperties: false, properties: {} }),
+)
 mkdirSync(join(dir, 'stages/ledger'), { recursive: true })
 writeFileSync(
   join(dir, 'stages/ledger/index.ts'),

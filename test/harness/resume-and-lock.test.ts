@@ -90,22 +90,28 @@ t.test('two processes writing one lock: no entry lost', async (t) => {
   const file = join(tmp(), 'pipeline.lock')
   const child = join(REPO_ROOT, 'test', 'harness', 'fixtures', 'lock-writer.ts')
   const n = 25
-  await Promise.all(['a', 'b', 'c'].map((id) => new Promise<void>((res, rej) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', child, file, id, String(n)], { cwd: REPO_ROOT, stdio: 'inherit' })
-    p.once('error', rej)
-    p.once('exit', (code) => (code === 0 ? res() : rej(new Error(`writer ${id} exited ${code}`))))
-  })))
+  await Promise.all(
+    ['a', 'b', 'c'].map(
+      (id) =>
+        new Promise<void>((res, rej) => {
+          const p = spawn(process.execPath, ['--import', 'tsx', child, file, id, String(n)], { cwd: REPO_ROOT, stdio: 'inherit' })
+          p.once('error', rej)
+          p.once('exit', (code) => (code === 0 ? res() : rej(new Error(`writer ${id} exited ${code}`))))
+        }),
+    ),
+  )
   const keys = Object.keys(JSON.parse(readFileSync(file, 'utf8')) as object)
   t.equal(keys.length, 3 * n, `${keys.length} of ${3 * n} entries`)
   t.notOk(existsSync(`${file}.owner`), 'owner file released')
 })
 
-t.test('sweep: an orphaned stage still writing into a dead harness\'s work dir is stopped, then the dir removed', async (t) => {
+t.test("sweep: an orphaned stage still writing into a dead harness's work dir is stopped, then the dir removed", async (t) => {
   const work = tmp()
   const dir = join(work, `${deadPid()}-orphan`)
   mkdirSync(join(dir, 'out'), { recursive: true })
   // The orphan: its command line names the work dir (as run-stage.ts's does); it keeps (re)creating files there.
-  const script = 'const fs = require("fs"); const d = process.argv[1]; for (;;) { try { fs.mkdirSync(d + "/out", { recursive: true }); fs.writeFileSync(d + "/out/f" + (Date.now() % 100), "x") } catch {} }'
+  const script =
+    'const fs = require("fs"); const d = process.argv[1]; for (;;) { try { fs.mkdirSync(d + "/out", { recursive: true }); fs.writeFileSync(d + "/out/f" + (Date.now() % 100), "x") } catch {} }'
   const orphan = spawn(process.execPath, ['-e', script, dir], { stdio: 'ignore' })
   await new Promise((r) => orphan.once('spawn', r))
   writeFileSync(join(dir, 'stage.pid'), String(orphan.pid))

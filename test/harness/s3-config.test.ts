@@ -8,7 +8,18 @@ import { describeS3, parseS3Spec, redact } from '../../src/harness/store/s3-conf
 
 t.test('bucket, prefix, defaults', async (t) => {
   const r = parseS3Spec('s3://my-bucket/team/cache/', {})
-  t.same(r, { ok: true, value: { bucket: 'my-bucket', prefix: 'team/cache', endpoint: undefined, region: undefined, forcePathStyle: false, partSizeBytes: 16 << 20, maxAttempts: 6 } })
+  t.same(r, {
+    ok: true,
+    value: {
+      bucket: 'my-bucket',
+      prefix: 'team/cache',
+      endpoint: undefined,
+      region: undefined,
+      forcePathStyle: false,
+      partSizeBytes: 16 << 20,
+      maxAttempts: 6,
+    },
+  })
   t.match(parseS3Spec('s3://b12', {}), { ok: true, value: { bucket: 'b12', prefix: '' } })
   if (r.ok) t.equal(describeS3(r.value), 's3://my-bucket/team/cache')
 })
@@ -16,13 +27,23 @@ t.test('bucket, prefix, defaults', async (t) => {
 t.test('endpoint and region: URL option > AWS_ENDPOINT_URL_S3 > AWS_ENDPOINT_URL; custom endpoints default to path-style', async (t) => {
   const env = { AWS_ENDPOINT_URL: 'http://generic:1', AWS_ENDPOINT_URL_S3: 'http://minio:9000/', AWS_DEFAULT_REGION: 'eu-west-1' }
   t.match(parseS3Spec('s3://bkt/p', env), { ok: true, value: { endpoint: 'http://minio:9000', region: 'eu-west-1', forcePathStyle: true } })
-  t.match(parseS3Spec('s3://bkt/p', { AWS_ENDPOINT_URL: 'http://generic:1' }), { ok: true, value: { endpoint: 'http://generic:1', region: 'us-east-1' } })
+  t.match(parseS3Spec('s3://bkt/p', { AWS_ENDPOINT_URL: 'http://generic:1' }), {
+    ok: true,
+    value: { endpoint: 'http://generic:1', region: 'us-east-1' },
+  })
   t.match(parseS3Spec('s3://bkt/p?endpoint=https://acct.r2.cloudflarestorage.com&region=auto&path_style=false', env), {
     ok: true,
     value: { endpoint: 'https://acct.r2.cloudflarestorage.com', region: 'auto', forcePathStyle: false },
   })
-  t.match(parseS3Spec('s3://bkt/p', { AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'eu-west-1' }), { ok: true, value: { region: 'us-west-2', endpoint: undefined } })
-  t.match(parseS3Spec('s3://bkt/p', {}, { path_style: true, part_size_mb: 64 }), { ok: true, value: { forcePathStyle: true, partSizeBytes: 64 << 20 } }, 'a store: object')
+  t.match(parseS3Spec('s3://bkt/p', { AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'eu-west-1' }), {
+    ok: true,
+    value: { region: 'us-west-2', endpoint: undefined },
+  })
+  t.match(
+    parseS3Spec('s3://bkt/p', {}, { path_style: true, part_size_mb: 64 }),
+    { ok: true, value: { forcePathStyle: true, partSizeBytes: 64 << 20 } },
+    'a store: object',
+  )
   t.match(parseS3Spec('s3://bkt/p?max_attempts=3', {}), { ok: true, value: { maxAttempts: 3 } })
 })
 
@@ -47,7 +68,11 @@ t.test('credentials never pass through: not in endpoints, redacted from messages
   const withCreds = parseS3Spec('s3://bkt/p?endpoint=http://AKIAXXXX:supersecretvalue@minio:9000', {})
   t.match(withCreds, { ok: false, error: { message: /must not carry credentials/ } })
   t.notMatch(JSON.stringify(withCreds), /supersecretvalue|AKIAXXXX/, 'the rejection does not repeat them')
-  const env = { AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', AWS_SESSION_TOKEN: 'FwoGZXIvYXdzEXAMPLETOKEN' }
+  const env = {
+    AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    AWS_SESSION_TOKEN: 'FwoGZXIvYXdzEXAMPLETOKEN',
+  }
   const leaky = [
     'key AKIAIOSFODNN7EXAMPLE secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY token FwoGZXIvYXdzEXAMPLETOKEN',
     'GET https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAOTHER%2F20261128&X-Amz-Signature=abcdef0123&X-Amz-Security-Token=tok',
@@ -55,7 +80,8 @@ t.test('credentials never pass through: not in endpoints, redacted from messages
     'connect to http://user:pw@host:9000 failed',
   ].join('\n')
   const clean = redact(leaky, env, ['resolved-secret-from-file'])
-  for (const s of ['AKIAIOSFODNN7EXAMPLE', 'wJalrXUtnFEMI', 'FwoGZXIvYXdz', 'AKIAOTHER', 'abcdef0123', 'deadbeef', 'user:pw', '=tok']) t.notOk(clean.includes(s), `'${s}' redacted`)
+  for (const s of ['AKIAIOSFODNN7EXAMPLE', 'wJalrXUtnFEMI', 'FwoGZXIvYXdz', 'AKIAOTHER', 'abcdef0123', 'deadbeef', 'user:pw', '=tok'])
+    t.notOk(clean.includes(s), `'${s}' redacted`)
   t.match(clean, /https:\/\/b\.s3\.amazonaws\.com\/k\?X-Amz-Credential=\*\*\*/, 'the rest of the message stays readable')
   t.equal(redact('x resolved-secret-from-file y', {}, ['resolved-secret-from-file']), 'x *** y')
 })

@@ -70,7 +70,10 @@ t.test('run against S3, delete the local cache and the lock, rerun: all restored
   t.equal(first.code, 0, first.stderr)
   const ran = outcomes(first.stdout)
   t.equal(Object.keys(ran).length, 6)
-  t.ok(Object.values(ran).every((o) => o === 'ran'), 'first run computes every instance')
+  t.ok(
+    Object.values(ran).every((o) => o === 'ran'),
+    'first run computes every instance',
+  )
   const lockText = await readFile(join(dir, 'pipeline.lock'), 'utf8')
   const lock = JSON.parse(lockText) as LockFile
   const opened = openStore(spec, dir)
@@ -84,7 +87,10 @@ t.test('run against S3, delete the local cache and the lock, rerun: all restored
   t.equal(second.code, 0, second.stderr)
   const restored = outcomes(second.stdout)
   t.same(Object.keys(restored).sort(), Object.keys(ran).sort())
-  t.ok(Object.values(restored).every((o) => o === 'restored'), `every instance restored, none ran: ${JSON.stringify(restored)}`)
+  t.ok(
+    Object.values(restored).every((o) => o === 'restored'),
+    `every instance restored, none ran: ${JSON.stringify(restored)}`,
+  )
   t.equal(await readFile(join(dir, 'pipeline.lock'), 'utf8'), lockText, 'the rebuilt lock is byte-identical')
 
   const after = await outputsOf(new LocalStore(join(dir, 'artifacts')), lock, join(dir, '.scratch2')).catch(() => ({}))
@@ -96,7 +102,10 @@ t.test('run against S3, delete the local cache and the lock, rerun: all restored
 
   const status = await cli(['status', '--json', '--store', spec])
   t.equal(status.code, 0)
-  t.ok((JSON.parse(status.stdout) as { instances: { action: string }[] }).instances.every((i) => i.action === 'fresh'), 'status: everything fresh')
+  t.ok(
+    (JSON.parse(status.stdout) as { instances: { action: string }[] }).instances.every((i) => i.action === 'fresh'),
+    'status: everything fresh',
+  )
 })
 
 t.test('push, pull and gc --dry-run on the same project', async (t) => {
@@ -121,7 +130,11 @@ t.test('push, pull and gc --dry-run on the same project', async (t) => {
   t.equal((await new LocalStore(join(dir, 'artifacts')).listRuns()).length, 6)
 
   const push = io()
-  t.equal(await syncCommand('push', { store: opened.value, lockPath: join(dir, 'pipeline.lock'), dryRun: false, json: true, ...push }), 0, push.o.err)
+  t.equal(
+    await syncCommand('push', { store: opened.value, lockPath: join(dir, 'pipeline.lock'), dryRun: false, json: true, ...push }),
+    0,
+    push.o.err,
+  )
   const summary = JSON.parse(push.o.out) as { ok: boolean; objects: { moved: number }; runs: { present: number } }
   t.match(summary, { ok: true, objects: { moved: 0 }, runs: { present: 6 } }, 'push: everything already on the remote')
 

@@ -40,7 +40,10 @@ async function localEntry(dir: string, bigBytes: number): Promise<{ local: Local
   const tree = await local.putDir(join(dir, 'tree'))
   const rec = makeRecord(`train@eta=0.${bigBytes % 7}`, { ckpt: { ...file, kind: 'file' }, parts: { ...tree, kind: 'dir' } })
   await local.putRun(rec)
-  const lock: LockFile = { schema: 1, instances: { [rec.instance]: { stage: rec.stage, fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } } }
+  const lock: LockFile = {
+    schema: 1,
+    instances: { [rec.instance]: { stage: rec.stage, fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } },
+  }
   return { local, lock, rec, big }
 }
 
@@ -107,18 +110,28 @@ t.test('injected 500/503 responses are retried with backoff; push and pull succe
   t.equal(pulled.runs.moved, 1)
   t.same(await fresh.local.getRun(rec.fingerprint), rec)
   t.equal(await fresh.local.verifyObject(sha(big)), true, 'pulled checkpoint verifies')
-  t.ok(proxy.injected[500] > 0 && proxy.injected[503] > 0, `faults were injected (500: ${proxy.injected[500]}, 503: ${proxy.injected[503]})`)
-  const objectPuts = proxy.seen.filter((r) => r.method === 'PUT' && r.path.includes('/objects/sha256/') && !/uploads=|uploadId=/.test(r.path) && r.status === 200)
+  t.ok(
+    proxy.injected[500] > 0 && proxy.injected[503] > 0,
+    `faults were injected (500: ${proxy.injected[500]}, 503: ${proxy.injected[503]})`,
+  )
+  const objectPuts = proxy.seen.filter(
+    (r) => r.method === 'PUT' && r.path.includes('/objects/sha256/') && !/uploads=|uploadId=/.test(r.path) && r.status === 200,
+  )
   const partPuts = proxy.seen.filter((r) => r.method === 'PUT' && /partNumber=/.test(r.path) && r.status === 200)
   t.ok(objectPuts.length >= 3 && partPuts.length >= 3, `single and multipart uploads seen (${objectPuts.length}, ${partPuts.length} parts)`)
-  t.ok([...objectPuts, ...partPuts].every((r) => r.checksum !== undefined), 'every object and part PUT carried a SHA-256 checksum')
+  t.ok(
+    [...objectPuts, ...partPuts].every((r) => r.checksum !== undefined),
+    'every object and part PUT carried a SHA-256 checksum',
+  )
 })
 
 t.test('downloads cut off mid-body are retried and still verified', async (t) => {
   const server = await startS3Server()
   t.teardown(() => server.close())
   const once = new Set<string>()
-  const proxy = await startFaultProxy(server.endpoint, { cut: (_k, req) => req.method === 'GET' && !once.has(req.url!) && once.add(req.url!) !== undefined })
+  const proxy = await startFaultProxy(server.endpoint, {
+    cut: (_k, req) => req.method === 'GET' && !once.has(req.url!) && once.add(req.url!) !== undefined,
+  })
   t.teardown(() => proxy.close())
   const dir = t.testdir({})
   const { local, lock, big } = await localEntry(dir, 3 << 20)

@@ -23,7 +23,9 @@ t.teardown(() => server.close())
 
 const lockOf = (...recs: RunRecord[]): LockFile => ({
   schema: 1,
-  instances: Object.fromEntries(recs.map((r) => [r.instance, { stage: r.stage, fingerprint: r.fingerprint, breakdown: r.breakdown, outputs: r.outputs }])),
+  instances: Object.fromEntries(
+    recs.map((r) => [r.instance, { stage: r.stage, fingerprint: r.fingerprint, breakdown: r.breakdown, outputs: r.outputs }]),
+  ),
 })
 
 /** Two entries in `store`: `keep` (a file + a dir) and `drop` (a file of its own + the shared file). */
@@ -45,7 +47,8 @@ async function twoEntries(store: ArtifactStore, dir: string) {
 for (const kind of ['s3', 'local'] as const) {
   t.test(`${kind}: plan lists what the lock does not reference; apply deletes it and nothing else`, async (t) => {
     const dir = t.testdir({})
-    const store: ArtifactStore = kind === 's3' ? s3TestStore(server.endpoint, `gc-${randomBytes(3).toString('hex')}`) : new LocalStore(join(dir, 'store'))
+    const store: ArtifactStore =
+      kind === 's3' ? s3TestStore(server.endpoint, `gc-${randomBytes(3).toString('hex')}`) : new LocalStore(join(dir, 'store'))
     const e = await twoEntries(store, join(dir, 'src'))
     const [layer] = gcLayers(store)
     if (layer === undefined) throw new Error('no layer')
@@ -54,8 +57,16 @@ for (const kind of ['s3', 'local'] as const) {
       return (await store.getFile(d, out)) ? parseListing(await import('node:fs/promises').then((fs) => fs.readFile(out))) : undefined
     }
     const plan = await gcPlan(lockOf(e.keep), layer, listing)
-    t.same(plan.runs.map(({ fingerprint, instance }) => ({ fingerprint, instance })), [{ fingerprint: e.drop.fingerprint, instance: 'drop' }], 'only the unreferenced record')
-    t.same(plan.objects.map((o) => o.digest), [e.own], 'only the object no referenced entry names (shared and dir members kept)')
+    t.same(
+      plan.runs.map(({ fingerprint, instance }) => ({ fingerprint, instance })),
+      [{ fingerprint: e.drop.fingerprint, instance: 'drop' }],
+      'only the unreferenced record',
+    )
+    t.same(
+      plan.objects.map((o) => o.digest),
+      [e.own],
+      'only the object no referenced entry names (shared and dir members kept)',
+    )
     t.equal(plan.bytes, 5000)
 
     const young = await gcApply(plan, layer) // default grace: an hour

@@ -13,7 +13,13 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CreateMultipartUploadCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3'
+import {
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
 import { openStore } from '../../src/harness/store/open-store.ts'
 import { parseS3Spec } from '../../src/harness/store/s3-config.ts'
@@ -44,7 +50,9 @@ function s3Hooks(store: S3Store) {
       // what a killed writer leaves: a multipart upload with a part sent, never completed
       const key = store.objectKey(sha(bytes))
       const up = await store.client.send(new CreateMultipartUploadCommand({ Bucket: TEST_BUCKET, Key: key }))
-      await store.client.send(new UploadPartCommand({ Bucket: TEST_BUCKET, Key: key, UploadId: up.UploadId, PartNumber: 1, Body: Buffer.from(bytes) }))
+      await store.client.send(
+        new UploadPartCommand({ Bucket: TEST_BUCKET, Key: key, UploadId: up.UploadId, PartNumber: 1, Body: Buffer.from(bytes) }),
+      )
     },
   }
 }
@@ -89,7 +97,16 @@ t.test('bucket layout mirrors the local store; large objects go up in parts', as
   const listed = await store.client.send(new ListObjectsV2Command({ Bucket: TEST_BUCKET, Prefix: `${prefix}/` }))
   const keys = (listed.Contents ?? []).map((o) => o.Key).sort()
   const obj = (d: string) => `${prefix}/nested/objects/sha256/${d.slice(0, 2)}/${d.slice(2)}`
-  t.same(keys, [obj(small.digest), obj(large.digest), obj(tree.digest), obj(sha(Buffer.from('x'))), `${prefix}/nested/runs/${rec.fingerprint.slice(0, 2)}/${rec.fingerprint}.json`].sort())
+  t.same(
+    keys,
+    [
+      obj(small.digest),
+      obj(large.digest),
+      obj(tree.digest),
+      obj(sha(Buffer.from('x'))),
+      `${prefix}/nested/runs/${rec.fingerprint.slice(0, 2)}/${rec.fingerprint}.json`,
+    ].sort(),
+  )
   const body = await store.client.send(new GetObjectCommand({ Bucket: TEST_BUCKET, Key: store.runKey(rec.fingerprint) }))
   t.same(JSON.parse(await body.Body!.transformToString()), rec, 'the run record is plain JSON')
   t.equal(await store.getFile(large.digest, join(dir, 'big.out')), true)
@@ -124,7 +141,10 @@ t.test('a missing bucket and bad credentials: errors name bucket and key, never 
   const cfg = parseS3Spec(`s3://no-such-bucket/p?endpoint=${server.endpoint}`, TEST_ENV)
   if (!cfg.ok) throw new Error('config')
   const missing = new S3Store(cfg.value, TEST_ENV, { credentials: TEST_CREDENTIALS })
-  await t.rejects(missing.putFile(join(dir, 'f')), { name: 'StoreError', message: /S3 bucket 'no-such-bucket' does not exist .*s3:\/\/no-such-bucket\/p\/objects\/sha256\// })
+  await t.rejects(missing.putFile(join(dir, 'f')), {
+    name: 'StoreError',
+    message: /S3 bucket 'no-such-bucket' does not exist .*s3:\/\/no-such-bucket\/p\/objects\/sha256\//,
+  })
   await t.rejects(missing.getRun(makeRecord('s', {}).fingerprint), { message: /no-such-bucket/ })
   await t.rejects(missing.checkBucket(), { name: 'StoreError', message: /S3 bucket 'no-such-bucket' does not exist/ })
   await s3TestStore(server.endpoint).checkBucket()
@@ -148,12 +168,18 @@ t.test('openStore: s3:// opens a tiered store (embedded cache in front); bad spe
   t.ok(r.ok && r.value instanceof TieredStore)
   if (r.ok && r.value instanceof TieredStore) {
     t.equal(r.value.local.root, join(dir, 'artifacts'))
-    t.same([r.value.remote.config.bucket, r.value.remote.config.prefix, r.value.remote.config.forcePathStyle], [TEST_BUCKET, 'team/cache', true])
+    t.same(
+      [r.value.remote.config.bucket, r.value.remote.config.prefix, r.value.remote.config.forcePathStyle],
+      [TEST_BUCKET, 'team/cache', true],
+    )
     t.match(r.value.description, `s3://${TEST_BUCKET}/team/cache at ${server.endpoint}`)
   }
   t.equal(existsSync(join(dir, 'artifacts')), false, 'opening creates nothing')
   t.match(openStore('s3://Bad_Bucket/x', dir, {}), { ok: false, error: { reason: 'store-error', message: /bucket name/ } })
-  t.match(openStore('s3://bucket/x?colour=red', dir, {}), { ok: false, error: { reason: 'store-error', message: /unknown S3 store option 'colour'/ } })
+  t.match(openStore('s3://bucket/x?colour=red', dir, {}), {
+    ok: false,
+    error: { reason: 'store-error', message: /unknown S3 store option 'colour'/ },
+  })
 })
 
 t.test('tiered: a read falls back to S3 and back-fills the local cache', async (t) => {

@@ -60,7 +60,10 @@ t.test('push re-hashes the remote copy: a damaged copy of the right size is over
   const put = await local.putFile(join(dir, 'src', 'f'))
   const rec = makeRecord('s', { f: { ...put, kind: 'file' } })
   await local.putRun(rec)
-  const lock: LockFile = { schema: 1, instances: { s: { stage: 's', fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } } }
+  const lock: LockFile = {
+    schema: 1,
+    instances: { s: { stage: 's', fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } },
+  }
   const remote = s3TestStore(server.endpoint, prefix())
   const evil = Buffer.from(bytes)
   evil[100] = evil[100]! ^ 1

@@ -13,7 +13,11 @@ import { encodeMessage, parseMessage, stageCommand, type StageJob } from '../../
 import { REPO_ROOT } from './fixtures/counting-project.ts'
 
 t.test('protocol lines round-trip; anything else is a log line', async (t) => {
-  t.same(parseMessage(encodeMessage({ type: 'progress', fraction: 0.25, message: 'a' }).trim()), { type: 'progress', fraction: 0.25, message: 'a' })
+  t.same(parseMessage(encodeMessage({ type: 'progress', fraction: 0.25, message: 'a' }).trim()), {
+    type: 'progress',
+    fraction: 0.25,
+    message: 'a',
+  })
   t.same(parseMessage(encodeMessage({ type: 'progress', fraction: 1 }).trim()), { type: 'progress', fraction: 1 })
   t.same(parseMessage(encodeMessage({ type: 'log', message: 'x\ny' }).trim()), { type: 'log', message: 'x\ny' })
   t.same(parseMessage('plain text'), { type: 'log', message: 'plain text' })
@@ -40,7 +44,10 @@ t.test('run-stage: context, protocol, result.json and failures', async (t) => {
   const stage = (name: string, body: string): string => {
     const file = join(root, 'stages', name, 'index.ts')
     mkdirSync(join(root, 'stages', name), { recursive: true })
-    writeFileSync(file, `import { writeFileSync, readFileSync } from 'node:fs'\nimport { join } from 'node:path'\nimport { defineStage } from 'cusp/src/harness/stage-api.ts'\n${body}\n`)
+    writeFileSync(
+      file,
+      `import { writeFileSync, readFileSync } from 'node:fs'\nimport { join } from 'node:path'\nimport { defineStage } from 'cusp/src/harness/stage-api.ts'\n${body}\n`,
+    )
     return file
   }
   const run = async (module: string) => {

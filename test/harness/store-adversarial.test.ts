@@ -48,7 +48,11 @@ const recordCases: [string, Record<string, unknown> | unknown, boolean][] = [
   ['output name with NUL', forged({ 'x\u0000y': file }), false],
   ['output name with a newline', forged({ 'x\ny': file }), false],
   ['output name of 200 characters', forged({ ['a'.repeat(200)]: file }), false],
-  [`more than ${RECORD_LIMITS.outputs} outputs`, forged(Object.fromEntries(Array.from({ length: RECORD_LIMITS.outputs + 1 }, (_, i) => [`o${i}`, file]))), false],
+  [
+    `more than ${RECORD_LIMITS.outputs} outputs`,
+    forged(Object.fromEntries(Array.from({ length: RECORD_LIMITS.outputs + 1 }, (_, i) => [`o${i}`, file]))),
+    false,
+  ],
   ['negative size', forged({ f: { ...file, size: -1 } }), false],
   ['fractional size', forged({ f: { ...file, size: 1.5 } }), false],
   ['size over the limit', forged({ f: { ...file, size: 2 ** 41 } }), false],
@@ -98,7 +102,16 @@ t.test('record: an oversized record file is a miss without being parsed', async 
 // ---------------------------------------------------------------------------------------------
 // Declared outputs: with the pipeline's stages known, only exactly the declared set is trusted.
 
-const declared: RecordTrust = { outputsOf: (s) => (s === 's' ? [{ name: 'model.bin', kind: 'file' }, { name: 'ckpt', kind: 'dir' }] : undefined), warn: () => undefined }
+const declared: RecordTrust = {
+  outputsOf: (s) =>
+    s === 's'
+      ? [
+          { name: 'model.bin', kind: 'file' },
+          { name: 'ckpt', kind: 'dir' },
+        ]
+      : undefined,
+  warn: () => undefined,
+}
 const ok3 = { 'model.bin': file, ckpt: { ...file, kind: 'dir' }, 'result.json': file }
 const declaredCases: [string, Record<string, unknown>, boolean][] = [
   ['an extra (safe) output', { ...ok3, extra: file }, false],
@@ -148,37 +161,61 @@ async function publish(store: LocalStore, dir: string): Promise<RunRecord> {
 }
 
 const signingCases: [string, (root: string, dir: string, warnings: string[]) => Promise<boolean>, boolean][] = [
-  ['HMAC: a signed record reads back', async (root, dir, w) => {
-    const s = await signedStore(root, hmacEnv, w)
-    const rec = await publish(s, dir)
-    return (await s.getRun(rec.fingerprint)) !== undefined
-  }, true],
-  ['HMAC: an unsigned record is refused when signing is configured', async (root, dir, w) => {
-    const rec = await publish(new LocalStore(root), dir)
-    return (await (await signedStore(root, hmacEnv, w)).getRun(rec.fingerprint)) !== undefined
-  }, false],
-  ['HMAC: a record signed with another key is refused', async (root, dir, w) => {
-    const rec = await publish(await signedStore(root, { CUSP_RECORD_KEY: 'z'.repeat(32) }, []), dir)
-    return (await (await signedStore(root, hmacEnv, w)).getRun(rec.fingerprint)) !== undefined
-  }, false],
-  ['HMAC: a signed record altered after signing (an output swapped) is refused', async (root, dir, w) => {
-    const s = await signedStore(root, hmacEnv, w)
-    const rec = await publish(s, dir)
-    const path = s.runPath(rec.fingerprint)
-    const stored = JSON.parse(await readFile(path, 'utf8')) as RunRecord & { signature: string }
-    stored.durationMs = 99
-    await chmod(path, 0o644)
-    await writeFile(path, JSON.stringify(stored))
-    return (await s.getRun(rec.fingerprint)) !== undefined
-  }, false],
-  ['ed25519: a signed record reads back with only the public key', async (root, dir, w) => {
-    const rec = await publish(await signedStore(root, edEnv, w), dir)
-    return (await (await signedStore(root, edVerifyOnly, w)).getRun(rec.fingerprint)) !== undefined
-  }, true],
-  ['ed25519: an HMAC-signed record is refused by an ed25519 verifier', async (root, dir, w) => {
-    const rec = await publish(await signedStore(root, hmacEnv, []), dir)
-    return (await (await signedStore(root, edVerifyOnly, w)).getRun(rec.fingerprint)) !== undefined
-  }, false],
+  [
+    'HMAC: a signed record reads back',
+    async (root, dir, w) => {
+      const s = await signedStore(root, hmacEnv, w)
+      const rec = await publish(s, dir)
+      return (await s.getRun(rec.fingerprint)) !== undefined
+    },
+    true,
+  ],
+  [
+    'HMAC: an unsigned record is refused when signing is configured',
+    async (root, dir, w) => {
+      const rec = await publish(new LocalStore(root), dir)
+      return (await (await signedStore(root, hmacEnv, w)).getRun(rec.fingerprint)) !== undefined
+    },
+    false,
+  ],
+  [
+    'HMAC: a record signed with another key is refused',
+    async (root, dir, w) => {
+      const rec = await publish(await signedStore(root, { CUSP_RECORD_KEY: 'z'.repeat(32) }, []), dir)
+      return (await (await signedStore(root, hmacEnv, w)).getRun(rec.fingerprint)) !== undefined
+    },
+    false,
+  ],
+  [
+    'HMAC: a signed record altered after signing (an output swapped) is refused',
+    async (root, dir, w) => {
+      const s = await signedStore(root, hmacEnv, w)
+      const rec = await publish(s, dir)
+      const path = s.runPath(rec.fingerprint)
+      const stored = JSON.parse(await readFile(path, 'utf8')) as RunRecord & { signature: string }
+      stored.durationMs = 99
+      await chmod(path, 0o644)
+      await writeFile(path, JSON.stringify(stored))
+      return (await s.getRun(rec.fingerprint)) !== undefined
+    },
+    false,
+  ],
+  [
+    'ed25519: a signed record reads back with only the public key',
+    async (root, dir, w) => {
+      const rec = await publish(await signedStore(root, edEnv, w), dir)
+      return (await (await signedStore(root, edVerifyOnly, w)).getRun(rec.fingerprint)) !== undefined
+    },
+    true,
+  ],
+  [
+    'ed25519: an HMAC-signed record is refused by an ed25519 verifier',
+    async (root, dir, w) => {
+      const rec = await publish(await signedStore(root, hmacEnv, []), dir)
+      return (await (await signedStore(root, edVerifyOnly, w)).getRun(rec.fingerprint)) !== undefined
+    },
+    false,
+  ],
 ]
 for (const [name, run, accepted] of signingCases) {
   t.test(`signed records: ${name}`, async (t) => {
@@ -312,22 +349,26 @@ t.test('fault: a file where the store expects a directory is an error, and store
 for (const code of ['ENOSPC', 'EACCES'] as const) {
   t.test(`fault: ${code} while writing an object (injected) leaves no partial object and loses nothing`, async (t) => {
     const fsp = await import('node:fs/promises')
-    const { LocalStore: Injected } = await t.mockImport<typeof import('../../src/harness/store/local-store.ts')>('../../src/harness/store/local-store.ts', {
-      'node:fs/promises': {
-        ...fsp,
-        open: async (path: string, flags?: string, mode?: number) => {
-          const fh = await fsp.open(path, flags, mode)
-          if (flags !== 'wx' || !String(path).includes('/tmp/')) return fh
-          return new Proxy(fh, {
-            get(target, prop) {
-              if (prop === 'write') return async () => Promise.reject(Object.assign(new Error(`${code}: injected fault, write`), { code }))
-              const v = Reflect.get(target, prop) as unknown
-              return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
-            },
-          })
+    const { LocalStore: Injected } = await t.mockImport<typeof import('../../src/harness/store/local-store.ts')>(
+      '../../src/harness/store/local-store.ts',
+      {
+        'node:fs/promises': {
+          ...fsp,
+          open: async (path: string, flags?: string, mode?: number) => {
+            const fh = await fsp.open(path, flags, mode)
+            if (flags !== 'wx' || !String(path).includes('/tmp/')) return fh
+            return new Proxy(fh, {
+              get(target, prop) {
+                if (prop === 'write')
+                  return async () => Promise.reject(Object.assign(new Error(`${code}: injected fault, write`), { code }))
+                const v = Reflect.get(target, prop) as unknown
+                return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+              },
+            })
+          },
         },
       },
-    })
+    )
     const root = t.testdir({ src: { old: 'stored before', f: randomBytes(1000).toString('hex') } })
     const before = await new LocalStore(join(root, 'store')).putFile(join(root, 'src', 'old'))
     const store = new Injected(join(root, 'store'))
@@ -362,8 +403,11 @@ t.test('fsck finds a flipped byte and a planted record; --repair quarantines bot
   t.same([again?.corrupt.length, again?.badRuns.length], [0, 0], 'clean afterwards')
 })
 
-t.test('listing parser keeps the encoder\'s own output (round trip)', async (t) => {
-  const entries = [{ path: 'a/b', digest: D, size: 1, mode: 0o644 as const }, { path: 'c', digest: D, size: 2, mode: 0o755 as const }]
+t.test("listing parser keeps the encoder's own output (round trip)", async (t) => {
+  const entries = [
+    { path: 'a/b', digest: D, size: 1, mode: 0o644 as const },
+    { path: 'c', digest: D, size: 2, mode: 0o755 as const },
+  ]
   t.same(parseListing(encodeListing(entries)), entries)
 })
 
@@ -377,7 +421,13 @@ t.test('registry: control characters in a stored record never reach the terminal
   const p = store.runPath(rec.fingerprint as string)
   await mkdir(dirname(p), { recursive: true })
   await writeFile(p, JSON.stringify(rec))
-  const view = await artifactsView({ pipeline: undefined as never, store, lockPath: join(root, 'none.lock'), instance: undefined, json: false })
+  const view = await artifactsView({
+    pipeline: undefined as never,
+    store,
+    lockPath: join(root, 'none.lock'),
+    instance: undefined,
+    json: false,
+  })
   t.ok(view.ok)
   if (view.ok) {
     t.match(view.value, /evil\?\[2J/)
@@ -394,9 +444,19 @@ t.test('gc: a referenced listing nobody can read is one line, exit 1, and nothin
   const other = await store.putFile(join(root, 'other'))
   const rec = makeRecord('s', { d: { ...dir, kind: 'dir' } })
   await store.deleteObject(dir.digest)
-  writeLock(join(root, 'pipeline.lock'), { schema: 1, instances: { s: { stage: 's', fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } } })
+  writeLock(join(root, 'pipeline.lock'), {
+    schema: 1,
+    instances: { s: { stage: 's', fingerprint: rec.fingerprint, breakdown: rec.breakdown, outputs: rec.outputs } },
+  })
   let err = ''
-  const code = await syncCommand('gc', { store, lockPath: join(root, 'pipeline.lock'), dryRun: false, json: false, stdout: { write: () => true }, stderr: { write: (s: string) => ((err += s), true) } })
+  const code = await syncCommand('gc', {
+    store,
+    lockPath: join(root, 'pipeline.lock'),
+    dryRun: false,
+    json: false,
+    stdout: { write: () => true },
+    stderr: { write: (s: string) => ((err += s), true) },
+  })
   t.equal(code, 1)
   t.match(err, /^gc: cannot read the directory listing .* nothing was deleted/)
   t.equal(err.trim().split('\n').length, 1, 'one line')

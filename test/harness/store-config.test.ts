@@ -15,7 +15,10 @@ import { writeToyDag } from './fixtures/toy-dag.ts'
 
 const ROOT = '/project'
 const analyseWith = (storeYaml: string) =>
-  analyze({ file: `${ROOT}/pipeline.yaml`, reader: memoryReader(ROOT, { ...validToyProject(), 'pipeline.yaml': `${storeYaml}\n${VALID_PIPELINE}` }) })
+  analyze({
+    file: `${ROOT}/pipeline.yaml`,
+    reader: memoryReader(ROOT, { ...validToyProject(), 'pipeline.yaml': `${storeYaml}\n${VALID_PIPELINE}` }),
+  })
 
 t.test('the string form is the spec itself; no store: means none', async (t) => {
   const r = analyseWith('store: s3://bucket/runs')

@@ -44,7 +44,16 @@ export function makeRecord(instance: string, outputs: Record<string, StoredOutpu
     env: { backend: 'none', versions: {} },
   }
   const { fingerprint } = computeFingerprint(breakdown)
-  return { schema: 1, fingerprint, instance, stage: breakdown.stage, breakdown, outputs, durationMs: 12, finishedAt: '2026-11-28T18:00:00.000Z' }
+  return {
+    schema: 1,
+    fingerprint,
+    instance,
+    stage: breakdown.stage,
+    breakdown,
+    outputs,
+    durationMs: 12,
+    finishedAt: '2026-11-28T18:00:00.000Z',
+  }
 }
 
 /** Every file under `dir` as `relative path -> [bytes hex sha, executable]`. */
@@ -63,7 +72,7 @@ async function snapshot(dir: string, prefix = ''): Promise<Record<string, [strin
 async function makeTree(root: string): Promise<number> {
   const files: Record<string, Uint8Array> = {
     'a.txt': Buffer.from('alpha\n'),
-    'empty': new Uint8Array(),
+    empty: new Uint8Array(),
     'sub/deeper/blob.bin': randomBytes(300_000),
     'sub/b.txt': Buffer.from('beta\n'),
     'sub/same-as-a.txt': Buffer.from('alpha\n'),
@@ -201,7 +210,11 @@ export function storeContract(t: TapTest, name: string, make: () => Promise<Stor
     await writeFile(join(scratch, 'b'), bytes)
     const other = f.another()
     for (let round = 0; round < 3; round++) {
-      const results = await Promise.all([f.store.putFile(join(scratch, 'a')), other.putFile(join(scratch, 'b')), f.store.putFile(join(scratch, 'b'))])
+      const results = await Promise.all([
+        f.store.putFile(join(scratch, 'a')),
+        other.putFile(join(scratch, 'b')),
+        f.store.putFile(join(scratch, 'b')),
+      ])
       for (const r of results) t.same(r, { digest: sha(bytes), size: bytes.length })
     }
     t.equal(await other.getFile(sha(bytes), join(scratch, 'c')), true, 'the object is intact')
@@ -235,4 +248,3 @@ export function storeContract(t: TapTest, name: string, make: () => Promise<Stor
     t.same(await store.putFile(join(scratch, 'src')), put, 'can be stored again')
   })
 }
-

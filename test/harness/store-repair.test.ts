@@ -40,7 +40,10 @@ t.test('--verify repairs a corrupt stored output object of a deterministic stage
   const path = p.store.objectPath(digest)
   flipOneByte(path)
   const { summary, events } = await p.run({ targets: ['side'], verify: true })
-  t.ok(events.some((e) => e.type === 'verify' && e.instance === 'side' && e.deterministic), 'side verified deterministic')
+  t.ok(
+    events.some((e) => e.type === 'verify' && e.instance === 'side' && e.deterministic),
+    'side verified deterministic',
+  )
   t.ok(summary.ok)
   t.equal(sha(readFileSync(path)), digest, 'after --verify the object hashes to its name')
 })

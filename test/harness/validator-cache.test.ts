@@ -13,7 +13,14 @@ import type { ValidateFunction } from 'ajv'
 import { cachedValidator, type ValidatorOptions } from '../../src/harness/validator-cache.ts'
 
 const require = createRequire(import.meta.url)
-const OPTIONS: ValidatorOptions = { allErrors: true, useDefaults: true, verbose: true, strict: false, addUsedSchema: false, allowUnionTypes: true }
+const OPTIONS: ValidatorOptions = {
+  allErrors: true,
+  useDefaults: true,
+  verbose: true,
+  strict: false,
+  addUsedSchema: false,
+  allowUnionTypes: true,
+}
 
 function cachedFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.cjs'))
@@ -43,12 +50,21 @@ const cases: Array<{ name: string; dialect: 'draft-07' | '2020-12'; schema: obje
         tags: { type: 'array', items: { type: 'string' }, uniqueItems: true },
       },
     },
-    inputs: [{ eta: 0.1 }, { eta: -1, arch: 'rnn', name: 'X1', extra: 1, tags: ['a', 'a'] }, { arch: 'mlp', opt: { steps: 'many' } }, 'not an object'],
+    inputs: [
+      { eta: 0.1 },
+      { eta: -1, arch: 'rnn', name: 'X1', extra: 1, tags: ['a', 'a'] },
+      { arch: 'mlp', opt: { steps: 'many' } },
+      'not an object',
+    ],
   },
   {
     name: '2020-12 with prefixItems',
     dialect: '2020-12',
-    schema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { a: { prefixItems: [{ type: 'number' }] }, b: { default: 1 } } },
+    schema: {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      properties: { a: { prefixItems: [{ type: 'number' }] }, b: { default: 1 } },
+    },
     inputs: [{ a: [1, 'x'] }, { a: ['x'] }, {}],
   },
 ]
@@ -66,7 +82,10 @@ for (const c of cases) {
     t.type(loaded, 'function')
     t.not(loaded, compiled)
     for (const input of c.inputs) t.same(outcome(loaded, input), outcome(compiled, input), `same outcome for ${JSON.stringify(input)}`)
-    t.ok(c.inputs.some((i) => !outcome(compiled, i).valid), 'some input is invalid (the errors were compared)')
+    t.ok(
+      c.inputs.some((i) => !outcome(compiled, i).valid),
+      'some input is invalid (the errors were compared)',
+    )
   })
 }
 

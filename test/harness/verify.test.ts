@@ -40,13 +40,19 @@ t.test('verify re-executes every cache hit: deterministic ones verify, the rando
     sum: 'verified',
   })
   t.same(summary.outcomes.noisy?.mismatches, ['noise.txt'])
-  t.same(events.find((e) => e.type === 'verify' && e.instance === 'noisy'), {
-    type: 'verify',
-    instance: 'noisy',
-    deterministic: false,
-    mismatches: ['noise.txt'],
-  })
-  t.ok(events.some((e) => e.type === 'verify' && e.instance === 'square@k=2' && e.deterministic), 'dir outputs compared too')
+  t.same(
+    events.find((e) => e.type === 'verify' && e.instance === 'noisy'),
+    {
+      type: 'verify',
+      instance: 'noisy',
+      deterministic: false,
+      mismatches: ['noise.txt'],
+    },
+  )
+  t.ok(
+    events.some((e) => e.type === 'verify' && e.instance === 'square@k=2' && e.deterministic),
+    'dir outputs compared too',
+  )
   t.notOk(summary.ok, 'non-determinism makes the run not ok')
   t.equal(readFileSync(p.lockPath, 'utf8'), lockBefore, 'lock unchanged')
   t.same(storeListing(), storeBefore, 'store unchanged')

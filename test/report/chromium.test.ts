@@ -21,13 +21,18 @@ t.test('report.html renders every figure without console errors', { skip: presen
   const r = await inspectInChromium(page, { screenshot: true })
   t.same(r.errors, [], 'no console errors')
   t.equal(r.figures.length, 7)
-  for (const f of r.figures) t.ok(f.complete && f.width > 100 && f.height > 100 && f.shownWidth > 100, `${f.id} rendered ${f.width}x${f.height}`)
+  for (const f of r.figures)
+    t.ok(f.complete && f.width > 100 && f.height > 100 && f.shownWidth > 100, `${f.id} rendered ${f.width}x${f.height}`)
   t.ok(r.screenshot !== undefined && r.screenshot.length > 10_000, 'a screenshot')
-  if (process.env.CUSP_REPORT_SCREENSHOT !== undefined && r.screenshot !== undefined) await writeFile(process.env.CUSP_REPORT_SCREENSHOT, r.screenshot)
+  if (process.env.CUSP_REPORT_SCREENSHOT !== undefined && r.screenshot !== undefined)
+    await writeFile(process.env.CUSP_REPORT_SCREENSHOT, r.screenshot)
 
   // The same check on a broken page finds the problems.
   const bad = join(dir, 'bad.html')
-  await writeFile(bad, '<!DOCTYPE html><html><body><figure id="x"><img src="data:image/svg+xml;base64,bm90IGFuIHN2Zw=="></figure><script>console.error("boom"); undefinedFunction()</script></body></html>')
+  await writeFile(
+    bad,
+    '<!DOCTYPE html><html><body><figure id="x"><img src="data:image/svg+xml;base64,bm90IGFuIHN2Zw=="></figure><script>console.error("boom"); undefinedFunction()</script></body></html>',
+  )
   const b = await inspectInChromium(bad)
   t.ok(b.errors.length >= 2, b.errors.join('\n'))
   t.equal(b.figures[0]?.width, 0, 'the broken image is seen as not rendered')

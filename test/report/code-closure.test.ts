@@ -23,7 +23,11 @@ t.test('the theme is read by figures only; claims.yaml by the audit', async (t) 
   t.ok(base.audit.files.includes('src/report/verdicts.ts'))
   t.notOk(base.audit.files.includes('src/report/figure-specs.ts'), 'figure specs do not touch the audit')
   t.notOk(base.figures.files.includes('claims.yaml'))
-  for (const sci of ['stages/train', 'stages/spectrum-probe', 'stages/cusp-scan']) t.notOk(codeDigest(ROOT, sci).files.some((f) => f.startsWith('src/report/') || f.startsWith('stages/figures')), `${sci} does not reach the report code`)
+  for (const sci of ['stages/train', 'stages/spectrum-probe', 'stages/cusp-scan'])
+    t.notOk(
+      codeDigest(ROOT, sci).files.some((f) => f.startsWith('src/report/') || f.startsWith('stages/figures')),
+      `${sci} does not reach the report code`,
+    )
 
   const theme = editing('stages/figures/theme.json')
   t.not(codeDigest(ROOT, 'stages/figures', theme).digest, base.figures.digest, 'restyling changes the figures digest')

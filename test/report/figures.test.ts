@@ -40,7 +40,7 @@ t.test('a figure without data is a labelled empty panel', async (t) => {
   t.match(await renderSvg(f6.spec), /no data: no cusp scans/)
 })
 
-t.test('the peak figure shows no line and no R^2 below the audit\'s minimum number of sizes', async (t) => {
+t.test("the peak figure shows no line and no R^2 below the audit's minimum number of sizes", async (t) => {
   const r = supportedResults()
   const two = { ...r, flows: r.flows.filter((f) => f.nData !== 400) }
   const engine = { backend: 'wasm', versions: {} }
@@ -52,16 +52,25 @@ t.test('the peak figure shows no line and no R^2 below the audit\'s minimum numb
   t.notMatch(JSON.stringify(f.spec), /"kind":"fit"/, 'no fitted points')
 })
 
-t.test('the report states the audit\'s thresholds, power and limits, none of its own', async (t) => {
+t.test("the report states the audit's thresholds, power and limits, none of its own", async (t) => {
   const file = repoClaimsFile()
   const c3 = file.claims.find((c) => c.id === 'C3')!
-  const changed = { ...file, claims: file.claims.map((c) => (c === c3 ? { ...c, params: { ...c.params, rho_threshold: 0.8, min_iterations: 4 } } : c)) }
+  const changed = {
+    ...file,
+    claims: file.claims.map((c) => (c === c3 ? { ...c, params: { ...c.params, rho_threshold: 0.8, min_iterations: 4 } } : c)),
+  }
   const engine = { backend: 'wasm', versions: {} }
   const audit = buildAudit(changed, supportedResults(), [], { profile: 'x', engine })
   const html = buildReportHtml({ figures: [], audit, provenance: [], engine, profile: 'x', dataset: 'd' })
   t.match(html, /ρ_\(n_c−1\) &gt; 0\.8; combinations with fewer than 4 such probes/)
   t.notMatch(html, /fewer than three|&gt; 0\.7;/)
-  for (const c of audit.claims) t.ok(html.includes(c.power.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')), `${c.id}: power statement on the page`)
+  for (const c of audit.claims)
+    t.ok(
+      html.includes(
+        c.power.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;'),
+      ),
+      `${c.id}: power statement on the page`,
+    )
   t.match(html, /design limits/)
   t.match(html, /Initial transient: probes at t = n·eta &lt; 1/)
   t.match(html, /<table id="table-1-edge">|Not measured: the probes carry no edge-set step changes/)

@@ -9,7 +9,10 @@ import type { ProbeRecord } from '../../src/report/records.ts'
 import { probe } from './fixtures.ts'
 
 const e = (i: number, n = 5): number[] => Array.from({ length: n }, (_, j) => (j === i ? 1 : 0))
-const rot = (a: number[], b: number[], th: number): [number[], number[]] => [a.map((x, i) => Math.cos(th) * x + Math.sin(th) * b[i]!), a.map((x, i) => -Math.sin(th) * x + Math.cos(th) * b[i]!)]
+const rot = (a: number[], b: number[], th: number): [number[], number[]] => [
+  a.map((x, i) => Math.cos(th) * x + Math.sin(th) * b[i]!),
+  a.map((x, i) => -Math.sin(th) * x + Math.cos(th) * b[i]!),
+]
 
 t.test('absCosine ignores sign and scale', async (t) => {
   t.equal(absCosine([1, 0], [-3, 0]), 1)
@@ -37,11 +40,28 @@ t.test('a permutation with a 30 degree rotation inside a near-degenerate pair is
 })
 
 t.test('tracks chain through the run from the reference probe, both ways', async (t) => {
-  const sets = [[e(0), e(1)], [e(1), e(0)], [e(1), e(0)], [e(0), e(1)]]
+  const sets = [
+    [e(0), e(1)],
+    [e(1), e(0)],
+    [e(1), e(0)],
+    [e(0), e(1)],
+  ]
   const tr = trackByOverlap(sets, 2, 2, 0.5)
   // Rank 0 at the reference (probe 2) is e1: at index 1, 0, 0, 1 of the four probes; rank 1 (e0) the other way.
-  t.same(tr.map((x) => x.index), [[1, 0, 0, 1], [0, 1, 1, 0]])
-  t.same(trackByRank(3, 2).map((x) => x.index), [[0, 0, 0], [1, 1, 1]])
+  t.same(
+    tr.map((x) => x.index),
+    [
+      [1, 0, 0, 1],
+      [0, 1, 1, 0],
+    ],
+  )
+  t.same(
+    trackByRank(3, 2).map((x) => x.index),
+    [
+      [0, 0, 0],
+      [1, 1, 1],
+    ],
+  )
 })
 
 /** A dense run (3 classes) whose directions A = e0 and B = e1 swap ranks at probe 20: A enters the edge at 10 with |d_A| 1 -> 3, B at 12 with |d_B| 0.5 -> 30. */
@@ -67,9 +87,15 @@ t.test('crossing eigenvalues: overlap keeps each direction, rank splices them', 
   const prm = { rhoEdge: 0.9, jumpFactor: 2, tol: 1, minOverlap: 0.5 }
   const byOverlap = analyseRun(crossingRun(true), prm)
   t.equal(byOverlap.method, 'overlap')
-  t.same(byOverlap.events.map((x) => [x.entryIteration, x.jumpIteration, x.coincide]).sort(), [[100, 100, true], [120, 120, true]])
+  t.same(byOverlap.events.map((x) => [x.entryIteration, x.jumpIteration, x.coincide]).sort(), [
+    [100, 100, true],
+    [120, 120, true],
+  ])
   const byRank = analyseRun(crossingRun(false), prm)
   t.equal(byRank.method, 'rank')
   // Rank 1 is A until 190 and B from 200: its largest |d| ratio is the splice at 200 (3 -> 30), not an entry.
-  t.ok(byRank.events.some((x) => x.jumpIteration === 200 && !x.coincide), JSON.stringify(byRank.events))
+  t.ok(
+    byRank.events.some((x) => x.jumpIteration === 200 && !x.coincide),
+    JSON.stringify(byRank.events),
+  )
 })

@@ -3,7 +3,19 @@
 // with the reason, the paired top - bulk interval and its detectable difference, the edge-set table,
 // the t quantiles, slope intervals, the seeded bootstrap, the Poisson-binomial tail, the cusp exponent.
 import t from 'tap'
-import { bootstrapInterval, detectableMean, linearFit, mean, poissonBinomialTail, quantile, sampleStd, slopeInterval, strictlyIncreasing, tInterval, tQuantile } from '../../src/report/stats.ts'
+import {
+  bootstrapInterval,
+  detectableMean,
+  linearFit,
+  mean,
+  poissonBinomialTail,
+  quantile,
+  sampleStd,
+  slopeInterval,
+  strictlyIncreasing,
+  tInterval,
+  tQuantile,
+} from '../../src/report/stats.ts'
 import { computeTable1, type Table1Options } from '../../src/report/table1.ts'
 import { cuspExponent, cuspSharpness, peakSeries } from '../../src/report/singularity.ts'
 import { flow, probe, scan } from './fixtures.ts'
@@ -63,7 +75,8 @@ t.test('quantile, seeded bootstrap, Poisson-binomial tail', async (t) => {
 const OPTS: Table1Options = { rhoThreshold: 0.7, minIterations: 3, level: 0.95, power: 0.8 }
 
 t.test('Table 1: edge probes, omission with the reason, paired interval, sorted as printed', async (t) => {
-  const at = (eta: number, iteration: number, rhoTop: number, top: number, bulk: number) => probe({ eta, iteration, rhoTop, rhoBulk: 0.1, top, bulk })
+  const at = (eta: number, iteration: number, rhoTop: number, top: number, bulk: number) =>
+    probe({ eta, iteration, rhoTop, rhoBulk: 0.1, top, bulk })
   const probes = [
     // eta 0.1: four probes, three strictly above 0.7 (0.7 itself does not count).
     at(0.1, 0, 0.7, 9, 9),
@@ -97,19 +110,37 @@ t.test('Table 1: edge probes, omission with the reason, paired interval, sorted 
 })
 
 t.test('Table 1 with the edge set as the top; rows split by n_D', async (t) => {
-  const p = (iteration: number, nData: number, edgeDim: number | null) => ({ ...probe({ eta: 0.1, iteration, rhoTop: 0.9, rhoBulk: 0.1, nData }), edgeDim, lossChangeTopEdge: edgeDim === null ? null : 0.001 * iteration, lossChangeBulkEdge: edgeDim === null ? null : -0.002 })
+  const p = (iteration: number, nData: number, edgeDim: number | null) => ({
+    ...probe({ eta: 0.1, iteration, rhoTop: 0.9, rhoBulk: 0.1, nData }),
+    edgeDim,
+    lossChangeTopEdge: edgeDim === null ? null : 0.001 * iteration,
+    lossChangeBulkEdge: edgeDim === null ? null : -0.002,
+  })
   const probes = [p(1, 500, 2), p(2, 500, 2), p(3, 500, 0), p(4, 500, 2), p(1, 1000, null), p(2, 1000, null), p(3, 1000, null)]
   const paper = computeTable1(probes, OPTS, 'paper')
-  t.same(paper.map((r) => [r.nData, r.atEdge, r.included]), [[500, 4, true], [1000, 3, true]])
+  t.same(
+    paper.map((r) => [r.nData, r.atEdge, r.included]),
+    [
+      [500, 4, true],
+      [1000, 3, true],
+    ],
+  )
   const edge = computeTable1(probes, OPTS, 'edge-set')
-  t.same(edge.map((r) => [r.definition, r.nData, r.atEdge, r.included]), [['edge-set', 500, 3, true]], 'an empty edge set does not count; probes without the fields are not in the table')
+  t.same(
+    edge.map((r) => [r.definition, r.nData, r.atEdge, r.included]),
+    [['edge-set', 500, 3, true]],
+    'an empty edge set does not count; probes without the fields are not in the table',
+  )
   t.ok(close(edge[0]!.topMean!, (0.001 + 0.002 + 0.004) / 3, 1e-12))
 })
 
 t.test('peak lambda_1 per size; cusp sharpness and exponent of |Delta|^p', async (t) => {
   const rule = { tMin: 1, certLoss: 0.1, certDrop: 0.1 }
   const s = peakSeries([flow('relu', 100, 50), flow('relu', 300, 150), flow('tanh', 200, 9)], 'relu', rule)
-  t.same(s.points.map((p) => p.nData), [100, 300])
+  t.same(
+    s.points.map((p) => p.nData),
+    [100, 300],
+  )
   t.ok(Math.abs(s.points[0]!.peakMean - 51) < 1e-9, 'peak = max of the logged rows')
   t.ok(Math.abs(s.points[1]!.peakSum - 300 * 151) < 1e-6)
   // The stage's own peak_certified flag wins over the rule.

@@ -10,7 +10,16 @@ const file = repoClaimsFile()
 
 t.test('all supported on results that agree with the paper; each states its power and limits', async (t) => {
   const { verdicts: vs } = judgeAll(file, supportedResults())
-  t.same(vs.map((v) => [v.id, v.verdict]), [['C1', 'supported'], ['C2', 'supported'], ['C3', 'supported'], ['C4', 'supported']], vs.map((v) => `${v.id}: ${v.reason}`).join('\n'))
+  t.same(
+    vs.map((v) => [v.id, v.verdict]),
+    [
+      ['C1', 'supported'],
+      ['C2', 'supported'],
+      ['C3', 'supported'],
+      ['C4', 'supported'],
+    ],
+    vs.map((v) => `${v.id}: ${v.reason}`).join('\n'),
+  )
   for (const v of vs) {
     t.ok(v.instances.length > 0, `${v.id} names its instances`)
     t.equal(v.checks[0]!.role, 'central', `${v.id}: the central check first`)
@@ -23,12 +32,20 @@ t.test('all supported on results that agree with the paper; each states its powe
 t.test('C1 flips', async (t) => {
   const r = supportedResults()
   // rho_10 at the smallest eta rises above 0.25: the bulk is on the edge too.
-  const high: StageResults = { ...r, probes: r.probes.map((p) => (p.role === 'grid' && p.eta === 0.02 && p.activation === 'tanh' ? { ...p, rho: p.rho.map((x, i) => (i === 9 ? 0.4 : x)) } : p)) }
+  const high: StageResults = {
+    ...r,
+    probes: r.probes.map((p) =>
+      p.role === 'grid' && p.eta === 0.02 && p.activation === 'tanh' ? { ...p, rho: p.rho.map((x, i) => (i === 9 ? 0.4 : x)) } : p,
+    ),
+  }
   const v = judge('C1', high)
   t.equal(v.verdict, 'not supported')
   t.match(v.reason, /mlp-tanh eta=0.02: max rho_9 = .*max rho_10 = 0.4/)
   // rho_2 (3 classes) never reaches 0.69.
-  const low: StageResults = { ...r, probes: r.probes.map((p) => (p.role === 'classes' && p.classes === 3 ? { ...p, rho: p.rho.map((x) => x * 0.5) } : p)) }
+  const low: StageResults = {
+    ...r,
+    probes: r.probes.map((p) => (p.role === 'classes' && p.classes === 3 ? { ...p, rho: p.rho.map((x) => x * 0.5) } : p)),
+  }
   t.match(judge('C1', low).reason, /3 classes/)
   t.equal(judge('C1', low).verdict, 'not supported')
   // k < n_c: rho_{n_c} not measured -> inconclusive; no class runs -> inconclusive.
@@ -48,7 +65,14 @@ t.test('C1 flips', async (t) => {
 t.test('C1: the untrained network and the catapult are not the edge of stability', async (t) => {
   const r = supportedResults()
   // The 2-class run is at the edge only at iteration 0 (t = 0): before, that decided C1.
-  const only0: StageResults = { ...r, probes: r.probes.map((p) => (p.role === 'classes' && p.classes === 2 ? { ...p, rho: p.rho.map((x, i) => (p.iteration === 0 ? 7 / (i + 1) : x * (i === 0 ? 0.3 : 0.2))) } : p)) }
+  const only0: StageResults = {
+    ...r,
+    probes: r.probes.map((p) =>
+      p.role === 'classes' && p.classes === 2
+        ? { ...p, rho: p.rho.map((x, i) => (p.iteration === 0 ? 7 / (i + 1) : x * (i === 0 ? 0.3 : 0.2))) }
+        : p,
+    ),
+  }
   const v = judge('C1', only0)
   t.equal(v.verdict, 'not supported')
   t.match(v.reason, /2 classes: max rho_1 = 0\.291, .*edge set 0 vs n_c - 1 = 1/)
@@ -65,7 +89,14 @@ t.test('C1: the untrained network and the catapult are not the edge of stability
   t.equal(c.verdict, 'not supported', c.reason)
   t.match(c.reason, /2 classes: max rho_1 = 0\.6, max rho_2 = 0\.1/)
   const { excluded } = judgeAll(file, catapult)
-  t.same(excluded.filter((e) => e.series === 'probe-classes@classes=2').map((e) => [e.t, e.why]), [[0, 't < t_min'], [1, 'catapult'], [2, 'catapult']])
+  t.same(
+    excluded.filter((e) => e.series === 'probe-classes@classes=2').map((e) => [e.t, e.why]),
+    [
+      [0, 't < t_min'],
+      [1, 'catapult'],
+      [2, 'catapult'],
+    ],
+  )
 })
 
 t.test('C1: the eta span is a side check and states what it can separate', async (t) => {
@@ -75,7 +106,10 @@ t.test('C1: the eta span is a side check and states what it can separate', async
   t.equal(span.verdict, 'supported', span.detail)
   t.match(v.power, /mlp-relu: eta span 10x, .*this span can tell an eta-independent bulk/)
   // A bulk that follows 2/eta (rho_10 the same at both eta): the side check fails, the headline stands.
-  const tracks: StageResults = { ...r, probes: r.probes.map((p) => (p.role === 'grid' && p.eta === 0.2 ? { ...p, rho: p.rho.map((x, i) => (i >= 9 ? x / 10 : x)) } : p)) }
+  const tracks: StageResults = {
+    ...r,
+    probes: r.probes.map((p) => (p.role === 'grid' && p.eta === 0.2 ? { ...p, rho: p.rho.map((x, i) => (i >= 9 ? x / 10 : x)) } : p)),
+  }
   const w = judge('C1', tracks)
   t.equal(w.verdict, 'supported')
   t.equal(w.checks.find((c) => c.name === 'eta span mlp-relu')!.verdict, 'not supported')
@@ -88,7 +122,10 @@ t.test('C1: the eta span is a side check and states what it can separate', async
 
 t.test('C2 flips', async (t) => {
   const r = supportedResults()
-  const withDense = (ps: ReturnType<typeof denseRun>): StageResults => ({ ...r, probes: [...r.probes.filter((p) => p.role !== 'dense'), ...ps] })
+  const withDense = (ps: ReturnType<typeof denseRun>): StageResults => ({
+    ...r,
+    probes: [...r.probes.filter((p) => p.role !== 'dense'), ...ps],
+  })
   t.equal(judge('C2', withDense(denseRun(10, 11))).verdict, 'supported', 'one probe later is within tolerance')
   const late = judge('C2', withDense(denseRun(10, 14)))
   t.equal(late.verdict, 'not supported')
@@ -128,12 +165,18 @@ t.test('C2 null: a short run cannot beat chance; jumps everywhere are not specia
 t.test('C3 flips', async (t) => {
   const r = supportedResults()
   // The top step lowers the loss reliably more than the bulk step: not supported.
-  const topLearns: StageResults = { ...r, probes: r.probes.map((p) => (p.role === 'grid' ? { ...p, lossChangeTop: -0.01 - 0.0001 * (p.iteration % 3) } : p)) }
+  const topLearns: StageResults = {
+    ...r,
+    probes: r.probes.map((p) => (p.role === 'grid' ? { ...p, lossChangeTop: -0.01 - 0.0001 * (p.iteration % 3) } : p)),
+  }
   const v = judge('C3', topLearns)
   t.equal(v.verdict, 'not supported')
   t.match(v.reason, /the top step lowers the loss more than the bulk step/)
   // The bulk step raises the loss in one combination: the paired interval includes 0 there.
-  const bulkUp: StageResults = { ...r, probes: r.probes.map((p) => (p.role === 'grid' && p.eta === 0.2 && p.activation === 'relu' ? { ...p, lossChangeBulk: 0.001 } : p)) }
+  const bulkUp: StageResults = {
+    ...r,
+    probes: r.probes.map((p) => (p.role === 'grid' && p.eta === 0.2 && p.activation === 'relu' ? { ...p, lossChangeBulk: 0.001 } : p)),
+  }
   const b = judge('C3', bulkUp)
   t.equal(b.verdict, 'inconclusive', b.reason)
   t.equal(b.checks.find((c) => c.name === "the paper's description")!.verdict, 'not supported')
@@ -149,7 +192,12 @@ t.test('C3: power statement, n_D dependence, the edge-set table', async (t) => {
   const v = judge('C3', r)
   const row = (v.measured.rows as { detectable: number; at_edge: number }[])[0]!
   t.equal(row.at_edge, 9)
-  t.match(v.power, new RegExp(`with 9 probes at the edge and this spread, a mean top - bulk difference beyond ±${String(Number(row.detectable.toPrecision(4)))} would be detected`))
+  t.match(
+    v.power,
+    new RegExp(
+      `with 9 probes at the edge and this spread, a mean top - bulk difference beyond ±${String(Number(row.detectable.toPrecision(4)))} would be detected`,
+    ),
+  )
   t.match(v.checks.find((c) => c.name === 'sign vs n_D')!.detail, /rows of 0 dataset size/)
   t.match(v.checks.find((c) => c.name === 'edge set as the top')!.detail, /not measured/)
   // Two dataset sizes with opposite signs: the side check says the sign depends on n_D.
@@ -157,16 +205,29 @@ t.test('C3: power statement, n_D dependence, the edge-set table', async (t) => {
     ...r,
     probes: r.probes.flatMap((p) => {
       if (p.role !== 'grid' || p.eta !== 0.2 || p.activation !== 'relu') return [p]
-      const big = { ...p, instance: `${p.instance}-big`, series: `${p.series},n_data=1000`, nData: 1000, lossChangeTop: -0.02 - 0.001 * (p.iteration % 2), lossChangeBulk: -0.002 }
+      const big = {
+        ...p,
+        instance: `${p.instance}-big`,
+        series: `${p.series},n_data=1000`,
+        nData: 1000,
+        lossChangeTop: -0.02 - 0.001 * (p.iteration % 2),
+        lossChangeBulk: -0.002,
+      }
       return [{ ...p, nData: 500 }, big]
     }),
   }
   const w = judge('C3', two)
   t.equal(w.checks.find((c) => c.name === 'sign vs n_D')!.verdict, 'not supported')
-  t.match(w.checks.find((c) => c.name === 'sign vs n_D')!.detail, /the sign depends on n_D \(n_D=500: bulk lowers more, n_D=1000: top lowers more\)/)
+  t.match(
+    w.checks.find((c) => c.name === 'sign vs n_D')!.detail,
+    /the sign depends on n_D \(n_D=500: bulk lowers more, n_D=1000: top lowers more\)/,
+  )
   t.equal(w.measured.sign_depends_on_n_data, true)
   // Edge-set step changes measured: the edge-set table is judged beside the paper's.
-  const edge: StageResults = { ...r, probes: r.probes.map((p) => ({ ...p, edgeDim: 2, lossChangeTopEdge: 0.003 + 0.0001 * (p.iteration % 3), lossChangeBulkEdge: -0.003 })) }
+  const edge: StageResults = {
+    ...r,
+    probes: r.probes.map((p) => ({ ...p, edgeDim: 2, lossChangeTopEdge: 0.003 + 0.0001 * (p.iteration % 3), lossChangeBulkEdge: -0.003 })),
+  }
   t.equal(judge('C3', edge).checks.find((c) => c.name === 'edge set as the top')!.verdict, 'supported')
 })
 
@@ -176,8 +237,15 @@ t.test('C4 flips; the headline is the regression alone', async (t) => {
   t.equal(v.verdict, 'supported', v.reason)
   t.ok((v.measured.r2_mean as number) > 0.99, 'mean-reduced R^2 of a linear peak')
   t.ok((v.measured.r2_lo as number) <= (v.measured.r2_mean as number) + 1e-12 && (v.measured.r2_hi as number) <= 1)
-  t.ok((v.measured.r2_sum as number) > 0.9 && (v.measured.r2_sum as number) < (v.measured.r2_mean as number), 'sum-reduced R^2 reported beside it')
-  t.same((v.measured.peaks as { seeds: number }[]).map((p) => p.seeds), [2, 2, 2], 'seeds pooled per size')
+  t.ok(
+    (v.measured.r2_sum as number) > 0.9 && (v.measured.r2_sum as number) < (v.measured.r2_mean as number),
+    'sum-reduced R^2 reported beside it',
+  )
+  t.same(
+    (v.measured.peaks as { seeds: number }[]).map((p) => p.seeds),
+    [2, 2, 2],
+    'seeds pooled per size',
+  )
   t.same(judge('C4', r).measured, v.measured, 'the bootstrap is seeded: same numbers every time')
   // Peak lambda_1 flat in n_D (noisy): not linear.
   const flat: StageResults = { ...r, flows: [flow('relu', 100, 50), flow('relu', 200, 80), flow('relu', 400, 55)] }
@@ -200,13 +268,19 @@ t.test('C4 flips; the headline is the regression alone', async (t) => {
   const blunt = judge('C4', { ...r, scans: [scan(100, 1.1), scan(200, 1.5), scan(400, 2), scan(400, 2, 'tanh')] })
   t.equal(blunt.checks.find((c) => c.name === 'cusp exponent')!.verdict, 'not supported')
   t.match(blunt.checks.find((c) => c.name === 'cusp exponent')!.detail, /not sharper than the control/)
-  t.equal(judge('C4', { ...r, scans: r.scans.filter((s) => s.activation === 'relu') }).checks.find((c) => c.name === 'cusp exponent')!.verdict, 'inconclusive')
+  t.equal(
+    judge('C4', { ...r, scans: r.scans.filter((s) => s.activation === 'relu') }).checks.find((c) => c.name === 'cusp exponent')!.verdict,
+    'inconclusive',
+  )
 })
 
 t.test('C4: runs not past their peak and peaks inside the transient', async (t) => {
   const r = supportedResults()
   // lambda_1 still rising at the end of the n_D = 400 runs: not certified, left out -> 2 sizes.
-  const rising = (f: ReturnType<typeof flow>) => ({ ...f, rows: f.rows.map((x, i) => ({ ...x, lambda1: x.lambda1! > 0 ? 10 + i * 20 : x.lambda1 })) })
+  const rising = (f: ReturnType<typeof flow>) => ({
+    ...f,
+    rows: f.rows.map((x, i) => ({ ...x, lambda1: x.lambda1! > 0 ? 10 + i * 20 : x.lambda1 })),
+  })
   const v = judge('C4', { ...r, flows: r.flows.map((f) => (f.nData === 400 && f.activation === 'relu' ? rising(f) : f)) })
   t.equal(v.verdict, 'inconclusive')
   t.match(v.reason, /2 run\(s\) not certified past their peak/)

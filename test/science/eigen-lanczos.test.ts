@@ -46,7 +46,9 @@ async function checkTop20(t: Test, op: KnownSpectrum, r: EigenResult, tol: numbe
   const noise = 1e-6 * Math.abs(op.values[idx[0] as number] as number)
   t.equal(r.values.length, 20)
   t.equal(r.converged, 20, 'all 20 converged')
-  const relErr = Math.max(...idx.map((j, i) => Math.abs((r.values[i] as number) - (op.values[j] as number)) / Math.abs(op.values[j] as number)))
+  const relErr = Math.max(
+    ...idx.map((j, i) => Math.abs((r.values[i] as number) - (op.values[j] as number)) / Math.abs(op.values[j] as number)),
+  )
   t.ok(relErr <= 1e-5, `top-20 eigenvalues to 1e-5 relative (max ${relErr.toExponential(2)})`)
   for (let i = 0; i < 20; i++) {
     const value = r.values[i] as number
@@ -83,7 +85,11 @@ t.test('top-20 of four known spectra to 1e-5 relative', async (t) => {
       t.ok(d < 1e-5, `degenerate pair: both copies found, subspace sin angle ${d.toExponential(2)}`)
       t.equal(Math.abs((r.values[3] as number) - (r.values[4] as number)) <= 1e-5 * 73, true, 'equal pair values')
     }
-    if (name === 'negative') t.ok(r.values.every((v) => v > 0), 'no negative eigenvalue among the algebraic top 20')
+    if (name === 'negative')
+      t.ok(
+        r.values.every((v) => v > 0),
+        'no negative eigenvalue among the algebraic top 20',
+      )
   }
 })
 
@@ -109,7 +115,11 @@ t.test('exact multiplicities beyond the Krylov space: a 3-fold eigenvalue', asyn
   const values = Array.from({ length: 60 }, (_, i) => (i < 3 ? 5 : i < 5 ? 2 : 0.5 * frac(i)))
   const op = knownSpectrum(values, 14)
   const r = await lanczos(op.matvec, 60, 5, { tol: 1e-6, maxMatvecs: 300 })
-  t.same(r.values.map((v) => Math.round(v * 1e4) / 1e4), [5, 5, 5, 2, 2], `found ${r.values.join(', ')}`)
+  t.same(
+    r.values.map((v) => Math.round(v * 1e4) / 1e4),
+    [5, 5, 5, 2, 2],
+    `found ${r.values.join(', ')}`,
+  )
   const exact = [0, 1, 2].map((j) => op.eigenvector(j))
   t.ok(subspaceDistance(exact, r.vectors.slice(0, 3)) < 1e-5, '3-dim eigenspace recovered')
 })
@@ -130,7 +140,10 @@ t.test('deterministic: same seed -> identical bits; another seed -> same answer'
   const b = await lanczos(op.matvec, dim, 20, { seed: 7 })
   t.same(a.values, b.values)
   t.same(a.residuals, b.residuals)
-  t.ok(a.vectors.every((v, i) => Buffer.from(v.buffer).equals(Buffer.from((b.vectors[i] as Float32Array).buffer))), 'vector bits')
+  t.ok(
+    a.vectors.every((v, i) => Buffer.from(v.buffer).equals(Buffer.from((b.vectors[i] as Float32Array).buffer))),
+    'vector bits',
+  )
   const c = await lanczos(op.matvec, dim, 20, { seed: 8 })
   t.not(c.values[12], a.values[12], 'another start vector rounds differently')
   t.ok(c.values.every((v, i) => Math.abs(v - (a.values[i] as number)) <= 1e-3 * Math.abs(v)))
@@ -157,7 +170,10 @@ t.test('warm start from the previous eigenvectors on a perturbed operator', asyn
   t.comment(`top-20: cold ${cold.matvecs} matvecs, warm ${warm.matvecs}`)
   t.equal(warm.converged, 20)
   t.ok(warm.matvecs <= 0.75 * cold.matvecs, 'warm start saves at least a quarter')
-  t.ok(warm.values.every((v, i) => Math.abs(v - (cold.values[i] as number)) <= 1e-4 * Math.abs(v)), 'same eigenvalues')
+  t.ok(
+    warm.values.every((v, i) => Math.abs(v - (cold.values[i] as number)) <= 1e-4 * Math.abs(v)),
+    'same eigenvalues',
+  )
 
   const sep = knownSpectrum(spectra.separated, 18)
   const top0 = await topEigen(sep.matvec, dim)
@@ -174,12 +190,19 @@ t.test('progress, argument and operator checks', async (t) => {
   const op = knownSpectrum(spectra.separated, 19)
   const seen: number[] = []
   await lanczos(op.matvec, dim, 3, { onProgress: ({ matvecs }) => seen.push(matvecs) })
-  t.same(seen, seen.map((_, i) => i + 1), 'one report per matvec')
+  t.same(
+    seen,
+    seen.map((_, i) => i + 1),
+    'one report per matvec',
+  )
   const r = await lanczos(op.matvec, dim, 20, { maxMatvecs: 10 })
   t.equal(r.matvecs, 10, 'budget respected')
   t.ok(r.converged < 20, 'and the shortfall is reported')
   await t.rejects(lanczos(op.matvec, dim, 0), RangeError)
   await t.rejects(lanczos(op.matvec, dim, dim + 1), RangeError)
-  await t.rejects(lanczos(() => new Float32Array(3), dim, 2), RangeError)
+  await t.rejects(
+    lanczos(() => new Float32Array(3), dim, 2),
+    RangeError,
+  )
   await t.rejects(lanczos(op.matvec, dim, 2, { start: [new Float32Array(4)] }), RangeError)
 })

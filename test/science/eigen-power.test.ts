@@ -28,7 +28,10 @@ t.test('separated spectrum: about right, at >= 10x the matvecs of Lanczos', asyn
     pw.values.every((v, i) => Math.abs(v - 100 * 0.9 ** i) <= (relResiduals(pw)[i] as number) * v),
     'each value within its own relative residual of the truth',
   )
-  t.ok(pw.values.every((v, i) => Math.abs(v - 100 * 0.9 ** i) <= 1e-3 * v), 'all to 1e-3 relative')
+  t.ok(
+    pw.values.every((v, i) => Math.abs(v - 100 * 0.9 ** i) <= 1e-3 * v),
+    'all to 1e-3 relative',
+  )
   t.ok(pw.matvecs >= 10 * lz.matvecs, 'half the pairs cost >= 10x what Lanczos spends on all 20')
 })
 
@@ -40,10 +43,15 @@ t.test("near-degenerate cluster: PyHessian's stopping rule stops early on mixtur
   const worst = Math.max(...relResiduals(pw))
   const mix = subspaceDistance(exact9, pw.vectors.slice(0, 9))
   const lzMix = subspaceDistance(exact9, lz.vectors.slice(0, 9))
-  t.comment(`power: ${pw.matvecs} matvecs, max rel residual ${worst.toExponential(1)}, top-9 sin ${mix.toExponential(1)}; Lanczos ${lz.matvecs}, ${lzMix.toExponential(1)}`)
+  t.comment(
+    `power: ${pw.matvecs} matvecs, max rel residual ${worst.toExponential(1)}, top-9 sin ${mix.toExponential(1)}; Lanczos ${lz.matvecs}, ${lzMix.toExponential(1)}`,
+  )
   t.equal(pw.converged, 0, 'no pair meets the residual tolerance')
   t.ok(worst > 1e-2, 'relative residuals above 1e-2')
-  t.ok(pw.values.slice(0, 9).every((v) => Math.abs(v - 99.6) < 1), 'eigenvalues still land in the cluster')
+  t.ok(
+    pw.values.slice(0, 9).every((v) => Math.abs(v - 99.6) < 1),
+    'eigenvalues still land in the cluster',
+  )
   t.ok(mix > 10 * lzMix && mix > 1e-3, 'top-9 subspace leaks into the rest of the spectrum')
 })
 
@@ -61,7 +69,10 @@ t.test('a large negative eigenvalue: power iteration orders by magnitude', async
   const lz = await lanczos(op.matvec, dim, 20)
   t.ok(Math.min(...pw.values) < -50, `power's "top 20" include ${Math.min(...pw.values).toFixed(1)}`)
   t.ok(Math.min(...lz.values) > 10, 'Lanczos returns the algebraic top 20')
-  t.ok(pw.values.every((v, i) => i === 0 || v <= (pw.values[i - 1] as number)), 'still sorted descending')
+  t.ok(
+    pw.values.every((v, i) => i === 0 || v <= (pw.values[i - 1] as number)),
+    'still sorted descending',
+  )
 })
 
 t.test('deterministic, budgeted, checked', async (t) => {
@@ -74,5 +85,8 @@ t.test('deterministic, budgeted, checked', async (t) => {
   t.equal(short.matvecs, 7)
   t.equal(short.values.length, 3, 'pairs not started are not returned')
   await t.rejects(powerIteration(op.matvec, dim, 0), RangeError)
-  await t.rejects(powerIteration(() => new Float32Array(2), dim, 1), RangeError)
+  await t.rejects(
+    powerIteration(() => new Float32Array(2), dim, 1),
+    RangeError,
+  )
 })

@@ -56,18 +56,31 @@ function check(t: Test, lambda: number[], seed: number, name: string): void {
   }
   t.ok(res <= 1e-12 * scale, `${name}: residuals at rounding level (${res.toExponential(2)})`)
   t.ok(orth <= 1e-12, `${name}: orthonormal eigenvectors (${orth.toExponential(2)})`)
-  t.ok(values.every((v, i) => i === 0 || v <= (values[i - 1] as number)), `${name}: descending`)
+  t.ok(
+    values.every((v, i) => i === 0 || v <= (values[i - 1] as number)),
+    `${name}: descending`,
+  )
 }
 
 t.test('random spectra, mixed signs', (t) => {
-  check(t, Array.from({ length: 30 }, (_, i) => Math.sin(i * 1.7) * 10 ** ((i % 5) - 2)), 1, 'mixed 30')
+  check(
+    t,
+    Array.from({ length: 30 }, (_, i) => Math.sin(i * 1.7) * 10 ** ((i % 5) - 2)),
+    1,
+    'mixed 30',
+  )
   check(t, [3, -7, 0.5, 100, -100, 1e-9], 2, 'with a +-100 pair and a tiny one')
   t.end()
 })
 
 t.test('exact multiplicities and a tight cluster', (t) => {
   check(t, [5, 5, 5, 1, 1, -2, 0, 0], 3, 'degenerate')
-  check(t, Array.from({ length: 12 }, (_, i) => (i < 9 ? 100 * (1 - 1e-3 * i) : i)), 4, 'edge-of-stability cluster')
+  check(
+    t,
+    Array.from({ length: 12 }, (_, i) => (i < 9 ? 100 * (1 - 1e-3 * i) : i)),
+    4,
+    'edge-of-stability cluster',
+  )
   t.end()
 })
 

@@ -46,19 +46,81 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(num / den)
 }
 
-interface Case { label: string; spec: ModelSpec; n: number; reduction?: Reduction; eigen?: number; backends: ('wasm' | 'cpu')[] }
+interface Case {
+  label: string
+  spec: ModelSpec
+  n: number
+  reduction?: Reduction
+  eigen?: number
+  backends: ('wasm' | 'cpu')[]
+}
 
 const cases: Case[] = [
-  { label: 'MLP tanh 6x6x1-16-16-3', spec: { arch: 'mlp', activation: 'tanh', inputShape: [6, 6, 1], classes: 3, hidden: [16, 16] }, n: 32, eigen: 5, backends: ['wasm', 'cpu'] },
-  { label: 'MLP relu 6x6x1-16-16-3', spec: { arch: 'mlp', activation: 'relu', inputShape: [6, 6, 1], classes: 3, hidden: [16, 16] }, n: 32, eigen: 5, backends: ['wasm', 'cpu'] },
-  { label: 'MLP tanh, summed loss', spec: { arch: 'mlp', activation: 'tanh', inputShape: [6, 6, 1], classes: 3, hidden: [16, 16] }, n: 32, reduction: 'sum', backends: ['wasm'] },
-  { label: 'CNN relu avg 8x8x1 w0.375', spec: { arch: 'cnn', activation: 'relu', inputShape: [8, 8, 1], classes: 3, pool: 'avg', width: 0.375 }, n: 16, eigen: 5, backends: ['wasm', 'cpu'] },
-  { label: 'CNN tanh avg 8x8x1 w0.375', spec: { arch: 'cnn', activation: 'tanh', inputShape: [8, 8, 1], classes: 3, pool: 'avg', width: 0.375 }, n: 16, eigen: 5, backends: ['wasm', 'cpu'] },
-  { label: 'CNN relu max 8x8x1 w0.375', spec: { arch: 'cnn', activation: 'relu', inputShape: [8, 8, 1], classes: 3, pool: 'max', width: 0.375 }, n: 16, backends: ['wasm', 'cpu'] },
-  { label: 'CNN tanh max 8x8x1 w0.375 (negative window maxima)', spec: { arch: 'cnn', activation: 'tanh', inputShape: [8, 8, 1], classes: 3, pool: 'max', width: 0.375 }, n: 16, backends: ['wasm', 'cpu'] },
-  { label: 'AlexNet relu 32x32x3 w1/32', spec: { arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 32 }, n: 8, backends: ['wasm'] },
-  { label: 'VGG-16 tanh 32x32x3 w1/32', spec: { arch: 'vgg16', activation: 'tanh', inputShape: [32, 32, 3], classes: 10, width: 1 / 32 }, n: 4, backends: ['wasm'] },
-  { label: 'reference CNN relu avg 28x28x1 (20,490 params)', spec: { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' }, n: 50, backends: ['wasm'] },
+  {
+    label: 'MLP tanh 6x6x1-16-16-3',
+    spec: { arch: 'mlp', activation: 'tanh', inputShape: [6, 6, 1], classes: 3, hidden: [16, 16] },
+    n: 32,
+    eigen: 5,
+    backends: ['wasm', 'cpu'],
+  },
+  {
+    label: 'MLP relu 6x6x1-16-16-3',
+    spec: { arch: 'mlp', activation: 'relu', inputShape: [6, 6, 1], classes: 3, hidden: [16, 16] },
+    n: 32,
+    eigen: 5,
+    backends: ['wasm', 'cpu'],
+  },
+  {
+    label: 'MLP tanh, summed loss',
+    spec: { arch: 'mlp', activation: 'tanh', inputShape: [6, 6, 1], classes: 3, hidden: [16, 16] },
+    n: 32,
+    reduction: 'sum',
+    backends: ['wasm'],
+  },
+  {
+    label: 'CNN relu avg 8x8x1 w0.375',
+    spec: { arch: 'cnn', activation: 'relu', inputShape: [8, 8, 1], classes: 3, pool: 'avg', width: 0.375 },
+    n: 16,
+    eigen: 5,
+    backends: ['wasm', 'cpu'],
+  },
+  {
+    label: 'CNN tanh avg 8x8x1 w0.375',
+    spec: { arch: 'cnn', activation: 'tanh', inputShape: [8, 8, 1], classes: 3, pool: 'avg', width: 0.375 },
+    n: 16,
+    eigen: 5,
+    backends: ['wasm', 'cpu'],
+  },
+  {
+    label: 'CNN relu max 8x8x1 w0.375',
+    spec: { arch: 'cnn', activation: 'relu', inputShape: [8, 8, 1], classes: 3, pool: 'max', width: 0.375 },
+    n: 16,
+    backends: ['wasm', 'cpu'],
+  },
+  {
+    label: 'CNN tanh max 8x8x1 w0.375 (negative window maxima)',
+    spec: { arch: 'cnn', activation: 'tanh', inputShape: [8, 8, 1], classes: 3, pool: 'max', width: 0.375 },
+    n: 16,
+    backends: ['wasm', 'cpu'],
+  },
+  {
+    label: 'AlexNet relu 32x32x3 w1/32',
+    spec: { arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 32 },
+    n: 8,
+    backends: ['wasm'],
+  },
+  {
+    label: 'VGG-16 tanh 32x32x3 w1/32',
+    spec: { arch: 'vgg16', activation: 'tanh', inputShape: [32, 32, 3], classes: 10, width: 1 / 32 },
+    n: 4,
+    backends: ['wasm'],
+  },
+  {
+    label: 'reference CNN relu avg 28x28x1 (20,490 params)',
+    spec: { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' },
+    n: 50,
+    backends: ['wasm'],
+  },
 ]
 
 async function main(): Promise<void> {
@@ -69,7 +131,15 @@ async function main(): Promise<void> {
       const data = dataset(c.spec, c.n, 11)
       const v = direction(model.size, 13)
       const reduction = c.reduction ?? 'mean'
-      const peer = await runTorchPeer({ spec: c.spec, theta, data, reduction, v, params: model.params, ...(c.eigen ? { eigen: c.eigen } : {}) })
+      const peer = await runTorchPeer({
+        spec: c.spec,
+        theta,
+        data,
+        reduction,
+        v,
+        params: model.params,
+        ...(c.eigen ? { eigen: c.eigen } : {}),
+      })
       t.same(peer.nameMismatches, [], 'torch rebuilds the same parameter names, shapes and offsets')
       for (const backend of c.backends) {
         await initEngine(backend)
@@ -78,7 +148,9 @@ async function main(): Promise<void> {
         const eLoss = Math.abs(loss - peer.loss) / Math.abs(peer.loss)
         const eGrad = relErr(grad, peer.grad)
         const eHvp = relErr(hv, peer.hvp!)
-        t.comment(`${c.label} [${backend}] P=${model.size} n=${c.n}: loss ${eLoss.toExponential(2)}, grad ${eGrad.toExponential(2)}, HVP ${eHvp.toExponential(2)}`)
+        t.comment(
+          `${c.label} [${backend}] P=${model.size} n=${c.n}: loss ${eLoss.toExponential(2)}, grad ${eGrad.toExponential(2)}, HVP ${eHvp.toExponential(2)}`,
+        )
         t.ok(eLoss <= TOL, `${backend}: loss within 1e-4 (${eLoss.toExponential(2)})`)
         t.ok(eGrad <= TOL, `${backend}: gradient within 1e-4 (${eGrad.toExponential(2)})`)
         t.ok(eHvp <= TOL, `${backend}: HVP within 1e-4 (${eHvp.toExponential(2)})`)
@@ -95,10 +167,15 @@ async function checkEigen(t: Test, c: Case, model: Model, theta: Float32Array, d
   t.ok(peer.eigenResidual! <= 1e-8 * Math.abs(exact[0]!), 'the oracle decomposition is exact to float64 rounding')
   t.ok(peer.hvpVsHessian! <= 1e-10, `the oracle's Hessian times v equals its double-backward HVP (${peer.hvpVsHessian!.toExponential(1)})`)
   t.ok(peer.hessianAsymmetry! <= 1e-10 * Math.abs(exact[0]!), 'and is symmetric')
-  const res = await lanczos((u) => datasetHvp(model, theta, u, data, { reduction: c.reduction ?? 'mean' }), model.size, k, { tol: 1e-4, seed: 3 })
+  const res = await lanczos((u) => datasetHvp(model, theta, u, data, { reduction: c.reduction ?? 'mean' }), model.size, k, {
+    tol: 1e-4,
+    seed: 3,
+  })
   t.equal(res.converged, k, `Lanczos converged on all ${k} (${res.matvecs} HVPs)`)
   const errs = exact.map((e, i) => Math.abs(res.values[i]! - e) / Math.abs(e))
-  t.comment(`${c.label}: exact top-${k} ${exact.map((e) => e.toPrecision(6)).join(', ')}; relative errors ${errs.map((e) => e.toExponential(1)).join(', ')}`)
+  t.comment(
+    `${c.label}: exact top-${k} ${exact.map((e) => e.toPrecision(6)).join(', ')}; relative errors ${errs.map((e) => e.toExponential(1)).join(', ')}`,
+  )
   errs.forEach((e, i) => t.ok(e <= TOL, `λ${i + 1} within 1e-4 (${e.toExponential(2)})`))
   // Eigenvectors, where the eigenvalue is separated from its neighbours by >= 1% of λ1.
   const spec = peer.spectrum!

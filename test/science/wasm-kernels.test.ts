@@ -31,7 +31,11 @@ function rand(n: number, seed: number, shift = 0): Float32Array {
 
 type Shape = number[]
 /** Run `f` on a backend over fresh tensors built from `inputs`; return the output's values. */
-async function on(backend: 'wasm' | 'cpu', inputs: Array<[Float32Array, Shape]>, f: (...xs: tf.Tensor[]) => tf.Tensor): Promise<Float32Array> {
+async function on(
+  backend: 'wasm' | 'cpu',
+  inputs: Array<[Float32Array, Shape]>,
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+): Promise<Float32Array> {
   await tf.setBackend(backend)
   const xs = inputs.map(([v, s]) => tf.tensor(v, s))
   const y = f(...xs)
@@ -87,9 +91,15 @@ t.test('Conv2DBackpropFilter matches cpu', async (tt) => {
     const info = tf.backend_util.computeConv2DInfo(xs as never, fs as never, s, 1, pad as never)
     const dyShape = info.outShape
     const size = (sh: Shape): number => sh.reduce((a, b) => a * b, 1)
-    await same(tt, [[rand(size(xs), 1), xs], [rand(size(dyShape), 2), dyShape]], (x, dy) =>
-      run('Conv2DBackpropFilter', { x: x!, dy: dy! }, { strides: s, pad, dataFormat: 'NHWC', filterShape: fs }),
-      `dW x=${xs} f=${fs} s=${s} pad=${pad}`)
+    await same(
+      tt,
+      [
+        [rand(size(xs), 1), xs],
+        [rand(size(dyShape), 2), dyShape],
+      ],
+      (x, dy) => run('Conv2DBackpropFilter', { x: x!, dy: dy! }, { strides: s, pad, dataFormat: 'NHWC', filterShape: fs }),
+      `dW x=${xs} f=${fs} s=${s} pad=${pad}`,
+    )
   }
 })
 
@@ -98,18 +108,30 @@ t.test('Conv2DBackpropInput matches cpu (stride 1 composed, strided shipped)', a
     const info = tf.backend_util.computeConv2DInfo(xs as never, fs as never, s, 1, pad as never)
     const dyShape = info.outShape
     const size = (sh: Shape): number => sh.reduce((a, b) => a * b, 1)
-    await same(tt, [[rand(size(dyShape), 3), dyShape], [rand(size(fs), 4), fs]], (dy, w) =>
-      run('Conv2DBackpropInput', { dy: dy!, filter: w! }, { strides: s, pad, dataFormat: 'NHWC', inputShape: xs }),
-      `dx x=${xs} f=${fs} s=${s} pad=${pad}`)
+    await same(
+      tt,
+      [
+        [rand(size(dyShape), 3), dyShape],
+        [rand(size(fs), 4), fs],
+      ],
+      (dy, w) => run('Conv2DBackpropInput', { dy: dy!, filter: w! }, { strides: s, pad, dataFormat: 'NHWC', inputShape: xs }),
+      `dx x=${xs} f=${fs} s=${s} pad=${pad}`,
+    )
   }
 })
 
 t.test('conv2d gradients through tf.grad match cpu', async (tt) => {
   const xs = [3, 12, 12, 2]
   const fs = [3, 3, 2, 4]
-  await same(tt, [[rand(3 * 144 * 2, 5), xs], [rand(72, 6), fs]], (x, w) =>
-    tf.grad((wv: tf.Tensor) => tf.sum(tf.square(tf.conv2d(x as tf.Tensor4D, wv as tf.Tensor4D, 1, 'same'))))(w!),
-    'grad of sum(conv^2) w.r.t. W')
+  await same(
+    tt,
+    [
+      [rand(3 * 144 * 2, 5), xs],
+      [rand(72, 6), fs],
+    ],
+    (x, w) => tf.grad((wv: tf.Tensor) => tf.sum(tf.square(tf.conv2d(x as tf.Tensor4D, wv as tf.Tensor4D, 1, 'same'))))(w!),
+    'grad of sum(conv^2) w.r.t. W',
+  )
 })
 
 t.test('MaxPoolGrad matches cpu, incl. windows whose max is <= 0', async (tt) => {
@@ -123,21 +145,47 @@ t.test('MaxPoolGrad matches cpu, incl. windows whose max is <= 0', async (tt) =>
     const info = tf.backend_util.computePool2DInfo(xs as never, k, s, 1, pad)
     const n = xs.reduce((a, b) => a * b, 1)
     const m = info.outShape.reduce((a, b) => a * b, 1)
-    await same(tt, [[rand(n, 7, shift), xs], [rand(m, 8), info.outShape]], (x, dy) => {
-      const y = tf.maxPool(x as tf.Tensor4D, k, s, pad)
-      return run('MaxPoolGrad', { dy: dy!, input: x!, output: y }, { filterSize: k, strides: s, pad })
-    }, `maxPoolGrad x=${xs} k=${k} s=${s} ${pad} shift=${shift}`)
+    await same(
+      tt,
+      [
+        [rand(n, 7, shift), xs],
+        [rand(m, 8), info.outShape],
+      ],
+      (x, dy) => {
+        const y = tf.maxPool(x as tf.Tensor4D, k, s, pad)
+        return run('MaxPoolGrad', { dy: dy!, input: x!, output: y }, { filterSize: k, strides: s, pad })
+      },
+      `maxPoolGrad x=${xs} k=${k} s=${s} ${pad} shift=${shift}`,
+    )
   }
   // Ties: an all-equal window sends its gradient to its first cell, as on cpu.
-  await same(tt, [[new Float32Array(16).fill(-1), [1, 4, 4, 1]], [rand(4, 9), [1, 2, 2, 1]]], (x, dy) =>
-    run('MaxPoolGrad', { dy: dy!, input: x!, output: tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid') }, { filterSize: 2, strides: 2, pad: 'valid' }),
-    'maxPoolGrad ties')
+  await same(
+    tt,
+    [
+      [new Float32Array(16).fill(-1), [1, 4, 4, 1]],
+      [rand(4, 9), [1, 2, 2, 1]],
+    ],
+    (x, dy) =>
+      run(
+        'MaxPoolGrad',
+        { dy: dy!, input: x!, output: tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid') },
+        { filterSize: 2, strides: 2, pad: 'valid' },
+      ),
+    'maxPoolGrad ties',
+  )
 })
 
 t.test('AvgPoolGrad: valid matches cpu; windows over padding are refused', async (tt) => {
   const xs = [2, 8, 8, 3]
-  await same(tt, [[rand(384, 10), xs], [rand(96, 11), [2, 4, 4, 3]]], (x, dy) =>
-    run('AvgPoolGrad', { dy: dy!, input: x! }, { filterSize: 2, strides: 2, pad: 'valid' }), 'avgPoolGrad valid')
+  await same(
+    tt,
+    [
+      [rand(384, 10), xs],
+      [rand(96, 11), [2, 4, 4, 3]],
+    ],
+    (x, dy) => run('AvgPoolGrad', { dy: dy!, input: x! }, { filterSize: 2, strides: 2, pad: 'valid' }),
+    'avgPoolGrad valid',
+  )
   await tf.setBackend('wasm')
   const x = tf.ones([1, 5, 5, 1])
   const dy = tf.ones([1, 3, 3, 1])
@@ -146,12 +194,32 @@ t.test('AvgPoolGrad: valid matches cpu; windows over padding are refused', async
 })
 
 t.test('BatchMatMul matches cpu with transposes and batches', async (tt) => {
-  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const) {
     const as = ta ? [37, 19] : [19, 37]
     const bs = tb ? [23, 37] : [37, 23]
-    await same(tt, [[rand(19 * 37, 12), as], [rand(37 * 23, 13), bs]], (a, b) => tf.matMul(a!, b!, ta, tb), `matMul tA=${ta} tB=${tb}`)
-    await same(tt, [[rand(3 * 19 * 37, 14), [3, ...as]], [rand(3 * 37 * 23, 15), [3, ...bs]]], (a, b) =>
-      tf.matMul(a!, b!, ta, tb), `batched matMul tA=${ta} tB=${tb}`)
+    await same(
+      tt,
+      [
+        [rand(19 * 37, 12), as],
+        [rand(37 * 23, 13), bs],
+      ],
+      (a, b) => tf.matMul(a!, b!, ta, tb),
+      `matMul tA=${ta} tB=${tb}`,
+    )
+    await same(
+      tt,
+      [
+        [rand(3 * 19 * 37, 14), [3, ...as]],
+        [rand(3 * 37 * 23, 15), [3, ...bs]],
+      ],
+      (a, b) => tf.matMul(a!, b!, ta, tb),
+      `batched matMul tA=${ta} tB=${tb}`,
+    )
   }
 })
 
@@ -165,7 +233,16 @@ t.test('BatchMatMul: the same right operand reshaped gives the right product', a
     const p3 = tf.matMul(x1, b) // back to [6, 4]
     return tf.concat([p1.flatten(), p2.flatten(), p3.flatten()])
   }
-  await same(tt, [[a1, [3, 6]], [a2, [5, 4]], [bv, [6, 4]]], f, 'reshaped right operand')
+  await same(
+    tt,
+    [
+      [a1, [3, 6]],
+      [a2, [5, 4]],
+      [bv, [6, 4]],
+    ],
+    f,
+    'reshaped right operand',
+  )
 })
 
 t.test('AvgPoolGrad matches cpu for overlapping and odd-sized valid pools', async (tt) => {
@@ -178,15 +255,28 @@ t.test('AvgPoolGrad matches cpu for overlapping and odd-sized valid pools', asyn
     const info = tf.backend_util.computePool2DInfo(xs as never, k, s, 1, 'valid')
     const n = xs.reduce((a, b) => a * b, 1)
     const m = info.outShape.reduce((a, b) => a * b, 1)
-    await same(tt, [[rand(n, 19), xs], [rand(m, 20), info.outShape]], (x, dy) =>
-      run('AvgPoolGrad', { dy: dy!, input: x! }, { filterSize: k, strides: s, pad: 'valid' }), `avgPoolGrad x=${xs} k=${k} s=${s}`)
+    await same(
+      tt,
+      [
+        [rand(n, 19), xs],
+        [rand(m, 20), info.outShape],
+      ],
+      (x, dy) => run('AvgPoolGrad', { dy: dy!, input: x! }, { filterSize: k, strides: s, pad: 'valid' }),
+      `avgPoolGrad x=${xs} k=${k} s=${s}`,
+    )
   }
 })
 
 t.test('Sum over [n, h, w] matches cpu; other axes unchanged', async (tt) => {
   const xs = [40, 12, 12, 6]
   const x = rand(40 * 144 * 6, 21, 0.3) // a mean offset, so the sums are large
-  for (const [axis, keep] of [[[0, 1, 2], false], [[0, 1, 2], true], [[2, 0, 1], false], [[0], false], [[1, 2], true]] as const) {
+  for (const [axis, keep] of [
+    [[0, 1, 2], false],
+    [[0, 1, 2], true],
+    [[2, 0, 1], false],
+    [[0], false],
+    [[1, 2], true],
+  ] as const) {
     await same(tt, [[x, xs]], (v) => tf.sum(v!, axis as unknown as number[], keep), `sum axis=${JSON.stringify(axis)} keepDims=${keep}`)
   }
 })
@@ -199,7 +289,7 @@ t.test('Identity and same-dtype Cast share data; dtype changes still convert', a
   const b = a.clone()
   const c = tf.cast(a, 'float32')
   const d = tf.cast(a, 'int32')
-  tt.equal(backend.numDataIds(), before + 2, 'clone and same-dtype cast share a\'s data; int32 cast has its own')
+  tt.equal(backend.numDataIds(), before + 2, "clone and same-dtype cast share a's data; int32 cast has its own")
   a.dispose()
   tt.same(Array.from(b.dataSync()), [1.5, -2.25, 3], 'clone survives disposing the original')
   tt.same(Array.from(c.dataSync()), [1.5, -2.25, 3])

@@ -35,7 +35,13 @@ function rand(n: number, seed: number): Float32Array {
 const size = (sh: number[]): number => sh.reduce((a, b) => a * b, 1)
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]]
-interface Case { x: number[]; f: number[]; s: number | [number, number]; pad: Pad; what: string }
+interface Case {
+  x: number[]
+  f: number[]
+  s: number | [number, number]
+  pad: Pad
+  what: string
+}
 
 const cases: Case[] = [
   { x: [5, 28, 28, 1], f: [3, 3, 1, 16], s: 1, pad: 'same', what: 'CNN conv1 (one input channel)' },
@@ -47,7 +53,18 @@ const cases: Case[] = [
   { x: [2, 2, 2, 512], f: [3, 3, 512, 512], s: 1, pad: 1, what: 'VGG-16 conv13 (2x2 map)' },
   { x: [3, 9, 10, 3], f: [3, 3, 3, 8], s: 2, pad: 'valid', what: 'strided valid, rows no window reads' },
   { x: [2, 11, 7, 5], f: [3, 2, 5, 16], s: [2, 3], pad: 'same', what: 'odd sizes, unequal strides, same' },
-  { x: [1, 7, 9, 3], f: [4, 3, 3, 8], s: 1, pad: [[0, 0], [2, 0], [1, 3], [0, 0]], what: 'asymmetric explicit padding' },
+  {
+    x: [1, 7, 9, 3],
+    f: [4, 3, 3, 8],
+    s: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 3],
+      [0, 0],
+    ],
+    what: 'asymmetric explicit padding',
+  },
   { x: [3, 5, 5, 7], f: [5, 5, 7, 24], s: 1, pad: 'valid', what: 'window as large as the image' },
   { x: [3, 13, 11, 1], f: [5, 4, 1, 8], s: 2, pad: 'same', what: 'one input channel, stride 2, odd sizes' },
   { x: [2, 12, 9, 1], f: [3, 3, 1, 24], s: [1, 2], pad: 'valid', what: 'one input channel, valid, strided columns' },
@@ -61,7 +78,13 @@ const cases: Case[] = [
     const k = pick(1, 5)
     const h = pick(k, 13)
     const w = pick(k, 13)
-    cases.push({ x: [pick(1, 3), h, w, pick(1, 9)], f: [k, pick(1, Math.min(5, w)), 0, 8 * pick(1, 3)], s: pick(1, 3), pad: c % 2 === 0 ? 'same' : 'valid', what: `random #${c}` })
+    cases.push({
+      x: [pick(1, 3), h, w, pick(1, 9)],
+      f: [k, pick(1, Math.min(5, w)), 0, 8 * pick(1, 3)],
+      s: pick(1, 3),
+      pad: c % 2 === 0 ? 'same' : 'valid',
+      what: `random #${c}`,
+    })
   }
   for (const c of cases) c.f[2] = c.x[3]!
 }
@@ -82,7 +105,13 @@ async function filterGradOn(how: 'cpu' | 'wasm' | 'simd', c: Case, seed: number)
     if (got === undefined) throw new Error(`SIMD filter gradient declined ${c.what}`)
     out = tf.engine().makeTensorFromTensorInfo(got)
   } else {
-    out = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy } as never, { strides: c.s, pad: c.pad, dataFormat: 'NHWC', filterShape: c.f } as never) as tf.Tensor
+    out = tf
+      .engine()
+      .runKernel(
+        'Conv2DBackpropFilter',
+        { x, dy } as never,
+        { strides: c.s, pad: c.pad, dataFormat: 'NHWC', filterShape: c.f } as never,
+      ) as tf.Tensor
   }
   const v = (await out.data()) as Float32Array
   tf.dispose([x, dy, out])
@@ -107,7 +136,10 @@ t.test('SIMD filter gradient matches the cpu reference kernel', async (tt) => {
     seed += 2
     tt.equal(got.length, want.length, `${c.what}: size`)
     const e = relErr(got, want)
-    tt.ok(e <= 1e-5 && Number.isFinite(e), `${c.what} x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}: rel err ${e.toExponential(2)} <= 1e-5`)
+    tt.ok(
+      e <= 1e-5 && Number.isFinite(e),
+      `${c.what} x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}: rel err ${e.toExponential(2)} <= 1e-5`,
+    )
   }
 })
 
@@ -148,7 +180,11 @@ t.test('same inputs give the same bits (twice, and after other work in between)'
 t.test('the committed module is what kernels.as builds to, imports only memory, writes nothing at start', async (tt) => {
   const { buildKernels } = (await import('../../src/science/wasm/simd/build.mjs' as string)) as { buildKernels(): Promise<string> }
   const committed = readFileSync(new URL('../../src/science/wasm/simd/kernels-wasm.ts', import.meta.url), 'utf8')
-  tt.equal(await buildKernels(), committed, 'rebuild gives the committed kernels-wasm.ts byte for byte (run node src/science/wasm/simd/build.mjs)')
+  tt.equal(
+    await buildKernels(),
+    committed,
+    'rebuild gives the committed kernels-wasm.ts byte for byte (run node src/science/wasm/simd/build.mjs)',
+  )
   const bytes = Buffer.from(kernelsWasmBase64, 'base64')
   const mod = new WebAssembly.Module(bytes)
   tt.same(WebAssembly.Module.imports(mod), [{ module: 'env', name: 'memory', kind: 'memory' }])

@@ -37,7 +37,10 @@ t.test('tensors are in PyTorch layout: conv [cout, cin, kh, kw], dense [out, in]
     if (p.shape.length === 4) {
       const [kh, kw, cin, cout] = p.shape as [number, number, number, number]
       t.same(tt.shape, [cout, cin, kh, kw], `${p.name} shape`)
-      const a = kh - 1, b = 0, c = cin - 1, d = cout - 1 // one off-diagonal element, by hand
+      const a = kh - 1,
+        b = 0,
+        c = cin - 1,
+        d = cout - 1 // one off-diagonal element, by hand
       t.equal(tt.data[((d * cin + c) * kh + a) * kw + b], p.offset + ((a * kw + b) * cin + c) * cout + d, `${p.name}[d,c,a,b] = θ[a,b,c,d]`)
       checkedConv = true
     } else if (p.shape.length === 2) {

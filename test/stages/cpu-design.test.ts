@@ -14,7 +14,8 @@ function written(p: Record<string, unknown>): { iterations: Set<number>; fixed: 
   const every = (p.checkpoint_every as number | undefined) ?? (p.mode === 'gradient-flow' ? 100 : Math.max(1, Math.round(1 / eta)))
   const its = new Set<number>()
   for (let n = 0; n <= max; n++) {
-    const dense = p.dense_every !== undefined && n % (p.dense_every as number) === 0 && n <= ((p.dense_until as number | undefined) ?? Infinity)
+    const dense =
+      p.dense_every !== undefined && n % (p.dense_every as number) === 0 && n <= ((p.dense_until as number | undefined) ?? Infinity)
     if (n % every === 0 || dense || n === max) its.add(n)
   }
   return { iterations: its, fixed: p.stop_loss === 0 && p.mode !== 'gradient-flow', cadence: every }
@@ -38,14 +39,22 @@ t.test('cpu profile: every probe reads a checkpoint its fixed-length run is sure
     probed.add(run.id)
     const w = written(run.params)
     const it = (probe.params.iteration as number | undefined) ?? (probe.params.checkpoint as number) * w.cadence
-    if (!w.fixed || !w.iterations.has(it)) t.fail(`${probe.id} reads iteration ${it}, which ${run.id} ${w.fixed ? 'never writes' : 'may not reach (not fixed-length)'}`)
+    if (!w.fixed || !w.iterations.has(it))
+      t.fail(`${probe.id} reads iteration ${it}, which ${run.id} ${w.fixed ? 'never writes' : 'may not reach (not fixed-length)'}`)
   }
   t.pass(`${probes.length} probes checked`)
-  const scanned = new Set(all.filter((i) => i.stage === 'cusp-scan').flatMap((i) => i.deps.filter((d) => d.as === 'checkpoints').map((d) => d.instance)))
-  for (const run of all.filter((i) => i.impl === 'stages/train')) t.ok(probed.has(run.id) || scanned.has(run.id), `${run.id} is probed or scanned`)
+  const scanned = new Set(
+    all.filter((i) => i.stage === 'cusp-scan').flatMap((i) => i.deps.filter((d) => d.as === 'checkpoints').map((d) => d.instance)),
+  )
+  for (const run of all.filter((i) => i.impl === 'stages/train'))
+    t.ok(probed.has(run.id) || scanned.has(run.id), `${run.id} is probed or scanned`)
   // the regime: the small etas are 8x below the largest, per activation
-  const etas = (act: string): number[] => all.filter((i) => i.stage === 'train' && i.params.activation === act).map((i) => i.params.eta as number)
+  const etas = (act: string): number[] =>
+    all.filter((i) => i.stage === 'train' && i.params.activation === act).map((i) => i.params.eta as number)
   for (const act of ['relu', 'tanh']) t.ok(Math.max(...etas(act)) / Math.min(...etas(act)) >= 8 - 1e-9, `${act}: eta span >= 8x`)
   const flows = all.filter((i) => i.stage === 'train-flow' && i.params.activation === 'relu')
-  t.ok(new Set(flows.map((f) => f.params.n_data)).size >= 4 && new Set(flows.map((f) => f.params.seed)).size >= 2, 'C4: >= 4 n_D x >= 2 seeds')
+  t.ok(
+    new Set(flows.map((f) => f.params.n_data)).size >= 4 && new Set(flows.map((f) => f.params.seed)).size >= 2,
+    'C4: >= 4 n_D x >= 2 seeds',
+  )
 })

@@ -23,10 +23,11 @@ export async function writeToyData(dir: string, n = 64, classes = 3, h = 8, w = 
   for (let i = 0; i < n; i++) {
     const c = i % classes
     y[i] = c
-    for (let r = 0; r < h; r++) for (let q = 0; q < w; q++) {
-      const band = Math.floor((r * classes) / h) === c ? 1 : 0
-      x[(i * h + r) * w + q] = band + 0.5 * rng.normal()
-    }
+    for (let r = 0; r < h; r++)
+      for (let q = 0; q < w; q++) {
+        const band = Math.floor((r * classes) / h) === c ? 1 : 0
+        x[(i * h + r) * w + q] = band + 0.5 * rng.normal()
+      }
   }
   const dataset = join(dir, 'dataset.safetensors')
   const manifest = join(dir, 'manifest.json')
@@ -36,19 +37,41 @@ export async function writeToyData(dir: string, n = 64, classes = 3, h = 8, w = 
 }
 
 /** Writes job.json for `impl` in `workDir` (out/ inside) and returns the out dir. */
-export async function writeJob(workDir: string, impl: string, params: JsonObject, inputs: Record<string, StageInput[]>, resumeDir?: string): Promise<string> {
+export async function writeJob(
+  workDir: string,
+  impl: string,
+  params: JsonObject,
+  inputs: Record<string, StageInput[]>,
+  resumeDir?: string,
+): Promise<string> {
   const outDir = join(workDir, 'out')
   await mkdir(outDir, { recursive: true })
-  const job = { schema: 1, instance: `${impl}@test`, module: join(ROOT, 'stages', impl, 'index.ts'), params, inputs, outDir, ...(resumeDir ? { resumeDir } : {}) }
+  const job = {
+    schema: 1,
+    instance: `${impl}@test`,
+    module: join(ROOT, 'stages', impl, 'index.ts'),
+    params,
+    inputs,
+    outDir,
+    ...(resumeDir ? { resumeDir } : {}),
+  }
   await writeFile(join(workDir, 'job.json'), JSON.stringify(job, null, 2))
   return outDir
 }
 
 /** Runs the job in `workDir`; resolves with exit code and stdout lines. `killWhen` kills it (SIGKILL) on the first stdout line it accepts. */
-export function runJob(workDir: string, env: Record<string, string> = {}, killWhen?: (line: string) => boolean): Promise<{ code: number | null; signal: string | null; lines: string[]; stderr: string }> {
+export function runJob(
+  workDir: string,
+  env: Record<string, string> = {},
+  killWhen?: (line: string) => boolean,
+): Promise<{ code: number | null; signal: string | null; lines: string[]; stderr: string }> {
   const cmd = stageCommand(workDir)
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd.file, cmd.args, { cwd: ROOT, env: { ...process.env, CUSP_THREADS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cmd.file, cmd.args, {
+      cwd: ROOT,
+      env: { ...process.env, CUSP_THREADS: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     const lines: string[] = []
     let stderr = ''
     let buf = ''

@@ -19,7 +19,11 @@ async function cli(cwd: string, args: string[]): Promise<{ code: number | null; 
   const fd = openSync(file, 'w')
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), ...args], { cwd, env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' }, stdio: ['ignore', fd, fd] })
+      const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), ...args], {
+        cwd,
+        env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' },
+        stdio: ['ignore', fd, fd],
+      })
       child.on('error', reject)
       child.on('close', (c) => resolve(c))
     })
@@ -41,7 +45,15 @@ t.test('paper profile: the whole DAG plans and validates', async (t) => {
   t.equal(status.code, 0)
   const ids = new Set((JSON.parse(status.out) as { instances: { id: string }[] }).instances.map((i) => i.id))
   t.equal(ids.size, count, 'status lists every instance the dry run counted')
-  for (const id of ['train@arch=vgg16,activation=tanh,eta=0.0001', 'probe@arch=alexnet,activation=relu,eta=0.003,checkpoint=40', 'probe-dense@iteration=2000', 'probe-classes@classes=5,checkpoint=40', 'train-flow@activation=tanh,n_data=16000,seed=1', 'cusp-scan@activation=relu,n_data=16000,seed=0', 'probe-dense-cnn@iteration=2000']) {
+  for (const id of [
+    'train@arch=vgg16,activation=tanh,eta=0.0001',
+    'probe@arch=alexnet,activation=relu,eta=0.003,checkpoint=40',
+    'probe-dense@iteration=2000',
+    'probe-classes@classes=5,checkpoint=40',
+    'train-flow@activation=tanh,n_data=16000,seed=1',
+    'cusp-scan@activation=relu,n_data=16000,seed=0',
+    'probe-dense-cnn@iteration=2000',
+  ]) {
     t.ok(ids.has(id), id)
   }
 })
@@ -49,7 +61,8 @@ t.test('paper profile: the whole DAG plans and validates', async (t) => {
 t.test('smoke profile end to end; rerun does nothing; a cusp-scan param change reruns only the scan', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'cusp-smoke-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml']) await symlink(join(ROOT, f), join(dir, f))
+  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml'])
+    await symlink(join(ROOT, f), join(dir, f))
   const yaml = await readFile(join(ROOT, 'pipeline.yaml'), 'utf8')
   await writeFile(join(dir, 'pipeline.yaml'), yaml)
 
@@ -59,7 +72,14 @@ t.test('smoke profile end to end; rerun does nothing; a cusp-scan param change r
   const ran = Number(/(\d+) ran, 0 restored, 0 fresh/.exec(first.out)?.[1] ?? 0)
   t.ok(ran >= 14, `${ran} instances ran (every science stage at least once)`)
   const lock = await readFile(join(dir, 'pipeline.lock'), 'utf8')
-  for (const id of ['train-flow@activation=relu,n_data=30,seed=0', 'cusp-scan@activation=relu,n_data=30,seed=0', 'probe@arch=mlp,activation=relu,eta=0.5,checkpoint=1', 'probe-dense-cnn@iteration=2', 'probe-cnn@n_data=48,iteration=3']) t.ok(lock.includes(id), `lock has ${id}`)
+  for (const id of [
+    'train-flow@activation=relu,n_data=30,seed=0',
+    'cusp-scan@activation=relu,n_data=30,seed=0',
+    'probe@arch=mlp,activation=relu,eta=0.5,checkpoint=1',
+    'probe-dense-cnn@iteration=2',
+    'probe-cnn@n_data=48,iteration=3',
+  ])
+    t.ok(lock.includes(id), `lock has ${id}`)
 
   const again = await cli(dir, ['--profile', 'smoke'])
   if (again.code !== 0) t.comment(again.out.slice(-2000))

@@ -8,8 +8,13 @@ import t from 'tap'
 import { readJson, runJob, writeJob } from './fixtures.ts'
 
 const base = {
-  source: 'idx', split: 'train', n_data: 40, normalisation: 'standardise', seed: 0,
-  cifar10: { md5: 'c32a1d4ab5d03f1284b67883e8d87530' }, idx: {},
+  source: 'idx',
+  split: 'train',
+  n_data: 40,
+  normalisation: 'standardise',
+  seed: 0,
+  cifar10: { md5: 'c32a1d4ab5d03f1284b67883e8d87530' },
+  idx: {},
   synthetic: { classes: 10, per_class: 100, height: 8, width: 8, channels: 1, noise: 1, seed: 0 },
 }
 const order = ['T-shirt/top', 'Shirt', 'Pullover', 'Coat']

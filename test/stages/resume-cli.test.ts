@@ -24,7 +24,8 @@ stages:
 
 async function project(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'cusp-resume-cli-'))
-  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json']) await symlink(join(ROOT, f), join(dir, f))
+  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json'])
+    await symlink(join(ROOT, f), join(dir, f))
   await writeFile(join(dir, 'pipeline.yaml'), PIPELINE)
   return dir
 }
@@ -35,12 +36,24 @@ async function cli(cwd: string, killAt?: RegExp): Promise<{ code: number | null;
   const fd = openSync(file, 'w')
   try {
     const r = await new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), '--json'], { cwd, env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '', CUSP_THREADS: '1' }, stdio: ['ignore', fd, fd] })
-      const timer = killAt === undefined ? undefined : setInterval(() => {
-        void readFile(file, 'utf8').then((s) => { if (killAt.test(s)) child.kill('SIGKILL') })
-      }, 100)
+      const child = spawn(process.execPath, [join(cwd, 'scripts', 'pipeline.mjs'), '--json'], {
+        cwd,
+        env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '', CUSP_THREADS: '1' },
+        stdio: ['ignore', fd, fd],
+      })
+      const timer =
+        killAt === undefined
+          ? undefined
+          : setInterval(() => {
+              void readFile(file, 'utf8').then((s) => {
+                if (killAt.test(s)) child.kill('SIGKILL')
+              })
+            }, 100)
       child.on('error', reject)
-      child.on('close', (code, signal) => { if (timer) clearInterval(timer); resolve({ code, signal }) })
+      child.on('close', (code, signal) => {
+        if (timer) clearInterval(timer)
+        resolve({ code, signal })
+      })
     })
     return { ...r, out: await readFile(file, 'utf8') }
   } finally {
@@ -50,7 +63,9 @@ async function cli(cwd: string, killAt?: RegExp): Promise<{ code: number | null;
 
 /** The train instance's outputs (name -> digest) from the lock file. */
 async function trainOutputs(dir: string): Promise<Record<string, string>> {
-  const lock = JSON.parse(await readFile(join(dir, 'pipeline.lock'), 'utf8')) as { instances: Record<string, { outputs: Record<string, { digest: string }> }> }
+  const lock = JSON.parse(await readFile(join(dir, 'pipeline.lock'), 'utf8')) as {
+    instances: Record<string, { outputs: Record<string, { digest: string }> }>
+  }
   return Object.fromEntries(Object.entries(lock.instances.train!.outputs).map(([k, v]) => [k, v.digest]))
 }
 

@@ -18,7 +18,8 @@ t.teardown(() => server.close())
 
 const dir = await mkdtemp(join(tmpdir(), 'cusp-smoke-s3-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
-for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml']) await symlink(join(ROOT, f), join(dir, f))
+for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json', 'claims.yaml'])
+  await symlink(join(ROOT, f), join(dir, f))
 await writeFile(join(dir, 'pipeline.yaml'), await readFile(join(ROOT, 'pipeline.yaml'), 'utf8'))
 const spec = `s3://${TEST_BUCKET}/smoke?endpoint=${encodeURIComponent(server.endpoint)}`
 
@@ -44,7 +45,10 @@ t.test('smoke on S3; drop the local cache and the lock; rerun restores everythin
   t.equal(first.code, 0, first.stderr.slice(-2000))
   const ids = Object.keys(first.outcomes)
   t.ok(ids.length >= 14, `${ids.length} instances`)
-  t.ok(Object.values(first.outcomes).every((o) => o === 'ran'), 'the first run computes every instance')
+  t.ok(
+    Object.values(first.outcomes).every((o) => o === 'ran'),
+    'the first run computes every instance',
+  )
   const lock = await readFile(join(dir, 'pipeline.lock'), 'utf8')
 
   await rm(join(dir, 'artifacts'), { recursive: true, force: true })
@@ -52,6 +56,9 @@ t.test('smoke on S3; drop the local cache and the lock; rerun restores everythin
   const second = await run()
   t.equal(second.code, 0, second.stderr.slice(-2000))
   t.same(Object.keys(second.outcomes).sort(), [...ids].sort())
-  t.ok(Object.values(second.outcomes).every((o) => o === 'restored'), 'every instance restored from S3, none recomputed')
+  t.ok(
+    Object.values(second.outcomes).every((o) => o === 'restored'),
+    'every instance restored from S3, none recomputed',
+  )
   t.equal(await readFile(join(dir, 'pipeline.lock'), 'utf8'), lock, 'the rebuilt lock (every output digest) is byte-identical')
 })

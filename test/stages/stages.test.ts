@@ -15,27 +15,71 @@ import { fitPowerLaw } from '../../src/science/telemetry.ts'
 import { readJson, runJob, writeJob, writeToyData } from './fixtures.ts'
 
 const engine = { backend: 'wasm', chunk_size: 32 }
-interface Probe { iteration: number; top_dim: number; arch: string; activation: string; eigenvalues: number[]; rho: number[]; top_norm: number; bulk_norm: number; grad_norm: number; loss: number; loss_change_top: number }
-interface Scan { peak_iteration: number; lambda_1: number; deltas: number[]; changes: number[]; theta_norm_initial: number }
-const trainBase = { arch: 'mlp', activation: 'relu', hidden: [8], seed: 1, stop_loss: 0.1, max_t: 40, log_every: 5, flow_factor: 0.5, eig_tol: 1e-3, eig_max_matvecs: 60, ...engine }
+interface Probe {
+  iteration: number
+  top_dim: number
+  arch: string
+  activation: string
+  eigenvalues: number[]
+  rho: number[]
+  top_norm: number
+  bulk_norm: number
+  grad_norm: number
+  loss: number
+  loss_change_top: number
+}
+interface Scan {
+  peak_iteration: number
+  lambda_1: number
+  deltas: number[]
+  changes: number[]
+  theta_norm_initial: number
+}
+const trainBase = {
+  arch: 'mlp',
+  activation: 'relu',
+  hidden: [8],
+  seed: 1,
+  stop_loss: 0.1,
+  max_t: 40,
+  log_every: 5,
+  flow_factor: 0.5,
+  eig_tol: 1e-3,
+  eig_max_matvecs: 60,
+  ...engine,
+}
 
 t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'cusp-stages-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const { dataset, manifest } = await writeToyData(join(dir, 'data'), 64, 3)
-  const din = { data: [{ instance: 'd', output: 'dataset', params: {}, path: dataset }], manifest: [{ instance: 'd', output: 'manifest', params: {}, path: manifest }] }
+  const din = {
+    data: [{ instance: 'd', output: 'dataset', params: {}, path: dataset }],
+    manifest: [{ instance: 'd', output: 'manifest', params: {}, path: manifest }],
+  }
 
   // train, gd
-  const gdOut = await writeJob(join(dir, 'gd'), 'train', { ...trainBase, mode: 'gd', eta: 0.5, stop_loss: 0, max_iterations: 30, checkpoint_every: 10 }, din)
+  const gdOut = await writeJob(
+    join(dir, 'gd'),
+    'train',
+    { ...trainBase, mode: 'gd', eta: 0.5, stop_loss: 0, max_iterations: 30, checkpoint_every: 10 },
+    din,
+  )
   const gd = await runJob(join(dir, 'gd'))
   t.equal(gd.code, 0, gd.stderr)
   const res = await readJson(join(gdOut, 'result.json'))
   t.equal(res.classes, 3)
   t.equal(res.parameters, 64 * 8 + 8 + 8 * 3 + 3)
-  const index = await readJson(join(gdOut, 'checkpoints', 'index.json')) as { entries: { iteration: number; file: string }[]; checkpointEvery: number }
+  const index = (await readJson(join(gdOut, 'checkpoints', 'index.json'))) as {
+    entries: { iteration: number; file: string }[]
+    checkpointEvery: number
+  }
   t.equal(index.checkpointEvery, 10)
   t.same(index.entries.map((e) => e.iteration).slice(0, 2), [0, 10])
-  const rows = (await readFile(join(gdOut, 'telemetry.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>)
+  const rows = (await readFile(join(gdOut, 'telemetry.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number>)
   t.same(Object.keys(rows[0]!).sort(), ['accuracy', 'eta', 'gradNorm', 'iteration', 'loss', 't', 'thetaNorm'])
   t.ok(rows[rows.length - 1]!.loss! < rows[0]!.loss!, 'the loss went down')
   const model = buildModel({ arch: 'mlp', activation: 'relu', hidden: [8], inputShape: [8, 8, 1], classes: 3 })
@@ -44,7 +88,12 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
 
   // spectrum-probe at checkpoint k = 1 (iteration 10), against an exact Hessian
   const ckIn = { checkpoints: [{ instance: 'tr', output: 'checkpoints', params: {}, path: join(gdOut, 'checkpoints') }] }
-  const pOut = await writeJob(join(dir, 'probe'), 'spectrum-probe', { checkpoint: 1, k: 4, solver: 'lanczos', tol: 1e-4, max_matvecs: 400, eig_seed: 0, arch: 'mlp', eta: 0.5, ...engine }, { ...din, ...ckIn })
+  const pOut = await writeJob(
+    join(dir, 'probe'),
+    'spectrum-probe',
+    { checkpoint: 1, k: 4, solver: 'lanczos', tol: 1e-4, max_matvecs: 400, eig_seed: 0, arch: 'mlp', eta: 0.5, ...engine },
+    { ...din, ...ckIn },
+  )
   const pr = await runJob(join(dir, 'probe'))
   t.equal(pr.code, 0, pr.stderr)
   const probe = (await readJson(join(pOut, 'probe.json'))) as unknown as Probe
@@ -70,7 +119,10 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
     t.ok(Math.abs(probe.eigenvalues[i]! - want) <= 1e-3 * Math.abs(exact.values[0]!), `λ_${i + 1} ${probe.eigenvalues[i]} vs exact ${want}`)
     t.ok(Math.abs(probe.rho[i]! - (0.5 * probe.eigenvalues[i]!) / 2) < 1e-12, `ρ_${i + 1} = ηλ/2`)
   }
-  t.ok(Math.abs(probe.top_norm ** 2 + probe.bulk_norm ** 2 - probe.grad_norm ** 2) < 1e-5 * probe.grad_norm ** 2, '||P_top g||² + ||P_bulk g||² = ||g||²')
+  t.ok(
+    Math.abs(probe.top_norm ** 2 + probe.bulk_norm ** 2 - probe.grad_norm ** 2) < 1e-5 * probe.grad_norm ** 2,
+    '||P_top g||² + ||P_bulk g||² = ||g||²',
+  )
   // the top step, recomputed from the exact top-2 eigenvectors: θ − η P_top g
   const g = new Float64Array(P)
   const { grad } = await import('../../src/science/hvp.ts').then((m) => m.datasetGradient(model, ck.theta, data, { chunkSize: 32 }))
@@ -84,31 +136,60 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   const moved = Float32Array.from(ck.theta, (x, i) => x - 0.5 * top[i]!)
   const base = datasetLoss(model, ck.theta, data, { chunkSize: 32 })
   t.ok(Math.abs(probe.loss - base) < 1e-6, 'probe loss = L(θ)')
-  t.ok(Math.abs(probe.loss_change_top - (datasetLoss(model, moved, data, { chunkSize: 32 }) - base)) < 2e-4, `top-step loss change ${probe.loss_change_top} by moving the weights`)
+  t.ok(
+    Math.abs(probe.loss_change_top - (datasetLoss(model, moved, data, { chunkSize: 32 }) - base)) < 2e-4,
+    `top-step loss change ${probe.loss_change_top} by moving the weights`,
+  )
 
   // a checkpoint the run never reached
-  const missOut = await writeJob(join(dir, 'miss'), 'spectrum-probe', { checkpoint: 99, k: 4, solver: 'lanczos', tol: 1e-3, max_matvecs: 50, eig_seed: 0, ...engine }, { ...din, ...ckIn })
+  const missOut = await writeJob(
+    join(dir, 'miss'),
+    'spectrum-probe',
+    { checkpoint: 99, k: 4, solver: 'lanczos', tol: 1e-3, max_matvecs: 50, eig_seed: 0, ...engine },
+    { ...din, ...ckIn },
+  )
   const miss = await runJob(join(dir, 'miss'))
   t.equal(miss.code, 0, miss.stderr)
   t.match(await readJson(join(missOut, 'result.json')), { present: false, iteration: 990, reason: 'the run stopped at iteration 30' })
   // a probe wired to the wrong run fails loudly
-  const wrong = await writeJob(join(dir, 'wrong'), 'spectrum-probe', { checkpoint: 0, k: 2, solver: 'lanczos', tol: 1e-3, max_matvecs: 50, eig_seed: 0, eta: 0.1, ...engine }, { ...din, ...ckIn })
+  const wrong = await writeJob(
+    join(dir, 'wrong'),
+    'spectrum-probe',
+    { checkpoint: 0, k: 2, solver: 'lanczos', tol: 1e-3, max_matvecs: 50, eig_seed: 0, eta: 0.1, ...engine },
+    { ...din, ...ckIn },
+  )
   t.ok(wrong)
   const bad = await runJob(join(dir, 'wrong'))
   t.equal(bad.code, 1)
   t.match(bad.stderr, /param eta = 0.1 but the checkpoints come from a run with eta = 0.5/)
 
   // gradient flow, then the cusp scan at its peak-λ_1 snapshot
-  const gfOut = await writeJob(join(dir, 'gf'), 'train', { ...trainBase, mode: 'gradient-flow', eta: 1, stop_loss: 0, max_iterations: 12, checkpoint_every: 4 }, din)
+  const gfOut = await writeJob(
+    join(dir, 'gf'),
+    'train',
+    { ...trainBase, mode: 'gradient-flow', eta: 1, stop_loss: 0, max_iterations: 12, checkpoint_every: 4 },
+    din,
+  )
   const gf = await runJob(join(dir, 'gf'))
   t.equal(gf.code, 0, gf.stderr)
-  const gfRows = (await readFile(join(gfOut, 'telemetry.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>)
+  const gfRows = (await readFile(join(gfOut, 'telemetry.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number>)
   t.equal(gfRows.length, 13, 'λ_1 logged every iteration')
   for (const r of gfRows) t.ok(Math.abs(r.eta! - Math.min(1, 0.5 / r.lambda1!)) < 1e-12, 'η = min(η_max, 0.5/λ_1)')
   const snaps = [0, 4, 8, 12]
   const peakIter = snaps.reduce((b, i) => (gfRows[i]!.lambda1! > gfRows[b]!.lambda1! ? i : b), 0)
-  const gfIn = { checkpoints: [{ instance: 'gf', output: 'checkpoints', params: {}, path: join(gfOut, 'checkpoints') }], telemetry: [{ instance: 'gf', output: 'telemetry.jsonl', params: {}, path: join(gfOut, 'telemetry.jsonl') }] }
-  const sOut = await writeJob(join(dir, 'scan'), 'cusp-scan', { delta_max: 0.003, points: 5, tol: 1e-4, max_matvecs: 200, eig_seed: 0, mode: 'gradient-flow', ...engine }, { ...din, ...gfIn })
+  const gfIn = {
+    checkpoints: [{ instance: 'gf', output: 'checkpoints', params: {}, path: join(gfOut, 'checkpoints') }],
+    telemetry: [{ instance: 'gf', output: 'telemetry.jsonl', params: {}, path: join(gfOut, 'telemetry.jsonl') }],
+  }
+  const sOut = await writeJob(
+    join(dir, 'scan'),
+    'cusp-scan',
+    { delta_max: 0.003, points: 5, tol: 1e-4, max_matvecs: 200, eig_seed: 0, mode: 'gradient-flow', ...engine },
+    { ...din, ...gfIn },
+  )
   const sc = await runJob(join(dir, 'scan'))
   t.equal(sc.code, 0, sc.stderr)
   const scan = (await readJson(join(sOut, 'result.json'))) as unknown as Scan
@@ -122,10 +203,21 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   t.ok(Math.abs(scan.theta_norm_initial - gfRows[0]!.thetaNorm!) < 1e-12)
 
   // the log-spaced scan scaled to the curvature, with its power-law fit
-  const lOut = await writeJob(join(dir, 'logscan'), 'cusp-scan', { spacing: 'log', points: 5, log_min: -2, log_max: 0, delta_max: 0.003, tol: 1e-4, max_matvecs: 200, eig_seed: 0, ...engine }, { ...din, ...gfIn })
+  const lOut = await writeJob(
+    join(dir, 'logscan'),
+    'cusp-scan',
+    { spacing: 'log', points: 5, log_min: -2, log_max: 0, delta_max: 0.003, tol: 1e-4, max_matvecs: 200, eig_seed: 0, ...engine },
+    { ...din, ...gfIn },
+  )
   const ls = await runJob(join(dir, 'logscan'))
   t.equal(ls.code, 0, ls.stderr)
-  const log = (await readJson(join(lOut, 'result.json'))) as unknown as Scan & { spacing: string; delta_scale: number; fit: { exponent: number; points: number } | null; loss_resolution: number; summed_in: string }
+  const log = (await readJson(join(lOut, 'result.json'))) as unknown as Scan & {
+    spacing: string
+    delta_scale: number
+    fit: { exponent: number; points: number } | null
+    loss_resolution: number
+    summed_in: string
+  }
   t.equal(log.spacing, 'log')
   t.ok(Math.abs(log.delta_scale - 1 / Math.sqrt(log.lambda_1)) < 1e-12 * log.delta_scale, 'scale = 1/sqrt(λ_1)')
   t.equal(log.deltas.length, 11)
@@ -140,10 +232,33 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   t.ok(log.fit !== null && log.fit.exponent > 1.5 && log.fit.exponent < 2.5, `a smooth-ish toy minimum: exponent ${log.fit?.exponent} ~ 2`)
 
   // the probe's edge set and eigenvector sketch: orthonormal eigenvectors sketch to ~orthonormal rows
-  const kOut = await writeJob(join(dir, 'sketch'), 'spectrum-probe', { checkpoint: 1, k: 4, solver: 'lanczos', tol: 1e-4, max_matvecs: 400, eig_seed: 0, edge_threshold: 1e-9, sketch_rows: 512, sketch_seed: 3, ...engine }, { ...din, ...ckIn })
+  const kOut = await writeJob(
+    join(dir, 'sketch'),
+    'spectrum-probe',
+    {
+      checkpoint: 1,
+      k: 4,
+      solver: 'lanczos',
+      tol: 1e-4,
+      max_matvecs: 400,
+      eig_seed: 0,
+      edge_threshold: 1e-9,
+      sketch_rows: 512,
+      sketch_seed: 3,
+      ...engine,
+    },
+    { ...din, ...ckIn },
+  )
   const kr = await runJob(join(dir, 'sketch'))
   t.equal(kr.code, 0, kr.stderr)
-  const sp = (await readJson(join(kOut, 'probe.json'))) as unknown as Probe & { edge_dim: number; edge_dim_capped: boolean; loss_change_top_edge: number; n_data: number; seed: number; sketch: { seed: number; rows: number[][] } }
+  const sp = (await readJson(join(kOut, 'probe.json'))) as unknown as Probe & {
+    edge_dim: number
+    edge_dim_capped: boolean
+    loss_change_top_edge: number
+    n_data: number
+    seed: number
+    sketch: { seed: number; rows: number[][] }
+  }
   t.equal(sp.n_data, 64)
   t.equal(sp.seed, 1, "the run's seed")
   t.equal(sp.edge_dim, sp.rho.filter((r) => r >= 1e-9).length, 'edge set = #{rho_i >= threshold}')
@@ -153,6 +268,7 @@ t.test('train -> spectrum-probe -> cusp-scan on toy data', async (t) => {
   t.equal(sp.sketch.rows.length, 4)
   const sdot = (a: number[], b: number[]): number => a.reduce((x, v, i) => x + v * b[i]!, 0)
   for (let i = 0; i < 4; i++) {
-    for (let j = 0; j < 4; j++) t.ok(Math.abs(sdot(sp.sketch.rows[i]!, sp.sketch.rows[j]!) - (i === j ? 1 : 0)) < 4 / Math.sqrt(512), `sketch overlap ${i},${j}`)
+    for (let j = 0; j < 4; j++)
+      t.ok(Math.abs(sdot(sp.sketch.rows[i]!, sp.sketch.rows[j]!) - (i === j ? 1 : 0)) < 4 / Math.sqrt(512), `sketch overlap ${i},${j}`)
   }
 })

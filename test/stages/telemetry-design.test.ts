@@ -37,7 +37,14 @@ t.test('fitPowerLaw recovers p of c|x|^p, ignoring an odd (gradient) term and po
   const quad = grid.map((x) => x * x)
   const floored = fitPowerLaw(grid, quad, 1e-6)!
   t.ok(floored.points < 13 && floored.d_min * floored.d_min > 1e-6, `only points above the floor (${floored.points})`)
-  t.equal(fitPowerLaw(grid, grid.map(() => 0)), null, 'nothing above the floor: no fit')
+  t.equal(
+    fitPowerLaw(
+      grid,
+      grid.map(() => 0),
+    ),
+    null,
+    'nothing above the floor: no fit',
+  )
   const ev = evenPart([-2, -1, 0, 1, 2, 3], [5, 1, 0, 3, 7, 100])
   t.same(ev, { d: [1, 2], e: [2, 6] }, 'even part pairs +D with -D, skips a D without its -D')
   t.end()

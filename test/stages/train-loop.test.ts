@@ -18,7 +18,11 @@ function quadratic(a: number[], c = 0): Objective {
   }
 }
 
-interface Run { rows: LogRow[]; ckpts: { iteration: number; theta: Float32Array; kind: string }[]; states: LoopState[] }
+interface Run {
+  rows: LogRow[]
+  ckpts: { iteration: number; theta: Float32Array; kind: string }[]
+  states: LoopState[]
+}
 async function run(obj: Objective, start: LoopState, opts: TrainOptions) {
   const r: Run = { rows: [], ckpts: [], states: [] }
   const summary = await train(obj, start, opts, {
@@ -41,8 +45,14 @@ t.test('gd: θ_{n+1} = θ_n − η g, cadence, max-iterations stop', async (t) =
   t.equal(last.iteration, 25)
   t.equal(last.kind, 'final')
   t.ok(Math.abs(last.theta[0]! - 0.9 ** 25) < 1e-6 && Math.abs(last.theta[1]! - 0.6 ** 25) < 1e-6, 'closed form')
-  t.same(r.ckpts.map((c) => c.iteration), [0, 10, 20, 25])
-  t.same(r.rows.map((x) => x.iteration), [0, 5, 10, 15, 20, 25])
+  t.same(
+    r.ckpts.map((c) => c.iteration),
+    [0, 10, 20, 25],
+  )
+  t.same(
+    r.rows.map((x) => x.iteration),
+    [0, 5, 10, 15, 20, 25],
+  )
   t.ok(Math.abs(r.rows[1]!.t - 0.5) < 1e-12, 't = nη')
   t.equal(r.rows[0]!.gradNorm, Math.hypot(1, 4))
   t.end()
@@ -50,11 +60,23 @@ t.test('gd: θ_{n+1} = θ_n − η g, cadence, max-iterations stop', async (t) =
 
 t.test('gd: stops below the loss threshold; dense checkpoints for the first M', async (t) => {
   const obj = quadratic([1, 1])
-  const r = await run(obj, { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 }, { ...gd, stopLoss: 0.1, maxIterations: 1000, denseEvery: 3, denseUntil: 7 })
+  const r = await run(
+    obj,
+    { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 },
+    { ...gd, stopLoss: 0.1, maxIterations: 1000, denseEvery: 3, denseUntil: 7 },
+  )
   // L_n = ½ 0.81^n < 0.1  <=>  n >= 8
   t.equal(r.summary.stopReason, 'loss-below-threshold')
   t.equal(r.summary.iterations, 8)
-  t.same(r.ckpts.map((c) => [c.iteration, c.kind]), [[0, 'regular'], [3, 'dense'], [6, 'dense'], [8, 'final']])
+  t.same(
+    r.ckpts.map((c) => [c.iteration, c.kind]),
+    [
+      [0, 'regular'],
+      [3, 'dense'],
+      [6, 'dense'],
+      [8, 'final'],
+    ],
+  )
   const diverged = await run(quadratic([30]), { iteration: 0, theta: Float32Array.from([1]), t: 0 }, { ...gd, maxIterations: 100000 })
   t.equal(diverged.summary.stopReason, 'diverged', 'η λ = 3 > 2 blows up to Infinity')
   t.end()
@@ -62,7 +84,15 @@ t.test('gd: stops below the loss threshold; dense checkpoints for the first M', 
 
 t.test('gradient-flow: η_n = min(η_max, 0.5/λ_1), λ_1 logged every iteration', async (t) => {
   const obj = quadratic([20, 3, 1])
-  const opts: TrainOptions = { mode: 'gradient-flow', eta: 0.1, stopLoss: 0, maxIterations: 12, checkpointEvery: 5, logEvery: 4, eigTol: 1e-6 }
+  const opts: TrainOptions = {
+    mode: 'gradient-flow',
+    eta: 0.1,
+    stopLoss: 0,
+    maxIterations: 12,
+    checkpointEvery: 5,
+    logEvery: 4,
+    eigTol: 1e-6,
+  }
   const r = await run(obj, { iteration: 0, theta: Float32Array.from([1, 1, 1]), t: 0 }, opts)
   t.equal(r.rows.length, 13, 'a row every iteration')
   for (const row of r.rows) {
@@ -73,20 +103,32 @@ t.test('gradient-flow: η_n = min(η_max, 0.5/λ_1), λ_1 logged every iteration
   t.ok(Math.abs(r.rows[12]!.t - r.rows.slice(0, 12).reduce((s, x) => s + x.eta, 0)) < 1e-12, 't = Σ η_m')
   t.ok(r.rows[1]!.matvecs! <= r.rows[0]!.matvecs!, 'warm start costs no more than the cold one')
   const capped = await run(quadratic([1, 0.5]), { iteration: 0, theta: Float32Array.from([1, 1]), t: 0 }, { ...opts, eta: 0.01 })
-  t.ok(capped.rows.every((x) => x.eta === 0.01), 'η_max caps the step when 0.5/λ_1 is larger')
+  t.ok(
+    capped.rows.every((x) => x.eta === 0.01),
+    'η_max caps the step when 0.5/λ_1 is larger',
+  )
   t.end()
 })
 
 t.test('resuming from any saved state gives bit-identical checkpoints and rows', async (t) => {
-  for (const opts of [gd, { mode: 'gradient-flow', eta: 0.1, stopLoss: 0, maxIterations: 12, checkpointEvery: 5, logEvery: 4 } satisfies TrainOptions]) {
+  for (const opts of [
+    gd,
+    { mode: 'gradient-flow', eta: 0.1, stopLoss: 0, maxIterations: 12, checkpointEvery: 5, logEvery: 4 } satisfies TrainOptions,
+  ]) {
     const obj = quadratic([7, 3, 1, 0.2])
     const full = await run(obj, { iteration: 0, theta: Float32Array.from([1, -1, 0.5, 2]), t: 0 }, opts)
     const k = 7
     const resumed = await run(obj, full.states[k]!, opts)
-    t.same(resumed.rows, full.rows.filter((x) => x.iteration >= k), `${opts.mode}: rows from ${k} on`)
+    t.same(
+      resumed.rows,
+      full.rows.filter((x) => x.iteration >= k),
+      `${opts.mode}: rows from ${k} on`,
+    )
     const tail = full.ckpts.filter((c) => c.iteration >= k)
     t.equal(resumed.ckpts.length, tail.length)
-    resumed.ckpts.forEach((c, i) => t.same(Buffer.from(c.theta.buffer), Buffer.from(tail[i]!.theta.buffer), `${opts.mode}: checkpoint ${c.iteration} bytes`))
+    resumed.ckpts.forEach((c, i) =>
+      t.same(Buffer.from(c.theta.buffer), Buffer.from(tail[i]!.theta.buffer), `${opts.mode}: checkpoint ${c.iteration} bytes`),
+    )
   }
   t.end()
 })
@@ -107,7 +149,16 @@ function risingThenFalling(spike = 0): Objective {
 }
 
 t.test('gradient-flow: peakDrop stops once λ_1 falls to a fraction of its running max (a certified peak)', async (t) => {
-  const opts: TrainOptions = { mode: 'gradient-flow', eta: 0.05, stopLoss: 0, maxIterations: 5000, checkpointEvery: 1000, logEvery: 1000, eigTol: 1e-9, peakDrop: 0.8 }
+  const opts: TrainOptions = {
+    mode: 'gradient-flow',
+    eta: 0.05,
+    stopLoss: 0,
+    maxIterations: 5000,
+    checkpointEvery: 1000,
+    logEvery: 1000,
+    eigTol: 1e-9,
+    peakDrop: 0.8,
+  }
   const r = await run(risingThenFalling(), { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 }, opts)
   t.equal(r.summary.stopReason, 'peak-passed')
   const l = r.rows.map((x) => x.lambda1!)
@@ -119,7 +170,11 @@ t.test('gradient-flow: peakDrop stops once λ_1 falls to a fraction of its runni
   t.equal(r.rows[last]!.stop, 'peak-passed')
   t.equal(r.rows[last]!.peakCertified, true)
   t.equal(r.rows[last - 1]!.stop, undefined, 'only the last row says why it stopped')
-  const uncertified = await run(risingThenFalling(), { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 }, { ...opts, maxIterations: 5 })
+  const uncertified = await run(
+    risingThenFalling(),
+    { iteration: 0, theta: Float32Array.from([1, 0]), t: 0 },
+    { ...opts, maxIterations: 5 },
+  )
   t.equal(uncertified.rows[5]!.stop, 'max-iterations')
   t.equal(uncertified.rows[5]!.peakCertified, false, 'cut on the way up: not certified')
   // An initial spike of λ_1 (θ_0 > 0.97, the first iterations) would be taken for the peak without peakMinT.

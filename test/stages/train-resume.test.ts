@@ -6,7 +6,24 @@ import { join } from 'node:path'
 import t from 'tap'
 import { runJob, writeJob, writeToyData } from './fixtures.ts'
 
-const params = { arch: 'mlp', activation: 'tanh', hidden: [32], seed: 3, mode: 'gd', eta: 0.05, stop_loss: 0, max_t: 40, max_iterations: 400, checkpoint_every: 40, log_every: 10, flow_factor: 0.5, eig_tol: 1e-3, eig_max_matvecs: 60, backend: 'wasm', chunk_size: 64 }
+const params = {
+  arch: 'mlp',
+  activation: 'tanh',
+  hidden: [32],
+  seed: 3,
+  mode: 'gd',
+  eta: 0.05,
+  stop_loss: 0,
+  max_t: 40,
+  max_iterations: 400,
+  checkpoint_every: 40,
+  log_every: 10,
+  flow_factor: 0.5,
+  eig_tol: 1e-3,
+  eig_max_matvecs: 60,
+  backend: 'wasm',
+  chunk_size: 64,
+}
 
 async function tree(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
@@ -22,7 +39,10 @@ t.test('kill mid-run, rerun: resumes from the saved state, outputs bit-identical
   const dir = await mkdtemp(join(tmpdir(), 'cusp-resume-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const { dataset, manifest } = await writeToyData(join(dir, 'data'), 256, 4, 10, 10)
-  const din = { data: [{ instance: 'd', output: 'dataset', params: {}, path: dataset }], manifest: [{ instance: 'd', output: 'manifest', params: {}, path: manifest }] }
+  const din = {
+    data: [{ instance: 'd', output: 'dataset', params: {}, path: dataset }],
+    manifest: [{ instance: 'd', output: 'manifest', params: {}, path: manifest }],
+  }
 
   const outA = await writeJob(join(dir, 'a'), 'train', params, din, join(dir, 'resume-a'))
   const a = await runJob(join(dir, 'a'))

@@ -54,13 +54,19 @@ export function shapeFor(inst: StageInstance, o: { image: string; attempts?: num
 
 /** The content tag of a shape: the SHA-256 of its canonical JSON (first 32 hex digits). */
 export function contentTag(shape: JobDefShape): string {
-  return createHash('sha256').update(canonicalJson(shape as unknown as JsonValue)).digest('hex').slice(0, 32)
+  return createHash('sha256')
+    .update(canonicalJson(shape as unknown as JsonValue))
+    .digest('hex')
+    .slice(0, 32)
 }
 
 /** The definition's name: readable (image, shape) and unique per content tag. */
 export function jobDefinitionName(shape: JobDefShape): string {
   const gpu = shape.gpus > 0 ? `-${shape.gpus}gpu` : ''
-  return `cusp-${nameFragment(shape.image, 60)}-${shape.vcpus}cpu-${shape.memoryMiB}m${gpu}-${contentTag(shape).slice(0, 8)}`.replace(/[^A-Za-z0-9_-]/g, '-')
+  return `cusp-${nameFragment(shape.image, 60)}-${shape.vcpus}cpu-${shape.memoryMiB}m${gpu}-${contentTag(shape).slice(0, 8)}`.replace(
+    /[^A-Za-z0-9_-]/g,
+    '-',
+  )
 }
 
 /** RegisterJobDefinition's input for a shape (pure; tested field by field). */
@@ -146,7 +152,9 @@ export function classifyFailure(job: JobDetail): FailureKind {
   const statusReason = last?.statusReason ?? job.statusReason ?? ''
   const hostLost = exitCode === undefined && /^Host EC2/i.test(statusReason)
   if (hostLost) return { kind: 'host', attempts: attempts.length, reason: statusReason }
-  const reason = [job.statusReason, last?.container?.reason ?? job.container?.reason].filter((s): s is string => s !== undefined && s !== '').join('; ')
+  const reason = [job.statusReason, last?.container?.reason ?? job.container?.reason]
+    .filter((s): s is string => s !== undefined && s !== '')
+    .join('; ')
   return { kind: 'stage', exitCode: exitCode ?? null, reason: reason || 'no reason reported' }
 }
 

@@ -17,7 +17,9 @@ export function cloudWatchTail(client: () => Promise<CloudWatchLogsClient>): Log
     async tail(group, stream, lines) {
       const { GetLogEventsCommand } = await import('@aws-sdk/client-cloudwatch-logs')
       try {
-        const out = await (await client()).send(new GetLogEventsCommand({ logGroupName: group, logStreamName: stream, limit: lines, startFromHead: false }))
+        const out = await (
+          await client()
+        ).send(new GetLogEventsCommand({ logGroupName: group, logStreamName: stream, limit: lines, startFromHead: false }))
         const text = (out.events ?? []).map((e) => (e.message ?? '').replace(/\n$/, '')).join('\n')
         return text === '' ? `(log stream ${group}/${stream} is empty)` : text
       } catch (e: unknown) {

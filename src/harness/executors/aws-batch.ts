@@ -22,7 +22,18 @@
 import type { BatchClient, JobDetail } from '@aws-sdk/client-batch'
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs'
 import type { StageInstance } from '../types.ts'
-import { batchJobName, classifyFailure, contentTag, LIVE_STATUSES, logGroupOf, logStreamOf, registerInput, shapeFor, submitInput, type JobDefShape } from './aws-batch-jobdef.ts'
+import {
+  batchJobName,
+  classifyFailure,
+  contentTag,
+  LIVE_STATUSES,
+  logGroupOf,
+  logStreamOf,
+  registerInput,
+  shapeFor,
+  submitInput,
+  type JobDefShape,
+} from './aws-batch-jobdef.ts'
 import { cloudWatchTail, type LogTailSource } from './aws-batch-logs.ts'
 import { remoteFailure, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
 
@@ -50,7 +61,8 @@ export interface AwsBatchOptions {
   logs?: CloudWatchLogsClient
 }
 
-type End = { kind: 'succeeded' } | { kind: 'failed'; job: JobDetail } | { kind: 'stuck'; waited: string } | { kind: 'lost'; message: string }
+type End =
+  { kind: 'succeeded' } | { kind: 'failed'; job: JobDetail } | { kind: 'stuck'; waited: string } | { kind: 'lost'; message: string }
 
 /** How many attempts the SDK makes per call (throttling, 5xx) before a call fails. */
 const SDK_ATTEMPTS = 10
@@ -75,19 +87,28 @@ export class AwsBatchRunner implements InstanceRunner {
 
   /** The Batch client, loaded on first use (importing the SDK costs a local run nothing). */
   private batch(): Promise<BatchClient> {
-    this.batchClient ??= this.o.batch !== undefined ? Promise.resolve(this.o.batch) : import('@aws-sdk/client-batch').then((m) => new m.BatchClient({ maxAttempts: SDK_ATTEMPTS }))
+    this.batchClient ??=
+      this.o.batch !== undefined
+        ? Promise.resolve(this.o.batch)
+        : import('@aws-sdk/client-batch').then((m) => new m.BatchClient({ maxAttempts: SDK_ATTEMPTS }))
     return this.batchClient
   }
 
   private logs(): Promise<CloudWatchLogsClient> {
-    this.logsClient ??= this.o.logs !== undefined ? Promise.resolve(this.o.logs) : import('@aws-sdk/client-cloudwatch-logs').then((m) => new m.CloudWatchLogsClient({ maxAttempts: SDK_ATTEMPTS }))
+    this.logsClient ??=
+      this.o.logs !== undefined
+        ? Promise.resolve(this.o.logs)
+        : import('@aws-sdk/client-cloudwatch-logs').then((m) => new m.CloudWatchLogsClient({ maxAttempts: SDK_ATTEMPTS }))
     return this.logsClient
   }
 
   async run(req: RunnerRequest): Promise<RunnerOutcome> {
     const inst = req.instance
     const id = inst.id
-    const fail = (message: string, exitCode: number | null = null): RunnerOutcome => ({ ok: false, failure: remoteFailure(id, exitCode, this.cancelled ? 'SIGINT' : null, message) })
+    const fail = (message: string, exitCode: number | null = null): RunnerOutcome => ({
+      ok: false,
+      failure: remoteFailure(id, exitCode, this.cancelled ? 'SIGINT' : null, message),
+    })
     if (this.cancelled) return fail('cancelled before its Batch job was submitted')
     const name = batchJobName(this.o.pipelineName, inst, req.fingerprint)
     let jobId: string
@@ -95,13 +116,30 @@ export class AwsBatchRunner implements InstanceRunner {
       const found = await this.findLive(name, req.fingerprint)
       if (found !== undefined) {
         jobId = found.jobId
-        req.emit({ type: 'log', instance: id, message: `Batch job ${name} (${jobId}) from an earlier run is ${found.status}: waiting for it instead of submitting again` })
+        req.emit({
+          type: 'log',
+          instance: id,
+          message: `Batch job ${name} (${jobId}) from an earlier run is ${found.status}: waiting for it instead of submitting again`,
+        })
       } else {
-        const shape = shapeFor(inst, { image: this.o.image, ...(this.o.attempts !== undefined ? { attempts: this.o.attempts } : {}), ...(this.o.jobRoleArn !== undefined ? { jobRoleArn: this.o.jobRoleArn } : {}) })
+        const shape = shapeFor(inst, {
+          image: this.o.image,
+          ...(this.o.attempts !== undefined ? { attempts: this.o.attempts } : {}),
+          ...(this.o.jobRoleArn !== undefined ? { jobRoleArn: this.o.jobRoleArn } : {}),
+        })
         const def = await this.jobDefinition(shape)
         if (this.cancelled) return fail('cancelled before its Batch job was submitted')
         const timeoutSeconds = this.o.timeoutSeconds?.(inst)
-        const input = submitInput({ jobQueue: this.o.jobQueue, jobDefinitionArn: def, pipelineName: this.o.pipelineName, spec: this.o.spec, inst, fingerprint: req.fingerprint, env: this.o.env, ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}) })
+        const input = submitInput({
+          jobQueue: this.o.jobQueue,
+          jobDefinitionArn: def,
+          pipelineName: this.o.pipelineName,
+          spec: this.o.spec,
+          inst,
+          fingerprint: req.fingerprint,
+          env: this.o.env,
+          ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+        })
         const { SubmitJobCommand } = await import('@aws-sdk/client-batch')
         const out = await (await this.batch()).send(new SubmitJobCommand(input))
         if (out.jobId === undefined) return fail(`SubmitJob for ${name} returned no job id`)
@@ -140,15 +178,24 @@ export class AwsBatchRunner implements InstanceRunner {
     const candidates: string[] = []
     let nextToken: string | undefined
     do {
-      const page = await client.send(new ListJobsCommand({ jobQueue: this.o.jobQueue, filters: [{ name: 'JOB_NAME', values: [name] }], ...(nextToken !== undefined ? { nextToken } : {}) }))
+      const page = await client.send(
+        new ListJobsCommand({
+          jobQueue: this.o.jobQueue,
+          filters: [{ name: 'JOB_NAME', values: [name] }],
+          ...(nextToken !== undefined ? { nextToken } : {}),
+        }),
+      )
       for (const s of page.jobSummaryList ?? []) {
-        if (s.jobName === name && s.jobId !== undefined && (LIVE_STATUSES as readonly string[]).includes(s.status ?? '')) candidates.push(s.jobId)
+        if (s.jobName === name && s.jobId !== undefined && (LIVE_STATUSES as readonly string[]).includes(s.status ?? ''))
+          candidates.push(s.jobId)
       }
       nextToken = page.nextToken
     } while (nextToken !== undefined)
     if (candidates.length === 0) return undefined
     const described = await client.send(new DescribeJobsCommand({ jobs: candidates.slice(0, 100) }))
-    const mine = (described.jobs ?? []).filter((j) => j.tags?.['cusp:fingerprint'] === fingerprint && (LIVE_STATUSES as readonly string[]).includes(j.status ?? ''))
+    const mine = (described.jobs ?? []).filter(
+      (j) => j.tags?.['cusp:fingerprint'] === fingerprint && (LIVE_STATUSES as readonly string[]).includes(j.status ?? ''),
+    )
     const first = mine.sort((a, b) => (a.createdAt ?? 0) - (b.createdAt ?? 0))[0]
     return first?.jobId !== undefined ? { jobId: first.jobId, status: first.status ?? '?' } : undefined
   }
@@ -171,7 +218,13 @@ export class AwsBatchRunner implements InstanceRunner {
     const input = registerInput(shape)
     let nextToken: string | undefined
     do {
-      const page = await client.send(new DescribeJobDefinitionsCommand({ jobDefinitionName: input.jobDefinitionName, status: 'ACTIVE', ...(nextToken !== undefined ? { nextToken } : {}) }))
+      const page = await client.send(
+        new DescribeJobDefinitionsCommand({
+          jobDefinitionName: input.jobDefinitionName,
+          status: 'ACTIVE',
+          ...(nextToken !== undefined ? { nextToken } : {}),
+        }),
+      )
       const hit = (page.jobDefinitions ?? []).find((d) => d.tags?.['cusp:content'] === tag && d.status !== 'INACTIVE')
       if (hit?.jobDefinitionArn !== undefined) return hit.jobDefinitionArn
       nextToken = page.nextToken
@@ -194,21 +247,33 @@ export class AwsBatchRunner implements InstanceRunner {
       }
       this.watched.set(jobId, (d) => {
         if (d === undefined) {
-          if (++missing >= 3) done({ kind: 'lost', message: `Batch job ${name} (${jobId}) is no longer known to Batch${this.lastPollError !== undefined ? ` (last DescribeJobs error: ${this.lastPollError})` : ''}` })
+          if (++missing >= 3)
+            done({
+              kind: 'lost',
+              message: `Batch job ${name} (${jobId}) is no longer known to Batch${this.lastPollError !== undefined ? ` (last DescribeJobs error: ${this.lastPollError})` : ''}`,
+            })
           return
         }
         missing = 0
         const status = d.status ?? 'UNKNOWN'
         if (status !== last) {
-          const attempt = (d.attempts?.length ?? 0) > 0 && status !== 'SUCCEEDED' && status !== 'FAILED' ? ` (attempt ${(d.attempts?.length ?? 0) + 1})` : ''
-          req.emit({ type: 'log', instance, message: `Batch job ${name}: ${status}${attempt}${d.statusReason !== undefined && status !== 'SUCCEEDED' ? ` - ${d.statusReason}` : ''}` })
+          const attempt =
+            (d.attempts?.length ?? 0) > 0 && status !== 'SUCCEEDED' && status !== 'FAILED'
+              ? ` (attempt ${(d.attempts?.length ?? 0) + 1})`
+              : ''
+          req.emit({
+            type: 'log',
+            instance,
+            message: `Batch job ${name}: ${status}${attempt}${d.statusReason !== undefined && status !== 'SUCCEEDED' ? ` - ${d.statusReason}` : ''}`,
+          })
           last = status
         }
         if (status === 'RUNNABLE') runnableSince ??= Date.now()
         else runnableSince = undefined
         if (status === 'SUCCEEDED') done({ kind: 'succeeded' })
         else if (status === 'FAILED') done({ kind: 'failed', job: d })
-        else if (runnableSince !== undefined && Date.now() - runnableSince > limit) done({ kind: 'stuck', waited: limit >= 60_000 ? `${Math.round(limit / 6000) / 10} min` : `${Math.round(limit / 100) / 10} s` })
+        else if (runnableSince !== undefined && Date.now() - runnableSince > limit)
+          done({ kind: 'stuck', waited: limit >= 60_000 ? `${Math.round(limit / 6000) / 10} min` : `${Math.round(limit / 100) / 10} s` })
       })
       this.startPolling()
     })
@@ -249,14 +314,21 @@ export class AwsBatchRunner implements InstanceRunner {
   private lastPollError: string | undefined
 
   /** The failure for a FAILED job: lost host or stage failure, exit code, log tail. */
-  private async failedReport(job: JobDetail, name: string, fail: (m: string, code?: number | null) => RunnerOutcome): Promise<RunnerOutcome> {
+  private async failedReport(
+    job: JobDetail,
+    name: string,
+    fail: (m: string, code?: number | null) => RunnerOutcome,
+  ): Promise<RunnerOutcome> {
     const c = classifyFailure(job)
     const head =
       c.kind === 'host'
         ? `Batch job ${name} (${job.jobId ?? '?'}) lost its host on each of ${c.attempts} attempt(s) (Spot reclaim or EC2 host failure: ${c.reason}); the stage itself did not fail, rerun to try again`
         : `Batch job ${name} (${job.jobId ?? '?'}) failed${this.cancelled ? ' (cancelled)' : ''}: ${c.reason}${c.exitCode !== null ? `, exit code ${c.exitCode}` : ''}`
     const stream = logStreamOf(job)
-    const log = stream === undefined ? '(no log stream: the container never started)' : `--- last lines of ${logGroupOf(job)}/${stream} ---\n${await this.logTail.tail(logGroupOf(job), stream, this.o.logLines ?? 40)}`
+    const log =
+      stream === undefined
+        ? '(no log stream: the container never started)'
+        : `--- last lines of ${logGroupOf(job)}/${stream} ---\n${await this.logTail.tail(logGroupOf(job), stream, this.o.logLines ?? 40)}`
     return fail(`${head}\n${log}`, c.kind === 'stage' ? c.exitCode : null)
   }
 

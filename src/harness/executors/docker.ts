@@ -11,10 +11,28 @@ import { basename } from 'node:path'
 import type { Fingerprint, StageInstance } from '../types.ts'
 import { attemptTag } from './kubernetes.ts'
 import { runStreaming } from './local.ts'
-import { memoryBytes, nameFragment, runStageArgv, shortHash, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
+import {
+  memoryBytes,
+  nameFragment,
+  runStageArgv,
+  shortHash,
+  type InstanceRunner,
+  type PipelineSpec,
+  type RunnerOutcome,
+  type RunnerRequest,
+} from './runner.ts'
 
 /** Environment variables a stage container needs to reach an S3-compatible store (forwarded when set). */
-export const STORE_ENV = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'CUSP_DEBUG'] as const
+export const STORE_ENV = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_ENDPOINT_URL',
+  'AWS_ENDPOINT_URL_S3',
+  'CUSP_DEBUG',
+] as const
 
 export interface DockerOptions {
   image: string
@@ -42,19 +60,29 @@ export function containerName(pipelineName: string, inst: StageInstance, fingerp
 }
 
 /** An image reference docker accepts as one: `[host[:port]/]name[:tag][@digest]`, never an option. */
-const IMAGE_REF = /^[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:\/[a-z0-9._-]+)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?$/
+const IMAGE_REF =
+  /^[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:\/[a-z0-9._-]+)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?$/
 
 /** Why `image` cannot be a stage image (it starts with '-' so docker would read it as a flag, ...), or undefined. */
 export function imageRefProblem(image: string): string | undefined {
-  if (image.startsWith('-')) return `--image ${JSON.stringify(image)} starts with '-', so docker would read it as an option; give an image reference such as cusp:gpu or ghcr.io/org/cusp:1.0`
-  if (image.length > 512 || !IMAGE_REF.test(image)) return `--image ${JSON.stringify(image.slice(0, 100))} is not a valid image reference ([registry[:port]/]name[:tag][@sha256:digest], lowercase name)`
+  if (image.startsWith('-'))
+    return `--image ${JSON.stringify(image)} starts with '-', so docker would read it as an option; give an image reference such as cusp:gpu or ghcr.io/org/cusp:1.0`
+  if (image.length > 512 || !IMAGE_REF.test(image))
+    return `--image ${JSON.stringify(image.slice(0, 100))} is not a valid image reference ([registry[:port]/]name[:tag][@sha256:digest], lowercase name)`
   return undefined
 }
 
 /** The arguments of `docker` for one instance (pure; see the module comment). */
 export function dockerRunArgs(o: Omit<DockerOptions, 'docker'>, inst: StageInstance, fingerprint: Fingerprint, attempt = ''): string[] {
   const args = ['run', '--rm', '--name', containerName(o.pipelineName, inst, fingerprint, attempt)]
-  args.push('--label', `cusp.pipeline=${o.pipelineName}`, '--label', `cusp.instance=${inst.id}`, '--label', `cusp.fingerprint=${fingerprint}`)
+  args.push(
+    '--label',
+    `cusp.pipeline=${o.pipelineName}`,
+    '--label',
+    `cusp.instance=${inst.id}`,
+    '--label',
+    `cusp.fingerprint=${fingerprint}`,
+  )
   args.push('--cpus', String(inst.resources.cpu))
   const mem = memoryBytes(inst.resources.memory)
   if (mem !== undefined) args.push('--memory', String(mem))
@@ -86,7 +114,13 @@ export class DockerRunner implements InstanceRunner {
     const name = containerName(this.o.pipelineName, req.instance, req.fingerprint, attempt)
     this.live.add(name)
     try {
-      return await runStreaming(this.o.docker ?? 'docker', dockerRunArgs(this.o, req.instance, req.fingerprint, attempt), { env: this.o.env }, req, new Set())
+      return await runStreaming(
+        this.o.docker ?? 'docker',
+        dockerRunArgs(this.o, req.instance, req.fingerprint, attempt),
+        { env: this.o.env },
+        req,
+        new Set(),
+      )
     } finally {
       this.live.delete(name)
     }

@@ -15,7 +15,16 @@
 import { randomBytes } from 'node:crypto'
 import type * as k8s from '@kubernetes/client-node'
 import type { Fingerprint, StageInstance } from '../types.ts'
-import { nameFragment, remoteFailure, runStageArgv, shortHash, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
+import {
+  nameFragment,
+  remoteFailure,
+  runStageArgv,
+  shortHash,
+  type InstanceRunner,
+  type PipelineSpec,
+  type RunnerOutcome,
+  type RunnerRequest,
+} from './runner.ts'
 
 export interface KubernetesOptions {
   image: string
@@ -40,14 +49,22 @@ export interface KubernetesOptions {
  * Waiting reasons after which a container never starts by itself: the Job would wait forever
  * (backoffLimit counts failed pods, not pods that never ran), so the runner fails it instead.
  */
-export const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError'])
+export const FATAL_WAITING = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+])
 
 /**
  * The Job's name: DNS-1123, at most 63 characters, from the instance, the fingerprint and the
  * attempt (a random tag per run, so a kept failed Job of an earlier attempt never blocks a rerun).
  */
 export function jobName(inst: StageInstance, fingerprint: Fingerprint, attempt = ''): string {
-  return attempt === '' ? `cusp-${nameFragment(inst.id, 48)}-${shortHash(fingerprint)}` : `cusp-${nameFragment(inst.id, 41)}-${shortHash(fingerprint)}-${attempt}`
+  return attempt === ''
+    ? `cusp-${nameFragment(inst.id, 48)}-${shortHash(fingerprint)}`
+    : `cusp-${nameFragment(inst.id, 41)}-${shortHash(fingerprint)}-${attempt}`
 }
 
 /** A fresh attempt tag: 6 lowercase hex characters. */
@@ -67,7 +84,12 @@ export function jobLabels(pipelineName: string, inst: StageInstance, fingerprint
 }
 
 /** The Job manifest for one instance (pure; unit-tested field by field). */
-export function jobManifest(o: Omit<KubernetesOptions, 'kubeConfig'>, inst: StageInstance, fingerprint: Fingerprint, attempt = ''): k8s.V1Job {
+export function jobManifest(
+  o: Omit<KubernetesOptions, 'kubeConfig'>,
+  inst: StageInstance,
+  fingerprint: Fingerprint,
+  attempt = '',
+): k8s.V1Job {
   const labels = jobLabels(o.pipelineName, inst, fingerprint)
   const r = inst.resources
   const requests: Record<string, string> = { cpu: String(r.cpu), memory: r.memory }
@@ -236,14 +258,18 @@ export class KubernetesRunner implements InstanceRunner {
     for (const pod of pods) {
       const pname = pod.metadata?.name ?? '?'
       const reasons: string[] = []
-      if (pod.status?.reason !== undefined) reasons.push(`${pod.status.reason}${pod.status.message !== undefined ? `: ${pod.status.message}` : ''}`)
+      if (pod.status?.reason !== undefined)
+        reasons.push(`${pod.status.reason}${pod.status.message !== undefined ? `: ${pod.status.message}` : ''}`)
       for (const cs of pod.status?.containerStatuses ?? []) {
         const t = cs.state?.terminated
         const w = cs.state?.waiting
         if (t !== undefined) {
           exitCode = t.exitCode
-          reasons.push(`container ${cs.name} terminated: ${t.reason ?? 'unknown reason'}, exit code ${t.exitCode}${t.message !== undefined ? ` (${t.message})` : ''}`)
-        } else if (w !== undefined) reasons.push(`container ${cs.name} waiting: ${w.reason ?? 'unknown reason'}${w.message !== undefined ? ` (${w.message})` : ''}`)
+          reasons.push(
+            `container ${cs.name} terminated: ${t.reason ?? 'unknown reason'}, exit code ${t.exitCode}${t.message !== undefined ? ` (${t.message})` : ''}`,
+          )
+        } else if (w !== undefined)
+          reasons.push(`container ${cs.name} waiting: ${w.reason ?? 'unknown reason'}${w.message !== undefined ? ` (${w.message})` : ''}`)
       }
       lines.push(`pod ${pname} (${pod.status?.phase ?? 'unknown phase'}): ${reasons.join('; ') || 'no reason reported'}`)
       try {
@@ -274,7 +300,13 @@ export class KubernetesRunner implements InstanceRunner {
  * out) is reopened; each time it opens, the Job is also read (`current`), so an end that came
  * before the watch, including a deletion (which a new watch would never report), is not missed.
  */
-async function watchJob(w: k8s.Watch, ns: string, name: string, current: () => Promise<JobEnd | undefined>, stop: WatchStop): Promise<JobEnd> {
+async function watchJob(
+  w: k8s.Watch,
+  ns: string,
+  name: string,
+  current: () => Promise<JobEnd | undefined>,
+  stop: WatchStop,
+): Promise<JobEnd> {
   for (let reopen = 0; reopen < 1000; reopen++) {
     let settled: JobEnd | undefined
     if (stop.end !== undefined) return stop.end
@@ -325,7 +357,11 @@ interface WatchStop {
 export function jobEnd(job: k8s.V1Job): JobEnd | undefined {
   const conds = job.status?.conditions ?? []
   const failed = conds.find((c) => c.type === 'Failed' && c.status === 'True')
-  if (failed !== undefined) return { kind: 'failed', message: `Job ${job.metadata?.name ?? ''} failed: ${failed.reason ?? ''}${failed.message !== undefined ? ` (${failed.message})` : ''}` }
+  if (failed !== undefined)
+    return {
+      kind: 'failed',
+      message: `Job ${job.metadata?.name ?? ''} failed: ${failed.reason ?? ''}${failed.message !== undefined ? ` (${failed.message})` : ''}`,
+    }
   if (conds.some((c) => c.type === 'Complete' && c.status === 'True') || (job.status?.succeeded ?? 0) > 0) return { kind: 'succeeded' }
   return undefined
 }

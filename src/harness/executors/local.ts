@@ -13,7 +13,15 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseMessage } from '../stage-api.ts'
 import { createInterface } from 'node:readline'
-import { remoteFailure, runStageArgv, tail, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
+import {
+  remoteFailure,
+  runStageArgv,
+  tail,
+  type InstanceRunner,
+  type PipelineSpec,
+  type RunnerOutcome,
+  type RunnerRequest,
+} from './runner.ts'
 
 /** The directory holding cusp's `scripts/pipeline.mjs` (found upwards from this module, bundled or not). */
 export function cuspRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
@@ -68,7 +76,14 @@ export async function runStreaming(
 ): Promise<RunnerOutcome> {
   const id = req.instance.id
   const { execa } = await import('execa')
-  const child = execa(file, args, { ...(o.cwd !== undefined ? { cwd: o.cwd } : {}), env: o.env, extendEnv: false, stdin: 'ignore', reject: false, buffer: false })
+  const child = execa(file, args, {
+    ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
+    env: o.env,
+    extendEnv: false,
+    stdin: 'ignore',
+    reject: false,
+    buffer: false,
+  })
   live.add(child)
   let stderr = ''
   const reading: Promise<void>[] = []
@@ -101,7 +116,11 @@ export function forwardEvent(id: string, line: string, req: Pick<RunnerRequest, 
   try {
     const e = JSON.parse(line) as { type?: unknown; instance?: unknown; fraction?: unknown; message?: unknown }
     if (e.type === 'progress' && e.instance === id && typeof e.fraction === 'number') {
-      req.emit(typeof e.message === 'string' ? { type: 'progress', instance: id, fraction: e.fraction, message: e.message } : { type: 'progress', instance: id, fraction: e.fraction })
+      req.emit(
+        typeof e.message === 'string'
+          ? { type: 'progress', instance: id, fraction: e.fraction, message: e.message }
+          : { type: 'progress', instance: id, fraction: e.fraction },
+      )
       return
     }
     if (e.type === 'log' && typeof e.message === 'string') {

@@ -51,18 +51,22 @@ export async function runOne(o: RunOneOptions): Promise<Result<ExecSummary, Fail
     if (!planned.ok) return planned
     const ups = planned.value.steps.filter((s) => s.instance !== o.instance && s.action === 'run')
     if (ups.length > 0) {
-      return fail([{
-        reason: 'store-error',
-        message: `${o.instance}: upstream ${ups.map((s) => s.instance).join(', ')} has no complete run in ${o.store.description} for its current fingerprint; run-stage runs one instance and never its upstream (run those first)`,
-      }])
+      return fail([
+        {
+          reason: 'store-error',
+          message: `${o.instance}: upstream ${ups.map((s) => s.instance).join(', ')} has no complete run in ${o.store.description} for its current fingerprint; run-stage runs one instance and never its upstream (run those first)`,
+        },
+      ])
     }
     const known = planned.value.known.get(o.instance)
     if (o.expect !== undefined && known?.fingerprint.fingerprint !== o.expect) {
       const env = known !== undefined ? JSON.stringify(known.fingerprint.breakdown.env) : '(unknown)'
-      return fail([{
-        reason: 'usage',
-        message: `${o.instance}: fingerprint here is ${known?.fingerprint.fingerprint ?? '(unknown)'}, the scheduler expected ${o.expect}; the image's code, params or numeric environment (${env}) differ from the scheduler's checkout, so nothing was run`,
-      }])
+      return fail([
+        {
+          reason: 'usage',
+          message: `${o.instance}: fingerprint here is ${known?.fingerprint.fingerprint ?? '(unknown)'}, the scheduler expected ${o.expect}; the image's code, params or numeric environment (${env}) differ from the scheduler's checkout, so nothing was run`,
+        },
+      ])
     }
     return await execute({ ...base, ...(o.onEvent !== undefined ? { onEvent: o.onEvent } : {}), jobs: 1 })
   } finally {

@@ -84,7 +84,10 @@ export function shortHash(s: string): string {
  */
 export function nameFragment(s: string, max = 63): string {
   const h = shortHash(s)
-  const base = s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '')
+  const base = s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
   return `${base.slice(0, Math.max(0, max - h.length - 1)).replace(/-+$/, '')}-${h}`.replace(/^-/, '')
 }
 

@@ -52,14 +52,19 @@ export function pipelineSpec(c: Pick<ExecutorChoice, 'pipeline' | 'store' | 'pro
 }
 
 /** The runner (undefined for in-process) and env function for a choice, or a usage failure. */
-export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunner | undefined; env: NonNullable<RunOptions['env']> }, Failure> {
+export function selectExecutor(
+  c: ExecutorChoice,
+): Result<{ runner: InstanceRunner | undefined; env: NonNullable<RunOptions['env']> }, Failure> {
   const image = c.image ?? DEFAULT_IMAGE
   const remote = c.executor === 'docker' || c.executor === 'kubernetes' || c.executor === 'aws-batch'
   // An empty spec (CUSP_STORE='') means the embedded store, as in openStore.
   const given = c.store?.trim()
   const storeUrl = given !== undefined && given !== '' ? given : `${c.pipeline.root}/artifacts`
   if (remote && !storeUrl.startsWith('s3://')) {
-    return fail({ reason: 'usage', message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)` })
+    return fail({
+      reason: 'usage',
+      message: `--executor ${c.executor} needs a store every container can reach: --store s3://bucket/prefix (or CUSP_STORE)`,
+    })
   }
   const badImage = remote ? imageRefProblem(image) : undefined
   if (badImage !== undefined) return fail({ reason: 'usage', message: badImage })
@@ -70,7 +75,10 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
     case 'local-process':
       return ok({ runner: new LocalProcessRunner({ spec, projectRoot: c.pipeline.root, env: c.env }), env: c.host.env })
     case 'docker':
-      return ok({ runner: new DockerRunner({ image, spec, pipelineName: pipelineNameOf(c.pipeline.root), env: c.env }), env: c.host.imageEnv(image) })
+      return ok({
+        runner: new DockerRunner({ image, spec, pipelineName: pipelineNameOf(c.pipeline.root), env: c.env }),
+        env: c.host.imageEnv(image),
+      })
     case 'kubernetes':
       return ok({
         runner: new KubernetesRunner({
@@ -83,7 +91,8 @@ export function selectExecutor(c: ExecutorChoice): Result<{ runner: InstanceRunn
         env: c.host.imageEnv(image),
       })
     case 'aws-batch': {
-      if (c.jobQueue === undefined || c.jobQueue === '') return fail({ reason: 'usage', message: '--executor aws-batch needs --job-queue QUEUE' })
+      if (c.jobQueue === undefined || c.jobQueue === '')
+        return fail({ reason: 'usage', message: '--executor aws-batch needs --job-queue QUEUE' })
       const timeout = c.jobTimeout
       // Tuning by environment: status poll interval, and how long RUNNABLE may last before it is reported.
       const pollMs = positive(c.env.CUSP_BATCH_POLL_MS)

@@ -56,7 +56,8 @@ export function parseListing(bytes: Uint8Array): DirEntry[] | undefined {
     if (typeof e !== 'object' || e === null) return undefined
     const { path, digest, size, mode } = e as Record<string, unknown>
     if (typeof path !== 'string' || !isSafeRelativePath(path) || seen.has(path)) return undefined
-    if (!isSha256Hex(digest) || !Number.isSafeInteger(size) || (size as number) < 0 || (size as number) > RECORD_LIMITS.objectBytes) return undefined
+    if (!isSha256Hex(digest) || !Number.isSafeInteger(size) || (size as number) < 0 || (size as number) > RECORD_LIMITS.objectBytes)
+      return undefined
     if (mode !== 0o644 && mode !== 0o755) return undefined
     seen.add(path)
     out.push({ path, digest: digest as ObjectDigest, size: size as number, mode })

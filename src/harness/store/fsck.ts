@@ -56,7 +56,8 @@ async function fsckLocal(store: LocalStore, repair: boolean): Promise<FsckLayerR
   const present = new Set<string>()
   const files: { digest: string; path: string }[] = []
   for (const shard of (await readdir(base).catch(() => [] as string[])).sort()) {
-    for (const rest of (await readdir(join(base, shard)).catch(() => [] as string[])).sort()) files.push({ digest: `${shard}${rest}`, path: join(base, shard, rest) })
+    for (const rest of (await readdir(join(base, shard)).catch(() => [] as string[])).sort())
+      files.push({ digest: `${shard}${rest}`, path: join(base, shard, rest) })
   }
   await mapLimit(files, 4, async (f) => {
     r.objects++
@@ -72,14 +73,19 @@ async function fsckLocal(store: LocalStore, repair: boolean): Promise<FsckLayerR
       const fp = name.slice(0, -'.json'.length) as Fingerprint
       const path = join(runsDir, shard, name)
       const st = await stat(path).catch(() => undefined)
-      const value = st !== undefined && st.size <= RECORD_LIMITS.recordBytes ? parseJson(await readFile(path, 'utf8').catch(() => '')) : undefined
+      const value =
+        st !== undefined && st.size <= RECORD_LIMITS.recordBytes ? parseJson(await readFile(path, 'utf8').catch(() => '')) : undefined
       const problem = recordProblem(value, fp, store)
       if (problem !== undefined) {
         r.badRuns.push({ fingerprint: fp, problem })
         if (repair) await quarantine(path, `runs/${name}`)
         continue
       }
-      const missing = await missingObjects(value as RunRecord, (d) => present.has(d), async (d) => await readFile(store.objectPath(d)).catch(() => undefined))
+      const missing = await missingObjects(
+        value as RunRecord,
+        (d) => present.has(d),
+        async (d) => await readFile(store.objectPath(d)).catch(() => undefined),
+      )
       if (missing.length > 0) r.incomplete.push({ fingerprint: fp, missing })
     }
   }
@@ -135,7 +141,11 @@ function recordProblem(value: unknown, fp: Fingerprint, store: LocalStore | S3St
   return warned ?? 'malformed (not a run record for this fingerprint)'
 }
 
-async function missingObjects(rec: RunRecord, has: (d: string) => boolean, read: (d: ObjectDigest) => Promise<Buffer | undefined>): Promise<ObjectDigest[]> {
+async function missingObjects(
+  rec: RunRecord,
+  has: (d: string) => boolean,
+  read: (d: ObjectDigest) => Promise<Buffer | undefined>,
+): Promise<ObjectDigest[]> {
   const missing: ObjectDigest[] = []
   for (const o of Object.values(rec.outputs)) {
     if (!has(o.digest)) {
@@ -177,13 +187,16 @@ function finish(r: FsckLayerReport): FsckLayerReport {
 export function fsckText(reports: readonly FsckLayerReport[], repair: boolean): string {
   const lines: string[] = []
   for (const r of reports) {
-    lines.push(`${r.layer}: ${r.objects} objects re-hashed, ${r.corrupt.length} corrupt; ${r.runs} run records checked, ${r.badRuns.length} refused, ${r.incomplete.length} naming missing objects`)
+    lines.push(
+      `${r.layer}: ${r.objects} objects re-hashed, ${r.corrupt.length} corrupt; ${r.runs} run records checked, ${r.badRuns.length} refused, ${r.incomplete.length} naming missing objects`,
+    )
     for (const d of r.corrupt) lines.push(`  corrupt object  ${d}${repair ? '  (quarantined)' : ''}`)
     for (const b of r.badRuns) lines.push(`  refused record  ${b.fingerprint}  ${b.problem}${repair ? '  (quarantined)' : ''}`)
     for (const i of r.incomplete) lines.push(`  incomplete      ${i.fingerprint}  missing ${i.missing.join(', ')}`)
   }
   const problems = reports.reduce((n, r) => n + r.corrupt.length + r.badRuns.length, 0)
-  if (problems > 0 && !repair) lines.push(`${problems} problems: run fsck --repair to move them into quarantine/ (the next run then reproduces what is missing)`)
+  if (problems > 0 && !repair)
+    lines.push(`${problems} problems: run fsck --repair to move them into quarantine/ (the next run then reproduces what is missing)`)
   else if (problems > 0) lines.push(`${problems} problems moved into quarantine/; the next run reproduces what is missing`)
   return `${lines.join('\n')}\n`
 }
@@ -197,7 +210,10 @@ export function fsckExitCode(reports: readonly FsckLayerReport[], repair: boolea
  * The `fsck [--repair]` command: the report on stdout (one JSON line with `json`), its exit
  * code; a store that cannot be read (denied, missing bucket, EACCES) is one line on stderr, exit 1.
  */
-export async function fsckCommand(store: ArtifactStore, o: { repair: boolean; json: boolean; stdout: { write(s: string): unknown }; stderr: { write(s: string): unknown } }): Promise<number> {
+export async function fsckCommand(
+  store: ArtifactStore,
+  o: { repair: boolean; json: boolean; stdout: { write(s: string): unknown }; stderr: { write(s: string): unknown } },
+): Promise<number> {
   let reports: FsckLayerReport[]
   try {
     reports = await fsck(store, o.repair)

@@ -44,7 +44,7 @@ export async function copyHashing(read: ChunkReader, out: FileHandle): Promise<{
 
 /** Write the first `n` bytes of `buf`, however many calls that takes. */
 export async function writeAll(out: FileHandle, buf: Buffer, n: number): Promise<void> {
-  for (let off = 0; off < n; ) off += (await out.write(buf, off, n - off)).bytesWritten
+  for (let off = 0; off < n;) off += (await out.write(buf, off, n - off)).bytesWritten
 }
 
 /** fsync a directory so renames into it survive a crash; a no-op where the filesystem cannot. */

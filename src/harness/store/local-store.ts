@@ -103,7 +103,11 @@ export class LocalStore implements ArtifactStore {
   }
 
   async putDir(path: string): Promise<{ digest: ObjectDigest; size: number }> {
-    return await storeTree(path, (abs) => this.putFile(abs), (bytes) => this.putBytes(bytes))
+    return await storeTree(
+      path,
+      (abs) => this.putFile(abs),
+      (bytes) => this.putBytes(bytes),
+    )
   }
 
   async getFile(digest: ObjectDigest, dest: string): Promise<boolean> {
@@ -154,7 +158,9 @@ export class LocalStore implements ArtifactStore {
       }
     }
     if (missing.length > 0) {
-      throw new StoreError(`refusing run record for ${record.instance} (${record.fingerprint}): objects not in the store: ${missing.join(', ')}`)
+      throw new StoreError(
+        `refusing run record for ${record.instance} (${record.fingerprint}): objects not in the store: ${missing.join(', ')}`,
+      )
     }
     const path = this.runPath(record.fingerprint)
     const { path: tmp, out } = await this.openTemp()
@@ -339,4 +345,3 @@ export class LocalStore implements ArtifactStore {
     return undefined
   }
 }
-

@@ -53,7 +53,10 @@ export function openStore(
     }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
-    return fail({ reason: 'store-error', message: `unknown store scheme in '${s}': use a directory path, file://... or s3://bucket/prefix` })
+    return fail({
+      reason: 'store-error',
+      message: `unknown store scheme in '${s}': use a directory path, file://... or s3://bucket/prefix`,
+    })
   }
   return local(isAbsolute(s) ? s : resolve(projectRoot, s))
 }
@@ -67,7 +70,9 @@ function localAt(dir: string, trust: RecordTrust): Result<ArtifactStore, Failure
 }
 
 /** The declared outputs of every stage of `instances` (for `openStore`'s `declared`). */
-export function declaredOutputs(instances: Iterable<{ stage: string; outputs: readonly { name: string; kind: 'file' | 'dir' }[] }>): Pick<RecordTrust, 'outputsOf'> {
+export function declaredOutputs(
+  instances: Iterable<{ stage: string; outputs: readonly { name: string; kind: 'file' | 'dir' }[] }>,
+): Pick<RecordTrust, 'outputsOf'> {
   const byStage = new Map<string, readonly { name: string; kind: 'file' | 'dir' }[]>()
   for (const i of instances) byStage.set(i.stage, i.outputs)
   return { outputsOf: (stage) => byStage.get(stage) }

@@ -86,7 +86,8 @@ export function declaredOutputsProblem(record: RunRecord, trust: RecordTrust): s
 function signatureProblem(record: RunRecord & { [SIGNATURE_FIELD]?: unknown }, trust: RecordTrust): string | undefined {
   if (trust.verifier === undefined) return undefined
   const sig = record[SIGNATURE_FIELD]
-  if (typeof sig !== 'string' || sig.length > 1024) return 'unsigned, and signed records are required (CUSP_RECORD_KEY / CUSP_RECORD_VERIFY_KEY is set)'
+  if (typeof sig !== 'string' || sig.length > 1024)
+    return 'unsigned, and signed records are required (CUSP_RECORD_KEY / CUSP_RECORD_VERIFY_KEY is set)'
   let good = false
   try {
     good = trust.verifier(signedText(record), sig)
@@ -114,10 +115,13 @@ function printable(s: string): string {
  * signs, and verifies with its public half) and/or `CUSP_RECORD_VERIFY_KEY` (ed25519 public key
  * PEM: verifies only). Returns a one-line error for an unusable key.
  */
-export function signingFromEnv(env: Record<string, string | undefined>): { ok: true; trust: Pick<RecordTrust, 'signer' | 'verifier'> } | { ok: false; message: string } {
+export function signingFromEnv(
+  env: Record<string, string | undefined>,
+): { ok: true; trust: Pick<RecordTrust, 'signer' | 'verifier'> } | { ok: false; message: string } {
   const hmacKey = env.CUSP_RECORD_KEY
   if (hmacKey !== undefined && hmacKey !== '') {
-    if (hmacKey.length < 16) return { ok: false, message: 'CUSP_RECORD_KEY is shorter than 16 characters: use a long random secret (e.g. openssl rand -hex 32)' }
+    if (hmacKey.length < 16)
+      return { ok: false, message: 'CUSP_RECORD_KEY is shorter than 16 characters: use a long random secret (e.g. openssl rand -hex 32)' }
     const id = sha256Hex(`cusp-record-key:${hmacKey}`).slice(0, 12)
     const mac = (text: string) => createHmac('sha256', hmacKey).update(text).digest('hex')
     return {
@@ -141,16 +145,25 @@ export function signingFromEnv(env: Record<string, string | undefined>): { ok: t
     privateKey = priv !== undefined && priv !== '' ? createPrivateKey(priv) : undefined
     publicKey = pub !== undefined && pub !== '' ? createPublicKey(pub) : createPublicKey(privateKey!)
   } catch (e) {
-    return { ok: false, message: `CUSP_RECORD_SIGNING_KEY / CUSP_RECORD_VERIFY_KEY is not a usable PEM key: ${(e as Error).message.split('\n')[0]}` }
+    return {
+      ok: false,
+      message: `CUSP_RECORD_SIGNING_KEY / CUSP_RECORD_VERIFY_KEY is not a usable PEM key: ${(e as Error).message.split('\n')[0]}`,
+    }
   }
   if (publicKey.asymmetricKeyType !== 'ed25519' || (privateKey !== undefined && privateKey.asymmetricKeyType !== 'ed25519')) {
-    return { ok: false, message: 'CUSP_RECORD_SIGNING_KEY / CUSP_RECORD_VERIFY_KEY must be ed25519 keys (openssl genpkey -algorithm ed25519)' }
+    return {
+      ok: false,
+      message: 'CUSP_RECORD_SIGNING_KEY / CUSP_RECORD_VERIFY_KEY must be ed25519 keys (openssl genpkey -algorithm ed25519)',
+    }
   }
   return {
     ok: true,
     trust: {
-      ...(privateKey !== undefined ? { signer: (text: string) => `ed25519:${sign(null, Buffer.from(text), privateKey).toString('base64')}` } : {}),
-      verifier: (text, sig) => sig.startsWith('ed25519:') && verify(null, Buffer.from(text), publicKey, Buffer.from(sig.slice('ed25519:'.length), 'base64')),
+      ...(privateKey !== undefined
+        ? { signer: (text: string) => `ed25519:${sign(null, Buffer.from(text), privateKey).toString('base64')}` }
+        : {}),
+      verifier: (text, sig) =>
+        sig.startsWith('ed25519:') && verify(null, Buffer.from(text), publicKey, Buffer.from(sig.slice('ed25519:'.length), 'base64')),
     },
   }
 }

@@ -63,10 +63,11 @@ export function checkRunRecord(value: unknown, expected?: string): string | unde
     if (!isSha256Hex(digest) || !Number.isSafeInteger(size) || (size as number) < 0 || (kind !== 'file' && kind !== 'dir')) {
       return `output '${name}' must be {digest: sha256, size: integer >= 0, kind: file|dir}`
     }
-    if ((size as number) > RECORD_LIMITS.objectBytes) return `output '${name}' claims ${String(size)} bytes (at most ${RECORD_LIMITS.objectBytes})`
+    if ((size as number) > RECORD_LIMITS.objectBytes)
+      return `output '${name}' claims ${String(size)} bytes (at most ${RECORD_LIMITS.objectBytes})`
   }
   if (typeof r.breakdown !== 'object' || r.breakdown === null || Array.isArray(r.breakdown)) return 'breakdown must be an object'
-  if ((r.breakdown as { stage?: unknown }).stage !== r.stage) return 'breakdown.stage is not the record\'s stage'
+  if ((r.breakdown as { stage?: unknown }).stage !== r.stage) return "breakdown.stage is not the record's stage"
   let actual: string
   try {
     actual = computeFingerprint(r.breakdown as RunRecord['breakdown']).fingerprint

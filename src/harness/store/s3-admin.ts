@@ -23,7 +23,8 @@ export async function* listObjects(b: S3Bucket): AsyncGenerator<ListedObject> {
   const base = `${b.pfx}objects/sha256/`
   for await (const o of b.listKeys(base)) {
     const digest = o.key.slice(base.length).replace('/', '')
-    if (isSha256Hex(digest) && o.key === b.objectKey(digest as ObjectDigest)) yield { digest: digest as ObjectDigest, size: o.size, modified: o.modified }
+    if (isSha256Hex(digest) && o.key === b.objectKey(digest as ObjectDigest))
+      yield { digest: digest as ObjectDigest, size: o.size, modified: o.modified }
   }
 }
 
@@ -42,7 +43,14 @@ export async function* listRunKeys(b: S3Bucket): AsyncGenerator<{ fingerprint: F
 export async function quarantineKey(b: S3Bucket, key: string, etag: string | undefined): Promise<string> {
   const dest = `${b.pfx}quarantine/${key.slice(b.pfx.length)}`
   try {
-    await b.client.send(new CopyObjectCommand({ Bucket: b.config.bucket, Key: dest, CopySource: `${b.config.bucket}/${key}`, ...(etag !== undefined ? { CopySourceIfMatch: etag } : {}) }))
+    await b.client.send(
+      new CopyObjectCommand({
+        Bucket: b.config.bucket,
+        Key: dest,
+        CopySource: `${b.config.bucket}/${key}`,
+        ...(etag !== undefined ? { CopySourceIfMatch: etag } : {}),
+      }),
+    )
   } catch (e) {
     throw b.error(e, 'quarantine (copy)', key)
   }
@@ -60,7 +68,15 @@ export async function quarantineKey(b: S3Bucket, key: string, etag: string | und
 export async function refreshKey(b: S3Bucket, key: string, modified: Date | undefined, olderThanMs: number): Promise<Date | undefined> {
   if (modified !== undefined && Date.now() - modified.getTime() <= olderThanMs) return undefined
   try {
-    const r = await b.client.send(new CopyObjectCommand({ Bucket: b.config.bucket, Key: key, CopySource: `${b.config.bucket}/${key}`, MetadataDirective: 'REPLACE', ContentType: 'application/octet-stream' }))
+    const r = await b.client.send(
+      new CopyObjectCommand({
+        Bucket: b.config.bucket,
+        Key: key,
+        CopySource: `${b.config.bucket}/${key}`,
+        MetadataDirective: 'REPLACE',
+        ContentType: 'application/octet-stream',
+      }),
+    )
     return r.CopyObjectResult?.LastModified ?? new Date()
   } catch {
     return undefined // an older age only makes gc collect it sooner; the object itself is untouched
@@ -98,7 +114,9 @@ export async function checkBucket(b: S3Bucket): Promise<void> {
   } catch (e) {
     const status = statusOf(e)
     if (status === 404 || nameOf(e) === 'NotFound' || nameOf(e) === 'NoSuchBucket') {
-      throw new StoreError(`S3 bucket '${b.config.bucket}' does not exist (${describeS3(b.config)}): create it, or fix --store / CUSP_STORE`)
+      throw new StoreError(
+        `S3 bucket '${b.config.bucket}' does not exist (${describeS3(b.config)}): create it, or fix --store / CUSP_STORE`,
+      )
     }
     throw b.error(e, 'head bucket', '')
   }

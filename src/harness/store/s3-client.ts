@@ -12,7 +12,15 @@
  */
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3'
 import type { ObjectDigest } from '../types.ts'
 import type { StoreError } from './run-record-check.ts'
 import { describeS3, type S3StoreConfig } from './s3-config.ts'
@@ -122,7 +130,11 @@ export class S3Bucket {
    * GET `key`, passing each chunk to `sink` and hashing it; the outcome says whether it matched
    * `digest`. Errors other than a miss are thrown as they came (callers wrap or retry them).
    */
-  async getVerified(key: string, digest: ObjectDigest, sink: ((chunk: Buffer) => void | Promise<void>) | undefined): Promise<DownloadOutcome> {
+  async getVerified(
+    key: string,
+    digest: ObjectDigest,
+    sink: ((chunk: Buffer) => void | Promise<void>) | undefined,
+  ): Promise<DownloadOutcome> {
     let res
     try {
       res = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }))
@@ -184,7 +196,8 @@ export class S3Bucket {
       } catch (e) {
         throw this.error(e, 'list', prefix)
       }
-      for (const o of res.Contents ?? []) if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) }
+      for (const o of res.Contents ?? [])
+        if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) }
       token = res.IsTruncated === true ? res.NextContinuationToken : undefined
     } while (token !== undefined)
   }

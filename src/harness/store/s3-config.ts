@@ -65,7 +65,8 @@ export function parseS3Spec(
     opts[k as OptionKey] = v
   }
   for (const k of Object.keys(opts)) {
-    if (!(S3_OPTIONS as readonly string[]).includes(k)) return storeError(`unknown S3 store option '${k}': known options are ${S3_OPTIONS.join(', ')}`)
+    if (!(S3_OPTIONS as readonly string[]).includes(k))
+      return storeError(`unknown S3 store option '${k}': known options are ${S3_OPTIONS.join(', ')}`)
   }
 
   const endpointRaw = nonEmpty(opts.endpoint) ?? nonEmpty(env.AWS_ENDPOINT_URL_S3) ?? nonEmpty(env.AWS_ENDPOINT_URL)
@@ -77,13 +78,20 @@ export function parseS3Spec(
     } catch {
       return storeError(`invalid S3 endpoint '${redactUrl(endpointRaw)}': expected http(s)://host[:port]`)
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return storeError(`invalid S3 endpoint '${redactUrl(endpointRaw)}': expected http(s)://host[:port]`)
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      return storeError(`invalid S3 endpoint '${redactUrl(endpointRaw)}': expected http(s)://host[:port]`)
     if (u.username !== '' || u.password !== '') {
-      return storeError(`S3 endpoint '${redactUrl(endpointRaw)}' must not carry credentials: use the AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)`)
+      return storeError(
+        `S3 endpoint '${redactUrl(endpointRaw)}' must not carry credentials: use the AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)`,
+      )
     }
     endpoint = u.href.replace(/\/$/, '')
   }
-  const region = nonEmpty(opts.region) ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? (endpoint !== undefined ? 'us-east-1' : undefined)
+  const region =
+    nonEmpty(opts.region) ??
+    nonEmpty(env.AWS_REGION) ??
+    nonEmpty(env.AWS_DEFAULT_REGION) ??
+    (endpoint !== undefined ? 'us-east-1' : undefined)
   if (region !== undefined && !/^[a-z0-9-]{1,40}$/i.test(region)) return storeError(`invalid S3 region '${region}'`)
 
   const bool = parseBool(opts.path_style)
@@ -92,7 +100,15 @@ export function parseS3Spec(
   if (part === undefined) return storeError(`invalid S3 option part_size_mb='${opts.part_size_mb}': an integer from 5 to 5120`)
   const attempts = parseIntIn(opts.max_attempts, 1, 20, 6)
   if (attempts === undefined) return storeError(`invalid S3 option max_attempts='${opts.max_attempts}': an integer from 1 to 20`)
-  return ok({ bucket, prefix, endpoint, region, forcePathStyle: bool ?? endpoint !== undefined, partSizeBytes: part << 20, maxAttempts: attempts })
+  return ok({
+    bucket,
+    prefix,
+    endpoint,
+    region,
+    forcePathStyle: bool ?? endpoint !== undefined,
+    partSizeBytes: part << 20,
+    maxAttempts: attempts,
+  })
 }
 
 /** `s3://bucket/prefix` (plus ` at <endpoint>` for a custom one): how the store names itself. */
@@ -106,7 +122,11 @@ export function describeS3(c: S3StoreConfig): string {
  * `Credential=`, `Signature=` and security-token parameters. Applied to every message an S3
  * store lets out, so a leaked key cannot reach a log, an error, the lock or a report.
  */
-export function redact(text: string, env: Record<string, string | undefined> = {}, extraSecrets: readonly (string | undefined)[] = []): string {
+export function redact(
+  text: string,
+  env: Record<string, string | undefined> = {},
+  extraSecrets: readonly (string | undefined)[] = [],
+): string {
   let out = redactUrl(text)
   const secrets = [env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN, env.AWS_ACCESS_KEY_ID, ...extraSecrets]
   for (const s of secrets) if (s !== undefined && s.length >= 4) out = out.split(s).join('***')

@@ -11,7 +11,13 @@ import { redact, type S3StoreConfig } from './s3-config.ts'
  * `e` (from the SDK, or already a StoreError) as a `StoreError` for operation `op` on `key`:
  * a missing bucket, access denied and missing credentials get their own wording and advice.
  */
-export function s3StoreError(e: unknown, op: string, key: string, config: S3StoreConfig, env: Record<string, string | undefined>): StoreError {
+export function s3StoreError(
+  e: unknown,
+  op: string,
+  key: string,
+  config: S3StoreConfig,
+  env: Record<string, string | undefined>,
+): StoreError {
   if (e instanceof StoreError) return e
   const where = `s3://${config.bucket}/${key}${config.endpoint === undefined ? '' : ` (endpoint ${config.endpoint})`}`
   const name = nameOf(e)
@@ -19,10 +25,18 @@ export function s3StoreError(e: unknown, op: string, key: string, config: S3Stor
   const raw = e instanceof Error ? e.message : String(e)
   let msg: string
   if (name === 'NoSuchBucket') msg = `S3 bucket '${config.bucket}' does not exist (${op} ${where}): create it, or fix --store / CUSP_STORE`
-  else if (name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'AllAccessDisabled' || status === 403) {
+  else if (
+    name === 'AccessDenied' ||
+    name === 'InvalidAccessKeyId' ||
+    name === 'SignatureDoesNotMatch' ||
+    name === 'AllAccessDisabled' ||
+    status === 403
+  ) {
     msg = `access denied to ${where} (${op}, ${name || status}): check the credentials from the AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ...) and the bucket policy`
-  } else if (name === 'CredentialsProviderError') msg = `no AWS credentials found for ${where} (${op}): set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`
-  else msg = `S3 ${op} ${where} failed: ${name !== '' && !raw.includes(name) ? `${name}: ` : ''}${raw}${status !== undefined ? ` (HTTP ${status})` : ''}`
+  } else if (name === 'CredentialsProviderError')
+    msg = `no AWS credentials found for ${where} (${op}): set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`
+  else
+    msg = `S3 ${op} ${where} failed: ${name !== '' && !raw.includes(name) ? `${name}: ` : ''}${raw}${status !== undefined ? ` (HTTP ${status})` : ''}`
   return new StoreError(redact(msg, env))
 }
 
@@ -48,5 +62,7 @@ export function isTransient(e: unknown): boolean {
   const status = statusOf(e)
   if (status !== undefined) return status >= 500 || status === 429
   const code = (e as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' ? /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ERR_STREAM_PREMATURE_CLOSE|UND_ERR_SOCKET)$/.test(code) : /aborted|socket hang up|premature/i.test(String(e))
+  return typeof code === 'string'
+    ? /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ERR_STREAM_PREMATURE_CLOSE|UND_ERR_SOCKET)$/.test(code)
+    : /aborted|socket hang up|premature/i.test(String(e))
 }

@@ -36,7 +36,12 @@ export class S3Store extends S3Bucket implements ArtifactStore {
   /** false once the server answered a conditional write with NotImplemented. */
   private conditionalWrites = true
 
-  constructor(config: S3StoreConfig, env: Record<string, string | undefined> = process.env, clientConfig: S3ClientConfig = {}, readonly trust: RecordTrust = {}) {
+  constructor(
+    config: S3StoreConfig,
+    env: Record<string, string | undefined> = process.env,
+    clientConfig: S3ClientConfig = {},
+    readonly trust: RecordTrust = {},
+  ) {
     super(config, env, clientConfig)
   }
 
@@ -82,7 +87,12 @@ export class S3Store extends S3Bucket implements ArtifactStore {
   }
 
   async putDir(path: string): Promise<{ digest: ObjectDigest; size: number }> {
-    return await storeTree(path, (abs) => this.putFile(abs), (bytes) => this.putBytes(bytes), PARALLEL)
+    return await storeTree(
+      path,
+      (abs) => this.putFile(abs),
+      (bytes) => this.putBytes(bytes),
+      PARALLEL,
+    )
   }
 
   /** Upload a file whose digest and size the caller computed (see s3-transfer.ts). */
@@ -149,13 +159,19 @@ export class S3Store extends S3Bucket implements ArtifactStore {
       }
     })
     if (missing.length > 0) {
-      throw new StoreError(`refusing run record for ${record.instance} (${record.fingerprint}): objects not in ${describeS3(this.config)}: ${missing.sort().join(', ')}`)
+      throw new StoreError(
+        `refusing run record for ${record.instance} (${record.fingerprint}): objects not in ${describeS3(this.config)}: ${missing.sort().join(', ')}`,
+      )
     }
     const key = this.runKey(record.fingerprint)
     const body = Buffer.from(sealRecord(record, this.trust), 'utf8')
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.getJson(key, RECORD_LIMITS.recordBytes)
-      if (existing !== undefined && admitRecord(existing.value, record.fingerprint, { ...this.trust, warn: () => undefined }, this.description) !== undefined) return // complete record there: first wins
+      if (
+        existing !== undefined &&
+        admitRecord(existing.value, record.fingerprint, { ...this.trust, warn: () => undefined }, this.description) !== undefined
+      )
+        return // complete record there: first wins
       // Create-only when nothing is there; replace-only-that-version when a damaged one is.
       const cond = existing === undefined ? { IfNoneMatch: '*' } : existing.etag !== undefined ? { IfMatch: existing.etag } : {}
       try {

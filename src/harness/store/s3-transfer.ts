@@ -33,7 +33,8 @@ export type OnBytes = (bytes: number) => void
 export async function uploadFile(b: S3Bucket, path: string, digest: ObjectDigest, size: number, onBytes?: OnBytes): Promise<void> {
   if (size <= b.config.partSizeBytes) {
     const bytes = await readFile(path)
-    if (bytes.length !== size || sha256(bytes) !== digest) throw new StoreError(`${path} does not hash to ${digest} (changed while being stored, or corrupt); not uploaded`)
+    if (bytes.length !== size || sha256(bytes) !== digest)
+      throw new StoreError(`${path} does not hash to ${digest} (changed while being stored, or corrupt); not uploaded`)
     await b.putSmall(bytes, digest)
     onBytes?.(size)
     return
@@ -74,7 +75,14 @@ export async function uploadFile(b: S3Bucket, path: string, digest: ObjectDigest
  * the bytes (and `expectedSize`, when given) match. A corrupt object is discarded from the
  * server after a second read agrees (see `discard`), and `dest` removed; a miss leaves nothing.
  */
-export async function fetchTo(b: S3Bucket, digest: ObjectDigest, dest: string, mode: number, expectedSize?: number, onBytes?: OnBytes): Promise<boolean> {
+export async function fetchTo(
+  b: S3Bucket,
+  digest: ObjectDigest,
+  dest: string,
+  mode: number,
+  expectedSize?: number,
+  onBytes?: OnBytes,
+): Promise<boolean> {
   if (!isSha256Hex(digest)) return false
   const outcome = await download(b, digest, dest, mode, onBytes)
   const good = outcome.status === 'ok' && (expectedSize === undefined || outcome.size === expectedSize)
@@ -89,9 +97,11 @@ export async function readVerified(b: S3Bucket, digest: ObjectDigest, maxBytes: 
   const head = await b.head(b.objectKey(digest))
   if (head === undefined || head.size > maxBytes) return undefined
   const chunks: Buffer[] = []
-  const got = await b.getVerified(b.objectKey(digest), digest, (c) => void chunks.push(c)).catch((e: unknown) => {
-    throw b.error(e, 'get object', b.objectKey(digest))
-  })
+  const got = await b
+    .getVerified(b.objectKey(digest), digest, (c) => void chunks.push(c))
+    .catch((e: unknown) => {
+      throw b.error(e, 'get object', b.objectKey(digest))
+    })
   if (got.status === 'corrupt') await discard(b, digest, got.etag)
   return got.status === 'ok' ? Buffer.concat(chunks) : undefined
 }

@@ -25,14 +25,7 @@
  */
 import { createRng } from '../rng.ts'
 import { symmetricEigen } from './symmetric.ts'
-import {
-  DEFAULT_TOL,
-  checkArgs,
-  isConverged,
-  type EigenProgress,
-  type EigenResult,
-  type MatVec,
-} from './types.ts'
+import { DEFAULT_TOL, checkArgs, isConverged, type EigenProgress, type EigenResult, type MatVec } from './types.ts'
 import { combineInPlace, norm, normalVector, orthogonalise, scale, toFloat32 } from './vector-ops.ts'
 
 export type { EigenResult, MatVec } from './types.ts'

@@ -60,10 +60,7 @@ export function symmetricEigen(a: ArrayLike<number>, n: number): SymmetricEigen 
         }
         // Rotation angle zeroing m[p][q]: t = tan(phi), the smaller root of t^2 + 2 theta t - 1 = 0.
         const theta = (aqq - app) / (2 * apq)
-        const t =
-          Math.abs(theta) > 1e150
-            ? 1 / (2 * theta)
-            : Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1))
+        const t = Math.abs(theta) > 1e150 ? 1 / (2 * theta) : Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1))
         const c = 1 / Math.sqrt(t * t + 1)
         const sn = t * c
         for (let r = 0; r < n; r++) {
@@ -92,9 +89,7 @@ export function symmetricEigen(a: ArrayLike<number>, n: number): SymmetricEigen 
   }
 
   // Sort descending; permute the columns of s to match.
-  const order = Array.from({ length: n }, (_, i) => i).sort(
-    (i, j) => (m[j * n + j] as number) - (m[i * n + i] as number) || i - j,
-  )
+  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => (m[j * n + j] as number) - (m[i * n + i] as number) || i - j)
   const values = new Float64Array(n)
   const vectors = new Float64Array(n * n)
   order.forEach((from, to) => {

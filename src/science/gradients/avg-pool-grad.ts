@@ -7,7 +7,7 @@
  * and backward by different counts), but the adjoint identity holds for whatever tfjs computes in
  * the valid case.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs'
 
 /** Registers d(AvgPoolGrad) for every backend. */
 export function registerAvgPoolGradGrad(): void {
@@ -15,14 +15,14 @@ export function registerAvgPoolGradGrad(): void {
     kernelName: tf.AvgPoolGrad,
     inputsToSave: ['input'],
     gradFunc: (cot: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
-      const [input] = saved as [tf.Tensor4D];
-      const c = cot as tf.Tensor4D; // [n,h,w,c]: the pool's input shape
-      const { filterSize, strides, pad } = attrs as unknown as tf.AvgPoolGradAttrs;
-      if (pad !== 'valid' && pad !== 0) throw new Error(`AvgPoolGrad gradient: only 'valid' pools are supported, got ${String(pad)}`);
+      const [input] = saved as [tf.Tensor4D]
+      const c = cot as tf.Tensor4D // [n,h,w,c]: the pool's input shape
+      const { filterSize, strides, pad } = attrs as unknown as tf.AvgPoolGradAttrs
+      if (pad !== 'valid' && pad !== 0) throw new Error(`AvgPoolGrad gradient: only 'valid' pools are supported, got ${String(pad)}`)
       return {
         dy: () => tf.avgPool(c, filterSize, strides, 'valid'),
         input: () => tf.zerosLike(input),
-      };
+      }
     },
-  });
+  })
 }

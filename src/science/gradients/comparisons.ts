@@ -5,9 +5,9 @@
  * (Elu's, Pow's) throws "gradient function not found for Greater" when differentiated again, because
  * the comparison sits on the tape between x and the Select.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs'
 
-const COMPARISONS = [tf.Greater, tf.Less, tf.LessEqual, tf.Equal, tf.NotEqual] as const;
+const COMPARISONS = [tf.Greater, tf.Less, tf.LessEqual, tf.Equal, tf.NotEqual] as const
 
 /** Registers d(comparison) = 0 for both inputs. */
 export function registerComparisonGrads(): void {
@@ -16,9 +16,9 @@ export function registerComparisonGrads(): void {
       kernelName,
       inputsToSave: ['a', 'b'],
       gradFunc: (_dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [a, b] = saved as [tf.Tensor, tf.Tensor];
-        return { a: () => tf.zerosLike(a).toFloat(), b: () => tf.zerosLike(b).toFloat() };
+        const [a, b] = saved as [tf.Tensor, tf.Tensor]
+        return { a: () => tf.zerosLike(a).toFloat(), b: () => tf.zerosLike(b).toFloat() }
       },
-    });
+    })
   }
 }

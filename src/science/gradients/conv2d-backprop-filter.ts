@@ -8,9 +8,9 @@
  *   w.r.t. dy: the forward convolution of x with C            = Conv2D(x, C)
  * Both kernels have tfjs gradients of their own, so the result is again differentiable.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs'
 
-type Pad = tf.Conv2DBackpropFilterAttrs['pad'];
+type Pad = tf.Conv2DBackpropFilterAttrs['pad']
 
 /** Registers d(Conv2DBackpropFilter) for every backend (kernel-name based, so tfjs-node too). */
 export function registerConv2DBackpropFilterGrad(): void {
@@ -18,15 +18,15 @@ export function registerConv2DBackpropFilterGrad(): void {
     kernelName: tf.Conv2DBackpropFilter,
     inputsToSave: ['x', 'dy'],
     gradFunc: (cot: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
-      const [x, dy] = saved as [tf.Tensor4D, tf.Tensor4D]; // x [n,h,w,ci], dy [n,oh,ow,co]
-      const c = cot as tf.Tensor4D; // [kh,kw,ci,co]: same shape as the filter
-      const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-      if (a.dataFormat !== 'NHWC') throw new Error('Conv2DBackpropFilter gradient: only NHWC is supported');
+      const [x, dy] = saved as [tf.Tensor4D, tf.Tensor4D] // x [n,h,w,ci], dy [n,oh,ow,co]
+      const c = cot as tf.Tensor4D // [kh,kw,ci,co]: same shape as the filter
+      const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs
+      if (a.dataFormat !== 'NHWC') throw new Error('Conv2DBackpropFilter gradient: only NHWC is supported')
       return {
         // Conv2DBackpropInput(dy, C) with output shape x.shape: tfjs calls it conv2dTranspose.
         x: () => tf.conv2dTranspose(dy, c, x.shape, a.strides, a.pad as Pad, a.dimRoundingMode),
         dy: () => tf.conv2d(x, c, a.strides, a.pad as Pad, 'NHWC', 1, a.dimRoundingMode),
-      };
+      }
     },
-  });
+  })
 }

@@ -3,7 +3,7 @@
  * calls the EluGrad kernel on the saved output, which has no gradient and loses the path through the
  * output (tfjs issue #3252; see tanh.ts).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs'
 
 /** Re-registers Elu's gradient from its input. */
 export function registerEluGrad(): void {
@@ -11,9 +11,9 @@ export function registerEluGrad(): void {
     kernelName: tf.Elu,
     inputsToSave: ['x'],
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-      const [x] = saved as [tf.Tensor];
-      const g = dy as tf.Tensor;
-      return { x: () => tf.where(tf.greater(x, 0), g, tf.mul(g, tf.exp(x))) };
+      const [x] = saved as [tf.Tensor]
+      const g = dy as tf.Tensor
+      return { x: () => tf.where(tf.greater(x, 0), g, tf.mul(g, tf.exp(x))) }
     },
-  });
+  })
 }

@@ -7,31 +7,31 @@
  * apply to every backend (cpu, wasm, tfjs-node). MaxPool's own gradient keeps the saved output: the
  * output enters only MaxPoolGrad's routing, whose derivative is zero (see max-pool-grad.ts).
  */
-import { registerAvgPoolGradGrad } from './avg-pool-grad.ts';
-import { registerComparisonGrads } from './comparisons.ts';
-import { registerConv2DBackpropFilterGrad } from './conv2d-backprop-filter.ts';
-import { registerEluGrad } from './elu.ts';
-import { registerExpGrad } from './exp.ts';
-import { registerMaxPoolGradGrad } from './max-pool-grad.ts';
-import { registerPowGrad } from './pow.ts';
-import { registerSigmoidGrad } from './sigmoid.ts';
-import { registerSoftmaxGrad } from './softmax.ts';
-import { registerTanhGrad } from './tanh.ts';
+import { registerAvgPoolGradGrad } from './avg-pool-grad.ts'
+import { registerComparisonGrads } from './comparisons.ts'
+import { registerConv2DBackpropFilterGrad } from './conv2d-backprop-filter.ts'
+import { registerEluGrad } from './elu.ts'
+import { registerExpGrad } from './exp.ts'
+import { registerMaxPoolGradGrad } from './max-pool-grad.ts'
+import { registerPowGrad } from './pow.ts'
+import { registerSigmoidGrad } from './sigmoid.ts'
+import { registerSoftmaxGrad } from './softmax.ts'
+import { registerTanhGrad } from './tanh.ts'
 
-let installed = false;
+let installed = false
 
 /** Registers all second-order gradients once per process (or worker); later calls do nothing. */
 export function installGradients(): void {
-  if (installed) return;
-  registerConv2DBackpropFilterGrad();
-  registerAvgPoolGradGrad();
-  registerMaxPoolGradGrad();
-  registerTanhGrad();
-  registerExpGrad();
-  registerSigmoidGrad();
-  registerSoftmaxGrad();
-  registerEluGrad();
-  registerPowGrad();
-  registerComparisonGrads();
-  installed = true;
+  if (installed) return
+  registerConv2DBackpropFilterGrad()
+  registerAvgPoolGradGrad()
+  registerMaxPoolGradGrad()
+  registerTanhGrad()
+  registerExpGrad()
+  registerSigmoidGrad()
+  registerSoftmaxGrad()
+  registerEluGrad()
+  registerPowGrad()
+  registerComparisonGrads()
+  installed = true
 }

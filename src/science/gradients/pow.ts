@@ -4,7 +4,7 @@
  * db, which a second backward pass cannot differentiate through (tfjs issue #3252; see tanh.ts), so
  * a^b is recomputed here.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs'
 
 /** Re-registers Pow's gradient from its inputs. */
 export function registerPowGrad(): void {
@@ -12,23 +12,23 @@ export function registerPowGrad(): void {
     kernelName: tf.Pow,
     inputsToSave: ['a', 'b'],
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-      const [a, b] = saved as [tf.Tensor, tf.Tensor];
-      const g = dy as tf.Tensor;
-      const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const [a, b] = saved as [tf.Tensor, tf.Tensor]
+      const g = dy as tf.Tensor
+      const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape)
       const reduceTo = (t: tf.Tensor, shape: number[]): tf.Tensor => {
-        const axes = tf.backend_util.getReductionAxes(shape, outShape);
-        return tf.reshape(axes.length > 0 ? tf.sum(t, axes) : t, shape);
-      };
+        const axes = tf.backend_util.getReductionAxes(shape, outShape)
+        return tf.reshape(axes.length > 0 ? tf.sum(t, axes) : t, shape)
+      }
       return {
         a: () => {
-          const bf = tf.cast(b, 'float32');
-          return reduceTo(tf.mul(g, tf.mul(bf, tf.pow(a, tf.sub(bf, 1)))), a.shape);
+          const bf = tf.cast(b, 'float32')
+          return reduceTo(tf.mul(g, tf.mul(bf, tf.pow(a, tf.sub(bf, 1)))), a.shape)
         },
         b: () => {
-          const logA = tf.where(tf.greater(a, 0), tf.log(a), tf.zerosLike(a));
-          return reduceTo(tf.mul(g, tf.mul(tf.pow(a, b), logA)), b.shape);
+          const logA = tf.where(tf.greater(a, 0), tf.log(a), tf.zerosLike(a))
+          return reduceTo(tf.mul(g, tf.mul(tf.pow(a, b), logA)), b.shape)
         },
-      };
+      }
     },
-  });
+  })
 }

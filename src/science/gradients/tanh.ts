@@ -4,7 +4,7 @@
  * the second backward pass drops the path through y (tfjs issue #3252; docs/architecture.md "Engine facts": the
  * MLP HVP was symmetric but off by ~100%). Recomputing tanh(x) inside the gradient keeps the path.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs'
 
 /** Re-registers Tanh's gradient from its input. */
 export function registerTanhGrad(): void {
@@ -12,8 +12,8 @@ export function registerTanhGrad(): void {
     kernelName: tf.Tanh,
     inputsToSave: ['x'],
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-      const [x] = saved as [tf.Tensor];
-      return { x: () => tf.mul(dy as tf.Tensor, tf.sub(1, tf.square(tf.tanh(x)))) };
+      const [x] = saved as [tf.Tensor]
+      return { x: () => tf.mul(dy as tf.Tensor, tf.sub(1, tf.square(tf.tanh(x)))) }
     },
-  });
+  })
 }

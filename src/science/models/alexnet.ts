@@ -5,12 +5,12 @@
  * feature map is 1x1x256 and the network has 2,472,266 parameters with 10 classes (asserted in the
  * tests). Inputs must be at least 32x32 for the strides and three pools to leave a pixel.
  */
-import { scaled } from './cnn.ts';
-import { featureShape, type Layer } from './layers.ts';
+import { scaled } from './cnn.ts'
+import { featureShape, type Layer } from './layers.ts'
 
 /** Layers of CIFAR AlexNet; `width` scales every channel count (1 = 64/192/384/256/256). */
 export function alexnetLayers(inputShape: [number, number, number], classes: number, width: number): Layer[] {
-  const [c1, c2, c3, c4, c5] = [64, 192, 384, 256, 256].map((c) => scaled(c, width)) as [number, number, number, number, number];
+  const [c1, c2, c3, c4, c5] = [64, 192, 384, 256, 256].map((c) => scaled(c, width)) as [number, number, number, number, number]
   const body: Layer[] = [
     { kind: 'conv', name: 'conv1', kernel: 11, stride: 4, pad: 5, cin: inputShape[2], cout: c1 },
     { kind: 'act' },
@@ -25,7 +25,7 @@ export function alexnetLayers(inputShape: [number, number, number], classes: num
     { kind: 'conv', name: 'conv5', kernel: 3, stride: 1, pad: 1, cin: c4, cout: c5 },
     { kind: 'act' },
     { kind: 'pool', op: 'max', size: 2 },
-  ];
-  const [h, w, c] = featureShape(body, inputShape);
-  return [...body, { kind: 'flatten', order: 'chw' }, { kind: 'dense', name: 'fc', in: h * w * c, out: classes }];
+  ]
+  const [h, w, c] = featureShape(body, inputShape)
+  return [...body, { kind: 'flatten', order: 'chw' }, { kind: 'dense', name: 'fc', in: h * w * c, out: classes }]
 }

@@ -7,18 +7,18 @@
  * (seed, name), in the tensor's tfjs (row-major) layout, rounded once to float32: identical on every
  * backend and machine.
  */
-import { createRng } from '../rng.ts';
-import type { ParamSlot } from './layers.ts';
+import { createRng } from '../rng.ts'
+import type { ParamSlot } from './layers.ts'
 
 /** θ0 [P] for the given layout and seed. */
 export function kaimingInit(slots: ParamSlot[], size: number, seed: number): Float32Array {
-  const theta = new Float32Array(size);
+  const theta = new Float32Array(size)
   for (const s of slots) {
-    if (!s.name.endsWith('.weight')) continue; // biases stay 0
-    const rng = createRng(seed, s.name);
-    const std = Math.sqrt(2 / s.fanIn);
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    for (let i = 0; i < n; i++) theta[s.offset + i] = std * rng.normal();
+    if (!s.name.endsWith('.weight')) continue // biases stay 0
+    const rng = createRng(seed, s.name)
+    const std = Math.sqrt(2 / s.fanIn)
+    const n = s.shape.reduce((a, b) => a * b, 1)
+    for (let i = 0; i < n; i++) theta[s.offset + i] = std * rng.normal()
   }
-  return theta;
+  return theta
 }

@@ -6,7 +6,7 @@
  * pools, matMul, add, relu/tanh, pad, transpose, reshape) because those are the ones cusp can
  * differentiate twice on every backend (docs/architecture.md "Engine facts"); no tf.layers, no fused ops.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs'
 
 /** One layer. Convs and denses own parameters `${name}.weight` and `${name}.bias`, in that order. */
 export type Layer =
@@ -15,15 +15,20 @@ export type Layer =
   | { kind: 'pool'; op: 'avg' | 'max'; size: number }
   /** 'hwc': NHWC row-major (the MLP's input); 'chw': PyTorch's torch.flatten of NCHW (conv features). */
   | { kind: 'flatten'; order: 'hwc' | 'chw' }
-  | { kind: 'dense'; name: string; in: number; out: number };
+  | { kind: 'dense'; name: string; in: number; out: number }
 
 /** A parameter tensor's place in the flat vector θ (same fields as models.ts' ParamSpec). */
-export interface ParamSlot { name: string; shape: number[]; offset: number; fanIn: number }
+export interface ParamSlot {
+  name: string
+  shape: number[]
+  offset: number
+  fanIn: number
+}
 
 /** Per-site overrides of the nonlinear layers: how the frozen-pattern test surrogates are built. */
 export interface LayerHooks {
-  act?(z: tf.Tensor, site: number): tf.Tensor;
-  maxPool?(x: tf.Tensor4D, size: number, site: number): tf.Tensor4D;
+  act?(z: tf.Tensor, site: number): tf.Tensor
+  maxPool?(x: tf.Tensor4D, size: number, site: number): tf.Tensor4D
 }
 
 /**
@@ -32,61 +37,61 @@ export interface LayerHooks {
  * layer's fan-in does not match what reaches it.
  */
 export function layoutParams(layers: Layer[], inputShape: [number, number, number]): ParamSlot[] {
-  let [h, w, c] = inputShape;
-  let flat: number | undefined;
-  let offset = 0;
-  const slots: ParamSlot[] = [];
+  let [h, w, c] = inputShape
+  let flat: number | undefined
+  let offset = 0
+  const slots: ParamSlot[] = []
   const add = (name: string, shape: number[], fanIn: number): void => {
-    slots.push({ name, shape, offset, fanIn });
-    offset += shape.reduce((a, b) => a * b, 1);
-  };
+    slots.push({ name, shape, offset, fanIn })
+    offset += shape.reduce((a, b) => a * b, 1)
+  }
   for (const L of layers) {
     switch (L.kind) {
       case 'conv': {
-        if (flat !== undefined || L.cin !== c) throw new Error(`${L.name}: expects ${L.cin} input channels, gets ${flat ?? c}`);
-        h = Math.floor((h + 2 * L.pad - L.kernel) / L.stride) + 1;
-        w = Math.floor((w + 2 * L.pad - L.kernel) / L.stride) + 1;
-        if (h < 1 || w < 1) throw new Error(`${L.name}: input too small (output ${h}x${w})`);
-        c = L.cout;
-        add(`${L.name}.weight`, [L.kernel, L.kernel, L.cin, L.cout], L.kernel * L.kernel * L.cin);
-        add(`${L.name}.bias`, [L.cout], L.kernel * L.kernel * L.cin);
-        break;
+        if (flat !== undefined || L.cin !== c) throw new Error(`${L.name}: expects ${L.cin} input channels, gets ${flat ?? c}`)
+        h = Math.floor((h + 2 * L.pad - L.kernel) / L.stride) + 1
+        w = Math.floor((w + 2 * L.pad - L.kernel) / L.stride) + 1
+        if (h < 1 || w < 1) throw new Error(`${L.name}: input too small (output ${h}x${w})`)
+        c = L.cout
+        add(`${L.name}.weight`, [L.kernel, L.kernel, L.cin, L.cout], L.kernel * L.kernel * L.cin)
+        add(`${L.name}.bias`, [L.cout], L.kernel * L.kernel * L.cin)
+        break
       }
       case 'pool':
-        h = Math.floor(h / L.size);
-        w = Math.floor(w / L.size);
-        if (h < 1 || w < 1) throw new Error(`pool ${L.size}: input too small`);
-        break;
+        h = Math.floor(h / L.size)
+        w = Math.floor(w / L.size)
+        if (h < 1 || w < 1) throw new Error(`pool ${L.size}: input too small`)
+        break
       case 'flatten':
-        flat = h * w * c;
-        break;
+        flat = h * w * c
+        break
       case 'dense':
-        if (flat !== L.in) throw new Error(`${L.name}: expects ${L.in} inputs, gets ${flat ?? 'an unflattened map'}`);
-        add(`${L.name}.weight`, [L.in, L.out], L.in);
-        add(`${L.name}.bias`, [L.out], L.in);
-        flat = L.out;
-        break;
+        if (flat !== L.in) throw new Error(`${L.name}: expects ${L.in} inputs, gets ${flat ?? 'an unflattened map'}`)
+        add(`${L.name}.weight`, [L.in, L.out], L.in)
+        add(`${L.name}.bias`, [L.out], L.in)
+        flat = L.out
+        break
       case 'act':
-        break;
+        break
     }
   }
-  return slots;
+  return slots
 }
 
 /** Spatial shape [h, w, c] reaching the first flatten: what a head's fan-in is computed from. */
 export function featureShape(layers: Layer[], inputShape: [number, number, number]): [number, number, number] {
-  let [h, w, c] = inputShape;
+  let [h, w, c] = inputShape
   for (const L of layers) {
     if (L.kind === 'conv') {
-      h = Math.floor((h + 2 * L.pad - L.kernel) / L.stride) + 1;
-      w = Math.floor((w + 2 * L.pad - L.kernel) / L.stride) + 1;
-      c = L.cout;
+      h = Math.floor((h + 2 * L.pad - L.kernel) / L.stride) + 1
+      w = Math.floor((w + 2 * L.pad - L.kernel) / L.stride) + 1
+      c = L.cout
     } else if (L.kind === 'pool') {
-      h = Math.floor(h / L.size);
-      w = Math.floor(w / L.size);
-    } else if (L.kind === 'flatten') break;
+      h = Math.floor(h / L.size)
+      w = Math.floor(w / L.size)
+    } else if (L.kind === 'flatten') break
   }
-  return [h, w, c];
+  return [h, w, c]
 }
 
 /**
@@ -102,59 +107,65 @@ export function runLayers(
   act: 'relu' | 'tanh',
   hooks?: LayerHooks,
 ): tf.Tensor2D {
-  let parts: tf.Tensor[];
+  let parts: tf.Tensor[]
   if (Array.isArray(theta)) {
-    if (theta.length !== slots.length) throw new Error(`expected ${slots.length} parameter tensors, got ${theta.length}`);
-    parts = theta;
+    if (theta.length !== slots.length) throw new Error(`expected ${slots.length} parameter tensors, got ${theta.length}`)
+    parts = theta
   } else {
-    const sizes = slots.map((s) => s.shape.reduce((a, b) => a * b, 1));
-    parts = sizes.length > 1 ? tf.split(theta, sizes) : [theta];
+    const sizes = slots.map((s) => s.shape.reduce((a, b) => a * b, 1))
+    parts = sizes.length > 1 ? tf.split(theta, sizes) : [theta]
   }
-  let p = 0;
-  const next = (shape: number[]): tf.Tensor => tf.reshape(parts[p++]!, shape); // a no-op when already shaped
-  let hcur: tf.Tensor = x;
-  let actSite = 0;
-  let poolSite = 0;
+  let p = 0
+  const next = (shape: number[]): tf.Tensor => tf.reshape(parts[p++]!, shape) // a no-op when already shaped
+  let hcur: tf.Tensor = x
+  let actSite = 0
+  let poolSite = 0
   for (const L of layers) {
     switch (L.kind) {
       case 'conv': {
-        const W = next([L.kernel, L.kernel, L.cin, L.cout]) as tf.Tensor4D; // [kh,kw,cin,cout]
-        const b = next([L.cout]); // [cout]
-        let xin = hcur as tf.Tensor4D; // [n,h,w,cin]
-        let pad: 'same' | 'valid' = 'valid';
+        const W = next([L.kernel, L.kernel, L.cin, L.cout]) as tf.Tensor4D // [kh,kw,cin,cout]
+        const b = next([L.cout]) // [cout]
+        let xin = hcur as tf.Tensor4D // [n,h,w,cin]
+        let pad: 'same' | 'valid' = 'valid'
         // PyTorch pads symmetrically; tfjs 'same' does too exactly when stride 1 and 2*pad = k-1.
-        if (L.pad > 0 && L.stride === 1 && 2 * L.pad === L.kernel - 1) pad = 'same';
-        else if (L.pad > 0) xin = tf.pad(xin, [[0, 0], [L.pad, L.pad], [L.pad, L.pad], [0, 0]]);
-        hcur = tf.add(tf.conv2d(xin, W, L.stride, pad), b); // [n,oh,ow,cout]
-        break;
+        if (L.pad > 0 && L.stride === 1 && 2 * L.pad === L.kernel - 1) pad = 'same'
+        else if (L.pad > 0)
+          xin = tf.pad(xin, [
+            [0, 0],
+            [L.pad, L.pad],
+            [L.pad, L.pad],
+            [0, 0],
+          ])
+        hcur = tf.add(tf.conv2d(xin, W, L.stride, pad), b) // [n,oh,ow,cout]
+        break
       }
       case 'act': {
-        const site = actSite++;
-        hcur = hooks?.act ? hooks.act(hcur, site) : act === 'relu' ? tf.relu(hcur) : tf.tanh(hcur);
-        break;
+        const site = actSite++
+        hcur = hooks?.act ? hooks.act(hcur, site) : act === 'relu' ? tf.relu(hcur) : tf.tanh(hcur)
+        break
       }
       case 'pool': {
-        const h4 = hcur as tf.Tensor4D;
-        if (L.op === 'avg') hcur = tf.avgPool(h4, L.size, L.size, 'valid');
+        const h4 = hcur as tf.Tensor4D
+        if (L.op === 'avg') hcur = tf.avgPool(h4, L.size, L.size, 'valid')
         else {
-          const site = poolSite++;
-          hcur = hooks?.maxPool ? hooks.maxPool(h4, L.size, site) : tf.maxPool(h4, L.size, L.size, 'valid');
+          const site = poolSite++
+          hcur = hooks?.maxPool ? hooks.maxPool(h4, L.size, site) : tf.maxPool(h4, L.size, L.size, 'valid')
         }
-        break;
+        break
       }
       case 'flatten': {
-        const n = hcur.shape[0]!;
-        const t = L.order === 'chw' ? tf.transpose(hcur, [0, 3, 1, 2]) : hcur; // [n,c,h,w] for 'chw'
-        hcur = tf.reshape(t, [n, -1]); // [n, features]
-        break;
+        const n = hcur.shape[0]!
+        const t = L.order === 'chw' ? tf.transpose(hcur, [0, 3, 1, 2]) : hcur // [n,c,h,w] for 'chw'
+        hcur = tf.reshape(t, [n, -1]) // [n, features]
+        break
       }
       case 'dense': {
-        const W = next([L.in, L.out]) as tf.Tensor2D; // [in,out]
-        const b = next([L.out]); // [out]
-        hcur = tf.add(tf.matMul(hcur as tf.Tensor2D, W), b); // [n,out]
-        break;
+        const W = next([L.in, L.out]) as tf.Tensor2D // [in,out]
+        const b = next([L.out]) // [out]
+        hcur = tf.add(tf.matMul(hcur as tf.Tensor2D, W), b) // [n,out]
+        break
       }
     }
   }
-  return hcur as tf.Tensor2D;
+  return hcur as tf.Tensor2D
 }

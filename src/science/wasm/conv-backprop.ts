@@ -47,8 +47,16 @@ function convInfoOf(
 }
 
 /** dW for x [n,h,w,ci], dy [n,oh,ow,co] -> [kh,kw,ci,co]; any stride and padding, dilation 1. */
-function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: BackendWasm; attrs: BackpropFilterAttrs }): TensorInfo {
-  const { inputs: { x, dy }, backend, attrs } = args
+function conv2DBackpropFilter(args: {
+  inputs: { x: TensorInfo; dy: TensorInfo }
+  backend: BackendWasm
+  attrs: BackpropFilterAttrs
+}): TensorInfo {
+  const {
+    inputs: { x, dy },
+    backend,
+    attrs,
+  } = args
   const info = convInfoOf(x.shape as [number, number, number, number], attrs.filterShape, attrs)
   // One input channel (a first layer): cusp's direct SIMD kernel, measured 3-6x faster than the
   // composition below, which runs XNNPACK with one output channel. With more input channels the
@@ -84,7 +92,12 @@ export function composedFilterGrad(backend: BackendWasm, x: TensorInfo, dy: Tens
   temps.push(xt, dyt)
   const out = callKernel('Conv2D', backend, { x: xt, filter: dyt }, {
     strides: [1, 1],
-    pad: [[0, 0], [pt, pb], [pl, pr], [0, 0]],
+    pad: [
+      [0, 0],
+      [pt, pb],
+      [pl, pr],
+      [0, 0],
+    ],
     dataFormat: 'NHWC',
     dilations: [sh, sw],
     dimRoundingMode: undefined,
@@ -96,8 +109,16 @@ export function composedFilterGrad(backend: BackendWasm, x: TensorInfo, dy: Tens
 }
 
 /** dx for dy [n,oh,ow,co], filter [kh,kw,ci,co] -> inputShape; stride 1 composed, else shipped. */
-function conv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: BackendWasm; attrs: BackpropInputAttrs }): TensorInfo {
-  const { inputs: { dy, filter }, backend, attrs } = args
+function conv2DBackpropInput(args: {
+  inputs: { dy: TensorInfo; filter: TensorInfo }
+  backend: BackendWasm
+  attrs: BackpropInputAttrs
+}): TensorInfo {
+  const {
+    inputs: { dy, filter },
+    backend,
+    attrs,
+  } = args
   const info = convInfoOf(attrs.inputShape, filter.shape as [number, number, number, number], attrs)
   const { top, bottom, left, right } = info.padInfo
   const { filterHeight: kh, filterWidth: kw } = info
@@ -110,7 +131,12 @@ function conv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: TensorInf
   const wt = transpose(backend, flipped, [0, 1, 3, 2]) // [kh, kw, co, ci]
   const dx = callKernel('Conv2D', backend, { x: dy, filter: wt }, {
     strides: [1, 1],
-    pad: [[0, 0], [pt, pb], [pl, pr], [0, 0]],
+    pad: [
+      [0, 0],
+      [pt, pb],
+      [pl, pr],
+      [0, 0],
+    ],
     dataFormat: 'NHWC',
     dilations: [1, 1],
     dimRoundingMode: undefined,

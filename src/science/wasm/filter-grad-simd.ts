@@ -30,13 +30,40 @@ export function simdFilterGrad(backend: BackendWasm, x: TensorInfo, dy: TensorIn
   const dwPtr = pointerOf(backend, out.dataId)
   heapF32(backend).fill(0, dwPtr >> 2, (dwPtr >> 2) + fh * fw * ci * co)
   const xp = inPlace ? pointerOf(backend, x.dataId) : scratch
-  simdKernels(backend).filterGrad(xp, pointerOf(backend, dy.dataId), dwPtr, n, inPlace ? h : hp, inPlace ? w : wp, ci, oh, ow, co, fh, fw, sh, sw)
+  simdKernels(backend).filterGrad(
+    xp,
+    pointerOf(backend, dy.dataId),
+    dwPtr,
+    n,
+    inPlace ? h : hp,
+    inPlace ? w : wp,
+    ci,
+    oh,
+    ow,
+    co,
+    fh,
+    fw,
+    sh,
+    sw,
+  )
   if (scratch !== 0) freeScratch(backend, scratch)
   return out
 }
 
 /** dst[b, r, c, :] = src[b, r - pt, c - pl, :] where in range, else 0 (float32 indices). */
-function padInto(heap: Float32Array, src: number, dst: number, n: number, h: number, w: number, ci: number, hp: number, wp: number, pt: number, pl: number): void {
+function padInto(
+  heap: Float32Array,
+  src: number,
+  dst: number,
+  n: number,
+  h: number,
+  w: number,
+  ci: number,
+  hp: number,
+  wp: number,
+  pt: number,
+  pl: number,
+): void {
   heap.fill(0, dst, dst + n * hp * wp * ci)
   const c0 = Math.max(0, -pl) // first source column copied
   const c1 = Math.min(w, wp - pl) // one past the last

@@ -16,24 +16,14 @@ export const WASM = 'wasm'
 export const originals = new Map<string, KernelConfig>()
 
 /** Run the kernel currently registered as `name` on wasm; throws if none is registered. */
-export function callKernel(
-  name: string,
-  backend: BackendWasm,
-  inputs: NamedTensorInfoMap,
-  attrs: NamedAttrMap = {},
-): TensorInfo {
+export function callKernel(name: string, backend: BackendWasm, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
   const config = getKernel(name, WASM)
   if (config === undefined) throw new Error(`wasm kernel '${name}' is not registered`)
   return config.kernelFunc({ inputs, backend, attrs }) as TensorInfo
 }
 
 /** Run the wasm backend's original kernel `name` (saved by installWasmKernels). */
-export function callOriginal(
-  name: string,
-  backend: BackendWasm,
-  inputs: NamedTensorInfoMap,
-  attrs: NamedAttrMap = {},
-): TensorInfo {
+export function callOriginal(name: string, backend: BackendWasm, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
   const config = originals.get(name) ?? getKernel(name, WASM)
   if (config === undefined) throw new Error(`wasm kernel '${name}' is not registered`)
   return config.kernelFunc({ inputs, backend, attrs }) as TensorInfo

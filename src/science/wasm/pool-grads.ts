@@ -23,13 +23,22 @@ interface PoolGradAttrs {
 
 function poolInfo(shape: readonly number[], attrs: PoolGradAttrs): backend_util.Conv2DInfo {
   return backend_util.computePool2DInfo(
-    shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad as never, attrs.dimRoundingMode,
+    shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad as never,
+    attrs.dimRoundingMode,
   )
 }
 
 /** dx [n,h,w,c] of maxPool: each window's dy goes to its first strict maximum. */
 function maxPoolGrad(args: { inputs: { dy: TensorInfo; input: TensorInfo }; backend: BackendWasm; attrs: PoolGradAttrs }): TensorInfo {
-  const { inputs: { dy, input }, backend, attrs } = args
+  const {
+    inputs: { dy, input },
+    backend,
+    attrs,
+  } = args
   const info = poolInfo(input.shape, attrs)
   const { batchSize: nb, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info
   const { strideHeight: sh, strideWidth: sw, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info
@@ -85,7 +94,11 @@ function maxPoolGrad(args: { inputs: { dy: TensorInfo; input: TensorInfo }; back
  * 250-image CNN chunk, this a few). Windows over padding are refused (module comment).
  */
 function avgPoolGrad(args: { inputs: { dy: TensorInfo; input: TensorInfo }; backend: BackendWasm; attrs: PoolGradAttrs }): TensorInfo {
-  const { inputs: { dy, input }, backend, attrs } = args
+  const {
+    inputs: { dy, input },
+    backend,
+    attrs,
+  } = args
   const info = poolInfo(input.shape, attrs)
   const { top, bottom, left, right } = info.padInfo
   if (top !== 0 || bottom !== 0 || left !== 0 || right !== 0) {
@@ -134,7 +147,20 @@ function tiledAvgPoolGrad(backend: BackendWasm, dy: TensorInfo, info: backend_ut
   const dx = reshape(backend, spread, [nb, oh * fh, ow * fw, c])
   release(backend, weights, dy6, spread)
   if (oh * fh === h && ow * fw === w) return dx
-  const padded = callKernel('PadV2', backend, { x: dx }, { paddings: [[0, 0], [0, h - oh * fh], [0, w - ow * fw], [0, 0]], constantValue: 0 })
+  const padded = callKernel(
+    'PadV2',
+    backend,
+    { x: dx },
+    {
+      paddings: [
+        [0, 0],
+        [0, h - oh * fh],
+        [0, w - ow * fw],
+        [0, 0],
+      ],
+      constantValue: 0,
+    },
+  )
   release(backend, dx)
   return padded // [n, h, w, c]
 }

@@ -4,27 +4,32 @@
  * watches the device; every read back of the science path (hvp.ts) calls `throwIfDeviceError`, so a
  * device error fails the call that saw it with a one-line message instead of a wrong number.
  */
-interface ErrorEventLike { error?: { message?: string } }
-interface DeviceLike { addEventListener?(type: 'uncapturederror', fn: (e: ErrorEventLike) => void): void; onuncapturederror?: unknown }
+interface ErrorEventLike {
+  error?: { message?: string }
+}
+interface DeviceLike {
+  addEventListener?(type: 'uncapturederror', fn: (e: ErrorEventLike) => void): void
+  onuncapturederror?: unknown
+}
 
-let pending: string | undefined;
-const watched = new WeakSet<object>();
+let pending: string | undefined
+const watched = new WeakSet<object>()
 
 /** Starts recording `device`'s uncaptured errors (once per device). */
 export function watchDevice(device: DeviceLike): void {
-  if (watched.has(device)) return;
-  watched.add(device);
+  if (watched.has(device)) return
+  watched.add(device)
   const record = (e: ErrorEventLike): void => {
-    pending ??= (e.error?.message ?? 'unknown device error').split('\n').filter(Boolean)[0];
-  };
-  if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', record);
-  else device.onuncapturederror = record;
+    pending ??= (e.error?.message ?? 'unknown device error').split('\n').filter(Boolean)[0]
+  }
+  if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', record)
+  else device.onuncapturederror = record
 }
 
 /** Throws (once) if the device reported an error since the last check. */
 export function throwIfDeviceError(): void {
-  if (pending === undefined) return;
-  const message = pending;
-  pending = undefined;
-  throw new Error(`webgpu device error: ${message}`);
+  if (pending === undefined) return
+  const message = pending
+  pending = undefined
+  throw new Error(`webgpu device error: ${message}`)
 }

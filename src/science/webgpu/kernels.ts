@@ -8,40 +8,43 @@
  * wrong. The replacement sums at most `limit - 1` tensors per shader, folding left to right (the
  * running sum first in every later group), as the shipped Concat does for the same limit.
  */
-import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs'
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs'
 
-const WEBGPU = 'webgpu';
+const WEBGPU = 'webgpu'
 
-interface DeviceBackend { device: { limits: { maxStorageBuffersPerShaderStage: number } }; disposeData(id: unknown): void }
+interface DeviceBackend {
+  device: { limits: { maxStorageBuffersPerShaderStage: number } }
+  disposeData(id: unknown): void
+}
 
-let installed = false;
+let installed = false
 
 /** Most inputs one AddN shader may bind on this device (one binding is the output). */
 export function addNGroupSize(backend: DeviceBackend): number {
-  return Math.max(2, backend.device.limits.maxStorageBuffersPerShaderStage - 1);
+  return Math.max(2, backend.device.limits.maxStorageBuffersPerShaderStage - 1)
 }
 
 /** Replaces the webgpu AddN with the grouped one, once per thread; the backend must be registered. */
 export function installWebgpuKernels(): void {
-  if (installed) return;
-  const original = getKernel('AddN', WEBGPU);
-  if (original === undefined) throw new Error("installWebgpuKernels: tfjs-backend-webgpu registered no AddN kernel (was it imported?)");
-  const shipped = original.kernelFunc;
+  if (installed) return
+  const original = getKernel('AddN', WEBGPU)
+  if (original === undefined) throw new Error('installWebgpuKernels: tfjs-backend-webgpu registered no AddN kernel (was it imported?)')
+  const shipped = original.kernelFunc
   const kernelFunc: KernelFunc = (args) => {
-    const tensors = args.inputs as unknown as TensorInfo[];
-    const backend = args.backend as unknown as DeviceBackend;
-    const group = addNGroupSize(backend);
-    if (tensors.length <= group) return shipped(args);
-    let acc = shipped({ ...args, inputs: tensors.slice(0, group) as never }) as TensorInfo;
+    const tensors = args.inputs as unknown as TensorInfo[]
+    const backend = args.backend as unknown as DeviceBackend
+    const group = addNGroupSize(backend)
+    if (tensors.length <= group) return shipped(args)
+    let acc = shipped({ ...args, inputs: tensors.slice(0, group) as never }) as TensorInfo
     for (let i = group; i < tensors.length; i += group - 1) {
-      const next = shipped({ ...args, inputs: [acc, ...tensors.slice(i, i + group - 1)] as never }) as TensorInfo;
-      backend.disposeData(acc.dataId);
-      acc = next;
+      const next = shipped({ ...args, inputs: [acc, ...tensors.slice(i, i + group - 1)] as never }) as TensorInfo
+      backend.disposeData(acc.dataId)
+      acc = next
     }
-    return acc;
-  };
-  unregisterKernel('AddN', WEBGPU);
-  registerKernel({ ...original, kernelFunc } satisfies KernelConfig);
-  installed = true;
+    return acc
+  }
+  unregisterKernel('AddN', WEBGPU)
+  registerKernel({ ...original, kernelFunc } satisfies KernelConfig)
+  installed = true
 }

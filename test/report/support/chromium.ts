@@ -34,7 +34,21 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function inspectInChromium(htmlPath: string, opts: { screenshot?: boolean; timeoutMs?: number } = {}): Promise<PageReport> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
   const profile = await mkdtemp(join(tmpdir(), 'cusp-chromium-'))
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--remote-debugging-port=0', '--window-size=1280,900', 'about:blank']
+  const flags = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--disable-dev-shm-usage',
+    `--user-data-dir=${profile}`,
+    '--remote-debugging-port=0',
+    '--window-size=1280,900',
+    'about:blank',
+  ]
   const child = spawn(CHROMIUM, flags, { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)))
@@ -61,10 +75,17 @@ export async function inspectInChromium(htmlPath: string, opts: { screenshot?: b
     let loaded: () => void = () => undefined
     const load = new Promise<void>((r) => (loaded = r))
     ws.on('message', (data: WebSocket.RawData) => {
-      const m = JSON.parse(data.toString()) as { id?: number; method?: string; params?: Record<string, unknown>; result?: Record<string, unknown>; error?: unknown }
+      const m = JSON.parse(data.toString()) as {
+        id?: number
+        method?: string
+        params?: Record<string, unknown>
+        result?: Record<string, unknown>
+        error?: unknown
+      }
       if (m.id !== undefined) return pending.get(m.id)?.(m.error !== undefined ? { error: m.error } : (m.result ?? {}))
       const p = m.params ?? {}
-      if (m.method === 'Runtime.consoleAPICalled' && (p.type === 'error' || p.type === 'assert')) errors.push(`console.${String(p.type)}: ${JSON.stringify(p.args)}`)
+      if (m.method === 'Runtime.consoleAPICalled' && (p.type === 'error' || p.type === 'assert'))
+        errors.push(`console.${String(p.type)}: ${JSON.stringify(p.args)}`)
       if (m.method === 'Runtime.exceptionThrown') errors.push(`exception: ${JSON.stringify(p.exceptionDetails)}`)
       if (m.method === 'Log.entryAdded') {
         const e = p.entry as { level?: string; text?: string; url?: string }
@@ -89,11 +110,20 @@ export async function inspectInChromium(htmlPath: string, opts: { screenshot?: b
     await send('Page.enable')
     await send('Page.navigate', { url: pathToFileURL(htmlPath).href })
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([load, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the page did not finish loading')), Math.max(0, deadline - Date.now()))))])
+    await Promise.race([
+      load,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error('the page did not finish loading')), Math.max(0, deadline - Date.now()))),
+      ),
+    ])
     clearTimeout(timer)
     // Data-URI images decode asynchronously, later than 'load' on a busy machine: wait for each
     // to decode (or fail to: a broken image must still be reported as not rendered).
-    await send('Runtime.evaluate', { expression: 'Promise.all([...document.images].map((i) => i.decode().catch(() => undefined))).then(() => true)', awaitPromise: true, returnByValue: true })
+    await send('Runtime.evaluate', {
+      expression: 'Promise.all([...document.images].map((i) => i.decode().catch(() => undefined))).then(() => true)',
+      awaitPromise: true,
+      returnByValue: true,
+    })
     await sleep(300) // late console messages
     const expr = `JSON.stringify([...document.querySelectorAll('figure')].map((f) => { const i = f.querySelector('img'); return { id: f.id, complete: !!i && i.complete, width: i ? i.naturalWidth : 0, height: i ? i.naturalHeight : 0, shownWidth: i ? i.getBoundingClientRect().width : 0 } }))`
     const ev = (await send('Runtime.evaluate', { expression: expr, returnByValue: true })) as { result?: { value?: string } }
@@ -102,7 +132,11 @@ export async function inspectInChromium(htmlPath: string, opts: { screenshot?: b
     if (opts.screenshot === true) {
       const metrics = (await send('Page.getLayoutMetrics')) as { cssContentSize?: { width: number; height: number } }
       const size = metrics.cssContentSize ?? { width: 1280, height: 900 }
-      const shot = (await send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width: Math.ceil(size.width), height: Math.ceil(size.height), scale: 1 } })) as { data?: string }
+      const shot = (await send('Page.captureScreenshot', {
+        format: 'png',
+        captureBeyondViewport: true,
+        clip: { x: 0, y: 0, width: Math.ceil(size.width), height: Math.ceil(size.height), scale: 1 },
+      })) as { data?: string }
       if (shot.data !== undefined) out.screenshot = Buffer.from(shot.data, 'base64')
     }
     await send('Browser.close').catch(() => undefined)

@@ -13,8 +13,12 @@ import { repoClaimsFile, ROOT, supportedResults } from '../fixtures.ts'
 export const THEME = JSON.parse(readFileSync(join(ROOT, 'stages', 'figures', 'theme.json'), 'utf8')) as Theme
 
 /** Renders every figure and the page; also returns the PNGs. */
-export async function syntheticReport(results: StageResults = supportedResults()): Promise<{ html: string; svgs: Map<string, string>; pngs: Map<string, Uint8Array> }> {
-  const provenance: ProvenanceEntry[] = results.probes.slice(0, 5).map((p) => ({ dep: 'probes', instance: p.instance, output: 'probe.json', digest: '0'.repeat(64) }))
+export async function syntheticReport(
+  results: StageResults = supportedResults(),
+): Promise<{ html: string; svgs: Map<string, string>; pngs: Map<string, Uint8Array> }> {
+  const provenance: ProvenanceEntry[] = results.probes
+    .slice(0, 5)
+    .map((p) => ({ dep: 'probes', instance: p.instance, output: 'probe.json', digest: '0'.repeat(64) }))
   const engine = { backend: 'wasm', versions: { '@tensorflow/tfjs-core': '4.22.0' } }
   const audit = buildAudit(repoClaimsFile(), results, provenance, { profile: 'synthetic', engine })
   const svgs = new Map<string, string>()

@@ -10,9 +10,20 @@ import { kernelsWasmBase64 } from './kernels-wasm.ts'
 /** The exports of kernels.as (pointers are byte offsets in the tfjs wasm heap). */
 export interface SimdKernels {
   filterGrad(
-    xp: number, dy: number, dw: number,
-    n: number, hp: number, wp: number, ci: number, oh: number, ow: number, co: number,
-    fh: number, fw: number, sh: number, sw: number,
+    xp: number,
+    dy: number,
+    dw: number,
+    n: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    fh: number,
+    fw: number,
+    sh: number,
+    sw: number,
   ): void
 }
 
