@@ -27,13 +27,11 @@ export function registerMaxPoolGradGrad(): void {
       return {
         dy: () => {
           const ones = tf.onesLike(output)
-          const mask = tf
-            .engine()
-            .runKernel(tf.MaxPoolGrad, { dy: ones, input, output }, {
-              filterSize,
-              strides,
-              pad: 'valid',
-            } as unknown as tf.NamedAttrMap) as tf.Tensor4D // [n,h,w,c], one-hot per window
+          const mask = tf.engine().runKernel(tf.MaxPoolGrad, { dy: ones, input, output }, {
+            filterSize,
+            strides,
+            pad: 'valid',
+          } as unknown as tf.NamedAttrMap) as tf.Tensor4D // [n,h,w,c], one-hot per window
           return tf.mul(tf.avgPool(tf.mul(mask, c) as tf.Tensor4D, filterSize, strides, 'valid'), kh * kw)
         },
         input: () => tf.zerosLike(input),
