@@ -267,6 +267,8 @@ t.test('fuzz: damaged pipelines never throw, and rejections are located', async 
     rejected++
     for (const f of r.error) {
       const msg = formatFailure(f)
+      // The closing count of a capped report is no rejection of its own; every rejection is located.
+      if (/^\.\.\. and \d+ more problems? not shown/.test(msg)) continue
       if (!/^pipeline\.yaml:\d+:\d+: /.test(msg)) t.fail(`case ${i}: unlocated: ${msg}\n${text}`)
     }
   }
