@@ -12,16 +12,14 @@ import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { resolveInputs } from './fingerprint.ts'
 import type { InstanceRunner } from './executors/runner.ts'
-import { LockWriteError, LockWriter } from './lock-writer.ts'
+import { LockWriter } from './lock-writer.ts'
 import { actsAsPlanned, forcedInstances, nextAction, type PreviousAttempt, type StoreIndex } from './planner.ts'
 import { produce } from './produce.ts'
+import { unexpected } from './unexpected.ts'
 import { adoptRemoteRun, publishRun } from './publish.ts'
 import { corruptOutputs } from './restore-check.ts'
-import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions } from './run-types.ts'
+import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions, RunResult, Settled } from './run-types.ts'
 import { Slots } from './slots.ts'
-import { ioFailure } from './failures.ts'
-import { LockBusyError } from './lockfile.ts'
-import { StoreError } from './store/run-record-check.ts'
 import { StoreLookups } from './store-lookups.ts'
 import { claimResumeDir, sweepResumeDirs, type ResumeClaim } from './resume-dir.ts'
 import type {
@@ -38,15 +36,6 @@ import { compareOutputs, verifyAll } from './verify-run.ts'
 import { removeWorkDir, sweepWorkDirs, type WorkDir } from './workdir.ts'
 
 export { lockStamp } from './lock-writer.ts'
-
-type Settled = { ok: true; fp: FingerprintResult; outputs: Record<string, StoredOutput> } | { ok: false; because: string }
-
-type RunResult =
-  | { kind: 'ok'; outputs: Record<string, StoredOutput>; durationMs: number }
-  | { kind: 'input-missing'; producer: string; output: string }
-  | { kind: 'failed'; failure: Failure }
-  | { kind: 'verified'; mismatches: string[] }
-  | { kind: 'stopped'; by: string }
 
 const NO_LOOKUPS: StoreIndex = { runs: new Map(), objects: new Map(), complete: true }
 
@@ -401,18 +390,4 @@ export class PlanRun {
       unexpected,
     )
   }
-}
-
-/** An exception as a Failure value (a lock write's own Failure passes through). */
-export function unexpected(e: unknown): Failure {
-  if (e instanceof LockWriteError || e instanceof LockBusyError) return e.failure
-  // A store's own errors (unreachable endpoint, denied access) are user-facing, not bugs.
-  if (e instanceof StoreError) return e.failure
-  const io = ioFailure(e) // EACCES, ENOSPC, a file in place of a directory: expected, one line
-  if (io !== undefined) return io
-  if (e instanceof Error)
-    return e.stack !== undefined
-      ? { reason: 'unexpected', message: e.message, stack: e.stack }
-      : { reason: 'unexpected', message: e.message }
-  return { reason: 'unexpected', message: String(e) }
 }

@@ -4,7 +4,18 @@
  */
 import type { InstanceRunner } from './executors/runner.ts'
 import type { FingerprintFn, PlanOutput } from './planner.ts'
-import type { ArtifactStore, EnvRecord, Failure, LockFile, PlanAction, PlanStep, StageInstance, ValidPipeline } from './types.ts'
+import type {
+  ArtifactStore,
+  EnvRecord,
+  Failure,
+  FingerprintResult,
+  LockFile,
+  PlanAction,
+  PlanStep,
+  StageInstance,
+  StoredOutput,
+  ValidPipeline,
+} from './types.ts'
 
 /** What the CLI hears while a run progresses. */
 export type ExecEvent =
@@ -80,3 +91,14 @@ export interface Prepared {
   fingerprintOf: FingerprintFn
   plan: PlanOutput
 }
+
+/** How one instance settled inside a run of a plan (plan-run.ts): its outputs, or why it has none. */
+export type Settled = { ok: true; fp: FingerprintResult; outputs: Record<string, StoredOutput> } | { ok: false; because: string }
+
+/** What one attempt to produce an instance ended with (plan-run.ts `runOnce`). */
+export type RunResult =
+  | { kind: 'ok'; outputs: Record<string, StoredOutput>; durationMs: number }
+  | { kind: 'input-missing'; producer: string; output: string }
+  | { kind: 'failed'; failure: Failure }
+  | { kind: 'verified'; mismatches: string[] }
+  | { kind: 'stopped'; by: string }
