@@ -24,7 +24,7 @@ const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
 
 /** Environment variables whose values are secret by their name. */
-const SECRET_ENV = /(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|_KEY_ID$|^AWS_SESSION|HMAC|SIGNING_KEY|API_KEY)/i
+const SECRET_ENV = /(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|_KEY_ID$|^AWS_SESSION|HMAC|SIGNING_KEY|RECORD_KEY|API_KEY)/i
 
 /** `text` with URL credentials replaced by `***`. */
 export function redactUrls(text: string): string {
