@@ -17,5 +17,8 @@ t.test('stage processes get the allow-list, never the store or record secrets', 
     CUSP_STAGE_ENV: 'UNRELATED,AWS_SECRET_ACCESS_KEY',
   })
   t.same(Object.keys(env).sort(), ['CUSP_STAGE_ENV', 'CUSP_THREADS', 'HOME', 'OMP_NUM_THREADS', 'PATH', 'UNRELATED'])
-  t.notOk(Object.values(env).some((v) => v.includes('sentinel')), 'no sentinel secret reaches the stage, even when listed')
+  t.notOk(
+    Object.values(env).some((v) => v.includes('sentinel')),
+    'no sentinel secret reaches the stage, even when listed',
+  )
 })
