@@ -53,7 +53,7 @@ export interface BatchFlags {
   jobQueue: string | undefined
   /** `--job-role ARN`: the IAM role the jobs run as (its policy grants the bucket). */
   jobRole: string | undefined
-  /** `--job-timeout SECONDS`: per-attempt timeout of each job. */
+  /** `--job-timeout SECONDS`: the time limit of every instance's run, on any executor (overrides the stages' `timeout:`). */
   jobTimeout: number | undefined
   /** `--yes`: do not ask before a run estimated above the threshold. */
   yes: boolean
@@ -111,6 +111,7 @@ run flags:
   --verify             re-execute cache hits and compare outputs byte for byte
   --jobs N             run up to N instances at once
   --keep-going         keep running independent instances after a failure
+  --job-timeout S      stop any instance's run after S seconds (overrides every stage's timeout:)
   --executor E         local (default, in-process) | local-process | docker | kubernetes | aws-batch
   --estimate           (with --dry-run, and on status) compute, time and cost of what would run
   --device D           estimate on device class D: cpu-core | t4 | a10g | l4 | a100 | h100
@@ -123,7 +124,6 @@ container flags (run with --executor docker|kubernetes, and export):
   --secret NAME        Kubernetes Secret with the S3 credentials (AWS_* keys)
   --job-queue Q        AWS Batch job queue (--executor aws-batch)
   --job-role ARN       IAM role of the Batch jobs (default: the compute environment's instance role)
-  --job-timeout S      per-attempt timeout of each Batch job, in seconds
   --yes                submit without asking even when the estimate is above --confirm-above
   --confirm-above USD  ask before an aws-batch run estimated above USD (default 10)
 
@@ -287,7 +287,7 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
       }
       if (e === 'aws-batch' && (batch.jobQueue ?? '') === '')
         return usage('--executor aws-batch needs --job-queue QUEUE (the Batch job queue the jobs go to)')
-      for (const f of ['job-queue', 'job-role', 'job-timeout', 'yes', 'confirm-above'] as const) {
+      for (const f of ['job-queue', 'job-role', 'yes', 'confirm-above'] as const) {
         if (v[f] !== undefined && e !== 'aws-batch') return usage(`--${f} is a flag of --executor aws-batch`)
       }
       return ok({

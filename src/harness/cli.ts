@@ -278,6 +278,7 @@ async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): P
       verify: cmd.verify,
       ...(cmd.jobs !== undefined ? { jobs: cmd.jobs } : {}),
       keepGoing: cmd.keepGoing,
+      jobTimeout: cmd.jobTimeout,
       onEvent,
     })
   } finally {

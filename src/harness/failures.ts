@@ -64,6 +64,10 @@ function describe(f: Failure): string {
       const tail = f.stderrTail.trimEnd()
       return `stage instance ${f.instance} ${how}.${tail === '' ? ' It wrote nothing to stderr.' : ` Last lines of its stderr:\n${tail}`}`
     }
+    case 'timed-out': {
+      const tail = f.stderrTail.trimEnd()
+      return `stage instance ${f.instance} ran past its time limit of ${duration(f.limit.seconds)} (${f.limit.from}) and was stopped by the ${f.executor} executor. Raise the stage's timeout: in pipeline.yaml, or pass --job-timeout SECONDS.${tail === '' ? '' : ` Last lines of its output:\n${tail}`}`
+    }
     case 'outputs-mismatch': {
       const parts: string[] = []
       if (f.missing.length > 0) parts.push(`did not write declared output(s) ${list(f.missing)}`)
@@ -117,4 +121,11 @@ export function ioFailure(e: unknown): Failure | undefined {
 /** Several failures, one message per line group, in the given order. */
 export function formatFailures(failures: readonly Failure[]): string {
   return failures.map(formatFailure).join('\n')
+}
+
+/** Seconds as the shortest exact reading: 90 s, 45 min, 6 h. */
+function duration(s: number): string {
+  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} h`
+  if (s >= 60 && s % 60 === 0) return `${s / 60} min`
+  return `${s} s`
 }

@@ -11,7 +11,7 @@
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { resolveInputs } from './fingerprint.ts'
-import type { InstanceRunner } from './executors/runner.ts'
+import { effectiveTimeout, type InstanceRunner } from './executors/runner.ts'
 import { LockWriter } from './lock-writer.ts'
 import { actsAsPlanned, forcedInstances, nextAction, type PreviousAttempt, type StoreIndex } from './planner.ts'
 import { produce } from './produce.ts'
@@ -326,6 +326,7 @@ export class PlanRun {
         paramsOf: (i) => this.instance(i).params,
         processEnv: this.opts.processEnv ?? process.env,
         emit: this.emit,
+        timeout: effectiveTimeout(inst, this.opts.jobTimeout),
         // A killed long run resumes from here on its next run (never under verify: that recomputes).
         ...(resume !== undefined ? { resumeDir: resume.dir } : {}),
       })
@@ -346,7 +347,8 @@ export class PlanRun {
   /** A run through `opts.runner`: the remote side publishes; here its run record is locked. */
   private async runRemote(runner: InstanceRunner, inst: StageInstance, fp: FingerprintResult, started: number): Promise<RunResult> {
     this.emit({ type: 'start', instance: inst.id, action: 'run' })
-    const r = await runner.run({ instance: inst, fingerprint: fp.fingerprint, emit: this.emit })
+    const timeout = effectiveTimeout(inst, this.opts.jobTimeout)
+    const r = await runner.run({ instance: inst, fingerprint: fp.fingerprint, emit: this.emit, timeout })
     if (!r.ok) return { kind: 'failed', failure: r.failure }
     const adopted = await adoptRemoteRun(this.store, this.lock, runner.name, inst, fp)
     if (!adopted.ok) return { kind: 'failed', failure: adopted.failure }

@@ -13,7 +13,7 @@ import { RESULT_OUTPUT } from './planner.ts'
 import { spawnStage } from './spawn-stage.ts'
 import { compileParamsSchema } from './stage-schemas.ts'
 import type { StageInput } from './stage-api.ts'
-import type { ArtifactStore, EnvRecord, Failure, Fingerprint, JsonObject, StageInstance, StoredOutput } from './types.ts'
+import type { ArtifactStore, EnvRecord, Failure, Fingerprint, JobTimeout, JsonObject, StageInstance, StoredOutput } from './types.ts'
 import { checkOutputs, createWorkDir, materialiseInputs, removeWorkDir, writeJob, type WorkDir } from './workdir.ts'
 
 export interface ProduceArgs {
@@ -35,6 +35,8 @@ export interface ProduceArgs {
   emit: (e: ExecEvent) => void
   /** A per-fingerprint directory the stage may create and resume from (StageContext.resumeDir). */
   resumeDir?: string
+  /** The most the stage process may take; past it, it is killed and the run fails as timed out. */
+  timeout?: JobTimeout
 }
 
 export type Produced =
@@ -59,15 +61,27 @@ export async function produce(a: ProduceArgs): Promise<Produced> {
       ...(a.env !== undefined ? { env: a.env } : {}),
     })
     a.emit({ type: 'start', instance: inst.id, action: 'run' })
-    const exit = await spawnStage(wd.dir, a.root, a.processEnv, {
-      progress: (fraction, message) =>
-        a.emit(
-          message === undefined
-            ? { type: 'progress', instance: inst.id, fraction }
-            : { type: 'progress', instance: inst.id, fraction, message },
-        ),
-      log: (message) => a.emit({ type: 'log', instance: inst.id, message }),
-    })
+    const exit = await spawnStage(
+      wd.dir,
+      a.root,
+      a.processEnv,
+      {
+        progress: (fraction, message) =>
+          a.emit(
+            message === undefined
+              ? { type: 'progress', instance: inst.id, fraction }
+              : { type: 'progress', instance: inst.id, fraction, message },
+          ),
+        log: (message) => a.emit({ type: 'log', instance: inst.id, message }),
+      },
+      a.timeout !== undefined ? a.timeout.seconds * 1000 : undefined,
+    )
+    if (exit.timedOut === true && a.timeout !== undefined) {
+      return {
+        kind: 'failed',
+        failure: { reason: 'timed-out', instance: inst.id, limit: a.timeout, executor: 'local', stderrTail: exit.stderrTail },
+      }
+    }
     if (exit.exitCode !== 0) {
       return {
         kind: 'failed',

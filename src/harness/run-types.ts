@@ -57,6 +57,11 @@ export interface RunOptions {
    * stages run in-process here. Verify always runs here.
    */
   runner?: InstanceRunner
+  /**
+   * `--job-timeout` (seconds): the time limit of every instance's run, overriding the stages'
+   * `timeout:`. `false`: no limit at all (run-stage inside a container: its runner enforces it).
+   */
+  jobTimeout?: number | false
 }
 
 export type Outcome = 'fresh' | 'restored' | 'ran' | 'failed' | 'skipped' | 'verified' | 'nondeterministic'

@@ -88,6 +88,8 @@ export interface SpawnOutcome {
   exitCode: number | null
   signal: string | null
   stderrTail: string
+  /** The process ran past `timeoutMs` and was killed (SIGTERM, then SIGKILL 5 s later). */
+  timedOut?: true
 }
 
 const TAIL_BYTES = 4096
@@ -98,6 +100,7 @@ export async function spawnStage(
   cwd: string,
   env: Record<string, string | undefined>,
   on: SpawnCallbacks,
+  timeoutMs?: number,
 ): Promise<SpawnOutcome> {
   const cmd = stageCommand(workDir)
   // Loaded on first use: importing execa costs ~80 ms of CPU that a no-op rerun should not pay.
@@ -115,6 +118,7 @@ export async function spawnStage(
     reject: false,
     buffer: false,
     stripFinalNewline: false,
+    ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
   })
   if (child.pid !== undefined) {
     try {
@@ -146,5 +150,10 @@ export async function spawnStage(
   await Promise.all(reading)
   const spawnError = result.failed && result.exitCode === undefined && result.signal === undefined
   if (spawnError) tail = `${tail}${result.message}\n`.slice(-TAIL_BYTES)
-  return { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: tail }
+  return {
+    exitCode: result.exitCode ?? null,
+    signal: result.signal ?? null,
+    stderrTail: tail,
+    ...(result.timedOut ? { timedOut: true as const } : {}),
+  }
 }

@@ -58,6 +58,7 @@ export interface ProfileEntry {
   exclude?: JsonObject[]
   deps?: RawStage['deps']
   resources?: Partial<Resources>
+  timeout?: number | string
 }
 
 /** A schema-valid `stages.<name>` entry. */
@@ -71,6 +72,7 @@ export interface RawStage {
   outputs: Record<string, 'file' | 'dir'>
   deps?: Record<string, { stage: string; output: string; all?: true; where?: JsonObject; match?: string[] }>
   resources?: Partial<Resources>
+  timeout?: number | string
 }
 
 export const DEFAULT_RESOURCES: Resources = { cpu: 1, memory: '2Gi', gpu: 0 }
@@ -119,6 +121,12 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
   }
 
   const resources: Resources = { ...DEFAULT_RESOURCES, ...raw.resources, ...overlay?.resources }
+  const timeout =
+    overlay?.timeout !== undefined
+      ? { seconds: timeoutSeconds(overlay.timeout), from: formatPath([...profileBase, 'timeout']) }
+      : raw.timeout !== undefined
+        ? { seconds: timeoutSeconds(raw.timeout), from: formatPath([...base, 'timeout']) }
+        : undefined
   const hasMatrix = raw.matrix !== undefined || overlay?.matrix !== undefined
   const decl: StageDecl = { name, hasMatrix, outputs: new Set(outputs.map((o) => o.name)), deps, instances: [] }
 
@@ -204,6 +212,7 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
       deps: [],
       outputs: outputs.map((o) => ({ ...o })),
       resources: { ...resources },
+      ...(timeout !== undefined ? { timeout: { ...timeout } } : {}),
       ...(raw.provenance === true ? { provenance: true as const } : {}),
     })
   }
@@ -213,6 +222,13 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
     ctx.failures.push(paramsFailure(ctx, name, error, where, axes, origins, paramSets, profileBase, combo))
   }
   return decl
+}
+
+/** A schema-valid `timeout:` (seconds, or `90s` / `45m` / `6h`) in seconds. */
+export function timeoutSeconds(t: number | string): number {
+  if (typeof t === 'number') return t
+  const n = Number(t.slice(0, -1))
+  return t.endsWith('h') ? n * 3600 : t.endsWith('m') ? n * 60 : n
 }
 
 /** Impl name safe, code present, params schema present and valid; returns its validator. */

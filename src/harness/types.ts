@@ -56,6 +56,8 @@ export type Failure =
   | { reason: 'usage'; message: string }
   | { reason: 'lock-invalid'; file: string; message: string }
   | { reason: 'stage-failed'; instance: string; exitCode: number | null; signal: string | null; stderrTail: string }
+  /** The instance ran past its time limit (`limit`, and where that limit was set) and was stopped by `executor`. */
+  | { reason: 'timed-out'; instance: string; limit: JobTimeout; executor: string; stderrTail: string }
   | { reason: 'outputs-mismatch'; instance: string; missing: string[]; unexpected: string[] }
   | { reason: 'result-invalid'; instance: string; message: string }
   | { reason: 'digest-mismatch'; instance: string; path: string; expected: ObjectDigest; actual: ObjectDigest }
@@ -72,6 +74,12 @@ export interface Resources {
   /** e.g. "4Gi" */
   memory: string
   gpu: number
+}
+
+/** A stage instance's time limit: seconds, and where it was set (`stages.<s>.timeout`, a profile's, or `--job-timeout`). */
+export interface JobTimeout {
+  seconds: number
+  from: string
 }
 
 /** One declared output of a stage: a file or a directory, by a safe relative name. */
@@ -104,6 +112,8 @@ export interface StageInstance {
   deps: InstanceDep[]
   outputs: OutputDecl[]
   resources: Resources
+  /** `timeout:` in pipeline.yaml (stage, or its profile entry): the most one run may take. Not part of the fingerprint. */
+  timeout?: JobTimeout
   /**
    * `provenance: true` in pipeline.yaml: the stage sees each input's producer fingerprint, so
    * those fingerprints are part of its own (see FingerprintBreakdown.upstream).

@@ -278,6 +278,29 @@ t.test('retry rules: a lost host (Spot reclaim) is retried by Batch, a stage fai
   }
 })
 
+t.test('the time limit: the attempt timeout of the submission; a job Batch stopped at it is a timeout, not retried', async (t) => {
+  const fake = await startFakeBatch({ plan: () => [{ kind: 'timeout' }] })
+  t.teardown(() => fake.close())
+  const limit = { seconds: 5400, from: 'stages.train.timeout' }
+  const r = await runnerFor(fake).run({ instance: inst(), fingerprint: FP, emit: () => undefined, timeout: limit })
+  const job = [...fake.jobs.values()][0]
+  t.same(job?.timeout, { attemptDurationSeconds: 5400 }, 'the limit is the attempt timeout')
+  t.equal(job?.attempts.length, 1, 'a timed-out attempt is not retried')
+  t.match(r, {
+    ok: false,
+    failure: {
+      reason: 'timed-out',
+      instance: 'train@eta=0.1,seed=0',
+      limit,
+      executor: 'aws-batch',
+      stderrTail: /terminated by Batch at its attempt timeout: Job attempt duration exceeded timeout[^]*epoch 1 of 90/,
+    },
+  })
+  t.match(classifyFailure({ status: 'FAILED', statusReason: 'Job attempt duration exceeded timeout', attempts: [] } as never), {
+    kind: 'timeout',
+  })
+})
+
 t.test('restart while running: the live job with the same name and fingerprint is waited for, not resubmitted', async (t) => {
   const fake = await startFakeBatch()
   t.teardown(() => fake.close())

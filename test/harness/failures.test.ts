@@ -67,6 +67,20 @@ const samples: { [R in Failure['reason']]: [Extract<Failure, { reason: R }>, Reg
     { reason: 'stage-failed', instance: 'train@eta=0.1', exitCode: 3, signal: null, stderrTail: 'Error: boom\n' },
     [/train@eta=0\.1 exited with code 3/, /stderr:\nError: boom$/],
   ],
+  'timed-out': [
+    {
+      reason: 'timed-out',
+      instance: 'train@eta=0.1',
+      limit: { seconds: 5400, from: 'stages.train.timeout' },
+      executor: 'kubernetes',
+      stderrTail: 'epoch 3\n',
+    },
+    [
+      /train@eta=0\.1 ran past its time limit of 90 min \(stages\.train\.timeout\) and was stopped by the kubernetes executor/,
+      /--job-timeout/,
+      /output:\nepoch 3$/,
+    ],
+  ],
   'outputs-mismatch': [
     { reason: 'outputs-mismatch', instance: 'probe', missing: ['eigen'], unexpected: ['junk'] },
     [/did not write declared output\(s\) eigen and wrote undeclared output\(s\) junk/],

@@ -138,11 +138,18 @@ export function submitInput(o: {
 }
 
 /** Why a FAILED job failed: its host went away on the last attempt (infrastructure) or the stage failed. */
-export type FailureKind = { kind: 'host'; attempts: number; reason: string } | { kind: 'stage'; exitCode: number | null; reason: string }
+export type FailureKind =
+  | { kind: 'host'; attempts: number; reason: string }
+  | { kind: 'timeout'; reason: string }
+  | { kind: 'stage'; exitCode: number | null; reason: string }
+
+/** The status reason Batch gives an attempt it terminated at its `attemptDurationSeconds`. */
+export const TIMEOUT_REASON = 'Job attempt duration exceeded timeout'
 
 /**
  * Reads a FAILED job: the last attempt with no container exit code and a "Host EC2..." status
- * reason is a lost host (Batch already retried it as often as the definition allows); anything
+ * reason is a lost host (Batch already retried it as often as the definition allows); "Job
+ * attempt duration exceeded timeout" is the instance's time limit (never retried); anything
  * else is the stage's own failure (exit code and reason from the last attempt or the container).
  */
 export function classifyFailure(job: JobDetail): FailureKind {
@@ -152,6 +159,8 @@ export function classifyFailure(job: JobDetail): FailureKind {
   const statusReason = last?.statusReason ?? job.statusReason ?? ''
   const hostLost = exitCode === undefined && /^Host EC2/i.test(statusReason)
   if (hostLost) return { kind: 'host', attempts: attempts.length, reason: statusReason }
+  if (statusReason.startsWith(TIMEOUT_REASON) || (job.statusReason ?? '').startsWith(TIMEOUT_REASON))
+    return { kind: 'timeout', reason: statusReason || (job.statusReason ?? '') }
   const reason = [job.statusReason, last?.container?.reason ?? job.container?.reason]
     .filter((s): s is string => s !== undefined && s !== '')
     .join('; ')

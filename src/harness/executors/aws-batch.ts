@@ -35,7 +35,7 @@ import {
   type JobDefShape,
 } from './aws-batch-jobdef.ts'
 import { cloudWatchTail, type LogTailSource } from './aws-batch-logs.ts'
-import { remoteFailure, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
+import { remoteFailure, timedOut, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
 
 export interface AwsBatchOptions {
   image: string
@@ -48,8 +48,6 @@ export interface AwsBatchOptions {
   jobRoleArn?: string
   /** Attempts per job, counting the first (retries happen only after a lost host); default 3. */
   attempts?: number
-  /** Per-attempt timeout of an instance in seconds (undefined: none). */
-  timeoutSeconds?: (inst: StageInstance) => number | undefined
   /** Interval between status polls (default 10 s). */
   pollMs?: number
   /** A job RUNNABLE for longer than this is terminated and reported (default 30 min). */
@@ -129,7 +127,8 @@ export class AwsBatchRunner implements InstanceRunner {
         })
         const def = await this.jobDefinition(shape)
         if (this.cancelled) return fail('cancelled before its Batch job was submitted')
-        const timeoutSeconds = this.o.timeoutSeconds?.(inst)
+        // The instance's time limit (stage `timeout:` or --job-timeout) as the attempt timeout (Batch's minimum: 60 s).
+        const timeoutSeconds = req.timeout?.seconds
         const input = submitInput({
           jobQueue: this.o.jobQueue,
           jobDefinitionArn: def,
@@ -164,7 +163,7 @@ export class AwsBatchRunner implements InstanceRunner {
               `environment of the queue can place it (check its max vCPUs, instance types with enough vCPU/memory/GPUs, and the account's EC2 quotas)`,
           )
         case 'failed':
-          return await this.failedReport(end.job, name, fail)
+          return await this.failedReport(end.job, name, fail, req)
       }
     } finally {
       this.live.delete(jobId)
@@ -318,17 +317,22 @@ export class AwsBatchRunner implements InstanceRunner {
     job: JobDetail,
     name: string,
     fail: (m: string, code?: number | null) => RunnerOutcome,
+    req: RunnerRequest,
   ): Promise<RunnerOutcome> {
     const c = classifyFailure(job)
     const head =
       c.kind === 'host'
         ? `Batch job ${name} (${job.jobId ?? '?'}) lost its host on each of ${c.attempts} attempt(s) (Spot reclaim or EC2 host failure: ${c.reason}); the stage itself did not fail, rerun to try again`
-        : `Batch job ${name} (${job.jobId ?? '?'}) failed${this.cancelled ? ' (cancelled)' : ''}: ${c.reason}${c.exitCode !== null ? `, exit code ${c.exitCode}` : ''}`
+        : c.kind === 'timeout'
+          ? `Batch job ${name} (${job.jobId ?? '?'}) was terminated by Batch at its attempt timeout: ${c.reason}`
+          : `Batch job ${name} (${job.jobId ?? '?'}) failed${this.cancelled ? ' (cancelled)' : ''}: ${c.reason}${c.exitCode !== null ? `, exit code ${c.exitCode}` : ''}`
     const stream = logStreamOf(job)
     const log =
       stream === undefined
         ? '(no log stream: the container never started)'
         : `--- last lines of ${logGroupOf(job)}/${stream} ---\n${await this.logTail.tail(logGroupOf(job), stream, this.o.logLines ?? 40)}`
+    if (c.kind === 'timeout' && req.timeout !== undefined)
+      return { ok: false, failure: timedOut(req.instance.id, req.timeout, this.name, `${head}\n${log}`) }
     return fail(`${head}\n${log}`, c.kind === 'stage' ? c.exitCode : null)
   }
 

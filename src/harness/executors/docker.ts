@@ -114,21 +114,28 @@ export class DockerRunner implements InstanceRunner {
     const name = containerName(this.o.pipelineName, req.instance, req.fingerprint, attempt)
     this.live.add(name)
     try {
-      return await runStreaming(
+      const r = await runStreaming(
         this.o.docker ?? 'docker',
         dockerRunArgs(this.o, req.instance, req.fingerprint, attempt),
-        { env: this.o.env },
+        { env: this.o.env, executor: this.name },
         req,
         new Set(),
       )
+      // Past the time limit the docker CLI was stopped (it passes the signal on); make sure the container is too.
+      if (!r.ok && r.failure.reason === 'timed-out') await this.kill([name])
+      return r
     } finally {
       this.live.delete(name)
     }
   }
 
   async cancelAll(): Promise<void> {
-    if (this.live.size === 0) return
+    await this.kill([...this.live])
+  }
+
+  private async kill(names: string[]): Promise<void> {
+    if (names.length === 0) return
     const { execa } = await import('execa')
-    await execa(this.o.docker ?? 'docker', ['kill', ...this.live], { env: this.o.env, extendEnv: false, reject: false })
+    await execa(this.o.docker ?? 'docker', ['kill', ...names], { env: this.o.env, extendEnv: false, reject: false })
   }
 }

@@ -20,6 +20,7 @@ import {
   remoteFailure,
   runStageArgv,
   shortHash,
+  timedOut,
   type InstanceRunner,
   type PipelineSpec,
   type RunnerOutcome,
@@ -89,6 +90,7 @@ export function jobManifest(
   inst: StageInstance,
   fingerprint: Fingerprint,
   attempt = '',
+  timeoutSeconds?: number,
 ): k8s.V1Job {
   const labels = jobLabels(o.pipelineName, inst, fingerprint)
   const r = inst.resources
@@ -117,6 +119,8 @@ export function jobManifest(
     },
     spec: {
       backoffLimit: o.backoffLimit ?? 0,
+      // The instance's time limit: past it Kubernetes stops the pods and fails the Job (DeadlineExceeded).
+      ...(timeoutSeconds !== undefined ? { activeDeadlineSeconds: timeoutSeconds } : {}),
       ttlSecondsAfterFinished: o.ttlSecondsAfterFinished ?? 3600,
       template: {
         metadata: { labels },
@@ -130,7 +134,8 @@ export function jobManifest(
   }
 }
 
-type JobEnd = { kind: 'succeeded' } | { kind: 'failed'; message: string } | { kind: 'deleted' } | { kind: 'lost'; message: string }
+type JobEnd =
+  { kind: 'succeeded' } | { kind: 'failed'; message: string; deadline?: boolean } | { kind: 'deleted' } | { kind: 'lost'; message: string }
 
 /** A runner that runs each instance as a Kubernetes Job and watches it to completion. */
 export class KubernetesRunner implements InstanceRunner {
@@ -159,7 +164,7 @@ export class KubernetesRunner implements InstanceRunner {
     const id = req.instance.id
     if (this.cancelled) return { ok: false, failure: remoteFailure(id, null, 'SIGINT', 'cancelled before its Job was created') }
     const { kc, batch, core, mod } = await this.client()
-    const body = jobManifest(this.o, req.instance, req.fingerprint, (this.o.attempt ?? attemptTag)())
+    const body = jobManifest(this.o, req.instance, req.fingerprint, (this.o.attempt ?? attemptTag)(), req.timeout?.seconds)
     const name = body.metadata?.name ?? ''
     const ns = this.o.namespace
     try {
@@ -222,6 +227,8 @@ export class KubernetesRunner implements InstanceRunner {
             ? `Job ${ns}/${name} was deleted before it finished${this.cancelled ? ' (cancelled)' : ''}`
             : end.message
       const pods = await this.podReport(core, ns, name)
+      if (end.kind === 'failed' && end.deadline && req.timeout !== undefined)
+        return { ok: false, failure: timedOut(id, req.timeout, this.name, `${why}\n${pods.text}`) }
       return { ok: false, failure: remoteFailure(id, pods.exitCode, this.cancelled ? 'SIGINT' : null, `${why}\n${pods.text}`) }
     } finally {
       stop()
@@ -361,6 +368,7 @@ export function jobEnd(job: k8s.V1Job): JobEnd | undefined {
     return {
       kind: 'failed',
       message: `Job ${job.metadata?.name ?? ''} failed: ${failed.reason ?? ''}${failed.message !== undefined ? ` (${failed.message})` : ''}`,
+      ...(failed.reason === 'DeadlineExceeded' ? { deadline: true } : {}),
     }
   if (conds.some((c) => c.type === 'Complete' && c.status === 'True') || (job.status?.succeeded ?? 0) > 0) return { kind: 'succeeded' }
   return undefined

@@ -17,6 +17,7 @@ import {
   remoteFailure,
   runStageArgv,
   tail,
+  timedOut,
   type InstanceRunner,
   type PipelineSpec,
   type RunnerOutcome,
@@ -54,7 +55,7 @@ export class LocalProcessRunner implements InstanceRunner {
   async run(req: RunnerRequest): Promise<RunnerOutcome> {
     const cmd = entrypointCommand()
     const args = [...cmd.args, ...runStageArgv(this.o.spec, req.instance.id, req.fingerprint), '--json']
-    return await runStreaming(cmd.file, args, { cwd: this.o.projectRoot, env: this.o.env }, req, this.live)
+    return await runStreaming(cmd.file, args, { cwd: this.o.projectRoot, env: this.o.env, executor: this.name }, req, this.live)
   }
 
   async cancelAll(): Promise<void> {
@@ -70,7 +71,7 @@ export class LocalProcessRunner implements InstanceRunner {
 export async function runStreaming(
   file: string,
   args: string[],
-  o: { cwd?: string; env: Record<string, string | undefined> },
+  o: { cwd?: string; env: Record<string, string | undefined>; executor: string },
   req: RunnerRequest,
   live: Set<{ kill(signal?: NodeJS.Signals): boolean }>,
 ): Promise<RunnerOutcome> {
@@ -83,6 +84,8 @@ export async function runStreaming(
     stdin: 'ignore',
     reject: false,
     buffer: false,
+    // Past the instance's time limit: SIGTERM, then SIGKILL 5 s later (execa's forceKillAfterDelay).
+    ...(req.timeout !== undefined ? { timeout: req.timeout.seconds * 1000 } : {}),
   })
   live.add(child)
   let stderr = ''
@@ -103,6 +106,7 @@ export async function runStreaming(
     const r = await child
     await Promise.all(reading)
     if (r.exitCode === 0) return { ok: true }
+    if (r.timedOut && req.timeout !== undefined) return { ok: false, failure: timedOut(id, req.timeout, o.executor, stderr) }
     const why = r.exitCode === undefined && r.signal === undefined ? `${r.message}\n` : ''
     return { ok: false, failure: remoteFailure(id, r.exitCode ?? null, r.signal ?? null, `${why}${stderr}`) }
   } finally {

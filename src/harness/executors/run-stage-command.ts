@@ -68,7 +68,8 @@ export async function runOne(o: RunOneOptions): Promise<Result<ExecSummary, Fail
         },
       ])
     }
-    return await execute({ ...base, ...(o.onEvent !== undefined ? { onEvent: o.onEvent } : {}), jobs: 1 })
+    // No time limit in here: the runner that started this command stops it at the instance's limit.
+    return await execute({ ...base, ...(o.onEvent !== undefined ? { onEvent: o.onEvent } : {}), jobs: 1, jobTimeout: false })
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

@@ -9,7 +9,7 @@
  * default; `runStageArgv` is the one place the container command line is built.
  */
 import type { ExecEvent } from '../run-types.ts'
-import type { Failure, Fingerprint, StageInstance } from '../types.ts'
+import type { Failure, Fingerprint, JobTimeout, StageInstance } from '../types.ts'
 
 /** What a runner is asked to do: produce and publish `instance` at `fingerprint`. */
 export interface RunnerRequest {
@@ -17,6 +17,8 @@ export interface RunnerRequest {
   /** The fingerprint the harness planned; the remote side refuses to run under another one. */
   fingerprint: Fingerprint
   emit: (e: ExecEvent) => void
+  /** The most this run may take (the stage's `timeout:` or `--job-timeout`); the runner stops it past that. */
+  timeout?: JobTimeout
 }
 
 export type RunnerOutcome = { ok: true } | { ok: false; failure: Failure }
@@ -66,6 +68,20 @@ export function tail(text: string, bytes = 4096): string {
 /** A stage-failed Failure for a remote run that ended with `exitCode` (null: killed or lost). */
 export function remoteFailure(instance: string, exitCode: number | null, signal: string | null, stderrTail: string): Failure {
   return { reason: 'stage-failed', instance, exitCode, signal, stderrTail: tail(stderrTail) }
+}
+
+/** The Failure of a run stopped at its time limit by `executor`. */
+export function timedOut(instance: string, limit: JobTimeout, executor: string, stderrTail: string): Failure {
+  return { reason: 'timed-out', instance, limit, executor, stderrTail: tail(stderrTail) }
+}
+
+/**
+ * The time limit of an instance's run: `--job-timeout` (`override`, seconds) for every stage
+ * when given, else the stage's own `timeout:` from pipeline.yaml, else none; `false`: none at all.
+ */
+export function effectiveTimeout(inst: StageInstance, override: number | false | undefined): JobTimeout | undefined {
+  if (override === false) return undefined
+  return override !== undefined ? { seconds: override, from: '--job-timeout' } : inst.timeout
 }
 
 /** A short stable hex tag of `s` (FNV-1a, 32 bits): names containers and Jobs without leaking ids. */

@@ -29,10 +29,9 @@ export interface ExecutorChoice {
   image: string | undefined
   namespace: string | undefined
   secret: string | undefined
-  /** --executor aws-batch: the job queue (required there), job role and per-attempt timeout. */
+  /** --executor aws-batch: the job queue (required there) and job role. */
   jobQueue?: string | undefined
   jobRole?: string | undefined
-  jobTimeout?: number | undefined
   /** `--backend`, passed on to run-stage (the scheduler fingerprinted with it). */
   backend?: string | undefined
   env: Record<string, string | undefined>
@@ -93,7 +92,6 @@ export function selectExecutor(
     case 'aws-batch': {
       if (c.jobQueue === undefined || c.jobQueue === '')
         return fail({ reason: 'usage', message: '--executor aws-batch needs --job-queue QUEUE' })
-      const timeout = c.jobTimeout
       // Tuning by environment: status poll interval, and how long RUNNABLE may last before it is reported.
       const pollMs = positive(c.env.CUSP_BATCH_POLL_MS)
       const runnableS = positive(c.env.CUSP_BATCH_RUNNABLE_LIMIT_S)
@@ -105,7 +103,6 @@ export function selectExecutor(
           jobQueue: c.jobQueue,
           env: c.env,
           ...(c.jobRole !== undefined ? { jobRoleArn: c.jobRole } : {}),
-          ...(timeout !== undefined ? { timeoutSeconds: () => timeout } : {}),
           ...(pollMs !== undefined ? { pollMs } : {}),
           ...(runnableS !== undefined ? { runnableLimitMs: runnableS * 1000 } : {}),
         }),
