@@ -121,6 +121,13 @@ t.test('the smoke profile through --executor aws-batch: byte-identical lock to a
   )
   t.equal(fake.jobs.size, ids.length, 'one Batch job per instance')
   t.ok([...fake.jobs.values()].every((j) => j.status === 'SUCCEEDED'))
+  // Job definitions: one per resource shape, each registered once and used by its jobs.
+  const shapes = new Set(
+    fake.definitions.map((d) => JSON.stringify((d.containerProperties as { resourceRequirements: unknown }).resourceRequirements)),
+  )
+  t.equal(shapes.size, fake.definitions.length, 'no two definitions of the same shape')
+  t.equal(fake.calls.filter((c) => c === 'RegisterJobDefinition').length, fake.definitions.length, 'each registered once')
+  t.same(new Set([...fake.jobs.values()].map((j) => j.jobDefinition)), new Set(fake.definitions.map((d) => d.jobDefinitionArn)))
   t.match(
     remote.stdout,
     /"type":"log","instance":"[^"]+","message":"Batch job cusp-cusp-batch-remo[^"]*: RUNNING"/,

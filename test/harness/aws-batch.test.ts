@@ -5,20 +5,15 @@
  * content tag, the retry rules (a lost host is retried, a stage's exit is not), restart while a
  * job is running (adopted, not resubmitted), a job that never leaves RUNNABLE (reported and
  * terminated), throttling (429s absorbed by the SDK's retries), Ctrl-C, the status transitions
- * as events, the CloudWatch log tail of a failure, and a whole toy DAG scheduled by the harness
- * with each job "run" by the image's entrypoint command locally. No AWS account.
+ * as events, the CloudWatch log tail of a failure, the time limit. A whole pipeline scheduled by
+ * the harness with each job "run" by the image's entrypoint command is aws-batch-smoke.test.ts.
+ * No AWS account.
  */
-import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { BatchClient } from '@aws-sdk/client-batch'
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs'
+import { ConfiguredRetryStrategy } from '@smithy/core/retry'
 import t from 'tap'
-import { analyze, nodeReader } from '../../src/harness/analyzer.ts'
 import type { ExecEvent } from '../../src/harness/run-types.ts'
-import { execute } from '../../src/harness/run-pipeline.ts'
 import { AwsBatchRunner, type AwsBatchOptions } from '../../src/harness/executors/aws-batch.ts'
 import {
   batchJobName,
@@ -29,14 +24,10 @@ import {
   shapeFor,
   submitInput,
 } from '../../src/harness/executors/aws-batch-jobdef.ts'
-import { LocalStore } from '../../src/harness/store/local-store.ts'
 import type { Fingerprint, StageInstance } from '../../src/harness/types.ts'
-import { envForInstance } from '../../src/science/env-record.ts'
 import { scienceHost } from '../../src/science/host.ts'
-import { startFakeBatch, type AttemptPlan, type FakeBatch, type FakeJob } from './fixtures/fake-batch.ts'
-import { writeToyDag } from './fixtures/toy-dag.ts'
+import { startFakeBatch, type AttemptPlan, type FakeBatch } from './fixtures/fake-batch.ts'
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
 const FP = 'cd'.repeat(32) as Fingerprint
 const CREDS = { accessKeyId: 'AKIDFAKE', secretAccessKey: 'fake-secret' }
 const inst = (over: Partial<StageInstance> = {}): StageInstance =>
@@ -68,22 +59,6 @@ function runnerFor(fake: FakeBatch, over: Partial<AwsBatchOptions> = {}): AwsBat
     ...clients(fake),
     ...over,
   })
-}
-
-/** A job's command through the image's entrypoint (Dockerfile), with /app = this checkout. */
-function execLocally(root: string) {
-  return (job: FakeJob) =>
-    new Promise<{ exitCode: number; log: string }>((resolve) => {
-      const env = Object.fromEntries(job.environment.map((e) => [e.name, e.value]))
-      const child = spawn(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), 'run-stage', ...job.command], {
-        cwd: root,
-        env: { ...process.env, ...env },
-      })
-      let log = ''
-      child.stdout.on('data', (c: Buffer) => (log += c.toString()))
-      child.stderr.on('data', (c: Buffer) => (log += c.toString()))
-      child.on('close', (code) => resolve({ exitCode: code ?? 137, log }))
-    })
 }
 
 t.test('the job definition and the submission, field by field; no credentials anywhere', async (t) => {
@@ -350,7 +325,10 @@ t.test('throttling: 429 TooManyRequests answers are retried by the SDK with back
   fake.throttle.set('SubmitJob', 2)
   fake.throttle.set('DescribeJobs', 3)
   fake.throttle.set('RegisterJobDefinition', 1)
-  const { r } = await runOnce(fake, runnerFor(fake))
+  // The SDK's standard retry (which errors retry, the retry quota) with a 10 ms backoff instead of
+  // its exponential one (up to seconds per retry): the same decisions, without sleeping through them.
+  const common = { endpoint: fake.endpoint, region: 'us-east-1', credentials: CREDS, retryStrategy: new ConfiguredRetryStrategy(10, 10) }
+  const { r } = await runOnce(fake, runnerFor(fake, { batch: new BatchClient(common) }))
   t.ok(r.ok, 'the run went through')
   t.equal(fake.calls.filter((c) => c === 'SubmitJob').length, 3, 'two throttled submissions, then one that went through')
   t.equal(fake.jobs.size, 1, 'throttled calls submitted nothing twice')
@@ -372,45 +350,21 @@ t.test('Ctrl-C (cancelAll) terminates the jobs in flight; nothing is submitted a
   t.equal(fake.jobs.size, 1, 'no job submitted after Ctrl-C')
 })
 
-t.test('a toy DAG through Batch: each job runs run-stage, publishes, and the scheduler locks it as a local run would', async (t) => {
-  const base = mkdtempSync(join(tmpdir(), 'cusp-batch-'))
-  t.teardown(() => rmSync(base, { recursive: true, force: true }))
-  const root = join(base, 'batch')
-  const file = writeToyDag(root, { etas: [0.1], seeds: [0] })
-  const storeDir = join(root, 'shared-store')
-  const fake = await startFakeBatch({ exec: execLocally(root) })
+t.test('instances submitted at once share one definition: registered once per shape, not once per job', async (t) => {
+  const fake = await startFakeBatch({ plan: () => [{ kind: 'exit', code: 0 }] })
   t.teardown(() => fake.close())
-  const a = await analyze({ file, profile: undefined, overrides: [], reader: nodeReader(root) })
-  if (!a.ok) throw new Error(JSON.stringify(a.error))
-  const runner = runnerFor(fake, { spec: { store: storeDir } })
-  const lockPath = join(root, 'pipeline.lock')
-  const r = await execute({ pipeline: a.value, store: new LocalStore(storeDir), lockPath, runner, jobs: 8, env: envForInstance })
-  if (!r.ok) throw new Error(JSON.stringify(r.error))
-  t.ok(r.value.ok, JSON.stringify(r.value.failures))
-  t.same(
-    Object.values(r.value.outcomes).map((o) => o.outcome),
-    ['ran', 'ran', 'ran', 'ran'],
+  const runner = runnerFor(fake)
+  const fps = ['a1', 'a2', 'a3'].map((h) => h.repeat(32) as Fingerprint)
+  const rs = await Promise.all(
+    fps.map((fingerprint, i) => runner.run({ instance: inst({ id: `train@seed=${i}` }), fingerprint, emit: () => undefined })),
   )
-  t.equal(fake.jobs.size, 4, 'one job per instance')
-  t.equal(fake.calls.filter((c) => c === 'RegisterJobDefinition').length, 1, 'one shape, one definition')
-
-  // The same DAG in-process: the same lock (fingerprints and output digests).
-  const local = join(base, 'local')
-  const file2 = writeToyDag(local, { etas: [0.1], seeds: [0] })
-  const b = await analyze({ file: file2, profile: undefined, overrides: [], reader: nodeReader(local) })
-  if (!b.ok) throw new Error('analyze')
-  const l = await execute({
-    pipeline: b.value,
-    store: new LocalStore(join(local, 'artifacts')),
-    lockPath: join(local, 'pipeline.lock'),
-    env: envForInstance,
-  })
-  if (!l.ok || !l.value.ok) throw new Error('local run failed')
-  t.equal(
-    readFileSync(lockPath, 'utf8'),
-    readFileSync(join(local, 'pipeline.lock'), 'utf8'),
-    'byte-identical locks: same fingerprints, same output digests',
+  t.ok(
+    rs.every((r) => r.ok),
+    'all three succeeded',
   )
+  t.equal(fake.jobs.size, 3)
+  t.equal(fake.calls.filter((c) => c === 'RegisterJobDefinition').length, 1, 'one shape, one registration')
+  t.same(new Set([...fake.jobs.values()].map((j) => j.jobDefinition)), new Set([fake.definitions[0]?.jobDefinitionArn]))
 })
 
 t.test('the command line: aws-batch needs a queue; batch flags only with it; estimate flags on run and status', async (t) => {
