@@ -12,8 +12,16 @@ export interface EstimateFlagsLike {
   price: number | undefined
 }
 
-function options(f: EstimateFlagsLike): EstimateOptions {
-  return { ...(f.device !== undefined ? { device: f.device } : {}), ...(f.price !== undefined ? { price: f.price } : {}) }
+/** The estimate's options: the flags, over pipeline.yaml's `estimate:` block. */
+function options(f: EstimateFlagsLike, pipeline: ValidPipeline): EstimateOptions {
+  const file = pipeline.estimate
+  const device =
+    f.device !== undefined
+      ? { device: f.device }
+      : file?.device !== undefined
+        ? { device: file.device, deviceFrom: 'pipeline.yaml estimate.device' }
+        : {}
+  return { ...device, ...(f.price !== undefined ? { price: f.price } : {}), ...(file?.prices !== undefined ? { prices: file.prices } : {}) }
 }
 
 /** The estimate of `steps` as printed text (or a JSON line), or a usage message for bad flags. */
@@ -22,7 +30,7 @@ export function estimateOutput(
   steps: readonly PlanStep[],
   f: EstimateFlagsLike & { json: boolean },
 ): { ok: true; text: string; estimate: Estimate } | { ok: false; message: string } {
-  const o = options(f)
+  const o = options(f, pipeline)
   const bad = checkEstimateOptions(o)
   if (bad !== undefined) return { ok: false, message: bad }
   const e = estimate(pipeline, steps, o)
@@ -39,7 +47,7 @@ export async function confirmRun(
   f: EstimateFlagsLike & { yes: boolean; confirmAbove: number },
   io: { interactive: boolean; write: (s: string) => void },
 ): Promise<string | undefined> {
-  const o = options(f)
+  const o = options(f, pipeline)
   const bad = checkEstimateOptions(o)
   if (bad !== undefined) return bad
   const e = estimate(pipeline, steps, o)

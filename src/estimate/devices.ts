@@ -12,9 +12,10 @@
  *   5 TFLOP/s through tfjs-node-gpu. No GPU run has been measured yet.
  *
  * Prices: AWS EC2 On-Demand, Linux, us-east-1, per device-hour = instance price / devices in it, as
- * listed on https://aws.amazon.com/ec2/pricing/on-demand/ in 2024 (recalled, not re-checked when
- * this table was written; AWS has since cut some P4/P5 prices, so those are likely high). Use
- * `--price USD` for your own (Spot, Savings Plans, another region).
+ * listed on https://aws.amazon.com/ec2/pricing/on-demand/ in 2024 (recalled, not re-checked: the
+ * machine this table was last edited on had no internet access; AWS has since cut some P4/P5
+ * prices, so those are likely high). Every estimate prints this. Replace them with `estimate.prices`
+ * in pipeline.yaml (per device class) or `--price USD` (Spot, Savings Plans, another region).
  */
 
 export interface DeviceClass {
@@ -27,11 +28,15 @@ export interface DeviceClass {
   /** USD per device-hour. */
   usdPerHour: number
   priceNote: string
+  /** Where the price comes from, and as of when. */
+  priceSource: string
+  priceAsOf: string
   gpu: boolean
 }
 
 const GPU_FRACTION = 5e12 / 19.5e12
-const PRICE_SOURCE = 'AWS EC2 On-Demand, Linux, us-east-1 (2024 list price, not re-checked)'
+const PRICE_SOURCE = 'AWS EC2 On-Demand, Linux, us-east-1 list price'
+const PRICE_AS_OF = '2024 (not re-checked since)'
 
 export const DEVICES: readonly DeviceClass[] = [
   {
@@ -41,7 +46,9 @@ export const DEVICES: readonly DeviceClass[] = [
     throughputSource: 'measured',
     throughputNote: 'reference CNN gradient/HVP on one wasm thread',
     usdPerHour: 0.0893 / 2,
-    priceNote: `c7i.large $0.0893/h for 2 vCPU; ${PRICE_SOURCE}`,
+    priceNote: 'c7i.large $0.0893/h for 2 vCPU',
+    priceSource: PRICE_SOURCE,
+    priceAsOf: PRICE_AS_OF,
     gpu: false,
   },
   gpuClass('t4', 'NVIDIA T4', 8.1e12, 0.526, 'g4dn.xlarge $0.526/h, 1 GPU'),
@@ -59,7 +66,9 @@ function gpuClass(id: string, label: string, peak: number, usdPerHour: number, i
     throughputSource: 'assumption',
     throughputNote: `25.6% of the ${(peak / 1e12).toFixed(1)} TFLOP/s fp32 peak`,
     usdPerHour,
-    priceNote: `${instance}; ${PRICE_SOURCE}`,
+    priceNote: instance,
+    priceSource: PRICE_SOURCE,
+    priceAsOf: PRICE_AS_OF,
     gpu: true,
   }
 }

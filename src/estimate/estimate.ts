@@ -3,8 +3,9 @@
  * instances and those restorable from the store cost nothing), the compute bound of stage-cost.ts,
  * the time on a device class (devices.ts) and the money at its price per device-hour; then per stage
  * and in total. Stages that declare GPUs go to the default GPU class (A100) at their GPU count, the
- * others to CPU cores at their `resources.cpu`; `--device D` puts every instance on D and `--price`
- * replaces the price per device-hour. Also the confirmation asked before a paid (aws-batch) run.
+ * others to CPU cores at their `resources.cpu`; `--device D` (or pipeline.yaml `estimate.device`)
+ * puts every instance on D; `--price` replaces every price per device-hour, pipeline.yaml
+ * `estimate.prices` the price of the classes it names. Also the confirmation asked before a paid (aws-batch) run.
  * This module sits outside src/harness: it reads the harness's plan and the science side's FLOP
  * counts, so the harness itself stays free of science.
  */
@@ -15,8 +16,12 @@ import { instanceCost, type CostOptions } from './stage-cost.ts'
 export interface EstimateOptions extends CostOptions {
   /** Put every instance on this device class (devices.ts ids). */
   device?: string
-  /** USD per device-hour, replacing the table's price. */
+  /** Where `device` was set, for messages: '--device' (default) or 'pipeline.yaml estimate.device'. */
+  deviceFrom?: string
+  /** USD per device-hour, replacing the table's price for every device (--price). */
   price?: number
+  /** USD per device-hour by device class (pipeline.yaml `estimate.prices`); `price` wins. */
+  prices?: Record<string, number>
 }
 
 export interface EstimateRow {
@@ -52,12 +57,19 @@ export interface Estimate {
   uncounted: number
   devicesUsed: DeviceClass[]
   price: number | undefined
+  prices: Record<string, number> | undefined
 }
 
 /** A usage-style problem with the options (unknown device, bad price). */
 export function checkEstimateOptions(o: EstimateOptions): string | undefined {
+  const known = DEVICES.map((d) => d.id).join(', ')
   if (o.device !== undefined && deviceById(o.device) === undefined)
-    return `--device expects one of ${DEVICES.map((d) => d.id).join(', ')}, got '${o.device}'`
+    return `${o.deviceFrom ?? '--device'} expects one of ${known}, got '${o.device}'`
+  for (const [id, usd] of Object.entries(o.prices ?? {})) {
+    if (deviceById(id) === undefined) return `pipeline.yaml estimate.prices: '${id}' is not a device class (${known})`
+    if (!(usd >= 0 && Number.isFinite(usd)))
+      return `pipeline.yaml estimate.prices.${id} expects USD per device-hour (>= 0), got ${String(usd)}`
+  }
   if (o.price !== undefined && !(o.price >= 0 && Number.isFinite(o.price)))
     return `--price expects USD per device-hour (a number >= 0), got '${String(o.price)}'`
   return undefined
@@ -92,7 +104,7 @@ export function estimate(pipeline: ValidPipeline, steps: readonly PlanStep[], o:
     const { device, count } = deviceFor(inst, o)
     used.set(device.id, device)
     const hours = cost.flops / (device.flopsPerSecond * count) / 3600
-    const price = o.price ?? device.usdPerHour
+    const price = o.price ?? o.prices?.[device.id] ?? device.usdPerHour
     rows.push({
       instance: inst.id,
       stage: inst.stage,
@@ -122,7 +134,7 @@ export function estimate(pipeline: ValidPipeline, steps: readonly PlanStep[], o:
     deviceHours: stages.reduce((a, s) => a + s.deviceHours, 0),
     usd: stages.reduce((a, s) => a + s.usd, 0),
   }
-  return { rows, stages, total, free, uncounted, devicesUsed: [...used.values()], price: o.price }
+  return { rows, stages, total, free, uncounted, devicesUsed: [...used.values()], price: o.price, prices: o.prices }
 }
 
 /** FLOPs with an SI prefix (e.g. "6,140 PFLOP", "4.3 TFLOP"). */
@@ -177,13 +189,25 @@ export function estimateText(e: Estimate): string {
   out.push(
     `${e.free} instance(s) fresh or restorable from the store: no cost${e.uncounted > 0 ? `; ${e.uncounted} that would run do no counted arithmetic (data, figures, audit)` : ''}.`,
   )
+  let tablePrices = false
   for (const d of e.devicesUsed) {
-    const price = e.price !== undefined ? `$${e.price}/device-hour (--price)` : `$${d.usdPerHour.toFixed(4)}/device-hour (${d.priceNote})`
+    const own = e.prices?.[d.id]
+    tablePrices ||= e.price === undefined && own === undefined
+    const price =
+      e.price !== undefined
+        ? `$${e.price}/device-hour (--price)`
+        : own !== undefined
+          ? `$${own}/device-hour (pipeline.yaml estimate.prices)`
+          : `$${d.usdPerHour.toFixed(4)}/device-hour (${d.priceNote}; ${d.priceSource}, ${d.priceAsOf})`
     out.push(
       `${d.id}: ${d.label}, ${formatFlops(d.flopsPerSecond)}/s sustained (${d.throughputSource === 'measured' ? 'measured' : 'ASSUMED'}: ${d.throughputNote}); ${price}.`,
     )
   }
   out.push('Upper bounds: every run counted to its iteration cap, every probe to its HVP budget (gradient = 3.5, HVP = 15 forward passes).')
+  if (tablePrices)
+    out.push(
+      "Table prices are 2024 AWS list prices, recalled and not re-checked (no internet access where the table was written): set estimate.prices in pipeline.yaml or pass --price for today's.",
+    )
   return `${out.join('\n')}\n`
 }
 

@@ -205,7 +205,8 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   const order = topologicalOrder(all)
   const byId = new Map(all.map((i) => [i.id, i]))
   const instances = new Map(order.map((id) => [id, byId.get(id)!]))
-  return ok({ __valid: true, file, root, profile, ...storeOf(data['store']), instances, order })
+  const estimate = isObject(data['estimate']) ? { estimate: structuredClone(data['estimate']) as ValidPipeline['estimate'] } : {}
+  return ok({ __valid: true, file, root, profile, ...storeOf(data['store']), ...estimate, instances, order })
 }
 
 /**

@@ -134,6 +134,8 @@ export interface ValidPipeline {
    * names one.
    */
   store?: string
+  /** The file's `estimate:` (schema-checked): the cost estimate's device class and prices per device-hour. */
+  estimate?: { device?: string; prices?: Record<string, number> }
   /** Every instance, keyed by id. */
   instances: ReadonlyMap<string, StageInstance>
   /** Instance ids in a deterministic topological order (deps first, then by id). */

@@ -4,11 +4,15 @@
  * per-stage and total bounds against the README's hand-made table, device/price rules, and the
  * confirmation rule (ask on a terminal, refuse in one line elsewhere, --yes skips).
  */
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { analyze, nodeReader } from '../../src/harness/analyzer.ts'
 import type { PlanStep } from '../../src/harness/types.ts'
 import { deviceById, DEVICES } from '../../src/estimate/devices.ts'
+import { estimateOutput } from '../../src/estimate/cli-estimate.ts'
+import { formatFailure } from '../../src/harness/failures.ts'
 import { checkEstimateOptions, confirmCost, estimate, estimateText, formatFlops } from '../../src/estimate/estimate.ts'
 import { trainIterations } from '../../src/estimate/stage-cost.ts'
 import { forwardFlops } from '../../src/science/flops.ts'
@@ -98,7 +102,8 @@ t.test('the paper profile, everything to run: the README table, per stage and in
 t.test('the device table: every entry sourced; unknown device and bad price are usage errors', async (t) => {
   for (const d of DEVICES) {
     t.ok(d.flopsPerSecond > 0 && d.usdPerHour > 0, d.id)
-    t.match(d.priceNote, /AWS EC2 On-Demand/, `${d.id} price has its source`)
+    t.match(d.priceSource, /AWS EC2 On-Demand/, `${d.id} price has its source`)
+    t.match(d.priceAsOf, /^2024 /, `${d.id} price has its date`)
   }
   t.equal(deviceById('cpu-core')?.throughputSource, 'measured')
   t.ok(
@@ -124,4 +129,78 @@ t.test('confirmation: below the threshold or --yes goes on; above it asks on a t
   t.same(await confirmCost(500, { yes: false, threshold: 10 }, tty('y')), { ok: true })
   t.match(asked, /Estimated cost \$500\.00 \(above \$10\.00\)\. Submit the jobs\? \[y\/N\]/)
   t.match(await confirmCost(500, { yes: false, threshold: 10 }, tty('')), { ok: false, message: /not confirmed: nothing was submitted/ })
+})
+
+t.test('device classes: the pipeline schema lists exactly the table', async (t) => {
+  const schema = JSON.parse(readFileSync(join(ROOT, 'schemas/pipeline.schema.json'), 'utf8')) as {
+    definitions: { deviceClass: { enum: string[] } }
+  }
+  t.same(
+    schema.definitions.deviceClass.enum,
+    DEVICES.map((d) => d.id),
+  )
+})
+
+t.test("pipeline.yaml's estimate: block: device and prices, validated where written; flags win", async (t) => {
+  // A copy of the project whose pipeline.yaml has (or lacks) an estimate: block.
+  const dir = mkdtempSync(join(tmpdir(), 'cusp-estimate-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  for (const f of ['stages', 'schemas', 'src']) symlinkSync(join(ROOT, f), join(dir, f))
+  const yaml = readFileSync(join(ROOT, 'pipeline.yaml'), 'utf8')
+  const load = (block: string) => {
+    writeFileSync(join(dir, 'pipeline.yaml'), `${yaml.trimEnd()}\n${block}`)
+    return analyze({ file: join(dir, 'pipeline.yaml'), profile: 'paper', overrides: [], reader: nodeReader(dir) })
+  }
+  const plain = load('')
+  const priced = load('estimate:\n  device: l4\n  prices: { l4: 0.5, a100: 1.25 }\n')
+  if (!plain.ok || !priced.ok) throw new Error('analyze failed')
+  t.same(priced.value.estimate, { device: 'l4', prices: { l4: 0.5, a100: 1.25 } })
+  t.equal(plain.value.estimate, undefined)
+  const steps: PlanStep[] = [...priced.value.instances.keys()].map((instance) => ({ instance, action: 'run', reasons: [] }))
+  const out = (p: typeof priced, f: { device?: string; price?: number }) => {
+    const r = estimateOutput(p.ok ? p.value : (undefined as never), steps, { device: f.device, price: f.price, json: false })
+    if (!r.ok) throw new Error(r.message)
+    return r
+  }
+  const fromFile = out(priced, {})
+  t.same(new Set(fromFile.estimate.rows.map((r) => r.device)), new Set(['l4']), 'estimate.device puts every instance on l4')
+  const l4 = estimate(plain.value, steps, { device: 'l4' })
+  t.equal(fromFile.estimate.total.flops, l4.total.flops)
+  t.ok(Math.abs(fromFile.estimate.total.usd - l4.total.deviceHours * 0.5) < 1e-6 * l4.total.usd, 'at the file price of l4')
+  t.match(fromFile.text, /l4: NVIDIA L4, .*; \$0\.5\/device-hour \(pipeline\.yaml estimate\.prices\)\./)
+  t.notMatch(fromFile.text, /Table prices are 2024/, 'no table price used: no note about them')
+  // --device wins over estimate.device; the file's a100 price still applies to a100.
+  const flagDevice = out(priced, { device: 'a100' })
+  t.ok(Math.abs(flagDevice.estimate.total.usd - flagDevice.estimate.total.deviceHours * 1.25) < 1e-6 * flagDevice.estimate.total.usd)
+  // --price wins over estimate.prices.
+  const flagPrice = out(priced, { price: 2 })
+  t.ok(Math.abs(flagPrice.estimate.total.usd - flagPrice.estimate.total.deviceHours * 2) < 1e-6 * flagPrice.estimate.total.usd)
+  t.match(flagPrice.text, /\$2\/device-hour \(--price\)/)
+  // Without overrides: the table, its source and date, and the note that the prices were not re-checked.
+  const table = out(plain, {})
+  t.match(
+    table.text,
+    /a100: .*\(p4d\.24xlarge \$32\.7726\/h, 8 GPUs; AWS EC2 On-Demand, Linux, us-east-1 list price, 2024 \(not re-checked since\)\)/,
+  )
+  t.match(table.text, /Table prices are 2024 AWS list prices, recalled and not re-checked \(no internet access/)
+
+  // Bad blocks: schema violations located at the key, in one line each, naming the device classes.
+  for (const [block, re] of [
+    ['estimate:\n  device: v100\n', /estimate\.device.*(cpu-core|one of)/],
+    ['estimate:\n  prices: { v100: 2 }\n', /estimate\.prices/],
+    ['estimate:\n  prices: { a100: -1 }\n', /estimate\.prices\.a100/],
+    ['estimate:\n  gpu: a100\n', /estimate/],
+  ] as const) {
+    const r = load(block)
+    t.notOk(r.ok, block)
+    if (r.ok) continue
+    const msg = r.error.map(formatFailure).join('\n')
+    t.match(msg, re, `${JSON.stringify(block)}: ${msg}`)
+    t.match(r.error[0], { reason: 'schema-violation' })
+  }
+  t.match(
+    checkEstimateOptions({ device: 'v100', deviceFrom: 'pipeline.yaml estimate.device' }),
+    /^pipeline\.yaml estimate\.device expects one of/,
+  )
+  t.match(checkEstimateOptions({ prices: { a100: Number.NaN } }), /estimate\.prices\.a100 expects USD per device-hour/)
 })
