@@ -276,6 +276,48 @@ t.test('the time limit: the attempt timeout of the submission; a job Batch stopp
   })
 })
 
+t.test("while a job runs, its CloudWatch log is streamed: run-stage's --json lines become progress and log events", async (t) => {
+  const fake = await startFakeBatch({ plan: () => [{ kind: 'hold' }] })
+  t.teardown(() => fake.close())
+  const id = inst().id
+  const events: ExecEvent[] = []
+  let written = false
+  const r = await runnerFor(fake).run({
+    instance: inst(),
+    fingerprint: FP,
+    emit: (e) => {
+      events.push(e)
+      const job = [...fake.jobs.values()][0]
+      if (job === undefined) return
+      if (!written && e.type === 'log' && /: RUNNING$/.test(e.message)) {
+        written = true
+        fake.appendLog(job.jobId, [
+          JSON.stringify({ type: 'start', instance: id, action: 'run' }),
+          JSON.stringify({ type: 'progress', instance: id, fraction: 0.5, message: 'iteration 50/100' }),
+          'a plain stderr line',
+        ])
+      }
+      // Released only once the streamed lines have arrived: nothing depends on timing.
+      if (e.type === 'log' && e.message === 'a plain stderr line') fake.release(job.jobId, 0)
+    },
+  })
+  t.ok(r.ok)
+  t.match(
+    events.filter((e) => e.type === 'progress'),
+    [{ type: 'progress', instance: id, fraction: 0.5, message: 'iteration 50/100' }],
+    'the progress line is a progress event of the instance',
+  )
+  t.ok(
+    events.some((e) => e.type === 'log' && e.message === 'a plain stderr line'),
+    'other lines are log events',
+  )
+  t.notOk(
+    events.some((e) => e.type === 'start'),
+    "the child's own start event is not repeated",
+  )
+  t.equal(events.filter((e) => e.type === 'log' && e.message === 'a plain stderr line').length, 1, 'each line once')
+})
+
 t.test('restart while running: the live job with the same name and fingerprint is waited for, not resubmitted', async (t) => {
   const fake = await startFakeBatch()
   t.teardown(() => fake.close())

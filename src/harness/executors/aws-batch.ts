@@ -4,7 +4,9 @@
  * `AWS_ENDPOINT_URL_BATCH` / `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS` are honoured by the SDK). The
  * harness stays the scheduler: it submits a job only when the instance's upstream is settled and
  * follows it to SUCCEEDED or FAILED, reporting each status change (SUBMITTED, RUNNABLE, STARTING,
- * RUNNING, ...) as a log event of the instance (live view and `--json`).
+ * RUNNING, ...) as a log event of the instance (live view and `--json`). While a job runs, its
+ * CloudWatch log stream is read on each poll and its `run-stage --json` lines become the instance's
+ * progress and log events, as from a local child.
  * - Job definitions: one per image and resource shape, found by its content tag or registered
  *   once (aws-batch-jobdef.ts); vCPU, memory and GPUs come from the stage's `resources`.
  * - Idempotent resubmission: the job's name is fixed by pipeline, instance and fingerprint; before
@@ -35,6 +37,7 @@ import {
   type JobDefShape,
 } from './aws-batch-jobdef.ts'
 import { cloudWatchTail, type LogTailSource } from './aws-batch-logs.ts'
+import { forwardEvent } from './local.ts'
 import { remoteFailure, timedOut, type InstanceRunner, type PipelineSpec, type RunnerOutcome, type RunnerRequest } from './runner.ts'
 
 export interface AwsBatchOptions {
@@ -72,6 +75,8 @@ export class AwsBatchRunner implements InstanceRunner {
   /** jobId -> job name, for every job in flight (submitted or adopted). */
   private readonly live = new Map<string, string>()
   private readonly watched = new Map<string, (d: JobDetail | undefined) => void>()
+  /** jobId -> the log stream of its running attempt, read on each poll (the `run-stage --json` lines). */
+  private readonly streams = new Map<string, { group: string; stream: string; token: string | undefined; line: (l: string) => void }>()
   private readonly defs = new Map<string, Promise<string>>()
   private polling: Promise<void> | undefined
   private pollFailures = 0
@@ -242,6 +247,7 @@ export class AwsBatchRunner implements InstanceRunner {
     return new Promise<End>((resolve) => {
       const done = (e: End): void => {
         this.watched.delete(jobId)
+        this.streams.delete(jobId)
         resolve(e)
       }
       this.watched.set(jobId, (d) => {
@@ -267,6 +273,9 @@ export class AwsBatchRunner implements InstanceRunner {
           })
           last = status
         }
+        const stream = status === 'RUNNING' ? logStreamOf(d) : undefined
+        if (stream !== undefined && this.streams.get(jobId)?.stream !== stream)
+          this.streams.set(jobId, { group: logGroupOf(d), stream, token: undefined, line: (l) => forwardEvent(instance, l, req) })
         if (status === 'RUNNABLE') runnableSince ??= Date.now()
         else runnableSince = undefined
         if (status === 'SUCCEEDED') done({ kind: 'succeeded' })
@@ -295,6 +304,8 @@ export class AwsBatchRunner implements InstanceRunner {
             this.pollFailures = 0
             const byId = new Map((out.jobs ?? []).map((j) => [j.jobId ?? '', j]))
             for (const jid of chunk) this.watched.get(jid)?.(byId.get(jid))
+            // The new lines of each running job's log: its progress and log events, as for a local child.
+            await Promise.all(chunk.map((jid) => this.pumpLog(jid)))
           } catch (e: unknown) {
             // The SDK already retried (throttling, 5xx); after a run of failed polls, give up on these jobs.
             if (++this.pollFailures >= 5) {
@@ -311,6 +322,15 @@ export class AwsBatchRunner implements InstanceRunner {
   }
 
   private lastPollError: string | undefined
+
+  private async pumpLog(jobId: string): Promise<void> {
+    const s = this.streams.get(jobId)
+    if (s === undefined) return
+    const r = await this.logTail.since(s.group, s.stream, s.token)
+    if (this.streams.get(jobId) !== s) return
+    s.token = r.token
+    for (const l of r.lines) s.line(l)
+  }
 
   /** The failure for a FAILED job: lost host or stage failure, exit code, log tail. */
   private async failedReport(
