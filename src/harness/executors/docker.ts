@@ -11,6 +11,7 @@ import { basename } from 'node:path'
 import type { Fingerprint, StageInstance } from '../types.ts'
 import { attemptTag } from './kubernetes.ts'
 import { runStreaming } from './local.ts'
+import { redactedRun } from './relay-redact.ts'
 import {
   memoryBytes,
   nameFragment,
@@ -114,12 +115,15 @@ export class DockerRunner implements InstanceRunner {
     const name = containerName(this.o.pipelineName, req.instance, req.fingerprint, attempt)
     this.live.add(name)
     try {
-      return await runStreaming(
-        this.o.docker ?? 'docker',
-        dockerRunArgs(this.o, req.instance, req.fingerprint, attempt),
-        { env: this.o.env },
-        req,
-        new Set(),
+      // What the container prints is relayed redacted (relay-redact.ts).
+      return await redactedRun(req, this.o.env, (r) =>
+        runStreaming(
+          this.o.docker ?? 'docker',
+          dockerRunArgs(this.o, r.instance, r.fingerprint, attempt),
+          { env: this.o.env },
+          r,
+          new Set(),
+        ),
       )
     } finally {
       this.live.delete(name)
