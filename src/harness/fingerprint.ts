@@ -14,6 +14,7 @@
  */
 import { sortedRecord } from '../core/vocabulary.ts'
 import { canonicalJson, sha256Hex } from './canonical-json.ts'
+import { sealParams } from './secret-params.ts'
 import type {
   EnvRecord,
   FingerprintBreakdown,
@@ -71,9 +72,10 @@ export function resolveInputs(
  * keying on them alone gives early cutoff (an upstream rerun that reproduces its bytes leaves its
  * consumers fresh). A stage that writes its inputs' fingerprints (or anything else about its
  * producers, such as their environment) into its outputs must have them in its own fingerprint.
+ * Secret params (`inst.secrets`) enter as their sealed digests, never as their values.
  */
 export function instanceBreakdown(
-  inst: Pick<StageInstance, 'stage' | 'params' | 'provenance'>,
+  inst: Pick<StageInstance, 'stage' | 'params' | 'provenance' | 'secrets'>,
   code: string,
   env: EnvRecord,
   resolved: ResolvedInputs,
@@ -81,7 +83,7 @@ export function instanceBreakdown(
   return {
     stage: inst.stage,
     code,
-    params: inst.params,
+    params: inst.secrets !== undefined ? sealParams(inst.params, inst.secrets) : inst.params,
     inputs: sortedRecord(resolved.inputs),
     upstream: inst.provenance ? sortedRecord(resolved.upstream) : {},
     env,

@@ -31,10 +31,25 @@ export function redactUrls(text: string): string {
   return text.replace(URL_USERINFO, `$1${REDACTED}@`)
 }
 
-/** `text` with every occurrence of each secret (of 4 or more characters) and URL credentials replaced. */
+/**
+ * Values withheld from every text this process redacts: secret params (secret-params.ts), added
+ * when a pipeline is analysed. Longest first, so a secret that contains another is replaced whole.
+ */
+const withheld = new Set<string>()
+
+/** Withhold these values (of 4 or more characters) from every later `redact`/`printable` of this process. */
+export function withhold(values: Iterable<string>): void {
+  for (const v of values) if (v.length >= 4) withheld.add(v)
+}
+
+/**
+ * `text` with URL credentials replaced, then every occurrence of each secret (of 4 or more
+ * characters) in `secrets` and in the withheld values.
+ */
 export function redact(text: string, secrets: readonly string[] = []): string {
   let out = redactUrls(text)
-  for (const s of secrets) if (s.length >= 4) out = out.split(s).join(REDACTED)
+  const all = withheld.size === 0 ? secrets : [...secrets, ...withheld].sort((a, b) => b.length - a.length)
+  for (const s of all) if (s.length >= 4) out = out.split(s).join(REDACTED)
   return out
 }
 

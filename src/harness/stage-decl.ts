@@ -14,6 +14,8 @@ import { badMatrixValue, expandMatrix, instanceId, renderValue } from './matrix.
 import type { Override } from './overrides.ts'
 import { deepMerge, setIn, sortKeysDeep } from './overrides.ts'
 import type { ProjectReader } from './project-reader.ts'
+import { withhold } from './redact.ts'
+import { secretPaths, secretValues } from './secret-params.ts'
 import { unsafeNameReason } from './safe-name.ts'
 import type { PathSegment, SourceMap } from './source-location.ts'
 import { formatPath } from './source-location.ts'
@@ -90,7 +92,7 @@ type Origin = { path: PathSegment[] } | { set: Override }
 export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: ProfileEntry | undefined, sets: Override[]): StageDecl {
   const base: PathSegment[] = ['stages', name]
   const profileBase: PathSegment[] = overlay ? ['profiles', overlay.profile, 'stages', name] : []
-  const validate = checkImpl(ctx, name, raw)
+  const { validate, secrets } = checkImpl(ctx, name, raw)
 
   const outputs: OutputDecl[] = []
   for (const [out, kind] of Object.entries(raw.outputs)) {
@@ -165,6 +167,25 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
     }
   }
   if (!checkAxes(ctx, name, axes, origins)) return decl
+  // A secret must not become part of an instance id (ids are printed and stored everywhere).
+  const secretAxis = axes.find((a) => secrets.some((s) => s === a.name || s.startsWith(`${a.name}.`)))
+  if (secretAxis !== undefined) {
+    const origin = origins.get(secretAxis.name)!
+    ctx.failures.push(
+      'set' in origin
+        ? {
+            reason: 'bad-override',
+            override: secretAxis.name,
+            message: `${secretAxis.name} is a secret param (x-cusp-secret) and cannot be a matrix axis`,
+          }
+        : {
+            reason: 'bad-matrix',
+            location: ctx.src.locate(origin.path, 'key'),
+            message: `is a secret param (x-cusp-secret), and a matrix axis becomes part of every instance id. Make it a plain param.`,
+          },
+    )
+    return decl
+  }
 
   const excludeAt: PathSegment[] = overlay?.exclude !== undefined ? [...profileBase, 'exclude'] : [...base, 'exclude']
   const exclude = overlay?.exclude ?? raw.exclude ?? []
@@ -203,6 +224,7 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
         else problems.set(key, { error, combo, ids: [id] })
       }
     }
+    if (secrets.length > 0) withhold(secretValues(params, secrets))
     decl.instances.push({
       id,
       stage: name,
@@ -214,6 +236,7 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
       resources: { ...resources },
       ...(timeout !== undefined ? { timeout: { ...timeout } } : {}),
       ...(raw.provenance === true ? { provenance: true as const } : {}),
+      ...(secrets.length > 0 ? { secrets: [...secrets] } : {}),
     })
   }
   for (const { error, combo, ids } of problems.values()) {
@@ -231,8 +254,14 @@ export function timeoutSeconds(t: number | string): number {
   return t.endsWith('h') ? n * 3600 : t.endsWith('m') ? n * 60 : n
 }
 
-/** Impl name safe, code present, params schema present and valid; returns its validator. */
-function checkImpl(ctx: Ctx, name: string, raw: RawStage): ValidateFunction | undefined {
+/** Impl name safe, code present, params schema present and valid; returns its validator and secret param paths. */
+function checkImpl(ctx: Ctx, name: string, raw: RawStage): { validate: ValidateFunction | undefined; secrets: string[] } {
+  const validate = checkSchema(ctx, name, raw)
+  if (validate === undefined) return { validate, secrets: [] }
+  return { validate, secrets: secretPaths(JSON.parse(ctx.reader.readFile(paramsSchemaPath(raw.impl ?? name))!)) }
+}
+
+function checkSchema(ctx: Ctx, name: string, raw: RawStage): ValidateFunction | undefined {
   const impl = raw.impl ?? name
   const location = raw.impl !== undefined ? ctx.src.locate(['stages', name, 'impl']) : ctx.src.locate(['stages', name, 'impl'], 'key')
   if (unsafeNameReason(impl) !== undefined) {

@@ -119,6 +119,11 @@ export interface StageInstance {
    * those fingerprints are part of its own (see FingerprintBreakdown.upstream).
    */
   provenance?: true
+  /**
+   * Dotted paths of the params marked `x-cusp-secret` in the params schema: the stage gets their
+   * values, the fingerprint breakdown only their sealed digests (secret-params.ts).
+   */
+  secrets?: string[]
 }
 
 export interface ValidPipeline {

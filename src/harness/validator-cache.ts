@@ -23,13 +23,25 @@ export type Dialect = 'draft-07' | '2020-12'
 /** Ajv options that change the generated code; `code.source` is added internally. */
 export type ValidatorOptions = Pick<Options, 'allErrors' | 'useDefaults' | 'verbose' | 'strict' | 'addUsedSchema' | 'allowUnionTypes'>
 
-/** Bump when the cache layout or the way code is generated changes. */
-const FORMAT = 1
+/** Bump when the cache layout or the way code is generated changes (2: the cusp keywords below). */
+const FORMAT = 2
+
+/**
+ * The project's own schema keywords, registered on every ajv (so a mark of the wrong type is a
+ * schema error rather than silently ignored): `x-cusp-secret: true` marks a secret param
+ * (secret-params.ts), `x-cusp-path: "file" | "dir"` a param naming a local input (local-inputs.ts).
+ * They only annotate: they never change what validates.
+ */
+const CUSP_KEYWORDS = [
+  { keyword: 'x-cusp-secret', metaSchema: { type: 'boolean' } },
+  { keyword: 'x-cusp-path', metaSchema: { enum: ['file', 'dir'] } },
+]
 const require = createRequire(import.meta.url)
 const DEFAULT_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../.cusp/validators')
 
 interface AjvLike {
   compile(schema: object): ValidateFunction
+  addKeyword(def: { keyword: string; metaSchema: object }): unknown
 }
 type AjvModules = {
   Ajv: new (o: Options) => AjvLike
@@ -121,6 +133,7 @@ function instance(dialect: Dialect, options: ValidatorOptions): AjvLike {
     const m = modules()
     const opts: Options = { ...options, code: { source: true } }
     ajv = dialect === '2020-12' ? new m.Ajv2020(opts) : new m.Ajv(opts)
+    for (const k of CUSP_KEYWORDS) ajv.addKeyword(k)
     instances.set(key, ajv)
   }
   return ajv

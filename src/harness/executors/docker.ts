@@ -11,6 +11,7 @@ import { basename } from 'node:path'
 import type { Fingerprint, StageInstance } from '../types.ts'
 import { attemptTag } from './kubernetes.ts'
 import { runStreaming } from './local.ts'
+import { redactedRun } from './relay-redact.ts'
 import {
   memoryBytes,
   nameFragment,
@@ -114,12 +115,15 @@ export class DockerRunner implements InstanceRunner {
     const name = containerName(this.o.pipelineName, req.instance, req.fingerprint, attempt)
     this.live.add(name)
     try {
-      const r = await runStreaming(
-        this.o.docker ?? 'docker',
-        dockerRunArgs(this.o, req.instance, req.fingerprint, attempt),
-        { env: this.o.env, executor: this.name },
-        req,
-        new Set(),
+      // What the container prints is relayed redacted (relay-redact.ts).
+      const r = await redactedRun(req, this.o.env, (q) =>
+        runStreaming(
+          this.o.docker ?? 'docker',
+          dockerRunArgs(this.o, q.instance, q.fingerprint, attempt),
+          { env: this.o.env, executor: this.name },
+          q,
+          new Set(),
+        ),
       )
       // Past the time limit the docker CLI was stopped (it passes the signal on); make sure the container is too.
       if (!r.ok && r.failure.reason === 'timed-out') await this.kill([name])

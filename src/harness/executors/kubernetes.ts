@@ -26,6 +26,7 @@ import {
   type RunnerOutcome,
   type RunnerRequest,
 } from './runner.ts'
+import { redactedRun } from './relay-redact.ts'
 
 export interface KubernetesOptions {
   image: string
@@ -34,6 +35,8 @@ export interface KubernetesOptions {
   namespace: string
   /** A Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...) become the container's env. */
   secret?: string
+  /** This process's environment, for the secret values redacted from relayed pod logs (default process.env). */
+  env?: Record<string, string | undefined>
   backoffLimit?: number
   ttlSecondsAfterFinished?: number
   /** Default: `loadFromDefault()` (KUBECONFIG, ~/.kube/config, or in-cluster). */
@@ -160,7 +163,12 @@ export class KubernetesRunner implements InstanceRunner {
     return this.api
   }
 
+  /** Runs the Job; pod logs and messages are relayed redacted (relay-redact.ts). */
   async run(req: RunnerRequest): Promise<RunnerOutcome> {
+    return redactedRun(req, this.o.env ?? process.env, (r) => this.runJob(r))
+  }
+
+  private async runJob(req: RunnerRequest): Promise<RunnerOutcome> {
     const id = req.instance.id
     if (this.cancelled) return { ok: false, failure: remoteFailure(id, null, 'SIGINT', 'cancelled before its Job was created') }
     const { kc, batch, core, mod } = await this.client()

@@ -1,0 +1,81 @@
+/**
+ * Secret params. A params schema marks a param `"x-cusp-secret": true` (an ajv keyword registered
+ * where schemas are compiled, validator-cache.ts, so a non-boolean mark is a schema error). The
+ * stage still gets the real value (in its job file, inside its work directory), but everything
+ * the harness keeps or prints holds a digest in its place:
+ *
+ * - the fingerprint breakdown (hence pipeline.lock, run records, `why`, `log`, plan events)
+ *   carries `sealed:scrypt:<hex>`, so changing a secret still changes the fingerprint and reruns;
+ * - the value itself is withheld from every printed or relayed text (redact.ts `withhold`).
+ *
+ * The digest is scrypt (N=2^14, r=8, p=1, 32 bytes) of the value's canonical JSON with a fixed,
+ * public salt: the same on every machine (so a shared store still restores an instance with a
+ * secret param) and costly to guess. It is not a secret itself: a low-entropy secret (a short
+ * password) can still be guessed offline by whoever reads a lock or a record (docs/threat-model.md).
+ */
+import { scryptSync } from 'node:crypto'
+import { canonicalJson } from './canonical-json.ts'
+import type { JsonObject, JsonValue } from './types.ts'
+
+/** The schema keyword that marks a secret param. */
+export const SECRET_KEYWORD = 'x-cusp-secret'
+/** What a sealed value starts with in a breakdown. */
+export const SEALED_PREFIX = 'sealed:scrypt:'
+const SALT = 'cusp x-cusp-secret v1'
+
+/** Dotted param paths marked `x-cusp-secret: true` in a params schema (object `properties`, recursively). */
+export function secretPaths(schema: unknown, prefix = ''): string[] {
+  if (typeof schema !== 'object' || schema === null) return []
+  const props = (schema as { properties?: unknown }).properties
+  if (typeof props !== 'object' || props === null) return []
+  const out: string[] = []
+  for (const [key, sub] of Object.entries(props as Record<string, unknown>)) {
+    const path = prefix === '' ? key : `${prefix}.${key}`
+    if (typeof sub === 'object' && sub !== null && (sub as Record<string, unknown>)[SECRET_KEYWORD] === true) out.push(path)
+    else out.push(...secretPaths(sub, path))
+  }
+  return out
+}
+
+const digests = new Map<string, string>()
+
+/** The sealed form of a secret value (memoised: one scrypt per distinct value and process). */
+export function sealValue(value: JsonValue): string {
+  const text = canonicalJson(value)
+  let d = digests.get(text)
+  if (d === undefined) {
+    d = `${SEALED_PREFIX}${scryptSync(text, SALT, 32, { N: 1 << 14, r: 8, p: 1 }).toString('hex')}`
+    digests.set(text, d)
+  }
+  return d
+}
+
+/** `params` with the value at each secret path (where present) replaced by its sealed form; a copy. */
+export function sealParams(params: JsonObject, paths: readonly string[]): JsonObject {
+  if (paths.length === 0) return params
+  const out = structuredClone(params)
+  for (const path of paths) {
+    const keys = path.split('.')
+    let node: JsonValue | undefined = out
+    for (const k of keys.slice(0, -1)) node = isObject(node) && Object.hasOwn(node, k) ? node[k] : undefined
+    const last = keys[keys.length - 1]!
+    if (isObject(node) && Object.hasOwn(node, last)) node[last] = sealValue(node[last]!)
+  }
+  return out
+}
+
+/** The texts of the secret values in `params` (strings as they are, other values as JSON), for redaction. */
+export function secretValues(params: JsonObject, paths: readonly string[]): string[] {
+  const out: string[] = []
+  for (const path of paths) {
+    let v: JsonValue | undefined = params
+    for (const k of path.split('.')) v = isObject(v) && Object.hasOwn(v, k) ? v[k] : undefined
+    if (v === undefined || v === null) continue
+    out.push(typeof v === 'string' ? v : JSON.stringify(v))
+  }
+  return out
+}
+
+function isObject(v: JsonValue | undefined): v is { [key: string]: JsonValue } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
