@@ -4,6 +4,7 @@
  * SVG (laid out by elkjs: dag-svg.ts). With `--state` it plans exactly as `--dry-run` does (the
  * lock and the store are read, nothing is written) and colours each node by its plan state; with
  * `--events FILE` instances that failed in that run (`run --json` lines) are coloured failed.
+ * `--stage` limits the picture to the selection and its upstream, the instances a run would touch.
  */
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -11,6 +12,7 @@ import type { DagFlags } from './dag-args.ts'
 import { dagDot, dagMermaid, dagText } from './dag-format.ts'
 import { instanceStates, instanceView, stageGraphOf, stageView, type GraphView, type NodeState } from './dag-graph.ts'
 import { dagSvg } from './dag-svg.ts'
+import { selectInstances } from './planner.ts'
 import { plan } from './run-pipeline.ts'
 import type { RunOptions } from './run-types.ts'
 import { fail, ok, type Failure, type Result } from './types.ts'
@@ -28,10 +30,11 @@ export async function dagOutput(flags: DagFlags, opts: DagPlanOptions, cwd: stri
     if (!(failed instanceof Set)) return fail([failed])
     states = instanceStates(steps.value, failed)
   }
-  const { pipeline } = opts
-  const view: GraphView = flags.instances
-    ? instanceView(pipeline, states)
-    : stageView(stageGraphOf(pipeline.instances.values()), pipeline, states)
+  // --stage: the selection and its ancestry, as a run would touch them.
+  const chosen = selectInstances(opts.pipeline, opts.targets, false)
+  if (!chosen.ok) return chosen
+  const instances = [...opts.pipeline.instances.values()].filter((i) => chosen.value.has(i.id))
+  const view: GraphView = flags.instances ? instanceView(instances, states) : stageView(stageGraphOf(instances), instances, states)
   switch (flags.format) {
     case 'text':
       return ok(dagText(view))

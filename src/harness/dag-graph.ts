@@ -12,7 +12,7 @@
  * param edit elsewhere leaves it unchanged.
  */
 import { sortKeysDeep } from './overrides.ts'
-import type { JsonObject, PlanAction, PlanStep, StageInstance, ValidPipeline } from './types.ts'
+import type { JsonObject, PlanAction, PlanStep, StageInstance } from './types.ts'
 
 /** The schema keyword that asks the analyzer for the stage graph (see the module comment). */
 export const STAGE_GRAPH_MARK = 'x-cusp-stage-graph'
@@ -174,10 +174,10 @@ export function instanceStates(steps: readonly PlanStep[], failed: ReadonlySet<s
 const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`
 
 /** The stage graph as a view; with `states`, each stage coloured by its worst instance. */
-export function stageView(graph: StageGraph, pipeline?: ValidPipeline, states?: ReadonlyMap<string, NodeState>): GraphView {
+export function stageView(graph: StageGraph, instances?: Iterable<StageInstance>, states?: ReadonlyMap<string, NodeState>): GraphView {
   const nodes = new Map<string, ViewNode>(graph.stages.map((s) => [s.name, { id: s.name, detail: plural(s.instances, 'instance') }]))
-  if (states !== undefined && pipeline !== undefined) {
-    for (const inst of pipeline.instances.values()) {
+  if (states !== undefined && instances !== undefined) {
+    for (const inst of instances) {
       const node = nodes.get(inst.stage)
       const st = states.get(inst.id)
       if (node === undefined || st === undefined) continue
@@ -191,10 +191,12 @@ export function stageView(graph: StageGraph, pipeline?: ValidPipeline, states?: 
 }
 
 /** The instance graph as a view (one edge per producer/consumer pair, its outputs as the label). */
-export function instanceView(pipeline: ValidPipeline, states?: ReadonlyMap<string, NodeState>): GraphView {
+export function instanceView(instances: Iterable<StageInstance>, states?: ReadonlyMap<string, NodeState>): GraphView {
+  const byId = new Map([...instances].map((i) => [i.id, i]))
   const edges = new Map<string, ViewEdge & { outs: Set<string> }>()
-  for (const inst of pipeline.instances.values()) {
+  for (const inst of byId.values()) {
     for (const d of inst.deps) {
+      if (!byId.has(d.instance)) continue
       const key = JSON.stringify([d.instance, inst.id])
       const e = edges.get(key) ?? { from: d.instance, to: inst.id, label: '', outs: new Set<string>() }
       e.outs.add(d.output)
@@ -204,10 +206,10 @@ export function instanceView(pipeline: ValidPipeline, states?: ReadonlyMap<strin
   const list = [...edges.values()]
     .map(({ from, to, outs }) => ({ from, to, label: [...outs].sort(byText).join(', ') }))
     .sort((a, b) => byText(a.from, b.from) || byText(a.to, b.to))
-  const order = topoOrder([...pipeline.instances.keys()], list)
+  const order = topoOrder([...byId.keys()], list)
   const nodes = order.map((id): ViewNode => {
     const st = states?.get(id)
-    return { id, detail: pipeline.instances.get(id)!.stage, ...(st !== undefined ? { state: st } : {}) }
+    return { id, detail: byId.get(id)!.stage, ...(st !== undefined ? { state: st } : {}) }
   })
   return { kind: 'instances', nodes, edges: list, states: states !== undefined }
 }

@@ -92,7 +92,7 @@ t.test('dag --format mermaid parses with the real Mermaid parser', { skip: prese
   const graph = stageGraphOf(cpu.value.instances.values())
   // Coloured (classes, legend subgraph) and with names Mermaid would otherwise read as syntax.
   const states = new Map([...cpu.value.instances.keys()].map((id, i) => [id, (['fresh', 'restore', 'run', 'failed'] as const)[i % 4]!]))
-  const view = stageView(graph, cpu.value, states)
+  const view = stageView(graph, cpu.value.instances.values(), states)
   view.nodes.push({ id: 'odd "name" #1; <b>&amp;</b> end', detail: 'a|b [c] {d} (e) --> f', state: 'failed' })
   view.edges.push({ from: view.nodes[0]!.id, to: view.nodes.at(-1)!.id, label: 'x"|y' })
   const text = dagMermaid(view)
