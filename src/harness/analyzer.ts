@@ -60,6 +60,7 @@ import type { ValidateFunction } from 'ajv'
 import { LineCounter, parseDocument, visit } from 'yaml'
 import { describeAjvErrors } from './ajv-errors.ts'
 import { reportCycles, resolveDeps, topologicalOrder } from './deps.ts'
+import { injectStageGraph, stageGraphParams } from './dag-graph.ts'
 import type { Override } from './overrides.ts'
 import { isObject, parseOverride } from './overrides.ts'
 import { clip } from './redact.ts'
@@ -68,7 +69,7 @@ import type { ProjectReader } from './project-reader.ts'
 import { SourceMap } from './source-location.ts'
 import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
 import { buildStage } from './stage-decl.ts'
-import { SCHEMA_OPTIONS } from './stage-schemas.ts'
+import { paramsSchemaPath, SCHEMA_OPTIONS } from './stage-schemas.ts'
 import { didYouMean } from './suggest.ts'
 import { cachedValidator } from './validator-cache.ts'
 import type { Failure, JsonObject, Result, StageInstance, ValidPipeline } from './types.ts'
@@ -202,6 +203,8 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   if (ctx.failures.length > 0 || cyclic) return fail(capped(sorted(ctx.failures)))
 
   const all: StageInstance[] = [...decls.values()].flatMap((d) => d.instances)
+  // A param marked `x-cusp-stage-graph` gets the stage graph (dag-graph.ts), so it is fingerprinted.
+  injectStageGraph(all, (impl) => stageGraphParams(opts.reader.readFile(paramsSchemaPath(impl))))
   const order = topologicalOrder(all)
   const byId = new Map(all.map((i) => [i.id, i]))
   const instances = new Map(order.map((id) => [id, byId.get(id)!]))

@@ -7,6 +7,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { fail, ok, type Failure, type Result } from './types.ts'
+import { DAG_OPTIONS, parseDagFlags, type DagFlags } from './dag-args.ts'
 
 /** Flags every command accepts: which pipeline, how it is parameterised, which store, output format. */
 export interface CommonFlags {
@@ -84,8 +85,9 @@ export type Command =
   | ({ kind: 'push' | 'pull' } & CommonFlags)
   | ({ kind: 'gc'; dryRun: boolean } & CommonFlags)
   | ({ kind: 'fsck'; repair: boolean } & CommonFlags)
+  | ({ kind: 'dag' } & CommonFlags & DagFlags)
 
-export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck'] as const
+export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck', 'dag'] as const
 
 /** The text `--help` prints (and a usage error points to). */
 export const USAGE = `usage: npm run pipeline -- [command] [flags]
@@ -102,6 +104,8 @@ commands:
   push / pull          with --store s3://...: copy the lock's entries local cache -> bucket / bucket -> local cache
   gc [--dry-run]       list (--dry-run) or delete the run records and objects the lock does not reference
   fsck [--repair]      re-hash every stored object and re-check every run record; --repair quarantines what fails
+  dag                  the stage graph with matrix sizes: --format text|mermaid|dot|svg, --instances (the
+                       instance graph), --state (coloured by plan state), --events FILE (failed, from run --json)
 
 run flags:
   --stage NAME | NAME@k=v,...   select every instance of a stage, or one instance (repeatable)
@@ -189,7 +193,8 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   ...Object.fromEntries(Object.keys(estimateOnly).map((f) => [f, ['run', 'status']])),
   image: ['run', 'export', 'status', 'why'],
   expect: ['run-stage'],
-  format: ['export'],
+  format: ['export', 'dag'],
+  ...Object.fromEntries(Object.keys(DAG_OPTIONS).map((f) => [f, ['dag']])),
   repair: ['fsck'],
 }
 
@@ -201,7 +206,7 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: { ...common, ...runOnly, ...remoteOnly, ...estimateOnly, ...ownFlags },
+      options: { ...common, ...runOnly, ...remoteOnly, ...estimateOnly, ...ownFlags, ...DAG_OPTIONS },
       strict: true,
       allowPositionals: true,
     })
@@ -330,6 +335,10 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
     case 'fsck':
       if (pos.length > 0) return usage(`'fsck' takes no arguments, got '${pos[0]}'`)
       return ok({ kind, ...flags, repair: v.repair === true })
+    case 'dag': {
+      const dag = parseDagFlags(pos, v)
+      return dag.ok ? ok({ kind, ...flags, ...dag.value }) : dag
+    }
     case 'artifacts':
       if (pos.length > 1) return usage(`'artifacts' takes at most one instance, got ${pos.length}`)
       return ok({ kind, ...flags, instance: pos[0] })

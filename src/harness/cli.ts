@@ -26,6 +26,7 @@ import { runOne, runOneExitCode } from './executors/run-stage-command.ts'
 import { DEFAULT_IMAGE, pipelineSpec, selectExecutor } from './executors/select.ts'
 import { bareHost, type Host } from './host.ts'
 import { exportArgo } from './export-argo.ts'
+import { dagOutput } from './dag-command.ts'
 import type { ArtifactStore, Failure, ValidPipeline } from './types.ts'
 import type { RunOptions } from './run-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
@@ -228,6 +229,10 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
         io.stdout.write(`${cmd.json ? '' : '\n'}${out.text}`)
       }
       return 0
+    }
+    case 'dag': {
+      const out = await dagOutput(cmd, { ...base, targets }, io.cwd)
+      return out.ok ? (io.stdout.write(out.value), 0) : report(io, out.error)
     }
     case 'why': {
       const id = resolveInstance(pipeline, cmd.instance)

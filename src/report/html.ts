@@ -24,6 +24,8 @@ export interface ReportInput {
   engine: EnvRecord
   profile: string
   dataset: string
+  /** The "Pipeline" section (src/report/dag-section.ts: the stage graph, inline SVG), or absent. */
+  dag?: string
 }
 
 /** Escapes text for HTML content and attribute values. */
@@ -144,8 +146,9 @@ ${auditTable(r.audit)}
 <h2>Table 1: Learning occurs in the bulk, not the top</h2>
 ${table1Section(r.audit)}
 ${paperTable1Html()}
-<h2>Figures</h2>
+<h2 id="figures">Figures</h2>
 ${figs.join('\n')}
+${r.dag ?? ''}
 <h2>Provenance</h2>
 <p>Every input of the report${esc(fpNote)}.</p>
 <table id="provenance"><tr><th>dep</th><th>instance</th><th>output</th><th>sha256</th><th>fingerprint</th><th>backend param</th></tr>

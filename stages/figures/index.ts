@@ -13,6 +13,7 @@ import type { AuditRecord } from '../../src/report/audit.ts'
 import { allFigures, auditedPeaks, type Theme } from '../../src/report/figure-specs.ts'
 import { gatherResults } from '../../src/report/gather.ts'
 import { buildReportHtml } from '../../src/report/html.ts'
+import { dagSection, stageGraphFromParam } from '../../src/report/dag-section.ts'
 import { describeDatasets } from '../../src/report/records.ts'
 import { renderSvg, svgToPng } from '../../src/report/render.ts'
 import { producersEnv } from '../shared/producers-env.ts'
@@ -23,6 +24,8 @@ const THEME = new URL('./theme.json', import.meta.url)
 export interface FiguresParams {
   profile: string
   png_scale: number
+  /** Filled by the harness (x-cusp-stage-graph): the stage graph the report draws. */
+  stage_graph?: unknown
 }
 
 export default defineStage(async (ctx: StageContext<FiguresParams>) => {
@@ -47,7 +50,8 @@ export default defineStage(async (ctx: StageContext<FiguresParams>) => {
   await writeFile(join(dir, 'table1.json'), `${JSON.stringify({ paper: table1, edge_set: audit?.table1_edge ?? [] }, null, 2)}\n`)
   const engine = audit?.engine ?? producersEnv(ctx.inputs)
   const dataset = audit?.dataset ?? describeDatasets(results.datasets)
-  const html = buildReportHtml({ figures: rendered, audit, provenance, engine, profile: ctx.params.profile, dataset })
+  const dag = await dagSection(stageGraphFromParam(ctx.params.stage_graph))
+  const html = buildReportHtml({ figures: rendered, audit, provenance, engine, profile: ctx.params.profile, dataset, dag })
   await writeFile(join(ctx.outDir, 'report.html'), html)
   ctx.progress(1, `${figures.length} figures, report.html`)
   return {

@@ -15,6 +15,8 @@ export interface PageReport {
   errors: string[]
   figures: { id: string; complete: boolean; width: number; height: number; shownWidth: number }[]
   screenshot?: Buffer
+  /** The value of `opts.evaluate` (awaited, returned by value), when given. */
+  evaluated?: unknown
 }
 
 /** GET without keep-alive (a pooled socket would hold the process open after the browser is gone). */
@@ -31,7 +33,10 @@ function httpGet(url: string): Promise<string> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** Loads `htmlPath` (a file) and inspects it; throws when Chromium does not come up within `timeoutMs`. */
-export async function inspectInChromium(htmlPath: string, opts: { screenshot?: boolean; timeoutMs?: number } = {}): Promise<PageReport> {
+export async function inspectInChromium(
+  htmlPath: string,
+  opts: { screenshot?: boolean; timeoutMs?: number; evaluate?: string } = {},
+): Promise<PageReport> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
   const profile = await mkdtemp(join(tmpdir(), 'cusp-chromium-'))
   const flags = [
@@ -129,6 +134,13 @@ export async function inspectInChromium(htmlPath: string, opts: { screenshot?: b
     const ev = (await send('Runtime.evaluate', { expression: expr, returnByValue: true })) as { result?: { value?: string } }
     const figures = JSON.parse(ev.result?.value ?? '[]') as PageReport['figures']
     const out: PageReport = { errors, figures }
+    if (opts.evaluate !== undefined) {
+      const r = (await send('Runtime.evaluate', { expression: opts.evaluate, awaitPromise: true, returnByValue: true })) as {
+        result?: { value?: unknown }
+        exceptionDetails?: unknown
+      }
+      out.evaluated = r.exceptionDetails !== undefined ? { exception: r.exceptionDetails } : r.result?.value
+    }
     if (opts.screenshot === true) {
       const metrics = (await send('Page.getLayoutMetrics')) as { cssContentSize?: { width: number; height: number } }
       const size = metrics.cssContentSize ?? { width: 1280, height: 900 }
@@ -147,6 +159,7 @@ export async function inspectInChromium(htmlPath: string, opts: { screenshot?: b
     // Chromium's helper processes inherit stderr; stop reading it so they cannot keep this process alive.
     child.stderr.destroy()
     child.unref()
-    await rm(profile, { recursive: true, force: true })
+    // Helper processes may still be writing into the profile for a moment after the kill.
+    await rm(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 }).catch(() => undefined)
   }
 }

@@ -15,6 +15,7 @@ export const THEME = JSON.parse(readFileSync(join(ROOT, 'stages', 'figures', 'th
 /** Renders every figure and the page; also returns the PNGs. */
 export async function syntheticReport(
   results: StageResults = supportedResults(),
+  extra: { dag?: string } = {},
 ): Promise<{ html: string; svgs: Map<string, string>; pngs: Map<string, Uint8Array> }> {
   const provenance: ProvenanceEntry[] = results.probes
     .slice(0, 5)
@@ -30,6 +31,6 @@ export async function syntheticReport(
     pngs.set(f.id, svgToPng(svg, 1, THEME.font))
     figures.push({ figure: f, svg, png: `figures/${f.id}.png` })
   }
-  const html = buildReportHtml({ figures, audit, provenance, engine, profile: 'synthetic', dataset: audit.dataset })
+  const html = buildReportHtml({ figures, audit, provenance, engine, profile: 'synthetic', dataset: audit.dataset, ...extra })
   return { html, svgs, pngs }
 }
