@@ -38,7 +38,7 @@ export function stageCounts(steps: readonly PlanStep[], stageOf: (id: string) =>
 
 /**
  * The reason shared by most of `runs` (each instance counted once per kind of reason): ties go to
- * a root cause over `upstream changed`, then to the first seen. `param eta changed (3 of 12)`
+ * a root cause over `upstream changed`, then to the first seen. `param eta changed: 3 of 12`
  * when not every run has it; `selected` when the runs give no reason.
  */
 export function dominantReason(runs: readonly PlanStep[]): string | undefined {
@@ -57,7 +57,8 @@ export function stageLines(steps: readonly PlanStep[], stageOf: (id: string) => 
   const busy = all.filter((c) => c.run + c.restore > 0)
   const idle = all.filter((c) => c.run + c.restore === 0)
   if (busy.length === 0) return []
-  const runText = (c: StageCount): string => `${c.run} run${c.reason !== undefined ? ` (${c.reason})` : ''}`
+  const wn = Math.max(...busy.map((c) => String(c.run).length))
+  const runText = (c: StageCount): string => `${String(c.run).padStart(wn)} run${c.reason !== undefined ? ` (${c.reason})` : ''}`
   const w1 = Math.max(...busy.map((c) => c.stage.length))
   const w2 = Math.max(...busy.map((c) => runText(c).length))
   const lines = busy.map((c) => `  ${c.stage.padEnd(w1)}  ${runText(c).padEnd(w2)}  ${c.restore} restore  ${c.fresh} fresh`)
