@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { main as harnessMain, runAsProcess as harnessRunAsProcess, type CliIo } from './harness/cli.ts'
 import type { Host } from './harness/host.ts'
 import { confirmRun, estimateOutput } from './estimate/cli-estimate.ts'
+import { instanceCost } from './estimate/stage-cost.ts'
 import { AUDIT_INSTANCE, auditSummaryText } from './report/print-audit.ts'
 import { scienceHost } from './science/host.ts'
 
@@ -19,6 +20,7 @@ export type { CliIo } from './harness/cli.ts'
 export const host: Host = {
   ...scienceHost,
   costs: { estimateOutput, confirmRun },
+  workSize: (inst, lookup) => instanceCost(inst, lookup)?.flops,
   afterRun: (run) =>
     auditSummaryText({ lockPath: run.lockPath, store: run.store, outcome: run.outcomes[AUDIT_INSTANCE]?.outcome, runProfile: run.profile }),
 }

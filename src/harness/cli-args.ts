@@ -69,6 +69,8 @@ export interface RunFlags {
   verify: boolean
   jobs: number | undefined
   keepGoing: boolean
+  /** `-v`: on a terminal, every instance's reasons as well as the one line per stage. */
+  verbose: boolean
   /** `--executor`: where each instance runs (default `local`, in-process). */
   executor: ExecutorKind
 }
@@ -111,7 +113,8 @@ run flags:
   --stage NAME | NAME@k=v,...   select every instance of a stage, or one instance (repeatable)
   --downstream         also run everything downstream of the selection
   --force              rerun the selection even when fresh
-  --dry-run            print the plan, run nothing
+  --dry-run            print the plan (every instance's reasons, per stage counts, an ETA), run nothing
+  -v, --verbose        on a terminal, print every instance's reasons too, not only one line per stage
   --verify             re-execute cache hits and compare outputs byte for byte
   --jobs N             run up to N instances at once
   --keep-going         keep running independent instances after a failure
@@ -160,6 +163,7 @@ const runOnly = {
   verify: { type: 'boolean' },
   jobs: { type: 'string', short: 'j' },
   'keep-going': { type: 'boolean', short: 'k' },
+  verbose: { type: 'boolean', short: 'v' },
   executor: { type: 'string' },
   'job-queue': { type: 'string' },
   'job-role': { type: 'string' },
@@ -308,6 +312,7 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
         verify: v.verify === true,
         jobs,
         keepGoing: v['keep-going'] === true,
+        verbose: v.verbose === true,
       })
     }
     case 'run-stage': {

@@ -9,6 +9,7 @@
  * when `CUSP_DEBUG=1`). What is specific to the science (environments, backend names, the closing
  * summary) comes in as a `Host` (host.ts); src/main.ts is the entry that wires it.
  */
+import { availableParallelism } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { analyze, nodeReader } from './analyzer.ts'
 import { parseCli, USAGE, type Command } from './cli-args.ts'
@@ -16,6 +17,7 @@ import { execute, plan, type ExecEvent } from './run-pipeline.ts'
 import { formatFailure } from './failures.ts'
 import { artifactsView, showView } from './registry.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
+import { etaFeed } from './eta-history.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
 import { declaredOutputs, openStore } from './store/open-store.ts'
 import { syncCommand } from './sync.ts'
@@ -271,8 +273,22 @@ type Base = {
  * formatted, on stderr. Exit 1 when a stage failed or --verify found non-determinism.
  */
 async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): Promise<number> {
-  const human = cmd.json ? undefined : createReporter({ out: io.stdout, live: io.stdout.isTTY === true, color: color(io) })
-  const onEvent = human ? (e: ExecEvent) => human.onEvent(e) : (e: ExecEvent) => void io.stdout.write(`${JSON.stringify(e)}\n`)
+  // On a terminal the plan is one line per stage; --dry-run, -v and every other output list each instance's reasons.
+  const tty = io.stdout.isTTY === true
+  const human = cmd.json
+    ? undefined
+    : createReporter({
+        out: io.stdout,
+        live: tty,
+        color: color(io),
+        instanceReasons: !tty || cmd.dryRun || cmd.verbose,
+        ...(tty ? { stageOf: (id: string) => base.pipeline.instances.get(id)?.stage ?? id } : {}),
+      })
+  const slots = cmd.jobs ?? availableParallelism()
+  const eta = human && etaFeed(human, { ...base, slots, remote: base.runner !== undefined, workSize: host.workSize })
+  const onEvent = human
+    ? (e: ExecEvent) => (human.onEvent(e), eta?.onEvent(e))
+    : (e: ExecEvent) => void io.stdout.write(`${JSON.stringify(e)}\n`)
   let result
   try {
     result = await execute({
@@ -286,8 +302,10 @@ async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): P
       jobTimeout: cmd.jobTimeout,
       onEvent,
     })
+    if (cmd.dryRun) await eta?.settled()
   } finally {
     human?.close()
+    await eta?.settled()
   }
   if (!result.ok) return report(io, result.error)
   const summary = result.value

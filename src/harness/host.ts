@@ -12,6 +12,13 @@ import type { ArtifactStore, EnvRecord, PlanStep, StageInstance, ValidPipeline }
 /** The numeric environment (part of the fingerprint) of one instance. */
 export type EnvFn = (instance: StageInstance) => EnvRecord
 
+/**
+ * The work size of an instance (e.g. its FLOPs) from its params and its upstream instances
+ * (`lookup`), or undefined when the stage does no work worth counting. Recorded durations are
+ * scaled by it for the plan's ETA (eta.ts).
+ */
+export type WorkSizeFn = (instance: StageInstance, lookup: (id: string) => StageInstance | undefined) => number | undefined
+
 /** What a finished human-readable run hands to `Host.afterRun`. */
 export interface AfterRun {
   lockPath: string
@@ -31,6 +38,8 @@ export interface Host {
   backend: { param: string; names: readonly string[] }
   /** `--estimate` and the cost confirmation before a paid (aws-batch) run; absent: those flags are refused. */
   costs?: CostHooks
+  /** Work size of an instance, to scale recorded durations in the plan's ETA; absent: unscaled medians. */
+  workSize?: WorkSizeFn
   /** Text printed after a human-readable run (e.g. a closing summary), or undefined for none. */
   afterRun?: (run: AfterRun) => Promise<string | undefined>
 }

@@ -1,12 +1,13 @@
 /**
  * What `status` and `why` print, computed from the planner's steps. `status` lists every instance
- * with its action (fresh / would restore / would run) and the reasons; `--json` gives one object
+ * with its action (fresh / would restore / would run) and the reasons (many changed upstreams in
+ * one line, reasons.ts `describeReasons`); `--json` gives one object
  * `{"instances": [{id, stage, action, reasons}]}` where each reason is the planner's reason object
  * plus a `text` field in words. `why <instance>` explains one instance: what changed against the
  * lock, old -> new, and for an upstream change it follows the chain to the root cause. Pure
  * functions of (pipeline, steps): no I/O.
  */
-import { describeReason } from './reasons.ts'
+import { describeReason, describeReasons } from './reasons.ts'
 import { painter } from './reporter.ts'
 import type { PlanStep, RerunReason, ValidPipeline } from './types.ts'
 
@@ -46,7 +47,7 @@ export function statusText(pipeline: ValidPipeline, steps: readonly PlanStep[], 
   for (const i of instances) {
     const tint = i.action === 'fresh' ? paint.green : i.action === 'restore' ? paint.cyan : paint.yellow
     lines.push(`${i.id.padEnd(width)}  ${tint(LABEL[i.action])}`)
-    for (const r of i.reasons) lines.push(paint.dim(`${' '.repeat(width)}    ${r.text}`))
+    for (const text of describeReasons(i.reasons)) lines.push(paint.dim(`${' '.repeat(width)}    ${text}`))
   }
   const count = (a: PlanStep['action']): number => instances.filter((i) => i.action === a).length
   lines.push(`${instances.length} instances: ${count('fresh')} fresh, ${count('restore')} would restore, ${count('run')} would run`)

@@ -6,7 +6,8 @@
  * run record for the current fingerprint, e.g. after switching a param back) or `run`, each
  * with typed reasons. An instance's fingerprint needs its input digests, which are known only
  * when every upstream instance is fresh or restorable; below an upstream that must run the
- * plan is tentative (`upstream-changed`) and the executor decides again, with `decide`, once
+ * plan is tentative (`upstream-changed`, or `no-lock-entry` when the lock has never seen the
+ * instance) and the executor decides again, with `decide`, once
  * the upstream has produced its outputs (early cutoff: identical bytes give an identical
  * fingerprint). The store index is a snapshot of lookups; a lookup it lacks is reported in
  * `missing` so an async driver can fetch it and plan again, which keeps this module free of I/O
@@ -241,7 +242,10 @@ export function planPipeline(input: PlanInput): Result<PlanOutput, Failure[]> {
     })
     if (!resolved.ok) {
       const reasons: RerunReason[] = forced ? [{ kind: 'forced' }] : []
-      for (const u of resolved.unresolved) reasons.push({ kind: 'upstream-changed', upstream: u })
+      // Never run: that is the reason, not the upstreams (which have never run either, or changed).
+      const entry = input.lock?.instances[id]
+      if (entry === undefined || entry.stage !== inst.stage) reasons.push({ kind: 'no-lock-entry' })
+      else for (const u of resolved.unresolved) reasons.push({ kind: 'upstream-changed', upstream: u })
       steps.push({ instance: id, action: 'run', reasons })
       pending.add(id)
       continue

@@ -30,6 +30,55 @@ export function describeReason(r: RerunReason): string {
   }
 }
 
+/** More upstream changes than this are summarised in one line by `describeReasons`. */
+export const UPSTREAMS_LISTED = 3
+
+/**
+ * The reasons of one instance as lines: each reason in words (`describeReason`), except that more
+ * than UPSTREAMS_LISTED `upstream-changed` reasons become one line, `12 upstreams changed: a, b,
+ * c and 9 more`, where the first of them stood. `why` and `--json` keep every upstream.
+ */
+export function describeReasons(reasons: readonly RerunReason[]): string[] {
+  const ups = reasons.flatMap((r) => (r.kind === 'upstream-changed' ? [r.upstream] : []))
+  if (ups.length <= UPSTREAMS_LISTED) return reasons.map(describeReason)
+  const shown = ups.slice(0, UPSTREAMS_LISTED).join(', ')
+  const summary = `${ups.length} upstreams changed: ${shown} and ${ups.length - UPSTREAMS_LISTED} more`
+  const lines: string[] = []
+  for (const r of reasons) {
+    if (r.kind !== 'upstream-changed') lines.push(describeReason(r))
+    else if (r.upstream === ups[0]) lines.push(summary)
+  }
+  return lines
+}
+
+/**
+ * A reason without its particulars, for counting which reason dominates a stage: `never run`,
+ * `param eta changed`, `input data changed`, `code changed`, `env changed`, `output missing`,
+ * `forced`, `upstream changed`.
+ */
+export function reasonGist(r: RerunReason): string {
+  switch (r.kind) {
+    case 'no-lock-entry':
+      return 'never run'
+    case 'param-changed':
+      return `param ${r.key} changed`
+    case 'input-changed':
+      return `input ${r.input.split('/')[0] ?? r.input} changed`
+    case 'code-changed':
+      return 'code changed'
+    case 'env-changed':
+      return 'env changed'
+    case 'output-missing':
+      return 'output missing'
+    case 'forced':
+      return 'forced'
+    case 'upstream-changed':
+      return 'upstream changed'
+    default:
+      return unreachable(r)
+  }
+}
+
 function val(v: JsonValue | undefined): string {
   return v === undefined ? '(unset)' : JSON.stringify(v)
 }

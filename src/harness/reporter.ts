@@ -9,7 +9,9 @@
 import { printable } from './redact.ts'
 import type { ExecEvent } from './run-pipeline.ts'
 import { formatFailure } from './failures.ts'
-import { describeReason } from './reasons.ts'
+import { describeReasons } from './reasons.ts'
+import { stageLines } from './plan-summary.ts'
+import { etaLine, remainingText, type EtaPlan } from './eta.ts'
 import { unreachable, type PlanStep } from './types.ts'
 
 /** Where output goes: a stream's `write`, plus what a TTY tells us about itself. */
@@ -28,6 +30,10 @@ export interface ReporterOptions {
   now?: () => number
   /** Minimum ms between two plain progress lines of one instance. */
   plainProgressEveryMs?: number
+  /** Print each instance that will run with its reasons (default true). */
+  instanceReasons?: boolean
+  /** Given: also print the plan as one line per stage (plan-summary.ts), the stage of each instance from here. */
+  stageOf?: (id: string) => string
 }
 
 export interface Reporter {
@@ -36,6 +42,8 @@ export interface Reporter {
   close(): void
   /** What happened so far in one line: `3 ran, 0 restored, 197 fresh[, 1 failed][, 2 skipped]`. */
   summary(): string
+  /** The plan's ETA (eta-history.ts): printed once, then kept current in the live footer. Ignored after close. */
+  setEta(plan: EtaPlan | undefined): void
 }
 
 /** At most this many running instances get a live line each; the rest are counted. */
@@ -60,6 +68,10 @@ export function createReporter(opts: ReporterOptions): Reporter {
   let total: number | undefined
   let lastDraw = -Infinity
   let timer: ReturnType<typeof setInterval> | undefined
+  let eta: EtaPlan | undefined
+  let closed = false
+  /** Instances that settled (any outcome), for the time left. */
+  const finished = new Set<string>()
 
   const width = (): number => Math.max(20, (opts.out.columns ?? 100) - 1)
   const clip = (s: string): string => (s.length > width() ? `${s.slice(0, width() - 1)}…` : s)
@@ -78,7 +90,8 @@ export function createReporter(opts: ReporterOptions): Reporter {
     if (running.size > shown.length) lines.push(`  … and ${running.size - shown.length} more running`)
     if (running.size > 0) {
       const settled = counts.run + counts.restore + counts.fresh + failed + skipped
-      lines.push(paint.dim(`  [${settled}/${total ?? '?'}] ${running.size} running`))
+      const left = eta === undefined ? undefined : remainingText(eta, finished, elapsedNow())
+      lines.push(paint.dim(`  [${settled}/${total ?? '?'}] ${running.size} running${left !== undefined ? `  ${left}` : ''}`))
     }
     if (lines.length > 0) opts.out.write(`${lines.join('\n')}\n`)
     drawn = lines.length
@@ -100,15 +113,24 @@ export function createReporter(opts: ReporterOptions): Reporter {
     timer.unref?.()
   }
 
+  function elapsedNow(): Map<string, number> {
+    return new Map([...running].map(([id, r]) => [id, now() - r.started]))
+  }
+
   function onEvent(e: ExecEvent): void {
+    if (e.type === 'done' || e.type === 'failed' || e.type === 'skipped') finished.add(e.instance)
     switch (e.type) {
       case 'plan': {
         total = e.steps.length
         const n = (a: string): number => e.steps.filter((s) => s.action === a).length
         emit(`plan: ${e.steps.length} instances: ${n('run')} to run, ${n('restore')} to restore, ${n('fresh')} fresh`)
-        for (const s of e.steps.filter((x) => x.action === 'run')) {
-          emit(paint.dim(`  run ${s.instance}: ${s.reasons.map(describeReason).join('; ') || 'selected'}`))
+        if (opts.instanceReasons ?? true) {
+          for (const s of e.steps.filter((x) => x.action === 'run')) {
+            emit(paint.dim(`  run ${s.instance}: ${describeReasons(s.reasons).join('; ') || 'selected'}`))
+          }
         }
+        const table = opts.stageOf === undefined ? [] : stageLines(e.steps, opts.stageOf)
+        if (table.length > 0) emit(...table)
         return
       }
       case 'start':
@@ -167,6 +189,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
   return {
     onEvent,
     close(): void {
+      closed = true
       if (timer !== undefined) clearInterval(timer)
       timer = undefined
       if (opts.live) clearLive()
@@ -177,6 +200,12 @@ export function createReporter(opts: ReporterOptions): Reporter {
       if (failed > 0) parts.push(paint.red(`${failed} failed`))
       if (skipped > 0) parts.push(`${skipped} skipped`)
       return parts.join(', ')
+    },
+    setEta(plan: EtaPlan | undefined): void {
+      if (closed || plan === undefined) return
+      eta = plan
+      const line = etaLine(plan)
+      if (line !== undefined) emit(line)
     },
   }
 }
