@@ -6,7 +6,6 @@
  * worker-pool Objective with the stage's engine params. Science stays in src/science; this file
  * is the thin, effectful edge the stages share.
  */
-import { availableParallelism } from 'node:os'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readSafetensors } from '../../src/data/safetensors.ts'
@@ -120,14 +119,18 @@ export interface EngineParams {
 }
 
 /**
- * The full-batch Objective for `spec` on `data`. Worker threads: CUSP_THREADS if set, else all
- * cores; the count never changes the bits (objective.ts), so it is not a param. With `expected`
+ * The full-batch Objective for `spec` on `data`. Worker threads: CUSP_THREADS if set, else one:
+ * the harness already runs one instance per core (`--jobs` defaults to the core count), so more
+ * threads per instance only oversubscribe the cores, and on a loaded machine every extra thread adds
+ * a cross-core wakeup per chunk (measured on the shared 2-core machine at load ~20: an MLP run made
+ * 1.7 iterations/s with two workers per instance, ~25 with one). The count never changes the bits
+ * (objective.ts), so it is not a param. With `expected`
  * (the stage's StageContext.env), an engine other than the one in the fingerprint is refused:
  * the objective is closed and the stage fails with a one-line reason, before computing anything.
  */
 export async function openObjective(spec: ModelSpec, data: Dataset, p: EngineParams, expected?: EnvRecord): Promise<Objective> {
   const env = Number(process.env.CUSP_THREADS)
-  const workers = Number.isInteger(env) && env > 0 ? env : availableParallelism()
+  const workers = Number.isInteger(env) && env > 0 ? env : 1
   const objective = await createObjective({ spec, data, reduction: 'mean', chunkSize: p.chunk_size, workers, backend: p.backend })
   const mismatch = engineMismatch(expected, { backend: objective.backend })
   if (mismatch !== undefined) {

@@ -27,7 +27,7 @@ t.test('cpu profile: every probe reads a checkpoint its fixed-length run is sure
   const all = [...r.value.instances.values()] as StageInstance[]
   const byId = new Map(all.map((i) => [i.id, i]))
   const probes = all.filter((i) => i.impl === 'stages/spectrum-probe')
-  t.ok(probes.length > 100, `${probes.length} probes`)
+  t.ok(probes.length > 0, `${probes.length} probes (the filter found the profile's probes)`)
   const probed = new Set<string>()
   for (const probe of probes) {
     const dep = probe.deps.find((d) => d.as === 'checkpoints')
