@@ -70,6 +70,7 @@ import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
 import { buildStage } from './stage-decl.ts'
 import { SCHEMA_OPTIONS } from './stage-schemas.ts'
 import { didYouMean } from './suggest.ts'
+import { resolvePublish } from './published-decl.ts'
 import { cachedValidator } from './validator-cache.ts'
 import type { Failure, JsonObject, Result, StageInstance, ValidPipeline } from './types.ts'
 import { fail, ok } from './types.ts'
@@ -202,10 +203,13 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   if (ctx.failures.length > 0 || cyclic) return fail(capped(sorted(ctx.failures)))
 
   const all: StageInstance[] = [...decls.values()].flatMap((d) => d.instances)
+  const publish = resolvePublish(ctx, data['publish'], all)
+  if (ctx.failures.length > 0) return fail(capped(sorted(ctx.failures)))
   const order = topologicalOrder(all)
   const byId = new Map(all.map((i) => [i.id, i]))
   const instances = new Map(order.map((id) => [id, byId.get(id)!]))
-  return ok({ __valid: true, file, root, profile, ...storeOf(data['store']), instances, order })
+  const published = publish.length > 0 ? { publish } : {}
+  return ok({ __valid: true, file, root, profile, ...storeOf(data['store']), instances, order, ...published })
 }
 
 /**

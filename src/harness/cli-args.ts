@@ -84,8 +84,9 @@ export type Command =
   | ({ kind: 'push' | 'pull' } & CommonFlags)
   | ({ kind: 'gc'; dryRun: boolean } & CommonFlags)
   | ({ kind: 'fsck'; repair: boolean } & CommonFlags)
+  | ({ kind: 'open' } & CommonFlags)
 
-export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck'] as const
+export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck', 'open'] as const
 
 /** The text `--help` prints (and a usage error points to). */
 export const USAGE = `usage: npm run pipeline -- [command] [flags]
@@ -102,6 +103,7 @@ commands:
   push / pull          with --store s3://...: copy the lock's entries local cache -> bucket / bucket -> local cache
   gc [--dry-run]       list (--dry-run) or delete the run records and objects the lock does not reference
   fsck [--repair]      re-hash every stored object and re-check every run record; --repair quarantines what fails
+  open                 open the published report (results/report.html) in a browser, or print its path
 
 run flags:
   --stage NAME | NAME@k=v,...   select every instance of a stage, or one instance (repeatable)
@@ -327,6 +329,9 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
     case 'gc':
       if (pos.length > 0) return usage(`'gc' takes no arguments, got '${pos[0]}'`)
       return ok({ kind, ...flags, dryRun: v['dry-run'] === true })
+    case 'open':
+      if (pos.length > 0) return usage(`'open' takes no arguments, got '${pos[0]}'`)
+      return ok({ kind, ...flags })
     case 'fsck':
       if (pos.length > 0) return usage(`'fsck' takes no arguments, got '${pos[0]}'`)
       return ok({ kind, ...flags, repair: v.repair === true })
