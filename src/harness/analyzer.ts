@@ -71,6 +71,7 @@ import type { Ctx, ProfileEntry, RawStage, StageDecl } from './stage-decl.ts'
 import { buildStage } from './stage-decl.ts'
 import { paramsSchemaPath, SCHEMA_OPTIONS } from './stage-schemas.ts'
 import { didYouMean } from './suggest.ts'
+import { resolvePublish } from './published-decl.ts'
 import { cachedValidator } from './validator-cache.ts'
 import type { Failure, JsonObject, Result, StageInstance, ValidPipeline } from './types.ts'
 import { fail, ok } from './types.ts'
@@ -205,11 +206,14 @@ export function analyze(opts: AnalyzeOptions): Result<ValidPipeline, Failure[]> 
   const all: StageInstance[] = [...decls.values()].flatMap((d) => d.instances)
   // A param marked `x-cusp-stage-graph` gets the stage graph (dag-graph.ts), so it is fingerprinted.
   injectStageGraph(all, (impl) => stageGraphParams(opts.reader.readFile(paramsSchemaPath(impl))))
+  const publish = resolvePublish(ctx, data['publish'], all)
+  if (ctx.failures.length > 0) return fail(capped(sorted(ctx.failures)))
   const order = topologicalOrder(all)
   const byId = new Map(all.map((i) => [i.id, i]))
   const instances = new Map(order.map((id) => [id, byId.get(id)!]))
   const estimate = isObject(data['estimate']) ? { estimate: structuredClone(data['estimate']) as ValidPipeline['estimate'] } : {}
-  return ok({ __valid: true, file, root, profile, ...storeOf(data['store']), ...estimate, instances, order })
+  const published = publish.length > 0 ? { publish } : {}
+  return ok({ __valid: true, file, root, profile, ...storeOf(data['store']), ...estimate, instances, order, ...published })
 }
 
 /**

@@ -88,8 +88,9 @@ export type Command =
   | ({ kind: 'gc'; dryRun: boolean } & CommonFlags)
   | ({ kind: 'fsck'; repair: boolean } & CommonFlags)
   | ({ kind: 'dag' } & CommonFlags & DagFlags)
+  | ({ kind: 'open' } & CommonFlags)
 
-export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck', 'dag'] as const
+export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck', 'dag', 'open'] as const
 
 /** The text `--help` prints (and a usage error points to). */
 export const USAGE = `usage: npm run pipeline -- [command] [flags]
@@ -108,6 +109,7 @@ commands:
   fsck [--repair]      re-hash every stored object and re-check every run record; --repair quarantines what fails
   dag                  the stage graph with matrix sizes: --format text|mermaid|dot|svg, --instances (the
                        instance graph), --state (coloured by plan state), --events FILE (failed, from run --json)
+  open                 open the published report (results/report.html) in a browser, or print its path
 
 run flags:
   --stage NAME | NAME@k=v,...   select every instance of a stage, or one instance (repeatable)
@@ -337,6 +339,9 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
     case 'gc':
       if (pos.length > 0) return usage(`'gc' takes no arguments, got '${pos[0]}'`)
       return ok({ kind, ...flags, dryRun: v['dry-run'] === true })
+    case 'open':
+      if (pos.length > 0) return usage(`'open' takes no arguments, got '${pos[0]}'`)
+      return ok({ kind, ...flags })
     case 'fsck':
       if (pos.length > 0) return usage(`'fsck' takes no arguments, got '${pos[0]}'`)
       return ok({ kind, ...flags, repair: v.repair === true })

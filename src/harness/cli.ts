@@ -29,6 +29,8 @@ import { DEFAULT_IMAGE, pipelineSpec, selectExecutor } from './executors/select.
 import { bareHost, type Host } from './host.ts'
 import { exportArgo } from './export-argo.ts'
 import { dagOutput } from './dag-command.ts'
+import { openCommand } from './open-command.ts'
+import { closingLines, publishAfter, publishedStatusLines } from './published-cli.ts'
 import type { ArtifactStore, Failure, ValidPipeline } from './types.ts'
 import type { RunOptions } from './run-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
@@ -215,14 +217,22 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
         json: cmd.json,
         stdout: io.stdout,
         stderr: io.stderr,
+        ...(cmd.kind === 'pull' ? { afterPull: async () => closingLines(await publishAfter(base), pipeline) } : {}),
       })
+    case 'open':
+      return await openCommand({ root, entries: pipeline.publish ?? [], env: io.env, stdout: io.stdout, stderr: io.stderr })
     case 'fsck':
       return await fsckCommand(store.value, { repair: cmd.repair, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
       // --image: the question is "fresh for the cluster?", so fingerprint as inside that image.
       const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: host.imageEnv(cmd.image) } : {}) })
       if (!steps.ok) return report(io, steps.error)
-      io.stdout.write(cmd.json ? `${JSON.stringify(statusJson(pipeline, steps.value))}\n` : statusText(pipeline, steps.value, color(io)))
+      const drift = await publishedStatusLines(pipeline)
+      io.stdout.write(
+        cmd.json
+          ? `${JSON.stringify({ ...statusJson(pipeline, steps.value), published: drift.json })}\n`
+          : statusText(pipeline, steps.value, color(io)) + drift.text,
+      )
       if (cmd.estimate) {
         if (host.costs === undefined)
           return report(io, [{ reason: 'usage', message: '--estimate needs the cost estimator, which this build does not wire' }])
@@ -320,6 +330,10 @@ async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): P
       profile: base.pipeline.profile,
     })
     if (closing !== undefined) io.stdout.write(`\n${closing}`)
+  }
+  if (!cmd.dryRun) {
+    const published = await publishAfter(base, summary.outcomes)
+    if (!cmd.json) for (const line of closingLines(published, base.pipeline)) io.stdout.write(`${line}\n`)
   }
   const nondeterministic = Object.entries(summary.outcomes).filter(([, o]) => o.outcome === 'nondeterministic')
   for (const [id, o] of nondeterministic) {

@@ -29,6 +29,8 @@ export interface SyncCommandOptions {
   json: boolean
   stdout: OutputSink
   stderr: OutputSink
+  /** After a pull: publish the lock's outputs into the working tree (published.ts); returns lines to print. */
+  afterPull?: () => Promise<string[]>
 }
 
 /**
@@ -80,6 +82,7 @@ export async function syncCommand(kind: 'push' | 'pull' | 'gc', o: SyncCommandOp
   if (o.json) o.stdout.write(`${JSON.stringify({ type: 'summary', ok: report.failures.length === 0, ...report })}\n`)
   else o.stdout.write(`${formatReport(report, o.store)}\n`)
   for (const f of report.failures) o.stderr.write(`${kind}: ${f}\n`)
+  if (kind === 'pull' && o.afterPull !== undefined) for (const line of await o.afterPull()) o.stdout.write(`${line}\n`)
   return report.failures.length === 0 ? 0 : 1
 }
 

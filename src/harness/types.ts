@@ -126,6 +126,15 @@ export interface StageInstance {
   secrets?: string[]
 }
 
+/** One validated `publish:` entry (published-decl.ts): output `output` of `instance` appears at `target`. */
+export interface PublishEntry {
+  /** Relative to the project root, posix separators, no trailing slash. */
+  target: string
+  instance: string
+  output: string
+  kind: 'file' | 'dir'
+}
+
 export interface ValidPipeline {
   readonly __valid: true
   /** Absolute path of the pipeline.yaml it came from. */
@@ -145,6 +154,8 @@ export interface ValidPipeline {
   instances: ReadonlyMap<string, StageInstance>
   /** Instance ids in a deterministic topological order (deps first, then by id). */
   order: readonly string[]
+  /** The file's `publish:` block, validated (published-decl.ts); absent when there is none. */
+  publish?: readonly PublishEntry[]
 }
 
 // ---------------------------------------------------------------------------------------
