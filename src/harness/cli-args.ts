@@ -90,7 +90,21 @@ export type Command =
   | ({ kind: 'dag' } & CommonFlags & DagFlags)
   | ({ kind: 'open' } & CommonFlags)
 
-export const COMMANDS = ['run', 'status', 'why', 'artifacts', 'show', 'run-stage', 'export', 'push', 'pull', 'gc', 'fsck', 'dag', 'open'] as const
+export const COMMANDS = [
+  'run',
+  'status',
+  'why',
+  'artifacts',
+  'show',
+  'run-stage',
+  'export',
+  'push',
+  'pull',
+  'gc',
+  'fsck',
+  'dag',
+  'open',
+] as const
 
 /** The text `--help` prints (and a usage error points to). */
 export const USAGE = `usage: npm run pipeline -- [command] [flags]

@@ -135,7 +135,7 @@ t.test('history: an earlier run is sized with its own upstream, rebuilt from the
     file: '/p/pipeline.yaml',
     root: '/p',
     profile: undefined,
-    instances: new Map([
+    instances: new Map<string, StageInstance>([
       ['data', { ...instance('data', 'data'), params: { n: 1000 } }],
       ['train', { ...instance('train', 'train', [{ as: 'd', instance: 'data', output: 'out.bin' }]), params: { it: 10 } }],
     ]),
