@@ -230,7 +230,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       const drift = await publishedStatusLines(pipeline)
       io.stdout.write(
         cmd.json
-          ? `${JSON.stringify({ ...statusJson(pipeline, steps.value), published: drift.json })}\n`
+          ? `${JSON.stringify({ ...statusJson(pipeline, steps.value), ...(pipeline.publish !== undefined ? { published: drift.json } : {}) })}\n`
           : statusText(pipeline, steps.value, color(io)) + drift.text,
       )
       if (cmd.estimate) {
