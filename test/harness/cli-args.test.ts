@@ -52,6 +52,7 @@ t.test('run is the default command and takes every run flag', async (t) => {
     estimate: false,
     yes: false,
     confirmAbove: 10,
+    verbose: false,
   })
   const explicit = parseCli(['run', '--force'])
   t.ok(explicit.ok && explicit.value.kind === 'run' && explicit.value.force)
