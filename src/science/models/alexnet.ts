@@ -6,7 +6,8 @@
  * tests). Inputs must be at least 32x32 for the strides and three pools to leave a pixel.
  */
 import { scaled } from './cnn.ts'
-import { featureShape, type Layer } from './layers.ts'
+import { featureShape } from './layer-shape.ts'
+import type { Layer } from './layers.ts'
 
 /** Layers of CIFAR AlexNet; `width` scales every channel count (1 = 64/192/384/256/256). */
 export function alexnetLayers(inputShape: [number, number, number], classes: number, width: number): Layer[] {

@@ -4,7 +4,8 @@
  * 10 classes it has 20,490 parameters (160 + 4,640 + 15,690). Average pooling by default (smooth, so
  * finite differences are a valid oracle for tanh); max pooling on request.
  */
-import { featureShape, type Layer } from './layers.ts'
+import { featureShape } from './layer-shape.ts'
+import type { Layer } from './layers.ts'
 
 /** Layers of the reference CNN; `width` scales the channel counts (1 = 16/32). */
 export function cnnLayers(inputShape: [number, number, number], classes: number, pool: 'avg' | 'max', width: number): Layer[] {

@@ -78,21 +78,7 @@ export function layoutParams(layers: Layer[], inputShape: [number, number, numbe
   return slots
 }
 
-/** Spatial shape [h, w, c] reaching the first flatten: what a head's fan-in is computed from. */
-export function featureShape(layers: Layer[], inputShape: [number, number, number]): [number, number, number] {
-  let [h, w, c] = inputShape
-  for (const L of layers) {
-    if (L.kind === 'conv') {
-      h = Math.floor((h + 2 * L.pad - L.kernel) / L.stride) + 1
-      w = Math.floor((w + 2 * L.pad - L.kernel) / L.stride) + 1
-      c = L.cout
-    } else if (L.kind === 'pool') {
-      h = Math.floor(h / L.size)
-      w = Math.floor(w / L.size)
-    } else if (L.kind === 'flatten') break
-  }
-  return [h, w, c]
-}
+export { featureShape } from './layer-shape.ts'
 
 /**
  * Runs the layers on x [n,h,w,c], returning logits [n, classes]. Parameters come either from θ [P],

@@ -7,7 +7,8 @@
  * must be at least 32x32 for the five pools.
  */
 import { scaled } from './cnn.ts'
-import { featureShape, type Layer } from './layers.ts'
+import { featureShape } from './layer-shape.ts'
+import type { Layer } from './layers.ts'
 
 const CONFIG_D: (number | 'M')[] = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
 
