@@ -25,7 +25,50 @@ export class CanonicalJsonError extends TypeError {
  * (a programming error: params are schema-validated before they are fingerprinted).
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, '$')
+  const fast = writeFast(value)
+  // undefined: something has no JSON form; the slow walk finds it and throws with its path.
+  return fast ?? write(value, '$')
+}
+
+/**
+ * `write` without building a path for every value (most of the cost on a lock of a few hundred
+ * entries, which every run reads and hashes); undefined where `write` would throw.
+ */
+function writeFast(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value)
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : undefined
+    case 'object': {
+      if (value === null) return 'null'
+      if (Array.isArray(value)) {
+        let out = '['
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value)) return undefined
+          const v = writeFast(value[i])
+          if (v === undefined) return undefined
+          out += i === 0 ? v : `,${v}`
+        }
+        return `${out}]`
+      }
+      const proto: unknown = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) return undefined
+      const record = value as Record<string, unknown>
+      const keys = Object.keys(record).sort()
+      let out = '{'
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!
+        const v = writeFast(record[k])
+        if (v === undefined) return undefined
+        out += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${v}`
+      }
+      return `${out}}`
+    }
+    default:
+      return undefined
+  }
 }
 
 function write(value: unknown, path: string): string {
