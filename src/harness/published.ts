@@ -114,14 +114,15 @@ export async function publishFromLock(o: {
   store: ArtifactStore
   skip?: ReadonlySet<string>
 }): Promise<PublishReport> {
-  const lock = readLock(o.lockPath)
   const report: PublishReport = { written: [], unchanged: 0, removed: [], kept: [], saved: {}, problems: [] }
+  const before = await readManifest(o.root)
+  // Nothing declared, nothing published before: no need to read (and re-verify) the lock.
+  if (o.entries.length === 0 && Object.keys(before.files).length === 0) return report
+  const lock = readLock(o.lockPath)
   if (!lock.ok) {
     report.problems.push(`cannot read ${o.lockPath}: nothing published`)
     return report
   }
-  const before = await readManifest(o.root)
-  if (o.entries.length === 0 && Object.keys(before.files).length === 0) return report
   return await publish(o, lock.value ?? { schema: 1, instances: {} }, before, report)
 }
 
