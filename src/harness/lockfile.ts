@@ -2,30 +2,82 @@
  * `pipeline.lock`: what was observed when each instance last ran or was restored (fingerprint,
  * its full breakdown, output digests). Read with validation against `schemas/lock.schema.json`
  * (ajv, compiled once and cached on disk by validator-cache.ts) plus one rule JSON Schema cannot state: each entry's fingerprint must be the hash of its
- * breakdown, so a hand-edited lock cannot pass for an observed one. Written atomically (temp
+ * breakdown, so a hand-edited lock cannot pass for an observed one. Bytes that passed both checks
+ * before are not checked again (`knownGood`: keyed by their sha256, so any edit means a full
+ * check). Written atomically (temp
  * file in the same directory, fsync, rename) with keys sorted recursively and 2-space
  * indentation plus a trailing newline, so the same lock is always the same bytes and diffs in
  * review show only what changed. Synchronous: the lock is small and read once per command.
  */
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { me, ownerAlive, parseOwner, sleepSync } from './owner.ts'
 import { randomBytes } from 'node:crypto'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { ErrorObject, ValidateFunction } from 'ajv'
-import { sortKeysDeep } from './canonical-json.ts'
+import { sha256Hex, sortKeysDeep } from './canonical-json.ts'
 import { computeFingerprint } from './fingerprint.ts'
 import { fail, ok, type Failure, type LockFile, type Result } from './types.ts'
 import { cachedValidator } from './validator-cache.ts'
 
 const SCHEMA_URL = new URL('../../schemas/lock.schema.json', import.meta.url)
 let validator: ValidateFunction | undefined
+let schemaText: string | undefined
+
+const lockSchemaText = (): string => (schemaText ??= readFileSync(SCHEMA_URL, 'utf8'))
 
 function validate(): ValidateFunction {
   if (validator === undefined) {
-    const text = readFileSync(SCHEMA_URL, 'utf8')
+    const text = lockSchemaText()
     validator = cachedValidator(text, JSON.parse(text) as object, 'draft-07', { allErrors: true, strict: true })
   }
   return validator
+}
+
+/**
+ * Which lock text last passed the full check, per lock path: `<repo>/.cusp/verified-locks/<sha256
+ * of the path>` holds the sha256 of (check format, lock schema, lock text). A no-op rerun reads
+ * an unchanged lock, and re-hashing every entry's breakdown is most of what reading it costs; a
+ * lock whose bytes changed in any way (a hand edit, another run) has another digest and gets the
+ * full check. Best effort: a marker that cannot be read or written means the full check.
+ */
+const VERIFIED_DIR = fileURLToPath(new URL('../../.cusp/verified-locks/', import.meta.url))
+/** Bump when checkLock's rules change, so that no lock passes on an older check. */
+const CHECK_FORMAT = 1
+
+const markerPath = (lockPath: string): string => join(VERIFIED_DIR, sha256Hex(resolve(lockPath)))
+const textDigest = (text: string): string => sha256Hex(`${CHECK_FORMAT}\n${lockSchemaText()}\n${text}`)
+
+function knownGood(lockPath: string, text: string): boolean {
+  try {
+    return readFileSync(markerPath(lockPath), 'utf8') === textDigest(text)
+  } catch {
+    return false
+  }
+}
+
+function markGood(lockPath: string, text: string): void {
+  const marker = markerPath(lockPath)
+  const tmp = `${marker}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`
+  try {
+    mkdirSync(VERIFIED_DIR, { recursive: true })
+    writeFileSync(tmp, textDigest(text))
+    renameSync(tmp, marker)
+  } catch {
+    rmSync(tmp, { force: true })
+  }
 }
 
 /**
@@ -47,8 +99,11 @@ export function readLock(path: string): Result<LockFile | undefined, Failure> {
   } catch (e) {
     return fail(invalid(path, `not valid JSON${jsonPosition(text, (e as Error).message)}: ${(e as Error).message}`))
   }
+  if (knownGood(path, text)) return ok(data as LockFile)
   const problem = checkLock(data)
-  return problem === undefined ? ok(data as LockFile) : fail(invalid(path, problem))
+  if (problem !== undefined) return fail(invalid(path, problem))
+  markGood(path, text)
+  return ok(data as LockFile)
 }
 
 /**

@@ -6,6 +6,7 @@ import t from 'tap'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { computeFingerprint } from '../../src/harness/fingerprint.ts'
+import { sha256Hex } from '../../src/harness/canonical-json.ts'
 import { readLock, serialiseLock, writeLock } from '../../src/harness/lockfile.ts'
 import type { FingerprintBreakdown, LockEntry, LockFile, ObjectDigest } from '../../src/harness/types.ts'
 
@@ -110,4 +111,25 @@ t.test('writeLock refuses an invalid lock and leaves the old one', async (t) => 
   t.equal(readFileSync(path, 'utf8'), before)
   const r2 = writeLock(join(dir, 'no-such-dir', 'pipeline.lock'), lock())
   t.match(r2, { ok: false, error: { reason: 'unexpected', message: /cannot write lock file/ } })
+})
+
+t.test('a lock that passed the check is not re-hashed, but any edit of its bytes is checked in full', async (t) => {
+  const dir = t.testdir({})
+  const path = join(dir, 'pipeline.lock')
+  t.same(writeLock(path, lock()), { ok: true, value: undefined })
+  const good = readFileSync(path, 'utf8')
+  t.same(readLock(path), { ok: true, value: lock() })
+  const marker = join(import.meta.dirname, '../../.cusp/verified-locks', sha256Hex(path))
+  t.match(readFileSync(marker, 'utf8'), /^[0-9a-f]{64}$/, 'the verified bytes are remembered by digest')
+  t.same(readLock(path), { ok: true, value: lock() }, 'the same bytes read again')
+
+  const edited = good.replace('"eta": 0.1', '"eta": 0.3')
+  t.not(edited, good)
+  writeFileSync(path, edited)
+  const r = readLock(path)
+  t.equal(r.ok, false, 'a hand edit after a good read is still caught')
+  if (!r.ok && r.error.reason === 'lock-invalid') t.match(r.error.message, /is not the hash of its breakdown/)
+  writeFileSync(marker, 'f'.repeat(64))
+  writeFileSync(path, good)
+  t.same(readLock(path), { ok: true, value: lock() }, 'a stale marker only costs the full check')
 })
