@@ -26,6 +26,14 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
 /** Environment variables whose values are secret by their name. */
 const SECRET_ENV = /(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|_KEY_ID$|^AWS_SESSION|HMAC|SIGNING_KEY|RECORD_KEY|API_KEY)/i
 
+/** Whether `text` holds a URL with credentials (`scheme://user[:pass]@`). */
+export function hasUrlCredentials(text: string): boolean {
+  URL_USERINFO.lastIndex = 0
+  const found = URL_USERINFO.test(text)
+  URL_USERINFO.lastIndex = 0
+  return found
+}
+
 /** `text` with URL credentials replaced by `***`. */
 export function redactUrls(text: string): string {
   return text.replace(URL_USERINFO, `$1${REDACTED}@`)

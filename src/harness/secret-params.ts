@@ -14,7 +14,9 @@
  * password) can still be guessed offline by whoever reads a lock or a record (docs/threat-model.md).
  */
 import { scryptSync } from 'node:crypto'
+import type { DescribedError } from './ajv-errors.ts'
 import { canonicalJson } from './canonical-json.ts'
+import { hasUrlCredentials } from './redact.ts'
 import type { JsonObject, JsonValue } from './types.ts'
 
 /** The schema keyword that marks a secret param. */
@@ -75,6 +77,29 @@ export function secretValues(params: JsonObject, paths: readonly string[]): stri
   }
   return out
 }
+
+/**
+ * One params error per string value in `params`, outside every secret path, that holds a URL with
+ * credentials. Such a value would reach the fingerprint breakdown, hence the lock and the run
+ * records, in clear, so the analyzer refuses it: the user marks the param secret or passes the
+ * credentials through the environment.
+ */
+export function plainCredentialErrors(params: JsonObject, secrets: readonly string[]): DescribedError[] {
+  const out: string[][] = []
+  const walk = (v: JsonValue, path: string[]): void => {
+    if (secrets.includes(path.join('.'))) return
+    if (typeof v === 'string') {
+      if (hasUrlCredentials(v)) out.push(path)
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, String(i)]))
+    else if (isObject(v)) for (const [k, x] of Object.entries(v)) walk(x, [...path, k])
+  }
+  walk(params, [])
+  return out.map((path) => ({ path, at: 'value', problem: PROBLEM, hint: HINT }))
+}
+
+const PROBLEM =
+  'holds a URL with credentials (user:password@); mark the param "x-cusp-secret": true in its params schema or pass the credentials through the environment'
+const HINT = 'Otherwise they would be stored in clear in pipeline.lock and the run records'
 
 function isObject(v: JsonValue | undefined): v is { [key: string]: JsonValue } {
   return typeof v === 'object' && v !== null && !Array.isArray(v)

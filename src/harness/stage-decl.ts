@@ -15,7 +15,7 @@ import type { Override } from './overrides.ts'
 import { deepMerge, setIn, sortKeysDeep } from './overrides.ts'
 import type { ProjectReader } from './project-reader.ts'
 import { withhold } from './redact.ts'
-import { secretPaths, secretValues } from './secret-params.ts'
+import { plainCredentialErrors, secretPaths, secretValues } from './secret-params.ts'
 import { unsafeNameReason } from './safe-name.ts'
 import type { PathSegment, SourceMap } from './source-location.ts'
 import { formatPath } from './source-location.ts'
@@ -216,13 +216,12 @@ export function buildStage(ctx: Ctx, name: string, raw: RawStage, overlay: Profi
     for (const s of paramSets) params = setIn(params, s.path, s.value)
     params = structuredClone(params)
     const id = instanceId(name, axes, combo)
-    if (validate !== undefined && !validate(params)) {
-      for (const error of describeAjvErrors(validate.errors ?? [])) {
-        const key = JSON.stringify(paramsFailure(ctx, name, error, '', axes, origins, paramSets, profileBase, combo))
-        const seen = problems.get(key)
-        if (seen) seen.ids.push(id)
-        else problems.set(key, { error, combo, ids: [id] })
-      }
+    const invalid = validate !== undefined && !validate(params) ? describeAjvErrors(validate.errors ?? []) : []
+    for (const error of [...invalid, ...plainCredentialErrors(params, secrets)]) {
+      const key = JSON.stringify(paramsFailure(ctx, name, error, '', axes, origins, paramSets, profileBase, combo))
+      const seen = problems.get(key)
+      if (seen) seen.ids.push(id)
+      else problems.set(key, { error, combo, ids: [id] })
     }
     if (secrets.length > 0) withhold(secretValues(params, secrets))
     decl.instances.push({

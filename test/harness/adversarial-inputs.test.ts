@@ -46,7 +46,7 @@ function project(): string {
   const files: Record<string, string> = {
     'pipeline.yaml': PIPELINE,
     'schemas/stages/side.params.schema.json': schema({ n: { type: 'integer', minimum: 1 }, word: { type: 'string' } }),
-    'schemas/stages/leak.params.schema.json': schema({ url: { type: 'string' }, fail: { type: 'boolean' } }),
+    'schemas/stages/leak.params.schema.json': schema({ url: { type: 'string', 'x-cusp-secret': true }, fail: { type: 'boolean' } }),
     'stages/side/index.ts': stage(`    const hold = join(process.env.HOME ?? '/', 'hold')
     writeFileSync(join(process.env.HOME ?? '/', 'started'), String(process.pid))
     while ((await import('node:fs')).existsSync(hold)) await new Promise((r) => setTimeout(r, 10))
@@ -287,6 +287,52 @@ t.test('a stage that prints its environment and a URL with a password: nothing s
   t.notOk(allText(join(dir, 'artifacts')).includes(SECRET), 'the store holds no AWS secret: the stage never received it')
   t.notOk(readFileSync(join(dir, 'pipeline.lock'), 'utf8').includes(SECRET), 'the lock holds no AWS secret')
   t.same(readdirSync(join(dir, '.cusp', 'work')), [], 'no work directory left')
+})
+
+t.test('the lock and the store hold the URL password only sealed', async (t) => {
+  const lock = readFileSync(join(dir, 'pipeline.lock'), 'utf8')
+  t.notOk(lock.includes(PASSWORD), 'no URL password in the lock')
+  t.match(lock, /sealed:scrypt:[0-9a-f]{64}/, 'the secret param is in the lock as its seal')
+  t.notOk(allText(join(dir, 'artifacts', 'runs')).includes(PASSWORD), 'no URL password in any run record')
+})
+
+// A URL with credentials in a param that is NOT marked secret would reach the lock and the run
+// records in clear: refused before anything runs, without echoing the password.
+const plainCredentialCases: [string, string[]][] = [
+  ['through --set', ['--set', `side.word=https://u:${PASSWORD}@h.invalid/x`]],
+  ['through --set, a user name only', ['--set', `side.word=ftp://${PASSWORD}@h.invalid/x`]],
+  ['through --set, plain http', ['--set', `side.word=http://u:${PASSWORD}@h.invalid:8080/x?y=1`]],
+]
+for (const [name, args] of plainCredentialCases) {
+  t.test(`a URL with credentials in a plain param ${name}: exit 2, one line, the password not echoed`, async (t) => {
+    const before = listing(dir)
+    const r = await cli(dir, ['run', '--stage', 'side', ...args])
+    t.equal(r.code, 2, r.stderr)
+    t.match(r.stderr, /holds a URL with credentials.*x-cusp-secret.*environment/)
+    t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line')
+    t.notOk(r.stderr.includes(PASSWORD) || r.stdout.includes(PASSWORD), 'the password is not echoed')
+    t.ok(noStack(r.stderr), 'no stack')
+    t.same(listing(dir), before, 'nothing written, nothing run')
+  })
+}
+
+t.test('a URL with credentials in a plain param in pipeline.yaml: exit 2, the password not echoed', async (t) => {
+  const other = mkdtempSync(join(tmpdir(), 'cusp-adv-cred-'))
+  t.teardown(() => rmSync(other, { recursive: true, force: true }))
+  for (const rel of ['schemas/stages/side.params.schema.json', 'stages/side/index.ts']) {
+    mkdirSync(join(other, rel, '..'), { recursive: true })
+    writeFileSync(join(other, rel), readFileSync(join(dir, rel)))
+  }
+  writeFileSync(
+    join(other, 'pipeline.yaml'),
+    `schema: 1\nstages:\n  side:\n    params: { n: 1, word: "https://u:${PASSWORD}@h.invalid/x" }\n    outputs: { side.txt: file }\n`,
+  )
+  const before = listing(other)
+  const r = await cli(other, ['run'])
+  t.equal(r.code, 2, r.stderr)
+  t.match(r.stderr, /side\.params\.word.*holds a URL with credentials/)
+  t.notOk(r.stderr.includes(PASSWORD) || r.stdout.includes(PASSWORD), 'the password is not echoed')
+  t.same(listing(other), before, 'nothing written')
 })
 
 t.test('the same with --json events and --force', async (t) => {
