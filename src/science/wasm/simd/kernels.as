@@ -104,3 +104,105 @@ export function filterGrad(
   const kh = t / fw
   return <usize>((kh * wp + kw) * ci + c) << 2
 }
+
+// Matrix product C[m, n] = A[m, k] * B[k, n] for one batch item, in two steps.
+// packB copies B into panels of 8 columns, panel by panel, each panel k rows of 8 floats (the last
+// panel zero-padded), so the micro-kernel reads B contiguously; a transposed B is handled by its
+// strides: element (p, j) of B is at b + 4 * (p * sbk + j * sbn).
+export function packB(b: usize, bp: usize, k: i32, n: i32, sbk: i32, sbn: i32): void {
+  for (let j0 = 0; j0 < n; j0 += 8) {
+    const w = min(8, n - j0)
+    let dst = bp + (<usize>j0 * k << 2)
+    for (let p = 0; p < k; p++) {
+      const row = b + (<usize>(p * sbk + j0 * sbn) << 2)
+      for (let j = 0; j < 8; j++) {
+        store<f32>(dst + (<usize>j << 2), j < w ? load<f32>(row + (<usize>(j * sbn) << 2)) : 0)
+      }
+      dst += 32
+    }
+  }
+}
+
+// gemm: C = A * packed B. Element (i, p) of A is at a + 4 * (i * sam + p * sak), so a transposed A
+// needs no copy. Register blocking: 4 rows by 8 columns (8 f32x4 accumulators), then single rows.
+// Summation order is fixed: p = 0, 1, ..., k - 1 for every element, whatever the blocking, so the
+// same inputs give the same bits (no FMA: mul then add, rounded as the scalar reference would).
+export function gemm(a: usize, bp: usize, c: usize, m: i32, n: i32, k: i32, sam: i32, sak: i32): void {
+  const ak = <usize>sak << 2
+  for (let j0 = 0; j0 < n; j0 += 8) {
+    const w = min(8, n - j0)
+    const panel = bp + (<usize>j0 * k << 2)
+    let i = 0
+    for (; i + 4 <= m; i += 4) {
+      let r0 = a + (<usize>(i * sam) << 2)
+      let r1 = r0 + (<usize>sam << 2)
+      let r2 = r1 + (<usize>sam << 2)
+      let r3 = r2 + (<usize>sam << 2)
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0)
+      let d0 = f32x4.splat(0), d1 = f32x4.splat(0)
+      let e0 = f32x4.splat(0), e1 = f32x4.splat(0)
+      let q = panel
+      for (let p = 0; p < k; p++) {
+        const y0 = v128.load(q)
+        const y1 = v128.load(q, 16)
+        const s0 = v128.load32_splat(r0)
+        a0 = f32x4.add(a0, f32x4.mul(s0, y0))
+        a1 = f32x4.add(a1, f32x4.mul(s0, y1))
+        const s1 = v128.load32_splat(r1)
+        b0 = f32x4.add(b0, f32x4.mul(s1, y0))
+        b1 = f32x4.add(b1, f32x4.mul(s1, y1))
+        const s2 = v128.load32_splat(r2)
+        d0 = f32x4.add(d0, f32x4.mul(s2, y0))
+        d1 = f32x4.add(d1, f32x4.mul(s2, y1))
+        const s3 = v128.load32_splat(r3)
+        e0 = f32x4.add(e0, f32x4.mul(s3, y0))
+        e1 = f32x4.add(e1, f32x4.mul(s3, y1))
+        q += 32
+        r0 += ak
+        r1 += ak
+        r2 += ak
+        r3 += ak
+      }
+      const o = c + (<usize>(i * n + j0) << 2)
+      const on = <usize>n << 2
+      storeRow(o, a0, a1, w)
+      storeRow(o + on, b0, b1, w)
+      storeRow(o + 2 * on, d0, d1, w)
+      storeRow(o + 3 * on, e0, e1, w)
+    }
+    for (; i < m; i++) {
+      let r0 = a + (<usize>(i * sam) << 2)
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
+      let q = panel
+      for (let p = 0; p < k; p++) {
+        const s0 = v128.load32_splat(r0)
+        a0 = f32x4.add(a0, f32x4.mul(s0, v128.load(q)))
+        a1 = f32x4.add(a1, f32x4.mul(s0, v128.load(q, 16)))
+        q += 32
+        r0 += ak
+      }
+      storeRow(c + (<usize>(i * n + j0) << 2), a0, a1, w)
+    }
+  }
+}
+
+// Stores the first w (1..8) lanes of [lo, hi] at o.
+@inline function storeRow(o: usize, lo: v128, hi: v128, w: i32): void {
+  if (w == 8) {
+    v128.store(o, lo)
+    v128.store(o, hi, 16)
+    return
+  }
+  for (let j = 0; j < w; j++) {
+    store<f32>(o + (<usize>j << 2), j < 4 ? laneOf(lo, j) : laneOf(hi, j - 4))
+  }
+}
+
+@inline function laneOf(v: v128, j: i32): f32 {
+  // extract_lane needs a constant lane index.
+  if (j == 0) return f32x4.extract_lane(v, 0)
+  if (j == 1) return f32x4.extract_lane(v, 1)
+  if (j == 2) return f32x4.extract_lane(v, 2)
+  return f32x4.extract_lane(v, 3)
+}

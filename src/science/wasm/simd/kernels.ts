@@ -25,6 +25,8 @@ export interface SimdKernels {
     sh: number,
     sw: number,
   ): void
+  packB(b: number, bp: number, k: number, n: number, sbk: number, sbn: number): void
+  gemm(a: number, bp: number, c: number, m: number, n: number, k: number, sam: number, sak: number): void
 }
 
 /** What cusp reads of the wasm backend's emscripten module and data map (not in its typings). */
