@@ -117,8 +117,10 @@ try {
         rho1s.push(rho[0]!)
         if (rho[0]! > maxRho1) maxRho1 = rho[0]!
         if (firstEdge === null && iteration > 0 && rho[0]! >= 0.9) firstEdge = iteration
+        // d_i = h_i . g for every measured eigenvector (C2's |d| jump at the edge entry)
+        const d = eig.vectors.map((h) => h.reduce((s, x, e) => s + x * grad[e]!, 0))
         process.stdout.write(
-          `${JSON.stringify({ iteration, t: +info.t.toFixed(3), loss: +info.loss.toFixed(4), rho: rho.map((r) => +r.toFixed(3)), top: +split.topNorm.toFixed(3), bulk: +split.bulkNorm.toFixed(3), matvecs: eig.matvecs, s: Math.round((Date.now() - started) / 1000) })}\n`,
+          `${JSON.stringify({ iteration, t: +info.t.toFixed(3), loss: +info.loss.toFixed(4), rho: rho.map((r) => +r.toFixed(3)), d: d.map((x) => +x.toExponential(2)), top: +split.topNorm.toFixed(3), bulk: +split.bulkNorm.toFixed(3), matvecs: eig.matvecs, s: Math.round((Date.now() - started) / 1000) })}\n`,
         )
       },
     },

@@ -20,7 +20,8 @@ export function rowVerdict(t: Table1Row): Verdict {
   return t.diffLo > 0 ? 'supported' : t.diffHi < 0 ? 'not supported' : 'inconclusive'
 }
 
-export const rowName = (t: Table1Row): string => `${t.arch}-${t.activation} eta=${t.eta}${t.nData !== null ? ` n_D=${t.nData}` : ''}`
+export const rowName = (t: Table1Row): string =>
+  `${t.arch}-${t.activation} eta=${t.eta}${t.nData !== null ? ` n_D=${t.nData}` : ''}${t.classes !== 10 ? ` n_c=${t.classes}` : ''}`
 
 function rowText(t: Table1Row, level: number): string {
   return `${rowName(t)}: top ${fmt(t.topMean)} (${fmt(t.topStd)}), bulk ${fmt(t.bulkMean)} (${fmt(t.bulkStd)}), top - bulk ${fmt(t.diffMean)} [${fmt(t.diffLo)}, ${fmt(t.diffHi)}] (${level * 100}% CI) over ${t.atEdge} probes`

@@ -34,6 +34,8 @@ export interface Table1Row {
   activation: string
   eta: number
   nData: number | null
+  /** n_c of the run (the top is its n_c - 1 leading eigenvectors). */
+  classes: number
   /** Probes of this combination after the transient, and those at the edge of stability. */
   probes: number
   atEdge: number
@@ -78,13 +80,14 @@ function edgeChanges(p: ProbeRecord, def: Table1Definition, rhoThreshold: number
     : undefined
 }
 
-/** Table 1 from the main-grid probes under one definition; rows sorted by architecture, activation, n_D, then eta descending (as printed). */
+/** Table 1 from the probes of every fixed-cadence run under one definition; rows sorted by architecture, activation, n_D, then eta descending (as printed). */
 export function computeTable1(probes: readonly ProbeRecord[], opts: Table1Options, def: Table1Definition = 'paper'): Table1Row[] {
   const groups = new Map<string, ProbeRecord[]>()
   for (const p of probes) {
-    if (p.role !== 'grid') continue
+    // Every fixed-cadence GD run: the eta grid, the CNN row and the class runs (dense runs are C2's).
+    if (p.role === 'dense') continue
     if (def === 'edge-set' && p.edgeDim === null) continue
-    const key = JSON.stringify([p.arch, p.activation, p.eta, p.nData])
+    const key = JSON.stringify([p.arch, p.activation, p.eta, p.nData, p.classes])
     groups.set(key, [...(groups.get(key) ?? []), p])
   }
   const rows: Table1Row[] = []
@@ -107,6 +110,7 @@ export function computeTable1(probes: readonly ProbeRecord[], opts: Table1Option
       activation: first.activation,
       eta: first.eta,
       nData: first.nData,
+      classes: first.classes,
       probes: g.length,
       atEdge: edge.length,
       included,

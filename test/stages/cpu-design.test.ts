@@ -57,4 +57,22 @@ t.test('cpu profile: every probe reads a checkpoint its fixed-length run is sure
     new Set(flows.map((f) => f.params.n_data)).size >= 4 && new Set(flows.map((f) => f.params.seed)).size >= 2,
     'C4: >= 4 n_D x >= 2 seeds',
   )
+  // C2: >= 2 dense MLP runs, each with >= 20 uniformly spaced probes (the chance null assumes a jump at
+  // a uniformly random probe): with P = 20 probes an entry coincides by chance with p0 <= 3/19, so
+  // N entries all coinciding give p <= (3/19)^N, 0.025 for N = 2 (< alpha 0.05; one entry never can).
+  const dense = all.filter((i) => i.impl === 'stages/spectrum-probe' && i.stage.startsWith('probe-dense') && i.stage !== 'probe-dense-cnn')
+  const denseRuns = new Map<string, number[]>()
+  for (const p of dense) {
+    const run = p.deps.find((d) => d.as === 'checkpoints')!.instance
+    denseRuns.set(run, [...(denseRuns.get(run) ?? []), p.params.iteration as number])
+  }
+  t.ok(denseRuns.size >= 2, `C2: ${denseRuns.size} dense MLP runs`)
+  for (const [run, its] of denseRuns) {
+    const kept = its.filter((n) => n > 0).sort((a, b) => a - b)
+    const steps = new Set(kept.slice(1).map((n, j) => n - kept[j]!))
+    t.ok(kept.length >= 19 && steps.size === 1, `${run}: ${kept.length} probes after t = 0, uniformly spaced`)
+  }
+  // C3: a run whose top subspace (n_c - 1 = 1 direction) reaches rho > 0.7: the 2-class pair, probed at t >= 6
+  const pair = all.filter((i) => i.stage === 'probe-pair')
+  t.ok(pair.filter((p) => (p.params.checkpoint as number) >= 6).length >= 5, 'C3: >= 5 probes of the 2-class run at t >= 6')
 })
