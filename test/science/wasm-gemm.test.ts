@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-wasm'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels } from '../../src/science/wasm-kernels.ts'
 import { simdMatMul } from '../../src/science/wasm/gemm-simd.ts'
+import { maxRelErr } from './fixtures/oracles.ts'
 
 tf.env().set('IS_TEST', true)
 installWasmKernels()
@@ -86,16 +87,6 @@ async function matMulOn(how: 'cpu' | 'simd', c: Case, seed: number): Promise<Flo
   return v.slice()
 }
 
-function relErr(got: Float32Array, want: Float32Array): number {
-  let num = 0
-  let den = 0
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i]! - want[i]!))
-    den = Math.max(den, Math.abs(want[i]!))
-  }
-  return num / Math.max(den, 1e-30)
-}
-
 t.test('SIMD matrix product matches the cpu reference kernel', async (tt) => {
   let seed = 100
   for (const c of cases) {
@@ -103,7 +94,7 @@ t.test('SIMD matrix product matches the cpu reference kernel', async (tt) => {
     const got = await matMulOn('simd', c, seed)
     seed += 2
     tt.equal(got.length, want.length, `${c.what}: size`)
-    const e = relErr(got, want)
+    const e = maxRelErr(got, want)
     tt.ok(e <= 1e-5 && Number.isFinite(e), `${c.what} a=${c.a} b=${c.b} ta=${c.ta} tb=${c.tb}: rel err ${e.toExponential(2)} <= 1e-5`)
   }
 })

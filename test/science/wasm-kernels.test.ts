@@ -9,6 +9,7 @@ import type { Test } from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels, replacedWasmKernels } from '../../src/science/wasm-kernels.ts'
+import { maxRelErr } from './fixtures/oracles.ts'
 
 tf.env().set('IS_TEST', true)
 installWasmKernels()
@@ -44,21 +45,11 @@ async function on(
   return out.slice()
 }
 
-function relErr(got: Float32Array, want: Float32Array): number {
-  let num = 0
-  let den = 0
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i]! - want[i]!))
-    den = Math.max(den, Math.abs(want[i]!))
-  }
-  return num / Math.max(den, 1e-30)
-}
-
 async function same(tt: Test, inputs: Array<[Float32Array, Shape]>, f: (...xs: tf.Tensor[]) => tf.Tensor, what: string): Promise<void> {
   const want = await on('cpu', inputs, f)
   const got = await on('wasm', inputs, f)
   tt.equal(got.length, want.length, `${what}: size`)
-  tt.ok(relErr(got, want) <= 1e-5, `${what}: rel err ${relErr(got, want).toExponential(2)} <= 1e-5`)
+  tt.ok(maxRelErr(got, want) <= 1e-5, `${what}: rel err ${maxRelErr(got, want).toExponential(2)} <= 1e-5`)
 }
 
 const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: object): tf.Tensor =>

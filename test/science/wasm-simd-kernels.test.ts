@@ -14,6 +14,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels } from '../../src/science/wasm-kernels.ts'
 import { simdFilterGrad } from '../../src/science/wasm/filter-grad-simd.ts'
 import { kernelsWasmBase64 } from '../../src/science/wasm/simd/kernels-wasm.ts'
+import { maxRelErr } from './fixtures/oracles.ts'
 
 tf.env().set('IS_TEST', true)
 installWasmKernels()
@@ -118,16 +119,6 @@ async function filterGradOn(how: 'cpu' | 'wasm' | 'simd', c: Case, seed: number)
   return v.slice()
 }
 
-function relErr(got: Float32Array, want: Float32Array): number {
-  let num = 0
-  let den = 0
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i]! - want[i]!))
-    den = Math.max(den, Math.abs(want[i]!))
-  }
-  return num / Math.max(den, 1e-30)
-}
-
 t.test('SIMD filter gradient matches the cpu reference kernel', async (tt) => {
   let seed = 10
   for (const c of cases) {
@@ -135,7 +126,7 @@ t.test('SIMD filter gradient matches the cpu reference kernel', async (tt) => {
     const got = await filterGradOn('simd', c, seed)
     seed += 2
     tt.equal(got.length, want.length, `${c.what}: size`)
-    const e = relErr(got, want)
+    const e = maxRelErr(got, want)
     tt.ok(
       e <= 1e-5 && Number.isFinite(e),
       `${c.what} x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}: rel err ${e.toExponential(2)} <= 1e-5`,
@@ -145,7 +136,7 @@ t.test('SIMD filter gradient matches the cpu reference kernel', async (tt) => {
 
 t.test('the registered wasm filter gradient (SIMD for one input channel) matches cpu', async (tt) => {
   for (const c of cases.filter((q) => q.x[3] === 1 || q.what.startsWith('CNN'))) {
-    const e = relErr(await filterGradOn('wasm', c, 31), await filterGradOn('cpu', c, 31))
+    const e = maxRelErr(await filterGradOn('wasm', c, 31), await filterGradOn('cpu', c, 31))
     tt.ok(e <= 1e-5, `${c.what} x=${c.x}: rel err ${e.toExponential(2)} <= 1e-5`)
   }
 })
@@ -166,7 +157,7 @@ t.test('the SIMD path is taken where it applies, and declines otherwise', async 
   tt.notOk(try1([2, 6, 6, 3], [3, 3, 3, 10]), 'co = 10: declined (falls back to the composed kernel)')
   // A declined case still gives the right answer through the fallback.
   const c: Case = { x: [2, 6, 6, 3], f: [3, 3, 3, 10], s: 1, pad: 'same', what: 'co = 10' }
-  tt.ok(relErr(await filterGradOn('wasm', c, 5), await filterGradOn('cpu', c, 5)) <= 1e-5, 'fallback matches cpu')
+  tt.ok(maxRelErr(await filterGradOn('wasm', c, 5), await filterGradOn('cpu', c, 5)) <= 1e-5, 'fallback matches cpu')
 })
 
 t.test('same inputs give the same bits (twice, and after other work in between)', async (tt) => {
