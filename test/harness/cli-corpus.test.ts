@@ -17,8 +17,8 @@ import { main } from '../../src/main.ts'
 import { brokenCorpus, validToyProject, type ProjectFiles } from './fixtures/broken-corpus.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
-const CLI = join(REPO, 'src/main.ts')
-const TSX = import.meta.resolve('tsx')
+/** The CLI as `npm run pipeline` runs it: the prebuilt bundle of src/main.ts, no TypeScript loader to start. */
+const CLI = join(REPO, 'scripts/pipeline.mjs')
 
 const parent = mkdtempSync(join(tmpdir(), 'cusp-corpus-'))
 t.teardown(() => rmSync(parent, { recursive: true, force: true }))
@@ -108,7 +108,7 @@ t.test('a handful through the real child process behave the same', async (t) => 
     const dir = join(parent, `child-${i}`)
     writeProject(dir, c.files)
     const before = snapshot(dir)
-    const r = spawnSync(process.execPath, ['--import', TSX, CLI, '--jobs', '1'], {
+    const r = spawnSync(process.execPath, [CLI, '--jobs', '1'], {
       cwd: dir,
       encoding: 'utf8',
       env: { ...process.env, CUSP_STORE: '', CUSP_DEBUG: '', NO_COLOR: '1' },

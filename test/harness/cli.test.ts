@@ -4,7 +4,9 @@
  * `artifacts` listing every output, `show` printing the result JSON, usage errors without
  * stacks, and a failing stage exiting 1. Most commands go through the exported `main` (the same
  * code path, in-process, to keep the test fast); the ones that matter as a process (--help, a
- * usage error, the first run, a failing run) spawn `node --import tsx src/main.ts`.
+ * usage error, the first run, a failing run) spawn the CLI as `npm run pipeline` does
+ * (`node scripts/pipeline.mjs`, the prebuilt bundle of src/main.ts: no TypeScript loader to start),
+ * and `--help` is also checked to be the same from the sources through tsx.
  */
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -16,13 +18,14 @@ import { main } from '../../src/main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
-const CLI = join(REPO, 'src/main.ts')
+const CLI = join(REPO, 'scripts/pipeline.mjs')
+const SOURCES = join(REPO, 'src/main.ts')
 /** tsx by absolute URL: the child's cwd is a temp dir, where a bare `tsx` would not resolve. */
 const TSX = import.meta.resolve('tsx')
 
-/** Spawn the real CLI; cwd is the project dir so the default pipeline.yaml and store apply. */
-function cli(cwd: string, args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['--import', TSX, CLI, ...args], {
+/** Spawn the real CLI (`node scripts/pipeline.mjs`, or `node --import tsx src/main.ts` with `sources`); cwd is the project dir so the default pipeline.yaml and store apply. */
+function cli(cwd: string, args: string[], env: Record<string, string> = {}, sources = false) {
+  const r = spawnSync(process.execPath, [...(sources ? ['--import', TSX, SOURCES] : [CLI]), ...args], {
     cwd,
     encoding: 'utf8',
     env: { ...process.env, CUSP_STORE: '', NO_COLOR: '1', CUSP_DEBUG: '', ...env },
@@ -54,6 +57,9 @@ t.test('--help prints usage and exits 0; a bad flag exits 2 with one line and no
   const help = cli(dir, ['--help'])
   t.equal(help.code, 0)
   t.match(help.stdout, /usage: npm run pipeline/)
+  const fromSources = cli(dir, ['--help'], {}, true)
+  t.equal(fromSources.code, 0, fromSources.stderr)
+  t.equal(fromSources.stdout, help.stdout, 'the sources through tsx print the same usage as the bundle')
   const bad = cli(dir, ['--no-such-flag'])
   t.equal(bad.code, 2)
   t.match(bad.stderr, /--no-such-flag/)
