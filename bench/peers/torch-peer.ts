@@ -2,12 +2,13 @@
  * Runs the independent PyTorch oracle (`torch_hessian.py` beside this file, Debian python3-torch
  * through /usr/bin/python3) on cusp's own weights and data, and reads its answers back: loss, gradient,
  * Hessian-vector product and the exact top-k Hessian eigenpairs of small models (paper §3.3 computes
- * these with PyTorch autograd; this is how cusp's tfjs engine is checked against it). Also the
+ * these with PyTorch autograd; this is how cusp's tfjs engine is checked against it), one case or
+ * several in one Python process (`runTorchPeers`: torch's import is paid once). Also the
  * `--time` mode the `hvp` benchmark uses. Test and benchmark support only, hence outside src/: it
  * writes a temp dir, spawns a process and reads files. The file formats are documented at the top of
  * torch_hessian.py.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -76,23 +77,41 @@ export async function torchAvailable(): Promise<boolean> {
 
 /** Computes loss, gradient and, as asked, HVP and top-k eigenpairs with PyTorch. Throws with torch's stderr on failure. */
 export async function runTorchPeer(input: TorchPeerInput): Promise<TorchPeerResult> {
-  return withInputs(input, {}, async (dir) => {
-    await run([dir])
-    const r = JSON.parse(await readFile(join(dir, 'result.json'), 'utf8')) as Omit<
-      TorchPeerResult,
-      'grad' | 'hvp' | 'eigenvectors' | 'spectrum'
-    >
-    const out: TorchPeerResult = { ...r, grad: await readF64(join(dir, 'grad.f64')) }
-    if (input.v !== undefined) out.hvp = await readF64(join(dir, 'hvp.f64'))
-    const k = input.eigen ?? 0
-    if (k > 0) {
-      const vecs = await readF64(join(dir, 'eigvecs.f64'))
-      const p = input.theta.length
-      out.eigenvectors = Array.from({ length: k }, (_, i) => vecs.slice(i * p, (i + 1) * p))
-      out.spectrum = await readF64(join(dir, 'spectrum.f64'))
-    }
-    return out
-  })
+  return (await runTorchPeers([input]))[0]!
+}
+
+/**
+ * `runTorchPeer` for several inputs in one Python process (torch's import, seconds of CPU, is paid
+ * once); the results in the order of the inputs. Throws with torch's stderr if any case fails.
+ */
+export async function runTorchPeers(inputs: TorchPeerInput[]): Promise<TorchPeerResult[]> {
+  if (inputs.length === 0) return []
+  const parent = await mkdtemp(join(tmpdir(), 'cusp-torch-'))
+  try {
+    const dirs = inputs.map((_, i) => join(parent, String(i)))
+    for (const [i, input] of inputs.entries()) await writeInputs(dirs[i]!, input, {})
+    await run(dirs)
+    return await Promise.all(inputs.map((input, i) => readResult(dirs[i]!, input)))
+  } finally {
+    await rm(parent, { recursive: true, force: true })
+  }
+}
+
+async function readResult(dir: string, input: TorchPeerInput): Promise<TorchPeerResult> {
+  const r = JSON.parse(await readFile(join(dir, 'result.json'), 'utf8')) as Omit<
+    TorchPeerResult,
+    'grad' | 'hvp' | 'eigenvectors' | 'spectrum'
+  >
+  const out: TorchPeerResult = { ...r, grad: await readF64(join(dir, 'grad.f64')) }
+  if (input.v !== undefined) out.hvp = await readF64(join(dir, 'hvp.f64'))
+  const k = input.eigen ?? 0
+  if (k > 0) {
+    const vecs = await readF64(join(dir, 'eigvecs.f64'))
+    const p = input.theta.length
+    out.eigenvectors = Array.from({ length: k }, (_, i) => vecs.slice(i * p, (i + 1) * p))
+    out.spectrum = await readF64(join(dir, 'spectrum.f64'))
+  }
+  return out
 }
 
 /** Times torch's loss, gradient and HVP on the inputs (the peer of `npm run bench -- hvp`). */
@@ -107,25 +126,31 @@ export async function timeTorchPeer(input: TorchPeerInput, opts: { repeats?: num
 async function withInputs<T>(input: TorchPeerInput, extra: object, body: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'cusp-torch-'))
   try {
-    const header = {
-      spec: input.spec,
-      n: input.data.n,
-      reduction: input.reduction ?? 'mean',
-      dtype: input.dtype ?? 'float64',
-      ...(input.params ? { params: input.params.map((p) => ({ name: p.name, shape: p.shape, offset: p.offset })) } : {}),
-      ...(input.v ? { hvp: true } : {}),
-      ...(input.eigen ? { eigen: input.eigen } : {}),
-      ...extra,
-    }
-    await writeFile(join(dir, 'header.json'), JSON.stringify(header))
-    await writeFile(join(dir, 'theta.f32'), bytes(input.theta))
-    await writeFile(join(dir, 'x.f32'), bytes(input.data.x))
-    await writeFile(join(dir, 'y.i32'), bytes(input.data.y))
-    if (input.v) await writeFile(join(dir, 'v.f32'), bytes(input.v))
+    await writeInputs(dir, input, extra)
     return await body(dir)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** Writes one case's input files (header.json and the raw binaries) into `dir`, creating it. */
+async function writeInputs(dir: string, input: TorchPeerInput, extra: object): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  const header = {
+    spec: input.spec,
+    n: input.data.n,
+    reduction: input.reduction ?? 'mean',
+    dtype: input.dtype ?? 'float64',
+    ...(input.params ? { params: input.params.map((p) => ({ name: p.name, shape: p.shape, offset: p.offset })) } : {}),
+    ...(input.v ? { hvp: true } : {}),
+    ...(input.eigen ? { eigen: input.eigen } : {}),
+    ...extra,
+  }
+  await writeFile(join(dir, 'header.json'), JSON.stringify(header))
+  await writeFile(join(dir, 'theta.f32'), bytes(input.theta))
+  await writeFile(join(dir, 'x.f32'), bytes(input.data.x))
+  await writeFile(join(dir, 'y.i32'), bytes(input.data.y))
+  if (input.v) await writeFile(join(dir, 'v.f32'), bytes(input.v))
 }
 
 async function run(args: string[]): Promise<string> {

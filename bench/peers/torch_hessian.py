@@ -8,7 +8,7 @@ Hessian-vector product (double backward) and, for small models, the exact Hessia
 with cusp: only the spec, the flat-vector layout and the data cross over, through files.
 
 Usage:
-    /usr/bin/python3 bench/peers/torch_hessian.py DIR          # oracle: read DIR/header.json, write results
+    /usr/bin/python3 bench/peers/torch_hessian.py DIR...       # oracle: read each DIR/header.json, write results
     /usr/bin/python3 bench/peers/torch_hessian.py --time DIR   # benchmark: print one JSON line of medians
     ... --time --device cuda DIR     # the same products on the GPU (fp32, TF32 off; synchronised timing)
     /usr/bin/python3 bench/peers/torch_hessian.py --blas       # print the BLAS this process loaded (JSON)
@@ -355,6 +355,10 @@ def main(argv):
         if device.startswith('cuda') and not torch.cuda.is_available():
             raise ValueError(f'--device {device}: this PyTorch sees no CUDA device')
     dirs = [a for a in argv if not a.startswith('--')]
+    if len(dirs) > 1 and not timing:  # several oracle cases in one process: torch's import is paid once
+        for d in dirs:
+            main([d])
+        return 0
     if len(dirs) != 1:
         print(__doc__, file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@
  */
 import t, { type Test } from 'tap'
 import * as tf from '@tensorflow/tfjs'
-import { runTorchPeer, torchAvailable, type TorchPeerResult } from '../../bench/peers/torch-peer.ts'
+import { runTorchPeers, torchAvailable, type TorchPeerResult } from '../../bench/peers/torch-peer.ts'
 import { lanczos } from '../../src/science/eigen/lanczos.ts'
 import { initEngine } from '../../src/science/engine.ts'
 import { datasetGradient, datasetHvp, type Dataset, type Reduction } from '../../src/science/hvp.ts'
@@ -124,22 +124,34 @@ const cases: Case[] = [
 ]
 
 async function main(): Promise<void> {
-  for (const c of cases) {
-    await t.test(c.label, async (t) => {
-      const model = buildModel(c.spec)
-      const theta = initParams(model, 7)
-      const data = dataset(c.spec, c.n, 11)
-      const v = direction(model.size, 13)
-      const reduction = c.reduction ?? 'mean'
-      const peer = await runTorchPeer({
+  // Every case's model and inputs first, then one Python process answers them all (torch's import
+  // costs seconds of CPU; once per case it was half the file's time).
+  const inputs = cases.map((c) => {
+    const model = buildModel(c.spec)
+    const theta = initParams(model, 7)
+    const data = dataset(c.spec, c.n, 11)
+    const v = direction(model.size, 13)
+    return { model, theta, data, v }
+  })
+  const peers = await runTorchPeers(
+    cases.map((c, i) => {
+      const { model, theta, data, v } = inputs[i]!
+      return {
         spec: c.spec,
         theta,
         data,
-        reduction,
+        reduction: c.reduction ?? 'mean',
         v,
         params: model.params,
         ...(c.eigen ? { eigen: c.eigen } : {}),
-      })
+      }
+    }),
+  )
+  for (const [i, c] of cases.entries()) {
+    await t.test(c.label, async (t) => {
+      const { model, theta, data, v } = inputs[i]!
+      const reduction = c.reduction ?? 'mean'
+      const peer = peers[i]!
       t.same(peer.nameMismatches, [], 'torch rebuilds the same parameter names, shapes and offsets')
       for (const backend of c.backends) {
         await initEngine(backend)
