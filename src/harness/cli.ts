@@ -25,7 +25,7 @@ import { fsckCommand } from './store/fsck.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
 import { pipelineNameOf } from './executors/docker.ts'
 import { runOne, runOneExitCode } from './executors/run-stage-command.ts'
-import { DEFAULT_IMAGE, pipelineSpec, selectExecutor } from './executors/select.ts'
+import { DEFAULT_IMAGE, pipelineSpec, secretOverrideFailure, selectExecutor } from './executors/select.ts'
 import { bareHost, type Host } from './host.ts'
 import { exportArgo } from './export-argo.ts'
 import { dagOutput } from './dag-command.ts'
@@ -185,6 +185,8 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       return runOneExitCode(r)
     }
     case 'export': {
+      const secretSet = secretOverrideFailure(pipeline, cmd.overrides, 'export')
+      if (secretSet !== undefined) return report(io, [secretSet])
       const image = cmd.image ?? DEFAULT_IMAGE
       const exportSpec = storeSpec ?? join(root, 'artifacts')
       const steps = await plan({ ...base, targets, env: host.imageEnv(image) })
