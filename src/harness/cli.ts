@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path'
 import { analyze, nodeReader } from './analyzer.ts'
 import { parseCli, USAGE, type Command } from './cli-args.ts'
 import { execute, plan, type ExecEvent } from './run-pipeline.ts'
-import { formatFailure } from './failures.ts'
+import { formatFailure, ioFailure } from './failures.ts'
 import { artifactsView, showView } from './registry.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { etaFeed } from './eta-history.ts'
@@ -80,9 +80,9 @@ export async function main(argv: readonly string[], io: CliIo, host: Host = bare
     return await dispatch(cmd, io, host)
   } catch (e: unknown) {
     const debug = io.env.CUSP_DEBUG === '1'
-    const message = e instanceof Error ? e.message : String(e)
-    const failure: Failure = { reason: 'unexpected', message }
-    const hint = debug ? '' : ' (CUSP_DEBUG=1 shows the stack)'
+    // An expected file-system error (EACCES, ENOSPC, ENOTDIR, ...) that got this far is one line, not a bug.
+    const failure: Failure = ioFailure(e, { stack: false }) ?? { reason: 'unexpected', message: e instanceof Error ? e.message : String(e) }
+    const hint = debug || failure.reason !== 'unexpected' ? '' : ' (CUSP_DEBUG=1 shows the stack)'
     io.stderr.write(`${oneLine(formatFailure(failure))}${hint}\n`)
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`)
     return 1
