@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path'
 import { analyze, nodeReader } from './analyzer.ts'
 import { parseCli, USAGE, type Command } from './cli-args.ts'
 import { execute, plan, type ExecEvent } from './run-pipeline.ts'
-import { formatFailure } from './failures.ts'
+import { formatFailure, ioFailure } from './failures.ts'
 import { artifactsView, showView } from './registry.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { etaFeed } from './eta-history.ts'
@@ -25,7 +25,7 @@ import { fsckCommand } from './store/fsck.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
 import { pipelineNameOf } from './executors/docker.ts'
 import { runOne, runOneExitCode } from './executors/run-stage-command.ts'
-import { DEFAULT_IMAGE, pipelineSpec, selectExecutor } from './executors/select.ts'
+import { DEFAULT_IMAGE, pipelineSpec, secretOverrideFailure, selectExecutor } from './executors/select.ts'
 import { bareHost, type Host } from './host.ts'
 import { exportArgo } from './export-argo.ts'
 import { dagOutput } from './dag-command.ts'
@@ -80,9 +80,9 @@ export async function main(argv: readonly string[], io: CliIo, host: Host = bare
     return await dispatch(cmd, io, host)
   } catch (e: unknown) {
     const debug = io.env.CUSP_DEBUG === '1'
-    const message = e instanceof Error ? e.message : String(e)
-    const failure: Failure = { reason: 'unexpected', message }
-    const hint = debug ? '' : ' (CUSP_DEBUG=1 shows the stack)'
+    // An expected file-system error (EACCES, ENOSPC, ENOTDIR, ...) that got this far is one line, not a bug.
+    const failure: Failure = ioFailure(e, { stack: false }) ?? { reason: 'unexpected', message: e instanceof Error ? e.message : String(e) }
+    const hint = debug || failure.reason !== 'unexpected' ? '' : ' (CUSP_DEBUG=1 shows the stack)'
     io.stderr.write(`${oneLine(formatFailure(failure))}${hint}\n`)
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`)
     return 1
@@ -185,6 +185,8 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       return runOneExitCode(r)
     }
     case 'export': {
+      const secretSet = secretOverrideFailure(pipeline, cmd.overrides, 'export')
+      if (secretSet !== undefined) return report(io, [secretSet])
       const image = cmd.image ?? DEFAULT_IMAGE
       const exportSpec = storeSpec ?? join(root, 'artifacts')
       const steps = await plan({ ...base, targets, env: host.imageEnv(image) })

@@ -82,6 +82,11 @@ function describe(f: Failure): string {
       return `${f.message}.`
     case 'store-error':
       return `artifact store error: ${f.message}`
+    case 'io-error': {
+      const what = f.subject !== undefined ? `${f.subject} ${f.path}` : f.path
+      const debug = f.stack !== undefined && process.env.CUSP_DEBUG === '1' ? `\n${f.stack}` : ''
+      return `cannot ${f.op} ${what}: ${IO_ERRORS[f.code] ?? f.code} (${f.code}). ${IO_ADVICE[f.code] ?? 'Fix it there, then run again.'}${debug}`
+    }
     case 'unexpected':
       // The stack only on request: it is for a bug report, not for the person running the pipeline.
       return `internal error (a bug in cusp, please report it): ${f.message}${f.stack !== undefined && process.env.CUSP_DEBUG === '1' ? `\n${f.stack}` : ''}`
@@ -99,22 +104,43 @@ const IO_ERRORS: Record<string, string> = {
   EDQUOT: 'disk quota exceeded',
   ENOTDIR: 'a file is where a directory should be',
   EISDIR: 'a directory is where a file should be',
+  EEXIST: 'something else is already there',
   EMFILE: 'too many open files',
   ENAMETOOLONG: 'path too long',
 }
 
+/** What to do about each expected file-system error. */
+const IO_ADVICE: Record<string, string> = {
+  EACCES: 'Make it writable for this user (or give --store / the project another place), then run again.',
+  EPERM: 'Make it writable for this user (or give --store / the project another place), then run again.',
+  EROFS: 'Give --store / the project a writable place, then run again.',
+  ENOSPC: 'Free space on that file system, then run again.',
+  EDQUOT: 'Free space or raise the quota, then run again.',
+  ENOTDIR: 'Move the file that is in the way, or choose another path, then run again.',
+  EISDIR: 'Move the directory that is in the way, or choose another path, then run again.',
+  EEXIST: 'Move what is in the way (a file where a directory should be?), or choose another path, then run again.',
+  EMFILE: 'Raise the open-file limit (ulimit -n) or pass a lower --jobs, then run again.',
+  ENAMETOOLONG: 'Choose a shorter path, then run again.',
+}
+
 /**
  * An expected file-system error (permission, space, a file in place of a directory) as a
- * one-line `store-error` naming the path and what to do; undefined for anything else (a bug).
+ * one-line `io-error` naming the operation and the path (`o` overrides what the error says:
+ * the path a user knows, e.g. the lock file rather than its temporary file); undefined for
+ * anything else (a bug). `stack: false` leaves the stack out (the caller prints it itself).
  */
-export function ioFailure(e: unknown): Failure | undefined {
+export function ioFailure(e: unknown, o: { op?: string; path?: string; subject?: string; stack?: false } = {}): Failure | undefined {
   const err = e as NodeJS.ErrnoException
-  const what = typeof err?.code === 'string' ? IO_ERRORS[err.code] : undefined
-  if (what === undefined) return undefined
-  const where = typeof err.path === 'string' ? err.path : 'a path'
+  const code = typeof err?.code === 'string' ? err.code : undefined
+  if (code === undefined || IO_ERRORS[code] === undefined) return undefined
+  const path = o.path ?? (typeof err.path === 'string' && err.path !== '' ? err.path : '(a path)')
   return {
-    reason: 'store-error',
-    message: `cannot ${err.syscall ?? 'write'} ${where}: ${what} (${err.code}). Free space or fix the permissions there, then run again`,
+    reason: 'io-error',
+    op: o.op ?? err.syscall ?? 'write',
+    path,
+    code,
+    ...(o.subject !== undefined ? { subject: o.subject } : {}),
+    ...(o.stack !== false && typeof err.stack === 'string' ? { stack: err.stack } : {}),
   }
 }
 

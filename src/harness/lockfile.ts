@@ -28,6 +28,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ErrorObject, ValidateFunction } from 'ajv'
 import { sha256Hex, sortKeysDeep } from './canonical-json.ts'
+import { ioFailure } from './failures.ts'
 import { computeFingerprint } from './fingerprint.ts'
 import { fail, ok, type Failure, type LockFile, type Result } from './types.ts'
 import { cachedValidator } from './validator-cache.ts'
@@ -131,7 +132,13 @@ export function writeLock(path: string, lock: LockFile): Result<void, Failure> {
     } catch {
       // already gone or never created
     }
-    return fail({ reason: 'unexpected', message: `cannot write lock file ${path}: ${(e as Error).message}` })
+    // A full disk or a read-only directory is expected: one line naming the lock (the old one is kept, the rename never happened).
+    return fail(
+      ioFailure(e, { op: 'write', path, subject: 'the lock file' }) ?? {
+        reason: 'unexpected',
+        message: `cannot write lock file ${path}: ${(e as Error).message}`,
+      },
+    )
   }
 }
 

@@ -39,6 +39,11 @@ export function redactUrls(text: string): string {
   return text.replace(URL_USERINFO, `$1${REDACTED}@`)
 }
 
+/** `text` with the credentials of every URL dropped (`https://user:pass@host/` becomes `https://host/`), for a value that must still work as a URL. */
+export function stripUrlCredentials(text: string): string {
+  return text.replace(URL_USERINFO, '$1')
+}
+
 /**
  * Values withheld from every text this process redacts: secret params (secret-params.ts), added
  * when a pipeline is analysed. Longest first, so a secret that contains another is replaced whole.

@@ -17,7 +17,7 @@ import { scryptSync } from 'node:crypto'
 import type { DescribedError } from './ajv-errors.ts'
 import { canonicalJson } from './canonical-json.ts'
 import { hasUrlCredentials } from './redact.ts'
-import type { JsonObject, JsonValue } from './types.ts'
+import type { JsonObject, JsonValue, StageInstance } from './types.ts'
 
 /** The schema keyword that marks a secret param. */
 export const SECRET_KEYWORD = 'x-cusp-secret'
@@ -95,6 +95,26 @@ export function plainCredentialErrors(params: JsonObject, secrets: readonly stri
   }
   walk(params, [])
   return out.map((path) => ({ path, at: 'value', problem: PROBLEM, hint: HINT }))
+}
+
+/**
+ * The secret params (`stage.path`) that `--set` overrides set, in whole or in part (a value that
+ * is a secret, lies inside one or holds one): each would be copied into the command line of an
+ * out-of-process run or into an exported workflow, so those refuse them (executors/select.ts).
+ */
+export function secretOverrides(instances: Iterable<Pick<StageInstance, 'stage' | 'secrets'>>, overrides: readonly string[]): string[] {
+  const byStage = new Map<string, Set<string>>()
+  for (const inst of instances) for (const s of inst.secrets ?? []) byStage.set(inst.stage, (byStage.get(inst.stage) ?? new Set()).add(s))
+  const out = new Set<string>()
+  for (const text of overrides) {
+    // The left side `stage.param[.sub...]` (overrides.ts has validated it by now); the value is never read.
+    const eq = text.indexOf('=')
+    const [stage = '', ...keys] = (eq < 0 ? text : text.slice(0, eq)).trim().split('.')
+    const path = keys.join('.')
+    for (const s of byStage.get(stage) ?? [])
+      if (s === path || s.startsWith(`${path}.`) || path.startsWith(`${s}.`)) out.add(`${stage}.${s}`)
+  }
+  return [...out].sort()
 }
 
 const PROBLEM =

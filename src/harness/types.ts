@@ -62,6 +62,11 @@ export type Failure =
   | { reason: 'result-invalid'; instance: string; message: string }
   | { reason: 'digest-mismatch'; instance: string; path: string; expected: ObjectDigest; actual: ObjectDigest }
   | { reason: 'store-error'; message: string }
+  /**
+   * An expected file-system error (errno `code`: EACCES, ENOSPC, ENOTDIR, ...) while doing `op` on
+   * `path` (`subject` says what the path is, e.g. "the lock file"); `stack` only for CUSP_DEBUG=1.
+   */
+  | { reason: 'io-error'; op: string; path: string; code: string; subject?: string; stack?: string }
   /** Another live run owns this instance's resume directory (resume-dir.ts). */
   | { reason: 'busy'; instance: string; message: string }
   | { reason: 'unexpected'; message: string; stack?: string }

@@ -446,7 +446,7 @@ const faultCases: [string, (d: string) => void, RegExp][] = [
       mkdirSync(join(d, 'artifacts'), { recursive: true })
       writeFileSync(join(d, 'artifacts', 'objects'), '')
     },
-    /artifact store error: cannot \w+ .*artifacts\/objects.*: a file is where a directory should be \(ENOTDIR\)/,
+    /^cannot \w+ .*artifacts\/objects.*: a file is where a directory should be \(ENOTDIR\)/,
   ],
   [
     'a file in place of .cusp',

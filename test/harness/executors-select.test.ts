@@ -38,7 +38,7 @@ t.test('the environment inside the image', async (t) => {
 })
 
 t.test('executor names map to runners; remote ones need a shared store', async (t) => {
-  const pipeline = { root: '/p', file: '/p/pipeline.yaml' } as unknown as ValidPipeline
+  const pipeline = { root: '/p', file: '/p/pipeline.yaml', instances: new Map() } as unknown as ValidPipeline
   const base = {
     pipeline,
     profile: 'paper',

@@ -94,6 +94,19 @@ const samples: { [R in Failure['reason']]: [Extract<Failure, { reason: R }>, Reg
     [/checkpoints\/a has digest aaaaaaaaaaaa\.\.\. expected, bbbbbbbbbbbb\.\.\. found/],
   ],
   'store-error': [{ reason: 'store-error', message: 'disk full' }, [/^artifact store error: disk full$/]],
+  'io-error': [
+    {
+      reason: 'io-error',
+      op: 'write',
+      path: '/p/pipeline.lock',
+      code: 'ENOSPC',
+      subject: 'the lock file',
+      stack: 'Error: x\n    at y (z.ts:1:2)',
+    },
+    [
+      /^cannot write the lock file \/p\/pipeline\.lock: no space left on the device \(ENOSPC\)\. Free space on that file system, then run again\.$/,
+    ],
+  ],
   busy: [
     {
       reason: 'busy',

@@ -4,7 +4,8 @@
  * again by a content tag (`cusp:content`, a SHA-256 of its canonical spec), so reruns reuse it;
  * the per-instance part (the `run-stage` arguments, the store location, the timeout) goes in the
  * SubmitJob call. Credentials never appear in either: the job gets them from its job role (or the
- * instance role), and only non-secret S3 settings (region, endpoint) are passed by value.
+ * instance role), and only non-secret S3 settings (region, endpoint) are passed by value, with
+ * any `user:pass@` dropped from a URL (an endpoint URL with credentials).
  * Retries: the definition's retry strategy retries an attempt only when its host went away (a Spot
  * reclaim or an EC2 host failure: status reason "Host EC2...", no container exit code), never a
  * stage that exited non-zero; `classifyFailure` says which of the two ended a FAILED job.
@@ -12,6 +13,7 @@
 import { createHash } from 'node:crypto'
 import type { JobDetail, RegisterJobDefinitionRequest, SubmitJobRequest } from '@aws-sdk/client-batch'
 import { canonicalJson } from '../canonical-json.ts'
+import { stripUrlCredentials } from '../redact.ts'
 import type { Fingerprint, JsonValue, StageInstance } from '../types.ts'
 import { memoryBytes, nameFragment, runStageArgv, shortHash, type PipelineSpec } from './runner.ts'
 
@@ -116,10 +118,11 @@ export function submitInput(o: {
   env: Record<string, string | undefined>
   timeoutSeconds?: number
 }): SubmitJobRequest {
+  // Job definitions and SubmitJob inputs are readable by whoever can describe jobs: no URL credentials.
   const environment = [{ name: 'CUSP_STORE', value: o.spec.store }]
   for (const name of BATCH_FORWARD_ENV) {
     const v = o.env[name]
-    if (v !== undefined && v !== '' && !SECRET_ENV.test(name)) environment.push({ name, value: v })
+    if (v !== undefined && v !== '' && !SECRET_ENV.test(name)) environment.push({ name, value: stripUrlCredentials(v) })
   }
   return {
     jobName: batchJobName(o.pipelineName, o.inst, o.fingerprint),

@@ -15,6 +15,7 @@ import { AwsBatchRunner } from './aws-batch.ts'
 import { KubernetesRunner } from './kubernetes.ts'
 import { LocalProcessRunner } from './local.ts'
 import type { InstanceRunner, PipelineSpec } from './runner.ts'
+import { secretOverrides } from '../secret-params.ts'
 
 /** The default stage image (Dockerfile, gpu target). */
 export const DEFAULT_IMAGE = 'cusp:gpu'
@@ -50,10 +51,34 @@ export function pipelineSpec(c: Pick<ExecutorChoice, 'pipeline' | 'store' | 'pro
   }
 }
 
+/**
+ * A usage failure when a `--set` gives a secret param (x-cusp-secret) and `what` (an executor
+ * other than the in-process one, or `export`) would copy it into a command line, a job
+ * definition or an exported file. Names the params, never their values. The advice is the
+ * environment or the in-process executor; never a committed file (pipeline.yaml, a profile).
+ */
+export function secretOverrideFailure(
+  pipeline: Pick<ValidPipeline, 'instances'>,
+  overrides: readonly string[],
+  what: ExecutorKind | 'export',
+): Failure | undefined {
+  if (overrides.length === 0) return undefined
+  const names = secretOverrides(pipeline.instances.values(), overrides)
+  if (names.length === 0) return undefined
+  const into =
+    what === 'export' ? 'export would write it into the exported workflow' : `--executor ${what} would put it on the stage's command line`
+  return {
+    reason: 'usage',
+    message: `--set ${names.join(', ')}: secret param${names.length > 1 ? 's' : ''} (x-cusp-secret), and ${into}; give the secret to the stage through its environment instead, or run with the default in-process executor (--executor local)`,
+  }
+}
+
 /** The runner (undefined for in-process) and env function for a choice, or a usage failure. */
 export function selectExecutor(
   c: ExecutorChoice,
 ): Result<{ runner: InstanceRunner | undefined; env: NonNullable<RunOptions['env']> }, Failure> {
+  const secretSet = c.executor === 'local' ? undefined : secretOverrideFailure(c.pipeline, c.overrides, c.executor)
+  if (secretSet !== undefined) return fail(secretSet)
   const image = c.image ?? DEFAULT_IMAGE
   const remote = c.executor === 'docker' || c.executor === 'kubernetes' || c.executor === 'aws-batch'
   // An empty spec (CUSP_STORE='') means the embedded store, as in openStore.

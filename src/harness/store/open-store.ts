@@ -11,6 +11,7 @@
  * from `env` (record-trust.ts).
  */
 import { statSync } from 'node:fs'
+import { ioFailure } from '../failures.ts'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fail, ok, type ArtifactStore, type Failure, type Result } from '../types.ts'
@@ -62,7 +63,15 @@ export function openStore(
 }
 
 function localAt(dir: string, trust: RecordTrust): Result<ArtifactStore, Failure> {
-  const st = statSync(dir, { throwIfNoEntry: false })
+  let st
+  try {
+    st = statSync(dir, { throwIfNoEntry: false })
+  } catch (e: unknown) {
+    // A file where a parent directory should be (ENOTDIR), an unreadable parent (EACCES): one line, exit 2.
+    const io = ioFailure(e, { op: 'use', path: dir, subject: 'the store', stack: false })
+    if (io !== undefined) return fail(io)
+    throw e
+  }
   if (st !== undefined && !st.isDirectory()) {
     return fail({ reason: 'store-error', message: `store path ${dir} exists and is not a directory` })
   }
