@@ -16,7 +16,8 @@
  * this harness's pid, so it exits when the harness dies (stage-process.ts), and its pid and
  * start time are written to `<workDir>/stage.pid` as soon as it is spawned (it writes the same
  * record itself at start-up), so a sweep of a killed harness's work directory can find and stop
- * the stage it left behind (workdir.ts).
+ * the stage it left behind (workdir.ts). With `CUSP_STAGE_WORKERS=warm` a bundled job runs in a
+ * warm worker instead (stage-workers.ts), with the same outcome, lines and stage.pid record.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
@@ -25,7 +26,8 @@ import { createInterface } from 'node:readline'
 import { startTimeOf } from './owner.ts'
 import { envSecrets, isSecretEnvName, printable } from './redact.ts'
 import { parseMessage, stageCommand, type StageJob } from './stage-api.ts'
-import { bundlingEnabled, STAGE_PROCESS_ENTRY, stageBundle } from './stage-bundle.ts'
+import { bundlingEnabled, STAGE_PROCESS_ENTRY, STAGE_WORKER_ENTRY, stageBundle } from './stage-bundle.ts'
+import { runInWorker, warmWorkersEnabled } from './stage-workers.ts'
 
 /** Variables a stage process receives by exact name. */
 const STAGE_ENV_NAMES = new Set([
@@ -158,11 +160,40 @@ export async function spawnStage(
 ): Promise<SpawnOutcome> {
   const cmd = await localStageCommand(workDir, env)
   if (cmd.why !== undefined) on.log(`no stage bundle, running through tsx: ${cmd.why}`)
-  // Loaded on first use: importing execa costs ~80 ms of CPU that a no-op rerun should not pay.
-  const { execa } = await import('execa')
   let tail = ''
   const secrets = envSecrets(env)
   const clean = (line: string): string => printable(line, secrets)
+  const onStdout = (line: string): void => {
+    const msg = parseMessage(line)
+    if (msg.type === 'progress') on.progress(msg.fraction, msg.message === undefined ? undefined : clean(msg.message))
+    else on.log(clean(msg.message))
+  }
+  const onStderr = (line: string): void => {
+    const safe = clean(line)
+    tail = `${tail}${safe}\n`.slice(-TAIL_BYTES)
+    on.log(safe)
+  }
+  if (cmd.bundled && warmWorkersEnabled(env)) {
+    const worker = await stageBundle(STAGE_WORKER_ENTRY)
+    if (worker.ok) {
+      const r = await runInWorker(
+        {
+          workDir,
+          cwd,
+          env: stageEnv(env),
+          workerBundle: worker.path,
+          stageBundle: cmd.args[3]!,
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        },
+        (stream, line) => (stream === 'stdout' ? onStdout(line) : onStderr(line)),
+        (pid) => recordStage(workDir, pid),
+      )
+      if (r.dirty !== undefined) on.log(`stage worker replaced, the job left behind: ${r.dirty.join(', ')}`)
+      return { exitCode: r.exitCode, signal: r.signal, stderrTail: tail, ...(r.timedOut === true ? { timedOut: true as const } : {}) }
+    }
+  }
+  // Loaded on first use: importing execa costs ~80 ms of CPU that a no-op rerun should not pay.
+  const { execa } = await import('execa')
   const child = execa(cmd.file, cmd.args, {
     cwd,
     env: stageEnv(env),
@@ -179,20 +210,12 @@ export async function spawnStage(
   const reading: Promise<void>[] = []
   if (child.stdout !== null) {
     const rl = createInterface({ input: child.stdout, crlfDelay: Infinity })
-    rl.on('line', (line) => {
-      const msg = parseMessage(line)
-      if (msg.type === 'progress') on.progress(msg.fraction, msg.message === undefined ? undefined : clean(msg.message))
-      else on.log(clean(msg.message))
-    })
+    rl.on('line', onStdout)
     reading.push(new Promise((res) => rl.once('close', () => res())))
   }
   if (child.stderr !== null) {
     const rl = createInterface({ input: child.stderr, crlfDelay: Infinity })
-    rl.on('line', (line) => {
-      const safe = clean(line)
-      tail = `${tail}${safe}\n`.slice(-TAIL_BYTES)
-      on.log(safe)
-    })
+    rl.on('line', onStderr)
     reading.push(new Promise((res) => rl.once('close', () => res())))
   }
   const result = await child

@@ -1,7 +1,8 @@
 /**
  * Stage processes without tsx: most of a stage process's start-up was tsx compiling TypeScript
  * (~0.3-0.8 s of CPU per instance, paid again by every instance). Instead esbuild bundles, once
- * per source version, the stage process itself (stage-process.ts) and each stage module
+ * per source version, the stage process itself (stage-process.ts; stage-worker.ts for warm
+ * workers) and each stage module
  * (`stages/<impl>/index.ts` with everything of ours it imports) into plain ES modules under
  * `<cusp>/.cusp/build/stages/`, which `node` runs directly (spawn-stage.ts). Packages from
  * node_modules are not bundled: they load from node_modules exactly as they would unbundled.
@@ -37,6 +38,8 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 export const CUSP_ROOT = resolve(HERE, '../..')
 /** The stage process's entry, bundled like a stage. */
 export const STAGE_PROCESS_ENTRY = join(HERE, 'stage-process.ts')
+/** The warm worker's entry (stage-workers.ts), bundled like a stage. */
+export const STAGE_WORKER_ENTRY = join(HERE, 'stage-worker.ts')
 const SELF = join(HERE, 'stage-bundle.ts')
 /** Bump when the bundle or manifest layout changes. */
 const FORMAT = 1
@@ -161,7 +164,7 @@ async function build(entry: string, dir: string): Promise<BundleResult> {
   if (esbuildPkg !== undefined) inputs[esbuildPkg] = stamp(esbuildPkg)
   const dirScope = scope(dir)
   const refusals: string[] = []
-  const isStage = real(entry) !== real(STAGE_PROCESS_ENTRY)
+  const isStage = ![STAGE_PROCESS_ENTRY, STAGE_WORKER_ENTRY].some((e) => real(e) === real(entry))
   mkdirSync(dir, { recursive: true })
   const result = await esbuild.build({
     entryPoints: [entry],

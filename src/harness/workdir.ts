@@ -70,7 +70,11 @@ export async function sweepWorkDirs(workRoot: string): Promise<number> {
 async function stopOrphans(dir: string): Promise<boolean> {
   const pids = new Set(processesOn(dir))
   const recorded = parseRecord(await readFile(join(dir, 'stage.pid'), 'utf8').catch(() => ''))
-  if (recorded !== undefined && pidAlive(recorded.pid, recorded.start) && runsIn(recorded.pid, dir)) pids.add(recorded.pid)
+  // A record with a start time names exactly one process (a warm worker's command line does not
+  // name the directory); a bare pid is trusted only with the directory on its command line.
+  if (recorded !== undefined && pidAlive(recorded.pid, recorded.start) && (recorded.start !== undefined || runsIn(recorded.pid, dir))) {
+    pids.add(recorded.pid)
+  }
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL')
