@@ -12,7 +12,7 @@
  *   (a process already running the old one is undisturbed) and a copied or moved project, whose
  *   paths differ, never runs another checkout's bundle.
  * - **Found with a stat per input.** Next to the bundles, `<id>.json` (id: the sha256 of the entry's
- *   real path and the build directory's) records the bundle's name and the mtime and size of
+ *   path, as the job names it, and the build directory's real path) records the bundle's name and the mtime and size of
  *   every file esbuild read, of this module and of the package.json of esbuild and of every
  *   package left external; any difference rebuilds. Writes are atomic (temp file, rename; bundle
  *   before manifest), so concurrent builders are harmless. Within one harness process each entry
@@ -23,12 +23,15 @@
  *   module sees the same node_modules as the bundle directory (checked: otherwise no bundle).
  *   An external package import must resolve to the same file from the bundle as from its
  *   importer (checked with esbuild's resolver: otherwise no bundle).
+ * - **Pruned.** After each build, manifests whose entry is gone (a deleted temp project) go, and
+ *   so do bundles no manifest names once they are an hour old (a process may still be starting
+ *   a bundle its harness chose just before a rebuild).
  * - **Never a hard dependency.** When a bundle cannot be built (esbuild missing, a read-only
  *   checkout, a check above, a syntax esbuild refuses) the stage runs through tsx as before;
  *   `CUSP_STAGE_BUNDLE=0` forces that.
  */
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -102,9 +105,10 @@ interface Manifest {
   inputs: Record<string, string>
 }
 
+/** Keyed by the entry's path as given (a symlinked path is another entry: the job names it so). */
 function manifestPath(entry: string, dir: string): string {
   const id = createHash('sha256')
-    .update(`${real(entry)}\0${real(dir)}`)
+    .update(`${resolve(entry)}\0${real(dir)}`)
     .digest('hex')
     .slice(0, 32)
   return join(dir, `${id}.json`)
@@ -118,7 +122,7 @@ export function currentBundle(entry: string, dir: string): string | undefined {
   } catch {
     return undefined
   }
-  if (m.format !== FORMAT || m.entry !== real(entry) || m.dir !== real(dir) || typeof m.inputs !== 'object' || m.inputs === null) {
+  if (m.format !== FORMAT || m.entry !== resolve(entry) || m.dir !== real(dir) || typeof m.inputs !== 'object' || m.inputs === null) {
     return undefined
   }
   if (!/^[\w.-]+\.mjs$/.test(m.bundle) || !existsSync(join(dir, m.bundle))) return undefined
@@ -197,14 +201,15 @@ async function build(entry: string, dir: string): Promise<BundleResult> {
             inputs[args.path] = stamp(args.path)
             const text = readFileSync(args.path, 'utf8')
             if (args.path.endsWith('.json')) return { contents: text, loader: 'json' }
-            const url = JSON.stringify(pathToFileURL(args.path).href)
+            // Node gives a module the URL of its real path (symlinks resolved): so does the bundle.
+            const url = JSON.stringify(pathToFileURL(real(args.path)).href)
             if (/\bimport\.meta\.resolve\b/.test(text) && scope(dirname(args.path)) !== dirScope) {
               refusals.push(`${args.path} calls import.meta.resolve and sees other node_modules than ${dir}`)
             }
             const pinned = text
               .replace(/\bimport\.meta\.url\b/g, url)
-              .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(args.path)))
-              .replace(/\bimport\.meta\.filename\b/g, JSON.stringify(args.path))
+              .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(real(args.path))))
+              .replace(/\bimport\.meta\.filename\b/g, JSON.stringify(real(args.path)))
               .replace(/\bimport\.meta\.resolve\(/g, `__cuspResolve(${url}, `)
             return { contents: pinned, loader: /\.m?ts$/.test(args.path) ? 'ts' : 'js' }
           })
@@ -222,9 +227,40 @@ async function build(entry: string, dir: string): Promise<BundleResult> {
     writeFileSync(`${bundle}.tmp-${tag}`, out.contents)
     renameSync(`${bundle}.tmp-${tag}`, bundle)
   }
-  const manifest: Manifest = { format: FORMAT, entry: real(entry), dir: real(dir), bundle: name, inputs }
+  const manifest: Manifest = { format: FORMAT, entry: resolve(entry), dir: real(dir), bundle: name, inputs }
   const mpath = manifestPath(entry, dir)
   writeFileSync(`${mpath}.tmp-${tag}`, `${JSON.stringify(manifest, null, 1)}\n`)
   renameSync(`${mpath}.tmp-${tag}`, mpath)
+  pruneStageBuilds(dir)
   return { ok: true, path: bundle }
+}
+
+/** How old an unreferenced bundle (or temp file) must be before pruning removes it. */
+const PRUNE_AGE_MS = 3_600_000
+
+/** Removes what no current entry needs from `dir` (see the module comment); never throws. */
+export function pruneStageBuilds(dir: string, now: number = Date.now()): void {
+  try {
+    const names = readdirSync(dir)
+    const keep = new Set<string>()
+    for (const name of names.filter((n) => n.endsWith('.json'))) {
+      try {
+        const m = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<Manifest>
+        if (typeof m.entry === 'string' && existsSync(m.entry)) {
+          if (typeof m.bundle === 'string') keep.add(m.bundle)
+          continue
+        }
+      } catch {
+        // unreadable: a manifest being replaced, or garbage; removed below only when old
+        if (now - statSync(join(dir, name)).mtimeMs < PRUNE_AGE_MS) continue
+      }
+      rmSync(join(dir, name), { force: true })
+    }
+    for (const name of names.filter((n) => !n.endsWith('.json') && !keep.has(n))) {
+      const st = statSync(join(dir, name), { throwIfNoEntry: false })
+      if (st !== undefined && now - st.mtimeMs >= PRUNE_AGE_MS) rmSync(join(dir, name), { force: true })
+    }
+  } catch {
+    // pruning is housekeeping: a failure leaves files behind, nothing else
+  }
 }

@@ -7,13 +7,25 @@
  */
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { localStageCommand } from '../../src/harness/spawn-stage.ts'
 import {
   currentBundle,
   forgetStageBundles,
+  pruneStageBuilds,
   SOURCE_EXPORT,
   STAGE_PROCESS_ENTRY,
   stageBundle,
@@ -216,4 +228,39 @@ t.test("the stage process refuses a bundle built from another stage's module", a
   t.equal(r.code, 1)
   t.match(r.stderr, `a bundle of ${module}, but the job's stage is ${other}`)
   t.notOk(existsSync(join(work, 'out', 'out.txt')), 'the stage did not run')
+})
+
+t.test('pruning: manifests of deleted entries go, unreferenced bundles go once an hour old', async (t) => {
+  const a = tmp()
+  t.teardown(() => rmSync(a, { recursive: true, force: true }))
+  const build = stageBuildDir(a)
+  const kept = await stageBundle(stageProject(join(a, 'kept'), 'one'), build)
+  const goneModule = stageProject(join(a, 'gone'), 'two')
+  const gone = await stageBundle(goneModule, build)
+  if (!kept.ok || !gone.ok) throw new Error('no bundle')
+  rmSync(join(a, 'gone'), { recursive: true, force: true })
+  pruneStageBuilds(build)
+  t.ok(existsSync(gone.path), 'an unreferenced bundle younger than an hour stays')
+  t.equal(readdirSync(build).filter((n) => n.endsWith('.json')).length, 1, "the deleted entry's manifest is gone")
+  pruneStageBuilds(build, Date.now() + 3_600_001)
+  t.notOk(existsSync(gone.path), 'an hour later the unreferenced bundle is gone')
+  t.ok(existsSync(kept.path), 'the current bundle stays')
+  t.equal(currentBundle(join(a, 'kept', 'stages', 'echo', 'index.ts'), build), kept.path, 'and is still current')
+})
+
+t.test('a stage reached through a symlink and by its real path: two entries, each bundle runs its own', async (t) => {
+  const a = tmp()
+  t.teardown(() => rmSync(a, { recursive: true, force: true }))
+  const build = stageBuildDir(a)
+  const module = stageProject(join(a, 'real'), 'one')
+  mkdirSync(join(a, 'linked'))
+  symlinkSync(join(a, 'real', 'stages'), join(a, 'linked', 'stages'))
+  const viaLink = join(a, 'linked', 'stages', 'echo', 'index.ts')
+  const direct = await stageBundle(module, build)
+  const linked = await stageBundle(viaLink, build)
+  if (!direct.ok || !linked.ok) throw new Error('no bundle')
+  t.not(linked.path, direct.path, 'one bundle per path the jobs name')
+  const want = `one data of ${join(a, 'real')}\n`
+  t.equal(await runBundle(t, module, direct.path), want)
+  t.equal(await runBundle(t, viaLink, linked.path), want, 'the bundle named by the linked path runs (its source check passes)')
 })
