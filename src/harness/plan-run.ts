@@ -20,6 +20,7 @@ import { adoptRemoteRun, publishRun } from './publish.ts'
 import { corruptOutputs } from './restore-check.ts'
 import type { ExecEvent, ExecSummary, InstanceOutcome, Prepared, RunOptions, RunResult, Settled } from './run-types.ts'
 import { Slots } from './slots.ts'
+import { closeStageWorkers } from './stage-workers.ts'
 import { StoreLookups } from './store-lookups.ts'
 import { claimResumeDir, sweepResumeDirs, type ResumeClaim } from './resume-dir.ts'
 import type {
@@ -86,6 +87,7 @@ export class PlanRun {
     await sweepResumeDirs(join(dirname(this.workRoot), 'resume'), async (fp) => (await this.store.getRun(fp as Fingerprint)) !== undefined)
     if (this.opts.verify) await this.verify()
     else await Promise.all(steps.map((s) => this.settle(s.instance)))
+    await closeStageWorkers() // warm workers (CUSP_STAGE_WORKERS=warm) end, and are reaped, with the run
     const ok = this.failures.length === 0 && !Object.values(this.outcomes).some((o) => o.outcome === 'nondeterministic')
     return { steps, outcomes: this.outcomes, failures: this.failures, ok }
   }

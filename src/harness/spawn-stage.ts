@@ -10,14 +10,24 @@
  * `CUSP_STAGE_ENV`. Everything it prints is redacted (URL credentials, withheld secret values)
  * and stripped of terminal control characters before it reaches a callback.
  *
- * The stage's pid is written to `<workDir>/stage.pid` as soon as it is spawned, so a sweep of a
- * killed harness's work directory can find and stop the stage it left behind (workdir.ts).
+ * The process runs the bundles of stage-process.ts and of the job's stage module with plain node
+ * (stage-bundle.ts: no TypeScript compiled per instance), or through tsx when a bundle cannot be
+ * built or `CUSP_STAGE_BUNDLE=0`. Either way its command line ends with the work directory and
+ * this harness's pid, so it exits when the harness dies (stage-process.ts), and its pid and
+ * start time are written to `<workDir>/stage.pid` as soon as it is spawned (it writes the same
+ * record itself at start-up), so a sweep of a killed harness's work directory can find and stop
+ * the stage it left behind (workdir.ts). With `CUSP_STAGE_WORKERS=warm` a bundled job runs in a
+ * warm worker instead (stage-workers.ts), with the same outcome, lines and stage.pid record.
  */
-import { writeFileSync } from 'node:fs'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { startTimeOf } from './owner.ts'
 import { envSecrets, isSecretEnvName, printable } from './redact.ts'
-import { parseMessage, stageCommand } from './stage-api.ts'
+import { parseMessage, stageCommand, type StageJob } from './stage-api.ts'
+import { bundlingEnabled, STAGE_PROCESS_ENTRY, STAGE_WORKER_ENTRY, stageBundle } from './stage-bundle.ts'
+import { runInWorker, warmWorkersEnabled } from './stage-workers.ts'
 
 /** Variables a stage process receives by exact name. */
 const STAGE_ENV_NAMES = new Set([
@@ -79,6 +89,18 @@ export function stageEnv(env: Record<string, string | undefined>): Record<string
   return out
 }
 
+/** Writes `<workDir>/stage.pid` (pid, host, start time) atomically; the stage writes the same at start-up. */
+function recordStage(workDir: string, pid: number): void {
+  const start = startTimeOf(pid)
+  const path = join(workDir, 'stage.pid')
+  try {
+    writeFileSync(`${path}.h${process.pid}`, `${JSON.stringify({ pid, host: hostname(), ...(start !== undefined ? { start } : {}) })}\n`)
+    renameSync(`${path}.h${process.pid}`, path)
+  } catch {
+    // the sweep then finds the stage by its command line (workdir.ts)
+  }
+}
+
 export interface SpawnCallbacks {
   progress(fraction: number, message: string | undefined): void
   log(message: string): void
@@ -94,7 +116,41 @@ export interface SpawnOutcome {
 
 const TAIL_BYTES = 4096
 
-/** Spawn `stage-process.ts <workDir>` with `stageEnv(env)` as the whole environment. */
+/** Reasons for running through tsx already logged by this process (each is logged once). */
+const explained = new Set<string>()
+
+/**
+ * The command for the job in `workDir`: `node <process bundle> <workDir> <pid> <stage bundle>`,
+ * or `stageCommand` (tsx) plus this harness's pid when either bundle cannot be had. The stage
+ * process exits as soon as its parent is not `harnessPid`.
+ */
+export async function localStageCommand(
+  workDir: string,
+  env: Record<string, string | undefined>,
+  harnessPid: number = process.pid,
+): Promise<{ file: string; args: string[]; bundled: boolean; why?: string }> {
+  const harness = String(harnessPid)
+  let why: string | undefined
+  if (bundlingEnabled(env)) {
+    let module: string | undefined
+    try {
+      module = (JSON.parse(readFileSync(join(workDir, 'job.json'), 'utf8')) as StageJob).module
+    } catch {
+      module = undefined // the stage process reports the unreadable job
+    }
+    if (typeof module === 'string') {
+      const [proc, stage] = await Promise.all([stageBundle(STAGE_PROCESS_ENTRY), stageBundle(module)])
+      if (proc.ok && stage.ok) return { file: process.execPath, args: [proc.path, workDir, harness, stage.path], bundled: true }
+      why = !proc.ok ? proc.reason : !stage.ok ? stage.reason : undefined
+      if (why !== undefined && !explained.has(why)) explained.add(why)
+      else why = undefined
+    }
+  }
+  const cmd = stageCommand(workDir)
+  return { file: cmd.file, args: [...cmd.args, harness], bundled: false, ...(why !== undefined ? { why } : {}) }
+}
+
+/** Spawn the stage process for `workDir` with `stageEnv(env)` as the whole environment. */
 export async function spawnStage(
   workDir: string,
   cwd: string,
@@ -102,12 +158,42 @@ export async function spawnStage(
   on: SpawnCallbacks,
   timeoutMs?: number,
 ): Promise<SpawnOutcome> {
-  const cmd = stageCommand(workDir)
-  // Loaded on first use: importing execa costs ~80 ms of CPU that a no-op rerun should not pay.
-  const { execa } = await import('execa')
+  const cmd = await localStageCommand(workDir, env)
+  if (cmd.why !== undefined) on.log(`no stage bundle, running through tsx: ${cmd.why}`)
   let tail = ''
   const secrets = envSecrets(env)
   const clean = (line: string): string => printable(line, secrets)
+  const onStdout = (line: string): void => {
+    const msg = parseMessage(line)
+    if (msg.type === 'progress') on.progress(msg.fraction, msg.message === undefined ? undefined : clean(msg.message))
+    else on.log(clean(msg.message))
+  }
+  const onStderr = (line: string): void => {
+    const safe = clean(line)
+    tail = `${tail}${safe}\n`.slice(-TAIL_BYTES)
+    on.log(safe)
+  }
+  if (cmd.bundled && warmWorkersEnabled(env)) {
+    const worker = await stageBundle(STAGE_WORKER_ENTRY)
+    if (worker.ok) {
+      const r = await runInWorker(
+        {
+          workDir,
+          cwd,
+          env: stageEnv(env),
+          workerBundle: worker.path,
+          stageBundle: cmd.args[3]!,
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        },
+        (stream, line) => (stream === 'stdout' ? onStdout(line) : onStderr(line)),
+        (pid) => recordStage(workDir, pid),
+      )
+      if (r.dirty !== undefined) on.log(`stage worker replaced, the job left behind: ${r.dirty.join(', ')}`)
+      return { exitCode: r.exitCode, signal: r.signal, stderrTail: tail, ...(r.timedOut === true ? { timedOut: true as const } : {}) }
+    }
+  }
+  // Loaded on first use: importing execa costs ~80 ms of CPU that a no-op rerun should not pay.
+  const { execa } = await import('execa')
   const child = execa(cmd.file, cmd.args, {
     cwd,
     env: stageEnv(env),
@@ -120,30 +206,16 @@ export async function spawnStage(
     stripFinalNewline: false,
     ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
   })
-  if (child.pid !== undefined) {
-    try {
-      writeFileSync(join(workDir, 'stage.pid'), `${child.pid}\n`)
-    } catch {
-      // the sweep then falls back to the harness's pid alone
-    }
-  }
+  if (child.pid !== undefined) recordStage(workDir, child.pid)
   const reading: Promise<void>[] = []
   if (child.stdout !== null) {
     const rl = createInterface({ input: child.stdout, crlfDelay: Infinity })
-    rl.on('line', (line) => {
-      const msg = parseMessage(line)
-      if (msg.type === 'progress') on.progress(msg.fraction, msg.message === undefined ? undefined : clean(msg.message))
-      else on.log(clean(msg.message))
-    })
+    rl.on('line', onStdout)
     reading.push(new Promise((res) => rl.once('close', () => res())))
   }
   if (child.stderr !== null) {
     const rl = createInterface({ input: child.stderr, crlfDelay: Infinity })
-    rl.on('line', (line) => {
-      const safe = clean(line)
-      tail = `${tail}${safe}\n`.slice(-TAIL_BYTES)
-      on.log(safe)
-    })
+    rl.on('line', onStderr)
     reading.push(new Promise((res) => rl.once('close', () => res())))
   }
   const result = await child

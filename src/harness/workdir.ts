@@ -7,8 +7,9 @@
  * byte-for-byte comparison `verify` uses.
  */
 import { randomUUID } from 'node:crypto'
-import { createReadStream, readFileSync } from 'node:fs'
-import { pidAlive } from './owner.ts'
+import { createReadStream, readdirSync, readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { parseOwner, pidAlive } from './owner.ts'
 import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { join, relative } from 'node:path'
@@ -44,9 +45,13 @@ export async function removeWorkDir(dir: string): Promise<void> {
  * Removes work directories left by harness processes that no longer exist (killed mid-run):
  * the pid in the name is not alive on this machine. Directories of live processes are kept.
  * A killed harness can leave its stage process running (a stage notices its parent's death only
- * between its own computations), and that orphan may still be writing into the directory: it is
- * stopped first (its pid is in `stage.pid`, written by spawn-stage.ts), and the directory is
- * removed only once it is gone, so the removal never races a writer.
+ * every 200 ms, and not at all while it is blocked in a long computation), and that orphan may
+ * still be writing into the directory (a `mkdir -p` of an output re-creates it): every process
+ * started on the directory is stopped first, and the directory is removed only once they are
+ * gone, so the removal never races a writer. A stage is found by `stage.pid` (pid and start
+ * time, written by the harness right after the spawn and by the stage itself at start-up) and,
+ * because a harness killed between the spawn and that write leaves no record, by its command
+ * line, which names the work directory (a scan of /proc).
  */
 export async function sweepWorkDirs(workRoot: string): Promise<number> {
   let removed = 0
@@ -54,34 +59,67 @@ export async function sweepWorkDirs(workRoot: string): Promise<number> {
     const pid = Number(name.split('-')[0])
     if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue
     const dir = join(workRoot, name)
-    if (!(await stopOrphan(dir))) continue // still running: leave it to a later sweep
+    if (!(await stopOrphans(dir))) continue // still running: leave it to a later sweep
     await removeWorkDir(dir)
     removed++
   }
   return removed
 }
 
-/** Stops the stage process a dead harness left in `dir`; true once none is running there. */
-async function stopOrphan(dir: string): Promise<boolean> {
-  const pid = Number((await readFile(join(dir, 'stage.pid'), 'utf8').catch(() => '')).trim())
-  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid) || !runsIn(pid, dir)) return true
-  try {
-    process.kill(pid, 'SIGKILL')
-  } catch {
-    return !pidAlive(pid)
+/** Stops every process a dead harness left running on `dir`; true once none is. */
+async function stopOrphans(dir: string): Promise<boolean> {
+  const pids = new Set(processesOn(dir))
+  const recorded = parseRecord(await readFile(join(dir, 'stage.pid'), 'utf8').catch(() => ''))
+  // A record with a start time names exactly one process (a warm worker's command line does not
+  // name the directory); a bare pid is trusted only with the directory on its command line.
+  if (recorded !== undefined && pidAlive(recorded.pid, recorded.start) && (recorded.start !== undefined || runsIn(recorded.pid, dir))) {
+    pids.add(recorded.pid)
   }
-  // SIGKILL cannot be caught; the process is gone (or a zombie, which counts as gone) as soon as
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  // SIGKILL cannot be caught; a process is gone (or a zombie, which counts as gone) as soon as
   // the kernel has torn it down. Bounded, so a sweep can never hang on an unkillable process.
-  for (let i = 0; i < 1000 && pidAlive(pid); i++) await new Promise((res) => setTimeout(res, 10))
-  return !pidAlive(pid)
+  const running = (): boolean => [...pids].some((p) => pidAlive(p))
+  for (let i = 0; i < 1000 && running(); i++) await new Promise((res) => setTimeout(res, 10))
+  return !running()
 }
 
-/** Whether process `pid` was started on the work directory `dir` (its command line names it); true where /proc cannot tell. */
-function runsIn(pid: number, dir: string): boolean {
+/** `stage.pid`: `{pid, host, start}` (owner.ts) or, as older harnesses wrote it, a bare pid. */
+function parseRecord(text: string): { pid: number; start?: string } | undefined {
+  const owner = parseOwner(text)
+  if (owner !== undefined) return owner.host === hostname() ? owner : undefined
+  const pid = Number(text.trim())
+  return Number.isInteger(pid) && pid > 0 ? { pid } : undefined
+}
+
+/** Pids of the processes whose command line has `dir` as an argument (empty where /proc cannot be read). */
+function processesOn(dir: string): number[] {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return []
+  }
+  const out: number[] = []
+  for (const e of entries) {
+    const pid = Number(e)
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue
+    if (runsIn(pid, dir, false)) out.push(pid)
+  }
+  return out
+}
+
+/** Whether process `pid` was started on the work directory `dir` (its command line names it); `unknown` where /proc cannot tell. */
+function runsIn(pid: number, dir: string, unknown = true): boolean {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dir)
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== 'ENOENT'
+    return unknown && (e as NodeJS.ErrnoException).code !== 'ENOENT'
   }
 }
 
