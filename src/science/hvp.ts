@@ -103,7 +103,7 @@ function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
   if (useDensePath(model)) {
     // Dense models on wasm: the hand-written backward pass (dense-hvp.ts), no tape.
     checkChunk(model, c)
-    const r = tf.tidy(() => denseGradient(model, paramTensors(model, theta), c.x, c.y, c.n))
+    const r = tf.tidy(() => denseGradient(model, theta, c))
     return { loss: r.loss, parts: r.grads }
   }
   const { value, grads } = tf.tidy(() => {
@@ -120,7 +120,7 @@ function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk
   if (useDensePath(model)) {
     // Dense models on wasm: the R-operator (dense-hvp.ts) instead of double backprop.
     checkChunk(model, c)
-    return { parts: tf.tidy(() => denseHvp(model, paramTensors(model, theta), paramTensors(model, v), c.x, c.y, c.n)) }
+    return { parts: tf.tidy(() => denseHvp(model, theta, v, c)) }
   }
   const parts = tf.tidy(() => {
     const vs = paramTensors(model, v)

@@ -7,7 +7,16 @@
  */
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
-import { denseGradient, denseHvp, densePlan, setDenseFastPath, useDensePath } from '../../src/science/dense-hvp.ts'
+import {
+  clearDenseCache,
+  denseCacheStats,
+  denseGradient,
+  denseHvp,
+  densePlan,
+  setDenseCacheBytes,
+  setDenseFastPath,
+  useDensePath,
+} from '../../src/science/dense-hvp.ts'
 import { initEngine } from '../../src/science/engine.ts'
 import { chunkGradient, chunkHvp, chunkLoss, datasetGradient, datasetHvp, type Chunk, type Dataset } from '../../src/science/hvp.ts'
 import { buildModel, initParams, type Model, type ModelSpec } from '../../src/science/models.ts'
@@ -16,20 +25,16 @@ import { fdHvp, makeChunk, relErr, unitVector } from './fixtures/oracles.ts'
 
 tf.env().set('IS_TEST', true)
 
-/** One tensor per parameter, cut from a flat vector (as hvp.ts does). */
-const parts = (m: Model, a: Float32Array): tf.Tensor[] =>
-  m.params.map((p) => tf.tensor(a.subarray(p.offset, p.offset + p.shape.reduce((x, y) => x * y, 1)), p.shape))
 const flat = (m: Model, ts: tf.Tensor[]): Float32Array => {
   const out = new Float32Array(m.size)
   m.params.forEach((p, i) => out.set(ts[i]!.dataSync(), p.offset))
   return out
 }
 /** The hand-written functions called directly (any backend). */
-const denseHv = (m: Model, theta: Float32Array, v: Float32Array, c: Chunk): Float32Array =>
-  tf.tidy(() => flat(m, denseHvp(m, parts(m, theta), parts(m, v), c.x, c.y, c.n)))
+const denseHv = (m: Model, theta: Float32Array, v: Float32Array, c: Chunk): Float32Array => tf.tidy(() => flat(m, denseHvp(m, theta, v, c)))
 const denseGrad = (m: Model, theta: Float32Array, c: Chunk): { loss: number; grad: Float32Array } =>
   tf.tidy(() => {
-    const r = denseGradient(m, parts(m, theta), c.x, c.y, c.n)
+    const r = denseGradient(m, theta, c)
     return { loss: r.loss.dataSync()[0]!, grad: flat(m, r.grads) }
   })
 /** The tape's chunk functions (the hand-written path switched off). */
@@ -141,10 +146,23 @@ t.test('wasm: no tensors leak, and workers 1 and 2 give the in-process bits', as
   const data: Dataset = { x: c.x, y: c.y, n: c.n, shape: [6, 6, 1] }
   const theta = initParams(m, 3)
   const v = unitVector(m.size, 4)
+  clearDenseCache()
   const before = tf.memory().numTensors
-  chunkHvp(m, theta, v, c)
-  chunkGradient(m, theta, c)
-  t.equal(tf.memory().numTensors, before, 'tensor count unchanged')
+  const theta2 = theta.map((a, i) => (i === 0 ? a + 1 : a))
+  const round = (): void => {
+    chunkHvp(m, theta, v, c)
+    chunkGradient(m, theta, c)
+    chunkHvp(m, theta2, v, c)
+  }
+  round()
+  const cached = tf.memory().numTensors
+  t.ok(cached > before, 'the θ cache holds tensors')
+  for (let i = 0; i < 20; i++) round()
+  t.equal(tf.memory().numTensors, cached, 'tensor count flat over 20 rounds that change θ')
+  t.throws(() => chunkHvp(m, theta, v, { ...c, n: 3 }))
+  t.equal(tf.memory().numTensors, cached, 'a failing call leaves nothing behind')
+  clearDenseCache()
+  t.equal(tf.memory().numTensors, before, 'clearing the cache frees them all')
   const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
   const want = { grad: datasetGradient(m, theta, data, { chunkSize: 16 }), hvp: datasetHvp(m, theta, v, data, { chunkSize: 16 }) }
   for (const workers of [1, 2]) {
@@ -158,4 +176,39 @@ t.test('wasm: no tensors leak, and workers 1 and 2 give the in-process bits', as
       await obj.dispose()
     }
   }
+})
+
+t.test('wasm: the θ cache gives the uncached bits, hits only on equal contents, and respects its budget', async (t) => {
+  await initEngine('wasm')
+  const m = buildModel({ arch: 'mlp', activation: 'tanh', inputShape: [5, 5, 1], classes: 4, hidden: [11, 7] })
+  const c = makeChunk(m, 23, 4)
+  const theta = initParams(m, 5)
+  const v = unitVector(m.size, 6)
+  const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+  const budget = setDenseCacheBytes(0)
+  const fresh = { hv: chunkHvp(m, theta, v, c), g: chunkGradient(m, theta, c) }
+  t.equal(denseCacheStats().entries, 0, 'budget 0: nothing cached')
+  setDenseCacheBytes(budget)
+  const s0 = denseCacheStats()
+  const miss = chunkHvp(m, theta, v, c)
+  const g = chunkGradient(m, theta.slice(), { x: c.x.slice(), y: c.y.slice(), n: c.n }) // equal contents, new arrays
+  const hit = chunkHvp(m, theta, v, c)
+  const s1 = denseCacheStats()
+  t.same([s1.misses - s0.misses, s1.hits - s0.hits, s1.entries], [1, 2, 1], 'one miss, then two hits on one entry')
+  t.ok(bytes(miss).equals(bytes(fresh.hv)) && bytes(hit).equals(bytes(fresh.hv)), 'HVP bits: miss = hit = uncached')
+  t.ok(bytes(g.grad).equals(bytes(fresh.g.grad)) && g.loss === fresh.g.loss, 'gradient bits from the cache = uncached')
+  const x2 = c.x.slice()
+  x2[17] = x2[17]! + 0.5
+  chunkHvp(m, theta, v, { ...c, x: x2 })
+  const y2 = c.y.map((y, i) => (i === 3 ? (y + 1) % 4 : y))
+  chunkHvp(m, theta, v, { ...c, y: y2 })
+  t.same(denseCacheStats().misses - s1.misses, 2, 'changed pixels or labels miss')
+  const other = theta.map((a, i) => (i === 9 ? a * 2 : a))
+  chunkHvp(m, other, v, c)
+  t.equal(denseCacheStats().entries, 1, 'a new θ empties the cache')
+  const prev = setDenseCacheBytes(1024)
+  const small = chunkHvp(m, theta, v, c)
+  t.equal(denseCacheStats().entries, 0, 'an entry over the budget is not kept')
+  t.ok(bytes(small).equals(bytes(fresh.hv)), 'and the bits are the same')
+  setDenseCacheBytes(prev)
 })
