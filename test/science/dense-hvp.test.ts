@@ -212,3 +212,22 @@ t.test('wasm: the θ cache gives the uncached bits, hits only on equal contents,
   t.ok(bytes(small).equals(bytes(fresh.hv)), 'and the bits are the same')
   setDenseCacheBytes(prev)
 })
+
+t.test('wasm: one-example chunks and softmax regression through the chunk functions; bad labels throw and leak nothing', async (t) => {
+  await initEngine('wasm')
+  for (const hidden of [[], [6]]) {
+    const m = buildModel({ arch: 'mlp', activation: 'tanh', inputShape: [3, 2, 1], classes: 3, hidden })
+    const c = makeChunk(m, 1, 9)
+    const theta = initParams(m, 2)
+    const v = unitVector(m.size, 3)
+    const hv = chunkHvp(m, theta, v, c)
+    const want = tape(() => chunkHvp(m, theta, v, c))
+    t.ok(relErr(hv, want) < 1e-6, `hidden [${hidden.join(',')}], n = 1: rel err ${relErr(hv, want).toExponential(2)}`)
+    clearDenseCache()
+    const before = tf.memory().numTensors
+    t.throws(() => chunkHvp(m, theta, v, { ...c, y: Int32Array.of(3) }), /not a class/)
+    t.throws(() => chunkGradient(m, theta, { ...c, y: Int32Array.of(-1) }), /not a class/)
+    clearDenseCache()
+    t.equal(tf.memory().numTensors, before, 'nothing left behind')
+  }
+})
