@@ -8,6 +8,8 @@
  * run. The peer is only fair on an optimized BLAS: its JSON says which BLAS the PyTorch process
  * actually loaded and with how many threads (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are set to the
  * stated thread count), and the bench warns loudly when it is the reference (netlib) BLAS.
+ * Every call of ours runs at a θ not seen before (dense models cache θ-only work, dense-hvp.ts), as
+ * the peer recomputes everything per call; a second HVP at the same θ is reported apart.
  * Ours and the peer alternate round by round (the machine is shared); the min/median/max of the
  * rounds are reported with ratios ours/peer of the medians (wall time), plus process CPU time (all
  * worker threads; PyTorch's at 2 threads too) and
@@ -31,6 +33,7 @@ import { execa } from 'execa'
 import * as tf from '@tensorflow/tfjs'
 import { initEngine } from '../src/science/engine.ts'
 import { chunkHvp, type Dataset } from '../src/science/hvp.ts'
+import { setDenseCacheBytes } from '../src/science/dense-hvp.ts'
 import { buildModel, initParams, type ModelSpec } from '../src/science/models.ts'
 import { createObjective } from '../src/science/objective.ts'
 import { createRng } from '../src/science/rng.ts'
@@ -91,16 +94,25 @@ function dataset(n: number, seed: number, shape: [number, number, number]): Data
   return { x, y, n, shape }
 }
 
-/** Wall ms of each call, and CPU ms of this process (all worker threads) in `cpu`. */
+/**
+ * Wall ms of each call, and CPU ms of this process (all worker threads) in `cpu`. Each round runs
+ * at its own θ (θ[0] nudged), and the HVP at yet another, so no call reuses the dense path's θ cache
+ * (dense-hvp.ts) and every figure is comparable to the peer's, which recomputes everything per call;
+ * then a second HVP at the HVP's θ, the steady state of an eigen-iteration, goes to `same`.
+ */
 async function timeOurs(
   obj: Awaited<ReturnType<typeof createObjective>>,
   theta: Float32Array,
   v: Float32Array,
   cpu?: Figures[],
+  same?: { wall: number[]; cpu: number[] },
 ): Promise<Figures> {
   const wall: number[] = []
   const used: number[] = []
-  for (const call of [() => obj.loss(theta), () => obj.gradient(theta), () => obj.hvp(theta, v)]) {
+  const at = nudged(theta)
+  const atHvp = nudged(theta)
+  const calls = [() => obj.loss(at), () => obj.gradient(at), () => obj.hvp(atHvp, v), () => obj.hvp(atHvp, v)]
+  for (const call of calls) {
     const c0 = process.cpuUsage()
     const t0 = performance.now()
     await call()
@@ -109,7 +121,16 @@ async function timeOurs(
     used.push((c.user + c.system) / 1000)
   }
   cpu?.push({ loss: used[0]!, grad: used[1]!, hvp: used[2]! })
+  same?.wall.push(wall[3]!)
+  same?.cpu.push(used[3]!)
   return { loss: wall[0]!, grad: wall[1]!, hvp: wall[2]! }
+}
+let nudges = 0
+/** θ with its first entry moved by a distinct small step each call (a new θ for every cache). */
+function nudged(theta: Float32Array): Float32Array {
+  const out = theta.slice()
+  out[0] = out[0]! + ++nudges * 2 ** -20
+  return out
 }
 
 /** What the peer's `--time` line says about its BLAS (torch_hessian.py blas_info). */
@@ -198,7 +219,9 @@ function flopsOf(name: string, inShapes: number[][], outShape: number[]): number
 /**
  * One HVP chunk (250 examples) on wasm in this thread, by kernel: every wasm kernel is wrapped to
  * add up the process CPU time it takes (outermost kernel calls only; composed kernels count as
- * one), over `reps` HVPs. CPU time, not wall time: the machine is shared.
+ * one), over `reps` HVPs. CPU time, not wall time: the machine is shared. The dense path's θ cache
+ * is off while profiling (every HVP a fresh θ); `sameThetaMs` is the CPU time per HVP with it on,
+ * at one θ (the dense models' steady state in an eigen-iteration; the others do not cache).
  */
 async function profileHvp(
   spec: ModelSpec,
@@ -206,9 +229,14 @@ async function profileHvp(
   theta: Float32Array,
   v: Float32Array,
   reps = 3,
-): Promise<{ totalMs: number; rows: Array<{ kernel: string; ms: number; share: number; calls: number; gflops?: number }> }> {
+): Promise<{
+  totalMs: number
+  sameThetaMs: number
+  rows: Array<{ kernel: string; ms: number; share: number; calls: number; gflops?: number }>
+}> {
   await initEngine('wasm')
   const model = buildModel(spec)
+  const budget = setDenseCacheBytes(0)
   const m = Math.min(250, data.n)
   const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2]
   const chunk = { x: data.x.subarray(0, m * d), y: data.y.subarray(0, m), n: m }
@@ -257,6 +285,12 @@ async function profileHvp(
     tf.registerKernel(k)
   }
   const totalMs = (used.user + used.system) / 1000 / reps
+  setDenseCacheBytes(budget)
+  chunkHvp(model, theta, v, chunk) // fills the cache
+  const s0 = process.cpuUsage()
+  for (let r = 0; r < reps; r++) chunkHvp(model, theta, v, chunk)
+  const sUsed = process.cpuUsage(s0)
+  const sameThetaMs = (sUsed.user + sUsed.system) / 1000 / reps
   const kernelMs = [...acc.values()].reduce((s, e) => s + e.ms, 0) / reps
   const rows = [...acc.entries()]
     .map(([kernel, e]) => ({
@@ -269,13 +303,14 @@ async function profileHvp(
     .sort((x, y) => y.ms - x.ms)
   const calls = [...acc.values()].reduce((s, e) => s + e.calls, 0) / reps
   rows.push({ kernel: '(outside kernels: engine, tape)', ms: totalMs - kernelMs, share: (totalMs - kernelMs) / totalMs, calls })
-  return { totalMs, rows }
+  return { totalMs, sameThetaMs, rows }
 }
 
 /**
  * `calls` HVPs of one chunk on wasm in this thread: tf.memory().numTensors, the wasm heap's size
  * and this process's RSS before and after (a leak shows as growth; the wasm heap never shrinks, so
- * it must stop growing after the warm-up call).
+ * it must stop growing after the warm-up call). θ changes every fourth call, so a dense model's θ
+ * cache is emptied and refilled along the way.
  */
 async function leakLoop(
   spec: ModelSpec,
@@ -294,7 +329,9 @@ async function leakLoop(
   const rss = (): number => +(process.memoryUsage().rss / 2 ** 20).toFixed(1)
   const js = (): number => +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)
   const start = { tensors: tf.memory().numTensors, heap: heapMb(), rss: rss(), js: js() }
-  for (let i = 0; i < calls; i++) chunkHvp(model, theta, v, chunk)
+  const other = nudged(theta)
+  for (let i = 0; i < calls; i++) chunkHvp(model, i % 4 === 3 ? other : theta, v, chunk)
+  chunkHvp(model, theta, v, chunk) // back to the warm-up's θ: the same cache contents as at the start
   return {
     tensors: [start.tensors, tf.memory().numTensors],
     wasm_heap_mb: [start.heap, heapMb()],
@@ -344,12 +381,13 @@ for (const name of models) {
   await w1.hvp(theta, v) // warm-up (first calls compile and pack)
   await w2.hvp(theta, v)
   const samples: Record<string, Figures[]> = { wasm1: [], wasm2: [], torch: [], cpu1: [], cpu2: [], torchCpu: [], torchCpu2: [] }
+  const same1 = { wall: [] as number[], cpu: [] as number[] }
   const loadBefore = loadavg()[0]!
   let torchVersion = ''
   let peerBlas: PeerBlas | undefined
   let peerRss = 0
   for (let round = 0; round < rounds; round++) {
-    samples['wasm1']!.push(await timeOurs(w1, theta, v, samples['cpu1']))
+    samples['wasm1']!.push(await timeOurs(w1, theta, v, samples['cpu1'], same1))
     const p = await timePeer(dir)
     torchVersion = p.torch
     if (peerBlas === undefined) warnIfHandicapped(p.blas, peerThreads)
@@ -416,7 +454,10 @@ for (const name of models) {
     `  CPU-time ratio, 1 worker / PyTorch 1 thread: loss ${rc.loss.toFixed(2)}  gradient ${rc.grad.toFixed(2)}  HVP ${rc.hvp.toFixed(2)}   (load-robust)`,
   )
 
-  const { totalMs, rows: prof } = await profileHvp(spec, data, theta, v)
+  console.log(
+    `  HVP again at the same θ, 1 worker: ${fmt(median(same1.wall))} wall, ${fmt(median(same1.cpu))} CPU (dense models reuse the θ-only work)`,
+  )
+  const { totalMs, sameThetaMs, rows: prof } = await profileHvp(spec, data, theta, v)
   const leak = leakCalls > 0 ? await leakLoop(spec, data, theta, v, leakCalls, Math.min(leakN, n)) : undefined
   if (leak !== undefined)
     console.log(
@@ -452,10 +493,12 @@ for (const name of models) {
       peer_cpu_ms_2threads: round1(med('torchCpu2')),
       peer_cpu_ms_1thread: round1(peerCpu),
       ours_cpu_ms: { wasm_1worker: round1(oursCpu.wasm_1worker), wasm_2workers: round1(oursCpu.wasm_2workers) },
+      ours_hvp_same_theta_1worker: { wall_ms: Math.round(median(same1.wall)), cpu_ms: Math.round(median(same1.cpu)) },
       ratio: { wasm_1worker: round2(r1), wasm_2workers: round2(r2), cpu_1worker_vs_torch_1thread: round2(rc) },
       peak_rss_mb: { ours_process_so_far: rssMb, peer: peerRss },
       ...(leak !== undefined ? { leak: { hvps: leakCalls, examples: Math.min(leakN, n), ...leak } } : {}),
       profile_hvp_chunk_cpu_ms: +totalMs.toFixed(1),
+      profile_hvp_chunk_same_theta_cpu_ms: +sameThetaMs.toFixed(1),
       engine_share: +prof.find((q) => q.kernel.startsWith('('))!.share.toFixed(3),
       engine_us_per_kernel_call: +(
         (1000 * prof.find((q) => q.kernel.startsWith('('))!.ms) /

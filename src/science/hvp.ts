@@ -9,6 +9,7 @@
  * given backend. Memory is flat: every tensor is created and disposed inside these functions.
  */
 import * as tf from '@tensorflow/tfjs'
+import { denseGradient, denseHvp, useDensePath } from './dense-hvp.ts'
 import { installGradients } from './gradients/index.ts'
 import { crossEntropySum, type Reduction } from './loss.ts'
 import type { Model } from './models.ts'
@@ -99,6 +100,12 @@ function lossTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
 function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
   installGradients()
   checkLength(model, theta, 'theta')
+  if (useDensePath(model)) {
+    // Dense models on wasm: the hand-written backward pass (dense-hvp.ts), no tape.
+    checkChunk(model, c)
+    const r = tf.tidy(() => denseGradient(model, theta, c))
+    return { loss: r.loss, parts: r.grads }
+  }
   const { value, grads } = tf.tidy(() => {
     const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c)
     return tf.valueAndGrads(f)(paramTensors(model, theta))
@@ -110,6 +117,11 @@ function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk
   installGradients()
   checkLength(model, theta, 'theta')
   checkLength(model, v, 'v')
+  if (useDensePath(model)) {
+    // Dense models on wasm: the R-operator (dense-hvp.ts) instead of double backprop.
+    checkChunk(model, c)
+    return { parts: tf.tidy(() => denseHvp(model, theta, v, c)) }
+  }
   const parts = tf.tidy(() => {
     const vs = paramTensors(model, v)
     const g = tf.grads((...ps: tf.Tensor[]) => lossOnParts(model, ps, c)) // θ -> ∇L(θ), per tensor

@@ -113,3 +113,29 @@ t.test('same inputs give the same bits (twice, and after other work in between)'
   const b = await matMulOn('simd', cases[3]!, 5)
   tt.same(Buffer.from(a.buffer), Buffer.from(b.buffer))
 })
+
+t.test("registered: wasm's BatchMatMul gives the SIMD product's bits (tf.matMul, transposes, batches)", async (tt) => {
+  let seed = 300
+  for (const c of cases.filter((_, i) => i % 3 === 0)) {
+    const direct = await matMulOn('simd', c, seed)
+    await tf.setBackend('wasm')
+    const a = tf.tensor(rand(size(c.a), seed), c.a)
+    const b = tf.tensor(rand(size(c.b), seed + 1), c.b)
+    const out = tf.matMul(a, b, c.ta, c.tb)
+    const got = (await out.data()) as Float32Array
+    tf.dispose([a, b, out])
+    seed += 2
+    tt.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(direct.buffer)), `${c.what}: same bits`)
+  }
+  // A reshape shares the data id: the product must follow the new shape (the XNNPACK cache trap).
+  const x = tf.tensor(rand(24, 11), [4, 6])
+  const w = tf.tensor(rand(24, 12), [6, 4])
+  const w2 = tf.reshape(w, [4, 6])
+  const first = tf.matMul(x, w)
+  const second = tf.matMul(tf.reshape(x, [6, 4]), w2)
+  await tf.setBackend('cpu')
+  const [xc, wc] = [tf.tensor(rand(24, 11), [6, 4]), tf.tensor(rand(24, 12), [4, 6])]
+  const want = tf.matMul(xc, wc)
+  tt.ok(maxRelErr(second.dataSync(), want.dataSync()) <= 1e-6, 'reshaped operands multiply in their new shapes')
+  tf.dispose([x, w, w2, first, second, xc, wc, want])
+})

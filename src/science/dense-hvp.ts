@@ -1,0 +1,311 @@
+/**
+ * Hand-written gradient and Hessian-vector product (paper §3.3) of the summed softmax cross-entropy
+ * of a dense network (the MLP: flatten, then dense layers with relu or tanh between them), instead
+ * of tfjs's double backprop through the tape. The HVP is Pearlmutter's R-operator: R{f} = d/dε
+ * f(θ + εv) at ε = 0, pushed through the forward pass (R-forward) and the backward pass
+ * (R-backward), so Hv = R{∇L} exactly, the same quantity the tape computes, with no finite step.
+ * For one chunk (rows = examples), layers l = 1..L, h_0 = x flattened, z_l = h_{l-1} W_l + b_l,
+ * h_l = σ(z_l), logits z_L, p = softmax(z_L), Y one-hot labels, direction v = (V_l, c_l):
+ *   backward    δ_L = p - Y,  ∇W_l = h_{l-1}ᵀ δ_l,  ∇b_l = Σ_rows δ_l,
+ *               g_{l-1} = δ_l W_lᵀ,  δ_{l-1} = g_{l-1} ⊙ σ'(z_{l-1})
+ *   R-forward   Rz_l = Rh_{l-1} W_l + h_{l-1} V_l + c_l  (Rh_0 = 0),  Rh_l = σ'(z_l) ⊙ Rz_l
+ *   R-backward  Rδ_L = p ⊙ Rz_L - p ⊙ Σ_cols(p ⊙ Rz_L),
+ *               R∇W_l = Rh_{l-1}ᵀ δ_l + h_{l-1}ᵀ Rδ_l,  R∇b_l = Σ_rows Rδ_l,
+ *               Rg_{l-1} = Rδ_l W_lᵀ + δ_l V_lᵀ,  Rδ_{l-1} = Rg_{l-1} ⊙ σ'(z_{l-1}) + g_{l-1} ⊙ σ''(z_{l-1}) ⊙ Rz_{l-1}
+ * with relu σ' = [z > 0] (tfjs's own choice at 0), σ'' = 0; tanh σ' = 1 - h², σ'' = -2h(1 - h²).
+ * About 55 kernel calls per HVP instead of ~350 on the tape (whose per-call engine cost was 41% of
+ * the MLP HVP on wasm) and 19 matrix products instead of 22. Every op is a plain tfjs kernel, so the
+ * bits are fixed by the inputs (the same on every worker count). Call the tensor functions inside
+ * the caller's tidy.
+ */
+import * as tf from '@tensorflow/tfjs'
+import type { Chunk } from './hvp.ts'
+import type { Model } from './models.ts'
+
+/** One dense layer of the plan: its weight and bias indices in `model.params`, and whether σ follows. */
+interface DenseStep {
+  w: number
+  b: number
+  act: boolean
+}
+
+/** A dense network in the form the hand-written passes handle. */
+export interface DensePlan {
+  steps: DenseStep[]
+  inputs: number
+  classes: number
+  activation: 'relu' | 'tanh'
+}
+
+type T = tf.Tensor
+/** a b, with optional transposes (BatchMatMul: cusp's SIMD product on wasm). */
+const mm = (a: T, b: T, ta = false, tb = false): T => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb)
+
+const plans = new WeakMap<Model, DensePlan | null>()
+let enabled = true
+
+/** Turns the hand-written path on or off (tests and benches compare it with the tape). */
+export function setDenseFastPath(on: boolean): void {
+  enabled = on
+}
+
+/**
+ * The plan of `model` when it is a dense network (an 'hwc' flatten, then dense layers with one
+ * activation between consecutive ones, ending on a dense layer), else undefined.
+ */
+export function densePlan(model: Model): DensePlan | undefined {
+  let plan = plans.get(model)
+  if (plan === undefined) {
+    plan = buildPlan(model) ?? null
+    plans.set(model, plan)
+  }
+  return plan ?? undefined
+}
+
+/** Whether chunk calls on the current backend take the hand-written path (wasm, dense models). */
+export function useDensePath(model: Model): boolean {
+  return enabled && tf.getBackend() === 'wasm' && densePlan(model) !== undefined
+}
+
+function buildPlan(model: Model): DensePlan | undefined {
+  const [first, ...rest] = model.layers
+  if (first?.kind !== 'flatten' || first.order !== 'hwc' || rest.length === 0) return undefined
+  const steps: DenseStep[] = []
+  let p = 0
+  for (let i = 0; i < rest.length; i++) {
+    const L = rest[i]!
+    if (L.kind !== 'dense') return undefined
+    const act = rest[i + 1]?.kind === 'act'
+    if (act) {
+      i++
+      if (i === rest.length - 1) return undefined // an activation on the logits
+    }
+    steps.push({ w: p, b: p + 1, act })
+    p += 2
+  }
+  if (p !== model.params.length) return undefined
+  const [h, w, c] = model.spec.inputShape
+  return { steps, inputs: h * w * c, classes: model.spec.classes, activation: model.spec.activation }
+}
+
+/**
+ * What depends on θ and the chunk only, not on v: the forward pass and the backward chain. An HVP
+ * at a θ already seen (the Lanczos and power iterations of §3.3 call many at one θ) reuses it: 0.31
+ * of the HVP's products (the forward pass and δ_l, g_l).
+ */
+interface AtTheta {
+  /** Input of each dense layer: h_0 .. h_{L-1}, [n, in]. */
+  hs: T[]
+  /** σ'(z_l) and (tanh only) σ''(z_l) of each hidden layer; undefined for the last. */
+  d1: (T | undefined)[]
+  d2: (T | undefined)[]
+  /** Softmax probabilities [n, classes]. */
+  p: T
+  /** δ_l, the loss gradient at layer l's output pre-activation (δ_{L-1} = p - Y). */
+  deltas: T[]
+  /** g_l = δ_l W_lᵀ for l ≥ 1 (tanh only: its σ'' term), at index l. */
+  gs: (T | undefined)[]
+  /** Summed cross-entropy. */
+  loss: T
+}
+
+function atTheta(plan: DensePlan, params: T[], x: Float32Array, y: Int32Array, n: number): AtTheta {
+  const hs: T[] = [tf.tensor2d(x, [n, plan.inputs])]
+  const d1: (T | undefined)[] = []
+  const d2: (T | undefined)[] = []
+  let z: T = hs[0]!
+  plan.steps.forEach((s, l) => {
+    z = tf.add(mm(hs[l]!, params[s.w]!), params[s.b]!)
+    if (!s.act) {
+      d1.push(undefined)
+      d2.push(undefined)
+    } else if (plan.activation === 'relu') {
+      hs.push(tf.relu(z))
+      d1.push(tf.step(z))
+      d2.push(undefined)
+    } else {
+      const h = tf.tanh(z)
+      const s1 = tf.sub(1, tf.square(h))
+      hs.push(h)
+      d1.push(s1)
+      d2.push(tf.mul(-2, tf.mul(h, s1)))
+    }
+  })
+  // Cross-entropy exactly as loss.ts computes it (same ops, same order: the same bits as chunkLoss),
+  // with the row max subtracted (a constant: it cancels).
+  const shifted = tf.sub(z, tf.max(z, 1, true))
+  const e = tf.exp(shifted)
+  const s = tf.sum(e, 1, true)
+  const p = tf.div(e, s)
+  const Y = oneHot(y, plan.classes)
+  const loss = tf.sum(tf.sub(tf.log(tf.reshape(s, [n])), tf.sum(tf.mul(shifted, Y), 1)))
+  const L = plan.steps.length
+  const deltas: T[] = new Array<T>(L)
+  const gs: (T | undefined)[] = new Array<T | undefined>(L)
+  deltas[L - 1] = tf.sub(p, Y)
+  for (let l = L - 1; l > 0; l--) {
+    const g = mm(deltas[l]!, params[plan.steps[l]!.w]!, false, true)
+    if (d2[l - 1] !== undefined) gs[l] = g
+    deltas[l - 1] = tf.mul(g, d1[l - 1]!)
+  }
+  return { hs, d1, d2, p, deltas, gs, loss }
+}
+
+/** Labels as a float32 one-hot matrix built on the host (no OneHot/Cast kernels, int32 or not). */
+function oneHot(y: Int32Array, k: number): T {
+  const out = new Float32Array(y.length * k)
+  for (let i = 0; i < y.length; i++) {
+    const c = y[i]!
+    if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`dense loss: label ${c} at row ${i} is not a class in [0, ${k})`)
+    out[i * k + c] = 1
+  }
+  return tf.tensor2d(out, [y.length, k])
+}
+
+function planOf(model: Model): DensePlan {
+  const plan = densePlan(model)
+  if (plan === undefined) throw new Error(`model ${model.spec.arch} is not a dense network`)
+  return plan
+}
+
+/** Summed loss and its gradient, one tensor per parameter (in `model.params` order). */
+export function denseGradient(model: Model, theta: Float32Array, c: Chunk): { loss: tf.Scalar; grads: T[] } {
+  const plan = planOf(model)
+  const { params, at } = thetaPart(model, plan, theta, c)
+  const grads: T[] = new Array<T>(params.length)
+  plan.steps.forEach((s, l) => {
+    grads[s.w] = mm(at.hs[l]!, at.deltas[l]!, true, false)
+    grads[s.b] = tf.sum(at.deltas[l]!, 0)
+  })
+  return { loss: tf.clone(at.loss) as tf.Scalar, grads }
+}
+
+/** H v of the summed loss, one tensor per parameter, by the R-operator (v cut like the parameters). */
+export function denseHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): T[] {
+  const plan = planOf(model)
+  const { params, at } = thetaPart(model, plan, theta, c)
+  const vs = cut(model, v)
+  const L = plan.steps.length
+  // R-forward: Rz_l, and Rh_l = σ'(z_l) ⊙ Rz_l as the next layer's R-input.
+  const rz: T[] = []
+  const rh: (T | undefined)[] = [undefined]
+  plan.steps.forEach((s, l) => {
+    let r = tf.add(mm(at.hs[l]!, vs[s.w]!), vs[s.b]!)
+    const prev = rh[l]
+    if (prev !== undefined) r = tf.add(mm(prev, params[s.w]!), r)
+    rz.push(r)
+    if (l < L - 1) rh.push(tf.mul(at.d1[l]!, r))
+  })
+  // R-backward, from the softmax down.
+  const out: T[] = new Array<T>(params.length)
+  const pr = tf.mul(at.p, rz[L - 1]!)
+  let rdelta: T = tf.sub(pr, tf.mul(at.p, tf.sum(pr, 1, true)))
+  for (let l = L - 1; l >= 0; l--) {
+    const s = plan.steps[l]!
+    let rgw = mm(at.hs[l]!, rdelta, true, false)
+    const prev = rh[l]
+    if (prev !== undefined) rgw = tf.add(mm(prev, at.deltas[l]!, true, false), rgw)
+    out[s.w] = rgw
+    out[s.b] = tf.sum(rdelta, 0)
+    if (l === 0) break
+    const rg = tf.add(mm(rdelta, params[s.w]!, false, true), mm(at.deltas[l]!, vs[s.w]!, false, true))
+    let next: T = tf.mul(rg, at.d1[l - 1]!)
+    const d2 = at.d2[l - 1]
+    if (d2 !== undefined) next = tf.add(next, tf.mul(at.gs[l]!, tf.mul(d2, rz[l - 1]!)))
+    rdelta = next
+  }
+  return out
+}
+
+/** One tensor per parameter, shaped, from a flat vector. */
+function cut(model: Model, a: Float32Array): T[] {
+  return model.params.map((p) => tf.tensor(a.subarray(p.offset, p.offset + p.shape.reduce((x, y) => x * y, 1)), p.shape))
+}
+
+/**
+ * The cache of θ-only work: for one model and one θ at a time (a new θ empties it), the parameter
+ * tensors and, per chunk, its AtTheta, up to `cacheBytes` in all; chunks beyond that are computed
+ * afresh each call. Keys are contents, compared bit for bit (θ, the chunk's pixels and labels), not
+ * array identities, so a changed array can never hit a stale entry. A hit runs the same kernels on
+ * the same inputs as a miss did: the same bits.
+ */
+interface Cache {
+  model: Model
+  backend: tf.KernelBackend
+  theta: Float32Array
+  params: T[]
+  entries: { x: Float32Array; y: Int32Array; at: AtTheta }[]
+  bytes: number
+}
+let cache: Cache | undefined
+let cacheBytes = 64 * 2 ** 20
+const stats = { hits: 0, misses: 0 }
+
+/** Sets the cache's byte budget (0 turns it off) and empties it; returns the previous budget. */
+export function setDenseCacheBytes(bytes: number): number {
+  const was = cacheBytes
+  cacheBytes = bytes
+  clearDenseCache()
+  return was
+}
+
+/** Frees every cached tensor. */
+export function clearDenseCache(): void {
+  if (cache !== undefined) {
+    const all: T[] = [...cache.params]
+    for (const e of cache.entries) all.push(...tensorsOf(e.at))
+    tf.dispose(all)
+  }
+  cache = undefined
+}
+
+/** Cache entries and bytes now, and hit/miss counts so far (tests, benches). */
+export function denseCacheStats(): { entries: number; bytes: number; hits: number; misses: number } {
+  return { entries: cache?.entries.length ?? 0, bytes: cache?.bytes ?? 0, ...stats }
+}
+
+function tensorsOf(at: AtTheta): T[] {
+  const all = [...at.hs, ...at.d1, ...at.d2, at.p, ...at.deltas, ...at.gs, at.loss]
+  return all.filter((t): t is T => t !== undefined)
+}
+
+const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean => {
+  if (a.length !== b.length) return false
+  const u = new Int32Array(a.buffer, a.byteOffset, a.length)
+  const w = new Int32Array(b.buffer, b.byteOffset, b.length)
+  for (let i = 0; i < u.length; i++) if (u[i] !== w[i]) return false
+  return true
+}
+
+/** The parameter tensors and AtTheta for (θ, chunk): cached, or computed (and kept if they fit). */
+function thetaPart(model: Model, plan: DensePlan, theta: Float32Array, c: Chunk): { params: T[]; at: AtTheta } {
+  if (cacheBytes <= 0) {
+    const params = cut(model, theta)
+    return { params, at: atTheta(plan, params, c.x, c.y, c.n) }
+  }
+  if (cache === undefined || cache.model !== model || cache.backend !== tf.backend() || !sameBits(cache.theta, theta)) {
+    clearDenseCache()
+    cache = {
+      model,
+      backend: tf.backend(),
+      theta: theta.slice(),
+      params: cut(model, theta).map((t) => tf.keep(t)),
+      entries: [],
+      bytes: theta.byteLength * 2,
+    }
+  }
+  const hit = cache.entries.find((e) => sameBits(e.y, c.y) && sameBits(e.x, c.x))
+  if (hit !== undefined) {
+    stats.hits++
+    return { params: cache.params, at: hit.at }
+  }
+  stats.misses++
+  const at = atTheta(plan, cache.params, c.x, c.y, c.n)
+  const bytes = tensorsOf(at).reduce((b, t) => b + 4 * t.size, 0) + c.x.byteLength + c.y.byteLength
+  if (cache.bytes + bytes <= cacheBytes) {
+    tensorsOf(at).forEach((t) => tf.keep(t))
+    cache.entries.push({ x: c.x.slice(), y: c.y.slice(), at })
+    cache.bytes += bytes
+  }
+  return { params: cache.params, at }
+}
