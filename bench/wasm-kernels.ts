@@ -83,6 +83,110 @@ const cases: Case[] = [
     before: 'cpu',
   },
   {
+    name: 'cnn conv2 forward (3x3 16->32, 14x14)',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 14, 14, 16], filter: [3, 3, 16, 32] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [3, 3, 16, 32], 14, 14),
+    before: 'shipped',
+  },
+  {
+    name: 'cnn conv2 dW vs composed (16->32)',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] },
+    flops: conv([n], [3, 3, 16, 32], 14, 14),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv1 11x11/4 3->64, 42x42 in forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 42, 42, 3], filter: [11, 11, 3, 64] },
+    attrs: { strides: 4, pad: 'valid', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [11, 11, 3, 64], 8, 8),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv1 11x11/4 3->64, 42x42 in dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 42, 42, 3], dy: [n, 8, 8, 64] },
+    attrs: { strides: 4, pad: 'valid', dataFormat: 'NHWC', filterShape: [11, 11, 3, 64] },
+    flops: conv([n], [11, 11, 3, 64], 8, 8),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv2 5x5 64->192, 4x4 forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 4, 4, 64], filter: [5, 5, 64, 192] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [5, 5, 64, 192], 4, 4),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv2 5x5 64->192, 4x4 dx',
+    kernel: 'Conv2DBackpropInput',
+    inputs: { dy: [n, 4, 4, 192], filter: [5, 5, 64, 192] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 4, 4, 64] },
+    flops: conv([n], [5, 5, 64, 192], 4, 4),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv2 5x5 64->192, 4x4 dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 4, 4, 64], dy: [n, 4, 4, 192] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [5, 5, 64, 192] },
+    flops: conv([n], [5, 5, 64, 192], 4, 4),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv3 3x3 192->384, 2x2 forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 2, 2, 192], filter: [3, 3, 192, 384] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [3, 3, 192, 384], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv3 3x3 192->384, 2x2 dx',
+    kernel: 'Conv2DBackpropInput',
+    inputs: { dy: [n, 2, 2, 384], filter: [3, 3, 192, 384] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 2, 2, 192] },
+    flops: conv([n], [3, 3, 192, 384], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv3 3x3 192->384, 2x2 dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 2, 2, 192], dy: [n, 2, 2, 384] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 192, 384] },
+    flops: conv([n], [3, 3, 192, 384], 2, 2),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv4 3x3 384->256, 2x2 forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 2, 2, 384], filter: [3, 3, 384, 256] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [3, 3, 384, 256], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv4 3x3 384->256, 2x2 dx',
+    kernel: 'Conv2DBackpropInput',
+    inputs: { dy: [n, 2, 2, 256], filter: [3, 3, 384, 256] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 2, 2, 384] },
+    flops: conv([n], [3, 3, 384, 256], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv4 3x3 384->256, 2x2 dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 2, 2, 384], dy: [n, 2, 2, 256] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 384, 256] },
+    flops: conv([n], [3, 3, 384, 256], 2, 2),
+    before: 'composed',
+  },
+  {
     name: 'maxPool 2x2 grad (28x28x16)',
     kernel: 'MaxPoolGrad',
     inputs: { dy: [n, 14, 14, 16], input: [n, 28, 28, 16], output: [n, 14, 14, 16] },
@@ -180,6 +284,7 @@ for (const c of cases) {
         await tf.setBackend('wasm')
       }
     } else if (c.before === 'composed') {
+      uninstallWasmKernels() // the composition as it ran before: on XNNPACK's Conv2D
       before.push(time(c, 1, true))
     } else {
       uninstallWasmKernels()
