@@ -1,14 +1,15 @@
 /**
  * `npm run bench -- wasm-kernels [repeats]`: each cusp wasm kernel replacement against what it
- * replaces, on the shapes the reference CNN and MLP use per 250-example chunk. "before" is the
- * shipped wasm kernel (for Conv2DBackpropFilter, which wasm lacks, the cpu backend on a tenth of
- * the batch, scaled; for the one-input-channel filter gradient, which now runs cusp's own SIMD
- * kernel, the composition from XNNPACK's Conv2D that it replaced); "after" is cusp's. Every run gets fresh input tensors (XNNPACK caches packed
- * operands by tensor id, which would flatter repeated calls). Runs are interleaved and the median
- * process CPU time is reported (single-threaded work; on a shared machine CPU time is a steadier
- * estimate of unloaded wall time than wall time). Throughput is GFLOP/s for the arithmetic kernels
- * and G elements/s (of the largest tensor) for the data-movement ones. Prints a table, then one
- * JSON line.
+ * replaces, on the shapes the reference CNN, the MLP and AlexNet-CIFAR use per 250-example chunk.
+ * "before" is the shipped wasm kernel (XNNPACK for Conv2D; for Conv2DBackpropFilter, which wasm
+ * lacks, either the cpu backend on a tenth of the batch, scaled, or the composition from XNNPACK's
+ * Conv2D that cusp ran before its own SIMD kernels, run with the shipped kernels installed); "after"
+ * is cusp's. Every run gets fresh input tensors (XNNPACK caches packed operands by tensor id, and
+ * cusp caches packed filters, which would flatter repeated calls). Runs are interleaved and the
+ * median process CPU time is reported (single-threaded work; on a shared machine CPU time is a
+ * steadier estimate of unloaded wall time than wall time). Throughput is GFLOP/s for the
+ * arithmetic kernels and G elements/s (of the largest tensor) for the data-movement ones. Prints a
+ * table, then one JSON line.
  */
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
@@ -26,7 +27,7 @@ interface Case {
   unit?: 'GFLOP/s' | 'Gelem/s'
   /**
    * 'cpu': wasm has no such kernel; measure the cpu backend on batch/scale instead. 'composed':
-   * cusp's filter gradient composed from XNNPACK's Conv2D, which the SIMD kernel replaced.
+   * the filter gradient composed from XNNPACK's Conv2D, which cusp's SIMD kernels replaced.
    */
   before: 'shipped' | 'cpu' | 'composed'
 }
