@@ -1,14 +1,15 @@
 /**
  * `npm run bench -- wasm-kernels [repeats]`: each cusp wasm kernel replacement against what it
- * replaces, on the shapes the reference CNN and MLP use per 250-example chunk. "before" is the
- * shipped wasm kernel (for Conv2DBackpropFilter, which wasm lacks, the cpu backend on a tenth of
- * the batch, scaled; for the one-input-channel filter gradient, which now runs cusp's own SIMD
- * kernel, the composition from XNNPACK's Conv2D that it replaced); "after" is cusp's. Every run gets fresh input tensors (XNNPACK caches packed
- * operands by tensor id, which would flatter repeated calls). Runs are interleaved and the median
- * process CPU time is reported (single-threaded work; on a shared machine CPU time is a steadier
- * estimate of unloaded wall time than wall time). Throughput is GFLOP/s for the arithmetic kernels
- * and G elements/s (of the largest tensor) for the data-movement ones. Prints a table, then one
- * JSON line.
+ * replaces, on the shapes the reference CNN, the MLP and AlexNet-CIFAR use per 250-example chunk.
+ * "before" is the shipped wasm kernel (XNNPACK for Conv2D; for Conv2DBackpropFilter, which wasm
+ * lacks, either the cpu backend on a tenth of the batch, scaled, or the composition from XNNPACK's
+ * Conv2D that cusp ran before its own SIMD kernels, run with the shipped kernels installed); "after"
+ * is cusp's. Every run gets fresh input tensors (XNNPACK caches packed operands by tensor id, and
+ * cusp caches packed filters, which would flatter repeated calls). Runs are interleaved and the
+ * median process CPU time is reported (single-threaded work; on a shared machine CPU time is a
+ * steadier estimate of unloaded wall time than wall time). Throughput is GFLOP/s for the
+ * arithmetic kernels and G elements/s (of the largest tensor) for the data-movement ones. Prints a
+ * table, then one JSON line.
  */
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
@@ -26,7 +27,7 @@ interface Case {
   unit?: 'GFLOP/s' | 'Gelem/s'
   /**
    * 'cpu': wasm has no such kernel; measure the cpu backend on batch/scale instead. 'composed':
-   * cusp's filter gradient composed from XNNPACK's Conv2D, which the SIMD kernel replaced.
+   * the filter gradient composed from XNNPACK's Conv2D, which cusp's SIMD kernels replaced.
    */
   before: 'shipped' | 'cpu' | 'composed'
 }
@@ -81,6 +82,110 @@ const cases: Case[] = [
     attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] },
     flops: conv([n], [3, 3, 16, 32], 14, 14),
     before: 'cpu',
+  },
+  {
+    name: 'cnn conv2 forward (3x3 16->32, 14x14)',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 14, 14, 16], filter: [3, 3, 16, 32] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [3, 3, 16, 32], 14, 14),
+    before: 'shipped',
+  },
+  {
+    name: 'cnn conv2 dW vs composed (16->32)',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 14, 14, 16], dy: [n, 14, 14, 32] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] },
+    flops: conv([n], [3, 3, 16, 32], 14, 14),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv1 11x11/4 3->64, 42x42 in forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 42, 42, 3], filter: [11, 11, 3, 64] },
+    attrs: { strides: 4, pad: 'valid', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [11, 11, 3, 64], 8, 8),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv1 11x11/4 3->64, 42x42 in dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 42, 42, 3], dy: [n, 8, 8, 64] },
+    attrs: { strides: 4, pad: 'valid', dataFormat: 'NHWC', filterShape: [11, 11, 3, 64] },
+    flops: conv([n], [11, 11, 3, 64], 8, 8),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv2 5x5 64->192, 4x4 forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 4, 4, 64], filter: [5, 5, 64, 192] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [5, 5, 64, 192], 4, 4),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv2 5x5 64->192, 4x4 dx',
+    kernel: 'Conv2DBackpropInput',
+    inputs: { dy: [n, 4, 4, 192], filter: [5, 5, 64, 192] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 4, 4, 64] },
+    flops: conv([n], [5, 5, 64, 192], 4, 4),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv2 5x5 64->192, 4x4 dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 4, 4, 64], dy: [n, 4, 4, 192] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [5, 5, 64, 192] },
+    flops: conv([n], [5, 5, 64, 192], 4, 4),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv3 3x3 192->384, 2x2 forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 2, 2, 192], filter: [3, 3, 192, 384] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [3, 3, 192, 384], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv3 3x3 192->384, 2x2 dx',
+    kernel: 'Conv2DBackpropInput',
+    inputs: { dy: [n, 2, 2, 384], filter: [3, 3, 192, 384] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 2, 2, 192] },
+    flops: conv([n], [3, 3, 192, 384], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv3 3x3 192->384, 2x2 dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 2, 2, 192], dy: [n, 2, 2, 384] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 192, 384] },
+    flops: conv([n], [3, 3, 192, 384], 2, 2),
+    before: 'composed',
+  },
+  {
+    name: 'alexnet conv4 3x3 384->256, 2x2 forward',
+    kernel: 'Conv2D',
+    inputs: { x: [n, 2, 2, 384], filter: [3, 3, 384, 256] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+    flops: conv([n], [3, 3, 384, 256], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv4 3x3 384->256, 2x2 dx',
+    kernel: 'Conv2DBackpropInput',
+    inputs: { dy: [n, 2, 2, 256], filter: [3, 3, 384, 256] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [n, 2, 2, 384] },
+    flops: conv([n], [3, 3, 384, 256], 2, 2),
+    before: 'shipped',
+  },
+  {
+    name: 'alexnet conv4 3x3 384->256, 2x2 dW',
+    kernel: 'Conv2DBackpropFilter',
+    inputs: { x: [n, 2, 2, 384], dy: [n, 2, 2, 256] },
+    attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 384, 256] },
+    flops: conv([n], [3, 3, 384, 256], 2, 2),
+    before: 'composed',
   },
   {
     name: 'maxPool 2x2 grad (28x28x16)',
@@ -180,6 +285,7 @@ for (const c of cases) {
         await tf.setBackend('wasm')
       }
     } else if (c.before === 'composed') {
+      uninstallWasmKernels() // the composition as it ran before: on XNNPACK's Conv2D
       before.push(time(c, 1, true))
     } else {
       uninstallWasmKernels()

@@ -12,7 +12,7 @@
 import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs'
 import type { KernelConfig } from '@tensorflow/tfjs'
 import { batchMatMulConfig } from './wasm/batch-mat-mul.ts'
-import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig } from './wasm/conv-backprop.ts'
+import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig, conv2DConfig } from './wasm/conv-backprop.ts'
 import { originals, WASM } from './wasm/kernel-calls.ts'
 import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
 import { castConfig, identityConfig } from './wasm/shared-data.ts'
@@ -23,6 +23,7 @@ export const replacedWasmKernels: readonly string[] = [
   'BatchMatMul',
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
+  'Conv2D',
   'MaxPoolGrad',
   'AvgPoolGrad',
   'Identity',
@@ -34,6 +35,7 @@ const replacements: KernelConfig[] = [
   batchMatMulConfig,
   conv2DBackpropFilterConfig,
   conv2DBackpropInputConfig,
+  conv2DConfig,
   maxPoolGradConfig,
   avgPoolGradConfig,
   identityConfig,

@@ -1,13 +1,16 @@
 /**
- * The two convolution gradients for the wasm backend, composed from its fast XNNPACK Conv2D.
- * tfjs-backend-wasm 4.22 ships no Conv2DBackpropFilter at all (a CNN cannot be trained on it) and
- * a naive Conv2DBackpropInput (1.2-1.6 GFLOP/s, docs/architecture.md "Engine facts"). Both are convolutions
- * in disguise:
+ * Conv2D and the two convolution gradients for the wasm backend. Conv2D (dilation 1), the stride-1
+ * input gradient and the filter gradient run cusp's own SIMD kernels (conv-simd.ts; measured on
+ * the CNN and AlexNet-CIFAR shapes: 1.3-1.4x XNNPACK's Conv2D, 1.1-2.6x the compositions below);
+ * what those decline (dilation, NCHW, non-float32) is composed from the wasm backend's XNNPACK
+ * Conv2D. tfjs-backend-wasm 4.22 ships no Conv2DBackpropFilter at all (a CNN cannot be trained on
+ * it) and a naive Conv2DBackpropInput (1.2-1.6 GFLOP/s, docs/architecture.md "Engine facts"). Both
+ * are convolutions in disguise:
  * - filter gradient dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n, oh*s+kh-pt, ow*s+kw-pl, ci] dy[n,oh,ow,co]
  *   is a stride-1 convolution of x viewed as [ci, h, w, n] (batch <-> channels swapped) with dy
  *   viewed as a filter [oh, ow, n, co] at dilation s, read out as [ci, kh, kw, co]; with one input
  *   channel that convolution has one output channel, XNNPACK's worst case, so first layers go
- *   through cusp's own direct SIMD kernel instead (filter-grad-simd.ts);
+ *   through a direct SIMD kernel instead (filter-grad-simd.ts);
  * - input gradient (stride 1) is a 'full' convolution of dy with the filter flipped in space and
  *   its channel axes swapped. Strided input gradients keep the shipped kernel (they would need
  *   zero insertion; no model here needs them on the hot path: the first layer's dx is not used).
@@ -17,6 +20,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { callKernel, callOriginal, release, transpose, WASM } from './kernel-calls.ts'
 import { simdFilterGrad } from './filter-grad-simd.ts'
+import { simdConv2D, simdConvFilterGrad, simdConvInputGrad } from './conv-simd.ts'
 
 type Pad = backend_util.ExplicitPadding | 'valid' | 'same' | number
 type Rounding = 'floor' | 'round' | 'ceil' | undefined
@@ -58,9 +62,11 @@ function conv2DBackpropFilter(args: {
     attrs,
   } = args
   const info = convInfoOf(x.shape as [number, number, number, number], attrs.filterShape, attrs)
-  // One input channel (a first layer): cusp's direct SIMD kernel, measured 3-6x faster than the
-  // composition below, which runs XNNPACK with one output channel. With more input channels the
-  // composition (XNNPACK at 10-30 GFLOP/s) beat the direct kernel (5-11) on every model shape.
+  // cusp's own SIMD kernel (conv-simd.ts) for every channel count: measured 1.1-2.6x the
+  // composition below on the CNN and AlexNet-CIFAR shapes, and 1.5x the older direct kernel
+  // (filter-grad-simd.ts) on one input channel, which remains the fallback there.
+  const own = simdConvFilterGrad(backend, x, dy, info)
+  if (own !== undefined) return own
   if (x.shape[3] === 1) {
     const direct = simdFilterGrad(backend, x, dy, info)
     if (direct !== undefined) return direct
@@ -122,6 +128,8 @@ function conv2DBackpropInput(args: {
   const info = convInfoOf(attrs.inputShape, filter.shape as [number, number, number, number], attrs)
   const { top, bottom, left, right } = info.padInfo
   const { filterHeight: kh, filterWidth: kw } = info
+  const own = simdConvInputGrad(backend, dy, filter, info)
+  if (own !== undefined) return own
   const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right]
   if (info.strideHeight !== 1 || info.strideWidth !== 1 || pads.some((p) => p < 0)) {
     return callOriginal('Conv2DBackpropInput', backend, { dy, filter }, attrs as never)
@@ -143,6 +151,37 @@ function conv2DBackpropInput(args: {
   } as never) // [n, h, w, ci]
   release(backend, flipped, wt)
   return dx
+}
+
+interface Conv2DAttrs {
+  strides: [number, number] | number
+  pad: Pad
+  dataFormat: 'NHWC' | 'NCHW'
+  dilations: [number, number] | number
+  dimRoundingMode?: Rounding
+}
+
+/** y = conv2d(x, filter): cusp's SIMD kernel for dilation 1, NHWC; otherwise the shipped XNNPACK one. */
+function conv2D(args: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: BackendWasm; attrs: Conv2DAttrs }): TensorInfo {
+  const {
+    inputs: { x, filter },
+    backend,
+    attrs,
+  } = args
+  const d = attrs.dilations
+  if (attrs.dataFormat === 'NHWC' && (d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1) || d === undefined)) {
+    const info = convInfoOf(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs)
+    const own = simdConv2D(backend, x, filter, info)
+    if (own !== undefined) return own
+  }
+  return callOriginal('Conv2D', backend, { x, filter }, attrs as never)
+}
+
+/** Replaces wasm's 'Conv2D' (dilation 1 through cusp's SIMD kernel; dilated ones unchanged). */
+export const conv2DConfig: KernelConfig = {
+  kernelName: 'Conv2D',
+  backendName: WASM,
+  kernelFunc: conv2D as unknown as KernelFunc,
 }
 
 /** Registered as 'Conv2DBackpropFilter' on wasm (the backend has none). */

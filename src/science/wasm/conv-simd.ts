@@ -1,0 +1,189 @@
+/**
+ * The convolutions through cusp's own SIMD kernels (simd/conv.as): Conv2D, the stride-1
+ * Conv2DBackpropInput (a valid convolution of dy padded by k-1-pad with the filter rotated 180
+ * degrees and its channel axes swapped) and Conv2DBackpropFilter, NHWC float32, dilation 1, any
+ * channel count. Inputs that need padding are copied once, zero-padded, into scratch memory so the
+ * kernels never test bounds. Filters are packed into panels of 8 output channels, and the packed
+ * copy is cached per backend, keyed by the tensor's data id *and* heap offset, shape and use
+ * (tfjs reuses a data id for a reshaped view, and a data id may be moved), so the forward pass, the
+ * backward pass and the double-backward passes of an HVP pack each filter once. Each function
+ * returns undefined where it does not apply (the caller keeps the composed or shipped kernel).
+ */
+import type { backend_util, TensorInfo } from '@tensorflow/tfjs'
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
+import { convKernels } from './simd/conv-kernels.ts'
+import { allocScratch, freeScratch, pointerOf } from './simd/kernels.ts'
+
+type Use = 'forward' | 'input-grad'
+
+interface Packed {
+  dataId: object
+  offset: number
+  shape: string
+  use: Use
+  ptr: number
+  floats: number
+}
+
+/** Packed filters per backend, most recently used last; bounded in count and bytes (freed on eviction). */
+const caches = new WeakMap<BackendWasm, Packed[]>()
+const CACHE_ENTRIES = 16
+const CACHE_FLOATS = 16 * 1024 * 1024 // 64 MiB
+
+function packedFilter(backend: BackendWasm, filter: TensorInfo, use: Use): number {
+  const [fh, fw, ci, co] = filter.shape as [number, number, number, number]
+  const offset = pointerOf(backend, filter.dataId)
+  const shape = filter.shape.join(',')
+  let cache = caches.get(backend)
+  if (cache === undefined) caches.set(backend, (cache = []))
+  const i = cache.findIndex((e) => e.dataId === filter.dataId && e.offset === offset && e.shape === shape && e.use === use)
+  if (i >= 0) {
+    const hit = cache.splice(i, 1)[0]!
+    cache.push(hit)
+    return hit.ptr
+  }
+  const [cin, cout] = use === 'forward' ? [ci, co] : [co, ci]
+  const size = fh * fw * cin * co8(cout)
+  const ptr = allocScratch(backend, size)
+  if (use === 'forward') convKernels(backend).packFilter(offset, ptr, fh * fw, ci * co, ci, co, co, 1, 0)
+  else convKernels(backend).packFilter(offset, ptr, fh * fw, ci * co, co, ci, 1, co, 1)
+  cache.push({ dataId: filter.dataId, offset, shape, use, ptr, floats: size })
+  let total = cache.reduce((s, e) => s + e.floats, 0)
+  while (cache.length > 1 && (cache.length > CACHE_ENTRIES || total > CACHE_FLOATS)) {
+    const old = cache.shift()!
+    total -= old.floats
+    freeScratch(backend, old.ptr)
+  }
+  return ptr
+}
+
+const co8 = (c: number): number => (c + 7) & ~7
+
+/** Free every cached packed filter of this backend (tests; the cache is otherwise bounded). */
+export function clearPackedFilters(backend: BackendWasm): void {
+  for (const e of caches.get(backend) ?? []) freeScratch(backend, e.ptr)
+  caches.delete(backend)
+}
+
+/** Whether the SIMD kernels apply: float32, dilation 1, a non-empty output. */
+function applies(info: backend_util.Conv2DInfo, ...ts: TensorInfo[]): boolean {
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1 || info.dataFormat !== 'channelsLast') return false
+  if (ts.some((t) => t.dtype !== 'float32')) return false
+  return info.batchSize * info.outHeight * info.outWidth * info.outChannels > 0 && info.inChannels > 0
+}
+
+/**
+ * The input as the kernels read it: rows [0, hp) and columns [0, wp) from the padded corner, in
+ * place when no padding is needed, else a zero-padded (or cropped) copy in scratch (to free).
+ */
+function paddedInput(
+  backend: BackendWasm,
+  x: TensorInfo,
+  hp: number,
+  wp: number,
+  pt: number,
+  pl: number,
+): { ptr: number; rows: number; cols: number; scratch: number } {
+  const [n, h, w, c] = x.shape as [number, number, number, number]
+  const src = pointerOf(backend, x.dataId)
+  if (pt === 0 && pl === 0 && hp <= h && wp <= w) return { ptr: src, rows: h, cols: w, scratch: 0 }
+  const scratch = allocScratch(backend, n * hp * wp * c)
+  convKernels(backend).padCopy(src, scratch, n, h, w, c, hp, wp, pt, pl)
+  return { ptr: scratch, rows: hp, cols: wp, scratch }
+}
+
+/** Pixels per group: about `floats` floats of per-pixel data, a multiple of 4, at least 16. */
+function groupOf(pixels: number, perPixel: number, floats: number): number {
+  const g = Math.max(16, Math.floor(floats / Math.max(1, perPixel) / 4) * 4)
+  return Math.min(g, Math.max(4, Math.ceil(pixels / 4) * 4))
+}
+
+/** y = conv2d(x, filter) for x [n,h,w,ci], filter [fh,fw,ci,co]; any stride and padding. */
+export function simdConv2D(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo | undefined {
+  if (!applies(info, x, filter)) return undefined
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw, outHeight: oh, outWidth: ow } = info
+  const [n, , , ci] = x.shape as [number, number, number, number]
+  const co = filter.shape[3]!
+  const out = backend.makeOutput([n, oh, ow, co], 'float32')
+  const packed = packedFilter(backend, filter, 'forward')
+  const src = paddedInput(backend, x, (oh - 1) * sh + fh, (ow - 1) * sw + fw, info.padInfo.top, info.padInfo.left)
+  const pixels = n * oh * ow
+  const group = groupOf(pixels, sh * sw * ci, 8192)
+  const ind = allocScratch(backend, group)
+  const k = convKernels(backend)
+  k.conv(src.ptr, packed, pointerOf(backend, out.dataId), ind, group, n, src.rows, src.cols, ci, oh, ow, co, fh, fw, sh, sw)
+  freeScratch(backend, ind)
+  if (src.scratch !== 0) freeScratch(backend, src.scratch)
+  return out
+}
+
+/**
+ * dx for dy [n,oh,ow,co] and filter [fh,fw,ci,co], stride 1 (info from the forward shapes), as a
+ * valid convolution of dy padded by k-1-pad on each side; a negative pad (a forward pad past k-1,
+ * whose outermost dy rows reach no input) crops instead. Undefined for other strides.
+ */
+export function simdConvInputGrad(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo | undefined {
+  if (!applies(info, dy, filter) || info.strideHeight !== 1 || info.strideWidth !== 1) return undefined
+  const { filterHeight: fh, filterWidth: fw, inHeight: h, inWidth: w } = info
+  const { top, left } = info.padInfo
+  const pt = fh - 1 - top
+  const pl = fw - 1 - left
+  const hp = h + fh - 1
+  const wp = w + fw - 1
+  const [n, , , co] = dy.shape as [number, number, number, number]
+  const ci = filter.shape[2]!
+  const out = backend.makeOutput([n, h, w, ci], 'float32')
+  const packed = packedFilter(backend, filter, 'input-grad')
+  const src = paddedInput(backend, dy, hp, wp, pt, pl)
+  const pixels = n * h * w
+  const group = groupOf(pixels, co, 8192)
+  const ind = allocScratch(backend, group)
+  convKernels(backend).conv(src.ptr, packed, pointerOf(backend, out.dataId), ind, group, n, src.rows, src.cols, co, h, w, ci, fh, fw, 1, 1)
+  freeScratch(backend, ind)
+  if (src.scratch !== 0) freeScratch(backend, src.scratch)
+  return out
+}
+
+/** dW [fh,fw,ci,co] for x [n,h,w,ci] and dy [n,oh,ow,co]; any stride and padding. */
+export function simdConvFilterGrad(
+  backend: BackendWasm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo | undefined {
+  if (!applies(info, x, dy)) return undefined
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw, outHeight: oh, outWidth: ow } = info
+  const [n, , , ci] = x.shape as [number, number, number, number]
+  const co = dy.shape[3]!
+  const out = backend.makeOutput([fh, fw, ci, co], 'float32')
+  const src = paddedInput(backend, x, (oh - 1) * sh + fh, (ow - 1) * sw + fw, info.padInfo.top, info.padInfo.left)
+  const pixels = n * oh * ow
+  const group = groupOf(pixels, co8(co), 32768)
+  const work = allocScratch(backend, group * co8(co) + group)
+  convKernels(backend).filterGrad(
+    src.ptr,
+    pointerOf(backend, dy.dataId),
+    pointerOf(backend, out.dataId),
+    work,
+    group,
+    n,
+    src.rows,
+    src.cols,
+    ci,
+    oh,
+    ow,
+    co,
+    fh,
+    fw,
+    sh,
+    sw,
+  )
+  freeScratch(backend, work)
+  if (src.scratch !== 0) freeScratch(backend, src.scratch)
+  return out
+}
