@@ -14,7 +14,8 @@ import type { JsonObject } from '../harness/types.ts'
 import { numParam } from './claims.ts'
 import { trackByOverlap, trackByRank, type Track } from './overlap.ts'
 import type { ProbeRecord } from './records.ts'
-import { fmt, poissonBinomialTail } from './stats.ts'
+import { c2Power, poissonBinomialUpper, type C2Power } from './c2-power.ts'
+import { fmt } from './stats.ts'
 import { rhoTopLast } from './table1.ts'
 import { groupBy, jnum, verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './claim-verdict.ts'
 
@@ -104,6 +105,16 @@ export function analyseRun(probes: readonly ProbeRecord[], p: C2Params): RunEntr
   return { series: ps[0]!.series, probes: n, method: hasVectors ? 'overlap' : 'rank', events, notes, nullRatios }
 }
 
+/** The power sentence: the count the test needs and the per-entry coincidence rate it would detect. */
+export function powerText(pw: C2Power, alpha: number): string {
+  if (pw.critical === null) return `no count of coincidences reaches alpha = ${alpha}: the design cannot detect coincidence`
+  const q =
+    pw.qDetectable === null
+      ? `no per-entry coincidence rate is detected with probability ${pw.target}`
+      : `if each entry truly coincided with probability ${fmt(pw.qDetectable, 3)} or more, the test would detect it with probability ${pw.target}`
+  return `supported needs ${pw.critical}/${pw.n} coincidences (chance p = ${fmt(pw.pAtCritical ?? NaN, 3)} <= alpha = ${alpha}); ${q}`
+}
+
 export function judgeC2(inp: JudgeInput): ClaimVerdict {
   const { claim, results: r } = inp
   const prm: C2Params = {
@@ -122,8 +133,9 @@ export function judgeC2(inp: JudgeInput): ClaimVerdict {
   const k = events.length
   const c = events.filter((e) => e.coincide).length
   const p0s = events.map((e) => e.p0)
-  const pValue = poissonBinomialTail(p0s, c)
-  const pBest = poissonBinomialTail(p0s, k)
+  const pValue = poissonBinomialUpper(p0s, c)
+  const pBest = poissonBinomialUpper(p0s, k)
+  const pw = c2Power(p0s, alpha, inp.power, minFraction)
   const nullRatios = runs.flatMap((x) => x.nullRatios)
   const nullRate = nullRatios.length === 0 ? NaN : nullRatios.filter((x) => x >= prm.jumpFactor).length / nullRatios.length
   const rows = events.map(
@@ -170,7 +182,7 @@ export function judgeC2(inp: JudgeInput): ClaimVerdict {
       ? `no densely probed run with >= ${minProbes} probes after the transient: the design could not test the claim`
       : k === 0
         ? `no entry observed in ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes after the transient: the design could not test the claim`
-        : `${k} entries over ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes: a jump placed at random lands within ±${prm.tol} probe(s) of its entry with probability ${fmt(meanP0, 3)} on average, so even ${k}/${k} coincidences would have chance p = ${fmt(pBest, 3)}; the design ${pBest <= alpha ? 'can' : 'cannot'} detect coincidence at alpha = ${alpha}${Number.isFinite(nullRate) ? `; away from entries a jump >= x${prm.jumpFactor} happens at ${fmt(nullRate * 100, 3)}% of steps` : ''}`
+        : `${k} entries over ${runs.length} dense run(s) with ${runs.map((x) => x.probes).join(', ')} probes: a jump placed at random lands within ±${prm.tol} probe(s) of its entry with probability ${fmt(meanP0, 3)} on average (exact Poisson-binomial over each entry's own chance), so even ${k}/${k} coincidences would have chance p = ${fmt(pBest, 3)}; ${powerText(pw, alpha)}${Number.isFinite(nullRate) ? `; away from entries a jump >= x${prm.jumpFactor} happens at ${fmt(nullRate * 100, 3)}% of steps` : ''}`
   const limits = [
     method === 'overlap'
       ? `directions followed by eigenvector overlap (pairs below ${prm.minOverlap} are lost); with a random sketch of the vectors, overlaps carry an error of ~1/sqrt(sketch size)`
@@ -185,6 +197,9 @@ export function judgeC2(inp: JudgeInput): ClaimVerdict {
     coincident: c,
     p_value: jnum(pValue),
     p_best: jnum(pBest),
+    critical_count: pw.critical,
+    p_at_critical: pw.pAtCritical === null ? null : jnum(pw.pAtCritical),
+    q_detectable: pw.qDetectable === null ? null : jnum(pw.qDetectable),
     null_rate: jnum(nullRate),
     null_steps: nullRatios.length,
     events: events.map((e) => ({

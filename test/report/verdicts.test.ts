@@ -153,7 +153,9 @@ t.test('C2 null: a short run cannot beat chance; jumps everywhere are not specia
   // The full run: p = (3/28)^2.
   const full = judge('C2', r)
   t.ok(Math.abs((full.measured.p_value as number) - (3 / 28) ** 2) < 1e-12, String(full.measured.p_value))
-  t.match(full.power, /the design can detect coincidence/)
+  t.match(full.power, /supported needs 2\/2 coincidences \(chance p = 0\.0115 <= alpha = 0\.05\)/)
+  t.match(full.power, /coincided with probability 0\.894 or more, the test would detect it with probability 0\.8/, 'sqrt(0.8)')
+  t.equal(full.measured.critical_count, 2)
   // |d| doubles at every other step: a jump at entry is not special (magnitude null).
   const noisy = denseRun().map((p, j) => ({ ...p, d: p.d.map((x) => x * (j % 2 === 0 ? 1 : 2.5)) }))
   const n = judge('C2', { ...r, probes: [...r.probes.filter((p) => p.role !== 'dense'), ...noisy] })
