@@ -30,6 +30,8 @@ import type { ErrorObject, ValidateFunction } from 'ajv'
 import { sha256Hex, sortKeysDeep } from './canonical-json.ts'
 import { ioFailure } from './failures.ts'
 import { computeFingerprint } from './fingerprint.ts'
+import { unsafeNameReason } from './safe-name.ts'
+import { RECORD_LIMITS } from './store/run-record-check.ts'
 import { fail, ok, type Failure, type LockFile, type Result } from './types.ts'
 import { cachedValidator } from './validator-cache.ts'
 
@@ -56,7 +58,7 @@ function validate(): ValidateFunction {
  */
 const VERIFIED_DIR = fileURLToPath(new URL('../../.cusp/verified-locks/', import.meta.url))
 /** Bump when checkLock's rules change, so that no lock passes on an older check. */
-const CHECK_FORMAT = 1
+const CHECK_FORMAT = 2
 
 const markerPath = (lockPath: string): string => join(VERIFIED_DIR, sha256Hex(resolve(lockPath)))
 const textDigest = (text: string): string => sha256Hex(`${CHECK_FORMAT}\n${lockSchemaText()}\n${text}`)
@@ -231,6 +233,14 @@ function checkLock(data: unknown): string | undefined {
     const where = `at ${pathOf(['instances', id])}`
     if (entry.breakdown.stage !== entry.stage) {
       return `${where}: breakdown.stage '${entry.breakdown.stage}' differs from stage '${entry.stage}'`
+    }
+    // The lock comes from a repository like any source file, and its output names become paths
+    // (restore, publish): the same rule as a stored run record's names.
+    const names = Object.keys(entry.outputs)
+    if (names.length > RECORD_LIMITS.outputs) return `${where}.outputs: ${names.length} outputs (at most ${RECORD_LIMITS.outputs})`
+    for (const name of names) {
+      const why = unsafeNameReason(name)
+      if (why !== undefined) return `${where}.outputs: output name ${JSON.stringify(name.slice(0, 80))} ${why}`
     }
     const actual = fingerprintOf(entry.breakdown)
     if (actual !== entry.fingerprint) {

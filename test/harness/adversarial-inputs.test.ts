@@ -381,12 +381,42 @@ const lockCases: [string, string | (() => void), RegExp][] = [
     /invalid lock file/,
   ],
   ['a directory in its place', () => mkdirSync(join(dir, 'pipeline.lock')), /invalid lock file: cannot read/],
+  // Output names in a lock become paths (restore, publish): a lock from a pull request or a
+  // collaborator's commit is as untrusted as a store record. Fingerprints stay valid here, so only
+  // the name rule can refuse these.
+  [
+    'an output name climbing out of the project',
+    () => renameOutputs('../../stages/side'),
+    /output name "\.\.\/\.\.\/stages\/side" climbs out/,
+  ],
+  ['an absolute output name', () => renameOutputs('/etc/passwd'), /output name "\/etc\/passwd" is an absolute path/],
+  ['an output name with a separator', () => renameOutputs('sub/dir'), /output name "sub\/dir" contains a path separator/],
+  ['a hidden output name', () => renameOutputs('.git'), /output name "\.git" must match/],
+  ['257 outputs in one entry', () => renameOutputs(Array.from({ length: 257 }, (_, i) => `o${i}`)), /257 outputs \(at most 256\)/],
 ]
+
+/** The project's files except what a run keeps for itself (.cusp/, the store, lock files). */
+function sourceTree(): Record<string, number> {
+  return Object.fromEntries(Object.entries(listing(dir)).filter(([f]) => !/^(\.cusp|artifacts|results)\/|^pipeline\.lock/.test(f)))
+}
+
+/** Write the good lock with every entry's outputs renamed (one name, or one output per name). */
+function renameOutputs(names: string | string[]): void {
+  const lock = JSON.parse(readFileSync(join(dir, 'pipeline.lock.good'), 'utf8')) as {
+    instances: Record<string, { outputs: Record<string, unknown> }>
+  }
+  for (const e of Object.values(lock.instances)) {
+    const first = Object.values(e.outputs)[0]
+    e.outputs = Object.fromEntries((typeof names === 'string' ? [names] : names).map((n) => [n, first]))
+  }
+  writeFileSync(join(dir, 'pipeline.lock'), JSON.stringify(lock))
+}
 for (const [name, content, message] of lockCases) {
   t.test(`pipeline.lock with ${name}: exit 2, one line, the store untouched`, async (t) => {
     if (!existsSync(join(dir, 'pipeline.lock.good')))
       writeFileSync(join(dir, 'pipeline.lock.good'), readFileSync(join(dir, 'pipeline.lock')))
     const store = listing(join(dir, 'artifacts'))
+    const project = sourceTree()
     rmSync(join(dir, 'pipeline.lock'), { recursive: true, force: true })
     if (typeof content === 'string') writeFileSync(join(dir, 'pipeline.lock'), content)
     else content()
@@ -402,6 +432,7 @@ for (const [name, content, message] of lockCases) {
       t.ok(noStack(r.stderr))
     }
     t.same(listing(join(dir, 'artifacts')), store, 'nothing stored lost or added')
+    t.same(sourceTree(), project, 'no project file written or removed')
   })
 }
 

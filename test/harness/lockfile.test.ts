@@ -85,6 +85,16 @@ t.test('invalid locks are rejected with a located message', async (t) => {
   const mixed = lock()
   mixed.instances['prepare']!.stage = 'other'
   cases.push(['stage mismatch', JSON.stringify(mixed), /at instances\.prepare: breakdown\.stage 'prepare' differs from stage 'other'/])
+  for (const [what, bad, why] of [
+    ['climbing', '../../stages/side', /climbs out of its directory/],
+    ['absolute', '/etc/passwd', /is an absolute path/],
+    ['empty', '', /is empty/],
+  ] as const) {
+    const named = lock()
+    const e = named.instances['prepare']!
+    e.outputs = { [bad]: e.outputs['model']! }
+    cases.push([`${what} output name`, JSON.stringify(named), new RegExp(`at instances\\.prepare\\.outputs: output name .* ${why.source}`)])
+  }
   for (const [name, text, message] of cases) {
     writeFileSync(path, text)
     const r = readLock(path)
