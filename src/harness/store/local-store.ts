@@ -21,7 +21,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isSha256Hex } from '../canonical-json.ts'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
@@ -148,11 +148,11 @@ export class LocalStore implements ArtifactStore {
     } catch {
       return false // gone already
     }
-    const st = await stat(aside)
-    // A young entry goes back; a copy published meanwhile under the name is the same bytes (objects) or newer (records).
-    if (Date.now() - st.mtimeMs <= graceMs) await link(aside, path).catch(() => undefined)
-    await unlink(aside)
-    return Date.now() - st.mtimeMs > graceMs
+    const young = Date.now() - (await stat(aside)).mtimeMs <= graceMs
+    // A young entry goes back (over a copy published meanwhile: the same bytes, or a record of the same fingerprint).
+    if (young) await rename(aside, path)
+    else await unlink(aside)
+    return !young
   }
 
   async getRun(fingerprint: Fingerprint): Promise<RunRecord | undefined> {
