@@ -257,3 +257,29 @@ t.test('gc planned before a run re-stores identical bytes and applied after: the
 function rmLock(p: Project): void {
   writeFileSync(p.lockPath, JSON.stringify({ schema: 1, instances: {} }))
 }
+
+t.test(
+  "gc's delete against a use, in the local store: a used entry stays, an unused one goes, a use after the delete is a miss",
+  async (t) => {
+    const p = new Project()
+    t.teardown(() => p.cleanup())
+    await p.run({ targets: ['side'] })
+    const entry = p.lock().instances.side!
+    const digest = entry.outputs['side.txt']!.digest
+    age(p, 2 * HOUR)
+    writeFileSync(join(p.root, 'same.txt'), 'hello\n')
+    t.equal((await p.store.putFile(join(p.root, 'same.txt'))).digest, digest, 'a dedup write of the same bytes')
+    t.equal(await p.store.deleteIfOld('object', digest, HOUR), false, 'the object it touched is kept')
+    t.equal(await p.store.touchRun(entry.fingerprint), true, 'a restore marks the record used')
+    t.equal(await p.store.deleteIfOld('run', entry.fingerprint, HOUR), false, 'the record is kept')
+    t.ok(await p.store.getRun(entry.fingerprint), 'and still readable')
+    age(p, 2 * HOUR)
+    t.equal(await p.store.deleteIfOld('run', entry.fingerprint, HOUR), true, 'unused for two hours: deleted')
+    t.equal(await p.store.touchRun(entry.fingerprint), false, 'a restore after that finds no record (a miss)')
+    t.equal(await p.store.deleteIfOld('object', digest, HOUR), true)
+    t.equal(await p.store.hasObject(digest), false)
+    t.equal((await p.store.putFile(join(p.root, 'same.txt'))).digest, digest)
+    t.equal(await p.store.hasObject(digest), true, 'the next write of those bytes stores them again')
+    t.same(readdirSync(join(p.storeRoot, 'tmp')), [], 'nothing left aside')
+  },
+)
