@@ -210,7 +210,7 @@ export class PlanRun {
   private async restore(inst: StageInstance, fp: FingerprintResult, record: RunRecord): Promise<string[] | undefined> {
     const started = Date.now()
     this.emit({ type: 'start', instance: inst.id, action: 'restore' })
-    const corrupt = await corruptOutputs(this.store, this.workRoot, record.outputs)
+    const corrupt = await corruptOutputs(this.store, this.workRoot, record.outputs, record.fingerprint)
     if (corrupt.length > 0) {
       this.emit({
         type: 'log',

@@ -6,10 +6,18 @@
  * object into a scratch work directory that is removed afterwards.
  */
 import { join } from 'node:path'
-import type { ArtifactStore, StoredOutput } from './types.ts'
+import type { ArtifactStore, Fingerprint, StoredOutput } from './types.ts'
 import { createWorkDir, removeWorkDir, type WorkDir } from './workdir.ts'
 
-export async function corruptOutputs(store: ArtifactStore, workRoot: string, outputs: Record<string, StoredOutput>): Promise<string[]> {
+export async function corruptOutputs(
+  store: ArtifactStore,
+  workRoot: string,
+  outputs: Record<string, StoredOutput>,
+  fingerprint?: Fingerprint,
+): Promise<string[]> {
+  // First mark the record used, so a concurrent gc spares it and its objects (sync-gc.ts); a
+  // record gc took meanwhile is a miss, and its objects may follow it at any moment.
+  if (fingerprint !== undefined && store.touchRun !== undefined && !(await store.touchRun(fingerprint))) return Object.keys(outputs)
   const bad: string[] = []
   let scratch: WorkDir | undefined
   try {

@@ -3,10 +3,12 @@
  * and objects a lock does not reference. Run records get the same grace period as objects (a
  * concurrent run publishes its record before it writes its lock entry), and the objects of a
  * record gc spares are spared too, so a live run's entry is never left pointing at nothing.
- * Records go before objects (a concurrent writer's objects precede its record). An object's age
- * is its mtime, which the local store refreshes on every dedup hit and S3 on every upload.
+ * Records go before objects (a concurrent writer's objects precede its record). An entry's age is
+ * its mtime, which a dedup hit refreshes on an object and a restore on its record (touchRun), and
+ * it is read again at the moment of deleting (`deleteIfOld`), not taken from gc's listing: a run
+ * that restored an old record or re-stored old bytes after gc listed the store keeps them.
  */
-import { readdir, stat, unlink } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type DirEntry } from './store/dir-listing.ts'
 import { LocalStore } from './store/local-store.ts'
@@ -27,8 +29,8 @@ export interface GcLayer {
   /** When the record of `fp` was written (undefined: unknown, treated as new). */
   runModified(fp: Fingerprint): Promise<Date | undefined>
   listObjects(): AsyncIterable<ListedObject>
-  deleteRun(fp: Fingerprint): Promise<void>
-  deleteObject(digest: ObjectDigest): Promise<void>
+  /** Delete a record or object unless it was used within `graceMs` (age read now); whether it did. */
+  deleteIfOld(kind: 'run' | 'object', name: string, graceMs: number): Promise<boolean>
   /** Clean up what killed writers left (S3: multipart uploads older than a day); returns how many. */
   sweep?(): Promise<number>
 }
@@ -97,15 +99,20 @@ export async function gcApply(
   layer: GcLayer,
   graceMs = GC_GRACE_MS,
 ): Promise<{ runs: number; objects: number; bytes: number; swept: number; kept: number }> {
+  // Young when listed is young now (a use only makes an entry younger); old when listed is checked again.
   const old = (d: Date | undefined) => d !== undefined && Date.now() - d.getTime() > graceMs
-  const doomedRuns = plan.runs.filter((r) => old(r.modified))
-  const spared = new Set(plan.runs.filter((r) => !old(r.modified)).flatMap((r) => r.objects))
-  for (const r of doomedRuns) await layer.deleteRun(r.fingerprint)
-  const doomed = plan.objects.filter((o) => old(o.modified) && !spared.has(o.digest))
-  await mapLimit(doomed, 8, (o) => layer.deleteObject(o.digest))
+  const spared = new Set<string>()
+  let runs = 0
+  for (const r of plan.runs) {
+    if (old(r.modified) && (await layer.deleteIfOld('run', r.fingerprint, graceMs))) runs++
+    else for (const d of r.objects) spared.add(d)
+  }
+  const candidates = plan.objects.filter((o) => old(o.modified) && !spared.has(o.digest))
+  const deleted = await mapLimit(candidates, 8, (o) => layer.deleteIfOld('object', o.digest, graceMs))
+  const doomed = candidates.filter((_, i) => deleted[i] === true)
   const swept = (await layer.sweep?.()) ?? 0
-  const kept = plan.runs.length - doomedRuns.length + plan.objects.length - doomed.length
-  return { runs: doomedRuns.length, objects: doomed.length, bytes: doomed.reduce((n, o) => n + o.size, 0), swept, kept }
+  const kept = plan.runs.length - runs + plan.objects.length - doomed.length
+  return { runs, objects: doomed.length, bytes: doomed.reduce((n, o) => n + o.size, 0), swept, kept }
 }
 
 function localLayer(store: LocalStore): GcLayer {
@@ -123,8 +130,7 @@ function localLayer(store: LocalStore): GcLayer {
         }
       }
     },
-    deleteRun: (fp) => unlink(store.runPath(fp)).catch(() => undefined),
-    deleteObject: (d) => store.deleteObject(d),
+    deleteIfOld: (kind, name, graceMs) => store.deleteIfOld(kind, name, graceMs),
     sweep: () => store.sweepTemp(),
   }
 }
@@ -142,8 +148,7 @@ function s3Layer(store: S3Store): GcLayer {
       return modified.get(fp)
     },
     listObjects: () => store.listObjects(),
-    deleteRun: (fp) => store.deleteRun(fp),
-    deleteObject: (d) => store.deleteObject(d),
+    deleteIfOld: (kind, name, graceMs) => store.deleteIfOld(kind, name, graceMs),
     sweep: () => store.abortStaleUploads(),
   }
 }

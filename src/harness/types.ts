@@ -239,6 +239,11 @@ export interface ArtifactStore {
   getRun(fingerprint: Fingerprint): Promise<RunRecord | undefined>
   /** Publish a run record; its objects must already be stored. */
   putRun(record: RunRecord): Promise<void>
+  /**
+   * Optional: mark the run record of `fingerprint` as just used (gc's age signal), before a
+   * restore relies on it, so gc spares it and its objects like a new one. False when it is gone.
+   */
+  touchRun?(fingerprint: Fingerprint): Promise<boolean>
   listRuns(): Promise<RunRecord[]>
 }
 

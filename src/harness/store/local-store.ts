@@ -123,6 +123,38 @@ export class LocalStore implements ArtifactStore {
     await unlink(this.objectPath(digest)).catch(() => undefined)
   }
 
+  async touchRun(fingerprint: Fingerprint): Promise<boolean> {
+    if (!isSha256Hex(fingerprint)) return false
+    const now = new Date()
+    return await utimes(this.runPath(fingerprint), now, now).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => e.code !== 'ENOENT', // not ours to touch (a shared dir): still there
+    )
+  }
+
+  /**
+   * gc's delete: removes the record (`run`) or object unless it was used within `graceMs`, and
+   * says whether it did. Atomic against a concurrent use: the entry is first renamed aside, and
+   * its age read there; a use (a touch) that came before the rename shows in that age and the
+   * entry is put back, a use after it finds no entry and counts as a miss.
+   */
+  async deleteIfOld(kind: 'run' | 'object', name: string, graceMs: number): Promise<boolean> {
+    if (!isSha256Hex(name)) return false
+    const path = kind === 'run' ? this.runPath(name) : this.objectPath(name as ObjectDigest)
+    await this.ensureDir(join(this.root, 'tmp'))
+    const aside = join(this.root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}.gc`)
+    try {
+      await rename(path, aside)
+    } catch {
+      return false // gone already
+    }
+    const young = Date.now() - (await stat(aside)).mtimeMs <= graceMs
+    // A young entry goes back (over a copy published meanwhile: the same bytes, or a record of the same fingerprint).
+    if (young) await rename(aside, path)
+    else await unlink(aside)
+    return !young
+  }
+
   async getRun(fingerprint: Fingerprint): Promise<RunRecord | undefined> {
     if (!isSha256Hex(fingerprint)) return undefined
     const path = this.runPath(fingerprint)
@@ -240,11 +272,19 @@ export class LocalStore implements ArtifactStore {
     // Already stored (objects are immutable): drop our copy, and mark the object as just used
     // so gc's grace period protects it like a new one. Otherwise publish it; a concurrent
     // writer of the same bytes may rename over us, which is harmless (same content).
-    if (exists) {
-      await unlink(tmp).catch(() => undefined)
-      const now = new Date()
-      await utimes(this.objectPath(digest), now, now).catch(() => undefined) // not ours to touch (shared dir): fine
-    } else await this.publish(tmp, this.objectPath(digest))
+    // A touch that finds no object (gc took it since the check) publishes ours after all.
+    const now = new Date()
+    const touched =
+      exists &&
+      (await utimes(this.objectPath(digest), now, now).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => e.code !== 'ENOENT', // not ours to touch (a shared dir): fine
+      ))
+    if (touched) await unlink(tmp).catch(() => undefined)
+    else {
+      if (exists) await syncFile(tmp) // not synced above: it was to be dropped
+      await this.publish(tmp, this.objectPath(digest))
+    }
     return { digest, size }
   }
 
@@ -343,5 +383,14 @@ export class LocalStore implements ArtifactStore {
     if (createHash('sha256').update(bytes).digest('hex') === digest) return bytes
     await this.deleteObject(digest)
     return undefined
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
   }
 }

@@ -211,6 +211,28 @@ export class S3Store extends S3Bucket implements ArtifactStore {
     return listObjects(this)
   }
 
+  /** Mark a run record as used before a restore (a server-side copy when it is getting old); false when gone. */
+  async touchRun(fp: Fingerprint): Promise<boolean> {
+    const head = isSha256Hex(fp) ? await this.head(this.runKey(fp)) : undefined
+    if (head === undefined) return false
+    await refreshKey(this, this.runKey(fp), head.modified, REFRESH_AFTER_MS)
+    return true
+  }
+
+  /**
+   * gc's delete: removes the record (`run`) or object unless it was modified within `graceMs`
+   * (re-read now, not when gc listed it); says whether it did. S3 has no atomic rename, so a use
+   * between this read and the delete is not seen; the grace period is what covers that window.
+   */
+  async deleteIfOld(kind: 'run' | 'object', name: string, graceMs: number): Promise<boolean> {
+    if (!isSha256Hex(name)) return false
+    const key = kind === 'run' ? this.runKey(name) : this.objectKey(name as ObjectDigest)
+    const modified = (await this.head(key))?.modified
+    if (modified === undefined || Date.now() - modified.getTime() <= graceMs) return false
+    await this.deleteKey(key)
+    return true
+  }
+
   /** Delete a run record (gc). Missing is fine. */
   async deleteRun(fp: Fingerprint): Promise<void> {
     if (isSha256Hex(fp)) await this.deleteKey(this.runKey(fp))

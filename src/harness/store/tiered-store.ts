@@ -93,6 +93,12 @@ export class TieredStore implements ArtifactStore {
     await this.remote.deleteObject(digest)
   }
 
+  /** Marks the record used in both layers; true when either has it. */
+  async touchRun(fingerprint: Fingerprint): Promise<boolean> {
+    const [here, there] = await Promise.all([this.local.touchRun(fingerprint), this.remote.touchRun(fingerprint)])
+    return here || there
+  }
+
   async getRun(fingerprint: Fingerprint): Promise<RunRecord | undefined> {
     return (await this.local.getRun(fingerprint)) ?? (await this.remote.getRun(fingerprint))
   }
