@@ -378,8 +378,13 @@ for (const name of models) {
   console.log(`\n${name}: ${model.size} parameters, n = ${n} (seeded random), mean cross-entropy, ${rounds} rounds`)
   const w1 = await createObjective({ spec, data, workers: 1, backend: 'wasm' })
   const w2 = await createObjective({ spec, data, workers: 2, backend: 'wasm' })
-  await w1.hvp(theta, v) // warm-up (first calls compile and pack)
-  await w2.hvp(theta, v)
+  // Warm-up: one call of each kind per pool, as the peer warms up each call before timing it (first
+  // calls compile; warming up only the HVP left the loss and gradient of round 1 cold).
+  for (const w of [w1, w2]) {
+    await w.loss(theta)
+    await w.gradient(theta)
+    await w.hvp(theta, v)
+  }
   const samples: Record<string, Figures[]> = { wasm1: [], wasm2: [], torch: [], cpu1: [], cpu2: [], torchCpu: [], torchCpu2: [] }
   const same1 = { wall: [] as number[], cpu: [] as number[] }
   const loadBefore = loadavg()[0]!

@@ -109,8 +109,27 @@ interface AtTheta {
   loss: T
 }
 
-function atTheta(plan: DensePlan, params: T[], x: Float32Array, y: Int32Array, n: number): AtTheta {
-  const hs: T[] = [tf.tensor2d(x, [n, plan.inputs])]
+/**
+ * What depends on the chunk only, not on θ: its pixels as [n, inputs], the one-hot labels, and a
+ * [1, n] row of ones (bias gradients as ones · δ: the same sequential float32 sum, 0 + δ_0 + δ_1 +
+ * ..., as wasm's Sum over axis 0, which first transposes δ; tested bit for bit).
+ */
+interface ChunkInputs {
+  x: T
+  Y: T
+  ones: T
+}
+
+function chunkInputs(plan: DensePlan, c: Chunk): ChunkInputs {
+  return { x: tf.tensor2d(c.x, [c.n, plan.inputs]), Y: oneHot(c.y, plan.classes), ones: tf.ones([1, c.n]) }
+}
+
+/** Σ_rows a, [cols], as ones · a. */
+const sumRows = (a: T, ones: T): T => tf.reshape(mm(ones, a), [a.shape[1]!])
+
+function atTheta(plan: DensePlan, params: T[], inp: ChunkInputs): AtTheta {
+  const n = inp.x.shape[0]!
+  const hs: T[] = [inp.x]
   const d1: (T | undefined)[] = []
   const d2: (T | undefined)[] = []
   let z: T = hs[0]!
@@ -137,7 +156,7 @@ function atTheta(plan: DensePlan, params: T[], x: Float32Array, y: Int32Array, n
   const e = tf.exp(shifted)
   const s = tf.sum(e, 1, true)
   const p = tf.div(e, s)
-  const Y = oneHot(y, plan.classes)
+  const Y = inp.Y
   const loss = tf.sum(tf.sub(tf.log(tf.reshape(s, [n])), tf.sum(tf.mul(shifted, Y), 1)))
   const L = plan.steps.length
   const deltas: T[] = new Array<T>(L)
@@ -171,11 +190,11 @@ function planOf(model: Model): DensePlan {
 /** Summed loss and its gradient, one tensor per parameter (in `model.params` order). */
 export function denseGradient(model: Model, theta: Float32Array, c: Chunk): { loss: tf.Scalar; grads: T[] } {
   const plan = planOf(model)
-  const { params, at } = thetaPart(model, plan, theta, c)
+  const { params, at, inp } = thetaPart(model, plan, theta, c)
   const grads: T[] = new Array<T>(params.length)
   plan.steps.forEach((s, l) => {
     grads[s.w] = mm(at.hs[l]!, at.deltas[l]!, true, false)
-    grads[s.b] = tf.sum(at.deltas[l]!, 0)
+    grads[s.b] = sumRows(at.deltas[l]!, inp.ones)
   })
   return { loss: tf.clone(at.loss) as tf.Scalar, grads }
 }
@@ -183,7 +202,7 @@ export function denseGradient(model: Model, theta: Float32Array, c: Chunk): { lo
 /** H v of the summed loss, one tensor per parameter, by the R-operator (v cut like the parameters). */
 export function denseHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): T[] {
   const plan = planOf(model)
-  const { params, at } = thetaPart(model, plan, theta, c)
+  const { params, at, inp } = thetaPart(model, plan, theta, c)
   const vs = cut(model, v)
   const L = plan.steps.length
   // R-forward: Rz_l, and Rh_l = σ'(z_l) ⊙ Rz_l as the next layer's R-input.
@@ -206,7 +225,7 @@ export function denseHvp(model: Model, theta: Float32Array, v: Float32Array, c: 
     const prev = rh[l]
     if (prev !== undefined) rgw = tf.add(mm(prev, at.deltas[l]!, true, false), rgw)
     out[s.w] = rgw
-    out[s.b] = tf.sum(rdelta, 0)
+    out[s.b] = sumRows(rdelta, inp.ones)
     if (l === 0) break
     const rg = tf.add(mm(rdelta, params[s.w]!, false, true), mm(at.deltas[l]!, vs[s.w]!, false, true))
     let next: T = tf.mul(rg, at.d1[l - 1]!)
@@ -223,18 +242,29 @@ function cut(model: Model, a: Float32Array): T[] {
 }
 
 /**
- * The cache of θ-only work: for one model and one θ at a time (a new θ empties it), the parameter
- * tensors and, per chunk, its AtTheta, up to `cacheBytes` in all; chunks beyond that are computed
- * afresh each call. Keys are contents, compared bit for bit (θ, the chunk's pixels and labels), not
- * array identities, so a changed array can never hit a stale entry. A hit runs the same kernels on
- * the same inputs as a miss did: the same bits.
+ * The cache of θ-only work: for one model and one θ at a time, the parameter tensors and, per chunk,
+ * its AtTheta and its ChunkInputs, up to `cacheBytes` in all; chunks beyond that are computed afresh
+ * each call. A new θ drops every AtTheta, and the inputs of chunks not used at the previous θ; the
+ * inputs of the others (a worker's fixed chunks) are kept, so they are not uploaded again per θ.
+ * Keys are contents, compared bit for bit (θ, the chunk's pixels and labels), not array identities,
+ * so a changed array can never hit a stale entry. A hit runs the same kernels on the same inputs as a
+ * miss did: the same bits.
  */
+interface Entry {
+  x: Float32Array
+  y: Int32Array
+  inp: ChunkInputs
+  /** The θ-only work at the current θ, once computed. */
+  at?: AtTheta
+  /** Whether the chunk was asked for at the current θ. */
+  used: boolean
+}
 interface Cache {
   model: Model
   backend: tf.KernelBackend
   theta: Float32Array
   params: T[]
-  entries: { x: Float32Array; y: Int32Array; at: AtTheta }[]
+  entries: Entry[]
   bytes: number
 }
 let cache: Cache | undefined
@@ -253,21 +283,28 @@ export function setDenseCacheBytes(bytes: number): number {
 export function clearDenseCache(): void {
   if (cache !== undefined) {
     const all: T[] = [...cache.params]
-    for (const e of cache.entries) all.push(...tensorsOf(e.at))
+    for (const e of cache.entries) all.push(...inputTensors(e.inp), ...(e.at ? tensorsOf(e.at) : []))
     tf.dispose(all)
   }
   cache = undefined
 }
 
-/** Cache entries and bytes now, and hit/miss counts so far (tests, benches). */
-export function denseCacheStats(): { entries: number; bytes: number; hits: number; misses: number } {
-  return { entries: cache?.entries.length ?? 0, bytes: cache?.bytes ?? 0, ...stats }
+/**
+ * Chunks with their θ-only work cached (`entries`), chunks whose inputs are cached (`inputs`),
+ * bytes now, and hit/miss counts of the θ-only work so far (tests, benches).
+ */
+export function denseCacheStats(): { entries: number; inputs: number; bytes: number; hits: number; misses: number } {
+  const entries = cache?.entries.filter((e) => e.at !== undefined).length ?? 0
+  return { entries, inputs: cache?.entries.length ?? 0, bytes: cache?.bytes ?? 0, ...stats }
 }
 
+/** The tensors of an AtTheta that it owns (h_0 is the chunk's input tensor). */
 function tensorsOf(at: AtTheta): T[] {
-  const all = [...at.hs, ...at.d1, ...at.d2, at.p, ...at.deltas, ...at.gs, at.loss]
+  const all = [...at.hs.slice(1), ...at.d1, ...at.d2, at.p, ...at.deltas, ...at.gs, at.loss]
   return all.filter((t): t is T => t !== undefined)
 }
+const inputTensors = (inp: ChunkInputs): T[] => [inp.x, inp.Y, inp.ones]
+const bytesOf = (ts: T[]): number => ts.reduce((b, t) => b + 4 * t.size, 0)
 
 const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean => {
   if (a.length !== b.length) return false
@@ -277,35 +314,61 @@ const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): b
   return true
 }
 
-/** The parameter tensors and AtTheta for (θ, chunk): cached, or computed (and kept if they fit). */
-function thetaPart(model: Model, plan: DensePlan, theta: Float32Array, c: Chunk): { params: T[]; at: AtTheta } {
+/** Empties the cache for another model, backend or θ (keeping the inputs of chunks used at the last θ). */
+function startTheta(model: Model, theta: Float32Array): Cache {
+  const same = cache !== undefined && cache.model === model && cache.backend === tf.backend()
+  const kept: Entry[] = []
+  if (cache !== undefined) {
+    const drop: T[] = [...cache.params]
+    for (const e of cache.entries) {
+      if (e.at !== undefined) drop.push(...tensorsOf(e.at))
+      if (same && e.used) kept.push({ x: e.x, y: e.y, inp: e.inp, used: false })
+      else drop.push(...inputTensors(e.inp))
+    }
+    tf.dispose(drop)
+  }
+  const inputBytes = kept.reduce((b, e) => b + bytesOf(inputTensors(e.inp)) + e.x.byteLength + e.y.byteLength, 0)
+  return {
+    model,
+    backend: tf.backend(),
+    theta: theta.slice(),
+    params: cut(model, theta).map((t) => tf.keep(t)),
+    entries: kept,
+    bytes: theta.byteLength * 2 + inputBytes,
+  }
+}
+
+/** The parameter tensors, AtTheta and inputs for (θ, chunk): cached, or computed (and kept if they fit). */
+function thetaPart(model: Model, plan: DensePlan, theta: Float32Array, c: Chunk): { params: T[]; at: AtTheta; inp: ChunkInputs } {
   if (cacheBytes <= 0) {
     const params = cut(model, theta)
-    return { params, at: atTheta(plan, params, c.x, c.y, c.n) }
+    const inp = chunkInputs(plan, c)
+    return { params, at: atTheta(plan, params, inp), inp }
   }
   if (cache === undefined || cache.model !== model || cache.backend !== tf.backend() || !sameBits(cache.theta, theta)) {
-    clearDenseCache()
-    cache = {
-      model,
-      backend: tf.backend(),
-      theta: theta.slice(),
-      params: cut(model, theta).map((t) => tf.keep(t)),
-      entries: [],
-      bytes: theta.byteLength * 2,
-    }
+    cache = startTheta(model, theta)
   }
-  const hit = cache.entries.find((e) => sameBits(e.y, c.y) && sameBits(e.x, c.x))
-  if (hit !== undefined) {
+  const found = cache.entries.find((e) => sameBits(e.y, c.y) && sameBits(e.x, c.x))
+  if (found?.at !== undefined) {
     stats.hits++
-    return { params: cache.params, at: hit.at }
+    found.used = true
+    return { params: cache.params, at: found.at, inp: found.inp }
   }
   stats.misses++
-  const at = atTheta(plan, cache.params, c.x, c.y, c.n)
-  const bytes = tensorsOf(at).reduce((b, t) => b + 4 * t.size, 0) + c.x.byteLength + c.y.byteLength
-  if (cache.bytes + bytes <= cacheBytes) {
+  const inp = found?.inp ?? chunkInputs(plan, c)
+  const at = atTheta(plan, cache.params, inp)
+  const atBytes = bytesOf(tensorsOf(at))
+  const newBytes = found === undefined ? bytesOf(inputTensors(inp)) + c.x.byteLength + c.y.byteLength : 0
+  if (cache.bytes + atBytes + newBytes <= cacheBytes) {
     tensorsOf(at).forEach((t) => tf.keep(t))
-    cache.entries.push({ x: c.x.slice(), y: c.y.slice(), at })
-    cache.bytes += bytes
-  }
-  return { params: cache.params, at }
+    if (found !== undefined) {
+      found.at = at
+      found.used = true
+    } else {
+      inputTensors(inp).forEach((t) => tf.keep(t))
+      cache.entries.push({ x: c.x.slice(), y: c.y.slice(), inp, at, used: true })
+    }
+    cache.bytes += atBytes + newBytes
+  } else if (found !== undefined) found.used = true
+  return { params: cache.params, at, inp }
 }

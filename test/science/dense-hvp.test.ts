@@ -231,3 +231,53 @@ t.test('wasm: one-example chunks and softmax regression through the chunk functi
     t.equal(tf.memory().numTensors, before, 'nothing left behind')
   }
 })
+
+t.test('wasm: bias gradients as ones · δ give the bits of tf.sum(δ, 0) (a sequential float32 sum)', async (t) => {
+  await initEngine('wasm')
+  let seed = 7
+  const next = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 10 ** ((seed >>> 29) - 3)
+  for (const [n, c] of [
+    [250, 200],
+    [250, 10],
+    [1, 7],
+    [23, 9],
+    [1000, 3],
+  ] as const) {
+    const d = Float32Array.from({ length: n * c }, next)
+    const [want, got] = tf.tidy(() => {
+      const a = tf.tensor2d(d, [n, c])
+      return [tf.sum(a, 0).dataSync(), tf.matMul(tf.ones([1, n]), a).dataSync()]
+    })
+    const seq = new Float32Array(c)
+    for (let j = 0; j < c; j++) for (let i = 0; i < n; i++) seq[j] = Math.fround(seq[j]! + d[i * c + j]!)
+    t.ok(Buffer.from(got!.buffer).equals(Buffer.from(want!.buffer)), `[${n}, ${c}]: ones · δ = tf.sum bits`)
+    t.ok(Buffer.from(want!.buffer).equals(Buffer.from(seq.buffer)), `[${n}, ${c}]: tf.sum = sequential float32 sum`)
+  }
+})
+
+t.test('wasm: a new θ keeps the inputs of the chunks used at the last θ only, with the same bits', async (t) => {
+  await initEngine('wasm')
+  clearDenseCache()
+  const m = buildModel({ arch: 'mlp', activation: 'relu', inputShape: [4, 4, 1], classes: 3, hidden: [5] })
+  const a = makeChunk(m, 11, 1)
+  const b = makeChunk(m, 13, 2)
+  const theta = initParams(m, 3)
+  const other = theta.map((x, i) => (i === 0 ? x + 0.25 : x))
+  const v = unitVector(m.size, 4)
+  const bytes = (x: Float32Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength)
+  const budget = setDenseCacheBytes(0)
+  const want = { a: chunkHvp(m, other, v, a), g: chunkGradient(m, other, b) }
+  setDenseCacheBytes(budget)
+  const before = tf.memory().numTensors
+  chunkHvp(m, theta, v, a)
+  chunkHvp(m, theta, v, b)
+  t.same([denseCacheStats().entries, denseCacheStats().inputs], [2, 2], 'two chunks cached at θ')
+  t.ok(bytes(chunkHvp(m, other, v, a)).equals(bytes(want.a)), 'HVP at a new θ on kept inputs: uncached bits')
+  t.same([denseCacheStats().entries, denseCacheStats().inputs], [1, 2], 'a new θ: the θ-only work goes, both inputs stay')
+  chunkHvp(m, theta, v, a)
+  t.same([denseCacheStats().entries, denseCacheStats().inputs], [1, 1], 'b was not used at the last θ: its inputs go')
+  const g = chunkGradient(m, other, b)
+  t.ok(bytes(g.grad).equals(bytes(want.g.grad)) && g.loss === want.g.loss, 'gradient on fresh inputs: uncached bits')
+  clearDenseCache()
+  t.equal(tf.memory().numTensors, before, 'clearing frees every kept tensor')
+})
