@@ -1,18 +1,18 @@
 /**
  * `npm run pipeline -- ...`: the CLI (src/main.ts, the composition root over src/harness/cli.ts) from its esbuild bundle, run by plain
  * node, rebuilt first when any file in it changed (scripts/cli-bundle.mjs; the check is one
- * stat per input). Without tsx's per-module loader hooks a no-op rerun starts in about a third
- * of the CPU time. Should the bundle not build (esbuild missing, read-only checkout), it says so
+ * stat per input), and loaded with V8's code cache (`loadBundle`). Without tsx's per-module
+ * loader hooks a no-op rerun starts in about a third of the CPU time. Should the bundle not build (esbuild missing, read-only checkout), it says so
  * once on stderr and runs the sources through tsx instead, which is slower but the same CLI.
- * `CUSP_DEBUG=1` also maps stack traces back to the sources.
+ * `CUSP_DEBUG=1` also maps stack traces back to the sources (and loads the bundle without the code cache).
  */
-import { pathToFileURL } from 'node:url'
-import { ensureBundle } from './cli-bundle.mjs'
+import { ensureBundle, loadBundle } from './cli-bundle.mjs'
 
-if (process.env.CUSP_DEBUG === '1') process.setSourceMapsEnabled(true)
+const debug = process.env.CUSP_DEBUG === '1'
+if (debug) process.setSourceMapsEnabled(true)
 let cli
 try {
-  cli = await import(pathToFileURL(await ensureBundle()).href)
+  cli = loadBundle(await ensureBundle(), { codeCache: !debug })
 } catch (e) {
   process.stderr.write(
     `cusp: cannot build the CLI bundle (${e instanceof Error ? e.message : String(e)}); running the sources through tsx\n`,

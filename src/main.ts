@@ -45,4 +45,5 @@ function isEntry(): boolean {
   }
 }
 
-if (isEntry()) await runAsProcess()
+// Not awaited at top level: the CLI bundle is CommonJS (scripts/cli-bundle.mjs); runAsProcess exits.
+if (isEntry()) void runAsProcess()

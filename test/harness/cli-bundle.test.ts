@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
-import { build, bundlePaths, isStale, REPO } from '../../scripts/cli-bundle.mjs'
+import { build, bundlePaths, isStale, loadBundle, REPO } from '../../scripts/cli-bundle.mjs'
 import { USAGE } from '../../src/harness/cli-args.ts'
 
 interface Entry {
@@ -28,11 +28,8 @@ t.test('the bundle is rebuilt when a source file changes', async (t) => {
   const dep = join(root, 'src/sub/dep.ts')
   writeFileSync(entry, `export { value, where } from './sub/dep.ts'\n`)
   writeFileSync(dep, `export const value: string = 'one'\nexport const where = import.meta.url\n`)
-  let n = 0
-  const load = async (): Promise<Entry> => {
-    const fresh = `${pathToFileURL(bundlePaths(root).bundle).href}?v=${n++}`
-    return (await import(fresh)) as Entry
-  }
+  // Compiled afresh on every call (node:vm), so each load sees the bundle as it is now.
+  const load = async (): Promise<Entry> => Promise.resolve(loadBundle(bundlePaths(root).bundle) as Entry)
 
   t.ok(isStale(root), 'stale before the first build')
   await build(root, entry)
@@ -58,6 +55,40 @@ t.test('the bundle is rebuilt when a source file changes', async (t) => {
   t.ok(isStale(root), 'stale when the bundle is gone')
   writeFileSync(bundlePaths(root).manifest, '{"format": 1, "inputs": ')
   t.ok(isStale(root), 'stale when the manifest is unreadable')
+})
+
+t.test('the code cache is written once, used after, and never runs code the bundle no longer has', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'cusp-bundle-cache-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const entry = join(root, 'entry.ts')
+  const source = (v: string) =>
+    `export function value(): string {\n  return ${JSON.stringify(v)}\n}\nexport const loaded = import('execa').then((m) => typeof m.execa)\n`
+  writeFileSync(entry, source('one'))
+  await build(root, entry)
+  const { bundle, codeCache } = bundlePaths(root)
+  // Each load in a child process, as the CLI does: the cache is written when the process exits.
+  const run = () => {
+    const script = `import(${JSON.stringify(pathToFileURL(join(REPO, 'scripts/cli-bundle.mjs')).href)}).then(async ({ loadBundle }) => { const m = loadBundle(${JSON.stringify(bundle)}); console.log(m.value(), await m.loaded) })`
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' })
+    t.equal(r.stderr, '', 'nothing on stderr (no experimental-feature warning either)')
+    return r.stdout.trim()
+  }
+  t.notOk(existsSync(codeCache), 'no cache before the first run')
+  t.equal(run(), 'one function', 'runs, and imports a package on use through the host')
+  t.ok(existsSync(codeCache), 'the first run wrote the cache')
+  const written = readFileSync(codeCache)
+  t.equal(run(), 'one function')
+  t.same(readFileSync(codeCache), written, 'a run that found a usable cache leaves it as it was')
+
+  // The same length, other bytes: V8 itself would accept the old cache (it checks the length).
+  const text = readFileSync(bundle, 'utf8')
+  t.ok(text.includes('"one"'))
+  writeFileSync(bundle, text.replace('"one"', '"two"'))
+  t.equal(run(), 'two function', 'an edited bundle runs its own code, not the cached one')
+  t.notSame(readFileSync(codeCache), written, 'and the cache is made anew for it')
+
+  writeFileSync(codeCache, 'garbage')
+  t.equal(run(), 'two function', 'an unreadable cache is ignored')
 })
 
 t.test('node scripts/pipeline.mjs --help runs the CLI (what npm run pipeline runs)', async (t) => {
@@ -96,7 +127,7 @@ export function check() {
 `,
   )
   await build(root, entry) // (loads the SDK in this process to list its exports: check in a child)
-  const script = `import(${JSON.stringify(pathToFileURL(bundlePaths(root).bundle).href)}).then((m) => console.log(JSON.stringify(m.check())))`
+  const script = `import(${JSON.stringify(pathToFileURL(join(REPO, 'scripts/cli-bundle.mjs')).href)}).then(({ loadBundle }) => console.log(JSON.stringify(loadBundle(${JSON.stringify(bundlePaths(root).bundle)}).check())))`
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' })
   t.equal(r.status, 0, r.status === 0 ? 'the child ran' : r.stderr)
   t.same(JSON.parse(r.stdout) as unknown, {
@@ -128,7 +159,7 @@ t.test('a copied project (cp -a) rebuilds its own bundle and never runs the orig
     })
   const first = help(orig)
   t.equal(first.status, 0, first.stderr)
-  t.ok(existsSync(join(orig, '.cusp', 'build', 'cli.mjs')), 'the original built its bundle')
+  t.ok(existsSync(join(orig, '.cusp', 'build', 'cli.cjs')), 'the original built its bundle')
 
   const copy = join(base, 'copy')
   t.equal(spawnSync('cp', ['-a', orig, copy]).status, 0, 'cp -a (mtimes kept, the bundle copied too)')
@@ -147,7 +178,7 @@ t.test('a copied project (cp -a) rebuilds its own bundle and never runs the orig
     'no input of the copy bundle is in the original',
   )
   t.notOk(
-    readFileSync(join(copy, '.cusp', 'build', 'cli.mjs'), 'utf8').includes(pathToFileURL(realpathSync(orig)).href),
+    readFileSync(join(copy, '.cusp', 'build', 'cli.cjs'), 'utf8').includes(pathToFileURL(realpathSync(orig)).href),
     'the copy bundle pins no module to the original',
   )
   t.notMatch(help(orig).stdout, /the copy/, 'the original still runs its own code')
