@@ -80,12 +80,22 @@ function edgeChanges(p: ProbeRecord, def: Table1Definition, rhoThreshold: number
     : undefined
 }
 
-/** Table 1 from the probes of every fixed-cadence run under one definition; rows sorted by architecture, activation, n_D, then eta descending (as printed). */
-export function computeTable1(probes: readonly ProbeRecord[], opts: Table1Options, def: Table1Definition = 'paper'): Table1Row[] {
+/**
+ * Table 1 from the probes of every fixed-cadence run under one definition; rows sorted by
+ * architecture, activation, n_D, then eta descending (as printed). `includeDense` adds the densely
+ * probed runs (C2's, not in the printed table) as rows of their own combination: C3's n_D side check
+ * uses them, since they are the only runs of an architecture and eta at a second dataset size.
+ */
+export function computeTable1(
+  probes: readonly ProbeRecord[],
+  opts: Table1Options,
+  def: Table1Definition = 'paper',
+  includeDense = false,
+): Table1Row[] {
   const groups = new Map<string, ProbeRecord[]>()
   for (const p of probes) {
     // Every fixed-cadence GD run: the eta grid, the CNN row and the class runs (dense runs are C2's).
-    if (p.role === 'dense') continue
+    if (p.role === 'dense' && !includeDense) continue
     if (def === 'edge-set' && p.edgeDim === null) continue
     const key = JSON.stringify([p.arch, p.activation, p.eta, p.nData, p.classes])
     groups.set(key, [...(groups.get(key) ?? []), p])
