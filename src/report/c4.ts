@@ -121,7 +121,8 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
     const small = main[0]!
     const ctlBig = ctl[ctl.length - 1]!
     const sharper = big.hi < ctlBig.lo
-    const falls = big.slope < small.slope
+    // Falls: the largest n_D's interval lies wholly below the smallest's (a drop inside the intervals is not a trend).
+    const falls = big.hi < small.lo
     cv = sharper && falls ? 'supported' : 'not supported'
     cd = `${cuspText}: ${activation} ${sharper ? 'sharper than' : 'not sharper than'} the control at the largest n_D, exponent ${falls ? 'falls' : 'does not fall'} with n_D${big.hi < 1 ? ' (p < 1: a singularity in the sense of Definition 3.1)' : big.lo <= 1 ? ' (p ~ 1 is a kink, which Definition 3.1 excludes)' : ''}`
   }
