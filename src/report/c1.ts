@@ -136,7 +136,9 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   }
   const cls = r.probes.filter((p) => p.role === 'classes')
   for (const [, s] of [...groupBy(cls, (p) => p.series)].sort((a, b) => a[1][0]!.classes - b[1][0]!.classes)) {
-    const e = runEdge(`${s[0]!.classes} classes${s[0]!.seed !== null ? ` seed=${s[0]!.seed}` : ''}`, s, topMin)
+    // n_D in the label: class runs of one n_c at different images per class are different settings.
+    const nD = s[0]!.nData !== null ? ` n_D=${s[0]!.nData}` : ''
+    const e = runEdge(`${s[0]!.classes} classes${nD}${s[0]!.seed !== null ? ` seed=${s[0]!.seed}` : ''}`, s, topMin)
     runs.push({ e, v: judgeRun(e, topMin, bulkMaxAllowed, minProbes) })
   }
   const failing = runs.filter((x) => x.v === 'not supported')
@@ -183,7 +185,10 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
     'rho_n_c above rho_bulk_max between two probes is not seen (the maximum is over probed checkpoints only)',
     "eigenvalues are Lanczos estimates to the probe stage's residual tolerance; values within it of a threshold are not resolved",
     `a run with k < n_c eigenvalues cannot show rho_n_c`,
-    ...(runs.some((x) => x.e.label.includes('seed=')) ? [] : ['one seed per setting: no seed-to-seed spread of rho']),
+    // A setting is a run's label less its seed; one with a single run has no seed spread.
+    ...([...groupBy(runs, (x) => x.e.label.replace(/ seed=\S+$/, '')).values()].some((g) => g.length < 2)
+      ? ['one seed per setting: no seed-to-seed spread of rho']
+      : []),
   ]
   const ours =
     runs

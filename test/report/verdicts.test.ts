@@ -99,6 +99,45 @@ t.test('C1: the untrained network and the catapult are not the edge of stability
   )
 })
 
+t.test('C1: one seed per setting is a design limit whether or not the seed is recorded; class runs named by n_D', async (t) => {
+  const r = supportedResults()
+  const oneSeed = /one seed per setting/
+  t.ok(
+    judge('C1', r).limits.some((l) => oneSeed.test(l)),
+    'seeds not recorded',
+  )
+  // Every run recorded as seed 0 (the cpu profile's runs): still one seed per setting.
+  const seed0: StageResults = { ...r, probes: r.probes.map((p) => ({ ...p, seed: 0, series: `${p.series},seed=0` })) }
+  t.ok(
+    judge('C1', seed0).limits.some((l) => oneSeed.test(l)),
+    'every run seed 0',
+  )
+  // Seeds 0 and 1 of every setting: the limit goes.
+  const twoSeeds: StageResults = {
+    ...r,
+    probes: [0, 1].flatMap((seed) =>
+      r.probes.map((p) => ({ ...p, seed, series: `${p.series},seed=${seed}`, instance: `${p.instance},seed=${seed}` })),
+    ),
+  }
+  const two = judge('C1', twoSeeds)
+  t.notOk(
+    two.limits.some((l) => oneSeed.test(l)),
+    two.limits.join('; '),
+  )
+  // Two 2-class runs at different images per class are two settings, named apart.
+  const pair: StageResults = {
+    ...r,
+    probes: [
+      ...r.probes,
+      ...r.probes
+        .filter((p) => p.role === 'classes' && p.classes === 2)
+        .map((p) => ({ ...p, nData: 1000, series: `${p.series}-pair`, instance: `${p.instance}-pair` })),
+    ].map((p) => (p.role === 'classes' && p.nData === null ? { ...p, nData: 100 * p.classes } : p)),
+  }
+  const v = judge('C1', pair)
+  t.match(v.ours, /2 classes n_D=200: .*2 classes n_D=1000: /)
+})
+
 t.test('C1: the eta span is a side check and states what it can separate', async (t) => {
   const r = supportedResults()
   const v = judge('C1', r)
