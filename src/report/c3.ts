@@ -11,7 +11,7 @@
 import type { JsonObject } from '../harness/types.ts'
 import { numParam } from './claims.ts'
 import { fmt } from './stats.ts'
-import { computeTable1, type Table1Options, type Table1Row } from './table1.ts'
+import { computeTable1, sameCut, type Table1Options, type Table1Row } from './table1.ts'
 import { verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './claim-verdict.ts'
 
 /** A row's paired verdict: interval above 0 agrees with the paper, below 0 disagrees. */
@@ -152,6 +152,7 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
             .map((x) => `; ${rowName(x.t)}: ${x.why}`)
             .join('')}`,
         }
+  const offCut = r.probes.filter((p) => p.edgeDim !== null && !sameCut(p, opts.rhoThreshold))
   const edgeCheck = pairedCheck(
     'edge set as the top',
     'side',
@@ -159,7 +160,9 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
     minFraction,
     level,
     edgeTable.length === 0
-      ? 'not measured: the probes carry no edge-set step changes'
+      ? offCut.length > 0
+        ? `no edge-set row: every edge-set probe was measured at another cut than rho_threshold = ${opts.rhoThreshold}`
+        : 'not measured: the probes carry no edge-set step changes'
       : `no edge-set row with >= ${opts.minIterations} probes`,
   )
   const signs = signByNData(r.probes, opts)
@@ -177,6 +180,11 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
     'one eta-step loss change per probe; probes of one run are serially correlated, so the t interval (which treats them as independent) may be too narrow',
     "the paper's top (n_c - 1 leading eigenvectors) includes sub-edge directions when fewer than n_c - 1 eigenvalues are at the edge; the edge-set row removes them",
     'seeds of one combination are pooled into its row',
+    ...(offCut.length > 0
+      ? [
+          `${offCut.length} probe(s) measured their edge set at edge_threshold ${[...new Set(offCut.map((p) => p.edgeThreshold))].join(', ')} (spectrum-probe param), not claims.yaml's rho_threshold = ${opts.rhoThreshold}: left out of the edge-set rows`,
+        ]
+      : []),
     ...(r.probes.some((p) => p.edgeDimCapped)
       ? [
           'some probes had every measured eigenvalue in the edge set (edge_dim capped at k): their edge-set top may miss edge directions beyond k',

@@ -48,6 +48,8 @@ export interface ProbeRecord {
   edgeDim: number | null
   /** True when every measured eigenvalue was in the edge set (edge_dim is then a lower bound). */
   edgeDimCapped: boolean
+  /** The cut the probe measured its edge set at (probe.json `edge_threshold`), when written. */
+  edgeThreshold: number | null
   lossChangeTopEdge: number | null
   lossChangeBulkEdge: number | null
 }
@@ -149,6 +151,7 @@ export function parseProbe(text: string, instance: string, params: JsonObject, r
     vectors: matrix(j.vectors) ?? matrix((j.sketch as { rows?: unknown } | undefined)?.rows),
     edgeDim: num(j.edge_dim),
     edgeDimCapped: j.edge_dim_capped === true,
+    edgeThreshold: num(j.edge_threshold),
     lossChangeTopEdge: num(j.loss_change_top_edge),
     lossChangeBulkEdge: num(j.loss_change_bulk_edge),
   }

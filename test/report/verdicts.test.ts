@@ -270,6 +270,18 @@ t.test('C3: power statement, n_D dependence, the edge-set table', async (t) => {
     probes: r.probes.map((p) => ({ ...p, edgeDim: 2, lossChangeTopEdge: 0.003 + 0.0001 * (p.iteration % 3), lossChangeBulkEdge: -0.003 })),
   }
   t.equal(judge('C3', edge).checks.find((c) => c.name === 'edge set as the top')!.verdict, 'supported')
+  // Measured at claims.yaml's cut (rho_threshold 0.7): the same; at another cut (a probe param): left out, and said.
+  const at = (x: number): StageResults => ({ ...edge, probes: edge.probes.map((p) => ({ ...p, edgeThreshold: x })) })
+  t.equal(judge('C3', at(0.7)).checks.find((c) => c.name === 'edge set as the top')!.verdict, 'supported')
+  const off = judge('C3', at(0.5))
+  t.equal(off.checks.find((c) => c.name === 'edge set as the top')!.verdict, 'inconclusive')
+  t.match(off.checks.find((c) => c.name === 'edge set as the top')!.detail, /no edge-set row/)
+  t.ok(
+    off.limits.some((l) =>
+      /probe\(s\) measured their edge set at edge_threshold 0\.5 .*not claims\.yaml's rho_threshold = 0\.7: left out/.test(l),
+    ),
+    off.limits.join('; '),
+  )
 })
 
 t.test('C3: the sign vs n_D compares like with like, the dense runs counted', async (t) => {
