@@ -385,6 +385,20 @@ t.test('C4 flips; the headline is the regression alone', async (t) => {
   )
 })
 
+t.test('C4: the power statement is the slope a t test would detect (scipy oracle), and says when nothing can be', async (t) => {
+  const r = supportedResults()
+  // Certified relu peaks (the fixture's peak + 1): n_D 100: 51, 52; 200: 103, 102; 400: 201, 202. scipy:
+  // linregress slope 0.49929, stderr 0.0027316; (t.ppf(0.975, 4) + t.ppf(0.8, 4)) * stderr = 0.010154542.
+  const v = judge('C4', r)
+  t.match(
+    v.power,
+    /^with 3 sizes \(n_D 100-400\) and 6 certified runs, a slope of peak lambda_1 above 0\.01015 per example would be detected \(alpha = 0\.05, power 0\.8\)/,
+  )
+  t.match(v.power, /R\^2's interval comes from 2000 seeded bootstrap resamples/)
+  const two = judge('C4', { ...r, flows: r.flows.filter((f) => f.nData !== 400) })
+  t.match(two.power, /2 size\(s\) of relu runs: no regression is shown below 3 sizes, so the design could not test the claim/)
+})
+
 t.test('C4: runs not past their peak and peaks inside the transient', async (t) => {
   const r = supportedResults()
   // lambda_1 still rising at the end of the n_D = 400 runs: not certified, left out -> 2 sizes.
