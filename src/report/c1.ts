@@ -27,6 +27,8 @@ export interface RunEdge {
   edgeSet: number
   /** rho_{n_c-1}/rho_{n_c} at the probe where rho_{n_c-1} is largest. */
   gap: number | undefined
+  /** max rho_1: below the edge threshold, the run never reached the edge of stability at all. */
+  rho1Max: number | undefined
   instances: string[]
 }
 
@@ -52,6 +54,7 @@ export function runEdge(label: string, ps: readonly ProbeRecord[], threshold: nu
     bulkMax,
     edgeSet: Math.max(0, ...ps.map((p) => p.rho.filter((x) => x >= threshold).length)),
     gap: topMax !== undefined && b !== undefined && b > 0 ? topMax / b : undefined,
+    rho1Max: maxOf(ps.map((p) => p.rho[0])),
     instances: ps.map((p) => p.instance),
   }
 }
@@ -61,9 +64,16 @@ function judgeRun(e: RunEdge, topMin: number, bulkMaxAllowed: number, minProbes:
   return e.topMax >= topMin && e.bulkMax <= bulkMaxAllowed ? 'supported' : 'not supported'
 }
 
-function describe(e: RunEdge, v: Verdict, minProbes: number): string {
+/** ", max rho_1 = x" when rho_1 is not already the top's last, flagged when it never reached the edge. */
+function rho1Text(e: RunEdge, threshold: number): string {
+  if (e.rho1Max === undefined) return ''
+  const never = e.rho1Max < threshold ? ' (never at the edge: even rho_1 stays below it)' : ''
+  return e.nc > 2 ? `, max rho_1 = ${fmt(e.rho1Max)}${never}` : never
+}
+
+function describe(e: RunEdge, v: Verdict, minProbes: number, threshold: number): string {
   if (e.topMax === undefined || e.bulkMax === undefined) return `${e.label}: rho_${e.nc} not measured (k = ${e.k} < n_c = ${e.nc})`
-  const s = `${e.label}: max rho_${e.nc - 1} = ${fmt(e.topMax)}, max rho_${e.nc} = ${fmt(e.bulkMax)}, edge set ${e.edgeSet >= e.k ? `>= ${e.k} (every measured eigenvalue)` : e.edgeSet} vs n_c - 1 = ${e.nc - 1}, gap ${fmt(e.gap, 3)}x over ${e.probes} probes`
+  const s = `${e.label}: max rho_${e.nc - 1} = ${fmt(e.topMax)}, max rho_${e.nc} = ${fmt(e.bulkMax)}${rho1Text(e, threshold)}, edge set ${e.edgeSet >= e.k ? `>= ${e.k} (every measured eigenvalue)` : e.edgeSet} vs n_c - 1 = ${e.nc - 1}, gap ${fmt(e.gap, 3)}x over ${e.probes} probes`
   return v === 'inconclusive' ? `${s} (too few probes after the transient: needs ${minProbes})` : s
 }
 
@@ -143,7 +153,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   }
   const failing = runs.filter((x) => x.v === 'not supported')
   const open = runs.filter((x) => x.v === 'inconclusive')
-  const text = runs.map((x) => describe(x.e, x.v, minProbes))
+  const text = runs.map((x) => describe(x.e, x.v, minProbes, topMin))
   let verdict: Verdict
   let detail: string
   if (grid.length === 0 || cls.length === 0) {
@@ -157,10 +167,10 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
       .join('; ')
   } else if (failing.length > 0) {
     verdict = 'not supported'
-    detail = `${failing.length}/${runs.length} runs fail (needs max rho_(n_c-1) >= ${topMin} and max rho_n_c <= ${bulkMaxAllowed}): ${failing.map((x) => describe(x.e, x.v, minProbes)).join('; ')}`
+    detail = `${failing.length}/${runs.length} runs fail (needs max rho_(n_c-1) >= ${topMin} and max rho_n_c <= ${bulkMaxAllowed}): ${failing.map((x) => describe(x.e, x.v, minProbes, topMin)).join('; ')}`
   } else if (open.length > 0) {
     verdict = 'inconclusive'
-    detail = `${open.length}/${runs.length} runs cannot be judged: ${open.map((x) => describe(x.e, x.v, minProbes)).join('; ')}`
+    detail = `${open.length}/${runs.length} runs cannot be judged: ${open.map((x) => describe(x.e, x.v, minProbes, topMin)).join('; ')}`
   } else {
     verdict = 'supported'
     detail = `${runs.length}/${runs.length} runs: ${text.join('; ')}`
@@ -206,6 +216,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
       k: e.k,
       rho_top_max: jnum(e.topMax),
       rho_bulk_max: jnum(e.bulkMax),
+      rho_1_max: jnum(e.rho1Max),
       edge_set: e.edgeSet,
       gap: jnum(e.gap),
       verdict: v,

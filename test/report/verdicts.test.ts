@@ -41,6 +41,23 @@ t.test('C1 flips', async (t) => {
   const v = judge('C1', high)
   t.equal(v.verdict, 'not supported')
   t.match(v.reason, /mlp-tanh eta=0.02: max rho_9 = .*max rho_10 = 0.4/)
+  // The smallest tanh eta far below the edge in every direction (the cpu run's eta 0.004 / 0.006 runs):
+  // the reason says the run never reached the edge at all, not only that rho_9 fell short.
+  const below: StageResults = {
+    ...r,
+    probes: r.probes.map((p) =>
+      p.role === 'grid' && p.eta === 0.02 && p.activation === 'tanh' ? { ...p, rho: p.rho.map((x) => x * 0.1) } : p,
+    ),
+  }
+  const b = judge('C1', below)
+  t.equal(b.verdict, 'not supported')
+  t.match(
+    b.reason,
+    /mlp-tanh eta=0.02: max rho_9 = [0-9.]+, max rho_10 = [0-9.]+, max rho_1 = 0\.1\d* \(never at the edge: even rho_1 stays below it\)/,
+  )
+  const runs = b.measured.runs as { label: string; rho_1_max: number }[]
+  t.ok(runs.find((x) => x.label === 'mlp-relu eta=0.02')!.rho_1_max >= 0.69, 'rho_1_max measured; the relu run is at the edge')
+  t.notMatch(v.reason, /never at the edge/)
   // rho_2 (3 classes) never reaches 0.69.
   const low: StageResults = {
     ...r,
