@@ -62,7 +62,7 @@ export interface RunTelemetry {
   nData: number | null
   /** params.seed when the run has it, else null. */
   seed: number | null
-  /** The train stage's own verdict on its last row (`peak_certified`: it stopped past its peak), when written. */
+  /** The train stage's own verdict on its last row (`peakCertified`: it stopped past its peak), when written; C4 reports it, claims.yaml's rule decides. */
   peakCertified: boolean | null
   rows: { iteration: number; t: number; loss: number; thetaNorm: number; lambda1: number | null }[]
 }
@@ -171,7 +171,9 @@ export function parseTelemetry(text: string, instance: string, params: JsonObjec
       thetaNorm: num(r.thetaNorm) ?? NaN,
       lambda1: num(r.lambda1),
     })
-    if (typeof r.peak_certified === 'boolean') peakCertified = r.peak_certified
+    // The train loop writes it on its last row as `peakCertified` (older files: `peak_certified`).
+    const flag = r.peakCertified ?? r.peak_certified
+    if (typeof flag === 'boolean') peakCertified = flag
   }
   return { instance, activation: str(params.activation, 'relu'), nData: num(params.n_data), seed: num(params.seed), peakCertified, rows }
 }

@@ -427,6 +427,18 @@ t.test('C4: runs not past their peak and peaks inside the transient', async (t) 
   t.equal(v.verdict, 'inconclusive')
   t.match(v.reason, /2 run\(s\) not certified past their peak/)
   t.ok(v.limits.some((l) => /not certified past their peak/.test(l)))
+  // The train stage's own stop flag does not decide (claims.yaml's rule does); a disagreement is a stated limit.
+  const flagged = judge('C4', {
+    ...r,
+    flows: r.flows.map((f) => (f.nData === 400 && f.activation === 'relu' ? { ...f, peakCertified: false } : f)),
+  })
+  t.equal(flagged.verdict, 'supported', flagged.reason)
+  t.ok(
+    flagged.limits.some((l) =>
+      /^2 run\(s\) where the train stage's own stop flag disagrees with claims\.yaml's rule \(which decides\)/.test(l),
+    ),
+    flagged.limits.join('; '),
+  )
   // A run whose largest lambda_1 is at t = 0 (the untrained network): the peak is taken from t >= 1.
   const f = flow('relu', 100, 50, 0.001, 0)
   f.rows[0] = { ...f.rows[0]!, lambda1: 1000 }
