@@ -185,7 +185,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   })
   const power = [
     runs.length > 0
-      ? `${runs.length} runs judged, each with ${Math.min(...probeCounts) === Math.max(...probeCounts) ? Math.min(...probeCounts) : `${Math.min(...probeCounts)}-${Math.max(...probeCounts)}`} probes after the transient; the edge set is counted up to k = ${Math.min(...ks)} eigenvalues`
+      ? `${runs.length} runs judged, each with ${Math.min(...probeCounts) === Math.max(...probeCounts) ? Math.min(...probeCounts) : `${Math.min(...probeCounts)}-${Math.max(...probeCounts)}`} probes after the transient; the edge set is counted up to each run's k = ${Math.min(...ks) === Math.max(...ks) ? Math.min(...ks) : `${Math.min(...ks)}-${Math.max(...ks)}`} measured eigenvalues (a run with k < n_c - 1 cannot show a full edge set)`
       : 'no run could be judged',
     ...spanWords,
   ].join('; ')

@@ -161,6 +161,13 @@ t.test('C1: the eta span is a side check and states what it can separate', async
   const span = v.checks.find((c) => c.name === 'eta span mlp-relu')!
   t.equal(span.verdict, 'supported', span.detail)
   t.match(v.power, /mlp-relu: eta span 10x, .*this span can tell an eta-independent bulk/)
+  // The fixture's runs have k = n_c + 2: 4 (2 classes) to 12 (10 classes): the range, not the smallest alone.
+  t.match(v.power, /the edge set is counted up to each run's k = 4-12 measured eigenvalues/)
+  const same = judge('C1', {
+    ...r,
+    probes: r.probes.map((p) => ({ ...p, rho: [...p.rho, ...new Array<number>(12 - p.rho.length).fill(0.001)] })),
+  })
+  t.match(same.power, /counted up to each run's k = 12 measured eigenvalues/)
   // A bulk that follows 2/eta (rho_10 the same at both eta): the side check fails, the headline stands.
   const tracks: StageResults = {
     ...r,
