@@ -27,6 +27,8 @@ export interface RunEdge {
   edgeSet: number
   /** rho_{n_c-1}/rho_{n_c} at the probe where rho_{n_c-1} is largest. */
   gap: number | undefined
+  /** max rho_1: below the edge threshold, the run never reached the edge of stability at all. */
+  rho1Max: number | undefined
   instances: string[]
 }
 
@@ -52,6 +54,7 @@ export function runEdge(label: string, ps: readonly ProbeRecord[], threshold: nu
     bulkMax,
     edgeSet: Math.max(0, ...ps.map((p) => p.rho.filter((x) => x >= threshold).length)),
     gap: topMax !== undefined && b !== undefined && b > 0 ? topMax / b : undefined,
+    rho1Max: maxOf(ps.map((p) => p.rho[0])),
     instances: ps.map((p) => p.instance),
   }
 }
@@ -61,9 +64,16 @@ function judgeRun(e: RunEdge, topMin: number, bulkMaxAllowed: number, minProbes:
   return e.topMax >= topMin && e.bulkMax <= bulkMaxAllowed ? 'supported' : 'not supported'
 }
 
-function describe(e: RunEdge, v: Verdict, minProbes: number): string {
+/** ", max rho_1 = x" when rho_1 is not already the top's last, flagged when it never reached the edge. */
+function rho1Text(e: RunEdge, threshold: number): string {
+  if (e.rho1Max === undefined) return ''
+  const never = e.rho1Max < threshold ? ' (never at the edge: even rho_1 stays below it)' : ''
+  return e.nc > 2 ? `, max rho_1 = ${fmt(e.rho1Max)}${never}` : never
+}
+
+function describe(e: RunEdge, v: Verdict, minProbes: number, threshold: number): string {
   if (e.topMax === undefined || e.bulkMax === undefined) return `${e.label}: rho_${e.nc} not measured (k = ${e.k} < n_c = ${e.nc})`
-  const s = `${e.label}: max rho_${e.nc - 1} = ${fmt(e.topMax)}, max rho_${e.nc} = ${fmt(e.bulkMax)}, edge set ${e.edgeSet >= e.k ? `>= ${e.k} (every measured eigenvalue)` : e.edgeSet} vs n_c - 1 = ${e.nc - 1}, gap ${fmt(e.gap, 3)}x over ${e.probes} probes`
+  const s = `${e.label}: max rho_${e.nc - 1} = ${fmt(e.topMax)}, max rho_${e.nc} = ${fmt(e.bulkMax)}${rho1Text(e, threshold)}, edge set ${e.edgeSet >= e.k ? `>= ${e.k} (every measured eigenvalue)` : e.edgeSet} vs n_c - 1 = ${e.nc - 1}, gap ${fmt(e.gap, 3)}x over ${e.probes} probes`
   return v === 'inconclusive' ? `${s} (too few probes after the transient: needs ${minProbes})` : s
 }
 
@@ -136,12 +146,14 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   }
   const cls = r.probes.filter((p) => p.role === 'classes')
   for (const [, s] of [...groupBy(cls, (p) => p.series)].sort((a, b) => a[1][0]!.classes - b[1][0]!.classes)) {
-    const e = runEdge(`${s[0]!.classes} classes${s[0]!.seed !== null ? ` seed=${s[0]!.seed}` : ''}`, s, topMin)
+    // n_D in the label: class runs of one n_c at different images per class are different settings.
+    const nD = s[0]!.nData !== null ? ` n_D=${s[0]!.nData}` : ''
+    const e = runEdge(`${s[0]!.classes} classes${nD}${s[0]!.seed !== null ? ` seed=${s[0]!.seed}` : ''}`, s, topMin)
     runs.push({ e, v: judgeRun(e, topMin, bulkMaxAllowed, minProbes) })
   }
   const failing = runs.filter((x) => x.v === 'not supported')
   const open = runs.filter((x) => x.v === 'inconclusive')
-  const text = runs.map((x) => describe(x.e, x.v, minProbes))
+  const text = runs.map((x) => describe(x.e, x.v, minProbes, topMin))
   let verdict: Verdict
   let detail: string
   if (grid.length === 0 || cls.length === 0) {
@@ -155,10 +167,10 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
       .join('; ')
   } else if (failing.length > 0) {
     verdict = 'not supported'
-    detail = `${failing.length}/${runs.length} runs fail (needs max rho_(n_c-1) >= ${topMin} and max rho_n_c <= ${bulkMaxAllowed}): ${failing.map((x) => describe(x.e, x.v, minProbes)).join('; ')}`
+    detail = `${failing.length}/${runs.length} runs fail (needs max rho_(n_c-1) >= ${topMin} and max rho_n_c <= ${bulkMaxAllowed}): ${failing.map((x) => describe(x.e, x.v, minProbes, topMin)).join('; ')}`
   } else if (open.length > 0) {
     verdict = 'inconclusive'
-    detail = `${open.length}/${runs.length} runs cannot be judged: ${open.map((x) => describe(x.e, x.v, minProbes)).join('; ')}`
+    detail = `${open.length}/${runs.length} runs cannot be judged: ${open.map((x) => describe(x.e, x.v, minProbes, topMin)).join('; ')}`
   } else {
     verdict = 'supported'
     detail = `${runs.length}/${runs.length} runs: ${text.join('; ')}`
@@ -173,7 +185,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   })
   const power = [
     runs.length > 0
-      ? `${runs.length} runs judged, each with ${Math.min(...probeCounts) === Math.max(...probeCounts) ? Math.min(...probeCounts) : `${Math.min(...probeCounts)}-${Math.max(...probeCounts)}`} probes after the transient; the edge set is counted up to k = ${Math.min(...ks)} eigenvalues`
+      ? `${runs.length} runs judged, each with ${Math.min(...probeCounts) === Math.max(...probeCounts) ? Math.min(...probeCounts) : `${Math.min(...probeCounts)}-${Math.max(...probeCounts)}`} probes after the transient; the edge set is counted up to each run's k = ${Math.min(...ks) === Math.max(...ks) ? Math.min(...ks) : `${Math.min(...ks)}-${Math.max(...ks)}`} measured eigenvalues (a run with k < n_c - 1 cannot show a full edge set)`
       : 'no run could be judged',
     ...spanWords,
   ].join('; ')
@@ -183,7 +195,10 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
     'rho_n_c above rho_bulk_max between two probes is not seen (the maximum is over probed checkpoints only)',
     "eigenvalues are Lanczos estimates to the probe stage's residual tolerance; values within it of a threshold are not resolved",
     `a run with k < n_c eigenvalues cannot show rho_n_c`,
-    ...(runs.some((x) => x.e.label.includes('seed=')) ? [] : ['one seed per setting: no seed-to-seed spread of rho']),
+    // A setting is a run's label less its seed; one with a single run has no seed spread.
+    ...([...groupBy(runs, (x) => x.e.label.replace(/ seed=\S+$/, '')).values()].some((g) => g.length < 2)
+      ? ['one seed per setting: no seed-to-seed spread of rho']
+      : []),
   ]
   const ours =
     runs
@@ -201,6 +216,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
       k: e.k,
       rho_top_max: jnum(e.topMax),
       rho_bulk_max: jnum(e.bulkMax),
+      rho_1_max: jnum(e.rho1Max),
       edge_set: e.edgeSet,
       gap: jnum(e.gap),
       verdict: v,

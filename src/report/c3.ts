@@ -11,7 +11,7 @@
 import type { JsonObject } from '../harness/types.ts'
 import { numParam } from './claims.ts'
 import { fmt } from './stats.ts'
-import { computeTable1, type Table1Options, type Table1Row } from './table1.ts'
+import { computeTable1, sameCut, type Table1Options, type Table1Row } from './table1.ts'
 import { verdictOf, type Check, type ClaimVerdict, type JudgeInput, type Verdict } from './claim-verdict.ts'
 
 /** A row's paired verdict: interval above 0 agrees with the paper, below 0 disagrees. */
@@ -53,6 +53,59 @@ function pairedCheck(name: string, role: 'central' | 'side', rows: Table1Row[], 
     role,
     verdict,
     detail: `${agree}/${rows.length} rows with the bulk step lowering the loss more (needs ${minFraction * 100}%; ${disagree} the other way): ${lines.join('; ')}`,
+  }
+}
+
+/** A row's sign in words, with its paired difference and interval. */
+const signWord = (t: Table1Row): string => {
+  const v = rowVerdict(t)
+  const w = v === 'supported' ? 'bulk lowers more' : v === 'not supported' ? 'top lowers more' : 'undecided'
+  return `n_D=${t.nData}: ${w} (${fmt(t.diffMean)} [${fmt(t.diffLo)}, ${fmt(t.diffHi)}], ${t.atEdge} probes)`
+}
+
+/**
+ * Does C3's sign depend on n_D? Like for like only: rows of one architecture, activation, eta and n_c
+ * at two or more dataset sizes, under either definition of the top, the densely probed runs counted
+ * too (they are the only runs of an architecture and eta at a second size). The sign depends on n_D
+ * when one such comparison has a size whose interval lies above 0 and another whose interval lies below.
+ */
+export function signByNData(
+  probes: Parameters<typeof computeTable1>[0],
+  opts: Table1Options,
+): { verdict: Verdict; detail: string; depends: boolean | null; rows: Table1Row[] } {
+  const groups = new Map<string, Table1Row[]>()
+  for (const def of ['paper', 'edge-set'] as const)
+    for (const t of computeTable1(probes, opts, def, true))
+      if (t.included && t.nData !== null) {
+        const key = `${def === 'paper' ? 'top = n_c - 1' : 'top = edge set'}, ${rowName({ ...t, nData: null })}`
+        groups.set(key, [...(groups.get(key) ?? []), t])
+      }
+  const comparisons = [...groups].filter(([, ts]) => new Set(ts.map((t) => t.nData)).size >= 2)
+  if (comparisons.length === 0)
+    return {
+      verdict: 'inconclusive',
+      detail: `no architecture, activation, eta and n_c has Table 1 rows (either definition, dense runs included) at two dataset sizes: cannot say whether the sign depends on n_D`,
+      depends: null,
+      rows: [],
+    }
+  const judged = comparisons.map(([key, ts]) => {
+    const sorted = [...ts].sort((a, b) => (a.nData ?? 0) - (b.nData ?? 0))
+    const vs = sorted.map(rowVerdict)
+    return { key, sorted, flips: vs.includes('supported') && vs.includes('not supported'), decided: vs.every((v) => v !== 'inconclusive') }
+  })
+  const depends = judged.some((j) => j.flips)
+  const text = judged.map((j) => `${j.key}: ${j.sorted.map(signWord).join(', ')}`).join('; ')
+  const verdict: Verdict = depends ? 'not supported' : judged.some((j) => j.decided) ? 'supported' : 'inconclusive'
+  const head = depends
+    ? 'the sign depends on n_D'
+    : verdict === 'supported'
+      ? 'the sign does not flip with n_D'
+      : 'no comparison decides the sign at every size: cannot say whether it depends on n_D'
+  return {
+    verdict,
+    detail: `${head} (${text})`,
+    depends: verdict === 'inconclusive' ? null : depends,
+    rows: comparisons.flatMap(([, ts]) => ts),
   }
 }
 
@@ -99,6 +152,7 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
             .map((x) => `; ${rowName(x.t)}: ${x.why}`)
             .join('')}`,
         }
+  const offCut = r.probes.filter((p) => p.edgeDim !== null && !sameCut(p, opts.rhoThreshold))
   const edgeCheck = pairedCheck(
     'edge set as the top',
     'side',
@@ -106,32 +160,13 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
     minFraction,
     level,
     edgeTable.length === 0
-      ? 'not measured: the probes carry no edge-set step changes'
+      ? offCut.length > 0
+        ? `no edge-set row: every edge-set probe was measured at another cut than rho_threshold = ${opts.rhoThreshold}`
+        : 'not measured: the probes carry no edge-set step changes'
       : `no edge-set row with >= ${opts.minIterations} probes`,
   )
-  // Does the sign depend on n_D?
-  const sizes = [...new Set(rows.map((t) => t.nData).filter((x): x is number => x !== null))].sort((a, b) => a - b)
-  const signs = sizes.map((n) => ({ n, vs: rows.filter((t) => t.nData === n).map(rowVerdict) }))
-  const decided = signs.map((s) => ({ n: s.n, pos: s.vs.includes('supported'), neg: s.vs.includes('not supported') }))
-  const depends =
-    decided.some((a) => a.pos) && decided.some((a) => a.neg) && decided.some((a) => a.pos && !a.neg) && decided.some((a) => a.neg && !a.pos)
-  const signText = decided
-    .map((s) => `n_D=${s.n}: ${s.pos && !s.neg ? 'bulk lowers more' : s.neg && !s.pos ? 'top lowers more' : s.pos ? 'mixed' : 'undecided'}`)
-    .join(', ')
-  const nCheck: Check =
-    sizes.length < 2
-      ? {
-          name: 'sign vs n_D',
-          role: 'side',
-          verdict: 'inconclusive',
-          detail: `rows of ${sizes.length} dataset size(s): cannot say whether the sign depends on n_D`,
-        }
-      : {
-          name: 'sign vs n_D',
-          role: 'side',
-          verdict: depends ? 'not supported' : 'supported',
-          detail: `${depends ? 'the sign depends on n_D' : 'the sign does not flip with n_D'} (${signText})`,
-        }
+  const signs = signByNData(r.probes, opts)
+  const nCheck: Check = { name: 'sign vs n_D', role: 'side', verdict: signs.verdict, detail: signs.detail }
   const power =
     rows.length === 0
       ? `no row reached ${opts.minIterations} probes at the edge after the transient; the design could not test the claim`
@@ -145,6 +180,11 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
     'one eta-step loss change per probe; probes of one run are serially correlated, so the t interval (which treats them as independent) may be too narrow',
     "the paper's top (n_c - 1 leading eigenvectors) includes sub-edge directions when fewer than n_c - 1 eigenvalues are at the edge; the edge-set row removes them",
     'seeds of one combination are pooled into its row',
+    ...(offCut.length > 0
+      ? [
+          `${offCut.length} probe(s) measured their edge set at edge_threshold ${[...new Set(offCut.map((p) => p.edgeThreshold))].join(', ')} (spectrum-probe param), not claims.yaml's rho_threshold = ${opts.rhoThreshold}: left out of the edge-set rows`,
+        ]
+      : []),
     ...(r.probes.some((p) => p.edgeDimCapped)
       ? [
           'some probes had every measured eigenvalue in the edge set (edge_dim capped at k): their edge-set top may miss edge directions beyond k',
@@ -174,7 +214,7 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
     })),
     omitted: table.filter((t) => !t.included).map((t) => ({ row: rowName(t), why: t.omitted })),
     edge_set_rows: edgeRows.length,
-    sign_depends_on_n_data: sizes.length < 2 ? null : depends,
+    sign_depends_on_n_data: signs.depends,
   }
   return verdictOf(claim, central, [descCheck, edgeCheck, nCheck], {
     central: claim.test,
@@ -182,6 +222,6 @@ export function judgeC3(inp: JudgeInput): ClaimVerdict {
     limits,
     ours,
     measured,
-    instances: [...rows, ...edgeRows].flatMap((t) => t.instances),
+    instances: [...rows, ...edgeRows, ...signs.rows].flatMap((t) => t.instances),
   })
 }

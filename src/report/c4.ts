@@ -42,6 +42,7 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
   const s = peakSeries(r.flows, activation, rule)
   const uncertified = s.runs.filter((x) => !x.certified)
   const certified = s.runs.filter((x) => x.certified)
+  const disagree = s.runs.filter((x) => x.stageCertified !== null && x.stageCertified !== x.certified)
   const sizes = s.points.map((p) => p.nData)
   const seedsPer = s.points.map((p) => p.peaks.length)
   const shown = s.points.length >= minSizes
@@ -121,7 +122,8 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
     const small = main[0]!
     const ctlBig = ctl[ctl.length - 1]!
     const sharper = big.hi < ctlBig.lo
-    const falls = big.slope < small.slope
+    // Falls: the largest n_D's interval lies wholly below the smallest's (a drop inside the intervals is not a trend).
+    const falls = big.hi < small.lo
     cv = sharper && falls ? 'supported' : 'not supported'
     cd = `${cuspText}: ${activation} ${sharper ? 'sharper than' : 'not sharper than'} the control at the largest n_D, exponent ${falls ? 'falls' : 'does not fall'} with n_D${big.hi < 1 ? ' (p < 1: a singularity in the sense of Definition 3.1)' : big.lo <= 1 ? ' (p ~ 1 is a kink, which Definition 3.1 excludes)' : ''}`
   }
@@ -142,6 +144,11 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
           `${uncertified.length} run(s) not certified past their peak (last loss >= ${rule.certLoss} and lambda_1 less than ${rule.certDrop * 100}% below its maximum): left out of the fit (${uncertified.map((x) => x.instance).join(', ')})`,
         ]
       : []),
+    ...(disagree.length > 0
+      ? [
+          `${disagree.length} run(s) where the train stage's own stop flag disagrees with claims.yaml's rule (which decides): ${disagree.map((x) => `${x.instance} stage ${x.stageCertified ? 'certified' : 'not certified'}, rule ${x.certified ? 'certified' : 'not certified'}`).join('; ')}`,
+        ]
+      : []),
     `peak lambda_1 is taken at logged rows with t >= ${rule.tMin}; a peak between logged rows is underestimated`,
     'a finite network on a finite dataset has finite curvature: linear growth over the sizes measured is evidence for, not proof of, a singularity as n_D grows',
   ]
@@ -157,6 +164,7 @@ export function judgeC4(inp: JudgeInput): ClaimVerdict {
       peak: x.peak,
       peak_t: x.peakT,
       certified: x.certified,
+      stage_certified: x.stageCertified,
     })),
     r2_mean: shown ? jnum(s.fitMean.r2) : null,
     r2_lo: shown ? jnum(r2.lo) : null,

@@ -72,9 +72,9 @@ function table1Html(id: string, rows: Table1Row[], a: AuditRecord, none: string)
   const ci = (r: Table1Row): string => (r.diffMean === null ? '—' : `${fmt(r.diffMean)} [${fmt(r.diffLo)}, ${fmt(r.diffHi)}]`)
   const body = rows.map(
     (r) =>
-      `<tr${r.included ? '' : ' class="omitted"'}><td class="num">${r.eta}</td><td>${esc(`${r.arch}-${r.activation}`)}</td><td class="num">${r.nData ?? '—'}</td><td class="num">${cell(r.topMean, r.topStd)}</td><td class="num">${cell(r.bulkMean, r.bulkStd)}</td><td class="num">${ci(r)}</td><td class="num">${r.detectable === null ? '—' : `±${fmt(r.detectable)}`}</td><td class="num">${r.atEdge} / ${r.probes}${r.omitted === null ? '' : ` (omitted: ${esc(r.omitted)})`}</td></tr>`,
+      `<tr${r.included ? '' : ' class="omitted"'}><td class="num">${r.eta}</td><td>${esc(`${r.arch}-${r.activation}`)}</td><td class="num">${r.nData ?? '—'}</td><td class="num">${r.classes}</td><td class="num">${cell(r.topMean, r.topStd)}</td><td class="num">${cell(r.bulkMean, r.bulkStd)}</td><td class="num">${ci(r)}</td><td class="num">${r.detectable === null ? '—' : `±${fmt(r.detectable)}`}</td><td class="num">${r.atEdge} / ${r.probes}${r.omitted === null ? '' : ` (omitted: ${esc(r.omitted)})`}</td></tr>`,
   )
-  return `<table id="${id}"><tr><th>η</th><th>architecture</th><th>n_D</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th><th>top − bulk, paired (${pct} CI)</th><th>detectable difference</th><th>probes at the edge / all</th></tr>${body.join('')}</table>`
+  return `<table id="${id}"><tr><th>η</th><th>architecture</th><th>n_D</th><th>n_c</th><th>mean ΔL from P_top g (std)</th><th>mean ΔL from P_bulk g (std)</th><th>top − bulk, paired (${pct} CI)</th><th>detectable difference</th><th>probes at the edge / all</th></tr>${body.join('')}</table>`
 }
 
 function table1Section(a: AuditRecord | undefined): string {

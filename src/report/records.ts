@@ -48,6 +48,8 @@ export interface ProbeRecord {
   edgeDim: number | null
   /** True when every measured eigenvalue was in the edge set (edge_dim is then a lower bound). */
   edgeDimCapped: boolean
+  /** The cut the probe measured its edge set at (probe.json `edge_threshold`), when written. */
+  edgeThreshold: number | null
   lossChangeTopEdge: number | null
   lossChangeBulkEdge: number | null
 }
@@ -60,7 +62,7 @@ export interface RunTelemetry {
   nData: number | null
   /** params.seed when the run has it, else null. */
   seed: number | null
-  /** The train stage's own verdict on its last row (`peak_certified`: it stopped past its peak), when written. */
+  /** The train stage's own verdict on its last row (`peakCertified`: it stopped past its peak), when written; C4 reports it, claims.yaml's rule decides. */
   peakCertified: boolean | null
   rows: { iteration: number; t: number; loss: number; thetaNorm: number; lambda1: number | null }[]
 }
@@ -149,6 +151,7 @@ export function parseProbe(text: string, instance: string, params: JsonObject, r
     vectors: matrix(j.vectors) ?? matrix((j.sketch as { rows?: unknown } | undefined)?.rows),
     edgeDim: num(j.edge_dim),
     edgeDimCapped: j.edge_dim_capped === true,
+    edgeThreshold: num(j.edge_threshold),
     lossChangeTopEdge: num(j.loss_change_top_edge),
     lossChangeBulkEdge: num(j.loss_change_bulk_edge),
   }
@@ -168,7 +171,9 @@ export function parseTelemetry(text: string, instance: string, params: JsonObjec
       thetaNorm: num(r.thetaNorm) ?? NaN,
       lambda1: num(r.lambda1),
     })
-    if (typeof r.peak_certified === 'boolean') peakCertified = r.peak_certified
+    // The train loop writes it on its last row as `peakCertified` (older files: `peak_certified`).
+    const flag = r.peakCertified ?? r.peak_certified
+    if (typeof flag === 'boolean') peakCertified = flag
   }
   return { instance, activation: str(params.activation, 'relu'), nData: num(params.n_data), seed: num(params.seed), peakCertified, rows }
 }

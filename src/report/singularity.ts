@@ -29,6 +29,8 @@ export interface RunPeak {
   peak: number
   peakT: number
   certified: boolean
+  /** The train stage's own flag (its stop rule), when written: reported, not used. */
+  stageCertified: boolean | null
 }
 
 /** Peak lambda_1 per dataset size (certified runs of one size averaged), sorted by n_D. */
@@ -43,20 +45,23 @@ export interface PeakSeries {
 }
 
 /**
- * The largest logged lambda_1 of a run at t >= tMin, its time, and whether the run went past it: the
- * train stage's `peak_certified` flag when its telemetry has one, else last loss < certLoss or last
- * lambda_1 at least certDrop below the peak.
+ * The largest logged lambda_1 of a run at t >= tMin, its time, and whether the run went past it by
+ * claims.yaml's rule: last loss < certLoss or last lambda_1 at least certDrop below the peak. The
+ * train stage's own `peak_certified` flag (its stop rule, from pipeline params) is returned beside
+ * it, never in its place: the thresholds are claims.yaml's.
  */
-export function runPeak(run: RunTelemetry, rule: PeakRule): { peak: number; peakT: number; certified: boolean } | undefined {
+export function runPeak(
+  run: RunTelemetry,
+  rule: PeakRule,
+): { peak: number; peakT: number; certified: boolean; stageCertified: boolean | null } | undefined {
   let best: { peak: number; peakT: number } | undefined
   for (const r of run.rows)
     if (r.t >= rule.tMin && r.lambda1 !== null && (best === undefined || r.lambda1 > best.peak)) best = { peak: r.lambda1, peakT: r.t }
   if (best === undefined) return undefined
   const last = run.rows[run.rows.length - 1]!
   const lastLambda = [...run.rows].reverse().find((r) => r.lambda1 !== null)?.lambda1 ?? best.peak
-  // The train stage's own flag when it wrote one (its stop rule), else this rule on the logged rows.
-  const certified = run.peakCertified ?? (last.loss < rule.certLoss || lastLambda <= (1 - rule.certDrop) * best.peak)
-  return { ...best, certified }
+  const certified = last.loss < rule.certLoss || lastLambda <= (1 - rule.certDrop) * best.peak
+  return { ...best, certified, stageCertified: run.peakCertified }
 }
 
 /** Peak lambda_1 against n_D for the gradient-flow runs of one activation (certified runs only in the points). */

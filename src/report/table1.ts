@@ -67,6 +67,15 @@ export function rhoBulkFirst(p: ProbeRecord): number | undefined {
 
 const fin = (x: number): number | null => (Number.isFinite(x) ? x : null)
 
+/**
+ * True when the probe measured its edge set at C3's rho_threshold (or did not say at which cut): the
+ * probe stage needs the cut when it measures, but the threshold is claims.yaml's, so a probe measured
+ * at another cut is not an edge-set probe of this audit.
+ */
+export function sameCut(p: Pick<ProbeRecord, 'edgeThreshold'>, rhoThreshold: number): boolean {
+  return p.edgeThreshold === null || Math.abs(p.edgeThreshold - rhoThreshold) <= 1e-12
+}
+
 /** The step changes a probe contributes under a definition, or undefined when it is not at the edge. */
 function edgeChanges(p: ProbeRecord, def: Table1Definition, rhoThreshold: number): { top: number; bulk: number } | undefined {
   if (def === 'paper') {
@@ -80,13 +89,23 @@ function edgeChanges(p: ProbeRecord, def: Table1Definition, rhoThreshold: number
     : undefined
 }
 
-/** Table 1 from the probes of every fixed-cadence run under one definition; rows sorted by architecture, activation, n_D, then eta descending (as printed). */
-export function computeTable1(probes: readonly ProbeRecord[], opts: Table1Options, def: Table1Definition = 'paper'): Table1Row[] {
+/**
+ * Table 1 from the probes of every fixed-cadence run under one definition; rows sorted by
+ * architecture, activation, n_D, then eta descending (as printed). `includeDense` adds the densely
+ * probed runs (C2's, not in the printed table) as rows of their own combination: C3's n_D side check
+ * uses them, since they are the only runs of an architecture and eta at a second dataset size.
+ */
+export function computeTable1(
+  probes: readonly ProbeRecord[],
+  opts: Table1Options,
+  def: Table1Definition = 'paper',
+  includeDense = false,
+): Table1Row[] {
   const groups = new Map<string, ProbeRecord[]>()
   for (const p of probes) {
     // Every fixed-cadence GD run: the eta grid, the CNN row and the class runs (dense runs are C2's).
-    if (p.role === 'dense') continue
-    if (def === 'edge-set' && p.edgeDim === null) continue
+    if (p.role === 'dense' && !includeDense) continue
+    if (def === 'edge-set' && (p.edgeDim === null || !sameCut(p, opts.rhoThreshold))) continue
     const key = JSON.stringify([p.arch, p.activation, p.eta, p.nData, p.classes])
     groups.set(key, [...(groups.get(key) ?? []), p])
   }

@@ -75,3 +75,21 @@ t.test("the report states the audit's thresholds, power and limits, none of its 
   t.match(html, /Initial transient: probes at t = n·eta &lt; 1/)
   t.match(html, /<table id="table-1-edge">|Not measured: the probes carry no edge-set step changes/)
 })
+
+t.test("Table 1 on the page names each row's class count (a 2-class row is not a 10-class one)", async (t) => {
+  const engine = { backend: 'wasm', versions: {} }
+  const audit = buildAudit(repoClaimsFile(), supportedResults(), [], { profile: 'x', engine })
+  const html = buildReportHtml({ figures: [], audit, provenance: [], engine, profile: 'x', dataset: 'd' })
+  const table = html.slice(html.indexOf('<table id="table-1">'), html.indexOf('</table>', html.indexOf('<table id="table-1">')))
+  t.match(table, /<th>n_D<\/th><th>n_c<\/th>/)
+  const rows = table.split('<tr').slice(2)
+  t.equal(rows.length, audit.table1.length)
+  audit.table1.forEach((r, i) =>
+    t.match(
+      rows[i]!,
+      new RegExp(`<td class="num">${r.nData ?? '—'}</td><td class="num">${r.classes}</td>`),
+      `${r.arch} eta ${r.eta} n_c ${r.classes}`,
+    ),
+  )
+  t.ok(audit.table1.some((r) => r.classes === 2) && audit.table1.some((r) => r.classes === 10), 'rows of 2 and 10 classes')
+})

@@ -93,6 +93,7 @@ export function probe(o: ProbeOpts): ProbeRecord {
     vectors: null,
     edgeDim: null,
     edgeDimCapped: false,
+    edgeThreshold: null,
     lossChangeTopEdge: null,
     lossChangeBulkEdge: null,
   }

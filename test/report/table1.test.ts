@@ -19,6 +19,7 @@ import {
 import { computeTable1, type Table1Options } from '../../src/report/table1.ts'
 import { cuspExponent, cuspSharpness, peakSeries } from '../../src/report/singularity.ts'
 import { flow, probe, scan } from './fixtures.ts'
+import { parseTelemetry } from '../../src/report/records.ts'
 
 const close = (a: number, b: number, tol: number): boolean => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b))
 
@@ -143,9 +144,23 @@ t.test('peak lambda_1 per size; cusp sharpness and exponent of |Delta|^p', async
   )
   t.ok(Math.abs(s.points[0]!.peakMean - 51) < 1e-9, 'peak = max of the logged rows')
   t.ok(Math.abs(s.points[1]!.peakSum - 300 * 151) < 1e-6)
-  // The stage's own peak_certified flag wins over the rule.
+  // claims.yaml's rule decides, not the train stage's own flag (its stop rule); the flag rides along.
   const flagged = { ...flow('relu', 100, 50), peakCertified: false }
-  t.equal(peakSeries([flagged], 'relu', rule).points.length, 0)
+  const fs = peakSeries([flagged], 'relu', rule)
+  t.equal(fs.points.length, 1, 'certified by the rule (lambda_1 back to 1 from 51)')
+  t.same([fs.runs[0]!.certified, fs.runs[0]!.stageCertified], [true, false])
+  const cut = { ...flow('relu', 100, 50), peakCertified: true, rows: flow('relu', 100, 50).rows.slice(0, 6) } // ends at the peak
+  t.equal(peakSeries([cut], 'relu', rule).points.length, 0, 'a stage flag does not certify a run the rule does not')
+  // The train loop's telemetry names the flag peakCertified on its last row.
+  const tel = parseTelemetry(
+    [
+      '{"iteration":0,"t":0,"loss":2,"thetaNorm":20,"lambda1":40}',
+      '{"iteration":9,"t":1,"loss":0.09,"thetaNorm":20,"lambda1":30,"stop":"loss-below-threshold","peakCertified":true}',
+    ].join('\n'),
+    'train-flow@activation=relu,n_data=100,seed=0',
+    { activation: 'relu', n_data: 100, seed: 0 },
+  )
+  t.equal(tel.peakCertified, true)
   // kappa of a parabola is 1; of |Delta|^p it is (d_max / d_min)^(2-p) = 10^(2-p) on this grid.
   t.ok(Math.abs(cuspSharpness(scan(1, 2))! - 1) < 1e-9)
   t.ok(Math.abs(cuspSharpness(scan(1, 1))! - 10) < 1e-9)

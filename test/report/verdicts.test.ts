@@ -41,6 +41,23 @@ t.test('C1 flips', async (t) => {
   const v = judge('C1', high)
   t.equal(v.verdict, 'not supported')
   t.match(v.reason, /mlp-tanh eta=0.02: max rho_9 = .*max rho_10 = 0.4/)
+  // The smallest tanh eta far below the edge in every direction (the cpu run's eta 0.004 / 0.006 runs):
+  // the reason says the run never reached the edge at all, not only that rho_9 fell short.
+  const below: StageResults = {
+    ...r,
+    probes: r.probes.map((p) =>
+      p.role === 'grid' && p.eta === 0.02 && p.activation === 'tanh' ? { ...p, rho: p.rho.map((x) => x * 0.1) } : p,
+    ),
+  }
+  const b = judge('C1', below)
+  t.equal(b.verdict, 'not supported')
+  t.match(
+    b.reason,
+    /mlp-tanh eta=0.02: max rho_9 = [0-9.]+, max rho_10 = [0-9.]+, max rho_1 = 0\.1\d* \(never at the edge: even rho_1 stays below it\)/,
+  )
+  const runs = b.measured.runs as { label: string; rho_1_max: number }[]
+  t.ok(runs.find((x) => x.label === 'mlp-relu eta=0.02')!.rho_1_max >= 0.69, 'rho_1_max measured; the relu run is at the edge')
+  t.notMatch(v.reason, /never at the edge/)
   // rho_2 (3 classes) never reaches 0.69.
   const low: StageResults = {
     ...r,
@@ -99,12 +116,58 @@ t.test('C1: the untrained network and the catapult are not the edge of stability
   )
 })
 
+t.test('C1: one seed per setting is a design limit whether or not the seed is recorded; class runs named by n_D', async (t) => {
+  const r = supportedResults()
+  const oneSeed = /one seed per setting/
+  t.ok(
+    judge('C1', r).limits.some((l) => oneSeed.test(l)),
+    'seeds not recorded',
+  )
+  // Every run recorded as seed 0 (the cpu profile's runs): still one seed per setting.
+  const seed0: StageResults = { ...r, probes: r.probes.map((p) => ({ ...p, seed: 0, series: `${p.series},seed=0` })) }
+  t.ok(
+    judge('C1', seed0).limits.some((l) => oneSeed.test(l)),
+    'every run seed 0',
+  )
+  // Seeds 0 and 1 of every setting: the limit goes.
+  const twoSeeds: StageResults = {
+    ...r,
+    probes: [0, 1].flatMap((seed) =>
+      r.probes.map((p) => ({ ...p, seed, series: `${p.series},seed=${seed}`, instance: `${p.instance},seed=${seed}` })),
+    ),
+  }
+  const two = judge('C1', twoSeeds)
+  t.notOk(
+    two.limits.some((l) => oneSeed.test(l)),
+    two.limits.join('; '),
+  )
+  // Two 2-class runs at different images per class are two settings, named apart.
+  const pair: StageResults = {
+    ...r,
+    probes: [
+      ...r.probes,
+      ...r.probes
+        .filter((p) => p.role === 'classes' && p.classes === 2)
+        .map((p) => ({ ...p, nData: 1000, series: `${p.series}-pair`, instance: `${p.instance}-pair` })),
+    ].map((p) => (p.role === 'classes' && p.nData === null ? { ...p, nData: 100 * p.classes } : p)),
+  }
+  const v = judge('C1', pair)
+  t.match(v.ours, /2 classes n_D=200: .*2 classes n_D=1000: /)
+})
+
 t.test('C1: the eta span is a side check and states what it can separate', async (t) => {
   const r = supportedResults()
   const v = judge('C1', r)
   const span = v.checks.find((c) => c.name === 'eta span mlp-relu')!
   t.equal(span.verdict, 'supported', span.detail)
   t.match(v.power, /mlp-relu: eta span 10x, .*this span can tell an eta-independent bulk/)
+  // The fixture's runs have k = n_c + 2: 4 (2 classes) to 12 (10 classes): the range, not the smallest alone.
+  t.match(v.power, /the edge set is counted up to each run's k = 4-12 measured eigenvalues/)
+  const same = judge('C1', {
+    ...r,
+    probes: r.probes.map((p) => ({ ...p, rho: [...p.rho, ...new Array<number>(12 - p.rho.length).fill(0.001)] })),
+  })
+  t.match(same.power, /counted up to each run's k = 12 measured eigenvalues/)
   // A bulk that follows 2/eta (rho_10 the same at both eta): the side check fails, the headline stands.
   const tracks: StageResults = {
     ...r,
@@ -200,7 +263,7 @@ t.test('C3: power statement, n_D dependence, the edge-set table', async (t) => {
       `with 9 probes at the edge and this spread, a mean top - bulk difference beyond ±${String(Number(row.detectable.toPrecision(4)))} would be detected`,
     ),
   )
-  t.match(v.checks.find((c) => c.name === 'sign vs n_D')!.detail, /rows of 0 dataset size/)
+  t.match(v.checks.find((c) => c.name === 'sign vs n_D')!.detail, /at two dataset sizes: cannot say whether the sign depends on n_D/)
   t.match(v.checks.find((c) => c.name === 'edge set as the top')!.detail, /not measured/)
   // Two dataset sizes with opposite signs: the side check says the sign depends on n_D.
   const two: StageResults = {
@@ -222,7 +285,7 @@ t.test('C3: power statement, n_D dependence, the edge-set table', async (t) => {
   t.equal(w.checks.find((c) => c.name === 'sign vs n_D')!.verdict, 'not supported')
   t.match(
     w.checks.find((c) => c.name === 'sign vs n_D')!.detail,
-    /the sign depends on n_D \(n_D=500: bulk lowers more, n_D=1000: top lowers more\)/,
+    /the sign depends on n_D \(top = n_c - 1, mlp-relu eta=0\.2: n_D=500: bulk lowers more \(.*\), n_D=1000: top lowers more \(/,
   )
   t.equal(w.measured.sign_depends_on_n_data, true)
   // Edge-set step changes measured: the edge-set table is judged beside the paper's.
@@ -231,6 +294,67 @@ t.test('C3: power statement, n_D dependence, the edge-set table', async (t) => {
     probes: r.probes.map((p) => ({ ...p, edgeDim: 2, lossChangeTopEdge: 0.003 + 0.0001 * (p.iteration % 3), lossChangeBulkEdge: -0.003 })),
   }
   t.equal(judge('C3', edge).checks.find((c) => c.name === 'edge set as the top')!.verdict, 'supported')
+  // Measured at claims.yaml's cut (rho_threshold 0.7): the same; at another cut (a probe param): left out, and said.
+  const at = (x: number): StageResults => ({ ...edge, probes: edge.probes.map((p) => ({ ...p, edgeThreshold: x })) })
+  t.equal(judge('C3', at(0.7)).checks.find((c) => c.name === 'edge set as the top')!.verdict, 'supported')
+  const off = judge('C3', at(0.5))
+  t.equal(off.checks.find((c) => c.name === 'edge set as the top')!.verdict, 'inconclusive')
+  t.match(off.checks.find((c) => c.name === 'edge set as the top')!.detail, /no edge-set row/)
+  t.ok(
+    off.limits.some((l) =>
+      /probe\(s\) measured their edge set at edge_threshold 0\.5 .*not claims\.yaml's rho_threshold = 0\.7: left out/.test(l),
+    ),
+    off.limits.join('; '),
+  )
+})
+
+t.test('C3: the sign vs n_D compares like with like, the dense runs counted', async (t) => {
+  const r = supportedResults()
+  const signCheck = (x: StageResults) => judge('C3', x).checks.find((c) => c.name === 'sign vs n_D')!
+  const edge = (p: StageResults['probes'][number], top: number): StageResults['probes'][number] => ({
+    ...p,
+    edgeDim: 1,
+    lossChangeTopEdge: top + 0.0001 * (p.iteration % 3),
+    lossChangeBulkEdge: -0.003,
+  })
+  // The grid's relu eta 0.2 row at n_D 1000, and a densely probed run of the same architecture and eta
+  // at n_D 500 (not in Table 1, as the cpu profile's CNN runs: 1,000 images probed, 500 dense).
+  const grid = r.probes.filter((p) => p.role === 'grid').map((p) => ({ ...p, nData: 1000 }))
+  const dense500 = r.probes
+    .filter((p) => p.role === 'grid' && p.activation === 'relu' && p.eta === 0.2)
+    .map((p) => ({ ...p, role: 'dense' as const, instance: `${p.instance}-dense`, series: `${p.series}-dense`, nData: 500, classes: 3 }))
+  // Same sign at both sizes (edge-set top): the sign does not flip.
+  const same = signCheck({
+    ...r,
+    probes: [
+      ...grid.map((p) => edge({ ...p, classes: 3 }, 0.003)),
+      ...dense500.map((p) => edge(p, 0.002)),
+      ...r.probes.filter((p) => p.role !== 'grid'),
+    ],
+  })
+  t.equal(same.verdict, 'supported', same.detail)
+  t.match(
+    same.detail,
+    /the sign does not flip with n_D \(.*top = edge set, mlp-relu eta=0\.2 n_c=3: n_D=500: bulk lowers more .*, n_D=1000: bulk lowers more/,
+  )
+  // Opposite sign in the dense run at n_D 500: the sign depends on n_D.
+  const flip = signCheck({
+    ...r,
+    probes: [
+      ...grid.map((p) => edge({ ...p, classes: 3 }, 0.003)),
+      ...dense500.map((p) => edge(p, -0.02)),
+      ...r.probes.filter((p) => p.role !== 'grid'),
+    ],
+  })
+  t.equal(flip.verdict, 'not supported', flip.detail)
+  t.match(flip.detail, /the sign depends on n_D .*n_D=500: top lowers more/)
+  // Two sizes only across different architectures (tanh at 500, relu at 1000): no like-for-like comparison.
+  const across = signCheck({
+    ...r,
+    probes: r.probes.map((p) => (p.role === 'grid' ? { ...p, nData: p.activation === 'tanh' ? 500 : 1000 } : p)),
+  })
+  t.equal(across.verdict, 'inconclusive', across.detail)
+  t.match(across.detail, /cannot say whether the sign depends on n_D/)
 })
 
 t.test('C4 flips; the headline is the regression alone', async (t) => {
@@ -270,10 +394,33 @@ t.test('C4 flips; the headline is the regression alone', async (t) => {
   const blunt = judge('C4', { ...r, scans: [scan(100, 1.1), scan(200, 1.5), scan(400, 2), scan(400, 2, 'tanh')] })
   t.equal(blunt.checks.find((c) => c.name === 'cusp exponent')!.verdict, 'not supported')
   t.match(blunt.checks.find((c) => c.name === 'cusp exponent')!.detail, /not sharper than the control/)
+  // The exponent drops by less than its intervals (noisy scans, the cpu run's p = 1.88 at n_D 100 and 800):
+  // no fall, whatever the point estimates say.
+  const noisy = (x: ReturnType<typeof scan>) => ({ ...x, changes: x.changes.map((c, i) => c! * (1 + 0.03 * Math.sin(3 * i))) })
+  const still = judge('C4', { ...r, scans: [noisy(scan(100, 1.9)), noisy(scan(400, 1.89)), noisy(scan(400, 2.2, 'tanh'))] })
+  const sc = still.checks.find((c) => c.name === 'cusp exponent')!
+  const ps = (still.measured.cusp_exponent as { activation: string; p: number }[]).filter((x) => x.activation === 'relu').map((x) => x.p)
+  t.ok(ps[1]! < ps[0]!, `the point estimates fall (${ps.join(' -> ')})`)
+  t.equal(sc.verdict, 'not supported', sc.detail)
+  t.match(sc.detail, /sharper than the control at the largest n_D, exponent does not fall with n_D/)
   t.equal(
     judge('C4', { ...r, scans: r.scans.filter((s) => s.activation === 'relu') }).checks.find((c) => c.name === 'cusp exponent')!.verdict,
     'inconclusive',
   )
+})
+
+t.test('C4: the power statement is the slope a t test would detect (scipy oracle), and says when nothing can be', async (t) => {
+  const r = supportedResults()
+  // Certified relu peaks (the fixture's peak + 1): n_D 100: 51, 52; 200: 103, 102; 400: 201, 202. scipy:
+  // linregress slope 0.49929, stderr 0.0027316; (t.ppf(0.975, 4) + t.ppf(0.8, 4)) * stderr = 0.010154542.
+  const v = judge('C4', r)
+  t.match(
+    v.power,
+    /^with 3 sizes \(n_D 100-400\) and 6 certified runs, a slope of peak lambda_1 above 0\.01015 per example would be detected \(alpha = 0\.05, power 0\.8\)/,
+  )
+  t.match(v.power, /R\^2's interval comes from 2000 seeded bootstrap resamples/)
+  const two = judge('C4', { ...r, flows: r.flows.filter((f) => f.nData !== 400) })
+  t.match(two.power, /2 size\(s\) of relu runs: no regression is shown below 3 sizes, so the design could not test the claim/)
 })
 
 t.test('C4: runs not past their peak and peaks inside the transient', async (t) => {
@@ -287,6 +434,18 @@ t.test('C4: runs not past their peak and peaks inside the transient', async (t) 
   t.equal(v.verdict, 'inconclusive')
   t.match(v.reason, /2 run\(s\) not certified past their peak/)
   t.ok(v.limits.some((l) => /not certified past their peak/.test(l)))
+  // The train stage's own stop flag does not decide (claims.yaml's rule does); a disagreement is a stated limit.
+  const flagged = judge('C4', {
+    ...r,
+    flows: r.flows.map((f) => (f.nData === 400 && f.activation === 'relu' ? { ...f, peakCertified: false } : f)),
+  })
+  t.equal(flagged.verdict, 'supported', flagged.reason)
+  t.ok(
+    flagged.limits.some((l) =>
+      /^2 run\(s\) where the train stage's own stop flag disagrees with claims\.yaml's rule \(which decides\)/.test(l),
+    ),
+    flagged.limits.join('; '),
+  )
   // A run whose largest lambda_1 is at t = 0 (the untrained network): the peak is taken from t >= 1.
   const f = flow('relu', 100, 50, 0.001, 0)
   f.rows[0] = { ...f.rows[0]!, lambda1: 1000 }
