@@ -12,7 +12,7 @@
  * a plain local `run`, every instance fresh, nothing published anew, a local store). At exit,
  * with code 0 and nothing disqualifying, every stat is taken again and must be unchanged and
  * older than the run's start by a margin (a change in the same clock tick could leave a stamp
- * as it was), and the record is written atomically to `<project>/.cusp/replay/run.json`: the
+ * as it was), and the record is written atomically to `<project>/.cusp/replay/<hash of argv, cwd>.json`: the
  * argv, the cwd and its real path, node version, arch, exec argv, uid/gid, host name, CPU count,
  * TTY-ness of stdout/stderr, the sha256 of the environment (all of it but IGNORED_ENV), the
  * stats of every path read plus the CLI bundle, its manifest and every input the manifest
@@ -44,7 +44,18 @@ const IGNORED_ENV = new Set(['_', 'OLDPWD', 'SHLVL', 'CUSP_DEBUG_REPLAY'])
 const MARGIN_NS = 100_000_000n
 /** Where a file system keeps whole-millisecond stamps (coarse granularity), a wider margin (ns). */
 const COARSE_MARGIN_NS = 2_000_000_000n
-const RECORD = join('.cusp', 'replay', 'run.json')
+const RECORDS = join('.cusp', 'replay')
+/** Records kept per project (one per argv and cwd); the oldest beyond this are removed. */
+const KEEP = 8
+
+/** The record's path for this argv and cwd under `project`. */
+function recordPath(project, argv) {
+  const name = createHash('sha256')
+    .update(JSON.stringify([argv, process.cwd()]))
+    .digest('hex')
+    .slice(0, 16)
+  return join(project, RECORDS, `${name}.json`)
+}
 
 const debugOn = () => process.env.CUSP_DEBUG_REPLAY === '1'
 
@@ -107,7 +118,7 @@ export function tryReplay(argv = process.argv.slice(2)) {
   if (process.env.CUSP_NO_REPLAY === '1') return false
   let rec
   try {
-    rec = JSON.parse(fs.readFileSync(join(projectOf(argv), RECORD), 'utf8'))
+    rec = JSON.parse(fs.readFileSync(recordPath(projectOf(argv), argv), 'utf8'))
   } catch {
     debug('miss (no record)')
     return false
@@ -215,6 +226,8 @@ export function startRecording({ bundle, manifest, scripts }) {
   const ignored = new Set([bundle, `${bundle}.v8cache`, `${bundle}.map`, manifest])
   const statSync = fs.statSync
   const disqualify = (why) => (disqualified ??= why)
+  const isMissing = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) === undefined
+  const isDir = (p) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
 
   const note = (p) => {
     if (disqualified !== undefined) return
@@ -265,7 +278,15 @@ export function startRecording({ bundle, manifest, scripts }) {
       }
     }
     for (const base of WRITES) {
-      for (const name of [base, `${base}Sync`]) wrap(obj, name, (args) => disqualify(`${name} ${String(args[0])}`))
+      for (const name of [base, `${base}Sync`]) {
+        wrap(obj, name, (args) => {
+          // `mkdir -p` of an existing directory changes nothing: a dependency, not a write.
+          if (base === 'mkdir' && args[1]?.recursive === true && typeof args[0] === 'string' && isDir(args[0])) note(args[0])
+          // `rm -f` of nothing changes nothing either: it depends on the path staying absent.
+          else if (base === 'rm' && args[1]?.force === true && typeof args[0] === 'string' && isMissing(args[0])) note(args[0])
+          else disqualify(`${name} ${String(args[0])}`)
+        })
+      }
     }
   }
   const kill = process.kill
@@ -331,15 +352,26 @@ export function startRecording({ bundle, manifest, scripts }) {
         deps: [...deps],
         out: out.map(([fd, b]) => [fd, b.toString('base64')]),
       }
-      const file = join(offered, RECORD)
+      const file = recordPath(offered, argv)
       fs.mkdirSync(dirname(file), { recursive: true })
       const tmp = `${file}.tmp-${process.pid}`
       fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`)
       fs.renameSync(tmp, file)
+      prune(dirname(file))
       debug(`recorded ${deps.size} paths`)
     } catch (e) {
       debug(`not recorded (${e instanceof Error ? e.message : String(e)})`)
     }
   })
   return { disqualify }
+}
+
+/** Removes all but the KEEP newest records in `dir` (best effort: a concurrent writer may race). */
+function prune(dir) {
+  const records = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => ({ f, t: fs.statSync(join(dir, f), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+    .sort((a, b) => b.t - a.t)
+  for (const { f } of records.slice(KEEP)) fs.rmSync(join(dir, f), { force: true })
 }
