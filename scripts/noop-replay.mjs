@@ -112,7 +112,8 @@ const debug = (line) => {
 
 /**
  * Replays the recorded output of this exact no-op, if there is one and nothing it depended on
- * changed; then exits (never returns). Returns false when the CLI must run.
+ * changed, and returns true: the process exits with the recorded code once the output is
+ * flushed. Returns false when the CLI must run.
  */
 export function tryReplay(argv = process.argv.slice(2)) {
   if (process.env.CUSP_NO_REPLAY === '1') return false
@@ -129,6 +130,8 @@ export function tryReplay(argv = process.argv.slice(2)) {
     return false
   }
   debug('hit')
+  // As the CLI does: a reader that went away (`| head`) ends the run quietly.
+  process.stdout.on('error', (e) => e.code === 'EPIPE' && process.exit(0))
   // Written through the streams, in the recorded order, then exit once both have drained.
   for (const [fd, b64] of rec.out) (fd === 2 ? process.stderr : process.stdout).write(Buffer.from(b64, 'base64'))
   let waiting = 2
