@@ -7,15 +7,18 @@
  * `CUSP_DEBUG=1` also maps stack traces back to the sources (and loads the bundle without the code cache).
  */
 import { fileURLToPath } from 'node:url'
-import { tryReplay, startRecording } from './noop-replay.mjs'
+import { tryReplay } from './noop-replay.mjs'
 
 // A no-op rerun whose every input is as it was replays its recorded output (scripts/noop-replay.mjs).
 if (!tryReplay()) await runCli()
 
 async function runCli() {
   const { bundlePaths, ensureBundle, loadBundle } = await import('./cli-bundle.mjs')
+  const { startRecording } = await import('./noop-record.mjs')
   const { bundle, manifest } = bundlePaths()
-  const scripts = ['pipeline.mjs', 'cli-bundle.mjs', 'noop-replay.mjs'].map((f) => fileURLToPath(new URL(f, import.meta.url)))
+  const scripts = ['pipeline.mjs', 'cli-bundle.mjs', 'noop-replay.mjs', 'noop-record.mjs'].map((f) =>
+    fileURLToPath(new URL(f, import.meta.url)),
+  )
   const recording = startRecording({ bundle, manifest, scripts })
   const debug = process.env.CUSP_DEBUG === '1'
   if (debug) process.setSourceMapsEnabled(true)
