@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
-import { debug, isTTY, keyOf, projectOf, recordPath, stamp } from './noop-replay.mjs'
+import { debug, isTTY, keyOf, probe, projectOf, recordPath } from './noop-replay.mjs'
 
 /** Stamps at least this much older than the run's start cannot hide a later change (ns). */
 const MARGIN_NS = 100_000_000n
@@ -84,10 +84,12 @@ export function startRecording({ bundle, manifest, scripts }) {
   const ignored = new Set([bundle, `${bundle}.v8cache`, `${bundle}.map`, manifest])
   const statSync = fs.statSync
   const disqualify = (why) => (disqualified ??= why)
-  const isMissing = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) === undefined
+  const lstatSync = fs.lstatSync
+  const isMissing = (p) => lstatSync(p, { throwIfNoEntry: false }) === undefined
   const isDir = (p) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
 
-  const note = (p) => {
+  const unwrapped = { statSync, lstatSync, realpathSync: fs.realpathSync }
+  const note = (p, kind = 's') => {
     if (disqualified !== undefined) return
     let path
     if (typeof p === 'string') path = p
@@ -99,13 +101,14 @@ export function startRecording({ bundle, manifest, scripts }) {
     const abs = resolve(path)
     if (ignored.has(abs)) return
     if (/^\/(proc|sys|dev)(\/|$)/.test(abs)) return disqualify(`reads ${abs}`)
-    depend(abs)
+    depend(abs, kind)
   }
-  const depend = (abs) => {
-    if (deps.has(abs)) return
-    const st = stamp(abs, statSync)
-    if (st === undefined) return disqualify(`cannot stat ${abs}`)
-    deps.set(abs, st)
+  const depend = (abs, kind = 's') => {
+    const dep = `${kind}${abs}`
+    if (deps.has(dep)) return
+    const now = probe(dep, unwrapped)
+    if (now === undefined) return disqualify(`cannot stat ${abs}`)
+    deps.set(dep, now)
   }
   const wrap = (obj, name, check) => {
     const fn = obj[name]
@@ -131,7 +134,10 @@ export function startRecording({ bundle, manifest, scripts }) {
         wrap(obj, name, (args) => {
           if (base === 'open' && opensForWrite(args[1])) disqualify(`opens ${String(args[0])} for writing`)
           else if (base === 'createReadStream' && args[1]?.fs !== undefined) disqualify('read stream with its own fs')
-          note(args[0])
+          // A recursive listing depends on every directory below: not traced, so not replayed.
+          else if ((base === 'readdir' || base === 'opendir') && args[1]?.recursive === true)
+            disqualify(`lists ${String(args[0])} recursively`)
+          note(args[0], base === 'lstat' || base === 'readlink' ? 'l' : base === 'realpath' ? 'r' : 's')
         })
       }
     }
@@ -203,9 +209,10 @@ export function startRecording({ bundle, manifest, scripts }) {
       if (resolve(offered) !== resolve(projectOf(argv))) return debug('not recorded (project is not where --file points)')
       for (const path of Object.keys(createRequire(import.meta.url).cache)) if (isAbsolute(path)) note(path)
       if (disqualified !== undefined) return debug(`not recorded (${disqualified})`)
-      for (const [path, st] of deps) {
-        if (stamp(path, statSync) !== st) return debug(`not recorded (changed during the run: ${path})`)
-        if (st === 'missing') continue
+      for (const [dep, st] of deps) {
+        const path = dep.slice(1)
+        if (probe(dep, unwrapped) !== st) return debug(`not recorded (changed during the run: ${path})`)
+        if (st === 'missing' || dep[0] === 'r') continue
         const ctime = BigInt(st.split(':')[5])
         const mtime = BigInt(st.split(':')[4])
         const margin = ctime % 1_000_000n === 0n ? COARSE_MARGIN_NS : MARGIN_NS

@@ -30,7 +30,7 @@ import { availableParallelism, hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 
 /** Bump when the record's layout or what it keys on changes. */
-export const FORMAT = 2
+export const FORMAT = 3
 /**
  * Variables no run reads, which differ between shells and `npm run` for the same command.
  * Everything else in the environment is in the digest, so a changed CUSP_*, AWS_*, NO_COLOR,
@@ -67,13 +67,30 @@ export function hash106(text) {
 
 const debugOn = () => process.env.CUSP_DEBUG_REPLAY === '1'
 
-/** `dev:ino:mode:size:mtimeNs:ctimeNs` of `path` (following links), `missing`, or undefined on any other error. */
-export function stamp(path, statSync = fs.statSync) {
+/** `dev:ino:mode:size:mtimeNs:ctimeNs` of `path` (by `statSync` or `lstatSync`), `missing`, or undefined on any other error. */
+function stamp(path, statSync) {
   try {
     const st = statSync(path, { bigint: true, throwIfNoEntry: false })
     return st === undefined ? 'missing' : `${st.dev}:${st.ino}:${st.mode}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
   } catch (e) {
     return e?.code === 'ENOTDIR' ? 'missing' : undefined
+  }
+}
+
+/**
+ * What dependency `dep` is now: its first character says how it was read, the rest is the
+ * absolute path. `s`: the stamp of what the path leads to (stat); `l`: of the path itself
+ * (lstat, readlink); `r`: its real path (realpath), or `missing`. Undefined on an error that
+ * does not say "absent". `f`: the fs functions to use (the recorder passes the unwrapped ones).
+ */
+export function probe(dep, f = fs) {
+  const path = dep.slice(1)
+  if (dep[0] === 'l') return stamp(path, f.lstatSync)
+  if (dep[0] !== 'r') return stamp(path, f.statSync)
+  try {
+    return f.realpathSync.native(path)
+  } catch (e) {
+    return e?.code === 'ENOENT' || e?.code === 'ENOTDIR' ? 'missing' : undefined
   }
 }
 
@@ -192,7 +209,7 @@ function mismatch(rec, argv) {
     for (const k of Object.keys(key)) {
       if (JSON.stringify(key[k]) !== JSON.stringify(rec.key[k])) return `${k} differs`
     }
-    for (const [path, st] of rec.deps) if (stamp(path) !== st) return `changed: ${path}`
+    for (const [dep, now] of rec.deps) if (probe(dep) !== now) return `changed: ${dep.slice(1)}`
     return undefined
   } catch (e) {
     return `error: ${e instanceof Error ? e.message : String(e)}`
