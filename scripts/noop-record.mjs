@@ -2,8 +2,10 @@
  * Recording a no-op for scripts/noop-replay.mjs (which says what is recorded and how it is
  * replayed): loaded only on the full path, so a replay never pays for it.
  */
+import childProcess from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
+import workerThreads from 'node:worker_threads'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { debug, isTTY, keyOf, probe, projectOf, recordPath } from './noop-replay.mjs'
 
@@ -113,7 +115,7 @@ export function startRecording({ bundle, manifest, scripts }) {
   const wrap = (obj, name, check) => {
     const fn = obj[name]
     if (typeof fn !== 'function') return
-    original.set(`${obj === fs.promises ? 'p' : 'f'}:${name}`, [obj, name, fn])
+    original.set(`${obj === fs.promises ? 'p' : obj === fs ? 'f' : 'c'}:${name}`, [obj, name, fn])
     const wrapped = function (...args) {
       check(args)
       return fn.apply(this, args)
@@ -160,6 +162,17 @@ export function startRecording({ bundle, manifest, scripts }) {
     disqualify('checks a process')
     return kill.apply(this, args)
   }
+  // What another process or thread reads is not traced: starting one disqualifies the run.
+  for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork']) {
+    wrap(childProcess, name, () => disqualify(`starts a process (${name})`))
+  }
+  const Worker = workerThreads.Worker
+  workerThreads.Worker = class extends Worker {
+    constructor(...args) {
+      disqualify('starts a worker thread')
+      super(...args)
+    }
+  }
   const host = Symbol.for('cusp.cli-bundle.host')
   globalThis[host] ??= {
     import: (s) => {
@@ -202,6 +215,7 @@ export function startRecording({ bundle, manifest, scripts }) {
   process.once('exit', (code) => {
     for (const [obj, name, fn] of original.values()) obj[name] = fn
     process.kill = kill
+    workerThreads.Worker = Worker
     if (offered === undefined) return debug('not recorded (not a plain all-fresh run)')
     if (code !== 0) return debug(`not recorded (exit ${code})`)
     if (disqualified !== undefined) return debug(`not recorded (${disqualified})`)
