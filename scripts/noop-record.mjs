@@ -6,7 +6,7 @@ import childProcess from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import workerThreads from 'node:worker_threads'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path'
 import { debug, isTTY, keyOf, probe, projectOf, recordPath } from './noop-replay.mjs'
 
 /** Stamps at least this much older than the run's start cannot hide a later change (ns). */
@@ -53,7 +53,6 @@ const WRITES = [
   'link',
   'lutimes',
   'mkdir',
-  'mkdtemp',
   'rename',
   'rm',
   'rmdir',
@@ -65,6 +64,10 @@ const WRITES = [
   'writeFile',
   'writev',
 ]
+
+/** Writes naming a source and a destination; of those, the copies read their source. */
+const TWO_PATHS = new Set(['rename', 'link', 'symlink', 'copyFile', 'cp'])
+const COPIES = new Set(['copyFile', 'cp'])
 
 /**
  * Starts recording this process as a candidate no-op. `bundle` is the CLI bundle about to run
@@ -90,18 +93,27 @@ export function startRecording({ bundle, manifest, scripts }) {
   const isMissing = (p) => lstatSync(p, { throwIfNoEntry: false }) === undefined
   const isDir = (p) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
 
-  const unwrapped = { statSync, lstatSync, realpathSync: fs.realpathSync }
+  const unwrapped = { statSync, lstatSync, realpathSync: fs.realpathSync, accessSync: fs.accessSync }
+  /** Directories this run made with mkdtemp: private to it, so neither inputs nor outputs (they must be gone at exit). */
+  const scratch = new Set()
+  const absolute = (p) => {
+    if (typeof p === 'string') return resolve(p)
+    if (p instanceof URL && p.protocol === 'file:') return resolve(decodeURIComponent(p.pathname))
+    if (Buffer.isBuffer(p)) return resolve(p.toString())
+    return undefined
+  }
+  const inScratch = (p) => {
+    const abs = absolute(p)
+    if (abs === undefined) return false
+    for (const d of scratch) if (abs === d || abs.startsWith(`${d}${sep}`)) return true
+    return false
+  }
   const note = (p, kind = 's') => {
     if (disqualified !== undefined) return
-    let path
-    if (typeof p === 'string') path = p
-    else if (p instanceof URL && p.protocol === 'file:') path = decodeURIComponent(p.pathname)
-    else if (Buffer.isBuffer(p)) path = p.toString()
-    else if (typeof p === 'number')
-      return // an fd: what was opened was noted at open
-    else return disqualify('fs call on an unknown path')
-    const abs = resolve(path)
-    if (ignored.has(abs)) return
+    if (typeof p === 'number') return // an fd: what was opened was noted at open
+    const abs = absolute(p)
+    if (abs === undefined) return disqualify('fs call on an unknown path')
+    if (ignored.has(abs) || inScratch(abs)) return
     if (/^\/(proc|sys|dev)(\/|$)/.test(abs)) return disqualify(`reads ${abs}`)
     depend(abs, kind)
   }
@@ -134,7 +146,7 @@ export function startRecording({ bundle, manifest, scripts }) {
     for (const base of READS) {
       for (const name of [base, `${base}Sync`]) {
         wrap(obj, name, (args) => {
-          if (base === 'open' && opensForWrite(args[1])) disqualify(`opens ${String(args[0])} for writing`)
+          if (base === 'open' && opensForWrite(args[1]) && !inScratch(args[0])) disqualify(`opens ${String(args[0])} for writing`)
           else if (base === 'createReadStream' && args[1]?.fs !== undefined) disqualify('read stream with its own fs')
           // A recursive listing depends on every directory below: not traced, so not replayed.
           else if ((base === 'readdir' || base === 'opendir') && args[1]?.recursive === true)
@@ -152,8 +164,37 @@ export function startRecording({ bundle, manifest, scripts }) {
           else if (base === 'rm' && args[1]?.force === true && typeof args[0] === 'string' && isMissing(args[0])) note(args[0])
           // A stream on a file or /dev/null writes its chunks with fs.writeSync: already captured.
           else if ((base === 'write' || base === 'writev') && inStreamWrite && (args[0] === 1 || args[0] === 2)) return
-          else disqualify(`${name} ${String(args[0])}`)
+          // Inside a scratch directory: the source of a copy is read, the rest is private.
+          else if (
+            TWO_PATHS.has(base) ? inScratch(args[1]) && (COPIES.has(base) || base === 'symlink' || inScratch(args[0])) : inScratch(args[0])
+          ) {
+            if (COPIES.has(base)) note(args[0])
+          } else disqualify(`${name} ${String(args[0])}`)
         })
+      }
+    }
+    // mkdtemp: a new private directory (its parent must stay a writable directory).
+    const mkdtemp = obj.mkdtemp
+    original.set(`${obj === fs ? 'f' : 'p'}:mkdtemp`, [obj, 'mkdtemp', mkdtemp])
+    const made = (dir) => (scratch.add(resolve(dir)), dir)
+    obj.mkdtemp =
+      obj === fs
+        ? function (...args) {
+            disqualify('mkdtemp with a callback')
+            return mkdtemp.apply(this, args)
+          }
+        : function (prefix, ...rest) {
+            const parent = dirname(resolve(String(prefix)))
+            if (!inScratch(parent)) depend(parent, 'w')
+            return mkdtemp.call(this, prefix, ...rest).then(made)
+          }
+    if (obj === fs) {
+      const mkdtempSync = fs.mkdtempSync
+      original.set('f:mkdtempSync', [fs, 'mkdtempSync', mkdtempSync])
+      fs.mkdtempSync = function (prefix, ...rest) {
+        const parent = dirname(resolve(String(prefix)))
+        if (!inScratch(parent)) depend(parent, 'w')
+        return made(mkdtempSync.call(this, prefix, ...rest))
       }
     }
   }
@@ -221,12 +262,13 @@ export function startRecording({ bundle, manifest, scripts }) {
     if (disqualified !== undefined) return debug(`not recorded (${disqualified})`)
     try {
       if (resolve(offered) !== resolve(projectOf(argv))) return debug('not recorded (project is not where --file points)')
+      for (const d of scratch) if (!isMissing(d)) return debug(`not recorded (left ${d} behind)`)
       for (const path of Object.keys(createRequire(import.meta.url).cache)) if (isAbsolute(path)) note(path)
       if (disqualified !== undefined) return debug(`not recorded (${disqualified})`)
       for (const [dep, st] of deps) {
         const path = dep.slice(1)
         if (probe(dep, unwrapped) !== st) return debug(`not recorded (changed during the run: ${path})`)
-        if (st === 'missing' || dep[0] === 'r') continue
+        if (st === 'missing' || dep[0] === 'r' || dep[0] === 'w') continue
         const ctime = BigInt(st.split(':')[5])
         const mtime = BigInt(st.split(':')[4])
         const margin = ctime % 1_000_000n === 0n ? COARSE_MARGIN_NS : MARGIN_NS

@@ -77,15 +77,28 @@ function stamp(path, statSync) {
   }
 }
 
+/** `writable` when `path` is a directory this process may create entries in, else `no`. */
+function writableDir(path, f) {
+  try {
+    if (!f.statSync(path).isDirectory()) return 'no'
+    f.accessSync(path, fs.constants.W_OK | fs.constants.X_OK)
+    return 'writable'
+  } catch {
+    return 'no'
+  }
+}
+
 /**
  * What dependency `dep` is now: its first character says how it was read, the rest is the
  * absolute path. `s`: the stamp of what the path leads to (stat); `l`: of the path itself
  * (lstat, readlink); `r`: its real path (realpath), or `missing`. Undefined on an error that
- * does not say "absent". `f`: the fs functions to use (the recorder passes the unwrapped ones).
+ * does not say "absent"; `w`: whether it is a writable directory (where a temp directory was
+ * made). `f`: the fs functions to use (the recorder passes the unwrapped ones).
  */
 export function probe(dep, f = fs) {
   const path = dep.slice(1)
   if (dep[0] === 'l') return stamp(path, f.lstatSync)
+  if (dep[0] === 'w') return writableDir(path, f)
   if (dep[0] !== 'r') return stamp(path, f.statSync)
   try {
     return f.realpathSync.native(path)

@@ -6,7 +6,8 @@
  * full path would see (the pipeline file edited with its size and mtime restored, a stage source
  * edited or touched, an environment variable, another argv, a stored object deleted or resized,
  * a published file edited, a new file in the data directory, the lock rewritten) is a miss, and
- * the run then does what the full path does. A remote or non-local run is never offered.
+ * the run then does what the full path does. A remote or non-local run is never offered. A
+ * temp directory the run makes and removes (the audit summary's) does not stop a replay.
  */
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
@@ -16,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { writeToyDag } from './fixtures/toy-dag.ts'
+import { toyDagFiles, writeToyDag } from './fixtures/toy-dag.ts'
 import { replayable, type ReplayCandidate } from '../../src/harness/noop-replay.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
 import type { ArtifactStore, LockFile } from '../../src/harness/types.ts'
@@ -50,7 +51,8 @@ function cli(args: string[] = [], env: Record<string, string> = {}): Run {
   // by the hooks it puts in NODE_OPTIONS); the environment's digest would see them, as it sees
   // every variable, so the CLI runs without them (it needs none of tap's hooks).
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS_')))
-  const node = [process.execPath, join(REPO, 'scripts/pipeline.mjs'), '--file', yaml, ...args]
+  const file = args.includes('--file') ? [] : ['--file', yaml]
+  const node = [process.execPath, join(REPO, 'scripts/pipeline.mjs'), ...file, ...args]
   const vars = { ...clean, CUSP_STORE: '', NO_COLOR: '1', CUSP_DEBUG_REPLAY: '1', ...env }
   // `env -i`: exactly these variables, whatever tap's spawn hook adds.
   const r = spawnSync('env', ['-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v ?? ''}`), ...node], {
@@ -237,6 +239,25 @@ t.test('a new file in the data directory, the lock rewritten', async (t) => {
   const same = cli()
   miss(t, same, 'lock rewritten')
   t.match(same.stdout, /0 ran, 0 restored, 6 fresh/)
+})
+
+t.test('a stage named audit: the closing summary reads its result through a temp directory, still replayed', async (t) => {
+  // src/main.ts's afterRun copies audit/result.json out of the store into a fresh mkdtemp
+  // directory and removes it: private to the run, so it neither disqualifies nor becomes an input.
+  const root = await mkdtemp(join(tmpdir(), 'cusp-noop-replay-audit-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  for (const [rel, content] of Object.entries(toyDagFiles({ etas: [0.1], seeds: [0] }))) {
+    const abs = join(root, rel.replaceAll('aggregate', 'audit'))
+    mkdirSync(dirname(abs), { recursive: true })
+    writeFileSync(abs, content.replaceAll('aggregate', 'audit'))
+  }
+  const file = join(root, 'pipeline.yaml')
+  t.equal(cli(['--file', file]).code, 0)
+  await sleep(250)
+  t.match(cli(['--file', file]).replay, /recorded/, 'the no-op records')
+  const hit = cli(['--file', file])
+  t.match(hit.replay, /hit/, 'and replays')
+  t.equal(hit.stdout, full(['--file', file]).stdout)
 })
 
 t.test('only a plain local all-fresh run is offered', async (t) => {
