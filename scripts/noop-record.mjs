@@ -110,6 +110,7 @@ export function startRecording({ bundle, manifest, scripts }) {
   }
   const note = (p, kind = 's') => {
     if (disqualified !== undefined) return
+    if (p === 0) return disqualify('reads stdin')
     if (typeof p === 'number') return // an fd: what was opened was noted at open
     const abs = absolute(p)
     if (abs === undefined) return disqualify('fs call on an unknown path')
@@ -203,6 +204,12 @@ export function startRecording({ bundle, manifest, scripts }) {
     disqualify('checks a process')
     return kill.apply(this, args)
   }
+  // Relative paths are resolved against the cwd in the key: a run that moves elsewhere is not traced.
+  const chdir = process.chdir
+  process.chdir = function (...args) {
+    disqualify('changes directory')
+    return chdir.apply(this, args)
+  }
   // What another process or thread reads is not traced: starting one disqualifies the run.
   for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork']) {
     wrap(childProcess, name, () => disqualify(`starts a process (${name})`))
@@ -256,6 +263,7 @@ export function startRecording({ bundle, manifest, scripts }) {
   process.once('exit', (code) => {
     for (const [obj, name, fn] of original.values()) obj[name] = fn
     process.kill = kill
+    process.chdir = chdir
     workerThreads.Worker = Worker
     if (offered === undefined) return debug('not recorded (not a plain all-fresh run)')
     if (code !== 0) return debug(`not recorded (exit ${code})`)
