@@ -10,7 +10,7 @@
  * temp directory the run makes and removes (the audit summary's) does not stop a replay.
  */
 import t, { type Test } from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { toyDagFiles, writeToyDag } from './fixtures/toy-dag.ts'
 import { replayable, type ReplayCandidate } from '../../src/harness/noop-replay.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
+import { startS3Server, TEST_BUCKET, TEST_ENV } from './fixtures/s3-server.ts'
 import type { ArtifactStore, LockFile } from '../../src/harness/types.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -46,7 +47,8 @@ interface Run {
   replay: string
 }
 
-function cli(args: string[] = [], env: Record<string, string> = {}): Run {
+/** `env -i VAR=... node scripts/pipeline.mjs --file <yaml> ...args`, as argv. */
+function command(args: string[], env: Record<string, string>): string[] {
   // tap gives every child process its own ids (_TAPJS_PROCESSINFO_*, added by its spawn hook and
   // by the hooks it puts in NODE_OPTIONS); the environment's digest would see them, as it sees
   // every variable, so the CLI runs without them (it needs none of tap's hooks).
@@ -55,17 +57,34 @@ function cli(args: string[] = [], env: Record<string, string> = {}): Run {
   const node = [process.execPath, join(REPO, 'scripts/pipeline.mjs'), ...file, ...args]
   const vars = { ...clean, CUSP_STORE: '', NO_COLOR: '1', CUSP_DEBUG_REPLAY: '1', ...env }
   // `env -i`: exactly these variables, whatever tap's spawn hook adds.
-  const r = spawnSync('env', ['-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v ?? ''}`), ...node], {
-    cwd: dir,
-    encoding: 'utf8',
-  })
-  const lines = r.stderr.split(/(?<=\n)/)
+  return ['-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v ?? ''}`), ...node]
+}
+
+function result(code: number | null, stdout: string, stderr: string): Run {
+  const lines = stderr.split(/(?<=\n)/)
   return {
-    code: r.status,
-    stdout: r.stdout,
+    code,
+    stdout,
     stderr: lines.filter((l) => !l.startsWith('cusp: replay: ')).join(''),
     replay: lines.filter((l) => l.startsWith('cusp: replay: ')).join(''),
   }
+}
+
+function cli(args: string[] = [], env: Record<string, string> = {}): Run {
+  const r = spawnSync('env', command(args, env), { cwd: dir, encoding: 'utf8' })
+  return result(r.status, r.stdout, r.stderr)
+}
+
+/** `cli` without blocking this process's event loop (the S3 server runs in it). */
+function cliAsync(args: string[] = [], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((done) => {
+    const child = spawn('env', command(args, env), { cwd: dir })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
+    child.on('close', (code) => done(result(code, stdout, stderr)))
+  })
 }
 
 /** The full path's output, never replayed. */
@@ -258,6 +277,22 @@ t.test('a stage named audit: the closing summary reads its result through a temp
   const hit = cli(['--file', file])
   t.match(hit.replay, /hit/, 'and replays')
   t.equal(hit.stdout, full(['--file', file]).stdout)
+})
+
+t.test('an S3 store (tiered behind the local cache) is never recorded', async (t) => {
+  const server = await startS3Server()
+  t.teardown(() => server.close())
+  const spec = `s3://${TEST_BUCKET}/noop-replay?endpoint=${encodeURIComponent(server.endpoint)}`
+  const push = await cliAsync(['push', '--store', spec], TEST_ENV)
+  t.equal(push.code, 0, push.stderr)
+  for (let i = 0; i < 2; i++) {
+    await sleep(250)
+    const r = await cliAsync(['--store', spec], TEST_ENV)
+    t.equal(r.code, 0, r.stderr)
+    t.match(r.stdout, /0 ran, 0 restored, 6 fresh/, 'a no-op')
+    t.notMatch(r.replay, /hit/, 'never replayed')
+    t.match(r.replay, /not recorded \(not a plain all-fresh run\)/, 'and never recorded: the CLI does not offer it')
+  }
 })
 
 t.test('only a plain local all-fresh run is offered', async (t) => {
