@@ -2,21 +2,23 @@
  * The no-op replay of `npm run pipeline` (scripts/pipeline.mjs), in plain node so that a no-op
  * rerun need not load the CLI bundle at all (docs/architecture.md, "No-op replay").
  *
- * Recording (`startRecording` in scripts/noop-record.mjs, on the full path): while the CLI runs, every path it reads,
- * stats, lists or resolves through node:fs (sync, callback and promise forms) is stat'ed before
- * the call (dev, ino, mode, size, mtime and ctime in ns, or "missing"), and everything it writes
- * to stdout and stderr is kept in order. Any write to the file system, any other fd write, any
- * `import()` of a package, any `process.kill` (a liveness check), any read under /proc, /sys or
- * /dev, and any fs call whose path cannot be told disqualifies the run. The CLI itself says when
- * a run is one it may replay (`offer`, called through a global by src/harness/noop-replay.ts:
- * a plain local `run`, every instance fresh, nothing published anew, a local store). At exit,
- * with code 0 and nothing disqualifying, every stat is taken again and must be unchanged and
- * older than the run's start by a margin (a change in the same clock tick could leave a stamp
- * as it was), and the record is written atomically to `<project>/.cusp/replay/<hash of argv, cwd>.json`: the
- * argv, the cwd and its real path, node version, arch, exec argv, uid/gid, host name, CPU count,
- * TTY-ness of stdout/stderr, a hash of the environment (all of it but IGNORED_ENV), the
- * stats of every path read plus the CLI bundle, its manifest and every input the manifest
- * stamps (sources, these scripts, bundled packages), and the output chunks.
+ * Recording (`startRecording` in scripts/noop-record.mjs, loaded on the full path only): while
+ * the CLI runs, every path it reads, stats, lists or resolves through node:fs (sync, callback and
+ * promise forms) is probed just before the call (`probe`: stat, lstat or real path, or
+ * "missing"), and what it writes to stdout and stderr is kept in order. Writes to the file system
+ * (outside a directory the run made with mkdtemp and removed), fd writes, `import()` of a
+ * package, `process.kill` (a liveness check), starting a process or a worker, reading stdin,
+ * /proc, /sys or /dev, recursive listings and paths that cannot be told disqualify the run. The
+ * CLI itself says when a run is one it may replay (`offer`, called through a global by
+ * src/harness/noop-replay.ts: a plain local `run`, every instance fresh, nothing published anew,
+ * a local store). At exit, with code 0 and nothing disqualifying, every probe is taken again and
+ * must be unchanged and older than the run's start by a margin (a change in the same clock tick
+ * could leave a stamp as it was), and the record is written atomically to
+ * `<project>/.cusp/replay/<hash of argv and cwd>.json`: the key (`keyOf`: argv, cwd and its real
+ * path, node version, arch, exec path and argv, uid/gid, host name, CPU count, TTY-ness of
+ * stdout/stderr, a hash of the environment but IGNORED_ENV), the probes of every path read plus
+ * the CLI bundle, its manifest and every input the manifest stamps (sources, these scripts,
+ * bundled packages), and the output chunks.
  *
  * Replaying (`tryReplay`, first thing on every start): the record next to the project the argv
  * names (`--file`, else the cwd) is used only when every key above is equal and every stat is
