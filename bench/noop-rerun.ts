@@ -15,7 +15,12 @@
  * JSON line: medians (`ours_ms`, `peer_ms`, `ours_cpu_ms`, `peer_cpu_ms`), `ratio` and `cpu_ratio`
  * (ours/peer), `speedup_cpu` and `speedup_wall` (peer/ours: the issue's "10x faster" reads these),
  * median/min/max of each side, the peer's version and the load average before and after, because
- * on a shared machine wall time mostly measures the neighbours. `--keep` keeps the temp dir;
+ * on a shared machine wall time mostly measures the neighbours. Our timed no-op is what
+ * `npm run pipeline` does by default: the first timed run records itself and the later ones
+ * replay the record without loading the CLI bundle (scripts/noop-replay.mjs); `ours_replayed`
+ * counts the replays (from `CUSP_DEBUG_REPLAY=1`'s line). Each round also times our full no-op
+ * (`CUSP_NO_REPLAY=1`: bundle loaded, plan made), reported as `ours_full_ms`, `ours_full_cpu_ms`
+ * and `speedup_cpu_full`. `--keep` keeps the temp dir;
  * `--dir D` reuses a kept one (skipping the slow first runs when D already holds them).
  */
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -46,6 +51,7 @@ interface Timing {
   /** user + sys CPU ms of the child, when GNU time is available. */
   cpuMs: number | undefined
   stdout: string
+  stderr: string
 }
 
 /** Wall time (and CPU time) in ms of one child process; throws when it fails. */
@@ -62,7 +68,7 @@ function timed(cmd: string, argv: string[], cwd: string, env: NodeJS.ProcessEnv 
     cpuMs = ((u ?? 0) + (s ?? 0)) * 1000
     rmSync(cpuFile, { force: true })
   }
-  return { ms, cpuMs, stdout: r.stdout }
+  return { ms, cpuMs, stdout: r.stdout, stderr: r.stderr }
 }
 
 const median = (xs: number[]): number => {
@@ -77,6 +83,11 @@ interface Runner {
   check(): void
 }
 
+/** Ours also times the full no-op (`CUSP_NO_REPLAY=1`: the CLI bundle loads and plans) beside the default. */
+interface OurRunner extends Runner {
+  full(): Timing
+}
+
 /** Median, min and max of xs (undefined when any is missing), rounded to 0.1 ms. */
 function spread(xs: Array<number | undefined>): { median: number; min: number; max: number } | undefined {
   if (xs.length === 0 || xs.some((x) => x === undefined)) return undefined
@@ -85,10 +96,11 @@ function spread(xs: Array<number | undefined>): { median: number; min: number; m
   return { median: r(median(ns)), min: r(Math.min(...ns)), max: r(Math.max(...ns)) }
 }
 
-function ours(dir: string): Runner {
+function ours(dir: string): OurRunner {
   const file = join(dir, 'pipeline.yaml')
   const base = [...CLI, '--file', file]
-  const env = { ...process.env, CUSP_STORE: '' }
+  // CUSP_DEBUG_REPLAY=1 says on stderr whether a run was replayed (it is not in the replay's key).
+  const env = { ...process.env, CUSP_STORE: '', CUSP_DEBUG_REPLAY: '1' }
   if (!existsSync(join(dir, 'pipeline.lock'))) {
     writeToyDag(dir, SHAPE)
     log(`ours: first run of ${toyInstanceCount(SHAPE)} instances in ${dir} ...`)
@@ -111,12 +123,14 @@ function ours(dir: string): Runner {
     )
   }
   const expected = `0 ran, 0 restored, ${toyInstanceCount(SHAPE)} fresh`
+  const run = (e: NodeJS.ProcessEnv): Timing => {
+    const r = timed(process.execPath, base, REPO, e)
+    if (!r.stdout.includes(expected)) throw new Error(`no-op rerun did work:\n${r.stdout.slice(0, 2000)}`)
+    return r
+  }
   return {
-    once: () => {
-      const r = timed(process.execPath, base, REPO, env)
-      if (!r.stdout.includes(expected)) throw new Error(`no-op rerun did work:\n${r.stdout.slice(0, 2000)}`)
-      return r
-    },
+    once: () => run(env),
+    full: () => run({ ...env, CUSP_NO_REPLAY: '1' }),
     check: () => {
       if (readFileSync(join(dir, 'pipeline.lock'), 'utf8') !== lockBefore) throw new Error('a no-op rerun changed pipeline.lock')
       if (lockStat() !== lockStatBefore) throw new Error('a no-op rerun rewrote pipeline.lock (same bytes, new file or mtime)')
@@ -179,16 +193,21 @@ try {
   const p = peer(join(root, 'snakemake'))
   // Rounds alternate the two sides, so a neighbour's burst of load falls on both alike.
   const mine: Timing[] = []
+  const mineFull: Timing[] = []
   const theirs: Timing[] = []
   for (let i = 0; i < RUNS; i++) {
     mine.push(o.once())
+    mineFull.push(o.full())
     theirs.push(p.once())
   }
   o.check()
-  log(`ours: no-op reruns ${fmt(mine)}`)
+  const replayed = mine.filter((t) => t.stderr.includes('cusp: replay: hit')).length
+  log(`ours: no-op reruns ${fmt(mine)} (${replayed} of ${RUNS} replayed)`)
+  log(`ours, full no-op (CUSP_NO_REPLAY=1): ${fmt(mineFull)}`)
   log(`snakemake: no-op reruns ${fmt(theirs)}`)
   const [ow, pw] = [spread(mine.map((t) => t.ms))!, spread(theirs.map((t) => t.ms))!]
   const [oc, pc] = [spread(mine.map((t) => t.cpuMs)), spread(theirs.map((t) => t.cpuMs))]
+  const [fw, fc] = [spread(mineFull.map((t) => t.ms))!, spread(mineFull.map((t) => t.cpuMs))]
   const ratio = (a: number, b: number): number => Math.round((a / b) * 1000) / 1000
   console.log(
     JSON.stringify({
@@ -203,6 +222,10 @@ try {
       cpu_ratio: oc !== undefined && pc !== undefined ? ratio(oc.median, pc.median) : null,
       speedup_cpu: oc !== undefined && pc !== undefined ? ratio(pc.median, oc.median) : null,
       speedup_wall: ratio(pw.median, ow.median),
+      ours_replayed: replayed,
+      ours_full_ms: fw.median,
+      ours_full_cpu_ms: fc?.median ?? null,
+      speedup_cpu_full: fc !== undefined && pc !== undefined ? ratio(pc.median, fc.median) : null,
       ours_wall_spread: ow,
       peer_wall_spread: pw,
       ours_cpu_spread: oc ?? null,

@@ -6,19 +6,33 @@
  * once on stderr and runs the sources through tsx instead, which is slower but the same CLI.
  * `CUSP_DEBUG=1` also maps stack traces back to the sources (and loads the bundle without the code cache).
  */
-import { ensureBundle, loadBundle } from './cli-bundle.mjs'
+import { fileURLToPath } from 'node:url'
+import { tryReplay } from './noop-replay.mjs'
 
-const debug = process.env.CUSP_DEBUG === '1'
-if (debug) process.setSourceMapsEnabled(true)
-let cli
-try {
-  cli = loadBundle(await ensureBundle(), { codeCache: !debug })
-} catch (e) {
-  process.stderr.write(
-    `cusp: cannot build the CLI bundle (${e instanceof Error ? e.message : String(e)}); running the sources through tsx\n`,
+// A no-op rerun whose every input is as it was replays its recorded output (scripts/noop-replay.mjs).
+if (!tryReplay()) await runCli()
+
+async function runCli() {
+  const { bundlePaths, ensureBundle, loadBundle } = await import('./cli-bundle.mjs')
+  const { startRecording } = await import('./noop-record.mjs')
+  const { bundle, manifest } = bundlePaths()
+  const scripts = ['pipeline.mjs', 'cli-bundle.mjs', 'noop-replay.mjs', 'noop-record.mjs'].map((f) =>
+    fileURLToPath(new URL(f, import.meta.url)),
   )
-  const { register } = await import('tsx/esm/api')
-  register()
-  cli = await import('../src/main.ts')
+  const recording = startRecording({ bundle, manifest, scripts })
+  const debug = process.env.CUSP_DEBUG === '1'
+  if (debug) process.setSourceMapsEnabled(true)
+  let cli
+  try {
+    cli = loadBundle(await ensureBundle(), { codeCache: !debug })
+  } catch (e) {
+    recording.disqualify('no CLI bundle')
+    process.stderr.write(
+      `cusp: cannot build the CLI bundle (${e instanceof Error ? e.message : String(e)}); running the sources through tsx\n`,
+    )
+    const { register } = await import('tsx/esm/api')
+    register()
+    cli = await import('../src/main.ts')
+  }
+  await cli.runAsProcess()
 }
-await cli.runAsProcess()

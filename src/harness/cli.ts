@@ -31,6 +31,7 @@ import { exportArgo } from './export-argo.ts'
 import { dagOutput } from './dag-command.ts'
 import { openCommand } from './open-command.ts'
 import { closingLines, publishAfter, publishedStatusLines } from './published-cli.ts'
+import { offerReplay } from './noop-replay.ts'
 import type { ArtifactStore, Failure, ValidPipeline } from './types.ts'
 import type { RunOptions } from './run-types.ts'
 import type { InstanceRunner } from './executors/runner.ts'
@@ -333,10 +334,9 @@ async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): P
     })
     if (closing !== undefined) io.stdout.write(`\n${closing}`)
   }
-  if (!cmd.dryRun) {
-    const published = await publishAfter(base, summary.outcomes)
-    if (!cmd.json) for (const line of closingLines(published, base.pipeline)) io.stdout.write(`${line}\n`)
-  }
+  const published = cmd.dryRun ? undefined : await publishAfter(base, summary.outcomes)
+  if (!cmd.dryRun && !cmd.json) for (const line of closingLines(published, base.pipeline)) io.stdout.write(`${line}\n`)
+  offerReplay({ cmd, remote: base.runner !== undefined, store: base.store, summary, published, root: base.pipeline.root })
   const nondeterministic = Object.entries(summary.outcomes).filter(([, o]) => o.outcome === 'nondeterministic')
   for (const [id, o] of nondeterministic) {
     io.stderr.write(

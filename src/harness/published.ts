@@ -70,11 +70,14 @@ export async function readManifest(root: string): Promise<Manifest> {
   return { schema: 1, targets: {}, files: {} }
 }
 
+/** Writes the manifest, unless it already holds exactly these bytes (a no-op run writes nothing). */
 async function writeManifest(root: string, m: Manifest): Promise<void> {
   const path = join(root, MANIFEST)
+  const text = `${JSON.stringify(m, null, 2)}\n`
+  if ((await readFile(path, 'utf8').catch(() => undefined)) === text) return
   await mkdir(dirname(path), { recursive: true })
   const tmp = `${path}.${process.pid}.tmp`
-  await writeFile(tmp, `${JSON.stringify(m, null, 2)}\n`)
+  await writeFile(tmp, text)
   await rename(tmp, path)
 }
 
