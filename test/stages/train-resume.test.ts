@@ -49,7 +49,9 @@ t.test('kill mid-run, rerun: resumes from the saved state, outputs bit-identical
   const outA = await writeJob(join(dir, 'a'), 'train', params, din, join(dir, 'resume-a'))
   const a = await runJob(join(dir, 'a'))
   t.equal(a.code, 0, a.stderr)
-  await t.rejects(stat(join(dir, 'resume-a')), 'the resume directory is removed after a successful run')
+  // Without a harness nobody publishes: the stage leaves the resume directory for the harness to
+  // remove once it has published (test/stages/resume-publish.test.ts).
+  t.ok((await stat(join(dir, 'resume-a', 'state.safetensors'))).isFile(), 'the resume directory is left for the harness')
 
   const resume = join(dir, 'resume-b')
   await writeJob(join(dir, 'b1'), 'train', params, din, resume)
@@ -122,7 +124,6 @@ for (const [name, damage, reason] of damaged) {
     t.match(said, reason, 'with the reason')
     t.notMatch(said, /resuming from iteration/, 'and does not resume from it')
     t.notMatch(b.stderr, /^\s+at .+:\d+:\d+\)?$/m, 'no stack')
-    await t.rejects(stat(resume), 'the resume directory is removed after the run')
     const ta = await tree(outA)
     const tb = await tree(outB)
     t.same(Object.keys(tb).sort(), Object.keys(ta).sort(), 'same files')
