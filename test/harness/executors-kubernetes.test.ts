@@ -305,6 +305,35 @@ t.test('Ctrl-C while a Job is being created: the Job is deleted and the run ends
   t.notOk(fake.jobs.has(jobName(inst, FP)), 'no Job left behind')
 })
 
+t.test('two runs of one instance at one fingerprint create two Jobs (a kept failed Job never blocks the rerun)', async (t) => {
+  const fake = await startFakeKube(async () => ({ exitCode: 0, log: '' }))
+  t.teardown(() => fake.close())
+  const inst = {
+    id: 'prepare',
+    stage: 'prepare',
+    impl: 'prepare',
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+  } as unknown as StageInstance
+  // No `attempt` option: the runner's own attempt tags. The fake refuses a name in use (409), as the API server does.
+  const runner = new KubernetesRunner({
+    image: 'cusp:cpu',
+    spec: { store: 's3://b/p' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(fake.url),
+  })
+  const first = await runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
+  const second = await runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
+  t.ok(first.ok, 'the first Job succeeded')
+  t.ok(second.ok, 'the second Job was created and succeeded beside the kept first one')
+  const created = fake.requests.filter((q) => q.startsWith('POST /apis/batch/v1/namespaces/ml/jobs'))
+  t.equal(created.length, 2)
+  t.equal(fake.jobs.size, 2, 'two Jobs, two names')
+})
+
 t.test('Job names are unique per attempt and valid DNS-1123 names', async (t) => {
   const inst = {
     id: 'train@eta=0.1,seed=0',
