@@ -5,7 +5,7 @@
  * warning line, and a run recomputes it and publishes a signed record in its place, which the next
  * reader with the key restores. Without the key the same store restores as before.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,7 +30,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 writeToyDag(dir, { etas: [0.1], seeds: [0] })
 
 /** `status --json`'s action per instance. */
-async function actions(env: Record<string, string>): Promise<{ actions: Record<string, string>; stderr: string }> {
+async function actions(t: Test, env: Record<string, string>): Promise<{ actions: Record<string, string>; stderr: string }> {
   // The store's warning goes to the process's stderr (record-trust.ts), the CLI's own lines to io.stderr.
   let warned = ''
   const write = process.stderr.write.bind(process.stderr)
@@ -49,9 +49,9 @@ async function actions(env: Record<string, string>): Promise<{ actions: Record<s
 t.test('with a record key set, an unsigned stored record is a miss; the run replaces it with a signed one', async (t) => {
   t.equal((await run(dir, ['--stage', 'prepare'])).code, 0, 'an unsigned record is published')
   rmSync(join(dir, 'pipeline.lock'))
-  t.same((await actions({})).actions, { prepare: 'restore' }, 'without a key it would be restored')
+  t.same((await actions(t, {})).actions, { prepare: 'restore' }, 'without a key it would be restored')
 
-  const keyed = await actions(KEY)
+  const keyed = await actions(t, KEY)
   t.same(keyed.actions, { prepare: 'run' }, 'with the key the unsigned record is not trusted')
   const warnings = keyed.stderr.trim().split('\n')
   t.equal(warnings.length, 1, 'one warning line')
@@ -66,10 +66,10 @@ t.test('with a record key set, an unsigned stored record is a miss; the run repl
   t.match(stored.signature, /^hmac-sha256:[0-9a-f]{12}:[0-9a-f]{64}$/, 'the record in the store is now signed')
 
   rmSync(join(dir, 'pipeline.lock'))
-  const again = await actions(KEY)
+  const again = await actions(t, KEY)
   t.same(again.actions, { prepare: 'restore' }, 'and a reader with the key restores it')
   t.equal(again.stderr, '', 'without a warning')
-  const otherKey = await actions({ CUSP_RECORD_KEY: 'another-key-of-enough-length-42' })
+  const otherKey = await actions(t, { CUSP_RECORD_KEY: 'another-key-of-enough-length-42' })
   t.same(otherKey.actions, { prepare: 'run' }, 'a reader with another key does not')
   t.match(otherKey.stderr, /^warning: ignoring run record [0-9a-f]{16} of prepare .*bad signature/, 'and says why, on one line')
   t.equal(otherKey.stderr.trim().split('\n').length, 1)
