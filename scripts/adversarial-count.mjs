@@ -54,6 +54,7 @@ const RULES = [
     ],
   ],
   ['test/harness/record-attack.test.ts', [[/./, 'records']]],
+  ['test/harness/signed-cli.test.ts', [[/./, 'records']]],
   [
     'test/harness/store-adversarial.test.ts',
     [

@@ -194,7 +194,9 @@ function decideWith(
   const restorable = (): RunRecord | undefined => {
     const rec = look.run(current.fingerprint)
     if (rec === undefined) incomplete = true
-    if (!rec) return undefined
+    // A record is restorable only with exactly the declared outputs (whatever the store checked).
+    const exact = (o: Record<string, StoredOutput>) => Object.keys(o).length === names.length && names.every((n) => Object.hasOwn(o, n))
+    if (!rec || !exact(rec.outputs)) return undefined
     return absent(rec.outputs).length === 0 ? rec : undefined
   }
 

@@ -46,6 +46,8 @@ export async function planDetailed(opts: Omit<RunOptions, 'onEvent'>): Promise<R
  * `summary.ok`); `fail` only when it could not (invalid lock, unknown target, store error).
  */
 export async function execute(opts: RunOptions): Promise<Result<ExecSummary, Failure[]>> {
+  // The runs that repair: re-storing bytes replaces a stored copy that does not hash to its name.
+  if (opts.force === true || opts.verify === true) opts.store.reverifyExisting?.()
   const r = await guard(async () => {
     const prep = await prepare(opts)
     if (!prep.ok) return prep

@@ -48,7 +48,8 @@ export interface StageContext<P = JsonObject> {
    * A directory private to this instance's fingerprint, outside the store, that survives a
    * killed run (absent when the harness offers none, e.g. under --verify). A long stage may keep
    * partial state there and resume from it when rerun; its outputs must be bit-identical to an
-   * uninterrupted run's. The stage removes it when done (nothing else reads it).
+   * uninterrupted run's. The harness removes it once it has published the outputs (never
+   * before: a kill between the stage's end and the publish resumes from it); a stage need not.
    */
   resumeDir?: string
   /**

@@ -244,6 +244,12 @@ export interface ArtifactStore {
    * restore relies on it, so gc spares it and its objects like a new one. False when it is gone.
    */
   touchRun?(fingerprint: Fingerprint): Promise<boolean>
+  /**
+   * From now on, a write whose object is already stored re-hashes the stored copy and replaces it
+   * when it does not hash to its name (`--force`, `--verify`: the runs that repair). A local store
+   * always does; an S3 store otherwise trusts an object of the right size (a HEAD, no download).
+   */
+  reverifyExisting?(): void
   listRuns(): Promise<RunRecord[]>
 }
 

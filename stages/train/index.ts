@@ -12,8 +12,9 @@
  * and saves a resume state (θ_n, t_n, the warm-start h_1, the telemetry length, the checkpoint
  * list) at the top of every checkpoint iteration and at least every 30 s. A rerun after a kill
  * restarts from that state; since each iteration depends only on the state, the outputs are bit
- * for bit those of an uninterrupted run. On success the files are linked into `outDir` and the
- * resume directory is removed. Without `resumeDir`, a temporary directory plays its part.
+ * for bit those of an uninterrupted run. On success the files are linked into `outDir`; the
+ * resume directory is left for the harness, which removes it only once it has published the
+ * outputs. Without `resumeDir`, a temporary directory plays its part (and is removed).
  */
 import { createHash } from 'node:crypto'
 import { appendFile, copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
@@ -297,7 +298,9 @@ export default defineStage(async (ctx: StageContext<TrainParams>) => {
   await place(telemetry, join(ctx.outDir, 'telemetry.jsonl'))
   const stray = (await readdir(join(dir, 'checkpoints'))).length - entries.length
   if (stray > 0) ctx.log(`${stray} unlisted files in the run directory were not published`)
-  await rm(dir, { recursive: true, force: true })
+  // The harness's resume directory stays until the harness has published these outputs (it
+  // removes it then): a kill before that resumes from the saved state instead of starting over.
+  if (resumeDir === undefined) await rm(dir, { recursive: true, force: true })
   ctx.progress(1, `done: ${summary.stopReason} at iteration ${summary.iterations}`)
 
   return {

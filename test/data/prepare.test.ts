@@ -72,6 +72,24 @@ t.test('synthetic images: deterministic, balanced, class-structured', async (t) 
   t.throws(() => syntheticImageSet({ ...spec, classes: 0 }), /classes = 0 must be a positive integer/)
 })
 
+t.test('synthetic images: oversized sets are refused in one line before any allocation (no RangeError)', async (t) => {
+  const base = { classes: 2, perClass: 1, height: 8, width: 8, channels: 1, noise: 1, seed: 0 }
+  const refuses = (over: Partial<typeof base>, message: RegExp, what: string) => {
+    let thrown: unknown
+    try {
+      syntheticImageSet({ ...base, ...over })
+    } catch (e) {
+      thrown = e
+    }
+    t.ok(thrown instanceof Error && !(thrown instanceof RangeError), `${what}: an Error, not a RangeError`)
+    t.match((thrown as Error).message, message, what)
+    t.notMatch((thrown as Error).message, /\n/, `${what}: one line`)
+  }
+  refuses({ height: 100_000, width: 100_000 }, /100000 x 100000 images are larger than 4096 x 4096/, '100000 x 100000 images')
+  refuses({ classes: 1000, perClass: 100_000, height: 64, width: 64 }, /more than 268435456 floats \(1 GiB\)/, '1 GiB of floats')
+  refuses({ channels: 5 }, /at most 4 channels/, 'five channels')
+})
+
 t.test('prepareDataset: shapes, labels, manifest, determinism', async (t) => {
   const set = syntheticImageSet({ classes: 5, perClass: 30, height: 3, width: 3, channels: 2, noise: 1, seed: 1 })
   const spec = { classes: ['class-4', 'class-1'], nD: 21, seed: 5, normalisation: 'standardise' as const }

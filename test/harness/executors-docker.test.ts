@@ -160,6 +160,35 @@ t.test('the runner with a fake docker CLI: argv as built, a failing container su
   t.same(events, [{ type: 'progress', instance: 'prepare', fraction: 0.5 }], 'progress lines become events')
 })
 
+t.test(
+  'two runs of one instance at one fingerprint get distinct container names (a kept or orphaned container never blocks a rerun)',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cusp-docker-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const fake = join(dir, 'docker')
+    // Records the --name of every `docker run` and refuses a name already used, as the engine does.
+    writeFileSync(
+      fake,
+      `#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ "$1" = --name ]; then n="$2"; fi; shift; done\nif grep -qx "$n" ${join(dir, 'names')} 2>/dev/null; then echo "Conflict. The container name \\"/$n\\" is already in use" >&2; exit 125; fi\necho "$n" >> ${join(dir, 'names')}\nexit 0\n`,
+    )
+    chmodSync(fake, 0o755)
+    const runner = new DockerRunner({
+      image: 'cusp:cpu',
+      spec: { store: 's3://b/p' },
+      pipelineName: 'p',
+      env: { PATH: process.env.PATH },
+      docker: fake,
+    })
+    const first = await runner.run({ instance: prep, fingerprint: FP, emit: () => undefined })
+    const second = await runner.run({ instance: prep, fingerprint: FP, emit: () => undefined })
+    t.ok(first.ok && second.ok, 'both runs started their container')
+    const names = readFileSync(join(dir, 'names'), 'utf8').trim().split('\n')
+    t.equal(names.length, 2)
+    t.not(names[0], names[1], 'one name per attempt')
+    for (const n of names) t.match(n, /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/, 'a valid container name')
+  },
+)
+
 const engine = spawnSync('docker', ['info'], { encoding: 'utf8' }).status === 0
 t.test(
   'a real container (only with a Docker engine and CUSP_DOCKER_IMAGE built)',

@@ -266,6 +266,74 @@ t.test('a container that can never start (ImagePullBackOff) fails its instance a
   t.notOk(fake.jobs.has(name), 'the Job was deleted')
 })
 
+t.test('Ctrl-C while a Job is being created: the Job is deleted and the run ends cancelled', async (t) => {
+  const fake = await startFakeKube(never)
+  t.teardown(() => fake.close())
+  const inst = {
+    id: 'prepare',
+    stage: 'prepare',
+    impl: 'prepare',
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+  } as unknown as StageInstance
+  const runner = new KubernetesRunner({
+    image: 'cusp:cpu',
+    spec: { store: 's3://b/p' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(fake.url),
+    attempt: () => '',
+  })
+  // The cancel lands after the server created the Job and before the client has its answer.
+  fake.beforeCreated = () => runner.cancelAll()
+  const r = await Promise.race([
+    runner.run({ instance: inst, fingerprint: FP, emit: () => undefined }),
+    // Bounded only so that a regression fails instead of hanging (the Job's pod never ends).
+    new Promise<'hung'>((res) => setTimeout(() => res('hung'), 60_000).unref()),
+  ])
+  t.not(r, 'hung', 'the run ended')
+  if (r !== 'hung') {
+    t.notOk(r.ok)
+    if (!r.ok) t.match(r.failure, { reason: 'stage-failed', signal: 'SIGINT', stderrTail: /cancelled/ })
+  }
+  t.ok(
+    fake.requests.some((q) => q.startsWith(`DELETE /apis/batch/v1/namespaces/ml/jobs/${jobName(inst, FP)}`)),
+    'the Job created under the cancel was deleted',
+  )
+  t.notOk(fake.jobs.has(jobName(inst, FP)), 'no Job left behind')
+})
+
+t.test('two runs of one instance at one fingerprint create two Jobs (a kept failed Job never blocks the rerun)', async (t) => {
+  const fake = await startFakeKube(async () => ({ exitCode: 0, log: '' }))
+  t.teardown(() => fake.close())
+  const inst = {
+    id: 'prepare',
+    stage: 'prepare',
+    impl: 'prepare',
+    params: {},
+    deps: [],
+    outputs: [],
+    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+  } as unknown as StageInstance
+  // No `attempt` option: the runner's own attempt tags. The fake refuses a name in use (409), as the API server does.
+  const runner = new KubernetesRunner({
+    image: 'cusp:cpu',
+    spec: { store: 's3://b/p' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(fake.url),
+  })
+  const first = await runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
+  const second = await runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
+  t.ok(first.ok, 'the first Job succeeded')
+  t.ok(second.ok, 'the second Job was created and succeeded beside the kept first one')
+  const created = fake.requests.filter((q) => q.startsWith('POST /apis/batch/v1/namespaces/ml/jobs'))
+  t.equal(created.length, 2)
+  t.equal(fake.jobs.size, 2, 'two Jobs, two names')
+})
+
 t.test('Job names are unique per attempt and valid DNS-1123 names', async (t) => {
   const inst = {
     id: 'train@eta=0.1,seed=0',

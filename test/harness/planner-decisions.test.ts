@@ -228,3 +228,39 @@ t.test('the fingerprint breakdown: sorted inputs, upstream only for provenance s
   const r = resolveInputs(c, (dep) => (dep.instance === 'a' ? { digest: d('1'), fingerprint: d('2') as string as Fingerprint } : undefined))
   t.same(r, { ok: false, unresolved: ['z'] })
 })
+
+t.test('a stored record with other output names than the declared ones is never restored, whatever the store checked', async (t) => {
+  const b = inst('b')
+  const fp = fpOf(b, {})
+  const record = (outputs: Record<string, StoredOutput>): RunRecord => ({
+    schema: 1,
+    fingerprint: fp.fingerprint,
+    instance: 'b',
+    stage: 'b',
+    breakdown: fp.breakdown,
+    outputs,
+    durationMs: 1,
+    finishedAt: 'x',
+  })
+  const decideWith = (r: RunRecord) =>
+    nextAction({
+      instance: b,
+      fingerprint: fp,
+      entry: undefined,
+      index: index([r], ['1', '2', 'f']),
+      forced: false,
+      mode: 'settle',
+      missingSoFar: 0,
+    })
+  t.equal(decideWith(record(outs('1'))).kind, 'restore', 'control: exactly the declared outputs restore')
+  const extra = { ...outs('1'), 'extra.bin': { digest: d('2'), size: 1, kind: 'file' as const } }
+  t.equal(decideWith(record(extra)).kind, 'run', 'an extra output: run')
+  const { out: _out, ...missing } = outs('1')
+  t.equal(decideWith(record(missing)).kind, 'run', 'a missing output: run')
+  const { [RESULT_OUTPUT]: _r, ...renamed } = outs('1')
+  t.equal(
+    decideWith(record({ ...renamed, 'result.jsonl': { digest: d('f'), size: 1, kind: 'file' } })).kind,
+    'run',
+    'a renamed output: run',
+  )
+})

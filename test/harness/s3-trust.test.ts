@@ -16,6 +16,8 @@ import { S3Store } from '../../src/harness/store/s3-store.ts'
 import { discard } from '../../src/harness/store/s3-transfer.ts'
 import { TieredStore } from '../../src/harness/store/tiered-store.ts'
 import { pushLock } from '../../src/harness/sync.ts'
+import { execute, type RunOptions } from '../../src/harness/run-pipeline.ts'
+import { Project } from './fixtures/counting-project.ts'
 import type { LockFile, ObjectDigest } from '../../src/harness/types.ts'
 import { s3TestStore, startS3Server, TEST_BUCKET } from './fixtures/s3-server.ts'
 import { makeRecord } from './store-contract.ts'
@@ -75,6 +77,45 @@ t.test('push re-hashes the remote copy: a damaged copy of the right size is over
   t.equal(sha(await getRaw(remote, remote.objectKey(put.digest))), put.digest, 'the remote copy now hashes to its name')
   const again = await pushLock(lock, new TieredStore(local, remote))
   t.match(again, { objects: { present: 1, moved: 0 } }, 'and a second push finds it present')
+})
+
+t.test('--force and --verify re-hash the bucket copy of what they re-store: a damaged copy of the right size is replaced', async (t) => {
+  const p = new Project()
+  t.teardown(() => p.cleanup())
+  const at = prefix()
+  // A new store per run, as per CLI invocation: --force / --verify switch re-hashing on for theirs.
+  const run = async (extra: Partial<RunOptions> = {}) => {
+    const r = await execute({
+      pipeline: p.pipeline(),
+      store: new TieredStore(new LocalStore(p.storeRoot), s3TestStore(server.endpoint, at)),
+      lockPath: p.lockPath,
+      jobs: 2,
+      processEnv: { ...process.env, TOY_COUNTER_DIR: p.counterDir, CUSP_STAGE_ENV: 'TOY_COUNTER_DIR' },
+      ...extra,
+    })
+    if (!r.ok) throw new Error(JSON.stringify(r.error))
+    t.ok(r.value.ok, 'the run succeeds')
+  }
+  const remote = s3TestStore(server.endpoint, at)
+  const damage = async (instance: string, output: string): Promise<string> => {
+    const digest = p.lock().instances[instance]!.outputs[output]!.digest
+    const bad = await getRaw(remote, remote.objectKey(digest as ObjectDigest))
+    bad[0] = bad[0]! ^ 1
+    await putRaw(remote, remote.objectKey(digest as ObjectDigest), bad)
+    return digest
+  }
+  const remoteSha = async (digest: string) => sha(await getRaw(remote, remote.objectKey(digest as ObjectDigest)))
+  await run()
+
+  const source = await damage('source', 'data.txt')
+  await run({ targets: ['source'] })
+  t.not(await remoteSha(source), source, 'a plain rerun (fresh) does not download anything')
+  await run({ targets: ['source'], force: true })
+  t.equal(await remoteSha(source), source, '--force: the bucket copy hashes to its name again')
+
+  const side = await damage('side', 'side.txt')
+  await run({ targets: ['side'], verify: true })
+  t.equal(await remoteSha(side), side, '--verify: the bucket copy hashes to its name again')
 })
 
 t.test('one mismatching read never deletes a shared object: discard re-reads it first', async (t) => {

@@ -154,6 +154,14 @@ const cases: Case[] = [
     message: (d) => new RegExp(`^cannot write ${d}/artifacts/\\S+: no space left on the device \\(ENOSPC\\)\\. Free space`),
   },
   {
+    name: 'the store: immutable (EPERM on every write under artifacts/, as after chattr +i)',
+    fault: (d) => ({ under: [`${d}/artifacts`], code: 'EPERM' }),
+    message: (d) =>
+      new RegExp(
+        `^cannot \\w+ ${d}/artifacts/\\S+: operation not permitted \\(an immutable or protected file\\?\\) \\(EPERM\\)\\. Make it writable`,
+      ),
+  },
+  {
     name: 'the store: a read-only file system (EROFS)',
     fault: (d) => ({ under: [`${d}/artifacts`], code: 'EROFS' }),
     message: (d) => new RegExp(`^cannot \\w+ ${d}/artifacts/\\S+: read-only file system \\(EROFS\\)\\. `),

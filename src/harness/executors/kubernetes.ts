@@ -181,6 +181,7 @@ export class KubernetesRunner implements InstanceRunner {
       return { ok: false, failure: remoteFailure(id, null, null, `cannot create Job ${ns}/${name}: ${apiMessage(e)}`) }
     }
     this.live.add(name)
+    if (this.cancelled) await this.cancelAll() // Ctrl-C came while the create was in flight: cancelAll missed this Job
     req.emit({ type: 'log', instance: id, message: `Job ${ns}/${name} created` })
     // Read when the watch opens and on every pod poll: a Job that ended or vanished unseen by the
     // watch (before it opened, or while it was silent) is noticed too.

@@ -35,6 +35,7 @@ export const REFRESH_AFTER_MS = 30 * 60_000
 export class S3Store extends S3Bucket implements ArtifactStore {
   /** false once the server answered a conditional write with NotImplemented. */
   private conditionalWrites = true
+  private reverify = false
 
   constructor(
     config: S3StoreConfig,
@@ -71,11 +72,12 @@ export class S3Store extends S3Bucket implements ArtifactStore {
 
   /**
    * Upload object `digest` (of `size` bytes) with `upload` unless the server has it with that
-   * size; a dedup hit refreshes its last-modified time (gc's age signal) when it is getting old.
+   * size (and, after `reverifyExisting`, bytes that hash to its name); a dedup hit refreshes its
+   * last-modified time (gc's age signal) when it is getting old.
    */
   async ensure(digest: ObjectDigest, size: number, upload: () => Promise<void>): Promise<void> {
     const head = await this.head(this.objectKey(digest))
-    if (head?.size !== size) return await upload()
+    if (head?.size !== size || (this.reverify && !(await this.checkObject(digest)))) return await upload()
     await refreshKey(this, this.objectKey(digest), head.modified, REFRESH_AFTER_MS)
   }
 
@@ -117,6 +119,11 @@ export class S3Store extends S3Bucket implements ArtifactStore {
   /** Re-hash one object on the server; a corrupt one is discarded once a second read agrees. */
   async verifyObject(digest: ObjectDigest): Promise<boolean> {
     return await verifyRemote(this, digest)
+  }
+
+  /** See `ArtifactStore.reverifyExisting`: a dedup hit then re-hashes the server's copy (a download). */
+  reverifyExisting(): void {
+    this.reverify = true
   }
 
   /** Re-hash one object on the server and report; never deletes (push overwrites a bad copy). */

@@ -88,6 +88,11 @@ export class TieredStore implements ArtifactStore {
     return await this.backfill(digest)
   }
 
+  /** The local store always re-hashes a copy it dedups against; the remote does from now on. */
+  reverifyExisting(): void {
+    this.remote.reverifyExisting()
+  }
+
   async deleteObject(digest: ObjectDigest): Promise<void> {
     await this.local.deleteObject(digest)
     await this.remote.deleteObject(digest)
