@@ -14,6 +14,7 @@ import { createReadStream } from 'node:fs'
 import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
+import { stripControl, terminalJson } from '../redact.ts'
 import { parseListing } from './dir-listing.ts'
 import { LocalStore } from './local-store.ts'
 import { admitRecord } from './record-trust.ts'
@@ -198,7 +199,8 @@ export function fsckText(reports: readonly FsckLayerReport[], repair: boolean): 
   if (problems > 0 && !repair)
     lines.push(`${problems} problems: run fsck --repair to move them into quarantine/ (the next run then reproduces what is missing)`)
   else if (problems > 0) lines.push(`${problems} problems moved into quarantine/; the next run reproduces what is missing`)
-  return `${lines.join('\n')}\n`
+  // Fingerprints come from entry names in the store and problems from records: no terminal controls.
+  return `${lines.map((l) => stripControl(l, { mark: '?' })).join('\n')}\n`
 }
 
 /** Exit code of `fsck`: 0 clean (or repaired), 1 problems left in place. */
@@ -227,6 +229,6 @@ export async function fsckCommand(
     o.stderr.write(`fsck: cannot check ${store.description}\n`)
     return 2
   }
-  o.stdout.write(o.json ? `${JSON.stringify({ type: 'fsck', repair: o.repair, layers: reports })}\n` : fsckText(reports, o.repair))
+  o.stdout.write(o.json ? `${terminalJson({ type: 'fsck', repair: o.repair, layers: reports })}\n` : fsckText(reports, o.repair))
   return fsckExitCode(reports, o.repair)
 }

@@ -14,6 +14,7 @@
  */
 import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
 import { canonicalJson, sha256Hex } from '../canonical-json.ts'
+import { stripControl } from '../redact.ts'
 import type { OutputDecl, RunRecord } from '../types.ts'
 import { checkRunRecord } from './run-record-check.ts'
 
@@ -58,7 +59,9 @@ export function admitRecord(value: unknown, fingerprint: string, trust: RecordTr
   const problem = declaredOutputsProblem(record, trust) ?? signatureProblem(record, trust)
   if (problem !== undefined) {
     const say = trust.warn ?? defaultWarn
-    say(`ignoring run record ${fingerprint.slice(0, 16)} of ${printable(record.instance)} in ${where}: ${problem}`)
+    say(
+      `ignoring run record ${fingerprint.slice(0, 16)} of ${printable(record.instance)} in ${where}: ${stripControl(problem, { mark: '?', oneLine: true })}`,
+    )
     return undefined
   }
   const { [SIGNATURE_FIELD]: _sig, ...plain } = record
@@ -103,10 +106,9 @@ function defaultWarn(message: string): void {
   process.stderr.write(`warning: ${message}\n`)
 }
 
-/** A record field safe to print on a terminal: control characters replaced, length capped. */
+/** A record field safe to print inside one line: control characters (C0, DEL, C1) replaced, length capped. */
 function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 120)
+  return stripControl(s, { mark: '?', oneLine: true }).slice(0, 120)
 }
 
 /**
