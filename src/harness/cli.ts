@@ -20,7 +20,7 @@ import { terminalJson } from './redact.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { etaFeed } from './eta-history.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
-import { declaredOutputs, openStore } from './store/open-store.ts'
+import { cliTrust, openStore } from './store/open-store.ts'
 import { syncCommand } from './sync.ts'
 import { fsckCommand } from './store/fsck.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
@@ -118,7 +118,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
   // Only now, with a valid pipeline and command line, may anything be opened or written.
   // --store, else $CUSP_STORE, else the file's `store:`, else <project>/artifacts.
   const storeSpec = cmd.store ?? (io.env.CUSP_STORE?.trim() || pipeline.store)
-  const store = openStore(storeSpec, root, io.env, {}, declaredOutputs(pipeline.instances.values()))
+  const store = openStore(storeSpec, root, io.env, {}, cliTrust(pipeline.instances.values(), io.stderr))
   if (!store.ok) {
     report(io, [store.error])
     return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem

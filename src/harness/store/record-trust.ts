@@ -29,7 +29,7 @@ export interface RecordTrust {
   signer?: (canonical: string) => string
   /** Verifies on read; present: every record must carry a valid signature. */
   verifier?: (canonical: string, signature: string) => boolean
-  /** Where a refused record is reported (one line); default stderr, once per fingerprint. */
+  /** Where a refused record is reported (one line); the CLI gives its own stream (`warnOnceTo`); default this process's stderr, once per message. */
   warn?: (message: string) => void
 }
 
@@ -45,8 +45,6 @@ export function sealRecord(record: RunRecord, trust: RecordTrust): string {
   const out = trust.signer === undefined ? plain : { ...plain, [SIGNATURE_FIELD]: trust.signer(signedText(plain as RunRecord)) }
   return `${JSON.stringify(out)}\n`
 }
-
-const warned = new Set<string>()
 
 /**
  * `value` (parsed from a store) as a trusted record for `fingerprint`, or undefined (a miss) when
@@ -100,11 +98,21 @@ function signatureProblem(record: RunRecord & { [SIGNATURE_FIELD]?: unknown }, t
   return good ? undefined : 'bad signature (signed with another key, or altered after signing)'
 }
 
-function defaultWarn(message: string): void {
-  if (warned.has(message)) return
-  warned.add(message)
-  process.stderr.write(`warning: ${message}\n`)
+/**
+ * A `warn` that writes each distinct message once to `out` as `warning: <message>`. The CLI
+ * passes its own error stream (open-store.ts `cliTrust`), so in-process callers capture it.
+ */
+export function warnOnceTo(out: { write(s: string): unknown }): (message: string) => void {
+  const warned = new Set<string>()
+  return (message) => {
+    if (warned.has(message)) return
+    warned.add(message)
+    out.write(`warning: ${message}\n`)
+  }
 }
+
+/** For a store opened without a `warn` (library use): this process's stderr, once per message. */
+const defaultWarn = warnOnceTo(process.stderr)
 
 /** A record field safe to print inside one line: control characters (C0, DEL, C1) replaced, length capped. */
 function printable(s: string): string {
