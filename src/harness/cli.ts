@@ -226,7 +226,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
     case 'open':
       return await openCommand({ root, entries: pipeline.publish ?? [], env: io.env, stdout: io.stdout, stderr: io.stderr })
     case 'fsck':
-      return await fsckCommand(store.value, { repair: cmd.repair, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
+      return await fsckCommand(store.value, { ...cmd, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
       // --image: the question is "fresh for the cluster?", so fingerprint as inside that image.
       const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: host.imageEnv(cmd.image) } : {}) })

@@ -84,7 +84,8 @@ export function declaredOutputsProblem(record: RunRecord, trust: RecordTrust): s
   return `not stage ${record.stage}'s declared outputs (${parts.filter((p) => p !== '').join('; ')})`
 }
 
-function signatureProblem(record: RunRecord & { [SIGNATURE_FIELD]?: unknown }, trust: RecordTrust): string | undefined {
+/** Why the record's signature is refused (unsigned, or bad) when `trust` verifies, or undefined. */
+export function signatureProblem(record: RunRecord & { [SIGNATURE_FIELD]?: unknown }, trust: RecordTrust): string | undefined {
   if (trust.verifier === undefined) return undefined
   const sig = record[SIGNATURE_FIELD]
   if (typeof sig !== 'string' || sig.length > 1024)
