@@ -55,6 +55,7 @@ const RULES = [
   ],
   ['test/harness/record-attack.test.ts', [[/./, 'records']]],
   ['test/harness/signed-cli.test.ts', [[/./, 'records']]],
+  ['test/harness/terminal-controls.test.ts', [CONTROL, [/^pipeline\.lock /, 'lock'], [/^a run record/, 'records']]],
   [
     'test/harness/store-adversarial.test.ts',
     [

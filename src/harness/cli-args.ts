@@ -86,7 +86,7 @@ export type Command =
   | ({ kind: 'show'; instance: string } & CommonFlags)
   | ({ kind: 'push' | 'pull' } & CommonFlags)
   | ({ kind: 'gc'; dryRun: boolean } & CommonFlags)
-  | ({ kind: 'fsck'; repair: boolean } & CommonFlags)
+  | ({ kind: 'fsck'; repair: boolean; quarantineUnsigned: boolean } & CommonFlags)
   | ({ kind: 'dag' } & CommonFlags & DagFlags)
   | ({ kind: 'open' } & CommonFlags)
 
@@ -121,6 +121,7 @@ commands:
   push / pull          with --store s3://...: copy the lock's entries local cache -> bucket / bucket -> local cache
   gc [--dry-run]       list (--dry-run) or delete the run records and objects the lock does not reference
   fsck [--repair]      re-hash every stored object and re-check every run record; --repair quarantines what fails
+                       (records failing only their signature, when most do: only with --quarantine-unsigned)
   dag                  the stage graph with matrix sizes: --format text|mermaid|dot|svg, --instances (the
                        instance graph), --state (coloured by plan state), --events FILE (failed, from run --json)
   open                 open the published report (results/report.html) in a browser, or print its path
@@ -203,6 +204,7 @@ const remoteOnly = {
 const ownFlags = {
   expect: { type: 'string' },
   repair: { type: 'boolean' },
+  'quarantine-unsigned': { type: 'boolean' },
   format: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
 
@@ -216,6 +218,7 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   format: ['export', 'dag'],
   ...Object.fromEntries(Object.keys(DAG_OPTIONS).map((f) => [f, ['dag']])),
   repair: ['fsck'],
+  'quarantine-unsigned': ['fsck'],
 }
 
 const usage = (message: string): Result<Command, Failure> => fail({ reason: 'usage', message: `${message} (see --help)` })
@@ -358,7 +361,7 @@ export function parseCli(argv: readonly string[]): Result<Command, Failure> {
       return ok({ kind, ...flags })
     case 'fsck':
       if (pos.length > 0) return usage(`'fsck' takes no arguments, got '${pos[0]}'`)
-      return ok({ kind, ...flags, repair: v.repair === true })
+      return ok({ kind, ...flags, repair: v.repair === true, quarantineUnsigned: v['quarantine-unsigned'] === true })
     case 'dag': {
       const dag = parseDagFlags(pos, v)
       return dag.ok ? ok({ kind, ...flags, ...dag.value }) : dag

@@ -16,10 +16,11 @@ import { parseCli, USAGE, type Command } from './cli-args.ts'
 import { execute, plan, type ExecEvent } from './run-pipeline.ts'
 import { formatFailure, ioFailure } from './failures.ts'
 import { artifactsView, showView } from './registry.ts'
+import { terminalJson } from './redact.ts'
 import { createReporter, type OutputSink } from './reporter.ts'
 import { etaFeed } from './eta-history.ts'
 import { statusJson, statusText, whyText } from './plan-views.ts'
-import { declaredOutputs, openStore } from './store/open-store.ts'
+import { cliTrust, openStore } from './store/open-store.ts'
 import { syncCommand } from './sync.ts'
 import { fsckCommand } from './store/fsck.ts'
 import { resolveInstance, resolveSelectors } from './targets.ts'
@@ -117,7 +118,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
   // Only now, with a valid pipeline and command line, may anything be opened or written.
   // --store, else $CUSP_STORE, else the file's `store:`, else <project>/artifacts.
   const storeSpec = cmd.store ?? (io.env.CUSP_STORE?.trim() || pipeline.store)
-  const store = openStore(storeSpec, root, io.env, {}, declaredOutputs(pipeline.instances.values()))
+  const store = openStore(storeSpec, root, io.env, {}, cliTrust(pipeline.instances.values(), io.stderr))
   if (!store.ok) {
     report(io, [store.error])
     return 2 // the store named by --store / CUSP_STORE cannot be used: a usage problem
@@ -165,7 +166,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
     case 'run-stage': {
       const id = resolveInstance(pipeline, cmd.instance)
       if (!id.ok) return report(io, [id.error])
-      const onEvent = cmd.json ? (e: ExecEvent) => void io.stdout.write(`${JSON.stringify(e)}\n`) : undefined
+      const onEvent = cmd.json ? (e: ExecEvent) => void io.stdout.write(`${terminalJson(e)}\n`) : undefined
       const human = onEvent === undefined ? createReporter({ out: io.stdout, live: false, color: false }) : undefined
       let r
       try {
@@ -225,7 +226,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
     case 'open':
       return await openCommand({ root, entries: pipeline.publish ?? [], env: io.env, stdout: io.stdout, stderr: io.stderr })
     case 'fsck':
-      return await fsckCommand(store.value, { repair: cmd.repair, json: cmd.json, stdout: io.stdout, stderr: io.stderr })
+      return await fsckCommand(store.value, { ...cmd, stdout: io.stdout, stderr: io.stderr })
     case 'status': {
       // --image: the question is "fresh for the cluster?", so fingerprint as inside that image.
       const steps = await plan({ ...base, targets, ...(cmd.image !== undefined ? { env: host.imageEnv(cmd.image) } : {}) })
@@ -233,7 +234,7 @@ async function dispatch(cmd: Exclude<Command, { kind: 'help' }>, io: CliIo, host
       const drift = await publishedStatusLines(pipeline)
       io.stdout.write(
         cmd.json
-          ? `${JSON.stringify({ ...statusJson(pipeline, steps.value), ...(pipeline.publish !== undefined ? { published: drift.json } : {}) })}\n`
+          ? `${terminalJson({ ...statusJson(pipeline, steps.value), ...(pipeline.publish !== undefined ? { published: drift.json } : {}) })}\n`
           : statusText(pipeline, steps.value, color(io)) + drift.text,
       )
       if (cmd.estimate) {
@@ -301,7 +302,7 @@ async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): P
   const eta = human && etaFeed(human, { ...base, slots, remote: base.runner !== undefined, workSize: host.workSize })
   const onEvent = human
     ? (e: ExecEvent) => (human.onEvent(e), eta?.onEvent(e))
-    : (e: ExecEvent) => void io.stdout.write(`${JSON.stringify(e)}\n`)
+    : (e: ExecEvent) => void io.stdout.write(`${terminalJson(e)}\n`)
   let result
   try {
     result = await execute({
@@ -322,7 +323,7 @@ async function runCommand(cmd: RunCommand, io: CliIo, host: Host, base: Base): P
   }
   if (!result.ok) return report(io, result.error)
   const summary = result.value
-  if (cmd.json) io.stdout.write(`${JSON.stringify({ type: 'summary', ok: summary.ok, outcomes: summary.outcomes })}\n`)
+  if (cmd.json) io.stdout.write(`${terminalJson({ type: 'summary', ok: summary.ok, outcomes: summary.outcomes })}\n`)
   else if (!cmd.dryRun) io.stdout.write(`${human?.summary() ?? ''}\n`)
   if (summary.failures.length > 0) report(io, summary.failures)
   if (!cmd.json && !cmd.dryRun && host.afterRun !== undefined) {

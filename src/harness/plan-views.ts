@@ -4,10 +4,12 @@
  * one line, reasons.ts `describeReasons`); `--json` gives one object
  * `{"instances": [{id, stage, action, reasons}]}` where each reason is the planner's reason object
  * plus a `text` field in words. `why <instance>` explains one instance: what changed against the
- * lock, old -> new, and for an upstream change it follows the chain to the root cause. Pure
- * functions of (pipeline, steps): no I/O.
+ * lock, old -> new, and for an upstream change it follows the chain to the root cause. Lock values
+ * reach the text through `describeReason` and the JSON through `terminalJson` (redact.ts), so
+ * neither carries terminal controls. Pure functions of (pipeline, steps): no I/O.
  */
 import { describeReason, describeReasons } from './reasons.ts'
+import { terminalJson } from './redact.ts'
 import { painter } from './reporter.ts'
 import type { PlanStep, RerunReason, ValidPipeline } from './types.ts'
 
@@ -64,7 +66,7 @@ export function whyText(pipeline: ValidPipeline, steps: readonly PlanStep[], id:
   const step = byId.get(id)
   if (json) {
     const entry = statusJson(pipeline, step ? [step] : []).instances[0]
-    return `${JSON.stringify(entry ?? { id, action: 'unknown', reasons: [] })}\n`
+    return `${terminalJson(entry ?? { id, action: 'unknown', reasons: [] })}\n`
   }
   if (step === undefined) return `${id}: not planned\n`
   const lines = [`${id}: ${LABEL[step.action]}`]

@@ -4,10 +4,19 @@
  * values are shown old -> new (digests shortened to 12 hex digits, JSON values compactly), which
  * is what `why` exists to tell the user.
  */
+import { stripControl } from './redact.ts'
 import { unreachable, type EnvRecord, type JsonValue, type RerunReason } from './types.ts'
 
-/** One line saying what this reason means, with old -> new where something changed. */
+/**
+ * One line saying what this reason means, with old -> new where something changed. Its values
+ * come from the lock (untrusted: a param key or value may hold terminal controls, and
+ * JSON.stringify leaves DEL and C1 raw), so the line is stripped of control characters.
+ */
 export function describeReason(r: RerunReason): string {
+  return stripControl(phrase(r), { oneLine: true })
+}
+
+function phrase(r: RerunReason): string {
   switch (r.kind) {
     case 'no-lock-entry':
       return 'never run (no lock entry)'
@@ -57,6 +66,10 @@ export function describeReasons(reasons: readonly RerunReason[]): string[] {
  * `forced`, `upstream changed`.
  */
 export function reasonGist(r: RerunReason): string {
+  return stripControl(gist(r), { oneLine: true })
+}
+
+function gist(r: RerunReason): string {
   switch (r.kind) {
     case 'no-lock-entry':
       return 'never run'

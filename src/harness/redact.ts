@@ -6,9 +6,11 @@
  * - Values known to be secret (params marked `"x-cusp-secret": true` in a params schema, and
  *   the values of secret-looking environment variables) are replaced by `***` wherever they
  *   occur in a text.
- * - Terminal control characters (ESC sequences, other C0/C1 controls but tab and newline) are
- *   removed before a stage's output or a record's field reaches a terminal, and over-long
- *   lines are clipped, so a hostile input cannot rewrite the screen or flood it.
+ * - Terminal control characters (ESC sequences, every other C0 control but tab and newline, DEL
+ *   and the C1 controls U+0080-U+009F, e.g. U+009B, a CSI introducer on many terminals) are
+ *   removed before a stage's output or a record's, lock's or store's field reaches a terminal
+ *   (`stripControl`; `terminalJson` for JSON output), and over-long lines are clipped, so a
+ *   hostile input cannot rewrite the screen or flood it. Every printer of such fields uses these.
  */
 
 /** What replaces a secret. */
@@ -17,11 +19,17 @@ export const REDACTED = '***'
 /** `scheme://user[:pass]@` in any text: the userinfo part of a URL. */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'<>]+@/gi
 
-/** ANSI escape sequences (CSI, OSC, two-byte ESC forms) and other control characters but \t and \n. */
+/** ANSI escape sequences (CSI, OSC, two-byte ESC forms). */
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[@-Z\\-_])/g
+/** Every control character but \t and \n: C0, DEL, C1. */
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+/** The same with \t and \n: for one-line output. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_ONE_LINE = /[\u0000-\u001f\u007f-\u009f]/g
+/** What JSON.stringify leaves raw of them: DEL and C1 (it escapes C0 itself). */
+const JSON_RAW_CONTROL = /[\u007f-\u009f]/g
 
 /** Environment variables whose values are secret by their name. */
 const SECRET_ENV = /(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|_KEY_ID$|^AWS_SESSION|HMAC|SIGNING_KEY|RECORD_KEY|API_KEY)/i
@@ -66,9 +74,31 @@ export function redact(text: string, secrets: readonly string[] = []): string {
   return out
 }
 
-/** `text` without terminal control sequences (tab and newline kept). */
-export function stripControl(text: string): string {
-  return text.replace(ANSI, '').replace(CONTROL, '')
+/** How `stripControl` treats what it removes. */
+export interface StripOptions {
+  /** Replace each control character by this (e.g. `?`, so the reader sees something was there) instead of removing escape sequences whole. */
+  mark?: string
+  /** Treat tab and newline as controls too (a field printed inside one line). */
+  oneLine?: boolean
+}
+
+/**
+ * `text` without terminal control characters: C0 (tab and newline kept unless `oneLine`), DEL and
+ * C1 (U+0080-U+009F). By default ESC sequences go whole; with `mark` each control character is
+ * replaced by it. The one definition every printer of untrusted text uses.
+ */
+export function stripControl(text: string, opts: StripOptions = {}): string {
+  const controls = opts.oneLine === true ? CONTROL_ONE_LINE : CONTROL
+  if (opts.mark !== undefined) return text.replace(controls, opts.mark)
+  return text.replace(ANSI, '').replace(controls, '')
+}
+
+/**
+ * `JSON.stringify(value)` safe for a terminal: JSON.stringify escapes C0 controls but leaves DEL
+ * and C1 raw, so those are written as `\u00XX` escapes too. The text parses to the same value.
+ */
+export function terminalJson(value: unknown, space?: number): string {
+  return JSON.stringify(value, null, space).replace(JSON_RAW_CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 /** At most `max` characters of `text`, saying how much was cut. */

@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readLock } from './lockfile.ts'
+import { stripControl, terminalJson } from './redact.ts'
 import { fmtMs } from './reporter.ts'
 import { fail, ok } from './types.ts'
 import type {
@@ -94,7 +95,7 @@ export async function artifactsView(q: RegistryQuery): Promise<Result<string, Fa
   const lock = loadLock(q.lockPath)
   if (!lock.ok) return lock
   const entries = artifactEntries(await q.store.listRuns(), lock.value, q.instance)
-  if (q.json) return ok(`${JSON.stringify({ store: q.store.description, artifacts: entries })}\n`)
+  if (q.json) return ok(`${terminalJson({ store: q.store.description, artifacts: entries })}\n`)
   if (entries.length === 0) {
     const what = q.instance === undefined ? 'no runs recorded' : `no runs of ${q.instance} recorded`
     return ok(`${q.store.description}: ${what} yet (run the pipeline first)\n`)
@@ -105,7 +106,7 @@ export async function artifactsView(q: RegistryQuery): Promise<Result<string, Fa
     for (const p of e.producedBy) {
       const mark = p.current ? ' (current)' : ''
       lines.push(
-        `    ${p.instance}/${p.output}  fingerprint ${p.fingerprint.slice(0, 16)}${mark}  ${p.finishedAt}  ${fmtMs(p.durationMs)}  params ${JSON.stringify(p.params)}`,
+        `    ${p.instance}/${p.output}  fingerprint ${p.fingerprint.slice(0, 16)}${mark}  ${p.finishedAt}  ${fmtMs(p.durationMs)}  params ${terminalJson(p.params)}`,
       )
     }
   }
@@ -122,7 +123,7 @@ export async function showView(q: RegistryQuery): Promise<Result<string, Failure
   const entry = lock.value?.instances[id]
   if (entry === undefined) {
     const msg = `${id} has no lock entry yet: run it first (npm run pipeline -- --stage ${id})`
-    return q.json ? ok(`${JSON.stringify({ id, fingerprint: null, outputs: {}, results: {} })}\n`) : ok(`${msg}\n`)
+    return q.json ? ok(`${terminalJson({ id, fingerprint: null, outputs: {}, results: {} })}\n`) : ok(`${msg}\n`)
   }
   const results: Record<string, JsonValue> = {}
   for (const [name, o] of Object.entries(entry.outputs)) {
@@ -132,14 +133,12 @@ export async function showView(q: RegistryQuery): Promise<Result<string, Failure
     const outputs = Object.fromEntries(
       Object.entries(entry.outputs).map(([n, o]) => [n, { ...o, path: locate(q.store, o.digest) ?? null }]),
     )
-    return ok(
-      `${JSON.stringify({ id, stage: entry.stage, fingerprint: entry.fingerprint, store: q.store.description, outputs, results })}\n`,
-    )
+    return ok(`${terminalJson({ id, stage: entry.stage, fingerprint: entry.fingerprint, store: q.store.description, outputs, results })}\n`)
   }
   const lines = [
     `${id}  (stage ${entry.stage})`,
     `fingerprint ${entry.fingerprint}`,
-    `params ${JSON.stringify(entry.breakdown.params)}`,
+    `params ${terminalJson(entry.breakdown.params)}`,
     `outputs in ${q.store.description}:`,
   ]
   for (const [name, o] of Object.entries(entry.outputs).sort(([a], [b]) => a.localeCompare(b))) {
@@ -148,7 +147,7 @@ export async function showView(q: RegistryQuery): Promise<Result<string, Failure
     if (where !== undefined) lines.push(`  ${''.padEnd(20)} ${o.kind === 'dir' ? 'listing at' : 'at'} ${where}`)
   }
   for (const [name, value] of Object.entries(results)) {
-    lines.push(`${name}:`, value === null ? '  (missing from the store or not valid JSON)' : JSON.stringify(value, null, 2))
+    lines.push(`${name}:`, value === null ? '  (missing from the store or not valid JSON)' : terminalJson(value, 2))
   }
   return ok(`${lines.map(printable).join('\n')}\n`)
 }
@@ -179,11 +178,10 @@ async function readJsonObject(store: ArtifactStore, digest: ObjectDigest): Promi
 
 /**
  * A line safe for a terminal: record fields come from a store (untrusted), so control characters
- * (escape sequences that could rewrite the screen or the title) are shown as `?`.
+ * (escape sequences that could rewrite the screen or the title; C0, DEL, C1) are shown as `?`.
  */
 export function printable(line: string): string {
-  // eslint-disable-next-line no-control-regex
-  return line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?')
+  return stripControl(line, { mark: '?' })
 }
 
 /** `512 B`, `12.3 kB`, `4.0 MB` (decimal units). */

@@ -8,6 +8,7 @@
 import { readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readLock } from './lockfile.ts'
+import { stripControl, terminalJson } from './redact.ts'
 import type { OutputSink } from './reporter.ts'
 import { parseListing } from './store/dir-listing.ts'
 import { LocalStore } from './store/local-store.ts'
@@ -79,7 +80,7 @@ export async function syncCommand(kind: 'push' | 'pull' | 'gc', o: SyncCommandOp
     o.stderr.write(`${kind}: ${message}\n`)
     return 1
   }
-  if (o.json) o.stdout.write(`${JSON.stringify({ type: 'summary', ok: report.failures.length === 0, ...report })}\n`)
+  if (o.json) o.stdout.write(`${terminalJson({ type: 'summary', ok: report.failures.length === 0, ...report })}\n`)
   else o.stdout.write(`${formatReport(report, o.store)}\n`)
   for (const f of report.failures) o.stderr.write(`${kind}: ${f}\n`)
   if (kind === 'pull' && o.afterPull !== undefined) for (const line of await o.afterPull()) o.stdout.write(`${line}\n`)
@@ -120,14 +121,14 @@ async function gcCommand(lock: LockFile, o: SyncCommandOptions): Promise<number>
     const deleted = o.dryRun ? undefined : await gcApply(plan, layer)
     if (o.json) {
       o.stdout.write(
-        `${JSON.stringify({ type: 'gc', layer: plan.layer, dryRun: o.dryRun, runs: plan.runs.map(({ fingerprint, instance }) => ({ fingerprint, instance })), objects: plan.objects.map(({ digest, size }) => ({ digest, size })), bytes: plan.bytes, ...(deleted ? { deleted } : {}) })}\n`,
+        `${terminalJson({ type: 'gc', layer: plan.layer, dryRun: o.dryRun, runs: plan.runs.map(({ fingerprint, instance }) => ({ fingerprint, instance })), objects: plan.objects.map(({ digest, size }) => ({ digest, size })), bytes: plan.bytes, ...(deleted ? { deleted } : {}) })}\n`,
       )
       continue
     }
     o.stdout.write(
       `${plan.layer}: ${plan.runs.length} run records and ${plan.objects.length} objects (${mb(plan.bytes)}) not referenced by ${o.lockPath}\n`,
     )
-    for (const r of plan.runs) o.stdout.write(`  run     ${r.fingerprint}  ${r.instance}\n`)
+    for (const r of plan.runs) o.stdout.write(`  run     ${r.fingerprint}  ${stripControl(r.instance, { mark: '?', oneLine: true })}\n`)
     for (const x of plan.objects) o.stdout.write(`  object  ${x.digest}  ${mb(x.size)}\n`)
     if (deleted !== undefined) {
       const kept = deleted.kept

@@ -163,6 +163,42 @@ t.test('fsck over S3 finds a tampered object and --repair quarantines it', async
   t.equal(await remote.verifyObject(good.digest), true, 'the good object is untouched')
 })
 
+t.test('fsck --repair over S3 with another record key quarantines no record; a corrupt object still is', async (t) => {
+  const p = prefix()
+  const mk = (key: string) => {
+    const s = signingFromEnv({ CUSP_RECORD_KEY: key })
+    if (!s.ok) throw new Error(s.message)
+    const plain = s3TestStore(server.endpoint, p)
+    const creds = { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } }
+    return new S3Store(plain.config, {}, creds, { ...s.trust, warn: () => undefined })
+  }
+  const writer = mk('key-a-0123456789abcdef')
+  const recs = []
+  for (const eta of [0.1, 0.2, 0.3]) {
+    const obj = await writer.putBytes(Buffer.from(`output ${eta}`))
+    const rec = makeRecord('s', { f: { ...obj, kind: 'file' } }, eta)
+    await writer.putRun(rec)
+    recs.push(rec)
+  }
+  const rot = recs[0]!.outputs.f!.digest
+  await putRaw(writer, writer.objectKey(rot), 'has rot')
+  const wrong = mk('key-b-fedcba9876543210')
+  const [report] = await fsck(wrong, true)
+  t.equal(report?.badRuns.filter((b) => b.signature === true).length, 3, 'every record fails only its signature')
+  t.equal(report?.verified, 0)
+  t.same(report?.kept, recs.map((r) => r.fingerprint).sort(), 'all left in place')
+  t.equal(report?.quarantined.length, 1, 'only the corrupt object moved')
+  for (const r of recs) t.same(await writer.getRun(r.fingerprint), r, 'the key holder still reads every record')
+  t.equal(await writer.hasObject(rot), false, 'the corrupt object is quarantined')
+
+  const [right] = await fsck(writer, true)
+  t.equal(right?.badRuns.length, 0)
+  t.equal(right?.verified, 3)
+  const [forced] = await fsck(wrong, true, { quarantineUnsigned: true })
+  t.equal(forced?.quarantined.length, 3, '--quarantine-unsigned moves them')
+  t.equal(await writer.getRun(recs[1]!.fingerprint), undefined)
+})
+
 t.test('a dedup hit on an old object refreshes its age with a server-side copy; a recent one is left alone', async (t) => {
   const { refreshKey } = await import('../../src/harness/store/s3-admin.ts')
   const remote = s3TestStore(server.endpoint, prefix())

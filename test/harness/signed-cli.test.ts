@@ -2,7 +2,7 @@
  * Signed run records through the CLI's `main`, with the key only in the environment: once
  * `CUSP_RECORD_KEY` is set, a record in the store that is unsigned (published before, or planted
  * by a writer without the key) is never restored: `status` says the instance would run, with one
- * warning line, and a run recomputes it and publishes a signed record in its place, which the next
+ * warning line on the CLI's own error stream, and a run recomputes it and publishes a signed record in its place, which the next
  * reader with the key restores. Without the key the same store restores as before.
  */
 import t, { type Test } from 'tap'
@@ -29,9 +29,12 @@ const dir = mkdtempSync(join(tmpdir(), 'cusp-signed-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 writeToyDag(dir, { etas: [0.1], seeds: [0] })
 
-/** `status --json`'s action per instance. */
+/**
+ * `status --json`'s action per instance, and what the CLI wrote to its own error stream
+ * (io.stderr). The store's warning must go there too, not to the process's stderr, so an
+ * in-process caller captures it: anything written to process.stderr fails the test.
+ */
 async function actions(t: Test, env: Record<string, string>): Promise<{ actions: Record<string, string>; stderr: string }> {
-  // The store's warning goes to the process's stderr (record-trust.ts), the CLI's own lines to io.stderr.
   let warned = ''
   const write = process.stderr.write.bind(process.stderr)
   process.stderr.write = ((s: string | Uint8Array) => ((warned += String(s)), true)) as typeof process.stderr.write
@@ -42,8 +45,9 @@ async function actions(t: Test, env: Record<string, string>): Promise<{ actions:
     process.stderr.write = write
   }
   t.equal(r.code, 0, r.stderr)
+  t.equal(warned, '', 'nothing bypasses the CLI stream to the process stderr')
   const parsed = JSON.parse(r.stdout) as { instances: { id: string; action: string }[] }
-  return { actions: Object.fromEntries(parsed.instances.map((i) => [i.id, i.action])), stderr: r.stderr + warned }
+  return { actions: Object.fromEntries(parsed.instances.map((i) => [i.id, i.action])), stderr: r.stderr }
 }
 
 t.test('with a record key set, an unsigned stored record is a miss; the run replaces it with a signed one', async (t) => {
@@ -54,7 +58,7 @@ t.test('with a record key set, an unsigned stored record is a miss; the run repl
   const keyed = await actions(t, KEY)
   t.same(keyed.actions, { prepare: 'run' }, 'with the key the unsigned record is not trusted')
   const warnings = keyed.stderr.trim().split('\n')
-  t.equal(warnings.length, 1, 'one warning line')
+  t.equal(warnings.length, 1, 'one warning line, on the CLI stream')
   t.match(warnings[0], /^warning: ignoring run record [0-9a-f]{16} of prepare .*unsigned, and signed records are required/)
 
   const ran = await run(dir, ['--stage', 'prepare', '--json'], KEY)

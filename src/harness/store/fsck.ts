@@ -8,15 +8,22 @@
  * shared object. A quarantined object is then simply missing: the next run reruns its producer
  * and stores good bytes under the name. Records naming objects that are missing are reported
  * (the planner already treats them as misses).
+ *
+ * A wrong key must not empty a shared bucket: when records fail only their signature and none
+ * (or fewer than those that fail) verifies with the configured key, the key is the likely culprit
+ * (a wrong CUSP_RECORD_KEY, or records written before signing was configured), so `--repair`
+ * leaves those records in place, says so in one line and exits 1; `--quarantine-unsigned` moves
+ * them anyway. Corrupt objects and malformed records are quarantined as always.
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { ArtifactStore, Fingerprint, ObjectDigest, RunRecord } from '../types.ts'
+import { stripControl, terminalJson } from '../redact.ts'
 import { parseListing } from './dir-listing.ts'
 import { LocalStore } from './local-store.ts'
-import { admitRecord } from './record-trust.ts'
+import { declaredOutputsProblem, signatureProblem, type RecordTrust } from './record-trust.ts'
 import { mapLimit } from './restore.ts'
 import { checkRunRecord, RECORD_LIMITS, StoreError } from './run-record-check.ts'
 import { listRunKeys, quarantineKey } from './s3-admin.ts'
@@ -29,29 +36,57 @@ export interface FsckLayerReport {
   objects: number
   corrupt: ObjectDigest[]
   runs: number
-  /** Records that fail their check: fingerprint and why. */
-  badRuns: { fingerprint: Fingerprint; problem: string }[]
+  /** Records that fail their check: fingerprint, why, and whether only their signature failed. */
+  badRuns: { fingerprint: Fingerprint; problem: string; signature?: true }[]
+  /** Records whose signature verified with the configured key (0 when none is configured). */
+  verified: number
   /** Good records naming objects this layer lacks (`fingerprint: digest, ...`). */
   incomplete: { fingerprint: Fingerprint; missing: ObjectDigest[] }[]
   quarantined: string[]
+  /** Records that failed only their signature and were left in place (see `signatureSuspect`). */
+  kept: Fingerprint[]
 }
 
-/** Check every layer of `store`; with `repair`, quarantine what fails. */
-export async function fsck(store: ArtifactStore, repair: boolean): Promise<FsckLayerReport[]> {
-  if (store instanceof TieredStore) return [await fsckLocal(store.local, repair), await fsckS3(store.remote, repair)]
-  if (store instanceof LocalStore) return [await fsckLocal(store, repair)]
-  if (store instanceof S3Store) return [await fsckS3(store, repair)]
-  return []
+/** A signature failure found with `repair`: moved once every layer is checked, unless the key is suspect. */
+type Held = { report: FsckLayerReport; fingerprint: Fingerprint; move: () => Promise<string> }
+
+/**
+ * Check every layer of `store`; with `repair`, quarantine what fails, except records that fail
+ * only their signature while the key is suspect (`signatureSuspect`), unless `quarantineUnsigned`.
+ */
+export async function fsck(store: ArtifactStore, repair: boolean, opts: { quarantineUnsigned?: boolean } = {}): Promise<FsckLayerReport[]> {
+  const held: Held[] = []
+  let reports: FsckLayerReport[] = []
+  if (store instanceof TieredStore) reports = [await fsckLocal(store.local, repair, held), await fsckS3(store.remote, repair, held)]
+  else if (store instanceof LocalStore) reports = [await fsckLocal(store, repair, held)]
+  else if (store instanceof S3Store) reports = [await fsckS3(store, repair, held)]
+  const keep = signatureSuspect(reports) !== undefined && opts.quarantineUnsigned !== true
+  for (const h of held) {
+    if (keep) h.report.kept.push(h.fingerprint)
+    else h.report.quarantined.push(await h.move())
+  }
+  return reports.map(finish)
 }
 
-async function fsckLocal(store: LocalStore, repair: boolean): Promise<FsckLayerReport> {
+/**
+ * Records that fail only their signature, across every layer, when that looks like the key's
+ * fault rather than the records': some fail and none verifies, or more fail than verify.
+ */
+export function signatureSuspect(reports: readonly FsckLayerReport[]): { failed: number; verified: number } | undefined {
+  const failed = reports.reduce((n, r) => n + r.badRuns.filter((b) => b.signature === true).length, 0)
+  const verified = reports.reduce((n, r) => n + r.verified, 0)
+  return failed > 0 && failed > verified ? { failed, verified } : undefined
+}
+
+async function fsckLocal(store: LocalStore, repair: boolean, held: Held[]): Promise<FsckLayerReport> {
   const r = emptyReport(store.description)
-  const quarantine = async (path: string, rel: string) => {
+  const moveAside = async (path: string, rel: string) => {
     const dest = join(store.root, 'quarantine', `${rel}.${Date.now()}`)
     await mkdir(dirname(dest), { recursive: true })
     await rename(path, dest)
-    r.quarantined.push(dest)
+    return dest
   }
+  const quarantine = async (path: string, rel: string) => void r.quarantined.push(await moveAside(path, rel))
   const base = join(store.root, 'objects', 'sha256')
   const present = new Set<string>()
   const files: { digest: string; path: string }[] = []
@@ -75,10 +110,10 @@ async function fsckLocal(store: LocalStore, repair: boolean): Promise<FsckLayerR
       const st = await stat(path).catch(() => undefined)
       const value =
         st !== undefined && st.size <= RECORD_LIMITS.recordBytes ? parseJson(await readFile(path, 'utf8').catch(() => '')) : undefined
-      const problem = recordProblem(value, fp, store)
-      if (problem !== undefined) {
-        r.badRuns.push({ fingerprint: fp, problem })
-        if (repair) await quarantine(path, `runs/${name}`)
+      const bad = recordProblem(value, fp, store.trust, r)
+      if (bad !== undefined) {
+        if (repair && bad.signature === true) held.push({ report: r, fingerprint: fp, move: () => moveAside(path, `runs/${name}`) })
+        else if (repair) await quarantine(path, `runs/${name}`)
         continue
       }
       const missing = await missingObjects(
@@ -89,10 +124,10 @@ async function fsckLocal(store: LocalStore, repair: boolean): Promise<FsckLayerR
       if (missing.length > 0) r.incomplete.push({ fingerprint: fp, missing })
     }
   }
-  return finish(r)
+  return r
 }
 
-async function fsckS3(store: S3Store, repair: boolean): Promise<FsckLayerReport> {
+async function fsckS3(store: S3Store, repair: boolean, held: Held[]): Promise<FsckLayerReport> {
   const r = emptyReport(store.description)
   const present = new Set<string>()
   const listed: ObjectDigest[] = []
@@ -114,10 +149,11 @@ async function fsckS3(store: S3Store, repair: boolean): Promise<FsckLayerReport>
     const key = store.runKey(k.fingerprint)
     const got = await store.getJson(key, RECORD_LIMITS.recordBytes)
     if (got === undefined) continue
-    const problem = recordProblem(got.value, k.fingerprint, store)
-    if (problem !== undefined) {
-      r.badRuns.push({ fingerprint: k.fingerprint, problem })
-      if (repair) r.quarantined.push(await quarantineKey(store, key, got.etag))
+    const bad = recordProblem(got.value, k.fingerprint, store.trust, r)
+    if (bad !== undefined) {
+      const move = () => quarantineKey(store, key, got.etag)
+      if (repair && bad.signature === true) held.push({ report: r, fingerprint: k.fingerprint, move })
+      else if (repair) r.quarantined.push(await move())
       continue
     }
     const listing = async (d: ObjectDigest) => {
@@ -128,17 +164,30 @@ async function fsckS3(store: S3Store, repair: boolean): Promise<FsckLayerReport>
     const missing = await missingObjects(got.value as RunRecord, (d) => present.has(d), listing)
     if (missing.length > 0) r.incomplete.push({ fingerprint: k.fingerprint, missing })
   }
-  return finish(r)
+  return r
 }
 
-/** Why a stored record would be refused on read (with the store's trust), or undefined. */
-function recordProblem(value: unknown, fp: Fingerprint, store: LocalStore | S3Store): string | undefined {
+/**
+ * Why a stored record would be refused on read (the same checks, in the same order, as
+ * record-trust.ts `admitRecord`), added to `r.badRuns`; or undefined, counting a verified signature.
+ */
+function recordProblem(
+  value: unknown,
+  fp: Fingerprint,
+  trust: RecordTrust,
+  r: FsckLayerReport,
+): FsckLayerReport['badRuns'][number] | undefined {
   const shape = checkRunRecord(value, fp)
-  if (shape !== undefined) return shape
-  let warned: string | undefined
-  const ok = admitRecord(value, fp, { ...store.trust, warn: (m) => void (warned = m.replace(/^.*?: /, '')) }, store.description)
-  if (ok !== undefined) return undefined
-  return warned ?? 'malformed (not a run record for this fingerprint)'
+  const problem = shape ?? declaredOutputsProblem(value as RunRecord, trust)
+  const signature = problem === undefined ? signatureProblem(value as RunRecord, trust) : undefined
+  if (problem === undefined && signature === undefined) {
+    if (trust.verifier !== undefined) r.verified++
+    return undefined
+  }
+  const bad =
+    signature !== undefined ? { fingerprint: fp, problem: signature, signature: true as const } : { fingerprint: fp, problem: problem! }
+  r.badRuns.push(bad)
+  return bad
 }
 
 async function missingObjects(
@@ -174,12 +223,13 @@ function parseJson(text: string): unknown {
 }
 
 function emptyReport(layer: string): FsckLayerReport {
-  return { layer, objects: 0, corrupt: [], runs: 0, badRuns: [], incomplete: [], quarantined: [] }
+  return { layer, objects: 0, corrupt: [], runs: 0, badRuns: [], verified: 0, incomplete: [], quarantined: [], kept: [] }
 }
 
 function finish(r: FsckLayerReport): FsckLayerReport {
   r.corrupt.sort()
   r.quarantined.sort()
+  r.kept.sort()
   return r
 }
 
@@ -190,20 +240,40 @@ export function fsckText(reports: readonly FsckLayerReport[], repair: boolean): 
     lines.push(
       `${r.layer}: ${r.objects} objects re-hashed, ${r.corrupt.length} corrupt; ${r.runs} run records checked, ${r.badRuns.length} refused, ${r.incomplete.length} naming missing objects`,
     )
-    for (const d of r.corrupt) lines.push(`  corrupt object  ${d}${repair ? '  (quarantined)' : ''}`)
-    for (const b of r.badRuns) lines.push(`  refused record  ${b.fingerprint}  ${b.problem}${repair ? '  (quarantined)' : ''}`)
+    const kept = new Set<string>(r.kept)
+    const done = (fp?: string) => (!repair ? '' : fp !== undefined && kept.has(fp) ? '  (kept: signature only)' : '  (quarantined)')
+    for (const d of r.corrupt) lines.push(`  corrupt object  ${d}${done()}`)
+    for (const b of r.badRuns) lines.push(`  refused record  ${b.fingerprint}  ${b.problem}${done(b.fingerprint)}`)
     for (const i of r.incomplete) lines.push(`  incomplete      ${i.fingerprint}  missing ${i.missing.join(', ')}`)
   }
-  const problems = reports.reduce((n, r) => n + r.corrupt.length + r.badRuns.length, 0)
+  const problems = reports.reduce((n, r) => n + r.corrupt.length + r.badRuns.length - r.kept.length, 0)
   if (problems > 0 && !repair)
     lines.push(`${problems} problems: run fsck --repair to move them into quarantine/ (the next run then reproduces what is missing)`)
   else if (problems > 0) lines.push(`${problems} problems moved into quarantine/; the next run reproduces what is missing`)
-  return `${lines.join('\n')}\n`
+  // Fingerprints come from entry names in the store and problems from records: no terminal controls.
+  return `${lines.map((l) => stripControl(l, { mark: '?' })).join('\n')}\n`
 }
 
 /** Exit code of `fsck`: 0 clean (or repaired), 1 problems left in place. */
 export function fsckExitCode(reports: readonly FsckLayerReport[], repair: boolean): number {
-  return !repair && reports.some((r) => r.corrupt.length + r.badRuns.length > 0) ? 1 : 0
+  if (repair) return reports.some((r) => r.kept.length > 0) ? 1 : 0
+  return reports.some((r) => r.corrupt.length + r.badRuns.length > 0) ? 1 : 0
+}
+
+/** The one line `fsck` prints when records fail only their signature and the key is the likely cause. */
+export function signatureSuspectLine(
+  reports: readonly FsckLayerReport[],
+  repair: boolean,
+  quarantineUnsigned: boolean,
+): string | undefined {
+  const s = signatureSuspect(reports)
+  if (s === undefined || quarantineUnsigned) return undefined
+  const left = repair ? 'left them in place' : '--repair will leave them in place'
+  return (
+    `fsck: ${s.failed} run records fail only their signature and ${s.verified === 0 ? 'none' : `only ${s.verified}`} verify with the configured key: ` +
+    `likely a wrong CUSP_RECORD_KEY (or CUSP_RECORD_VERIFY_KEY), or records written before signing was configured; ${left}. ` +
+    'Check the key, or pass --quarantine-unsigned to move them into quarantine/ (rerunning with the key recomputes and re-signs them)'
+  )
 }
 
 /**
@@ -212,11 +282,17 @@ export function fsckExitCode(reports: readonly FsckLayerReport[], repair: boolea
  */
 export async function fsckCommand(
   store: ArtifactStore,
-  o: { repair: boolean; json: boolean; stdout: { write(s: string): unknown }; stderr: { write(s: string): unknown } },
+  o: {
+    repair: boolean
+    quarantineUnsigned?: boolean
+    json: boolean
+    stdout: { write(s: string): unknown }
+    stderr: { write(s: string): unknown }
+  },
 ): Promise<number> {
   let reports: FsckLayerReport[]
   try {
-    reports = await fsck(store, o.repair)
+    reports = await fsck(store, o.repair, { quarantineUnsigned: o.quarantineUnsigned === true })
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     if (!(e instanceof StoreError) && !(e instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code))) throw e
@@ -227,6 +303,8 @@ export async function fsckCommand(
     o.stderr.write(`fsck: cannot check ${store.description}\n`)
     return 2
   }
-  o.stdout.write(o.json ? `${JSON.stringify({ type: 'fsck', repair: o.repair, layers: reports })}\n` : fsckText(reports, o.repair))
+  o.stdout.write(o.json ? `${terminalJson({ type: 'fsck', repair: o.repair, layers: reports })}\n` : fsckText(reports, o.repair))
+  const suspect = signatureSuspectLine(reports, o.repair, o.quarantineUnsigned === true)
+  if (suspect !== undefined) o.stderr.write(`${suspect}\n`)
   return fsckExitCode(reports, o.repair)
 }

@@ -16,7 +16,7 @@ import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fail, ok, type ArtifactStore, type Failure, type Result } from '../types.ts'
 import { LocalStore } from './local-store.ts'
-import { signingFromEnv, type RecordTrust } from './record-trust.ts'
+import { signingFromEnv, warnOnceTo, type RecordTrust } from './record-trust.ts'
 import { parseS3Spec, type S3Options } from './s3-config.ts'
 import { S3Store } from './s3-store.ts'
 import { TieredStore } from './tiered-store.ts'
@@ -24,18 +24,19 @@ import { TieredStore } from './tiered-store.ts'
 /**
  * The store for `spec` (see the module comment), or a `store-error` saying what is wrong. `env`
  * supplies the AWS endpoint/region variables for an `s3://` spec (default: this process's);
- * `s3Options` are S3 options from elsewhere (a `store:` object in pipeline.yaml), under the URL's.
+ * `s3Options` are S3 options from elsewhere (a `store:` object in pipeline.yaml), under the URL's;
+ * `given` the declared outputs and where a refused record's warning goes (`cliTrust`).
  */
 export function openStore(
   spec: string | undefined,
   projectRoot: string,
   env: Record<string, string | undefined> = process.env,
   s3Options: S3Options = {},
-  declared: Pick<RecordTrust, 'outputsOf'> = {},
+  given: Pick<RecordTrust, 'outputsOf' | 'warn'> = {},
 ): Result<ArtifactStore, Failure> {
   const signing = signingFromEnv(env)
   if (!signing.ok) return fail({ reason: 'store-error', message: signing.message })
-  const trust: RecordTrust = { ...declared, ...signing.trust }
+  const trust: RecordTrust = { ...given, ...signing.trust }
   const local = (dir: string) => localAt(dir, trust)
   const s = spec?.trim()
   if (s === undefined || s === '') return local(join(resolve(projectRoot), 'artifacts'))
@@ -85,4 +86,15 @@ export function declaredOutputs(
   const byStage = new Map<string, readonly { name: string; kind: 'file' | 'dir' }[]>()
   for (const i of instances) byStage.set(i.stage, i.outputs)
   return { outputsOf: (stage) => byStage.get(stage) }
+}
+
+/**
+ * What the CLI opens its store with: the declared outputs of `instances`, and record warnings
+ * (an unsigned or badly signed record) written once each to `stderr`, the CLI's own stream.
+ */
+export function cliTrust(
+  instances: Iterable<{ stage: string; outputs: readonly { name: string; kind: 'file' | 'dir' }[] }>,
+  stderr: { write(s: string): unknown },
+): Pick<RecordTrust, 'outputsOf' | 'warn'> {
+  return { ...declaredOutputs(instances), warn: warnOnceTo(stderr) }
 }

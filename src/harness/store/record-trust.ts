@@ -14,6 +14,7 @@
  */
 import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
 import { canonicalJson, sha256Hex } from '../canonical-json.ts'
+import { stripControl } from '../redact.ts'
 import type { OutputDecl, RunRecord } from '../types.ts'
 import { checkRunRecord } from './run-record-check.ts'
 
@@ -28,7 +29,7 @@ export interface RecordTrust {
   signer?: (canonical: string) => string
   /** Verifies on read; present: every record must carry a valid signature. */
   verifier?: (canonical: string, signature: string) => boolean
-  /** Where a refused record is reported (one line); default stderr, once per fingerprint. */
+  /** Where a refused record is reported (one line); the CLI gives its own stream (`warnOnceTo`); default this process's stderr, once per message. */
   warn?: (message: string) => void
 }
 
@@ -45,8 +46,6 @@ export function sealRecord(record: RunRecord, trust: RecordTrust): string {
   return `${JSON.stringify(out)}\n`
 }
 
-const warned = new Set<string>()
-
 /**
  * `value` (parsed from a store) as a trusted record for `fingerprint`, or undefined (a miss) when
  * it is malformed, does not name exactly its stage's declared outputs, or fails its signature.
@@ -58,7 +57,9 @@ export function admitRecord(value: unknown, fingerprint: string, trust: RecordTr
   const problem = declaredOutputsProblem(record, trust) ?? signatureProblem(record, trust)
   if (problem !== undefined) {
     const say = trust.warn ?? defaultWarn
-    say(`ignoring run record ${fingerprint.slice(0, 16)} of ${printable(record.instance)} in ${where}: ${problem}`)
+    say(
+      `ignoring run record ${fingerprint.slice(0, 16)} of ${printable(record.instance)} in ${where}: ${stripControl(problem, { mark: '?', oneLine: true })}`,
+    )
     return undefined
   }
   const { [SIGNATURE_FIELD]: _sig, ...plain } = record
@@ -83,7 +84,8 @@ export function declaredOutputsProblem(record: RunRecord, trust: RecordTrust): s
   return `not stage ${record.stage}'s declared outputs (${parts.filter((p) => p !== '').join('; ')})`
 }
 
-function signatureProblem(record: RunRecord & { [SIGNATURE_FIELD]?: unknown }, trust: RecordTrust): string | undefined {
+/** Why the record's signature is refused (unsigned, or bad) when `trust` verifies, or undefined. */
+export function signatureProblem(record: RunRecord & { [SIGNATURE_FIELD]?: unknown }, trust: RecordTrust): string | undefined {
   if (trust.verifier === undefined) return undefined
   const sig = record[SIGNATURE_FIELD]
   if (typeof sig !== 'string' || sig.length > 1024)
@@ -97,16 +99,25 @@ function signatureProblem(record: RunRecord & { [SIGNATURE_FIELD]?: unknown }, t
   return good ? undefined : 'bad signature (signed with another key, or altered after signing)'
 }
 
-function defaultWarn(message: string): void {
-  if (warned.has(message)) return
-  warned.add(message)
-  process.stderr.write(`warning: ${message}\n`)
+/**
+ * A `warn` that writes each distinct message once to `out` as `warning: <message>`. The CLI
+ * passes its own error stream (open-store.ts `cliTrust`), so in-process callers capture it.
+ */
+export function warnOnceTo(out: { write(s: string): unknown }): (message: string) => void {
+  const warned = new Set<string>()
+  return (message) => {
+    if (warned.has(message)) return
+    warned.add(message)
+    out.write(`warning: ${message}\n`)
+  }
 }
 
-/** A record field safe to print on a terminal: control characters replaced, length capped. */
+/** For a store opened without a `warn` (library use): this process's stderr, once per message. */
+const defaultWarn = warnOnceTo(process.stderr)
+
+/** A record field safe to print inside one line: control characters (C0, DEL, C1) replaced, length capped. */
 function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 120)
+  return stripControl(s, { mark: '?', oneLine: true }).slice(0, 120)
 }
 
 /**
