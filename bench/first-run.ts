@@ -5,7 +5,7 @@
  * aggregate) into a fresh temp dir and runs it once with the real CLI
  * (`node scripts/pipeline.mjs --file <dir>/pipeline.yaml --jobs J`, what `npm run pipeline` runs,
  * minus npm's own start-up), then writes the same 200 jobs as a Snakefile into another fresh dir
- * and runs `snakemake -jJ --quiet` once. Rounds alternate the sides, so a neighbour's burst of
+ * and runs `snakemake -jJ --quiet` once, then again with `--scheduler greedy` in a third dir. Rounds alternate the sides, so a neighbour's burst of
  * load falls on both alike. Nothing is reused between rounds but the CLI bundle, brought up to
  * date first as any run after an edit does: every per-stage cost (a stage bundle included) is
  * paid in every round. CPU time is user + sys of the process and every child it reaped (GNU
@@ -35,6 +35,12 @@ const opt = (name: string, dflt: number): number => {
 const RUNS = opt('--runs', 3)
 const JOBS = opt('--jobs', 2)
 const N = toyInstanceCount(SHAPE)
+/**
+ * A second peer line: the same DAG under `--scheduler greedy` (Snakemake's default solves an ILP
+ * whenever more jobs are ready than slots), to tell the scheduler's cost from the rest of
+ * Snakemake's. The main ratio is against the default, as users run it.
+ */
+const GREEDY = ['--scheduler', 'greedy']
 const log = (s: string): void => void process.stderr.write(`${s}\n`)
 
 const root = mkdtempSync(join(tmpdir(), 'cusp-bench-first-'))
@@ -53,11 +59,11 @@ function oursOnce(i: number): { t: Timing; lock: string } {
   return { t, lock }
 }
 
-function peerOnce(i: number): Timing {
-  const dir = join(root, `snakemake-${i}`)
+function peerOnce(i: number, extra: string[] = []): Timing {
+  const dir = join(root, `snakemake-${i}${extra.length > 0 ? '-b' : ''}`)
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'Snakefile'), snakefile(SHAPE))
-  const t = timed('snakemake', [`-j${JOBS}`, '--quiet'], dir)
+  const t = timed('snakemake', [`-j${JOBS}`, '--quiet', ...extra], dir)
   if (readFileSync(join(dir, 'out/aggregate/summary.txt'), 'utf8').split('\n').length !== (N - 2) / 2 + 1) {
     throw new Error('snakemake: aggregate does not hold one line per probe')
   }
@@ -73,6 +79,7 @@ try {
   const version = execFileSync('snakemake', ['--version'], { encoding: 'utf8' }).trim()
   const mine: Timing[] = []
   const theirs: Timing[] = []
+  const greedy: Timing[] = []
   const locks = new Set<string>()
   for (let i = 0; i < RUNS; i++) {
     const o = oursOnce(i)
@@ -81,12 +88,17 @@ try {
     log(`round ${i + 1}/${RUNS}: ours ${(o.t.ms / 1000).toFixed(1)} s (cpu ${((o.t.cpuMs ?? NaN) / 1000).toFixed(1)} s)`)
     theirs.push(peerOnce(i))
     log(`round ${i + 1}/${RUNS}: snakemake ${(theirs[i]!.ms / 1000).toFixed(1)} s (cpu ${((theirs[i]!.cpuMs ?? NaN) / 1000).toFixed(1)} s)`)
+    greedy.push(peerOnce(i, GREEDY))
+    log(
+      `round ${i + 1}/${RUNS}: snakemake --scheduler greedy ${(greedy[i]!.ms / 1000).toFixed(1)} s (cpu ${((greedy[i]!.cpuMs ?? NaN) / 1000).toFixed(1)} s)`,
+    )
   }
   if (locks.size !== 1) throw new Error(`the rounds' pipeline.lock files differ (${locks.size} distinct)`)
   log(`ours: first runs ${fmt(mine)}`)
   log(`snakemake: first runs ${fmt(theirs)}`)
   const [ow, pw] = [spread(mine.map((t) => t.ms))!, spread(theirs.map((t) => t.ms))!]
   const [oc, pc] = [spread(mine.map((t) => t.cpuMs)), spread(theirs.map((t) => t.cpuMs))]
+  const [gw, gc] = [spread(greedy.map((t) => t.ms))!, spread(greedy.map((t) => t.cpuMs))]
   const ratio = (a: number, b: number): number => Math.round((a / b) * 1000) / 1000
   const settings = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('CUSP_STAGE_')))
   console.log(
@@ -102,10 +114,16 @@ try {
       peer_cpu_ms: pc?.median ?? null,
       cpu_ratio: oc !== undefined && pc !== undefined ? ratio(oc.median, pc.median) : null,
       ours_cpu_per_instance_ms: oc !== undefined ? Math.round(oc.median / N) : null,
+      peer_greedy_ms: gw.median,
+      ratio_vs_greedy: ratio(ow.median, gw.median),
+      peer_greedy_cpu_ms: gc?.median ?? null,
+      cpu_ratio_vs_greedy: oc !== undefined && gc !== undefined ? ratio(oc.median, gc.median) : null,
       ours_wall_spread: ow,
       peer_wall_spread: pw,
       ours_cpu_spread: oc ?? null,
       peer_cpu_spread: pc ?? null,
+      peer_greedy_wall_spread: gw,
+      peer_greedy_cpu_spread: gc ?? null,
       lock_sha256: [...locks][0],
       settings,
       command: `node scripts/pipeline.mjs --file <fresh dir>/pipeline.yaml --jobs ${JOBS}`,
