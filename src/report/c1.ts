@@ -29,6 +29,9 @@ export interface RunEdge {
   gap: number | undefined
   /** max rho_1: below the edge threshold, the run never reached the edge of stability at all. */
   rho1Max: number | undefined
+  /** How far rho_{n_c-1} and rho_{n_c} may be off: eta/2 x the Lanczos residual, the largest over the probes. */
+  topErr: number | undefined
+  bulkErr: number | undefined
   instances: string[]
 }
 
@@ -36,6 +39,23 @@ const maxOf = (xs: readonly (number | undefined)[]): number | undefined => {
   const v = xs.filter((x): x is number => x !== undefined && Number.isFinite(x))
   return v.length === 0 ? undefined : Math.max(...v)
 }
+
+/**
+ * The largest eta/2 x ||H h_i - lambda_i h_i|| over `ps` at rank index `i`: a symmetric matrix has an
+ * eigenvalue within the residual of each Ritz value, so this bounds how far the reported rho_(i+1)
+ * may be from one. Undefined when a probe did not write its residuals.
+ */
+function rhoErr(ps: readonly ProbeRecord[], i: number): number | undefined {
+  const errs = ps.map((p) => {
+    const r = p.residuals?.[i]
+    return r === undefined || !Number.isFinite(r) ? undefined : (p.eta * Math.abs(r)) / 2
+  })
+  return errs.some((e) => e === undefined) ? undefined : maxOf(errs)
+}
+
+/** `x` with its bound when known: "0.107 ± 0.0011". */
+const withErr = (x: number | undefined, err: number | undefined): string =>
+  err === undefined || x === undefined ? fmt(x) : `${fmt(x)} ± ${fmt(err, 2)}`
 
 /** The edge of one run's (post-transient) probes. */
 export function runEdge(label: string, ps: readonly ProbeRecord[], threshold: number): RunEdge {
@@ -55,6 +75,8 @@ export function runEdge(label: string, ps: readonly ProbeRecord[], threshold: nu
     edgeSet: Math.max(0, ...ps.map((p) => p.rho.filter((x) => x >= threshold).length)),
     gap: topMax !== undefined && b !== undefined && b > 0 ? topMax / b : undefined,
     rho1Max: maxOf(ps.map((p) => p.rho[0])),
+    topErr: nc >= 2 ? rhoErr(ps, nc - 2) : undefined,
+    bulkErr: rhoErr(ps, nc - 1),
     instances: ps.map((p) => p.instance),
   }
 }
@@ -193,7 +215,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
   const limits = [
     `runs are probed up to t = ${fmt(tMax, 3)} (the paper: up to t = 40 or loss < 0.1); an edge reached later is not seen`,
     'rho_n_c above rho_bulk_max between two probes is not seen (the maximum is over probed checkpoints only)',
-    "eigenvalues are Lanczos estimates to the probe stage's residual tolerance; values within it of a threshold are not resolved",
+    "eigenvalues are Lanczos estimates: each rho is given ± eta/2 x its Lanczos residual (the largest over the run's probes), and a value within that of a threshold is not resolved; the seed-to-seed spread, where a setting has several seeds, is not folded in",
     `a run with k < n_c eigenvalues cannot show rho_n_c`,
     // A setting is a run's label less its seed; one with a single run has no seed spread.
     ...([...groupBy(runs, (x) => x.e.label.replace(/ seed=\S+$/, '')).values()].some((g) => g.length < 2)
@@ -204,7 +226,7 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
     runs
       .map(
         (x) =>
-          `${x.e.label}: rho_${x.e.nc - 1} ${fmt(x.e.topMax)}, rho_${x.e.nc} ${fmt(x.e.bulkMax)}, edge set ${x.e.edgeSet}/${x.e.nc - 1}`,
+          `${x.e.label}: rho_${x.e.nc - 1} ${withErr(x.e.topMax, x.e.topErr)}, rho_${x.e.nc} ${withErr(x.e.bulkMax, x.e.bulkErr)}, edge set ${x.e.edgeSet}/${x.e.nc - 1}`,
       )
       .join('; ') || 'n/a'
   const measured: JsonObject = {
@@ -217,6 +239,8 @@ export function judgeC1(inp: JudgeInput): ClaimVerdict {
       rho_top_max: jnum(e.topMax),
       rho_bulk_max: jnum(e.bulkMax),
       rho_1_max: jnum(e.rho1Max),
+      rho_top_err: jnum(e.topErr),
+      rho_bulk_err: jnum(e.bulkErr),
       edge_set: e.edgeSet,
       gap: jnum(e.gap),
       verdict: v,

@@ -29,6 +29,8 @@ export interface ProbeRecord {
   rho: number[]
   /** d_i = h_i . g (index 0 is d_1). */
   d: number[]
+  /** Lanczos residuals ||H h_i - lambda_i h_i|| (probe.json `residuals`), when written. */
+  residuals?: number[]
   lambda1: number | null
   topNorm: number | null
   bulkNorm: number | null
@@ -140,6 +142,7 @@ export function parseProbe(text: string, instance: string, params: JsonObject, r
     t: num(j.t) ?? iteration * eta,
     rho: nums(j.rho),
     d: nums(j.d),
+    residuals: nums(j.residuals),
     lambda1: Array.isArray(j.eigenvalues) ? num(j.eigenvalues[0]) : null,
     topNorm: num(j.top_norm),
     bulkNorm: num(j.bulk_norm),

@@ -457,3 +457,28 @@ t.test('probe helper sanity: rho_{n_c-1} and rho_{n_c} where the fixture puts th
   const p = probe({ eta: 0.1, iteration: 0, rhoTop: 0.9, rhoBulk: 0.2 })
   t.ok(p.rho[8]! >= 0.9 && p.rho[9]! <= 0.2)
 })
+
+t.test('C1 gives each rho with its Lanczos bound (eta/2 x residual, the largest over the run), and none without residuals', async (t) => {
+  const r = supportedResults()
+  const none = judge('C1', r)
+  t.notMatch(none.ours, /±/, 'no residuals written: no bound claimed')
+  // The last probe of the smallest tanh eta (after the transient, so it is judged).
+  const tanh = (p: StageResults['probes'][number]): boolean => p.role === 'grid' && p.eta === 0.02 && p.activation === 'tanh'
+  const last = r.probes.reduce((best, p, i) => (tanh(p) && (best < 0 || p.iteration > r.probes[best]!.iteration) ? i : best), -1)
+  // Residual 0.01 at every rank, 0.03 at rank 10 of that probe: rho_10 is off by at most 0.02 x 0.03 / 2.
+  const withRes: StageResults = {
+    ...r,
+    probes: r.probes.map((p, i) => ({ ...p, residuals: p.rho.map((_, k) => (i === last && k === 9 ? 0.03 : 0.01)) })),
+  }
+  const v = judge('C1', withRes)
+  t.equal(v.verdict, none.verdict, 'the bound does not move the verdict')
+  t.match(v.ours, /mlp-tanh eta=0\.02: rho_9 [0-9.]+ ± 0\.0001, rho_10 [0-9.]+ ± 0\.0003,/)
+  const run = (v.measured.runs as { label: string; rho_top_err: number; rho_bulk_err: number }[]).find(
+    (x) => x.label === 'mlp-tanh eta=0.02',
+  )!
+  t.ok(Math.abs(run.rho_top_err - (0.02 * 0.01) / 2) < 1e-12, `rho_top_err ${run.rho_top_err}`)
+  t.ok(Math.abs(run.rho_bulk_err - (0.02 * 0.03) / 2) < 1e-12, `rho_bulk_err ${run.rho_bulk_err}`)
+  // That probe without residuals: no bound for the run rather than a bound over the others only.
+  const partial: StageResults = { ...withRes, probes: withRes.probes.map((p, i) => (i === last ? { ...p, residuals: [] } : p)) }
+  t.match(judge('C1', partial).ours, /mlp-tanh eta=0\.02: rho_9 [0-9.]+, rho_10 [0-9.]+, edge set/)
+})
