@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { main } from '../../src/main.ts'
+import { runMain } from './fixtures/run-main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -33,18 +34,7 @@ function cli(cwd: string, args: string[], env: Record<string, string> = {}, sour
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-/** Run `main` in-process with captured output. */
-async function run(cwd: string, args: string[], env: Record<string, string> = {}) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
-  })
-  return { code, stdout, stderr }
-}
+const run = runMain
 
 const noStack = (s: string): boolean => !/^\s{4}at /m.test(s)
 

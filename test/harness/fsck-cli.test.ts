@@ -10,21 +10,11 @@ import t from 'tap'
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../src/main.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
+import { runMain } from './fixtures/run-main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
-async function run(cwd: string, args: string[], env: Record<string, string> = {}) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
-  })
-  return { code, stdout, stderr }
-}
+const run = runMain
 
 const dir = mkdtempSync(join(tmpdir(), 'cusp-fsck-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -9,20 +9,10 @@ import t, { type Test } from 'tap'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../src/main.ts'
+import { runMain } from './fixtures/run-main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
-async function run(cwd: string, args: string[], env: Record<string, string> = {}) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
-  })
-  return { code, stdout, stderr }
-}
+const run = runMain
 
 const KEY = { CUSP_RECORD_KEY: 'a-long-shared-record-key-0123456789' }
 const dir = mkdtempSync(join(tmpdir(), 'cusp-signed-'))

@@ -9,10 +9,10 @@ import t from 'tap'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../src/main.ts'
 import { computeFingerprint } from '../../src/harness/fingerprint.ts'
 import { stripControl, terminalJson } from '../../src/harness/redact.ts'
 import type { FingerprintBreakdown } from '../../src/harness/types.ts'
+import { runMain } from './fixtures/run-main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
 /** Every character a terminal may act on, but newline (output is made of lines). */
@@ -22,17 +22,7 @@ const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/
 const HOSTILE_VALUE = 'a\u009b2J\u009b31mred\u001b[2J\u001b]0;title\u0007\u007f\u0085z'
 const HOSTILE_KEY = 'k\u009b1m\u001b[7m'
 
-async function run(cwd: string, args: string[], env: Record<string, string> = {}) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
-  })
-  return { code, stdout, stderr }
-}
+const run = runMain
 
 const dir = mkdtempSync(join(tmpdir(), 'cusp-controls-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
