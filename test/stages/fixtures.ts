@@ -5,7 +5,8 @@
  * process, as the executor does, with an optional resume directory and an optional kill.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeSafetensors, tensor } from '../../src/data/safetensors.ts'
 import { createRng } from '../../src/science/rng.ts'
@@ -13,6 +14,19 @@ import { stageCommand, type StageInput } from '../../src/harness/stage-api.ts'
 import type { JsonObject } from '../../src/harness/types.ts'
 
 export const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '')
+
+/**
+ * A throwaway project running this checkout's code: a temp dir (`prefix` + random) whose sources,
+ * stages, schemas, data, scripts and node_modules are symlinks to the repository's, with
+ * `pipeline` as its pipeline.yaml. The caller removes it.
+ */
+export async function linkedProject(prefix: string, pipeline: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json'])
+    await symlink(join(ROOT, f), join(dir, f))
+  await writeFile(join(dir, 'pipeline.yaml'), pipeline)
+  return dir
+}
 
 /** n images [h, w, 1] of `classes` classes: a class-dependent bright band plus noise (learnable). */
 export async function writeToyData(dir: string, n = 64, classes = 3, h = 8, w = 8): Promise<{ dataset: string; manifest: string }> {

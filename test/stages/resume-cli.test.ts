@@ -2,11 +2,10 @@
 // and the train outputs published to the store are byte-identical to a never-interrupted run's.
 import { spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { ROOT } from './fixtures.ts'
+import { linkedProject } from './fixtures.ts'
 
 const PIPELINE = `schema: 1
 stages:
@@ -22,13 +21,7 @@ stages:
     outputs: { checkpoints: dir, telemetry.jsonl: file }
 `
 
-async function project(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'cusp-resume-cli-'))
-  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json'])
-    await symlink(join(ROOT, f), join(dir, f))
-  await writeFile(join(dir, 'pipeline.yaml'), PIPELINE)
-  return dir
-}
+const project = (): Promise<string> => linkedProject('cusp-resume-cli-', PIPELINE)
 
 /** Runs the CLI in `cwd`, output to a file; `killAt` kills it when the output matches. */
 async function cli(cwd: string, killAt?: RegExp): Promise<{ code: number | null; signal: string | null; out: string }> {

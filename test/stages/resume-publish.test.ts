@@ -4,13 +4,12 @@
 // resumes from it instead of starting over, publishes the bytes of a never-interrupted run, and
 // only then is the resume directory gone. Before, the stage deleted it as it returned, so any
 // failure or kill between the stage's end and the publish cost the whole training run.
-import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { main } from '../../src/main.ts'
 import { injectFsFault } from '../harness/fixtures/fs-faults.ts'
-import { ROOT } from './fixtures.ts'
+import { linkedProject } from './fixtures.ts'
 
 const PIPELINE = `schema: 1
 stages:
@@ -26,13 +25,7 @@ stages:
     outputs: { checkpoints: dir, telemetry.jsonl: file }
 `
 
-async function project(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'cusp-resume-publish-'))
-  for (const f of ['src', 'stages', 'schemas', 'data', 'scripts', 'node_modules', 'package.json', 'package-lock.json'])
-    await symlink(join(ROOT, f), join(dir, f))
-  await writeFile(join(dir, 'pipeline.yaml'), PIPELINE)
-  return dir
-}
+const project = (): Promise<string> => linkedProject('cusp-resume-publish-', PIPELINE)
 
 async function cli(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = ''
