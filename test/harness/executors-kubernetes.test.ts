@@ -55,6 +55,30 @@ function runContainerLocally(root: string) {
 
 const never = (): Promise<ContainerEnd> => new Promise(() => undefined)
 
+/** A one-CPU instance of the toy's prepare stage. */
+const PREPARE = {
+  id: 'prepare',
+  stage: 'prepare',
+  impl: 'prepare',
+  params: {},
+  deps: [],
+  outputs: [],
+  resources: { cpu: 1, memory: '1Gi', gpu: 0 },
+} as unknown as StageInstance
+
+/** A runner against the fake API server at `url`, with a fixed (empty) attempt tag unless `over` says otherwise. */
+function testRunner(url: string, over: Partial<ConstructorParameters<typeof KubernetesRunner>[0]> = {}): KubernetesRunner {
+  return new KubernetesRunner({
+    image: 'cusp:cpu',
+    spec: { store: 's3://b/p' },
+    pipelineName: 'toy',
+    namespace: 'ml',
+    kubeConfig: kubeConfig(url),
+    attempt: () => '',
+    ...over,
+  })
+}
+
 t.test('the Job manifest', async (t) => {
   const inst = {
     id: 'train@eta=0.1,seed=0',
@@ -168,23 +192,8 @@ t.test('a toy DAG: one Job per instance, published by run-stage, read back by th
 t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Jobs in flight', async (t) => {
   const fake = await startFakeKube(never)
   t.teardown(() => fake.close())
-  const inst = {
-    id: 'prepare',
-    stage: 'prepare',
-    impl: 'prepare',
-    params: {},
-    deps: [],
-    outputs: [],
-    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
-  } as unknown as StageInstance
-  const runner = new KubernetesRunner({
-    image: 'cusp:cpu',
-    spec: { store: 's3://b/p' },
-    pipelineName: 'toy',
-    namespace: 'ml',
-    kubeConfig: kubeConfig(fake.url),
-    attempt: () => '',
-  })
+  const inst = PREPARE
+  const runner = testRunner(fake.url)
   const untilCreated = async (name: string) => {
     for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
   }
@@ -215,14 +224,7 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
 
   // Deleted before the watch could open: the read after opening sees the 404.
   const fp3 = '12'.repeat(32) as Fingerprint
-  const fresh = new KubernetesRunner({
-    image: 'cusp:cpu',
-    spec: { store: 's3://b/p' },
-    pipelineName: 'toy',
-    namespace: 'ml',
-    kubeConfig: kubeConfig(fake.url),
-    attempt: () => '',
-  })
+  const fresh = testRunner(fake.url)
   const origCreate = fake.jobs.set.bind(fake.jobs)
   fake.jobs.set = (k, v) => (k === jobName(inst, fp3) ? fake.jobs : origCreate(k, v)) // the Job vanishes as soon as it is created
   const vanished = await fresh.run({ instance: inst, fingerprint: fp3, emit: () => undefined })
@@ -234,24 +236,8 @@ t.test('a Job deleted by someone else fails its instance; Ctrl-C deletes the Job
 t.test('a container that can never start (ImagePullBackOff) fails its instance and its Job is deleted', async (t) => {
   const fake = await startFakeKube(never)
   t.teardown(() => fake.close())
-  const inst = {
-    id: 'prepare',
-    stage: 'prepare',
-    impl: 'prepare',
-    params: {},
-    deps: [],
-    outputs: [],
-    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
-  } as unknown as StageInstance
-  const runner = new KubernetesRunner({
-    image: 'nope:gpu',
-    spec: { store: 's3://b/p' },
-    pipelineName: 'toy',
-    namespace: 'ml',
-    kubeConfig: kubeConfig(fake.url),
-    podPollMs: 30,
-    attempt: () => '',
-  })
+  const inst = PREPARE
+  const runner = testRunner(fake.url, { image: 'nope:gpu', podPollMs: 30 })
   const running = runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
   const name = jobName(inst, FP)
   for (let i = 0; i < 400 && !fake.jobs.has(name); i++) await new Promise((r) => setTimeout(r, 10))
@@ -269,23 +255,8 @@ t.test('a container that can never start (ImagePullBackOff) fails its instance a
 t.test('Ctrl-C while a Job is being created: the Job is deleted and the run ends cancelled', async (t) => {
   const fake = await startFakeKube(never)
   t.teardown(() => fake.close())
-  const inst = {
-    id: 'prepare',
-    stage: 'prepare',
-    impl: 'prepare',
-    params: {},
-    deps: [],
-    outputs: [],
-    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
-  } as unknown as StageInstance
-  const runner = new KubernetesRunner({
-    image: 'cusp:cpu',
-    spec: { store: 's3://b/p' },
-    pipelineName: 'toy',
-    namespace: 'ml',
-    kubeConfig: kubeConfig(fake.url),
-    attempt: () => '',
-  })
+  const inst = PREPARE
+  const runner = testRunner(fake.url)
   // The cancel lands after the server created the Job and before the client has its answer.
   fake.beforeCreated = () => runner.cancelAll()
   const r = await Promise.race([
@@ -308,23 +279,9 @@ t.test('Ctrl-C while a Job is being created: the Job is deleted and the run ends
 t.test('two runs of one instance at one fingerprint create two Jobs (a kept failed Job never blocks the rerun)', async (t) => {
   const fake = await startFakeKube(async () => ({ exitCode: 0, log: '' }))
   t.teardown(() => fake.close())
-  const inst = {
-    id: 'prepare',
-    stage: 'prepare',
-    impl: 'prepare',
-    params: {},
-    deps: [],
-    outputs: [],
-    resources: { cpu: 1, memory: '1Gi', gpu: 0 },
-  } as unknown as StageInstance
+  const inst = PREPARE
   // No `attempt` option: the runner's own attempt tags. The fake refuses a name in use (409), as the API server does.
-  const runner = new KubernetesRunner({
-    image: 'cusp:cpu',
-    spec: { store: 's3://b/p' },
-    pipelineName: 'toy',
-    namespace: 'ml',
-    kubeConfig: kubeConfig(fake.url),
-  })
+  const runner = testRunner(fake.url, { attempt: undefined })
   const first = await runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
   const second = await runner.run({ instance: inst, fingerprint: FP, emit: () => undefined })
   t.ok(first.ok, 'the first Job succeeded')
