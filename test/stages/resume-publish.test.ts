@@ -7,8 +7,8 @@
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/main.ts'
 import { injectFsFault } from '../harness/fixtures/fs-faults.ts'
+import { captureMain } from '../harness/fixtures/run-main.ts'
 import { linkedProject } from './fixtures.ts'
 
 const PIPELINE = `schema: 1
@@ -27,17 +27,7 @@ stages:
 
 const project = (): Promise<string> => linkedProject('cusp-resume-publish-', PIPELINE)
 
-async function cli(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '', CUSP_THREADS: '1' },
-  })
-  return { code, stdout, stderr }
-}
+const cli = (cwd: string, args: string[]) => captureMain(cwd, args, { ...process.env, NO_COLOR: '1', CUSP_STORE: '', CUSP_THREADS: '1' })
 
 async function trainOutputs(dir: string): Promise<Record<string, string>> {
   const lock = JSON.parse(await readFile(join(dir, 'pipeline.lock'), 'utf8')) as {
