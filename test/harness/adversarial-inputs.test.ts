@@ -8,11 +8,13 @@
  * nothing already stored was lost.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { main } from '../../src/harness/cli.ts'
+import { captureMain, type MainRun } from './fixtures/run-main.ts'
+import { listing } from './fixtures/tree.ts'
 
 const SECRET = 'sentinel-aws-9f1c2e7d'
 const PASSWORD = 'sentinel-pw-4b8a'
@@ -68,20 +70,13 @@ function project(): string {
   return dir
 }
 
-interface Out {
-  code: number
-  stdout: string
-  stderr: string
-}
+type Out = MainRun
 
-async function cli(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Out> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
+const cli = (cwd: string, args: string[], env: Record<string, string> = {}): Promise<Out> =>
+  captureMain(
     cwd,
-    env: {
+    args,
+    {
       PATH: process.env.PATH,
       HOME: join(cwd, 'home'),
       NO_COLOR: '1',
@@ -89,23 +84,8 @@ async function cli(cwd: string, args: string[], env: Record<string, string> = {}
       AWS_ACCESS_KEY_ID: 'AKIASENTINEL0001',
       ...env,
     },
-  })
-  return { code, stdout, stderr }
-}
-
-/** Every file under `dir` (relative path -> size), for "nothing written" checks. */
-function listing(dir: string): Record<string, number> {
-  const out: Record<string, number> = {}
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out[relative(dir, p)] = e.isFile() ? statSync(p).size : -1
-    }
-  }
-  walk(dir)
-  return out
-}
+    main,
+  )
 
 /** All bytes of every file under `dir`, as one string (for "the secret is nowhere" checks). */
 function allText(dir: string): string {

@@ -18,7 +18,7 @@ import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/main.ts'
+import { captureMain } from './fixtures/run-main.ts'
 import { startFakeBatch, type FakeJob } from './fixtures/fake-batch.ts'
 import { startS3Server, TEST_BUCKET, TEST_ENV } from './fixtures/s3-server.ts'
 
@@ -67,17 +67,8 @@ t.teardown(() => fake.close())
 process.env.AWS_ENDPOINT_URL_BATCH = fake.endpoint
 process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = fake.endpoint
 
-async function cli(cwd: string, args: string[]) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '', CUSP_BATCH_POLL_MS: '20' },
-  })
-  return { code, stdout, stderr }
-}
+const cli = (cwd: string, args: string[]) =>
+  captureMain(cwd, args, { ...process.env, NO_COLOR: '1', CUSP_STORE: '', CUSP_BATCH_POLL_MS: '20' })
 
 const spec = `s3://${TEST_BUCKET}/batch?endpoint=${encodeURIComponent(s3.endpoint)}`
 const FULL = process.env.CUSP_BATCH_SMOKE_FULL === '1'

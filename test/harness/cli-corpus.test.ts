@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { main } from '../../src/main.ts'
+import { captureMain } from './fixtures/run-main.ts'
 import { brokenCorpus, validToyProject, type ProjectFiles } from './fixtures/broken-corpus.ts'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -47,17 +47,8 @@ function snapshot(dir: string): string[] {
   return out
 }
 
-async function inProcess(dir: string, args: string[]) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(['--file', join(dir, 'pipeline.yaml'), ...args], {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd: dir,
-    env: { PATH: process.env.PATH, NO_COLOR: '1' },
-  })
-  return { code, stdout, stderr }
-}
+const inProcess = (dir: string, args: string[]) =>
+  captureMain(dir, ['--file', join(dir, 'pipeline.yaml'), ...args], { PATH: process.env.PATH, NO_COLOR: '1' })
 
 const LOCATED = /[\w./@-]+\.(?:yaml|yml|json|ts):\d+:\d+/
 const STACK = /^\s{4}at /m

@@ -15,6 +15,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { main } from '../../src/harness/cli.ts'
+import { captureMain, type MainRun } from './fixtures/run-main.ts'
 import { parseListing } from '../../src/harness/store/dir-listing.ts'
 import { gcApply, gcLayers, gcPlan } from '../../src/harness/sync.ts'
 import type { ObjectDigest } from '../../src/harness/types.ts'
@@ -90,17 +91,13 @@ const listingOf = (p: Project) => async (d: ObjectDigest) => {
   return (await p.store.getFile(d, dest)) ? parseListing(await readFile(dest)) : undefined
 }
 
-async function cli(p: Project, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd: p.root,
-    env: { PATH: process.env.PATH, HOME: p.root, NO_COLOR: '1', TOY_COUNTER_DIR: p.counterDir, CUSP_STAGE_ENV: 'TOY_COUNTER_DIR' },
-  })
-  return { code, stdout, stderr }
-}
+const cli = (p: Project, args: string[]): Promise<MainRun> =>
+  captureMain(
+    p.root,
+    args,
+    { PATH: process.env.PATH, HOME: p.root, NO_COLOR: '1', TOY_COUNTER_DIR: p.counterDir, CUSP_STAGE_ENV: 'TOY_COUNTER_DIR' },
+    main,
+  )
 
 t.test('two runs of one instance in two processes: the second fails with one line naming the first; nothing lost', async (t) => {
   const p = new Project()

@@ -16,6 +16,7 @@ import t from 'tap'
 import { fromDot } from 'ts-graphviz'
 import { analyze, nodeReader } from '../../src/harness/analyzer.ts'
 import { main } from '../../src/harness/cli.ts'
+import { captureMain } from './fixtures/run-main.ts'
 import { dagDot, dagMermaid, dagText, mermaidText, PALETTE } from '../../src/harness/dag-format.ts'
 import { stageGraphOf, stageGraphParam, stageView, type GraphView } from '../../src/harness/dag-graph.ts'
 import { dagSvg, xmlText } from '../../src/harness/dag-svg.ts'
@@ -30,18 +31,7 @@ function analysed(profile: string, overrides: string[] = []): ValidPipeline {
   return r.value
 }
 
-async function cli(cwd: string, args: string[]) {
-  let stdout = ''
-  let stderr = ''
-  const sink = (add: (s: string) => void) => ({ write: (s: string) => (add(s), true), isTTY: false })
-  const code = await main(args, {
-    stdout: sink((s) => (stdout += s)),
-    stderr: sink((s) => (stderr += s)),
-    cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
-  })
-  return { code, stdout, stderr }
-}
+const cli = (cwd: string, args: string[]) => captureMain(cwd, args, { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' }, main)
 
 const tmp = mkdtempSync(join(tmpdir(), 'cusp-dag-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))

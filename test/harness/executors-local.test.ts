@@ -10,20 +10,10 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/main.ts'
+import { captureMain } from './fixtures/run-main.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
 
-async function cli(cwd: string, args: string[]) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { ...process.env, CUSP_STORE: '', NO_COLOR: '1' },
-  })
-  return { code, stdout, stderr }
-}
+const cli = (cwd: string, args: string[]) => captureMain(cwd, args, { ...process.env, CUSP_STORE: '', NO_COLOR: '1' })
 
 t.test('local-process executor: same lock as in-process, then fresh; failures surface', async (t) => {
   const base = mkdtempSync(join(tmpdir(), 'cusp-localproc-'))

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/main.ts'
+import { captureMain, summaryOutcomes } from './fixtures/run-main.ts'
 import { clearCodeDigestCache } from '../../src/harness/code-digest.ts'
 import type { LockFile } from '../../src/harness/types.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
@@ -48,21 +48,9 @@ export default {
 )
 
 async function run(): Promise<Record<string, string>> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(['--json'], {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd: dir,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
-  })
-  if (code !== 0) throw new Error(`exit ${code}: ${stderr}`)
-  const summary = stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { type: string; outcomes?: Record<string, { outcome: string }> })
-    .find((e) => e.type === 'summary')
-  return Object.fromEntries(Object.entries(summary?.outcomes ?? {}).map(([k, v]) => [k, v.outcome]))
+  const r = await captureMain(dir, ['--json'], { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' })
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`)
+  return summaryOutcomes(r.stdout)
 }
 const lock = (): LockFile => JSON.parse(readFileSync(join(dir, 'pipeline.lock'), 'utf8')) as LockFile
 

@@ -11,7 +11,7 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../src/main.ts'
+import { captureMain } from './fixtures/run-main.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
 import type { LockFile } from '../../src/harness/types.ts'
 import { writeToyDag } from './fixtures/toy-dag.ts'
@@ -27,18 +27,10 @@ await writeFile(yaml, `${await readFile(yaml, 'utf8')}publish:\n  results/report
 const spec = `s3://${TEST_BUCKET}/published/cache?endpoint=${encodeURIComponent(server.endpoint)}`
 const published = join(dir, 'results', 'report.html')
 
-async function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  let stdout = ''
-  let stderr = ''
+function cli(args: string[], env: Record<string, string | undefined> = {}) {
   const base: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1', CUSP_STORE: '' }
   for (const k of ['BROWSER', 'DISPLAY', 'WAYLAND_DISPLAY']) delete base[k]
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd: dir,
-    env: { ...base, ...env },
-  })
-  return { code, stdout, stderr }
+  return captureMain(dir, args, { ...base, ...env })
 }
 
 /** The bytes the lock says aggregate's summary.txt has, read from the local store. */

@@ -9,7 +9,7 @@ import t from 'tap'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../src/main.ts'
+import { captureMain, summaryOutcomes } from './fixtures/run-main.ts'
 import { LocalStore } from '../../src/harness/store/local-store.ts'
 import { openStore } from '../../src/harness/store/open-store.ts'
 import { TieredStore } from '../../src/harness/store/tiered-store.ts'
@@ -31,25 +31,9 @@ const spec = `s3://${TEST_BUCKET}/e2e/cache?endpoint=${encodeURIComponent(server
 let printed = ''
 
 async function cli(args: string[]) {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd: dir,
-    env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' },
-  })
-  printed += stdout + stderr
-  return { code, stdout, stderr }
-}
-
-function outcomes(stdout: string): Record<string, string> {
-  const summary = stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { type: string; outcomes?: Record<string, { outcome: string }> })
-    .find((e) => e.type === 'summary')
-  return Object.fromEntries(Object.entries(summary?.outcomes ?? {}).map(([k, v]) => [k, v.outcome]))
+  const r = await captureMain(dir, args, { ...process.env, NO_COLOR: '1', CUSP_STORE: '' })
+  printed += r.stdout + r.stderr
+  return r
 }
 
 /** Every output of every lock entry, read back through `store`, as `instance/output -> bytes`. */
@@ -68,7 +52,7 @@ async function outputsOf(store: TieredStore | LocalStore, lock: LockFile, scratc
 t.test('run against S3, delete the local cache and the lock, rerun: all restored, nothing recomputed, byte-identical', async (t) => {
   const first = await cli(['--json', '--store', spec])
   t.equal(first.code, 0, first.stderr)
-  const ran = outcomes(first.stdout)
+  const ran = summaryOutcomes(first.stdout)
   t.equal(Object.keys(ran).length, 6)
   t.ok(
     Object.values(ran).every((o) => o === 'ran'),
@@ -85,7 +69,7 @@ t.test('run against S3, delete the local cache and the lock, rerun: all restored
   await rm(join(dir, 'pipeline.lock'))
   const second = await cli(['--json', '--store', spec])
   t.equal(second.code, 0, second.stderr)
-  const restored = outcomes(second.stdout)
+  const restored = summaryOutcomes(second.stdout)
   t.same(Object.keys(restored).sort(), Object.keys(ran).sort())
   t.ok(
     Object.values(restored).every((o) => o === 'restored'),

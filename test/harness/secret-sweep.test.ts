@@ -9,11 +9,13 @@
  * carries the endpoint URL without its credentials.
  */
 import { createHash } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import t from 'tap'
 import { main } from '../../src/harness/cli.ts'
+import { captureMain, type MainRun } from './fixtures/run-main.ts'
+import { listing } from './fixtures/tree.ts'
 import { submitInput } from '../../src/harness/executors/aws-batch-jobdef.ts'
 import { secretOverrides } from '../../src/harness/secret-params.ts'
 import type { Fingerprint, StageInstance } from '../../src/harness/types.ts'
@@ -79,37 +81,10 @@ function project(): string {
   return dir
 }
 
-interface Out {
-  code: number
-  stdout: string
-  stderr: string
-}
+type Out = MainRun
 
-async function cli(cwd: string, args: string[]): Promise<Out> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { PATH: `${join(cwd, 'home', 'bin')}:${process.env.PATH ?? ''}`, HOME: join(cwd, 'home'), NO_COLOR: '1' },
-  })
-  return { code, stdout, stderr }
-}
-
-/** Every file under `dir` (relative path -> size). */
-function listing(dir: string): Record<string, number> {
-  const out: Record<string, number> = {}
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out[relative(dir, p)] = e.isFile() ? statSync(p).size : -1
-    }
-  }
-  walk(dir)
-  return out
-}
+const cli = (cwd: string, args: string[]): Promise<Out> =>
+  captureMain(cwd, args, { PATH: `${join(cwd, 'home', 'bin')}:${process.env.PATH ?? ''}`, HOME: join(cwd, 'home'), NO_COLOR: '1' }, main)
 
 /** Every file under `dir` that holds `needle` (relative paths). */
 function filesHolding(dir: string, needle: string): string[] {

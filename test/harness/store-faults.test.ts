@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import t from 'tap'
 import { main } from '../../src/harness/cli.ts'
+import { captureMain, type MainRun } from './fixtures/run-main.ts'
 import { injectFsFault, type FaultSpec } from './fixtures/fs-faults.ts'
 
 const STAGE = (body: string): string => `import { readFileSync, writeFileSync } from 'node:fs'
@@ -55,23 +56,10 @@ function project(extra = ''): string {
   return dir
 }
 
-interface Out {
-  code: number
-  stdout: string
-  stderr: string
-}
+type Out = MainRun
 
-async function cli(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Out> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd,
-    env: { PATH: process.env.PATH, HOME: join(cwd, 'home'), NO_COLOR: '1', ...env },
-  })
-  return { code, stdout, stderr }
-}
+const cli = (cwd: string, args: string[], env: Record<string, string> = {}): Promise<Out> =>
+  captureMain(cwd, args, { PATH: process.env.PATH, HOME: join(cwd, 'home'), NO_COLOR: '1', ...env }, main)
 
 /** Every file under `dir` with its bytes (relative path -> content), `home/` left out. */
 function snapshot(dir: string, under = ''): Map<string, string> {

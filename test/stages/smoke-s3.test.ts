@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { main } from '../../src/main.ts'
+import { captureMain, summaryOutcomes } from '../harness/fixtures/run-main.ts'
 import { startS3Server, TEST_BUCKET, TEST_ENV } from '../harness/fixtures/s3-server.ts'
 import { ROOT } from './fixtures.ts'
 
@@ -24,20 +24,8 @@ await writeFile(join(dir, 'pipeline.yaml'), await readFile(join(ROOT, 'pipeline.
 const spec = `s3://${TEST_BUCKET}/smoke?endpoint=${encodeURIComponent(server.endpoint)}`
 
 async function run(): Promise<{ code: number; outcomes: Record<string, string>; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const code = await main(['--profile', 'smoke', '--json', '--store', spec], {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    cwd: dir,
-    env: { ...process.env, NO_COLOR: '1', CUSP_STORE: '' },
-  })
-  const summary = stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { type: string; outcomes?: Record<string, { outcome: string }> })
-    .find((e) => e.type === 'summary')
-  return { code, stderr, outcomes: Object.fromEntries(Object.entries(summary?.outcomes ?? {}).map(([k, v]) => [k, v.outcome])) }
+  const r = await captureMain(dir, ['--profile', 'smoke', '--json', '--store', spec], { ...process.env, NO_COLOR: '1', CUSP_STORE: '' })
+  return { code: r.code, stderr: r.stderr, outcomes: summaryOutcomes(r.stdout) }
 }
 
 t.test('smoke on S3; drop the local cache and the lock; rerun restores everything, computes nothing', async (t) => {
