@@ -3,7 +3,7 @@
  * pipeline takes, ours against Snakemake in the same run. It writes the toy DAG of
  * test/harness/fixtures/toy-dag.ts (prepare, a 9 x 11 matrix of train, one probe per train, one
  * aggregate) to a temp dir, runs it once with the real CLI, then times N no-op reruns: wall and
- * CPU time of the whole `node scripts/pipeline.mjs --file <dir>/pipeline.yaml` process, which is
+ * CPU time of the whole `node scripts/pipeline.cjs --file <dir>/pipeline.yaml` process, which is
  * exactly what `npm run pipeline` runs, minus npm's own start-up (the same for every npm script,
  * so left out). The CLI bundle is brought up to date first (`node scripts/cli-bundle.mjs`), as
  * any first run after an edit does, so the timed runs measure a no-op rerun and not a rebuild.
@@ -17,7 +17,7 @@
  * median/min/max of each side, the peer's version and the load average before and after, because
  * on a shared machine wall time mostly measures the neighbours. Our timed no-op is what
  * `npm run pipeline` does by default: the first timed run records itself and the later ones
- * replay the record without loading the CLI bundle (scripts/noop-replay.mjs); `ours_replayed`
+ * replay the record without loading the CLI bundle (scripts/noop-replay.cjs); `ours_replayed`
  * counts the replays (from `CUSP_DEBUG_REPLAY=1`'s line). Each round also times our full no-op
  * (`CUSP_NO_REPLAY=1`: bundle loaded, plan made), reported as `ours_full_ms`, `ours_full_cpu_ms`
  * and `speedup_cpu_full`. `--keep` keeps the temp dir;
@@ -32,7 +32,7 @@ import { toyInstanceCount, writeToyDag, type ToyDagShape } from '../test/harness
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** What `npm run pipeline` runs (package.json "scripts"), as argv for node. */
-const CLI = [join(REPO, 'scripts/pipeline.mjs')]
+const CLI = [join(REPO, 'scripts/pipeline.cjs')]
 const SHAPE: ToyDagShape = { etas: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1], seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
 
 const args = process.argv.slice(2)
@@ -230,7 +230,7 @@ try {
       peer_wall_spread: pw,
       ours_cpu_spread: oc ?? null,
       peer_cpu_spread: pc ?? null,
-      command: 'node scripts/pipeline.mjs --file <dir>/pipeline.yaml',
+      command: 'node scripts/pipeline.cjs --file <dir>/pipeline.yaml',
       runs: RUNS,
       loadavg_1m_before: Math.round(loadBefore * 100) / 100,
       loadavg_1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
