@@ -10,8 +10,16 @@
  * It then writes the same 200 jobs as a Snakefile whose shell commands do the same trivial file
  * writes and runs it once. The N timed rounds alternate the sides (one no-op rerun of ours, one of
  * `snakemake -j2 --quiet`), so a neighbour's burst of load falls on both alike. CPU time is user +
- * sys of the process and of every child it waited for (GNU time reports wait4's rusage, which
- * includes reaped children: a worker or a shell a side starts counts for that side). Ends with one
+ * sys of the process and of every child it waited for, read with bash's `times` (the children's
+ * rusage from wait4, printed to the millisecond; bash's own start is not in it): a worker or a
+ * shell a side starts counts for that side. GNU time, the fallback without bash, prints only
+ * hundredths of a second, too coarse for a replay of ~70 ms. Each round also times a bare
+ * `node -e 0` in the same environment (`node_bare_cpu_ms`): node's own start-up, which no change
+ * to cusp can remove, and `ours_over_bare_cpu_ms` is what the replay adds to it. Node 20 parses
+ * the whole CA bundle at start when NODE_EXTRA_CA_CERTS is set (nodejs/node#40524; ~45 ms of CPU
+ * on the machine that set it for its proxy), so when it is set (`extra_ca_certs`) a last phase
+ * times ours and bare node without it (`ours_cpu_ms_no_extra_ca`, `node_bare_cpu_ms_no_extra_ca`,
+ * `speedup_cpu_no_extra_ca` against the same peer median; Snakemake does not read it). Ends with one
  * JSON line: medians (`ours_ms`, `peer_ms`, `ours_cpu_ms`, `peer_cpu_ms`), `ratio` and `cpu_ratio`
  * (ours/peer), `speedup_cpu` and `speedup_wall` (peer/ours: the issue's "10x faster" reads these),
  * median/min/max of each side, the peer's version and the load average before and after, because
@@ -43,12 +51,16 @@ const REUSE = dirArg >= 0 ? args[dirArg + 1] : undefined
 const KEEP = args.includes('--keep') || REUSE !== undefined
 /** GNU time, when installed, gives each child's CPU time (user + sys). */
 const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined
+/** bash, when installed, gives it to the millisecond (`times`). */
+const BASH = ['/bin/bash', '/usr/bin/bash'].find((p) => existsSync(p))
+/** The clock the CPU figures come from, for the JSON line. */
+const CPU_CLOCK = BASH ? 'bash times (1 ms)' : GNU_TIME ? 'GNU time (10 ms)' : null
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`)
 
 interface Timing {
   ms: number
-  /** user + sys CPU ms of the child, when GNU time is available. */
+  /** user + sys CPU ms of the child and its reaped children, when bash or GNU time is available. */
   cpuMs: number | undefined
   stdout: string
   stderr: string
@@ -57,14 +69,24 @@ interface Timing {
 /** Wall time (and CPU time) in ms of one child process; throws when it fails. */
 function timed(cmd: string, argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timing {
   const cpuFile = join(tmpdir(), `cusp-bench-cpu-${process.pid}`)
-  const [file, fullArgv] = GNU_TIME ? [GNU_TIME, ['-o', cpuFile, '-f', '%U %S', cmd, ...argv]] : [cmd, argv]
+  // bash -c: run the command as a child, then `times` (the shell's, then its children's user and sys) into $0.
+  const [file, fullArgv] = BASH
+    ? [BASH, ['-c', '"$@"; rc=$?; times > "$0"; exit $rc', cpuFile, cmd, ...argv]]
+    : GNU_TIME
+      ? [GNU_TIME, ['-o', cpuFile, '-f', '%U %S', cmd, ...argv]]
+      : [cmd, argv]
   const t0 = process.hrtime.bigint()
   const r = spawnSync(file, fullArgv, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).slice(-2000)}`)
   let cpuMs: number | undefined
-  if (GNU_TIME) {
-    const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number)
+  if (BASH || GNU_TIME) {
+    // bash: `0m0.052s 0m0.011s` (its children's line is the last); GNU time: `0.05 0.01`.
+    const seconds = (x: string): number => {
+      const m = /^(\d+)m([\d.]+)s$/.exec(x)
+      return m ? Number(m[1]) * 60 + Number(m[2]) : Number(x)
+    }
+    const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(seconds)
     cpuMs = ((u ?? 0) + (s ?? 0)) * 1000
     rmSync(cpuFile, { force: true })
   }
@@ -86,7 +108,16 @@ interface Runner {
 /** Ours also times the full no-op (`CUSP_NO_REPLAY=1`: the CLI bundle loads and plans) beside the default. */
 interface OurRunner extends Runner {
   full(): Timing
+  /** The default no-op without NODE_EXTRA_CA_CERTS in the environment. */
+  noExtraCa(): Timing
 }
+
+/** The environment without NODE_EXTRA_CA_CERTS. */
+const withoutExtraCa = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv =>
+  Object.fromEntries(Object.entries(env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'))
+
+/** A bare `node -e 0`: node's own start-up in `env`. */
+const bareNode = (env: NodeJS.ProcessEnv = process.env): Timing => timed(process.execPath, ['-e', '0'], REPO, env)
 
 /** Median, min and max of xs (undefined when any is missing), rounded to 0.1 ms. */
 function spread(xs: Array<number | undefined>): { median: number; min: number; max: number } | undefined {
@@ -131,6 +162,7 @@ function ours(dir: string): OurRunner {
   return {
     once: () => run(env),
     full: () => run({ ...env, CUSP_NO_REPLAY: '1' }),
+    noExtraCa: () => run(withoutExtraCa(env)),
     check: () => {
       if (readFileSync(join(dir, 'pipeline.lock'), 'utf8') !== lockBefore) throw new Error('a no-op rerun changed pipeline.lock')
       if (lockStat() !== lockStatBefore) throw new Error('a no-op rerun rewrote pipeline.lock (same bytes, new file or mtime)')
@@ -195,19 +227,41 @@ try {
   const mine: Timing[] = []
   const mineFull: Timing[] = []
   const theirs: Timing[] = []
+  const bare: Timing[] = []
   for (let i = 0; i < RUNS; i++) {
     mine.push(o.once())
     mineFull.push(o.full())
     theirs.push(p.once())
+    bare.push(bareNode())
+  }
+  // Without NODE_EXTRA_CA_CERTS: its own phase, since another environment is another record (one per argv).
+  const extraCa = (process.env['NODE_EXTRA_CA_CERTS'] ?? '') !== ''
+  const mineNoCa: Timing[] = []
+  const bareNoCa: Timing[] = []
+  if (extraCa) {
+    o.noExtraCa() // records
+    for (let i = 0; i < RUNS; i++) {
+      mineNoCa.push(o.noExtraCa())
+      bareNoCa.push(bareNode(withoutExtraCa(process.env)))
+    }
   }
   o.check()
   const replayed = mine.filter((t) => t.stderr.includes('cusp: replay: hit')).length
   log(`ours: no-op reruns ${fmt(mine)} (${replayed} of ${RUNS} replayed)`)
   log(`ours, full no-op (CUSP_NO_REPLAY=1): ${fmt(mineFull)}`)
   log(`snakemake: no-op reruns ${fmt(theirs)}`)
+  log(`bare node -e 0: ${fmt(bare)}`)
+  if (extraCa) {
+    const hits = mineNoCa.filter((t) => t.stderr.includes('cusp: replay: hit')).length
+    log(`without NODE_EXTRA_CA_CERTS: ours ${fmt(mineNoCa)} (${hits} of ${RUNS} replayed); bare node ${fmt(bareNoCa)}`)
+  }
   const [ow, pw] = [spread(mine.map((t) => t.ms))!, spread(theirs.map((t) => t.ms))!]
   const [oc, pc] = [spread(mine.map((t) => t.cpuMs)), spread(theirs.map((t) => t.cpuMs))]
   const [fw, fc] = [spread(mineFull.map((t) => t.ms))!, spread(mineFull.map((t) => t.cpuMs))]
+  const bc = spread(bare.map((t) => t.cpuMs))
+  const [nc, nbc] = extraCa ? [spread(mineNoCa.map((t) => t.cpuMs)), spread(bareNoCa.map((t) => t.cpuMs))] : [undefined, undefined]
+  const mean = (ts: Timing[]): number | null =>
+    ts.some((t) => t.cpuMs === undefined) ? null : Math.round((ts.reduce((a, t) => a + t.cpuMs!, 0) / ts.length) * 10) / 10
   const ratio = (a: number, b: number): number => Math.round((a / b) * 1000) / 1000
   console.log(
     JSON.stringify({
@@ -226,6 +280,15 @@ try {
       ours_full_ms: fw.median,
       ours_full_cpu_ms: fc?.median ?? null,
       speedup_cpu_full: fc !== undefined && pc !== undefined ? ratio(pc.median, fc.median) : null,
+      ours_cpu_mean_ms: mean(mine),
+      peer_cpu_mean_ms: mean(theirs),
+      node_bare_cpu_ms: bc?.median ?? null,
+      ours_over_bare_cpu_ms: oc !== undefined && bc !== undefined ? Math.round((oc.median - bc.median) * 10) / 10 : null,
+      extra_ca_certs: extraCa,
+      ours_cpu_ms_no_extra_ca: nc?.median ?? null,
+      node_bare_cpu_ms_no_extra_ca: nbc?.median ?? null,
+      speedup_cpu_no_extra_ca: nc !== undefined && pc !== undefined ? ratio(pc.median, nc.median) : null,
+      cpu_clock: CPU_CLOCK,
       ours_wall_spread: ow,
       peer_wall_spread: pw,
       ours_cpu_spread: oc ?? null,
