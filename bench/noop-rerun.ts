@@ -19,7 +19,10 @@
  * the whole CA bundle at start when NODE_EXTRA_CA_CERTS is set (nodejs/node#40524; ~45 ms of CPU
  * on the machine that set it for its proxy), so when it is set (`extra_ca_certs`) a last phase
  * times ours and bare node without it (`ours_cpu_ms_no_extra_ca`, `node_bare_cpu_ms_no_extra_ca`,
- * `speedup_cpu_no_extra_ca` against the same peer median; Snakemake does not read it). Ends with one
+ * `speedup_cpu_no_extra_ca` against the same peer median; Snakemake does not read it). Where
+ * util-linux `script` is installed, each round also times ours on an 80 x 24 pseudo-terminal, as a
+ * person runs it (`ours_tty_cpu_ms`, replayed from the terminal's own record after the first;
+ * `ours_tty_full_cpu_ms` with CUSP_NO_REPLAY=1; `speedup_cpu_tty`). Ends with one
  * JSON line: medians (`ours_ms`, `peer_ms`, `ours_cpu_ms`, `peer_cpu_ms`), `ratio` and `cpu_ratio`
  * (ours/peer), `speedup_cpu` and `speedup_wall` (peer/ours: the issue's "10x faster" reads these),
  * median/min/max of each side, the peer's version and the load average before and after, because
@@ -53,6 +56,10 @@ const KEEP = args.includes('--keep') || REUSE !== undefined
 const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined
 /** bash, when installed, gives it to the millisecond (`times`). */
 const BASH = ['/bin/bash', '/usr/bin/bash'].find((p) => existsSync(p))
+/** Whether util-linux script is there to give a command a pseudo-terminal. */
+const SCRIPT = spawnSync('script', ['--version'], { encoding: 'utf8' }).stdout?.includes('util-linux') === true
+/** `s` quoted for sh. */
+const shq = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`
 /** The clock the CPU figures come from, for the JSON line. */
 const CPU_CLOCK = BASH ? 'bash times (1 ms)' : GNU_TIME ? 'GNU time (10 ms)' : null
 
@@ -67,14 +74,18 @@ interface Timing {
 }
 
 /** Wall time (and CPU time) in ms of one child process; throws when it fails. */
-function timed(cmd: string, argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timing {
+function timed(cmd: string, argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env, terminal = false): Timing {
   const cpuFile = join(tmpdir(), `cusp-bench-cpu-${process.pid}`)
   // bash -c: run the command as a child, then `times` (the shell's, then its children's user and sys) into $0.
-  const [file, fullArgv] = BASH
+  let [file, fullArgv] = BASH
     ? [BASH, ['-c', '"$@"; rc=$?; times > "$0"; exit $rc', cpuFile, cmd, ...argv]]
     : GNU_TIME
       ? [GNU_TIME, ['-o', cpuFile, '-f', '%U %S', cmd, ...argv]]
       : [cmd, argv]
+  // On an 80 x 24 pseudo-terminal (util-linux script): stdin, stdout and stderr all the terminal;
+  // the timing wrapper runs inside it, so script's own relaying is not counted.
+  if (terminal)
+    [file, fullArgv] = ['script', ['-q', '-e', '-c', `stty cols 80 rows 24 && exec ${[file, ...fullArgv].map(shq).join(' ')}`, '/dev/null']]
   const t0 = process.hrtime.bigint()
   const r = spawnSync(file, fullArgv, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
@@ -110,6 +121,8 @@ interface OurRunner extends Runner {
   full(): Timing
   /** The default no-op without NODE_EXTRA_CA_CERTS in the environment. */
   noExtraCa(): Timing
+  /** The default no-op on a terminal (80 x 24); `full` with CUSP_NO_REPLAY=1. */
+  onTerminal(full?: boolean): Timing
 }
 
 /** The environment without NODE_EXTRA_CA_CERTS. */
@@ -154,8 +167,8 @@ function ours(dir: string): OurRunner {
     )
   }
   const expected = `0 ran, 0 restored, ${toyInstanceCount(SHAPE)} fresh`
-  const run = (e: NodeJS.ProcessEnv): Timing => {
-    const r = timed(process.execPath, base, REPO, e)
+  const run = (e: NodeJS.ProcessEnv, terminal = false): Timing => {
+    const r = timed(process.execPath, base, REPO, e, terminal)
     if (!r.stdout.includes(expected)) throw new Error(`no-op rerun did work:\n${r.stdout.slice(0, 2000)}`)
     return r
   }
@@ -163,6 +176,7 @@ function ours(dir: string): OurRunner {
     once: () => run(env),
     full: () => run({ ...env, CUSP_NO_REPLAY: '1' }),
     noExtraCa: () => run(withoutExtraCa(env)),
+    onTerminal: (full = false) => run(full ? { ...env, CUSP_NO_REPLAY: '1' } : env, true),
     check: () => {
       if (readFileSync(join(dir, 'pipeline.lock'), 'utf8') !== lockBefore) throw new Error('a no-op rerun changed pipeline.lock')
       if (lockStat() !== lockStatBefore) throw new Error('a no-op rerun rewrote pipeline.lock (same bytes, new file or mtime)')
@@ -228,11 +242,17 @@ try {
   const mineFull: Timing[] = []
   const theirs: Timing[] = []
   const bare: Timing[] = []
+  const tty: Timing[] = []
+  const ttyFull: Timing[] = []
   for (let i = 0; i < RUNS; i++) {
     mine.push(o.once())
     mineFull.push(o.full())
     theirs.push(p.once())
     bare.push(bareNode())
+    if (SCRIPT) {
+      tty.push(o.onTerminal())
+      ttyFull.push(o.onTerminal(true))
+    }
   }
   // Without NODE_EXTRA_CA_CERTS: its own phase, since another environment is another record (one per argv).
   const extraCa = (process.env['NODE_EXTRA_CA_CERTS'] ?? '') !== ''
@@ -251,6 +271,8 @@ try {
   log(`ours, full no-op (CUSP_NO_REPLAY=1): ${fmt(mineFull)}`)
   log(`snakemake: no-op reruns ${fmt(theirs)}`)
   log(`bare node -e 0: ${fmt(bare)}`)
+  const ttyReplayed = tty.filter((t) => t.stdout.includes('cusp: replay: hit')).length
+  if (SCRIPT) log(`ours on a terminal: ${fmt(tty)} (${ttyReplayed} of ${RUNS} replayed); full: ${fmt(ttyFull)}`)
   if (extraCa) {
     const hits = mineNoCa.filter((t) => t.stderr.includes('cusp: replay: hit')).length
     log(`without NODE_EXTRA_CA_CERTS: ours ${fmt(mineNoCa)} (${hits} of ${RUNS} replayed); bare node ${fmt(bareNoCa)}`)
@@ -259,6 +281,7 @@ try {
   const [oc, pc] = [spread(mine.map((t) => t.cpuMs)), spread(theirs.map((t) => t.cpuMs))]
   const [fw, fc] = [spread(mineFull.map((t) => t.ms))!, spread(mineFull.map((t) => t.cpuMs))]
   const bc = spread(bare.map((t) => t.cpuMs))
+  const [tc, tfc] = SCRIPT ? [spread(tty.map((t) => t.cpuMs)), spread(ttyFull.map((t) => t.cpuMs))] : [undefined, undefined]
   const [nc, nbc] = extraCa ? [spread(mineNoCa.map((t) => t.cpuMs)), spread(bareNoCa.map((t) => t.cpuMs))] : [undefined, undefined]
   const mean = (ts: Timing[]): number | null =>
     ts.some((t) => t.cpuMs === undefined) ? null : Math.round((ts.reduce((a, t) => a + t.cpuMs!, 0) / ts.length) * 10) / 10
@@ -284,6 +307,10 @@ try {
       peer_cpu_mean_ms: mean(theirs),
       node_bare_cpu_ms: bc?.median ?? null,
       ours_over_bare_cpu_ms: oc !== undefined && bc !== undefined ? Math.round((oc.median - bc.median) * 10) / 10 : null,
+      ours_tty_cpu_ms: tc?.median ?? null,
+      ours_tty_replayed: SCRIPT ? ttyReplayed : null,
+      ours_tty_full_cpu_ms: tfc?.median ?? null,
+      speedup_cpu_tty: tc !== undefined && pc !== undefined ? ratio(pc.median, tc.median) : null,
       extra_ca_certs: extraCa,
       ours_cpu_ms_no_extra_ca: nc?.median ?? null,
       node_bare_cpu_ms_no_extra_ca: nbc?.median ?? null,
