@@ -203,6 +203,17 @@ export function startRecording({ bundle, manifest, scripts }) {
       }
     }
   }
+  // process.stdin (a prompt, a terminal's keys) is not an fs read: touching it at all disqualifies.
+  const stdin = Object.getOwnPropertyDescriptor(process, 'stdin')
+  if (stdin?.configurable === true && stdin.get !== undefined) {
+    Object.defineProperty(process, 'stdin', {
+      ...stdin,
+      get() {
+        disqualify('uses process.stdin')
+        return stdin.get.call(process)
+      },
+    })
+  }
   const kill = process.kill
   process.kill = function (...args) {
     disqualify('checks a process')
@@ -266,6 +277,7 @@ export function startRecording({ bundle, manifest, scripts }) {
 
   process.once('exit', (code) => {
     for (const [obj, name, fn] of original.values()) obj[name] = fn
+    if (stdin?.configurable === true && stdin.get !== undefined) Object.defineProperty(process, 'stdin', stdin)
     process.kill = kill
     process.chdir = chdir
     workerThreads.Worker = Worker

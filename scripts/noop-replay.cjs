@@ -10,7 +10,7 @@
  * promise forms) is probed just before the call (`probe`: stat, lstat or real path, or
  * "missing"), and what it writes to stdout and stderr is kept in order. Writes to the file system
  * (outside a directory the run made with mkdtemp and removed), fd writes, `import()` of a
- * package, `process.kill` (a liveness check), starting a process or a worker, reading stdin,
+ * package, `process.kill` (a liveness check), starting a process or a worker, reading stdin (or any use of process.stdin),
  * /proc, /sys or /dev, recursive listings and paths that cannot be told disqualify the run. The
  * CLI itself says when a run is one it may replay (`offer`, called through a global by
  * src/harness/noop-replay.ts: a plain local `run`, every instance fresh, nothing published anew,

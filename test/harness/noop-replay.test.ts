@@ -358,6 +358,29 @@ t.test('an S3 store (tiered behind the local cache) is never recorded', async (t
   }
 })
 
+t.test('a run that touches process.stdin (a prompt, a terminal) is not recorded', async (t) => {
+  // The recorder alone (scripts/noop-record.mjs) in a node process that offers itself, with and
+  // without a look at process.stdin: only fs reads are traced, so stdin in any form rules a run out.
+  const root = await mkdtemp(join(tmpdir(), 'cusp-noop-replay-stdin-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const script = (touch: boolean) => `
+    import { bundlePaths } from ${JSON.stringify(join(REPO, 'scripts/cli-bundle.mjs'))}
+    import { startRecording } from ${JSON.stringify(join(REPO, 'scripts/noop-record.mjs'))}
+    const { bundle, manifest } = bundlePaths()
+    startRecording({ bundle, manifest, scripts: [] })
+    ${touch ? 'void process.stdin.isTTY' : ''}
+    globalThis[Symbol.for('cusp.noop-replay')].offer(process.cwd())
+  `
+  const run = (touch: boolean) =>
+    spawnSync(process.execPath, ['--input-type=module', '-e', script(touch)], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, CUSP_DEBUG_REPLAY: '1', CUSP_NO_REPLAY: '' },
+    })
+  t.match(run(true).stderr, /not recorded \(uses process\.stdin\)/)
+  t.match(run(false).stderr, /recorded \d+ paths/, 'the same process without it records')
+})
+
 t.test('only a plain local all-fresh run is offered', async (t) => {
   const store = new LocalStore(join(dir, 'artifacts'))
   const base: ReplayCandidate = {
