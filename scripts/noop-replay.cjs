@@ -10,16 +10,17 @@
  * promise forms) is probed just before the call (`probe`: stat, lstat or real path, or
  * "missing"), and what it writes to stdout and stderr is kept in order. Writes to the file system
  * (outside a directory the run made with mkdtemp and removed), fd writes, `import()` of a
- * package, `process.kill` (a liveness check), starting a process or a worker, reading stdin (or any use of process.stdin),
- * /proc, /sys or /dev, recursive listings and paths that cannot be told disqualify the run. The
+ * package, `process.kill` (a liveness check), starting a process or a worker, reading stdin (or
+ * any use of process.stdin), /proc, /sys or /dev, recursive listings and paths that cannot be
+ * told disqualify the run. The
  * CLI itself says when a run is one it may replay (`offer`, called through a global by
  * src/harness/noop-replay.ts: a plain local `run`, every instance fresh, nothing published anew,
  * a local store). At exit, with code 0 and nothing disqualifying, every probe is taken again and
  * must be unchanged and older than the run's start by a margin (a change in the same clock tick
  * could leave a stamp as it was), and the record is written atomically to
- * `<project>/.cusp/replay/<hash of argv and cwd>.json`: the key (`keyOf`: argv, cwd and its real
- * path, node version, arch, exec path and argv, uid/gid, host name, CPU count, TTY-ness of
- * stdout/stderr, a hash of the environment but IGNORED_ENV), the probes of every path read plus
+ * `<project>/.cusp/replay/<hash of argv, cwd and tty>.json`: the key (`keyOf`: argv, cwd and its
+ * real path, node version, arch, exec path and argv, uid/gid, host name, CPU count, the terminals
+ * (`tty`, below), a hash of the environment but IGNORED_ENV), the probes of every path read plus
  * the CLI bundle, its manifest and every input the manifest stamps (sources, these scripts,
  * bundled packages), and the output chunks. The key's `tty` says for stdin whether it is a
  * terminal and for stdout and stderr either `false` or the terminal's [columns, rows]: on a
@@ -32,8 +33,7 @@
  * names (`--file`, else the cwd) is used only when every key above is equal and every stat is
  * identical; then its chunks are written to the same fds and the process exits with the recorded
  * code, without loading anything else. Anything else, any error, or `CUSP_NO_REPLAY=1` runs the
- * CLI as before. `CUSP_DEBUG_REPLAY=1` prints one line on stderr
- * saying what happened (it is left out of the environment's digest and is never recorded).
+ * CLI as before. `CUSP_DEBUG_REPLAY=1` prints one line on stderr saying what happened (it is left out of the environment's digest and is never recorded).
  */
 'use strict'
 const fs = require('node:fs')
