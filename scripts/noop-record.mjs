@@ -1,5 +1,5 @@
 /**
- * Recording a no-op for scripts/noop-replay.mjs (which says what is recorded and how it is
+ * Recording a no-op for scripts/noop-replay.cjs (which says what is recorded and how it is
  * replayed): loaded only on the full path, so a replay never pays for it.
  */
 import childProcess from 'node:child_process'
@@ -7,7 +7,9 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import workerThreads from 'node:worker_threads'
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path'
-import { debug, isTTY, keyOf, probe, projectOf, recordPath } from './noop-replay.mjs'
+import replay from './noop-replay.cjs'
+
+const { debug, keyOf, probe, projectOf, recordPath } = replay
 
 /** Stamps at least this much older than the run's start cannot hide a later change (ns). */
 const MARGIN_NS = 100_000_000n
@@ -77,9 +79,11 @@ const COPIES = new Set(['copyFile', 'cp'])
  */
 export function startRecording({ bundle, manifest, scripts }) {
   const none = { disqualify: () => undefined }
-  if (process.env.CUSP_NO_REPLAY === '1' || isTTY(1)) return none
+  if (process.env.CUSP_NO_REPLAY === '1') return none
   const startNs = BigInt(Date.now()) * 1_000_000n
   const argv = process.argv.slice(2)
+  // What the replay will compare: the process as it started (the CLI may set variables later).
+  const key = keyOf(argv)
   const original = new Map()
   const deps = new Map()
   const out = []
@@ -199,6 +203,17 @@ export function startRecording({ bundle, manifest, scripts }) {
       }
     }
   }
+  // process.stdin (a prompt, a terminal's keys) is not an fs read: touching it at all disqualifies.
+  const stdin = Object.getOwnPropertyDescriptor(process, 'stdin')
+  if (stdin?.configurable === true && stdin.get !== undefined) {
+    Object.defineProperty(process, 'stdin', {
+      ...stdin,
+      get() {
+        disqualify('uses process.stdin')
+        return stdin.get.call(process)
+      },
+    })
+  }
   const kill = process.kill
   process.kill = function (...args) {
     disqualify('checks a process')
@@ -262,6 +277,7 @@ export function startRecording({ bundle, manifest, scripts }) {
 
   process.once('exit', (code) => {
     for (const [obj, name, fn] of original.values()) obj[name] = fn
+    if (stdin?.configurable === true && stdin.get !== undefined) Object.defineProperty(process, 'stdin', stdin)
     process.kill = kill
     process.chdir = chdir
     workerThreads.Worker = Worker
@@ -273,6 +289,8 @@ export function startRecording({ bundle, manifest, scripts }) {
       for (const d of scratch) if (!isMissing(d)) return debug(`not recorded (left ${d} behind)`)
       for (const path of Object.keys(createRequire(import.meta.url).cache)) if (isAbsolute(path)) note(path)
       if (disqualified !== undefined) return debug(`not recorded (${disqualified})`)
+      // A terminal resized during the run: which size the output was drawn for is not known.
+      if (JSON.stringify(keyOf(argv).tty) !== JSON.stringify(key.tty)) return debug('not recorded (terminal resized during the run)')
       for (const [dep, st] of deps) {
         const path = dep.slice(1)
         if (probe(dep, unwrapped) !== st) return debug(`not recorded (changed during the run: ${path})`)
@@ -283,12 +301,12 @@ export function startRecording({ bundle, manifest, scripts }) {
         if (ctime > startNs - margin || mtime > startNs - margin) return debug(`not recorded (changed just before the run: ${path})`)
       }
       const record = {
-        key: keyOf(argv),
+        key,
         code,
         deps: [...deps],
         out: out.map(([fd, b]) => [fd, b.toString('base64')]),
       }
-      const file = recordPath(offered, argv)
+      const file = recordPath(offered, argv, key.tty)
       fs.mkdirSync(dirname(file), { recursive: true })
       const tmp = `${file}.tmp-${process.pid}`
       fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`)

@@ -1,5 +1,5 @@
 /**
- * When a `run` is one that scripts/noop-replay.mjs may record and later replay without loading
+ * When a `run` is one that scripts/noop-replay.cjs may record and later replay without loading
  * the CLI (docs/architecture.md, "No-op replay"): a plain run (no --force, --dry-run, --verify,
  * --estimate, remote executor), on a local store, where every selected instance was fresh and
  * publishing wrote, removed, kept back or failed nothing. The CLI then offers the run to the
@@ -12,7 +12,7 @@ import type { ExecSummary } from './run-types.ts'
 import { LocalStore } from './store/local-store.ts'
 import type { ArtifactStore } from './types.ts'
 
-/** The global scripts/noop-replay.mjs installs while it records. */
+/** The global scripts/noop-record.mjs installs while it records. */
 const HOOK = Symbol.for('cusp.noop-replay')
 
 export interface ReplayCandidate {

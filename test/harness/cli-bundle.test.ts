@@ -1,10 +1,10 @@
 /**
- * The bundled CLI behind `npm run pipeline` (scripts/cli-bundle.mjs, scripts/pipeline.mjs):
+ * The bundled CLI behind `npm run pipeline` (scripts/cli-bundle.mjs, scripts/pipeline.cjs and .mjs):
  * a bundle is stale until built, fresh after, and stale again when any source file that went
  * into it changes (content, or only its mtime) or the bundle disappears; rebuilding picks up
  * the change; each module keeps its own `import.meta.url`. Built in a temp root from a
  * two-file entry, so the repository's own bundle is not touched, except by the last test,
- * which runs the real `node scripts/pipeline.mjs --help` end to end.
+ * which runs the real `node scripts/pipeline.cjs --help` end to end.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
@@ -91,11 +91,15 @@ t.test('the code cache is written once, used after, and never runs code the bund
   t.equal(run(), 'two function', 'an unreadable cache is ignored')
 })
 
-t.test('node scripts/pipeline.mjs --help runs the CLI (what npm run pipeline runs)', async (t) => {
-  const r = spawnSync(process.execPath, [join(REPO, 'scripts/pipeline.mjs'), '--help'], { cwd: REPO, encoding: 'utf8' })
-  t.equal(r.status, 0, r.stderr)
-  t.equal(r.stdout, `${USAGE}\n`)
-  t.equal(r.stderr, '', 'no fallback to tsx')
+t.test('node scripts/pipeline.cjs --help (what npm run pipeline runs) and scripts/pipeline.mjs run the CLI', async (t) => {
+  for (const entry of ['scripts/pipeline.cjs', 'scripts/pipeline.mjs']) {
+    const r = spawnSync(process.execPath, [join(REPO, entry), '--help'], { cwd: REPO, encoding: 'utf8' })
+    t.equal(r.status, 0, r.stderr)
+    t.equal(r.stdout, `${USAGE}\n`, entry)
+    t.equal(r.stderr, '', 'no fallback to tsx')
+  }
+  const bad = spawnSync(process.execPath, [join(REPO, 'scripts/pipeline.cjs'), '--no-such-flag'], { cwd: REPO, encoding: 'utf8' })
+  t.equal(bad.status, 2, 'the CLI exit code comes through the CommonJS entry')
 })
 
 t.test('the AWS SDK is bundled as lazy stand-ins: not loaded until used, then the real thing', async (t) => {

@@ -1,13 +1,15 @@
 /**
- * The no-op replay (scripts/noop-replay.mjs, src/harness/noop-replay.ts) through the real CLI,
- * `node scripts/pipeline.mjs`, on the toy DAG with a published file and a local data directory
+ * The no-op replay (scripts/noop-replay.cjs, src/harness/noop-replay.ts) through the real CLI,
+ * `node scripts/pipeline.cjs`, on the toy DAG with a published file and a local data directory
  * (a param marked `x-cusp-path: dir`). A no-op rerun replays the recorded output byte for byte
  * (`CUSP_DEBUG_REPLAY=1` says `hit` on stderr), leaving every file as it was; each change the
  * full path would see (the pipeline file edited with its size and mtime restored, a stage source
  * edited or touched, an environment variable, another argv, a stored object deleted or resized,
  * a published file edited, a new file in the data directory, the lock rewritten) is a miss, and
- * the run then does what the full path does. A remote or non-local run is never offered. A
- * temp directory the run makes and removes (the audit summary's) does not stop a replay.
+ * the run then does what the full path does. On a pseudo-terminal (util-linux `script`) a no-op
+ * is recorded and replayed too, byte for byte what the full path shows there, with one record per
+ * terminal size beside the piped one. A remote or non-local run is never offered. A temp directory
+ * the run makes and removes (the audit summary's) does not stop a replay.
  */
 import t, { type Test } from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
@@ -47,14 +49,14 @@ interface Run {
   replay: string
 }
 
-/** `env -i VAR=... node scripts/pipeline.mjs --file <yaml> ...args`, as argv. */
-function command(args: string[], env: Record<string, string>): string[] {
+/** `env -i VAR=... node scripts/pipeline.cjs --file <yaml> ...args` (what `npm run pipeline` runs), as argv. */
+function command(args: string[], env: Record<string, string>, entry = 'scripts/pipeline.cjs'): string[] {
   // tap gives every child process its own ids (_TAPJS_PROCESSINFO_*, added by its spawn hook and
   // by the hooks it puts in NODE_OPTIONS); the environment's digest would see them, as it sees
   // every variable, so the CLI runs without them (it needs none of tap's hooks).
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS_')))
   const file = args.includes('--file') ? [] : ['--file', yaml]
-  const node = [process.execPath, join(REPO, 'scripts/pipeline.mjs'), ...file, ...args]
+  const node = [process.execPath, join(REPO, entry), ...file, ...args]
   const vars = { ...clean, CUSP_STORE: '', NO_COLOR: '1', CUSP_DEBUG_REPLAY: '1', ...env }
   // `env -i`: exactly these variables, whatever tap's spawn hook adds.
   return ['-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v ?? ''}`), ...node]
@@ -70,8 +72,8 @@ function result(code: number | null, stdout: string, stderr: string): Run {
   }
 }
 
-function cli(args: string[] = [], env: Record<string, string> = {}): Run {
-  const r = spawnSync('env', command(args, env), { cwd: dir, encoding: 'utf8' })
+function cli(args: string[] = [], env: Record<string, string> = {}, entry?: string): Run {
+  const r = spawnSync('env', command(args, env, entry), { cwd: dir, encoding: 'utf8' })
   return result(r.status, r.stdout, r.stderr)
 }
 
@@ -123,7 +125,7 @@ function snapshot(): Record<string, string> {
   return out
 }
 
-const miss = (t: Test, r: Run, what: string) => {
+const miss = (t: Test, r: { replay: string }, what: string) => {
   t.match(r.replay, /miss/, `${what}: no replay`)
   t.notMatch(r.replay, /hit/)
 }
@@ -153,7 +155,68 @@ t.test('a no-op rerun replays exactly what the full path prints, and changes not
   const after = full()
   t.same(snapshot(), before, 'so does the full no-op')
   t.equal(after.stdout, ref.stdout)
+  const esm = cli([], {}, 'scripts/pipeline.mjs')
+  t.match(esm.replay, /^cusp: replay: hit\n$/, 'node scripts/pipeline.mjs, the same CLI, replays the same record')
+  t.equal(esm.stdout, ref.stdout)
 })
+
+/** The shell command `script` runs: the same `env -i ... node ...` as `cli`, on a terminal of `cols` x 24. */
+function onTerminal(cols: number, args: string[], env: Record<string, string>): string {
+  const quote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`
+  return `stty cols ${cols} rows 24 && exec env ${command(args, env).map(quote).join(' ')}`
+}
+
+interface TermRun {
+  code: number | null
+  /** Everything the terminal showed (stdout and stderr, as the pty wrote them), without the replay's debug lines. */
+  screen: string
+  replay: string
+}
+
+/** The CLI on a pseudo-terminal (util-linux `script`), as a person runs it: stdin, stdout and stderr all the terminal. */
+function term(cols: number, args: string[] = [], env: Record<string, string> = {}): TermRun {
+  const r = spawnSync('script', ['-q', '-e', '-c', onTerminal(cols, args, env), '/dev/null'], { cwd: dir, encoding: 'utf8' })
+  const lines = r.stdout.split(/(?<=\n)/)
+  return {
+    code: r.status,
+    screen: lines.filter((l) => !l.startsWith('cusp: replay: ')).join(''),
+    replay: lines.filter((l) => l.startsWith('cusp: replay: ')).join(''),
+  }
+}
+
+const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0
+
+t.test(
+  'on a terminal: replayed byte for byte per terminal size, beside the piped record',
+  { skip: !hasScript && 'no util-linux script' },
+  async (t) => {
+    // Colour allowed (no NO_COLOR, a colour TERM): what a person's terminal gets.
+    const env = { NO_COLOR: '', TERM: 'xterm-256color' }
+    await sleep(250)
+    const rec = term(80, [], env)
+    t.equal(rec.code, 0, rec.screen)
+    t.match(rec.replay, /recorded \d+ paths/, 'a no-op on a terminal records')
+    t.match(rec.screen, /0 ran, 0 restored, 6 fresh\r\n/, 'through the terminal (\\n shown as \\r\\n)')
+    const hit = term(80, [], env)
+    t.match(hit.replay, /^cusp: replay: hit\r\n$/, 'the next no-op on the same terminal replays')
+    const full = term(80, [], { ...env, CUSP_NO_REPLAY: '1' })
+    t.equal(full.replay, '')
+    t.equal(hit.screen, full.screen, 'the replayed screen is byte for byte the full path on that terminal')
+    t.equal(hit.code, full.code)
+
+    const wide = term(100, [], env)
+    t.match(wide.replay, /miss \(no record\)/, 'another width: not replayed')
+    t.match(wide.replay, /recorded/, 'and it records its own')
+    t.equal(wide.screen, term(100, [], { ...env, CUSP_NO_REPLAY: '1' }).screen)
+    const wideHit = term(100, [], env)
+    t.match(wideHit.replay, /hit/)
+    t.equal(wideHit.screen, wide.screen)
+    t.match(term(80, [], env).replay, /hit/, 'the 80-column record is still there')
+    miss(t, term(80, [], { ...env, TERM: 'dumb' }), 'TERM=dumb (no colour)')
+    miss(t, term(80, [], { ...env, NO_COLOR: '1' }), 'NO_COLOR')
+    t.match(cli().replay, /hit/, 'piped output keeps its own record')
+  },
+)
 
 t.test('pipeline.yaml edited, same size and mtime restored: the ctime catches it', async (t) => {
   // A whole-second mtime, so that utimes can put it back exactly.
@@ -293,6 +356,29 @@ t.test('an S3 store (tiered behind the local cache) is never recorded', async (t
     t.notMatch(r.replay, /hit/, 'never replayed')
     t.match(r.replay, /not recorded \(not a plain all-fresh run\)/, 'and never recorded: the CLI does not offer it')
   }
+})
+
+t.test('a run that touches process.stdin (a prompt, a terminal) is not recorded', async (t) => {
+  // The recorder alone (scripts/noop-record.mjs) in a node process that offers itself, with and
+  // without a look at process.stdin: only fs reads are traced, so stdin in any form rules a run out.
+  const root = await mkdtemp(join(tmpdir(), 'cusp-noop-replay-stdin-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const script = (touch: boolean) => `
+    import { bundlePaths } from ${JSON.stringify(join(REPO, 'scripts/cli-bundle.mjs'))}
+    import { startRecording } from ${JSON.stringify(join(REPO, 'scripts/noop-record.mjs'))}
+    const { bundle, manifest } = bundlePaths()
+    startRecording({ bundle, manifest, scripts: [] })
+    ${touch ? 'void process.stdin.isTTY' : ''}
+    globalThis[Symbol.for('cusp.noop-replay')].offer(process.cwd())
+  `
+  const run = (touch: boolean) =>
+    spawnSync(process.execPath, ['--input-type=module', '-e', script(touch)], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, CUSP_DEBUG_REPLAY: '1', CUSP_NO_REPLAY: '' },
+    })
+  t.match(run(true).stderr, /not recorded \(uses process\.stdin\)/)
+  t.match(run(false).stderr, /recorded \d+ paths/, 'the same process without it records')
 })
 
 t.test('only a plain local all-fresh run is offered', async (t) => {

@@ -1,38 +1,47 @@
 /**
- * The no-op replay of `npm run pipeline` (scripts/pipeline.mjs), in plain node so that a no-op
- * rerun need not load the CLI bundle at all (docs/architecture.md, "No-op replay").
+ * The no-op replay of `npm run pipeline` (scripts/pipeline.cjs, then scripts/pipeline.mjs), in
+ * plain node so that a no-op rerun need not load the CLI bundle at all (docs/architecture.md,
+ * "No-op replay"). CommonJS, and the entry that runs it too, because a replay is mostly node's own
+ * start-up: an ES module entry costs ~7 ms of CPU more (the ESM loader, and `import` of node:fs
+ * reads every export, loading node:stream for the lazy `ReadStream`).
  *
  * Recording (`startRecording` in scripts/noop-record.mjs, loaded on the full path only): while
  * the CLI runs, every path it reads, stats, lists or resolves through node:fs (sync, callback and
  * promise forms) is probed just before the call (`probe`: stat, lstat or real path, or
  * "missing"), and what it writes to stdout and stderr is kept in order. Writes to the file system
  * (outside a directory the run made with mkdtemp and removed), fd writes, `import()` of a
- * package, `process.kill` (a liveness check), starting a process or a worker, reading stdin,
- * /proc, /sys or /dev, recursive listings and paths that cannot be told disqualify the run. The
+ * package, `process.kill` (a liveness check), starting a process or a worker, reading stdin (or
+ * any use of process.stdin), /proc, /sys or /dev, recursive listings and paths that cannot be
+ * told disqualify the run. The
  * CLI itself says when a run is one it may replay (`offer`, called through a global by
  * src/harness/noop-replay.ts: a plain local `run`, every instance fresh, nothing published anew,
  * a local store). At exit, with code 0 and nothing disqualifying, every probe is taken again and
  * must be unchanged and older than the run's start by a margin (a change in the same clock tick
  * could leave a stamp as it was), and the record is written atomically to
- * `<project>/.cusp/replay/<hash of argv and cwd>.json`: the key (`keyOf`: argv, cwd and its real
- * path, node version, arch, exec path and argv, uid/gid, host name, CPU count, TTY-ness of
- * stdout/stderr, a hash of the environment but IGNORED_ENV), the probes of every path read plus
+ * `<project>/.cusp/replay/<hash of argv, cwd and tty>.json`: the key (`keyOf`: argv, cwd and its
+ * real path, node version, arch, exec path and argv, uid/gid, host name, CPU count, the terminals
+ * (`tty`, below), a hash of the environment but IGNORED_ENV), the probes of every path read plus
  * the CLI bundle, its manifest and every input the manifest stamps (sources, these scripts,
- * bundled packages), and the output chunks.
+ * bundled packages), and the output chunks. The key's `tty` says for stdin whether it is a
+ * terminal and for stdout and stderr either `false` or the terminal's [columns, rows]: on a
+ * terminal the CLI prints another view (one line per stage, colour unless NO_COLOR or TERM=dumb,
+ * lines clipped to the width), so a record made on a terminal stands only for a terminal of the
+ * same size (TERM, NO_COLOR, FORCE_COLOR, COLUMNS and the locale are in the environment's hash).
+ * The record's name also hashes `tty`, so piped output and each terminal size keep their own.
  *
  * Replaying (`tryReplay`, first thing on every start): the record next to the project the argv
  * names (`--file`, else the cwd) is used only when every key above is equal and every stat is
  * identical; then its chunks are written to the same fds and the process exits with the recorded
- * code, without loading anything else. Anything else, any error, stdout on a terminal, or
- * `CUSP_NO_REPLAY=1` runs the CLI as before. `CUSP_DEBUG_REPLAY=1` prints one line on stderr
- * saying what happened (it is left out of the environment's digest and is never recorded).
+ * code, without loading anything else. Anything else, any error, or `CUSP_NO_REPLAY=1` runs the
+ * CLI as before. `CUSP_DEBUG_REPLAY=1` prints one line on stderr saying what happened (it is left out of the environment's digest and is never recorded).
  */
-import fs from 'node:fs'
-import { availableParallelism, hostname } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+'use strict'
+const fs = require('node:fs')
+const { availableParallelism, hostname } = require('node:os')
+const { dirname, join, resolve } = require('node:path')
 
 /** Bump when the record's layout or what it keys on changes. */
-export const FORMAT = 3
+const FORMAT = 4
 /**
  * Variables no run reads, which differ between shells and `npm run` for the same command.
  * Everything else in the environment is in the digest, so a changed CUSP_*, AWS_*, NO_COLOR,
@@ -41,9 +50,9 @@ export const FORMAT = 3
 const IGNORED_ENV = new Set(['_', 'OLDPWD', 'SHLVL', 'CUSP_DEBUG_REPLAY'])
 const RECORDS = join('.cusp', 'replay')
 
-/** The record's path for this argv and cwd under `project`. */
-export function recordPath(project, argv) {
-  return join(project, RECORDS, `${hash106(JSON.stringify([argv, process.cwd()]))}.json`)
+/** The record's path for this argv, cwd and terminal shape (`keyOf(argv).tty`) under `project`. */
+function recordPath(project, argv, tty) {
+  return join(project, RECORDS, `${hash106(JSON.stringify([argv, process.cwd(), tty]))}.json`)
 }
 
 /**
@@ -51,7 +60,7 @@ export function recordPath(project, argv) {
  * hash: it only has to tell one environment or argv from another, and loading node:crypto would
  * cost a replay more CPU (~4 ms) than the whole check.
  */
-export function hash106(text) {
+function hash106(text) {
   const one = (seed) => {
     let h1 = 0xdeadbeef ^ seed
     let h2 = 0x41c6ce57 ^ seed
@@ -66,6 +75,9 @@ export function hash106(text) {
   }
   return one(1) + one(2)
 }
+
+/** Set once a process has tried to replay (a global: both entries load this module). */
+const TRIED = Symbol.for('cusp.noop-replay.tried')
 
 const debugOn = () => process.env.CUSP_DEBUG_REPLAY === '1'
 
@@ -97,7 +109,7 @@ function writableDir(path, f) {
  * does not say "absent"; `w`: whether it is a writable directory (where a temp directory was
  * made). `f`: the fs functions to use (the recorder passes the unwrapped ones).
  */
-export function probe(dep, f = fs) {
+function probe(dep, f = fs) {
   const path = dep.slice(1)
   if (dep[0] === 'l') return stamp(path, f.lstatSync)
   if (dep[0] === 'w') return writableDir(path, f)
@@ -116,19 +128,34 @@ function envDigest(env) {
   return hash106(text)
 }
 
-/** Whether `fd` is a terminal; node:tty is loaded only for a character device (a pipe or file is not one). */
-export function isTTY(fd) {
+/**
+ * Whether `fd` is a terminal. node:tty (with node:net and node:stream, ~3 ms of CPU) is loaded
+ * only for a character device that is not /dev/null: a pipe, a file or `< /dev/null` is no terminal.
+ */
+function isTTY(fd) {
   try {
-    if (!fs.fstatSync(fd).isCharacterDevice()) return false
+    const st = fs.fstatSync(fd)
+    if (!st.isCharacterDevice() || st.rdev === fs.statSync('/dev/null', { throwIfNoEntry: false })?.rdev) return false
   } catch {
     return false
   }
-  const tty = process.getBuiltinModule?.('node:tty')
-  return tty === undefined ? true : tty.isatty(fd)
+  return require('node:tty').isatty(fd)
+}
+
+/**
+ * What the CLI's output can depend on about `fd`: `false` for anything but a terminal; for a
+ * terminal, `true` (stdin) or its [columns, rows] as the CLI's own stream sees them (stdout,
+ * stderr: the same tty.WriteStream the full path writes through).
+ */
+function terminal(fd) {
+  if (!isTTY(fd)) return false
+  if (fd === 0) return true
+  const stream = fd === 1 ? process.stdout : process.stderr
+  return [stream.columns ?? null, stream.rows ?? null]
 }
 
 /** Everything besides the files that a run's output may depend on. */
-export function keyOf(argv) {
+function keyOf(argv) {
   return {
     format: FORMAT,
     argv,
@@ -143,13 +170,13 @@ export function keyOf(argv) {
     gid: process.getgid?.() ?? null,
     host: hostname(),
     cpus: availableParallelism(),
-    tty: [isTTY(1), isTTY(2)],
+    tty: [terminal(0), terminal(1), terminal(2)],
     env: envDigest(process.env),
   }
 }
 
 /** The project directory the argv names: `--file F` / `--file=F` -> dirname(F), else the cwd. */
-export function projectOf(argv) {
+function projectOf(argv) {
   let file
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--file') file = argv[i + 1]
@@ -158,7 +185,7 @@ export function projectOf(argv) {
   return file === undefined ? process.cwd() : dirname(resolve(process.cwd(), file))
 }
 
-export const debug = (line) => {
+const debug = (line) => {
   if (debugOn()) process.stderr.write(`cusp: replay: ${line}\n`)
 }
 
@@ -167,16 +194,20 @@ export const debug = (line) => {
  * changed, and returns true: the process exits with the recorded code once the output is
  * flushed. Returns false when the CLI must run.
  */
-export function tryReplay(argv = process.argv.slice(2)) {
-  if (process.env.CUSP_NO_REPLAY === '1') return false
+function tryReplay(argv = process.argv.slice(2)) {
+  // scripts/pipeline.cjs tries first, then loads scripts/pipeline.mjs, which is also an entry.
+  if (process.env.CUSP_NO_REPLAY === '1' || globalThis[TRIED] === true) return false
+  globalThis[TRIED] = true
+  let key
   let rec
   try {
-    rec = JSON.parse(fs.readFileSync(recordPath(projectOf(argv), argv), 'utf8'))
+    key = keyOf(argv)
+    rec = JSON.parse(fs.readFileSync(recordPath(projectOf(argv), argv, key.tty), 'utf8'))
   } catch {
     debug('miss (no record)')
     return false
   }
-  const why = mismatch(rec, argv)
+  const why = mismatch(rec, key)
   if (why !== undefined) {
     debug(`miss (${why})`)
     return false
@@ -216,11 +247,9 @@ function replay(out, code) {
 }
 
 /** Why `rec` is not a replay of this process, or undefined when it is. */
-function mismatch(rec, argv) {
+function mismatch(rec, key) {
   try {
     if (rec?.key?.format !== FORMAT || !Array.isArray(rec.deps) || !Array.isArray(rec.out)) return 'record format'
-    if (rec.key.tty?.[0] !== false) return 'tty'
-    const key = keyOf(argv)
     for (const k of Object.keys(key)) {
       if (JSON.stringify(key[k]) !== JSON.stringify(rec.key[k])) return `${k} differs`
     }
@@ -230,3 +259,5 @@ function mismatch(rec, argv) {
     return `error: ${e instanceof Error ? e.message : String(e)}`
   }
 }
+
+module.exports = { FORMAT, debug, hash106, isTTY, keyOf, probe, projectOf, recordPath, terminal, tryReplay }
