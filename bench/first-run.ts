@@ -34,16 +34,18 @@
  *
  * Issue #15's unexplained figure: an earlier session saw Snakemake take 24-28 s CPU inside this
  * bench (both schedulers) against 1.5-2.2 s (greedy) or ~5 s (ILP) by hand at the same time.
- * It did not recur in six runs of the bench on 2026-12-06 at load 3-8 (the bench as it stood,
- * and as it stood at 2ad328f, which produced the figure: 6-7 s ILP, 2.6-3.6 s greedy, as by hand
- * beside them), and none of the candidates, varied one at a time around a greedy run of ~2.7 s
- * CPU, moved it by more than 1.4x: npm's environment or a shell's, pipes or a log file and
- * /dev/null, `--quiet` or not, -j1 or -j4, a project dir reused with its `.snakemake/` from two
+ * On 2026-12-06 (load 3-9) it did not recur in 14 rounds over seven runs of the bench, three of
+ * them (four rounds) in the configuration that produced it (this file before the change, and as
+ * it stood at 2ad328f, warm workers on and off): 5.3-7.1 s ILP and 2.6-3.6 s greedy, as by hand
+ * beside them (5.9-6.4 s and 2.8-3.2 s). None of the candidates, varied one at a time around a greedy run of
+ * ~2.7 s CPU, moved it by more than 1.4x: npm's environment or a shell's, pipes or a log file and
+ * /dev/null, `--quiet` or not, -j1 or -j4, a project dir reused with the `.snakemake/` of two
  * earlier runs, 10,000 unrelated files in the project dir, starting right after one of our runs
- * with our project and store beside it or around it, PYTHONDONTWRITEBYTECODE set or not, GNU
- * time or not. Only a large inherited environment reproduces the size of the jump; whether that
- * is what the earlier session's bench had cannot be told from its logs. If it recurs,
- * `peer_parts` (user vs sys, start-up vs jobs) and `peer_config.env` say where to look.
+ * (which leaves no process behind) with our project and store beside it or around it,
+ * PYTHONDONTWRITEBYTECODE set or not, GNU time or not. Only a large inherited environment
+ * reproduces the size of the jump; whether the earlier bench had one cannot be told from its
+ * logs. If it recurs, `peer_parts` (user vs sys, start-up vs jobs) and `peer_config.env` say
+ * where to look.
  */
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
