@@ -43,9 +43,12 @@
  * earlier runs, 10,000 unrelated files in the project dir, starting right after one of our runs
  * (which leaves no process behind) with our project and store beside it or around it,
  * PYTHONDONTWRITEBYTECODE set or not, GNU time or not. Only a large inherited environment
- * reproduces the size of the jump; whether the earlier bench had one cannot be told from its
- * logs. If it recurs, `peer_parts` (user vs sys, start-up vs jobs) and `peer_config.env` say
- * where to look.
+ * reproduces the size of the jump, and it has the earlier figure's shape: the extra CPU is in the
+ * job shells (200 x `bash -c 'awk ...'`: 0.56 s CPU as is, 9.7 s with the 3,000 variables; the
+ * Python side pays ~1 s), so it is the same for both schedulers and, with two jobs at a time,
+ * Snakemake's CPU can exceed its wall time, as it did then (27.6 s CPU in 23.7 s). Whether the
+ * earlier bench's environment was that large cannot be told from its logs. If it recurs,
+ * `peer_parts` (user vs sys, start-up vs jobs) and `peer_config.env` say where to look.
  */
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
