@@ -71,7 +71,7 @@ export function timed(cmd: string, argv: string[], cwd: string, o: TimedOptions 
  * The environment a user's shell gives a command, from this process's: without what `npm run`
  * adds (npm_* and the other variables it sets, node_modules/.bin directories at the front of
  * PATH). Snakemake copies its whole environment into every job's shell, so its cost per job
- * grows with the environment's size (see bench/first-run.ts); the bench records the size.
+ * grows with the number of variables (see bench/first-run.ts); the bench records the size.
  */
 export function shellUserEnv(env: NodeJS.ProcessEnv = process.env): { env: NodeJS.ProcessEnv; dropped: string[] } {
   const out: NodeJS.ProcessEnv = {}
