@@ -26,31 +26,33 @@
  * only the Snakefile (no `.snakemake/` or outputs from earlier runs), no `--quiet`, stdout and
  * stderr to a log file, stdin /dev/null, and the environment of the shell that started the
  * bench: this process's, without what `npm run` added (npm_* variables, node_modules/.bin on
- * PATH). The environment matters more to Snakemake than to us: it copies its whole environment
- * into every job's shell, and bash's start-up grows faster than linearly with the number of
- * variables (200 x `bash -c 'awk ...'`: 0.56 s CPU as is, 1.7 s with 1,000 extra short variables,
- * 7.9 s with 3,000; 300 variables of 3 KB cost 1.6 s), whereas our stage processes get an
- * allow-listed environment. Measured here (greedy, load ~7): 2.6 s CPU as is, 15.7 s with 3,000
- * extra 300-byte variables. The JSON records the size, and the bench warns above 300 variables
- * or 32 KiB.
+ * PATH).
  *
- * Issue #15's unexplained figure: an earlier session saw Snakemake take 24-28 s CPU inside this
- * bench (both schedulers) against 1.5-2.2 s (greedy) or ~5 s (ILP) by hand at the same time.
- * On 2026-12-06 (load 3-9) it did not recur in 14 rounds over seven runs of the bench, three of
- * them (four rounds) in the configuration that produced it (this file before the change, and as
- * it stood at 2ad328f, warm workers on and off): 5.3-7.1 s ILP and 2.6-3.6 s greedy, as by hand
- * beside them (5.9-6.4 s and 2.8-3.2 s). None of the candidates, varied one at a time around a greedy run of
- * ~2.7 s CPU, moved it by more than 1.4x: npm's environment or a shell's, pipes or a log file and
- * /dev/null, `--quiet` or not, -j1 or -j4, a project dir reused with the `.snakemake/` of two
+ * Why stdin is /dev/null: issue #15's 24-28 s. The bench used to give Snakemake the stdio pipes
+ * of spawnSync, which libuv makes with socketpair(2). Bash takes `bash -c` with a connected socket
+ * on stdin for a command started by rshd/sshd and, when it is a top-level shell (SHLVL unset or 0
+ * in its environment), reads /etc/bash.bashrc and ~/.bashrc first. Every Snakemake job is such a
+ * shell (Snakemake passes its stdin on), so whenever the bench was started with SHLVL unset or 0
+ * (that depends on how the command that starts it is launched) each of the 200 jobs ran the
+ * user's ~/.bashrc, here two `pyenv init` evals at ~0.3 s a shell: an earlier session saw 24-28 s
+ * of Snakemake CPU under both schedulers, more than its wall time at -j2, against 1.5-5 s by hand
+ * beside it, where stdin was not a socket. On 2026-12-06 (load 5-9) the bench as it stood at
+ * 2ad328f, started with SHLVL=0, took 38.2 s CPU (ILP) and 30.3 s (greedy); this bench under
+ * SHLVL=0 took 5.3 s and 2.1 s, and 5.6-6.5 s and 2.7-3.5 s under SHLVL=1. `bash -c 'echo
+ * $PYENV_SHELL'` shows it: "bash" (from ~/.bashrc) with a socket on stdin and SHLVL unset or 0,
+ * empty with SHLVL=1 or stdin /dev/null. A user at a terminal never pays this; Snakemake started
+ * over ssh would (bash documents the rule). Ruled out on the way, each varied alone around a
+ * greedy run of ~2.7 s CPU (none moved it by more than 1.4x): npm's environment or a shell's,
+ * pipes or a log file, `--quiet`, -j1 or -j4, a project dir reused with the `.snakemake/` of two
  * earlier runs, 10,000 unrelated files in the project dir, starting right after one of our runs
  * (which leaves no process behind) with our project and store beside it or around it,
- * PYTHONDONTWRITEBYTECODE set or not, GNU time or not. Only a large inherited environment
- * reproduces the size of the jump, and it has the earlier figure's shape: the extra CPU is in the
- * job shells (200 x `bash -c 'awk ...'`: 0.56 s CPU as is, 9.7 s with the 3,000 variables; the
- * Python side pays ~1 s), so it is the same for both schedulers and, with two jobs at a time,
- * Snakemake's CPU can exceed its wall time, as it did then (27.6 s CPU in 23.7 s). Whether the
- * earlier bench's environment was that large cannot be told from its logs. If it recurs,
- * `peer_parts` (user vs sys, start-up vs jobs) and `peer_config.env` say where to look.
+ * PYTHONDONTWRITEBYTECODE, GNU time.
+ *
+ * The environment's size is recorded too: Snakemake copies its whole environment into every
+ * job's shell, and bash's start-up grows faster than linearly with the number of variables
+ * (200 x `bash -c 'awk ...'`: 0.56 s CPU as is, 1.7 s with 1,000 extra short variables, 7.9 s with
+ * 3,000), whereas our stage processes get an allow-listed environment. The bench warns above 300
+ * variables or 32 KiB.
  */
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
