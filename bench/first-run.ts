@@ -40,13 +40,13 @@
  * 2ad328f, started with SHLVL=0, took 38.2 s CPU (ILP) and 30.3 s (greedy); this bench under
  * SHLVL=0 took 5.3 s and 2.1 s, and 5.6-6.5 s and 2.7-3.5 s under SHLVL=1. `bash -c 'echo
  * $PYENV_SHELL'` shows it: "bash" (from ~/.bashrc) with a socket on stdin and SHLVL unset or 0,
- * empty with SHLVL=1 or stdin /dev/null. A user at a terminal never pays this; Snakemake started
- * over ssh would (bash documents the rule). Ruled out on the way, each varied alone around a
- * greedy run of ~2.7 s CPU (none moved it by more than 1.4x): npm's environment or a shell's,
- * pipes or a log file, `--quiet`, -j1 or -j4, a project dir reused with the `.snakemake/` of two
- * earlier runs, 10,000 unrelated files in the project dir, starting right after one of our runs
- * (which leaves no process behind) with our project and store beside it or around it,
- * PYTHONDONTWRITEBYTECODE, GNU time.
+ * empty with SHLVL=1 or stdin /dev/null (bash's manual, INVOCATION, describes the rshd/sshd
+ * rule). A user at a terminal never pays this: stdin is a tty. Ruled out on the way, each varied
+ * alone around a greedy run of ~2.7 s CPU (none moved it by more than 1.4x): npm's environment or
+ * a shell's, pipes or a log file, `--quiet`, -j1 or -j4, a project dir reused with the
+ * `.snakemake/` of two earlier runs, 10,000 unrelated files in the project dir, starting right
+ * after one of our runs (which leaves no process behind) with our project and store beside it or
+ * around it, PYTHONDONTWRITEBYTECODE, GNU time.
  *
  * The environment's size is recorded too: Snakemake copies its whole environment into every
  * job's shell, and bash's start-up grows faster than linearly with the number of variables
