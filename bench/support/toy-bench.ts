@@ -5,7 +5,7 @@
  * and the same DAG written as a Snakefile whose shell commands do the same trivial file writes
  * as the toy stages of test/harness/fixtures/toy-dag.ts.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,24 +21,81 @@ export interface Timing {
   ms: number
   /** user + sys CPU ms of the child and its reaped children, when GNU time is available. */
   cpuMs: number | undefined
+  /** The two halves of cpuMs. */
+  userMs: number | undefined
+  sysMs: number | undefined
+  /** What the child printed on stdout ('' when it printed to a log file). */
   stdout: string
 }
 
+export interface TimedOptions {
+  /** The child's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv
+  /**
+   * Send stdout and stderr to this file and give the child /dev/null as stdin, as a shell user
+   * who redirects to a log does; without it both are pipes read back by this process.
+   */
+  log?: string
+}
+
 /** Wall time (and CPU time) in ms of one child process; throws when it fails. */
-export function timed(cmd: string, argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Timing {
+export function timed(cmd: string, argv: string[], cwd: string, o: TimedOptions = {}): Timing {
   const cpuFile = join(tmpdir(), `cusp-bench-cpu-${process.pid}`)
   const [file, fullArgv] = GNU_TIME ? [GNU_TIME, ['-o', cpuFile, '-f', '%U %S', cmd, ...argv]] : [cmd, argv]
+  const env = o.env ?? process.env
+  const logFd = o.log === undefined ? undefined : openSync(o.log, 'w')
   const t0 = process.hrtime.bigint()
-  const r = spawnSync(file, fullArgv, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 })
+  const r =
+    logFd === undefined
+      ? spawnSync(file, fullArgv, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 })
+      : spawnSync(file, fullArgv, { cwd, env, encoding: 'utf8', stdio: ['ignore', logFd, logFd] })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).slice(-2000)}`)
-  let cpuMs: number | undefined
+  if (logFd !== undefined) closeSync(logFd)
+  if (r.status !== 0) {
+    const said = o.log === undefined ? r.stderr || r.stdout : readFileSync(o.log, 'utf8')
+    throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${said.slice(-2000)}`)
+  }
+  let userMs: number | undefined
+  let sysMs: number | undefined
   if (GNU_TIME) {
     const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number)
-    cpuMs = ((u ?? 0) + (s ?? 0)) * 1000
+    userMs = (u ?? 0) * 1000
+    sysMs = (s ?? 0) * 1000
     rmSync(cpuFile, { force: true })
   }
-  return { ms, cpuMs, stdout: r.stdout }
+  const cpuMs = userMs === undefined || sysMs === undefined ? undefined : userMs + sysMs
+  return { ms, cpuMs, userMs, sysMs, stdout: r.stdout ?? '' }
+}
+
+/**
+ * The environment a user's shell gives a command, from this process's: without what `npm run`
+ * adds (npm_* and the other variables it sets, node_modules/.bin directories at the front of
+ * PATH). Snakemake copies its whole environment into every job's shell, so its cost per job
+ * grows with the number of variables (see bench/first-run.ts); the bench records the size.
+ */
+export function shellUserEnv(env: NodeJS.ProcessEnv = process.env): { env: NodeJS.ProcessEnv; dropped: string[] } {
+  const out: NodeJS.ProcessEnv = {}
+  const dropped: string[] = []
+  const npmSet = env.npm_lifecycle_event !== undefined ? new Set(['INIT_CWD', 'NODE', 'COLOR']) : new Set<string>()
+  let npmVars = 0
+  for (const [k, v] of Object.entries(env)) {
+    if (k.startsWith('npm_')) npmVars++
+    else if (npmSet.has(k)) dropped.push(k)
+    else out[k] = v
+  }
+  if (npmVars > 0) dropped.push(`npm_* (${npmVars})`)
+  if (env.PATH !== undefined) {
+    const kept = env.PATH.split(':').filter((d) => !/\/node_modules\//.test(`${d}/`))
+    if (kept.length !== env.PATH.split(':').length) dropped.push('PATH entries under node_modules')
+    out.PATH = kept.join(':')
+  }
+  return { env: out, dropped: dropped.sort() }
+}
+
+/** Number of variables and bytes (NAME=value plus NUL, as execve copies them) of env. */
+export function envSize(env: NodeJS.ProcessEnv): { vars: number; bytes: number } {
+  const entries = Object.entries(env).filter(([, v]) => v !== undefined)
+  return { vars: entries.length, bytes: entries.reduce((n, [k, v]) => n + Buffer.byteLength(`${k}=${v}`) + 1, 0) }
 }
 
 export const median = (xs: number[]): number => {
