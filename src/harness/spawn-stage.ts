@@ -101,6 +101,15 @@ function recordStage(workDir: string, pid: number): void {
   }
 }
 
+/** The engine backend the job in `workDir` asks for (job.json `env.backend`), for keying warm workers. */
+function jobBackend(workDir: string): string {
+  try {
+    return String((JSON.parse(readFileSync(join(workDir, 'job.json'), 'utf8')) as StageJob).env?.backend ?? 'none')
+  } catch {
+    return 'none' // the job itself reports an unreadable job.json
+  }
+}
+
 export interface SpawnCallbacks {
   progress(fraction: number, message: string | undefined): void
   log(message: string): void
@@ -183,6 +192,7 @@ export async function spawnStage(
           env: stageEnv(env),
           workerBundle: worker.path,
           stageBundle: cmd.args[3]!,
+          engine: jobBackend(workDir),
           ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         },
         (stream, line) => (stream === 'stdout' ? onStdout(line) : onStderr(line)),
