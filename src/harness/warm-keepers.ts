@@ -13,7 +13,10 @@
  * - `state()`: a description of everything in the package that one job could leave for the next
  *   (backend, flags, registered kernels, live tensors), as a flat record. After the registering
  *   job its value is the baseline; after every later job it must be equal, else the job costs its
- *   worker and the differing entries are reported.
+ *   worker and the differing entries are reported;
+ * - `problems()` (optional): what is wrong with the package's state after any job, the first
+ *   included (live tensors, a flag set), in words; anything costs the worker. This is what keeps
+ *   the registering job from making its own leftovers the baseline.
  */
 
 /** The registry's key on globalThis. */
@@ -24,6 +27,7 @@ export interface Keeper {
   globals: readonly string[]
   events: readonly string[]
   state(): Record<string, string | number>
+  problems?(): string[]
 }
 
 /** The keepers a worker checks after each job. */
@@ -56,6 +60,11 @@ export function installKeepers(): Keepers {
         } catch (e: unknown) {
           out.push(`${name}: its state cannot be read (${e instanceof Error ? e.message : String(e)})`)
           continue
+        }
+        try {
+          for (const p of keeper.problems?.() ?? []) out.push(`${name}: ${p}`)
+        } catch (e: unknown) {
+          out.push(`${name}: its state cannot be checked (${e instanceof Error ? e.message : String(e)})`)
         }
         const base = baselines.get(name)?.state
         if (base === undefined) {

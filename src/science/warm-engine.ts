@@ -7,7 +7,8 @@
  * use and the ones registered, the flags set to other than their default, the identity of every
  * registered kernel and gradient, live tensors, data buffers and variables. The first job that
  * loads the engine sets the baseline; a job that leaves any of it different (switches backend,
- * flips a flag, registers a kernel, leaves a tensor alive) costs its worker. Outside a warm
+ * flips a flag, registers a kernel, leaves a tensor alive) costs its worker, and so does any job,
+ * the first included, that leaves a tensor, data buffer or variable alive or a flag set. Outside a warm
  * worker there is no registry and this does nothing.
  */
 import * as tf from '@tensorflow/tfjs'
@@ -18,6 +19,7 @@ interface Keeper {
   globals: readonly string[]
   events: readonly string[]
   state(): Record<string, string | number>
+  problems(): string[]
 }
 
 interface EngineInternals {
@@ -51,10 +53,14 @@ function registry(name: string, id: (o: object) => number): string {
     .join(',')
 }
 
-/** The flags whose value is not what evaluating them afresh gives (a flag read is cached, not set). */
-function setFlags(): string {
+/**
+ * The flags whose value is not what evaluating them afresh gives (a flag read is cached, not set);
+ * `set` only those whose evaluation is synchronous (the wasm backend's feature probes are async).
+ */
+function setFlags(): { all: string; set: string[] } {
   const env = tf.env() as unknown as EnvInternals
   const out: string[] = []
+  const set: string[] = []
   for (const [name, value] of Object.entries(env.flags).sort(([a], [b]) => (a < b ? -1 : 1))) {
     let fresh: unknown
     try {
@@ -64,8 +70,9 @@ function setFlags(): string {
     }
     if (fresh instanceof Promise) fresh.catch(() => undefined) // async flags are kept as read
     if (fresh instanceof Promise || !Object.is(fresh, value)) out.push(`${name}=${JSON.stringify(value)}`)
+    if (!(fresh instanceof Promise) && !Object.is(fresh, value)) set.push(name)
   }
-  return out.join(',')
+  return { all: out.join(','), set }
 }
 
 function engineState(id: (o: object) => number): Record<string, string | number> {
@@ -74,7 +81,7 @@ function engineState(id: (o: object) => number): Record<string, string | number>
   return {
     backend: engine.backendName ?? 'none',
     backends: tf.engine().backendNames().sort().join(','),
-    flags: setFlags(),
+    flags: setFlags().all,
     kernels: registry('kernelRegistry', id),
     gradients: registry('gradRegistry', id),
     tensors: mem.numTensors,
@@ -92,6 +99,17 @@ export function offerWarmEngine(): void {
     globals: ['_tfengine', '_tfGlobals'],
     events: ['uncaughtException', 'unhandledRejection'],
     state: () => engineState(id),
+    problems: () => {
+      const engine = tf.engine() as unknown as EngineInternals
+      const mem = tf.memory()
+      const variables = Object.keys(engine.state.registeredVariables).length
+      return [
+        ...(mem.numTensors > 0 ? [`${mem.numTensors} tensors left alive`] : []),
+        ...(mem.numDataBuffers > 0 ? [`${mem.numDataBuffers} data buffers left`] : []),
+        ...(variables > 0 ? [`${variables} variables left`] : []),
+        ...setFlags().set.map((f) => `flag ${f} set`),
+      ]
+    },
   }
   keepers.set('tfjs', keeper)
 }
