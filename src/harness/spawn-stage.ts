@@ -16,8 +16,9 @@
  * this harness's pid, so it exits when the harness dies (stage-process.ts), and its pid and
  * start time are written to `<workDir>/stage.pid` as soon as it is spawned (it writes the same
  * record itself at start-up), so a sweep of a killed harness's work directory can find and stop
- * the stage it left behind (workdir.ts). With `CUSP_STAGE_WORKERS=warm` a bundled job runs in a
- * warm worker instead (stage-workers.ts), with the same outcome, lines and stage.pid record.
+ * the stage it left behind (workdir.ts). By default a bundled job runs in a warm worker instead
+ * (stage-workers.ts), with the same outcome, lines and stage.pid record; `CUSP_STAGE_WORKERS=fresh`
+ * gives every job its own process.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'

@@ -1,5 +1,5 @@
 /**
- * Process entry of a warm stage worker (`CUSP_STAGE_WORKERS=warm`, stage-workers.ts):
+ * Process entry of a warm stage worker (the default for local runs, stage-workers.ts):
  * `node <bundle of this file> <harnessPid>`. It runs stage jobs one after another, each named
  * by one JSON line on stdin, `{"n":1,"workDir":"...","bundle":"..."}`, and answers each with an
  * end line on stdout and on stderr, `\u0000cusp-end {"n":1,"code":0,"dirty":[]}` (both streams,

@@ -1,5 +1,5 @@
 /**
- * The pool of warm stage workers behind `CUSP_STAGE_WORKERS=warm` (off by default): instead of a
+ * The pool of warm stage workers (local runs' default; `CUSP_STAGE_WORKERS=fresh` turns it off): instead of a
  * process per instance, a local run keeps worker processes (stage-worker.ts), at most one per
  * running job, so one per job slot, and hands each a job at a time. A worker is reused only
  * after a job that succeeded and left nothing behind (stage-worker.ts says what it checks); a
@@ -42,9 +42,9 @@ const idle = new Map<string, Worker[]>()
 const idleOrder: Worker[] = []
 let jobCounter = 0
 
-/** Whether stage jobs run in warm workers (`CUSP_STAGE_WORKERS=warm`). */
+/** Whether stage jobs run in warm workers: yes unless `CUSP_STAGE_WORKERS=fresh` (a process per job). */
 export function warmWorkersEnabled(env: Record<string, string | undefined>): boolean {
-  return env.CUSP_STAGE_WORKERS === 'warm'
+  return env.CUSP_STAGE_WORKERS !== 'fresh'
 }
 
 function takeIdle(pool: Worker[]): Worker | undefined {
