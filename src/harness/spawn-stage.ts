@@ -102,12 +102,13 @@ function recordStage(workDir: string, pid: number): void {
   }
 }
 
-/** The engine backend the job in `workDir` asks for (job.json `env.backend`), for keying warm workers. */
-function jobBackend(workDir: string): string {
+/** The job in `workDir`: its instance and the engine backend it asks for (job.json `env.backend`, keying warm workers). */
+function jobInfo(workDir: string): { instance: string; engine: string } {
   try {
-    return String((JSON.parse(readFileSync(join(workDir, 'job.json'), 'utf8')) as StageJob).env?.backend ?? 'none')
+    const job = JSON.parse(readFileSync(join(workDir, 'job.json'), 'utf8')) as StageJob
+    return { instance: String(job.instance), engine: String(job.env?.backend ?? 'none') }
   } catch {
-    return 'none' // the job itself reports an unreadable job.json
+    return { instance: '?', engine: 'none' } // the job itself reports an unreadable job.json
   }
 }
 
@@ -193,7 +194,7 @@ export async function spawnStage(
           env: stageEnv(env),
           workerBundle: worker.path,
           stageBundle: cmd.args[3]!,
-          engine: jobBackend(workDir),
+          ...jobInfo(workDir),
           ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         },
         (stream, line) => (stream === 'stdout' ? onStdout(line) : onStderr(line)),

@@ -11,7 +11,7 @@
  * most MAX_IDLE workers wait idle, over all keys (the least recently used goes first). An
  * idle worker does not keep the harness alive (its handles are unref'd) and exits when the
  * harness does. After MAX_JOBS jobs a worker is retired (each job adds a module instance).
- * `CUSP_STAGE_WORKER_LOG=<file>` appends a JSON line per job: worker pid, whether the worker had
+ * `CUSP_STAGE_WORKER_LOG=<file>` appends a JSON line per job: instance, worker pid, whether the worker had
  * run a job before (`reused`), and what a job left behind (`dirty`), for tests and measurements.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -47,11 +47,13 @@ export function warmWorkersEnabled(env: Record<string, string | undefined>): boo
   return env.CUSP_STAGE_WORKERS !== 'fresh'
 }
 
+/** The most recently parked live worker of `pool` (dead ones found on the way are dropped). */
 function takeIdle(pool: Worker[]): Worker | undefined {
-  let w = pool.pop()
-  while (w !== undefined && w.gone) w = pool.pop()
-  if (w !== undefined) idleOrder.splice(idleOrder.indexOf(w), 1)
-  return w
+  for (let w = pool.pop(); w !== undefined; w = pool.pop()) {
+    idleOrder.splice(idleOrder.indexOf(w), 1)
+    if (!w.gone) return w
+  }
+  return undefined
 }
 
 /** Parks `w` in `pool`, retiring the least recently used idle worker past MAX_IDLE. */
@@ -114,6 +116,8 @@ export async function runInWorker(
     stageBundle: string
     /** The engine backend the job asks for (its job.json `env.backend`). */
     engine?: string
+    /** The job's instance, for CUSP_STAGE_WORKER_LOG. */
+    instance?: string
     timeoutMs?: number
   },
   line: (stream: 'stdout' | 'stderr', text: string) => void,
@@ -155,7 +159,13 @@ export async function runInWorker(
   const end = ends.stdout
   const log = a.env.CUSP_STAGE_WORKER_LOG
   if (log !== undefined && log !== '') {
-    const rec = { pid: w.child.pid, reused, code: first === 'ended' ? (end?.code ?? null) : null, dirty: end?.dirty ?? [] }
+    const rec = {
+      instance: a.instance,
+      pid: w.child.pid,
+      reused,
+      code: first === 'ended' ? (end?.code ?? null) : null,
+      dirty: end?.dirty ?? [],
+    }
     try {
       appendFileSync(log, `${JSON.stringify(rec)}\n`)
     } catch {
