@@ -87,7 +87,7 @@ export class PlanRun {
     await sweepResumeDirs(join(dirname(this.workRoot), 'resume'), async (fp) => (await this.store.getRun(fp as Fingerprint)) !== undefined)
     if (this.opts.verify) await this.verify()
     else await Promise.all(steps.map((s) => this.settle(s.instance)))
-    await closeStageWorkers() // warm workers (CUSP_STAGE_WORKERS=warm) end, and are reaped, with the run
+    await closeStageWorkers() // warm workers (unless CUSP_STAGE_WORKERS=fresh) end, and are reaped, with the run
     const ok = this.failures.length === 0 && !Object.values(this.outcomes).some((o) => o.outcome === 'nondeterministic')
     return { steps, outcomes: this.outcomes, failures: this.failures, ok }
   }

@@ -16,8 +16,9 @@
  * this harness's pid, so it exits when the harness dies (stage-process.ts), and its pid and
  * start time are written to `<workDir>/stage.pid` as soon as it is spawned (it writes the same
  * record itself at start-up), so a sweep of a killed harness's work directory can find and stop
- * the stage it left behind (workdir.ts). With `CUSP_STAGE_WORKERS=warm` a bundled job runs in a
- * warm worker instead (stage-workers.ts), with the same outcome, lines and stage.pid record.
+ * the stage it left behind (workdir.ts). By default a bundled job runs in a warm worker instead
+ * (stage-workers.ts), with the same outcome, lines and stage.pid record; `CUSP_STAGE_WORKERS=fresh`
+ * gives every job its own process.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
@@ -98,6 +99,16 @@ function recordStage(workDir: string, pid: number): void {
     renameSync(`${path}.h${process.pid}`, path)
   } catch {
     // the sweep then finds the stage by its command line (workdir.ts)
+  }
+}
+
+/** The job in `workDir`: its instance and the engine backend it asks for (job.json `env.backend`, keying warm workers). */
+function jobInfo(workDir: string): { instance: string; engine: string } {
+  try {
+    const job = JSON.parse(readFileSync(join(workDir, 'job.json'), 'utf8')) as StageJob
+    return { instance: String(job.instance), engine: String(job.env?.backend ?? 'none') }
+  } catch {
+    return { instance: '?', engine: 'none' } // the job itself reports an unreadable job.json
   }
 }
 
@@ -183,6 +194,7 @@ export async function spawnStage(
           env: stageEnv(env),
           workerBundle: worker.path,
           stageBundle: cmd.args[3]!,
+          ...jobInfo(workDir),
           ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         },
         (stream, line) => (stream === 'stdout' ? onStdout(line) : onStderr(line)),

@@ -1,5 +1,5 @@
 /**
- * Process entry of a warm stage worker (`CUSP_STAGE_WORKERS=warm`, stage-workers.ts):
+ * Process entry of a warm stage worker (the default for local runs, stage-workers.ts):
  * `node <bundle of this file> <harnessPid>`. It runs stage jobs one after another, each named
  * by one JSON line on stdin, `{"n":1,"workDir":"...","bundle":"..."}`, and answers each with an
  * end line on stdout and on stderr, `\u0000cusp-end {"n":1,"code":0,"dirty":[]}` (both streams,
@@ -13,13 +13,20 @@
  *   first one: properties of globalThis, process.env, the working directory, listeners on
  *   process, and live handles and requests (a timer or a stream still writing). Any difference is
  *   reported as `dirty` and the worker exits, so the harness starts a fresh one; so does any
- *   job that failed (exit status not 0).
+ *   job that failed (exit status not 0). Node's lazily defined globals (Blob, atob, TextDecoder)
+ *   are read once before that first look, so a job that merely uses one does not count;
+ * - a shared package that must install globals to work (an engine) may stay warm only through a
+ *   keeper (warm-keepers.ts): a module of the stage registers one, naming the globals and the
+ *   process events it installs and a function that describes the package's state; the first job
+ *   to register it sets that baseline, and every later job must leave exactly that state (same
+ *   global identities, same listener counts, same description) or it costs the worker.
  * It exits (137) when its harness dies, like a one-job stage process (stage-job.ts), and records
  * itself (pid and start time) in each job's `stage.pid` for the sweep of a killed harness.
  */
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { consoleToStderr, exitWithHarness, recordSelf, runStageJob } from './stage-job.ts'
+import { installKeepers } from './warm-keepers.ts'
 
 interface WorkerJob {
   n: number
@@ -29,7 +36,13 @@ interface WorkerJob {
 
 exitWithHarness(process.argv[2])
 consoleToStderr()
-process.stdout.write('') // stdout's pipe is opened lazily: open it now, not inside the first job
+process.stdout.write('') // the std streams' pipes are opened lazily: open them now, not inside the first job
+process.stderr.write('')
+for (const k of Reflect.ownKeys(globalThis)) {
+  // Node defines some globals as getters that replace themselves with a value when first read.
+  if (Reflect.getOwnPropertyDescriptor(globalThis, k)?.get !== undefined) Reflect.get(globalThis, k)
+}
+const keepers = installKeepers()
 
 /** Counts per kind of the live handles and requests (a diff of two says what a job left running). */
 function resources(): Map<string, number> {
@@ -38,12 +51,7 @@ function resources(): Map<string, number> {
   return m
 }
 
-const listeners = (): string =>
-  process
-    .eventNames()
-    .map((e) => `${String(e)}:${process.listenerCount(e)}`)
-    .sort()
-    .join(',')
+const listeners = (): Map<string | symbol, number> => new Map(process.eventNames().map((e) => [e, process.listenerCount(e)]))
 
 /** A global's value or accessors, read from its descriptor (no getter runs). */
 const slot = (k: PropertyKey): unknown[] => {
@@ -57,7 +65,11 @@ const baseListeners = listeners()
 
 /** What the last job left behind, in words; empty when nothing. */
 function leftovers(before: Map<string, number>): string[] {
-  const out: string[] = []
+  // A keeper registered by this job: what it names joins the baseline, as the job leaves it.
+  const out: string[] = keepers.check(
+    (k) => baseGlobals.set(k, slot(k)),
+    (e) => baseListeners.set(e, process.listenerCount(e)),
+  )
   for (const k of Reflect.ownKeys(globalThis)) {
     const was = baseGlobals.get(k)
     const now = slot(k)
@@ -67,7 +79,10 @@ function leftovers(before: Map<string, number>): string[] {
   for (const k of baseGlobals.keys()) if (!Reflect.getOwnPropertyDescriptor(globalThis, k)) out.push(`global ${String(k)} removed`)
   if (JSON.stringify(process.env) !== baseEnv) out.push('process.env changed')
   if (process.cwd() !== baseCwd) out.push('working directory changed')
-  if (listeners() !== baseListeners) out.push('process listeners changed')
+  const now = listeners()
+  for (const e of new Set([...now.keys(), ...baseListeners.keys()])) {
+    if ((now.get(e) ?? 0) !== (baseListeners.get(e) ?? 0)) out.push(`process listeners of ${String(e)} changed`)
+  }
   for (const [kind, n] of resources()) if (n > (before.get(kind) ?? 0)) out.push(`${n - (before.get(kind) ?? 0)} ${kind} left running`)
   return out
 }

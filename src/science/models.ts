@@ -13,8 +13,12 @@ import { kaimingInit } from './models/init.ts'
 import { layoutParams, runLayers, type Layer, type LayerHooks } from './models/layers.ts'
 import { mlpLayers } from './models/mlp.ts'
 import { vggLayers } from './models/vgg.ts'
+import { offerWarmEngine } from './warm-engine.ts'
 
 export type { Layer, LayerHooks } from './models/layers.ts'
+
+// Every stage that computes with the engine builds a model: a warm stage worker may keep the engine.
+offerWarmEngine()
 
 export type Arch = 'mlp' | 'cnn' | 'alexnet' | 'vgg16'
 export type Activation = 'relu' | 'tanh'

@@ -44,6 +44,8 @@ const replacements: KernelConfig[] = [
 ]
 
 let installed = false
+/** On each registered replacement: another instance of this module (a warm stage worker's next job) finds them installed. */
+const MARK = Symbol.for('cusp.wasm-kernel')
 
 /**
  * Register cusp's wasm kernel replacements. Safe to call more than once, before or after the wasm
@@ -52,6 +54,8 @@ let installed = false
  */
 export function installWasmKernels(): void {
   if (installed) return
+  const first = getKernel(replacements[0]!.kernelName, WASM) as (KernelConfig & { [MARK]?: true }) | undefined
+  if (first?.[MARK] === true) return // registered by an earlier job's instance of this module, which they use
   for (const config of replacements) {
     const shipped = getKernel(config.kernelName, WASM)
     if (shipped !== undefined) {
@@ -60,11 +64,13 @@ export function installWasmKernels(): void {
     }
     const setupFunc = shipped?.setupFunc
     const disposeFunc = shipped?.disposeFunc
-    registerKernel({
+    const marked: KernelConfig & { [MARK]: true } = {
       ...config,
       ...(setupFunc !== undefined ? { setupFunc } : {}),
       ...(disposeFunc !== undefined ? { disposeFunc } : {}),
-    })
+      [MARK]: true,
+    }
+    registerKernel(marked)
   }
   installed = true
 }

@@ -7,6 +7,7 @@
  * apply to every backend (cpu, wasm, tfjs-node). MaxPool's own gradient keeps the saved output: the
  * output enters only MaxPoolGrad's routing, whose derivative is zero (see max-pool-grad.ts).
  */
+import * as tf from '@tensorflow/tfjs'
 import { registerAvgPoolGradGrad } from './avg-pool-grad.ts'
 import { registerComparisonGrads } from './comparisons.ts'
 import { registerConv2DBackpropFilterGrad } from './conv2d-backprop-filter.ts'
@@ -19,10 +20,13 @@ import { registerSoftmaxGrad } from './softmax.ts'
 import { registerTanhGrad } from './tanh.ts'
 
 let installed = false
+/** Marks the engine once they are registered: another instance of this module (a warm stage worker's next job) finds them. */
+const MARK = Symbol.for('cusp.gradients-installed')
 
 /** Registers all second-order gradients once per process (or worker); later calls do nothing. */
 export function installGradients(): void {
-  if (installed) return
+  const engine = tf.engine() as unknown as Record<symbol, boolean | undefined>
+  if (installed || engine[MARK] === true) return
   registerConv2DBackpropFilterGrad()
   registerAvgPoolGradGrad()
   registerMaxPoolGradGrad()
@@ -34,4 +38,5 @@ export function installGradients(): void {
   registerPowGrad()
   registerComparisonGrads()
   installed = true
+  engine[MARK] = true
 }
