@@ -4,9 +4,9 @@
  *   Hv = d/dθ ( ∇L(θ) · v ),  no finite differences.
  * Three levels: `hvp` on tensors (inside the caller's tidy); `chunk*` on plain arrays for one chunk of
  * examples, returning the chunk's SUM (these are what the worker pool calls); `dataset*` over a whole
- * dataset, split into FIXED chunks of `chunkSize` examples (default 250, independent of the number of
- * workers) whose sums are accumulated in float64 in chunk order, so results are bit-reproducible on a
- * given backend. Memory is flat: every tensor is created and disposed inside these functions.
+ * dataset, split into FIXED chunks of at most `chunkSize` examples (default 250), equal in size and
+ * independent of the number of workers (`chunks`), whose sums are accumulated in float64 in chunk
+ * order, so results are bit-reproducible on a given backend. Memory is flat: every tensor is created and disposed inside these functions.
  */
 import * as tf from '@tensorflow/tfjs'
 import { denseGradient, denseHvp, useDensePath } from './dense-hvp.ts'
@@ -197,8 +197,11 @@ export function datasetHvp(model: Model, theta: Float32Array, v: Float32Array, d
 }
 
 /**
- * The fixed chunking every path uses: consecutive runs of `chunkSize` examples (the last may be
- * shorter), as views into the dataset. Worker pools must split the same way to get the same bits.
+ * The fixed chunking every path uses: the fewest chunks of at most `chunkSize` examples, k =
+ * ceil(n / chunkSize), as equal as can be (the first n mod k hold one more), consecutive, as views
+ * into the dataset. A function of n and chunkSize only, never of the number of workers, so worker
+ * pools split the same way and get the same bits; equal sizes keep small sets balanced across
+ * workers (256 examples are 128 + 128, not 250 + 6).
  */
 export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
   const [h, w, ch] = data.shape
@@ -210,10 +213,14 @@ export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
   if (!Number.isInteger(data.n) || data.n < 1) throw new Error(`dataset must hold at least one example, n = ${data.n}`)
   if (data.x.length !== data.n * d || data.y.length !== data.n)
     throw new Error(`dataset arrays do not hold n = ${data.n} examples of [${data.shape.join(',')}]`)
+  const k = Math.ceil(data.n / chunkSize)
+  const base = Math.floor(data.n / k)
+  const extra = data.n % k
   const out: Chunk[] = []
-  for (let s = 0; s < data.n; s += chunkSize) {
-    const e = Math.min(data.n, s + chunkSize)
+  for (let i = 0, s = 0; i < k; i++) {
+    const e = s + base + (i < extra ? 1 : 0)
     out.push({ x: data.x.subarray(s * d, e * d), y: data.y.subarray(s, e), n: e - s })
+    s = e
   }
   return out
 }
