@@ -94,7 +94,7 @@ interface Pending {
 function lossTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
   installGradients()
   checkLength(model, theta, 'theta')
-  return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c)) }
+  return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c, true)) }
 }
 
 function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
@@ -107,7 +107,7 @@ function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
     return { loss: r.loss, parts: r.grads }
   }
   const { value, grads } = tf.tidy(() => {
-    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c)
+    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c, true)
     return tf.valueAndGrads(f)(paramTensors(model, theta))
   })
   return { loss: value, parts: grads }
@@ -245,11 +245,12 @@ function checkLength(model: Model, a: Float32Array, name: string): void {
   if (a.length !== model.size) throw new Error(`${name} has ${a.length} entries, model ${model.spec.arch} needs ${model.size}`)
 }
 
-function lossOnParts(model: Model, params: tf.Tensor[], c: Chunk): tf.Scalar {
+/** The chunk's summed loss; `firstOrder` when it is differentiated at most once (fused conv layers). */
+function lossOnParts(model: Model, params: tf.Tensor[], c: Chunk, firstOrder = false): tf.Scalar {
   const [h, w, ch] = model.spec.inputShape
   checkChunk(model, c)
   const x = tf.tensor4d(c.x, [c.n, h, w, ch]) // [n,h,w,c]
-  return crossEntropySum(model.forwardParts(params, x), c.y)
+  return crossEntropySum(model.forwardParts(params, x, firstOrder), c.y)
 }
 
 function checkChunk(model: Model, c: Chunk): void {
