@@ -9,6 +9,7 @@
  * order, so results are bit-reproducible on a given backend. Memory is flat: every tensor is created and disposed inside these functions.
  */
 import * as tf from '@tensorflow/tfjs'
+import { convHvp, useConvHvpPath } from './conv-hvp.ts'
 import { denseGradient, denseHvp, useDensePath } from './dense-hvp.ts'
 import { installGradients } from './gradients/index.ts'
 import { crossEntropySum, type Reduction } from './loss.ts'
@@ -121,6 +122,11 @@ function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk
     // Dense models on wasm: the R-operator (dense-hvp.ts) instead of double backprop.
     checkChunk(model, c)
     return { parts: tf.tidy(() => denseHvp(model, theta, v, c)) }
+  }
+  if (useConvHvpPath(model)) {
+    // Conv networks with average pools on wasm: the R-operator (conv-hvp.ts) instead of double backprop.
+    checkChunk(model, c)
+    return { parts: tf.tidy(() => convHvp(model, paramTensors(model, theta), paramTensors(model, v), c)) }
   }
   const parts = tf.tidy(() => {
     const vs = paramTensors(model, v)
