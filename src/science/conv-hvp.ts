@@ -1,8 +1,9 @@
 /**
  * Hand-written Hessian-vector product (paper §3.3) of the summed softmax cross-entropy of a
- * convolutional network of the reference CNN's kind (conv layers with relu or tanh and average
- * pools, a flatten, then dense layers) on wasm, by Pearlmutter's R-operator instead of tfjs's double
- * backprop through the tape, as dense-hvp.ts does for the MLP: R{f} = d/dε f(θ + εv) at ε = 0 is
+ * convolutional network (conv layers with relu or tanh, average or max pools, a flatten, then
+ * dense layers: the reference CNN, AlexNet-CIFAR, VGG-16) on wasm, by Pearlmutter's R-operator
+ * instead of tfjs's double backprop through the tape, as dense-hvp.ts does for the MLP:
+ * R{f} = d/dε f(θ + εv) at ε = 0 is
  * pushed through the forward pass (R-forward) and the backward pass (R-backward), so Hv = R{∇L}
  * exactly, with no finite step. Per layer l with input h, direction (V, c), z = W*h + b, a = σ(z):
  *   R-forward   Rz = V*h + c + W*Rh  (Rh = 0 at the input),  Ra = σ'(z) ⊙ Rz
@@ -10,7 +11,9 @@
  *   R-backward  Rδ = σ'(z) ⊙ Rg + σ''(z) ⊙ g ⊙ Rz,  R∇W = h ⋆ Rδ + Rh ⋆ δ,  R∇b = Σ Rδ,
  *               Rg_in = Wᵀ*Rδ + Vᵀ*δ
  * where * is the convolution (or matrix product), Wᵀ* its transpose (the input gradient) and ⋆ the
- * filter gradient; average pools and the flatten are linear, so R passes through them as they are;
+ * filter gradient; average pools and the flatten are linear, so R passes through them as they are,
+ * and a max pool is linear too once its arg-max cells are fixed (R reads Rh there; backward routes
+ * to them, as the tape's MaxPoolGrad does, whose own derivative is zero);
  * at the softmax, δ = p - Y and Rδ = p ⊙ Rz - p ⊙ Σ_cols(p ⊙ Rz). relu: σ' = [z > 0] (tfjs's choice at
  * 0), σ'' = 0; tanh: σ' = 1 - a², σ'' = -2a(1 - a²). Against the tape this does 5 convolutions, 3
  * filter gradients and 2 input gradients instead of 5, 5 and 3 on the reference CNN, in ~60 kernel
@@ -27,8 +30,8 @@ type T = tf.Tensor
 
 /** One step of the plan: parameter indices in `model.params` where it has parameters. */
 type Step =
-  | { kind: 'conv'; w: number; b: number; stride: number; pad: 'same' | 'valid'; act: boolean }
-  | { kind: 'pool'; size: number }
+  | { kind: 'conv'; w: number; b: number; stride: number; pad: 'same' | 'valid'; explicit: number; act: boolean }
+  | { kind: 'pool'; op: 'avg' | 'max'; size: number }
   | { kind: 'flatten'; order: 'chw' | 'hwc' }
   | { kind: 'dense'; w: number; b: number; act: boolean }
 
@@ -68,9 +71,11 @@ function buildPlan(model: Model): ConvPlan | undefined {
     switch (layer.kind) {
       case 'conv': {
         if (flat) return undefined
-        const same = layer.stride === 1 && 2 * layer.pad === layer.kernel - 1
-        if (layer.pad > 0 && !same) return undefined // explicit padding: left to the tape
-        steps.push({ kind: 'conv', w: p, b: p + 1, stride: layer.stride, pad: same && layer.pad > 0 ? 'same' : 'valid', act })
+        // As runLayers pads: tfjs 'same' where it equals PyTorch's symmetric padding, else an explicit pad.
+        const same = layer.pad > 0 && layer.stride === 1 && 2 * layer.pad === layer.kernel - 1
+        const explicit = layer.pad > 0 && !same ? layer.pad : 0
+        if (explicit > 0 && p > 0) return undefined // an explicit pad is handled on the first layer only (its dx is never needed)
+        steps.push({ kind: 'conv', w: p, b: p + 1, stride: layer.stride, pad: same ? 'same' : 'valid', explicit, act })
         p += 2
         if (act) i++
         break
@@ -82,8 +87,8 @@ function buildPlan(model: Model): ConvPlan | undefined {
         if (act) i++
         break
       case 'pool':
-        if (layer.op !== 'avg' || flat) return undefined
-        steps.push({ kind: 'pool', size: layer.size })
+        if (flat) return undefined
+        steps.push({ kind: 'pool', op: layer.op, size: layer.size })
         break
       case 'flatten':
         flat = true
@@ -101,7 +106,7 @@ function buildPlan(model: Model): ConvPlan | undefined {
 interface Saved {
   h: T
   Rh: T | undefined
-  /** conv / dense: the activation output a (or z without one) and Rz. */
+  /** conv / dense: the activation output a (or z without one) and Rz; max pool: its output. */
   a?: T
   Rz?: T
 }
@@ -121,6 +126,16 @@ const inputGrad = (dy: T, w: T, xShape: number[], s: { stride: number; pad: 'sam
   tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs(s), inputShape: xShape } as never) as T
 const poolGrad = (dy: T, x: T, size: number): T =>
   tf.engine().runKernel('AvgPoolGrad', { dy, input: x }, { filterSize: size, strides: size, pad: 'valid' } as never) as T
+/** dy routed to each window's arg-max cell of x (y = maxPool(x)): the max pool's (fixed) Jacobian transposed. */
+const maxRoute = (dy: T, x: T, y: T, size: number): T =>
+  tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, { filterSize: size, strides: size, pad: 'valid' } as never) as T
+const padded = (t: T, p: number): T =>
+  tf.pad(t, [
+    [0, 0],
+    [p, p],
+    [p, p],
+    [0, 0],
+  ])
 const add = (a: T | undefined, b: T): T => (a === undefined ? b : tf.add(a, b))
 
 /**
@@ -146,6 +161,11 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
       let z: T
       let Rz: T
       if (s.kind === 'conv') {
+        if (s.explicit > 0) {
+          // The first layer only (buildPlan): h is the data, Rh is zero, the padded h is what ⋆ reads.
+          h = keep.h = padded(h, s.explicit)
+          Rh = keep.Rh = Rh === undefined ? undefined : padded(Rh, s.explicit)
+        }
         z = convAct(h, W, params[s.b]!, s, fuseRelu)
         Rz = convAct(h, V, dirs[s.b]!, s, false)
         if (Rh !== undefined) Rz = tf.add(Rz, tf.conv2d(Rh as tf.Tensor4D, W as tf.Tensor4D, s.stride, s.pad))
@@ -160,9 +180,19 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
       keep.Rz = Rz
       h = a
       Rh = s.act ? (relu ? mask(Rz, a) : tf.mul(tf.sub(1, tf.square(a)), Rz)) : Rz
-    } else if (s.kind === 'pool') {
+    } else if (s.kind === 'pool' && s.op === 'avg') {
       h = tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
       Rh = Rh === undefined ? undefined : tf.avgPool(Rh as tf.Tensor4D, s.size, s.size, 'valid')
+    } else if (s.kind === 'pool') {
+      // R{max pool} reads Rh at each window's arg-max cell: the sum over the window of Rh masked by
+      // the routing of ones (one cell per window), as size² times its average.
+      const y = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      keep.a = y
+      if (Rh !== undefined) {
+        const route = maxRoute(tf.onesLike(y), h, y, s.size)
+        Rh = tf.mul(tf.avgPool(tf.mul(route, Rh) as tf.Tensor4D, s.size, s.size, 'valid'), s.size * s.size)
+      }
+      h = y
     } else {
       const flatten = (t: T): T => tf.reshape(s.order === 'chw' ? tf.transpose(t, [0, 3, 1, 2]) : t, [t.shape[0]!, -1])
       h = flatten(h)
@@ -215,9 +245,12 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
           g = needG(i) ? mm(d!, W, false, true) : undefined
         }
       }
-    } else if (s.kind === 'pool') {
+    } else if (s.kind === 'pool' && s.op === 'avg') {
       Rg = poolGrad(Rg, hin, s.size)
       g = g === undefined ? undefined : poolGrad(g, hin, s.size)
+    } else if (s.kind === 'pool') {
+      Rg = maxRoute(Rg, hin, a!, s.size)
+      g = g === undefined ? undefined : maxRoute(g, hin, a!, s.size)
     } else {
       const [n, hh, ww, cc] = hin.shape as [number, number, number, number]
       const unflatten = (t: T): T =>

@@ -1,10 +1,10 @@
 /**
- * The hand-written R-operator HVP of conv networks with average pools on wasm
- * (src/science/conv-hvp.ts) against oracles: the tape's double backprop on the same backend (relu
- * and tanh, the bench's 28x28 CNN, odd map sizes whose pools drop a row, several directions) to
- * float32 precision, five-point finite differences of the gradient for tanh, symmetry u·Hv = v·Hu,
- * no leaked tensors, and which models take the path (max pools, explicit padding, dense-only
- * models and the cpu backend keep what they had). The PyTorch oracle (torch-oracle.test.ts) and
+ * The hand-written R-operator HVP of conv networks on wasm (src/science/conv-hvp.ts) against
+ * oracles: the tape's double backprop on the same backend (relu and tanh; average and max pools;
+ * the bench's 28x28 CNN, AlexNet-CIFAR with its 11x11/4 explicitly padded first layer, VGG-16;
+ * odd map sizes whose pools drop a row; several directions) to float32 precision, five-point
+ * finite differences of the gradient for tanh, symmetry u·Hv = v·Hu, no leaked tensors, and
+ * which models take the path (dense-only models and the cpu backend keep what they had). The PyTorch oracle (torch-oracle.test.ts) and
  * the worker-count determinism (objective.test.ts) run the same CNNs on wasm, through this path.
  */
 import t from 'tap'
@@ -41,12 +41,11 @@ t.test('which models take the path', async (tt) => {
   const yes: ModelSpec[] = [
     { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' },
     { arch: 'cnn', activation: 'tanh', inputShape: [9, 7, 3], classes: 4, pool: 'avg', width: 0.5 },
-  ]
-  const no: ModelSpec[] = [
     { arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'max' },
     { arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 },
-    { arch: 'mlp', activation: 'relu', inputShape: [6, 6, 1], classes: 3, hidden: [8] },
+    { arch: 'vgg16', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 },
   ]
+  const no: ModelSpec[] = [{ arch: 'mlp', activation: 'relu', inputShape: [6, 6, 1], classes: 3, hidden: [8] }]
   for (const s of yes) tt.ok(useConvHvpPath(buildModel(s)), `${s.arch} ${s.activation} ${s.pool}: R-operator`)
   for (const s of no) tt.notOk(useConvHvpPath(buildModel(s)), `${s.arch} ${s.activation} ${s.pool ?? ''}: not`)
   setConvFastPath(false)
@@ -63,6 +62,11 @@ t.test('equals the tape double backprop to float32 precision', async (tt) => {
     [{ arch: 'cnn', activation: 'tanh', inputShape: [28, 28, 1], classes: 10, pool: 'avg', width: 0.5 }, 9],
     [{ arch: 'cnn', activation: 'relu', inputShape: [13, 11, 2], classes: 3, pool: 'avg', width: 0.7 }, 7],
     [{ arch: 'cnn', activation: 'tanh', inputShape: [9, 15, 3], classes: 5, pool: 'avg', width: 0.3 }, 5],
+    [{ arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'max' }, 6],
+    [{ arch: 'cnn', activation: 'tanh', inputShape: [13, 11, 2], classes: 3, pool: 'max', width: 0.7 }, 5],
+    [{ arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 8 }, 4],
+    [{ arch: 'alexnet', activation: 'tanh', inputShape: [35, 33, 3], classes: 10, width: 1 / 16 }, 3],
+    [{ arch: 'vgg16', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 }, 3],
   ]
   for (const [spec, n] of specs) {
     const m = buildModel(spec)
@@ -72,10 +76,11 @@ t.test('equals the tape double backprop to float32 precision', async (tt) => {
       const v = normal(m.size, seed)
       const before = tf.memory().numTensors
       const got = chunkHvp(m, theta, v, c)
-      tt.equal(tf.memory().numTensors, before, `${spec.activation} ${spec.inputShape}: no tensors left behind`)
+      tt.equal(tf.memory().numTensors, before, `${spec.arch} ${spec.activation} ${spec.inputShape}: no tensors left behind`)
       const want = tapeHvp(m, theta, v, c)
       const e = relErr(got, want)
-      tt.ok(e <= 2e-6, `${spec.activation} ${spec.inputShape} w${spec.width ?? 1} n${n} v#${seed}: rel err ${e.toExponential(2)}`)
+      const label = `${spec.arch} ${spec.activation} ${spec.pool ?? ''} ${spec.inputShape} w${spec.width ?? 1} n${n} v#${seed}`
+      tt.ok(e <= 2e-6, `${label}: rel err ${e.toExponential(2)}`)
       tt.ok(
         m.params.every((p) => got.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)).some((x) => x !== 0)),
         'every parameter block nonzero',
