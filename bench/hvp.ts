@@ -210,7 +210,7 @@ function flopsOf(name: string, inShapes: number[][], outShape: number[]): number
     const k = Math.sqrt((size(a) * size(b)) / size(outShape) / size(outShape.slice(0, -2))) // m*k * k*n / m*n
     return 2 * size(outShape) * k
   }
-  if (name === 'Conv2D') return 2 * size(outShape) * size(inShapes[1]!.slice(0, 3)) // out * kh*kw*ci
+  if (name === 'Conv2D' || name === 'CuspConvBiasAct') return 2 * size(outShape) * size(inShapes[1]!.slice(0, 3)) // out * kh*kw*ci
   if (name === 'Conv2DBackpropInput') return 2 * size(inShapes[0]) * size(inShapes[1]!.slice(0, 3)) // dy * kh*kw*ci
   if (name === 'Conv2DBackpropFilter') return 2 * size(inShapes[1]) * size(outShape.slice(0, 3)) // dy * kh*kw*ci
   return undefined

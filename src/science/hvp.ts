@@ -4,11 +4,12 @@
  *   Hv = d/dθ ( ∇L(θ) · v ),  no finite differences.
  * Three levels: `hvp` on tensors (inside the caller's tidy); `chunk*` on plain arrays for one chunk of
  * examples, returning the chunk's SUM (these are what the worker pool calls); `dataset*` over a whole
- * dataset, split into FIXED chunks of `chunkSize` examples (default 250, independent of the number of
- * workers) whose sums are accumulated in float64 in chunk order, so results are bit-reproducible on a
- * given backend. Memory is flat: every tensor is created and disposed inside these functions.
+ * dataset, split into FIXED chunks of at most `chunkSize` examples (default 250), equal in size and
+ * independent of the number of workers (`chunks`), whose sums are accumulated in float64 in chunk
+ * order, so results are bit-reproducible on a given backend. Memory is flat: every tensor is created and disposed inside these functions.
  */
 import * as tf from '@tensorflow/tfjs'
+import { convHvp, useConvHvpPath } from './conv-hvp.ts'
 import { denseGradient, denseHvp, useDensePath } from './dense-hvp.ts'
 import { installGradients } from './gradients/index.ts'
 import { crossEntropySum, type Reduction } from './loss.ts'
@@ -94,7 +95,7 @@ interface Pending {
 function lossTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
   installGradients()
   checkLength(model, theta, 'theta')
-  return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c)) }
+  return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c, true)) }
 }
 
 function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
@@ -107,7 +108,7 @@ function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
     return { loss: r.loss, parts: r.grads }
   }
   const { value, grads } = tf.tidy(() => {
-    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c)
+    const f = (...ps: tf.Tensor[]): tf.Scalar => lossOnParts(model, ps, c, true)
     return tf.valueAndGrads(f)(paramTensors(model, theta))
   })
   return { loss: value, parts: grads }
@@ -121,6 +122,11 @@ function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk
     // Dense models on wasm: the R-operator (dense-hvp.ts) instead of double backprop.
     checkChunk(model, c)
     return { parts: tf.tidy(() => denseHvp(model, theta, v, c)) }
+  }
+  if (useConvHvpPath(model)) {
+    // Conv networks with average pools on wasm: the R-operator (conv-hvp.ts) instead of double backprop.
+    checkChunk(model, c)
+    return { parts: tf.tidy(() => convHvp(model, paramTensors(model, theta), paramTensors(model, v), c)) }
   }
   const parts = tf.tidy(() => {
     const vs = paramTensors(model, v)
@@ -197,8 +203,11 @@ export function datasetHvp(model: Model, theta: Float32Array, v: Float32Array, d
 }
 
 /**
- * The fixed chunking every path uses: consecutive runs of `chunkSize` examples (the last may be
- * shorter), as views into the dataset. Worker pools must split the same way to get the same bits.
+ * The fixed chunking every path uses: the fewest chunks of at most `chunkSize` examples, k =
+ * ceil(n / chunkSize), as equal as can be (the first n mod k hold one more), consecutive, as views
+ * into the dataset. A function of n and chunkSize only, never of the number of workers, so worker
+ * pools split the same way and get the same bits; equal sizes keep small sets balanced across
+ * workers (256 examples are 128 + 128, not 250 + 6).
  */
 export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
   const [h, w, ch] = data.shape
@@ -210,10 +219,14 @@ export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
   if (!Number.isInteger(data.n) || data.n < 1) throw new Error(`dataset must hold at least one example, n = ${data.n}`)
   if (data.x.length !== data.n * d || data.y.length !== data.n)
     throw new Error(`dataset arrays do not hold n = ${data.n} examples of [${data.shape.join(',')}]`)
+  const k = Math.ceil(data.n / chunkSize)
+  const base = Math.floor(data.n / k)
+  const extra = data.n % k
   const out: Chunk[] = []
-  for (let s = 0; s < data.n; s += chunkSize) {
-    const e = Math.min(data.n, s + chunkSize)
+  for (let i = 0, s = 0; i < k; i++) {
+    const e = s + base + (i < extra ? 1 : 0)
     out.push({ x: data.x.subarray(s * d, e * d), y: data.y.subarray(s, e), n: e - s })
+    s = e
   }
   return out
 }
@@ -238,11 +251,12 @@ function checkLength(model: Model, a: Float32Array, name: string): void {
   if (a.length !== model.size) throw new Error(`${name} has ${a.length} entries, model ${model.spec.arch} needs ${model.size}`)
 }
 
-function lossOnParts(model: Model, params: tf.Tensor[], c: Chunk): tf.Scalar {
+/** The chunk's summed loss; `firstOrder` when it is differentiated at most once (fused conv layers). */
+function lossOnParts(model: Model, params: tf.Tensor[], c: Chunk, firstOrder = false): tf.Scalar {
   const [h, w, ch] = model.spec.inputShape
   checkChunk(model, c)
   const x = tf.tensor4d(c.x, [c.n, h, w, ch]) // [n,h,w,c]
-  return crossEntropySum(model.forwardParts(params, x), c.y)
+  return crossEntropySum(model.forwardParts(params, x, firstOrder), c.y)
 }
 
 function checkChunk(model: Model, c: Chunk): void {

@@ -53,8 +53,12 @@ export interface Model {
   forward(theta: tf.Tensor1D, x: tf.Tensor4D): tf.Tensor2D
   /** forward with per-site overrides of the activations / max pools (test surrogates). */
   forwardWith(theta: tf.Tensor1D, x: tf.Tensor4D, hooks: LayerHooks): tf.Tensor2D
-  /** forward with one tensor per ParamSpec (in `params` order, each of its shape) instead of θ. */
-  forwardParts(params: tf.Tensor[], x: tf.Tensor4D): tf.Tensor2D
+  /**
+   * forward with one tensor per ParamSpec (in `params` order, each of its shape) instead of θ.
+   * `firstOrder`: the result is differentiated at most once (loss, gradient), so conv layers may
+   * run fused where the backend has the kernel (models/layers.ts runLayers); same bits.
+   */
+  forwardParts(params: tf.Tensor[], x: tf.Tensor4D, firstOrder?: boolean): tf.Tensor2D
 }
 
 /** Builds a model from its spec; throws on an unknown arch or an input too small for it. */
@@ -90,9 +94,9 @@ export function buildModel(spec: ModelSpec): Model {
       check(theta, x)
       return runLayers(layers, params, theta, x, spec.activation, hooks)
     },
-    forwardParts(parts, x) {
+    forwardParts(parts, x, firstOrder = false) {
       check(parts, x)
-      return runLayers(layers, params, parts, x, spec.activation)
+      return runLayers(layers, params, parts, x, spec.activation, undefined, firstOrder)
     },
   }
 }

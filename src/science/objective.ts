@@ -3,7 +3,7 @@
  * or sum), with its gradient and exact Hessian-vector products (§3.3), evaluated by a pool of
  * worker threads. The wasm backend runs one thread per process in Node (docs/architecture.md "Engine facts"),
  * so cores are used by giving each worker its own engine and a share of the dataset's FIXED chunks
- * (hvp.ts `chunks`: runs of `chunkSize` examples; chunk i lives on worker i mod W). Workers return
+ * (hvp.ts `chunks`: equal runs of at most `chunkSize` examples; chunk i lives on worker i mod W). Workers return
  * each chunk's sum; this thread adds them in float64 IN CHUNK ORDER and divides by n for the mean,
  * exactly as hvp.ts's in-process `dataset*` functions do, so the bits do not depend on the number
  * of workers and equal the in-process result on the same backend. Calls are queued: one at a time.
@@ -20,7 +20,7 @@ export interface ObjectiveOptions {
   data: Dataset
   /** 'mean' (default) divides the chunk sums by n. */
   reduction?: Reduction
-  /** Examples per chunk (default 250); part of what fixes the bits, unlike `workers`. */
+  /** Most examples per chunk (default 250; chunks are equal in size); part of what fixes the bits, unlike `workers`. */
   chunkSize?: number
   /**
    * Worker threads (default os.availableParallelism()); never more than there are chunks, and one

@@ -7,7 +7,17 @@
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import { initEngine } from '../../src/science/engine.ts'
-import { chunkGradient, chunkHvp, chunkLoss, datasetGradient, datasetHvp, datasetLoss, hvp, type Dataset } from '../../src/science/hvp.ts'
+import {
+  chunkGradient,
+  chunkHvp,
+  chunkLoss,
+  chunks,
+  datasetGradient,
+  datasetHvp,
+  datasetLoss,
+  hvp,
+  type Dataset,
+} from '../../src/science/hvp.ts'
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
 import { crossEntropySum } from '../../src/science/loss.ts'
 import { createRng } from '../../src/science/rng.ts'
@@ -132,6 +142,36 @@ t.test('dataset functions: fixed chunks, float64 accumulation, mean or sum', asy
   t.throws(() => chunkHvp(m, theta, v.subarray(1), whole), /entries/)
   t.throws(() => chunkLoss(m, theta, { ...whole, n: n + 1 }), /chunk must hold/)
   t.throws(() => datasetLoss(m, theta, { ...data, n: 0, x: new Float32Array(0), y: new Int32Array(0) }), /at least one/)
+})
+
+t.test('chunks: the fewest chunks of at most chunkSize, equal in size, consecutive, covering the dataset', async (t) => {
+  const m = buildModel({ arch: 'mlp', activation: 'tanh', inputShape: [2, 2, 1], classes: 3, hidden: [4] })
+  const cases: Array<[number, number, number[]]> = [
+    [256, 250, [128, 128]],
+    [1000, 250, [250, 250, 250, 250]],
+    [1001, 250, [201, 200, 200, 200, 200]],
+    [5, 2, [2, 2, 1]],
+    [7, 3, [3, 2, 2]],
+    [50, 16, [13, 13, 12, 12]],
+    [3, 250, [3]],
+    [4, 1, [1, 1, 1, 1]],
+  ]
+  for (const [n, size, want] of cases) {
+    const data: Dataset = {
+      x: Float32Array.from({ length: n * 4 }, (_, i) => i),
+      y: Int32Array.from({ length: n }, (_, i) => i),
+      n,
+      shape: [2, 2, 1],
+    }
+    const parts = chunks(m, data, size)
+    t.same(
+      parts.map((c) => c.n),
+      want,
+      `n ${n}, chunkSize ${size}`,
+    )
+    t.same([...parts.flatMap((c) => [...c.y])], [...data.y], `n ${n}: labels consecutive and complete`)
+    t.same([...parts.flatMap((c) => [...c.x])], [...data.x], `n ${n}: images consecutive and complete`)
+  }
 })
 
 t.test('chunk functions (one tensor per parameter) equal the θ-tensor path bit for bit', async (t) => {

@@ -12,7 +12,7 @@ import { createObjective } from '../../src/science/objective.ts'
 
 const spec: ModelSpec = { arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'avg' }
 const n = 50
-const chunkSize = 16 // 4 chunks, the last one short
+const chunkSize = 16 // 4 chunks of 13, 13, 12, 12
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0

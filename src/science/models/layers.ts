@@ -32,6 +32,13 @@ export interface LayerHooks {
 }
 
 /**
+ * The fused conv layer (conv2d + bias, and the relu that follows) where the backend has it (wasm,
+ * wasm/conv-relu.ts): same bits, fewer passes, but differentiable once only, so for the loss and
+ * gradient, never under an HVP's double backprop.
+ */
+const CONV_BIAS_ACT = 'CuspConvBiasAct'
+
+/**
  * Lays the parameters out in forward order (weight then bias per layer, as PyTorch's
  * named_parameters does), checking shapes: throws if a pool or conv would leave no pixels or a dense
  * layer's fan-in does not match what reaches it.
@@ -92,7 +99,9 @@ export function runLayers(
   x: tf.Tensor4D,
   act: 'relu' | 'tanh',
   hooks?: LayerHooks,
+  firstOrder = false,
 ): tf.Tensor2D {
+  const fuse = firstOrder && hooks === undefined && tf.getKernel(CONV_BIAS_ACT, tf.getBackend()) !== undefined
   let parts: tf.Tensor[]
   if (Array.isArray(theta)) {
     if (theta.length !== slots.length) throw new Error(`expected ${slots.length} parameter tensors, got ${theta.length}`)
@@ -106,7 +115,12 @@ export function runLayers(
   let hcur: tf.Tensor = x
   let actSite = 0
   let poolSite = 0
-  for (const L of layers) {
+  let skipAct = false
+  for (const [li, L] of layers.entries()) {
+    if (skipAct) {
+      skipAct = false
+      if (L.kind === 'act') continue
+    }
     switch (L.kind) {
       case 'conv': {
         const W = next([L.kernel, L.kernel, L.cin, L.cout]) as tf.Tensor4D // [kh,kw,cin,cout]
@@ -122,11 +136,18 @@ export function runLayers(
             [L.pad, L.pad],
             [0, 0],
           ])
-        hcur = tf.add(tf.conv2d(xin, W, L.stride, pad), b) // [n,oh,ow,cout]
+        if (fuse) {
+          // The relu, when it comes next, is applied in the same kernel (and its layer skipped).
+          const relu = act === 'relu' && layers[li + 1]?.kind === 'act'
+          hcur = tf
+            .engine()
+            .runKernel(CONV_BIAS_ACT, { x: xin, filter: W, bias: b }, { strides: [L.stride, L.stride], pad, relu }) as tf.Tensor
+          skipAct = relu
+        } else hcur = tf.add(tf.conv2d(xin, W, L.stride, pad), b) // [n,oh,ow,cout]
         break
       }
       case 'act': {
-        const site = actSite++
+        const site = actSite++ // (a relu fused into the conv before it never gets here: no hooks then)
         hcur = hooks?.act ? hooks.act(hcur, site) : act === 'relu' ? tf.relu(hcur) : tf.tanh(hcur)
         break
       }

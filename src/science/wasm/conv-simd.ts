@@ -12,7 +12,7 @@
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { convKernels } from './simd/conv-kernels.ts'
-import { allocScratch, freeScratch, pointerOf } from './simd/kernels.ts'
+import { allocScratch, freeScratch, heapF32, pointerOf } from './simd/kernels.ts'
 
 type Use = 'forward' | 'input-grad'
 
@@ -98,9 +98,21 @@ function groupOf(pixels: number, perPixel: number, floats: number): number {
   return Math.min(g, Math.max(4, Math.ceil(pixels / 4) * 4))
 }
 
-/** y = conv2d(x, filter) for x [n,h,w,ci], filter [fh,fw,ci,co]; any stride and padding. */
-export function simdConv2D(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo | undefined {
+/**
+ * y = conv2d(x, filter) for x [n,h,w,ci], filter [fh,fw,ci,co]; any stride and padding. With
+ * `bias` [co], y = conv2d(x, filter) + bias, and with `relu` then max(0, y), in the kernel's store
+ * (the same float32 arithmetic as separate Add and Relu kernels, without their passes over y).
+ */
+export function simdConv2D(
+  backend: BackendWasm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+  bias?: TensorInfo,
+  relu = false,
+): TensorInfo | undefined {
   if (!applies(info, x, filter)) return undefined
+  if (bias !== undefined && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== filter.shape[3])) return undefined
   const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw, outHeight: oh, outWidth: ow } = info
   const [n, , , ci] = x.shape as [number, number, number, number]
   const co = filter.shape[3]!
@@ -110,9 +122,38 @@ export function simdConv2D(backend: BackendWasm, x: TensorInfo, filter: TensorIn
   const pixels = n * oh * ow
   const group = groupOf(pixels, sh * sw * ci, 8192)
   const ind = allocScratch(backend, group)
+  let bp = 0
+  if (bias !== undefined) {
+    // The bias padded with zeros to whole panels of 8 (the kernel loads 8 per panel).
+    bp = allocScratch(backend, co8(co))
+    const heap = heapF32(backend)
+    const b = pointerOf(backend, bias.dataId) >> 2
+    heap.fill(0, bp >> 2, (bp >> 2) + co8(co))
+    heap.copyWithin(bp >> 2, b, b + co)
+  }
   const k = convKernels(backend)
-  k.conv(src.ptr, packed, pointerOf(backend, out.dataId), ind, group, n, src.rows, src.cols, ci, oh, ow, co, fh, fw, sh, sw)
+  k.conv(
+    src.ptr,
+    packed,
+    pointerOf(backend, out.dataId),
+    ind,
+    group,
+    n,
+    src.rows,
+    src.cols,
+    ci,
+    oh,
+    ow,
+    co,
+    fh,
+    fw,
+    sh,
+    sw,
+    bp,
+    relu ? 1 : 0,
+  )
   freeScratch(backend, ind)
+  if (bp !== 0) freeScratch(backend, bp)
   if (src.scratch !== 0) freeScratch(backend, src.scratch)
   return out
 }
@@ -143,7 +184,26 @@ export function simdConvInputGrad(
   const pixels = n * h * w
   const group = groupOf(pixels, co, 8192)
   const ind = allocScratch(backend, group)
-  convKernels(backend).conv(src.ptr, packed, pointerOf(backend, out.dataId), ind, group, n, src.rows, src.cols, co, h, w, ci, fh, fw, 1, 1)
+  convKernels(backend).conv(
+    src.ptr,
+    packed,
+    pointerOf(backend, out.dataId),
+    ind,
+    group,
+    n,
+    src.rows,
+    src.cols,
+    co,
+    h,
+    w,
+    ci,
+    fh,
+    fw,
+    1,
+    1,
+    0,
+    0,
+  )
   freeScratch(backend, ind)
   if (src.scratch !== 0) freeScratch(backend, src.scratch)
   return out

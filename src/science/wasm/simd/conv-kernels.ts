@@ -12,6 +12,7 @@ export interface ConvKernels {
   packFilter(f: number, dst: number, taps: number, tapSize: number, cin: number, cout: number, sc: number, so: number, flip: number): void
   conv(...args: number[]): void
   filterGrad(...args: number[]): void
+  reluMask(dy: number, y: number, dz: number, count: number): void
 }
 
 interface MemoryOf {

@@ -75,11 +75,13 @@ function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh:
 // valid windows only (pad first with padCopy). Both the forward pass (xp = padded x) and the stride-1
 // input gradient (xp = dy padded by k-1-pad, filter packed flipped) run here. ind: scratch for
 // `group` i32s. Register blocking: 4 pixels by 8 outputs (8 f32x4 accumulators, pixels4); pixels
-// in groups so the group's input stays in cache across the panels.
+// in groups so the group's input stays in cache across the panels. Optional epilogue (the fused
+// forward of a conv layer): bias != 0 points at cout rounded up to 8 floats added to every pixel
+// after its sum (the same float32 add as a separate bias add), and relu != 0 then takes max(0, .).
 export function conv(
   xp: usize, wpk: usize, y: usize, ind: usize, group: i32,
   n: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, cout: i32,
-  fh: i32, fw: i32, sh: i32, sw: i32,
+  fh: i32, fw: i32, sh: i32, sw: i32, bias: usize, relu: i32,
 ): void {
   const P = n * oh * ow
   const L = fw * ci // one window row, contiguous
@@ -92,13 +94,14 @@ export function conv(
     for (let j0 = 0; j0 < cout; j0 += 8) {
       const w = min(8, cout - j0)
       const panel = wpk + (<usize>j0 * K << 2)
+      const bp = bias == 0 ? 0 : bias + (<usize>j0 << 2)
       for (let i = 0; i < gn; i += 4) {
         const last = gn - 1
         const q0 = xp + <usize>load<i32>(ind + (<usize>i << 2))
         const q1 = xp + <usize>load<i32>(ind + (<usize>min(i + 1, last) << 2))
         const q2 = xp + <usize>load<i32>(ind + (<usize>min(i + 2, last) << 2))
         const q3 = xp + <usize>load<i32>(ind + (<usize>min(i + 3, last) << 2))
-        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, w, gn - i)
+        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, w, gn - i, bp, relu)
       }
     }
   }
@@ -106,9 +109,12 @@ export function conv(
 
 // The convolution's micro-kernel: 4 pixels (window corners q0..q3) by the w (1..8) outputs of one
 // filter panel, summed over the fh window rows of L floats, stored to the first `left` (1..4 or
-// more) pixel rows at o (row stride yPix bytes). A function of its own, not inlined into the loops
-// above, like taps4 below.
-function pixels4(q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i32, L: i32, rowBytes: usize, o: usize, yPix: usize, w: i32, left: i32): void {
+// more) pixel rows at o (row stride yPix bytes), after the epilogue (bias at bp unless 0, then
+// relu unless 0). A function of its own, not inlined into the loops above, like taps4 below.
+function pixels4(
+  q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i32, L: i32, rowBytes: usize, o: usize, yPix: usize, w: i32, left: i32,
+  bp: usize, relu: i32,
+): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0)
   let d0 = f32x4.splat(0), d1 = f32x4.splat(0)
@@ -142,10 +148,50 @@ function pixels4(q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i
       r3 += 4
     }
   }
+  if (bp != 0) {
+    const c0 = v128.load(bp)
+    const c1 = v128.load(bp, 16)
+    a0 = f32x4.add(a0, c0)
+    a1 = f32x4.add(a1, c1)
+    b0 = f32x4.add(b0, c0)
+    b1 = f32x4.add(b1, c1)
+    d0 = f32x4.add(d0, c0)
+    d1 = f32x4.add(d1, c1)
+    e0 = f32x4.add(e0, c0)
+    e1 = f32x4.add(e1, c1)
+  }
+  if (relu != 0) {
+    const z = f32x4.splat(0)
+    a0 = f32x4.max(a0, z)
+    a1 = f32x4.max(a1, z)
+    b0 = f32x4.max(b0, z)
+    b1 = f32x4.max(b1, z)
+    d0 = f32x4.max(d0, z)
+    d1 = f32x4.max(d1, z)
+    e0 = f32x4.max(e0, z)
+    e1 = f32x4.max(e1, z)
+  }
   storeRow(o, a0, a1, w)
   if (left > 1) storeRow(o + yPix, b0, b1, w)
   if (left > 2) storeRow(o + 2 * yPix, d0, d1, w)
   if (left > 3) storeRow(o + 3 * yPix, e0, e1, w)
+}
+
+// The gradient through a relu of its output y: dz[i] = dy[i] * (y[i] > 0 ? 1 : 0), for `count`
+// floats; the same product by the 0/1 step a separate relu gradient computes (y > 0 exactly when
+// the relu's input is).
+export function reluMask(dy: usize, y: usize, dz: usize, count: i32): void {
+  const one = f32x4.splat(1)
+  const zero = f32x4.splat(0)
+  let i = 0
+  for (; i + 4 <= count; i += 4) {
+    const o = <usize>i << 2
+    v128.store(dz + o, f32x4.mul(v128.load(dy + o), v128.and(f32x4.gt(v128.load(y + o), zero), one)))
+  }
+  for (; i < count; i++) {
+    const o = <usize>i << 2
+    store<f32>(dz + o, load<f32>(dy + o) * (load<f32>(y + o) > 0 ? <f32>1 : <f32>0))
+  }
 }
 
 // Filter gradient dw[k, co] = sum over pixels p of X[p, k] * dy[p, co], k = (kh, kw, c), X the

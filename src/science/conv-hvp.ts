@@ -1,0 +1,274 @@
+/**
+ * Hand-written Hessian-vector product (paper §3.3) of the summed softmax cross-entropy of a
+ * convolutional network (conv layers with relu or tanh, average or max pools, a flatten, then
+ * dense layers: the reference CNN, AlexNet-CIFAR, VGG-16) on wasm, by Pearlmutter's R-operator
+ * instead of tfjs's double backprop through the tape, as dense-hvp.ts does for the MLP:
+ * R{f} = d/dε f(θ + εv) at ε = 0 is
+ * pushed through the forward pass (R-forward) and the backward pass (R-backward), so Hv = R{∇L}
+ * exactly, with no finite step. Per layer l with input h, direction (V, c), z = W*h + b, a = σ(z):
+ *   R-forward   Rz = V*h + c + W*Rh  (Rh = 0 at the input),  Ra = σ'(z) ⊙ Rz
+ *   backward    δ = σ'(z) ⊙ g  (g: the loss gradient at a),  g_in = Wᵀ*δ
+ *   R-backward  Rδ = σ'(z) ⊙ Rg + σ''(z) ⊙ g ⊙ Rz,  R∇W = h ⋆ Rδ + Rh ⋆ δ,  R∇b = Σ Rδ,
+ *               Rg_in = Wᵀ*Rδ + Vᵀ*δ
+ * where * is the convolution (or matrix product), Wᵀ* its transpose (the input gradient) and ⋆ the
+ * filter gradient; average pools and the flatten are linear, so R passes through them as they are,
+ * and a max pool is linear too once its arg-max cells are fixed (R reads Rh there; backward routes
+ * to them, as the tape's MaxPoolGrad does, whose own derivative is zero);
+ * at the softmax, δ = p - Y and Rδ = p ⊙ Rz - p ⊙ Σ_cols(p ⊙ Rz). relu: σ' = [z > 0] (tfjs's choice at
+ * 0), σ'' = 0; tanh: σ' = 1 - a², σ'' = -2a(1 - a²). Against the tape this does 5 convolutions, 3
+ * filter gradients and 2 input gradients instead of 5, 5 and 3 on the reference CNN, in ~60 kernel
+ * calls instead of ~380, and no elementwise passes of the tape's double backprop. The forward
+ * convolutions run fused with their bias and relu (wasm/conv-relu.ts). Not bit-identical to the
+ * tape (another summation order); every op is a plain kernel, so the bits are fixed by the inputs.
+ */
+import * as tf from '@tensorflow/tfjs'
+import type { Chunk } from './hvp.ts'
+import type { Model } from './models.ts'
+import { CONV_BIAS_ACT, RELU_MASK } from './wasm/conv-relu.ts'
+
+type T = tf.Tensor
+
+/** One step of the plan: parameter indices in `model.params` where it has parameters. */
+type Step =
+  | { kind: 'conv'; w: number; b: number; stride: number; pad: 'same' | 'valid'; explicit: number; act: boolean }
+  | { kind: 'pool'; op: 'avg' | 'max'; size: number }
+  | { kind: 'flatten'; order: 'chw' | 'hwc' }
+  | { kind: 'dense'; w: number; b: number; act: boolean }
+
+interface ConvPlan {
+  steps: Step[]
+  activation: 'relu' | 'tanh'
+  classes: number
+}
+
+const plans = new WeakMap<Model, ConvPlan | null>()
+let enabled = true
+
+/** Turns the hand-written path on or off (tests and benches compare it with the tape). */
+export function setConvFastPath(on: boolean): void {
+  enabled = on
+}
+
+/** Whether chunk HVPs on the current backend take this path (wasm, a network of the kind above). */
+export function useConvHvpPath(model: Model): boolean {
+  if (!enabled || tf.getBackend() !== 'wasm' || tf.getKernel(CONV_BIAS_ACT, 'wasm') === undefined) return false
+  let plan = plans.get(model)
+  if (plan === undefined) {
+    plan = buildPlan(model) ?? null
+    plans.set(model, plan)
+  }
+  return plan !== null
+}
+
+function buildPlan(model: Model): ConvPlan | undefined {
+  const L = model.layers
+  const steps: Step[] = []
+  let p = 0
+  let flat = false
+  for (let i = 0; i < L.length; i++) {
+    const layer = L[i]!
+    const act = L[i + 1]?.kind === 'act'
+    switch (layer.kind) {
+      case 'conv': {
+        if (flat) return undefined
+        // As runLayers pads: tfjs 'same' where it equals PyTorch's symmetric padding, else an explicit pad.
+        const same = layer.pad > 0 && layer.stride === 1 && 2 * layer.pad === layer.kernel - 1
+        const explicit = layer.pad > 0 && !same ? layer.pad : 0
+        if (explicit > 0 && p > 0) return undefined // an explicit pad is handled on the first layer only (its dx is never needed)
+        steps.push({ kind: 'conv', w: p, b: p + 1, stride: layer.stride, pad: same ? 'same' : 'valid', explicit, act })
+        p += 2
+        if (act) i++
+        break
+      }
+      case 'dense':
+        if (!flat || (act && i + 1 === L.length - 1)) return undefined
+        steps.push({ kind: 'dense', w: p, b: p + 1, act })
+        p += 2
+        if (act) i++
+        break
+      case 'pool':
+        if (flat) return undefined
+        steps.push({ kind: 'pool', op: layer.op, size: layer.size })
+        break
+      case 'flatten':
+        flat = true
+        steps.push({ kind: 'flatten', order: layer.order })
+        break
+      case 'act':
+        return undefined // an activation not after a conv or dense layer
+    }
+  }
+  if (!steps.some((s) => s.kind === 'conv') || steps[steps.length - 1]?.kind !== 'dense' || p !== model.params.length) return undefined
+  return { steps, activation: model.spec.activation, classes: model.spec.classes }
+}
+
+/** What the forward and R-forward passes keep of one step for the backward passes. */
+interface Saved {
+  h: T
+  Rh: T | undefined
+  /** conv / dense: the activation output a (or z without one) and Rz; max pool: its output. */
+  a?: T
+  Rz?: T
+}
+
+const convAct = (x: T, w: T, b: T, s: { stride: number; pad: 'same' | 'valid' }, relu: boolean): T =>
+  tf.engine().runKernel(CONV_BIAS_ACT, { x, filter: w, bias: b }, { strides: [s.stride, s.stride], pad: s.pad, relu } as never) as T
+const mask = (g: T, a: T): T => tf.engine().runKernel(RELU_MASK, { dy: g, y: a }) as T
+const attrs = (s: { stride: number; pad: 'same' | 'valid' }): Record<string, unknown> => ({
+  strides: [s.stride, s.stride],
+  pad: s.pad,
+  dataFormat: 'NHWC',
+  dimRoundingMode: undefined,
+})
+const filterGrad = (x: T, dy: T, w: T, s: { stride: number; pad: 'same' | 'valid' }): T =>
+  tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs(s), filterShape: w.shape } as never) as T
+const inputGrad = (dy: T, w: T, xShape: number[], s: { stride: number; pad: 'same' | 'valid' }): T =>
+  tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs(s), inputShape: xShape } as never) as T
+const poolGrad = (dy: T, x: T, size: number): T =>
+  tf.engine().runKernel('AvgPoolGrad', { dy, input: x }, { filterSize: size, strides: size, pad: 'valid' } as never) as T
+/** dy routed to each window's arg-max cell of x (y = maxPool(x)): the max pool's (fixed) Jacobian transposed. */
+const maxRoute = (dy: T, x: T, y: T, size: number): T =>
+  tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, { filterSize: size, strides: size, pad: 'valid' } as never) as T
+const padded = (t: T, p: number): T =>
+  tf.pad(t, [
+    [0, 0],
+    [p, p],
+    [p, p],
+    [0, 0],
+  ])
+const add = (a: T | undefined, b: T): T => (a === undefined ? b : tf.add(a, b))
+
+/**
+ * Hv of the chunk's summed loss, one tensor per parameter (in `model.params` order). `params` and
+ * `dirs` are θ and v cut per parameter, shaped. Call inside the caller's tidy.
+ */
+export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
+  const plan = plans.get(model)
+  if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv R-operator plan`)
+  const relu = plan.activation === 'relu'
+  const [h0, w0, c0] = model.spec.inputShape
+  let h: T = tf.tensor4d(c.x, [c.n, h0, w0, c0])
+  let Rh: T | undefined
+  const saved: Saved[] = []
+  // Forward and R-forward.
+  for (const s of plan.steps) {
+    const keep: Saved = { h, Rh }
+    saved.push(keep)
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      const W = params[s.w]!
+      const V = dirs[s.w]!
+      const fuseRelu = s.act && relu
+      let z: T
+      let Rz: T
+      if (s.kind === 'conv') {
+        if (s.explicit > 0) {
+          // The first layer only (buildPlan): h is the data, Rh is zero, the padded h is what ⋆ reads.
+          h = keep.h = padded(h, s.explicit)
+          Rh = keep.Rh = Rh === undefined ? undefined : padded(Rh, s.explicit)
+        }
+        z = convAct(h, W, params[s.b]!, s, fuseRelu)
+        Rz = convAct(h, V, dirs[s.b]!, s, false)
+        if (Rh !== undefined) Rz = tf.add(Rz, tf.conv2d(Rh as tf.Tensor4D, W as tf.Tensor4D, s.stride, s.pad))
+      } else {
+        z = tf.add(tf.matMul(h as tf.Tensor2D, W as tf.Tensor2D), params[s.b]!)
+        if (fuseRelu) z = tf.relu(z)
+        Rz = tf.add(tf.matMul(h as tf.Tensor2D, V as tf.Tensor2D), dirs[s.b]!)
+        if (Rh !== undefined) Rz = tf.add(Rz, tf.matMul(Rh as tf.Tensor2D, W as tf.Tensor2D))
+      }
+      const a = s.act && !relu ? tf.tanh(z) : z
+      keep.a = a
+      keep.Rz = Rz
+      h = a
+      Rh = s.act ? (relu ? mask(Rz, a) : tf.mul(tf.sub(1, tf.square(a)), Rz)) : Rz
+    } else if (s.kind === 'pool' && s.op === 'avg') {
+      h = tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      Rh = Rh === undefined ? undefined : tf.avgPool(Rh as tf.Tensor4D, s.size, s.size, 'valid')
+    } else if (s.kind === 'pool') {
+      // R{max pool} reads Rh at each window's arg-max cell: the sum over the window of Rh masked by
+      // the routing of ones (one cell per window), as size² times its average.
+      const y = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      keep.a = y
+      if (Rh !== undefined) {
+        const route = maxRoute(tf.onesLike(y), h, y, s.size)
+        Rh = tf.mul(tf.avgPool(tf.mul(route, Rh) as tf.Tensor4D, s.size, s.size, 'valid'), s.size * s.size)
+      }
+      h = y
+    } else {
+      const flatten = (t: T): T => tf.reshape(s.order === 'chw' ? tf.transpose(t, [0, 3, 1, 2]) : t, [t.shape[0]!, -1])
+      h = flatten(h)
+      Rh = Rh === undefined ? undefined : flatten(Rh)
+    }
+  }
+  // Softmax: δ = p - Y, Rδ = p ⊙ Rz - p ⊙ Σ_cols(p ⊙ Rz), with z the logits (the last step's output).
+  const p = tf.softmax(h as tf.Tensor2D)
+  const Rl = Rh!
+  const pR = tf.mul(p, Rl)
+  let g: T | undefined = tf.sub(p, oneHot(c.y, plan.classes))
+  let Rg: T = tf.sub(pR, tf.mul(p, tf.sum(pR, 1, true)))
+  const out: T[] = new Array<T>(params.length)
+  // g (and so δ) is needed below step i where a layer there uses δ: tanh (its σ'' term), or a
+  // parameter layer above the first (its Rh ⋆ δ and Vᵀ*δ terms). With relu the first layer needs Rδ only.
+  const isParam = (t: Step): boolean => t.kind === 'conv' || t.kind === 'dense'
+  const firstParam = plan.steps.findIndex(isParam)
+  const needG = (i: number): boolean => !relu || plan.steps.some((t, j) => isParam(t) && j > firstParam && j < i)
+  for (let i = plan.steps.length - 1; i >= 0; i--) {
+    const s = plan.steps[i]!
+    const { h: hin, Rh: Rhin, a, Rz } = saved[i]!
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      // δ and Rδ at z from g and Rg at a.
+      let d: T | undefined = g
+      let Rd: T = Rg
+      if (s.act && relu) {
+        d = g === undefined ? undefined : mask(g, a!)
+        Rd = mask(Rg, a!)
+      } else if (s.act) {
+        const s1 = tf.sub(1, tf.square(a!))
+        d = tf.mul(g!, s1)
+        Rd = tf.add(tf.mul(Rg, s1), tf.mul(tf.mul(tf.mul(-2, tf.mul(a!, s1)), g!), Rz!))
+      }
+      const W = params[s.w]!
+      const V = dirs[s.w]!
+      if (s.kind === 'conv') {
+        const cs = s
+        out[s.w] = add(Rhin === undefined ? undefined : filterGrad(Rhin, d!, W, cs), filterGrad(hin, Rd, W, cs))
+        out[s.b] = tf.sum(Rd, [0, 1, 2])
+        if (i > firstParam) {
+          Rg = tf.add(inputGrad(Rd, W, hin.shape, cs), inputGrad(d!, V, hin.shape, cs))
+          g = needG(i) ? inputGrad(d!, W, hin.shape, cs) : undefined
+        }
+      } else {
+        const mm = (x: T, y: T, ta: boolean, tb: boolean): T => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, ta, tb)
+        out[s.w] = add(Rhin === undefined ? undefined : mm(Rhin, d!, true, false), mm(hin, Rd, true, false))
+        out[s.b] = tf.sum(Rd, 0)
+        if (i > firstParam) {
+          Rg = tf.add(mm(Rd, W, false, true), mm(d!, V, false, true))
+          g = needG(i) ? mm(d!, W, false, true) : undefined
+        }
+      }
+    } else if (s.kind === 'pool' && s.op === 'avg') {
+      Rg = poolGrad(Rg, hin, s.size)
+      g = g === undefined ? undefined : poolGrad(g, hin, s.size)
+    } else if (s.kind === 'pool') {
+      Rg = maxRoute(Rg, hin, a!, s.size)
+      g = g === undefined ? undefined : maxRoute(g, hin, a!, s.size)
+    } else {
+      const [n, hh, ww, cc] = hin.shape as [number, number, number, number]
+      const unflatten = (t: T): T =>
+        s.order === 'chw' ? tf.transpose(tf.reshape(t, [n, cc, hh, ww]), [0, 2, 3, 1]) : tf.reshape(t, [n, hh, ww, cc])
+      Rg = unflatten(Rg)
+      g = g === undefined ? undefined : unflatten(g)
+    }
+  }
+  return out
+}
+
+/** Labels as a float32 one-hot matrix built on the host. */
+function oneHot(y: Int32Array, k: number): T {
+  const out = new Float32Array(y.length * k)
+  for (let i = 0; i < y.length; i++) {
+    const c = y[i]!
+    if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`conv HVP: label ${c} at row ${i} is not a class in [0, ${k})`)
+    out[i * k + c] = 1
+  }
+  return tf.tensor2d(out, [y.length, k])
+}
