@@ -111,10 +111,7 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
   }
   const { threads, reused } = takeThreads(backend, count, events)
   threads.forEach((t, w) => {
-    const mine: WorkerChunk[] = []
-    all.forEach((c, index) => {
-      if (index % count === w) mine.push({ index, x: c.x.slice(), y: c.y.slice(), n: c.n })
-    })
+    const mine = share(all, w, count)
     const transferList = mine.flatMap((c) => [c.x.buffer as ArrayBuffer, c.y.buffer as ArrayBuffer])
     t.worker.postMessage({ op: 'setup', spec: opts.spec, chunks: mine } satisfies ToWorker, transferList)
   })
@@ -222,6 +219,15 @@ export function threadsOf(objective: Objective): Pick<Internals, 'reused' | 'wor
  */
 export function pokeThreads(objective: Objective, hook: Hook): void {
   internals.get(objective)?.poke(hook)
+}
+
+/** Worker `w`'s chunks (chunk i goes to worker i mod `count`), as copies it can own. */
+function share(all: ReturnType<typeof chunks>, w: number, count: number): WorkerChunk[] {
+  const mine: WorkerChunk[] = []
+  all.forEach((c, index) => {
+    if (index % count === w) mine.push({ index, x: c.x.slice(), y: c.y.slice(), n: c.n })
+  })
+  return mine
 }
 
 /** Whether `choice` would select tfjs-node(-gpu) in a worker (engine.ts: 'auto' prefers it). */

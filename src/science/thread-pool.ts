@@ -167,6 +167,7 @@ export async function returnThreads(threads: Thread[], clean: boolean): Promise<
 /** Asks `t` for its engine state and parks it if that is clean and its baseline; resolves whether it was parked. */
 function park(p: Pool, t: Thread): Promise<boolean> {
   return new Promise((resolve) => {
+    if (t.worker.threadId < 0) return resolve(false) // already exited
     t.events = {
       message: (msg) => {
         if (msg.type !== 'parked') return resolve(false)

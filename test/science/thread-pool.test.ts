@@ -47,10 +47,7 @@ const jobs = { cnn: job(cnn, 50, 42, 16), mlpA: job(mlp, 60, 7, 16), mlpB: job(m
 /** The job's loss, gradient and HVP as bytes, and how many of its threads were reused. */
 async function results(j: Job, workers: number): Promise<{ bytes: Buffer; reused: number }> {
   const obj = await createObjective({ spec: j.spec, data: j.data, chunkSize: j.chunkSize, workers, backend: 'wasm' })
-  const loss = await obj.loss(j.theta)
-  const g = await obj.gradient(j.theta)
-  const hv = await obj.hvp(j.theta, j.v)
-  await obj.dispose()
+  const [loss, g, hv] = await Promise.all([obj.loss(j.theta), obj.gradient(j.theta), obj.hvp(j.theta, j.v)]).finally(() => obj.dispose())
   const f32 = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
   const f64 = (x: number): Buffer => Buffer.from(Float64Array.of(x).buffer)
   return { bytes: Buffer.concat([f64(loss), f64(g.loss), f32(g.grad), f32(hv)]), reused: threadsOf(obj).reused }
@@ -59,10 +56,9 @@ async function results(j: Job, workers: number): Promise<{ bytes: Buffer; reused
 /** Thread ids of the objective's workers (-1 for one that has exited). */
 const ids = (o: Objective): number[] => threadsOf(o).workers.map((w) => w.threadId)
 
-let registry: Map<string, unknown> | undefined
 /** Offers the keeper registry, as a warm stage worker does before its first job. */
 function warmWorker(): Map<string, unknown> {
-  registry = new Map()
+  const registry = new Map<string, unknown>()
   Object.defineProperty(globalThis, KEEPERS, { value: registry, configurable: true })
   return registry
 }
