@@ -9,10 +9,11 @@
  * of workers and equal the in-process result on the same backend. Calls are queued: one at a time.
  */
 import { availableParallelism } from 'node:os'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { BackendChoice } from './engine.ts'
 import { chunks, type Dataset, type Reduction } from './hvp.ts'
 import { buildModel, type ModelSpec } from './models.ts'
+import { returnThreads, takeThreads, type Hook, type OpRequest, type ThreadEvents, type ToWorker, type WorkerChunk } from './thread-pool.ts'
 
 /** Options of createObjective. */
 export interface ObjectiveOptions {
@@ -38,39 +39,21 @@ export interface ObjectiveOptions {
 export interface Objective {
   /** Number of parameters P. */
   readonly size: number
-  /** Worker threads started (and, until dispose, running). */
+  /** Worker threads in use (until dispose). */
   readonly workers: number
   /** Backend the workers run (as reported by their engines). */
   readonly backend: string
   loss(theta: Float32Array): Promise<number>
   gradient(theta: Float32Array): Promise<{ loss: number; grad: Float32Array }>
   hvp(theta: Float32Array, v: Float32Array): Promise<Float32Array>
-  /** Ends the worker threads; resolves when they have exited. Later calls reject. */
+  /**
+   * Ends the worker threads (in a warm stage worker: parks the clean ones, thread-pool.ts); resolves
+   * when the ended ones have exited. Later calls reject.
+   */
   dispose(): Promise<void>
 }
 
-/** One chunk as shipped to a worker (a copy of the dataset's rows, transferred). */
-export interface WorkerChunk {
-  index: number
-  x: Float32Array
-  y: Int32Array
-  n: number
-}
-/** workerData of worker.ts. */
-export interface WorkerSetup {
-  spec: ModelSpec
-  backend: BackendChoice
-  chunks: WorkerChunk[]
-}
-/** Messages to a worker. */
-export type ToWorker = { id: number; op: 'loss' | 'gradient' | 'hvp'; theta: Float32Array; v?: Float32Array }
-/** Messages from a worker: a chunk's sums, a failure (id -1: start-up), or start-up done. */
-export type ToMain =
-  | { type: 'ready'; backend: string }
-  | { type: 'chunk'; id: number; index: number; loss: number; vec?: Float32Array }
-  | { type: 'failed'; id: number; message: string }
-
-type Op = ToWorker['op']
+type Op = OpRequest['op']
 interface Pending {
   id: number
   op: Op
@@ -78,11 +61,6 @@ interface Pending {
   fail: (e: Error) => void
   onChunk: () => void
 }
-
-// Workers load TypeScript through tsx's register API: on Node 20 `execArgv: ['--import', 'tsx']`
-// does not reach a worker's module loader. Resolved from here so any cwd (and tap) works.
-const workerBoot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
-  .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./worker.ts', import.meta.url).href)}) })`
 
 /**
  * Starts the worker pool for `opts.data` and resolves once every worker's engine is ready.
@@ -100,57 +78,53 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
   const wanted = nativeWouldRun(backend) || backend === 'webgpu' ? 1 : (opts.workers ?? availableParallelism())
   const count = Math.max(1, Math.min(wanted, all.length))
 
-  const threads: Worker[] = []
-  const exits: Array<Promise<void>> = []
   let current: Pending | undefined
   let broken: Error | undefined
+  let failed = false
   let disposed = false
-  const readies: Array<Promise<string>> = []
-
-  for (let w = 0; w < count; w++) {
-    const mine: WorkerChunk[] = []
-    all.forEach((c, index) => {
-      if (index % count === w) mine.push({ index, x: c.x.slice(), y: c.y.slice(), n: c.n })
-    })
-    const setup: WorkerSetup = { spec: opts.spec, backend, chunks: mine }
-    const transferList = mine.flatMap((c) => [c.x.buffer as ArrayBuffer, c.y.buffer as ArrayBuffer])
-    const worker = new Worker(workerBoot, { eval: true, workerData: setup, transferList, execArgv: [] })
-    threads.push(worker)
-    exits.push(new Promise((resolve) => worker.once('exit', () => resolve())))
-    readies.push(
-      new Promise<string>((resolve, reject) => {
-        const fail = (e: Error): void => {
-          broken ??= e
-          reject(e)
-          current?.fail(e)
+  const readies: Array<(name: string) => void> = []
+  const rejects: Array<(e: Error) => void> = []
+  const ready = Array.from({ length: count }, (_, w) => new Promise<string>((res, rej) => ((readies[w] = res), (rejects[w] = rej))))
+  const events = (w: number): ThreadEvents => {
+    const fail = (e: Error): void => {
+      broken ??= e
+      rejects[w]!(e)
+      current?.fail(e)
+    }
+    return {
+      message: (msg) => {
+        if (msg.type === 'ready') readies[w]!(msg.backend)
+        else if (msg.type === 'failed' && msg.id < 0) fail(new Error(`objective worker ${w} failed to start: ${msg.message}`))
+        else if (msg.type === 'failed') {
+          failed = true
+          if (current?.id === msg.id) current.fail(new Error(`objective worker ${w}: ${msg.message}`))
+        } else if (msg.type === 'chunk' && current?.id === msg.id) {
+          current.results.set(msg.index, msg.vec === undefined ? { loss: msg.loss } : { loss: msg.loss, vec: msg.vec })
+          current.onChunk()
         }
-        worker.on('message', (msg: ToMain) => {
-          if (msg.type === 'ready') resolve(msg.backend)
-          else if (msg.type === 'failed' && msg.id < 0) fail(new Error(`objective worker ${w} failed to start: ${msg.message}`))
-          else if (msg.type === 'failed') {
-            if (current?.id === msg.id) current.fail(new Error(`objective worker ${w}: ${msg.message}`))
-          } else if (current?.id === msg.id) {
-            current.results.set(msg.index, msg.vec === undefined ? { loss: msg.loss } : { loss: msg.loss, vec: msg.vec })
-            current.onChunk()
-          }
-        })
-        worker.on('error', (e: Error) => fail(new Error(`objective worker ${w} crashed: ${e.message}`)))
-        worker.on('exit', (code) => {
-          if (!disposed) fail(new Error(`objective worker ${w} exited (code ${code})`))
-        })
-      }),
-    )
+      },
+      error: (e) => fail(new Error(`objective worker ${w} crashed: ${e.message}`)),
+      exit: (code) => {
+        if (!disposed) fail(new Error(`objective worker ${w} exited (code ${code})`))
+      },
+    }
   }
+  const { threads, reused } = takeThreads(backend, count, events)
+  threads.forEach((t, w) => {
+    const mine = share(all, w, count)
+    const transferList = mine.flatMap((c) => [c.x.buffer as ArrayBuffer, c.y.buffer as ArrayBuffer])
+    t.worker.postMessage({ op: 'setup', spec: opts.spec, chunks: mine } satisfies ToWorker, transferList)
+  })
 
+  /** Gives the threads back: parked for the next objective if nothing went wrong (warm stage worker only), else ended. */
   const endAll = async (): Promise<void> => {
     disposed = true
-    await Promise.all(threads.map((t) => t.terminate()))
-    await Promise.all(exits)
+    await returnThreads(threads, broken === undefined && !failed)
   }
 
   let backendName: string
   try {
-    const names = await Promise.all(readies)
+    const names = await Promise.all(ready)
     backendName = names[0] ?? backend
   } catch (e: unknown) {
     await endAll()
@@ -191,7 +165,7 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
         },
       }
       current = pending
-      for (const t of threads) t.postMessage({ id, op, theta, v } satisfies ToWorker)
+      for (const t of threads) t.worker.postMessage({ id, op, theta, v } satisfies ToWorker)
     })
   let callId = 0
   let queue: Promise<unknown> = Promise.resolve()
@@ -201,7 +175,7 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
     return p
   }
 
-  return {
+  const objective: Objective = {
     size,
     workers: count,
     backend: backendName,
@@ -214,6 +188,46 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
     hvp: (theta, v) => serial(async () => toFloat32((await run('hvp', theta, v)).acc, divisor)),
     dispose: () => serial(endAll),
   }
+  internals.set(objective, {
+    reused,
+    workers: threads.map((t) => t.worker),
+    poke: (hook) => {
+      for (const t of threads) t.worker.postMessage({ op: 'hook', hook } satisfies ToWorker)
+    },
+  })
+  return objective
+}
+
+interface Internals {
+  /** How many of the threads were parked ones reused (in a warm stage worker, thread-pool.ts); 0 elsewhere. */
+  reused: number
+  workers: readonly Worker[]
+  poke: (hook: Hook) => void
+}
+const internals = new WeakMap<Objective, Internals>()
+
+/** The objective's threads (a Worker's threadId is -1 once it has exited) and how many were reused: for tests and benches. */
+export function threadsOf(objective: Objective): Pick<Internals, 'reused' | 'workers'> {
+  const i = internals.get(objective)
+  return { reused: i?.reused ?? 0, workers: i?.workers ?? [] }
+}
+
+/**
+ * Test hook: every thread of `objective` keeps a tensor alive ('leak'), switches its engine to the cpu
+ * backend ('backend'), both seen when it is given back, or fails its next request ('fail'), so
+ * tests can show such threads are ended, not parked.
+ */
+export function pokeThreads(objective: Objective, hook: Hook): void {
+  internals.get(objective)?.poke(hook)
+}
+
+/** Worker `w`'s chunks (chunk i goes to worker i mod `count`), as copies it can own. */
+function share(all: ReturnType<typeof chunks>, w: number, count: number): WorkerChunk[] {
+  const mine: WorkerChunk[] = []
+  all.forEach((c, index) => {
+    if (index % count === w) mine.push({ index, x: c.x.slice(), y: c.y.slice(), n: c.n })
+  })
+  return mine
 }
 
 /** Whether `choice` would select tfjs-node(-gpu) in a worker (engine.ts: 'auto' prefers it). */

@@ -9,7 +9,8 @@
  * loads the engine sets the baseline; a job that leaves any of it different (switches backend,
  * flips a flag, registers a kernel, leaves a tensor alive) costs its worker, and so does any job,
  * the first included, that leaves a tensor, data buffer or variable alive or a flag set. Outside a warm
- * worker there is no registry and this does nothing.
+ * worker there is no registry and this does nothing. The objective's worker threads (thread-pool.ts)
+ * check their own engines with the same description between jobs.
  */
 import * as tf from '@tensorflow/tfjs'
 
@@ -33,7 +34,7 @@ interface EnvInternals {
 }
 
 /** A number per object, for telling a registry entry from its replacement. */
-function identities(): (o: object) => number {
+export function identities(): (o: object) => number {
   const ids = new WeakMap<object, number>()
   let next = 0
   return (o) => {
@@ -75,7 +76,8 @@ function setFlags(): { all: string; set: string[] } {
   return { all: out.join(','), set }
 }
 
-function engineState(id: (o: object) => number): Record<string, string | number> {
+/** The engine state one job could leave for the next, as a flat record (`id` from `identities()`, one per keeper). */
+export function engineState(id: (o: object) => number): Record<string, string | number> {
   const engine = tf.engine() as unknown as EngineInternals
   const mem = tf.memory()
   return {
@@ -90,6 +92,19 @@ function engineState(id: (o: object) => number): Record<string, string | number>
   }
 }
 
+/** What is wrong with the engine after any job, in words: live tensors, data buffers, variables, flags set. */
+export function engineProblems(): string[] {
+  const engine = tf.engine() as unknown as EngineInternals
+  const mem = tf.memory()
+  const variables = Object.keys(engine.state.registeredVariables).length
+  return [
+    ...(mem.numTensors > 0 ? [`${mem.numTensors} tensors left alive`] : []),
+    ...(mem.numDataBuffers > 0 ? [`${mem.numDataBuffers} data buffers left`] : []),
+    ...(variables > 0 ? [`${variables} variables left`] : []),
+    ...setFlags().set.map((f) => `flag ${f} set`),
+  ]
+}
+
 /** Registers the engine's keeper with a warm stage worker, once per process; a no-op elsewhere. */
 export function offerWarmEngine(): void {
   const keepers = (globalThis as Record<symbol, unknown>)[KEEPERS]
@@ -99,17 +114,7 @@ export function offerWarmEngine(): void {
     globals: ['_tfengine', '_tfGlobals'],
     events: ['uncaughtException', 'unhandledRejection'],
     state: () => engineState(id),
-    problems: () => {
-      const engine = tf.engine() as unknown as EngineInternals
-      const mem = tf.memory()
-      const variables = Object.keys(engine.state.registeredVariables).length
-      return [
-        ...(mem.numTensors > 0 ? [`${mem.numTensors} tensors left alive`] : []),
-        ...(mem.numDataBuffers > 0 ? [`${mem.numDataBuffers} data buffers left`] : []),
-        ...(variables > 0 ? [`${variables} variables left`] : []),
-        ...setFlags().set.map((f) => `flag ${f} set`),
-      ]
-    },
+    problems: engineProblems,
   }
   keepers.set('tfjs', keeper)
 }

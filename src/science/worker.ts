@@ -1,22 +1,33 @@
 /**
  * One worker thread of a full-batch objective (objective.ts). It initialises its own tfjs engine
  * once (wasm by default: the wasm backend is single-threaded in Node, so threads are how a batch
- * uses more than one core), builds the model, and keeps its share of the dataset's fixed chunks.
- * For each request it evaluates the loss / gradient / Hessian-vector product (paper §3.3) of every
- * chunk it holds, in chunk order, and posts each chunk's SUM back as soon as it is ready; the main
- * thread does all the accumulating, so the answer cannot depend on how chunks were shared out.
+ * uses more than one core). A setup message gives it the model and its share of the dataset's fixed
+ * chunks, replacing any earlier setup: in a warm stage worker a thread serves one objective after
+ * another (thread-pool.ts). For each request it evaluates the loss / gradient / Hessian-vector
+ * product (paper §3.3) of every chunk it holds, in chunk order, and posts each chunk's SUM back as
+ * soon as it is ready; the main thread does all the accumulating, so the answer cannot depend on
+ * how chunks were shared out. A park message drops the setup and every cached tensor and answers
+ * with the engine's state, which decides whether the thread may serve another objective.
  */
+import * as tf from '@tensorflow/tfjs'
 import { parentPort, workerData } from 'node:worker_threads'
+import { clearDenseCache } from './dense-hvp.ts'
 import { initEngine } from './engine.ts'
 import { chunkGradientAsync, chunkHvpAsync, chunkLossAsync } from './hvp.ts'
-import { buildModel } from './models.ts'
-import type { ToMain, ToWorker, WorkerSetup } from './objective.ts'
+import { buildModel, type Model } from './models.ts'
+import type { OpRequest, ToMain, ToWorker, WorkerBoot, WorkerChunk } from './thread-pool.ts'
+import { engineProblems, engineState, identities } from './warm-engine.ts'
 
 const port = parentPort
 if (port === null) throw new Error('worker.ts must run as a worker thread')
 const send = (msg: ToMain, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer)
 
-const setup = workerData as WorkerSetup
+const boot = workerData as WorkerBoot
+const id = identities()
+let setup: { model: Model; chunks: WorkerChunk[] } | undefined
+/** Test hooks (thread-pool.ts ToWorker): tensors kept alive, and whether the next request fails. */
+const leaked: tf.Tensor[] = []
+let failNext = false
 
 /** The buffer to transfer instead of copying, when `v` owns all of it. */
 function movable(v: Float32Array): ArrayBuffer[] {
@@ -24,30 +35,60 @@ function movable(v: Float32Array): ArrayBuffer[] {
   return b instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === b.byteLength ? [b] : []
 }
 
-try {
-  const engine = await initEngine(setup.backend)
-  const model = buildModel(setup.spec)
-  send({ type: 'ready', backend: engine.backend })
-  // Read backs are asynchronous (`data()`: the only kind webgpu allows in Node; same bits elsewhere).
-  // Requests arrive one at a time (objective.ts queues them), chunks run in order.
-  port.on('message', async (msg: ToWorker) => {
-    const { id, op, theta } = msg
+/** Evaluates a request on every chunk held, in chunk order, posting each chunk's sums. */
+async function compute(msg: OpRequest, s: NonNullable<typeof setup>): Promise<void> {
+  const { id, op, theta } = msg
+  for (const chunk of s.chunks) {
+    if (op === 'loss') {
+      send({ type: 'chunk', id, index: chunk.index, loss: await chunkLossAsync(s.model, theta, chunk) })
+    } else if (op === 'gradient') {
+      const { loss, grad } = await chunkGradientAsync(s.model, theta, chunk)
+      send({ type: 'chunk', id, index: chunk.index, loss, vec: grad }, movable(grad))
+    } else {
+      const hv = await chunkHvpAsync(s.model, theta, msg.v!, chunk)
+      send({ type: 'chunk', id, index: chunk.index, loss: 0, vec: hv }, movable(hv))
+    }
+  }
+}
+
+/** Handles one message; the engine is ready. */
+async function handle(msg: ToWorker): Promise<void> {
+  if (msg.op === 'setup') {
+    setup = undefined
+    clearDenseCache()
+    setup = { model: buildModel(msg.spec), chunks: msg.chunks }
+    send({ type: 'ready', backend: tf.getBackend() })
+  } else if (msg.op === 'park') {
+    setup = undefined
+    clearDenseCache()
+    send({ type: 'parked', state: engineState(id), problems: engineProblems() })
+  } else if (msg.op === 'hook') {
+    if (msg.hook === 'leak') leaked.push(tf.scalar(1))
+    else if (msg.hook === 'backend') await tf.setBackend('cpu')
+    else failNext = true
+  } else {
+    if (setup === undefined) throw new Error('no setup')
+    if (failNext) throw new Error('failed by a test hook')
+    await compute(msg, setup)
+  }
+}
+
+// Messages are handled strictly one after another (read backs are asynchronous: `data()`, the only
+// kind webgpu allows in Node, the same bits elsewhere), once the engine is initialised.
+const engine = initEngine(boot.backend)
+engine.catch((e: unknown) => send({ type: 'failed', id: -1, message: e instanceof Error ? e.message : String(e) }))
+let chain = Promise.resolve()
+port.on('message', (msg: ToWorker) => {
+  chain = chain.then(async () => {
     try {
-      for (const chunk of setup.chunks) {
-        if (op === 'loss') {
-          send({ type: 'chunk', id, index: chunk.index, loss: await chunkLossAsync(model, theta, chunk) })
-        } else if (op === 'gradient') {
-          const { loss, grad } = await chunkGradientAsync(model, theta, chunk)
-          send({ type: 'chunk', id, index: chunk.index, loss, vec: grad }, movable(grad))
-        } else {
-          const hv = await chunkHvpAsync(model, theta, msg.v!, chunk)
-          send({ type: 'chunk', id, index: chunk.index, loss: 0, vec: hv }, movable(hv))
-        }
-      }
+      await engine
+    } catch {
+      return // reported above
+    }
+    try {
+      await handle(msg)
     } catch (e: unknown) {
-      send({ type: 'failed', id, message: e instanceof Error ? e.message : String(e) })
+      send({ type: 'failed', id: 'id' in msg ? msg.id : -1, message: e instanceof Error ? e.message : String(e) })
     }
   })
-} catch (e: unknown) {
-  send({ type: 'failed', id: -1, message: e instanceof Error ? e.message : String(e) })
-}
+})
