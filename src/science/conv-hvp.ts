@@ -23,6 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
+import { crossEntropySum } from './loss.ts'
 import type { Model } from './models.ts'
 import { CONV_BIAS_ACT, RELU_MASK } from './wasm/conv-relu.ts'
 
@@ -260,6 +261,83 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
     }
   }
   return out
+}
+
+/**
+ * Summed loss and gradient of the chunk, one tensor per parameter (in `model.params` order), by a
+ * hand-written backward pass (the first-order half of the above: backward δ = σ'(z) ⊙ g, ∇W = h ⋆ δ,
+ * ∇b = Σ δ, g_in = Wᵀ*δ, δ = p - Y at the softmax), no tape: the tape's own kernels (fused forward
+ * convolutions, filter and input gradients, pool gradients) without its engine bookkeeping,
+ * saved-tensor clones and the chain of small kernels of the loss's derivative. The loss is
+ * crossEntropySum of the same logits the loss path computes, so it has the loss path's bits.
+ * `params` is θ cut per parameter, shaped. Call inside the caller's tidy.
+ */
+export function convGradient(model: Model, params: T[], c: Chunk): { loss: T; grads: T[] } {
+  const plan = plans.get(model)
+  if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv plan`)
+  const saved = forward(plan, params, tf.tensor4d(c.x, [c.n, ...model.spec.inputShape]))
+  const logits = saved.pop()!.h
+  const loss = crossEntropySum(logits as tf.Tensor2D, c.y)
+  let g: T = tf.sub(tf.softmax(logits as tf.Tensor2D), oneHot(c.y, plan.classes))
+  const relu = plan.activation === 'relu'
+  const firstParam = plan.steps.findIndex((t) => t.kind === 'conv' || t.kind === 'dense')
+  const grads: T[] = new Array<T>(params.length)
+  for (let i = plan.steps.length - 1; i >= firstParam; i--) {
+    const s = plan.steps[i]!
+    const { h: hin, a } = saved[i]!
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      const d = !s.act ? g : relu ? mask(g, a!) : tf.mul(g, tf.sub(1, tf.square(a!)))
+      const W = params[s.w]!
+      if (s.kind === 'conv') {
+        grads[s.w] = filterGrad(hin, d, W, s)
+        grads[s.b] = tf.sum(d, [0, 1, 2])
+        if (i > firstParam) g = inputGrad(d, W, hin.shape, s)
+      } else {
+        grads[s.w] = tf.matMul(hin as tf.Tensor2D, d as tf.Tensor2D, true, false)
+        grads[s.b] = tf.sum(d, 0)
+        if (i > firstParam) g = tf.matMul(d as tf.Tensor2D, W as tf.Tensor2D, false, true)
+      }
+    } else g = backThrough(s, g, hin, a)
+  }
+  return { loss, grads }
+}
+
+/**
+ * The forward pass of the plan: per step its input h and (conv / dense) its output a or (max pool)
+ * its output; one more entry at the end holds the logits as h.
+ */
+function forward(plan: ConvPlan, params: T[], x: T): Saved[] {
+  const relu = plan.activation === 'relu'
+  const saved: Saved[] = []
+  let h = x
+  for (const s of plan.steps) {
+    const keep: Saved = { h, Rh: undefined }
+    saved.push(keep)
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      let z: T
+      if (s.kind === 'conv') {
+        if (s.explicit > 0) h = keep.h = padded(h, s.explicit)
+        z = convAct(h, params[s.w]!, params[s.b]!, s, s.act && relu)
+      } else {
+        z = tf.add(tf.matMul(h as tf.Tensor2D, params[s.w] as tf.Tensor2D), params[s.b]!)
+        if (s.act && relu) z = tf.relu(z)
+      }
+      h = keep.a = s.act && !relu ? tf.tanh(z) : z
+    } else if (s.kind === 'pool' && s.op === 'avg') h = tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+    else if (s.kind === 'pool') h = keep.a = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+    else h = tf.reshape(s.order === 'chw' ? tf.transpose(h, [0, 3, 1, 2]) : h, [h.shape[0]!, -1])
+  }
+  saved.push({ h, Rh: undefined })
+  return saved
+}
+
+/** A gradient g at a pool's or flatten's output taken back to its input hin (a: a max pool's output). */
+function backThrough(s: Step, g: T, hin: T, a: T | undefined): T {
+  if (s.kind === 'pool') return s.op === 'avg' ? poolGrad(g, hin, s.size) : maxRoute(g, hin, a!, s.size)
+  const [n, hh, ww, cc] = hin.shape as [number, number, number, number]
+  return s.kind === 'flatten' && s.order === 'chw'
+    ? tf.transpose(tf.reshape(g, [n, cc, hh, ww]), [0, 2, 3, 1])
+    : tf.reshape(g, [n, hh, ww, cc])
 }
 
 /** Labels as a float32 one-hot matrix built on the host. */
