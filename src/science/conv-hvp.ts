@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
 import { crossEntropySum } from './loss.ts'
 import type { Model } from './models.ts'
-import { CONV_BIAS_ACT, RELU_MASK } from './wasm/conv-relu.ts'
+import { CONV_BIAS_ACT, POOL_RELU_MASK, RELU_MASK } from './wasm/conv-relu.ts'
 
 type T = tf.Tensor
 
@@ -52,7 +52,8 @@ export function setConvFastPath(on: boolean): void {
 
 /** Whether chunk HVPs on the current backend take this path (wasm, a network of the kind above). */
 export function useConvHvpPath(model: Model): boolean {
-  if (!enabled || tf.getBackend() !== 'wasm' || tf.getKernel(CONV_BIAS_ACT, 'wasm') === undefined) return false
+  if (!enabled || tf.getBackend() !== 'wasm' || [CONV_BIAS_ACT, POOL_RELU_MASK].some((k) => tf.getKernel(k, 'wasm') === undefined))
+    return false
   let plan = plans.get(model)
   if (plan === undefined) {
     plan = buildPlan(model) ?? null
@@ -115,6 +116,14 @@ interface Saved {
 const convAct = (x: T, w: T, b: T, s: { stride: number; pad: 'same' | 'valid' }, relu: boolean): T =>
   tf.engine().runKernel(CONV_BIAS_ACT, { x, filter: w, bias: b }, { strides: [s.stride, s.stride], pad: s.pad, relu } as never) as T
 const mask = (g: T, a: T): T => tf.engine().runKernel(RELU_MASK, { dy: g, y: a }) as T
+/** g at an average pool's output taken back through the pool and masked by the relu output a below it, in one kernel. */
+const poolMask = (g: T, a: T, size: number): T => tf.engine().runKernel(POOL_RELU_MASK, { dy: g, y: a }, { size } as never) as T
+/** Whether step i is an average pool right after a relu conv layer: its gradient and that layer's mask then run fused. */
+const fusesMask = (plan: ConvPlan, i: number): boolean => {
+  const s = plan.steps[i]
+  const below = plan.steps[i - 1]
+  return plan.activation === 'relu' && s?.kind === 'pool' && s.op === 'avg' && below?.kind === 'conv' && below.act
+}
 const attrs = (s: { stride: number; pad: 'same' | 'valid' }): Record<string, unknown> => ({
   strides: [s.stride, s.stride],
   pad: s.pad,
@@ -219,7 +228,9 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
       // δ and Rδ at z from g and Rg at a.
       let d: T | undefined = g
       let Rd: T = Rg
-      if (s.act && relu) {
+      if (fusesMask(plan, i + 1)) {
+        // Masked by the pool step above (poolMask).
+      } else if (s.act && relu) {
         d = g === undefined ? undefined : mask(g, a!)
         Rd = mask(Rg, a!)
       } else if (s.act) {
@@ -246,6 +257,9 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
           g = needG(i) ? mm(d!, W, false, true) : undefined
         }
       }
+    } else if (s.kind === 'pool' && fusesMask(plan, i)) {
+      Rg = poolMask(Rg, hin, s.size)
+      g = g === undefined ? undefined : poolMask(g, hin, s.size)
     } else if (s.kind === 'pool' && s.op === 'avg') {
       Rg = poolGrad(Rg, hin, s.size)
       g = g === undefined ? undefined : poolGrad(g, hin, s.size)
@@ -286,7 +300,7 @@ export function convGradient(model: Model, params: T[], c: Chunk): { loss: T; gr
     const s = plan.steps[i]!
     const { h: hin, a } = saved[i]!
     if (s.kind === 'conv' || s.kind === 'dense') {
-      const d = !s.act ? g : relu ? mask(g, a!) : tf.mul(g, tf.sub(1, tf.square(a!)))
+      const d = !s.act || fusesMask(plan, i + 1) ? g : relu ? mask(g, a!) : tf.mul(g, tf.sub(1, tf.square(a!)))
       const W = params[s.w]!
       if (s.kind === 'conv') {
         grads[s.w] = filterGrad(hin, d, W, s)
@@ -297,7 +311,7 @@ export function convGradient(model: Model, params: T[], c: Chunk): { loss: T; gr
         grads[s.b] = tf.sum(d, 0)
         if (i > firstParam) g = tf.matMul(d as tf.Tensor2D, W as tf.Tensor2D, false, true)
       }
-    } else g = backThrough(s, g, hin, a)
+    } else g = s.kind === 'pool' && fusesMask(plan, i) ? poolMask(g, hin, s.size) : backThrough(s, g, hin, a)
   }
   return { loss, grads }
 }

@@ -19,6 +19,7 @@ import { pointerOf } from './simd/kernels.ts'
 /** Kernel names (cusp's own; no tfjs kernel has them). */
 export const CONV_BIAS_ACT = 'CuspConvBiasAct'
 export const RELU_MASK = 'CuspReluMask'
+export const POOL_RELU_MASK = 'CuspAvgPoolReluMask'
 
 /** Attributes of 'CuspConvBiasAct': stride and tfjs padding of the convolution, and the activation. */
 export interface ConvBiasActAttrs {
@@ -85,6 +86,39 @@ function reluMask(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: Ba
   return out
 }
 
+/**
+ * dz = the average pool's gradient of dy (window = stride = size, 'valid') masked by y > 0: the
+ * gradient at a conv layer's pre-activation from the gradient dy at the pool after its relu, in one
+ * pass (simd/conv.as avgPoolReluMask); the bits of AvgPoolGrad followed by 'CuspReluMask'.
+ */
+function avgPoolReluMask(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: BackendWasm; attrs: { size: number } }): TensorInfo {
+  const {
+    inputs: { dy, y },
+    backend,
+    attrs: { size },
+  } = args
+  const [n, h, w, c] = y.shape as [number, number, number, number]
+  const oh = Math.floor(h / size)
+  const ow = Math.floor(w / size)
+  if (dy.dtype !== 'float32' || y.dtype !== 'float32' || !Number.isInteger(size) || size < 1 || dy.shape.join() !== [n, oh, ow, c].join())
+    throw new Error(`${POOL_RELU_MASK}: dy [${dy.shape.join(',')}] is not the ${size}x${size} pool of float32 y [${y.shape.join(',')}]`)
+  const out = backend.makeOutput([...y.shape], 'float32')
+  convKernels(backend).avgPoolReluMask(
+    pointerOf(backend, dy.dataId),
+    pointerOf(backend, y.dataId),
+    pointerOf(backend, out.dataId),
+    n,
+    h,
+    w,
+    c,
+    size,
+    oh,
+    ow,
+    Math.fround(1 / (size * size)),
+  )
+  return out
+}
+
 export const convBiasActConfig: KernelConfig = {
   kernelName: CONV_BIAS_ACT,
   backendName: WASM,
@@ -95,6 +129,12 @@ export const reluMaskConfig: KernelConfig = {
   kernelName: RELU_MASK,
   backendName: WASM,
   kernelFunc: reluMask as unknown as KernelFunc,
+}
+
+export const avgPoolReluMaskConfig: KernelConfig = {
+  kernelName: POOL_RELU_MASK,
+  backendName: WASM,
+  kernelFunc: avgPoolReluMask as unknown as KernelFunc,
 }
 
 /**

@@ -194,6 +194,45 @@ export function reluMask(dy: usize, y: usize, dz: usize, count: i32): void {
   }
 }
 
+// The gradient through a relu and then an average pool of window = stride = s ('valid'): dz[b, r,
+// col, :] = (dy[b, r / s, col / s, :] * mult) * (y[b, r, col, :] > 0 ? 1 : 0) for rows r < oh*s and
+// columns col < ow*s, 0 elsewhere (cells no window covers); dy [n, oh, ow, c], y and dz [n, h, w, c],
+// mult = 1 / (s*s) as float32. The same two float32 products, in the same order, as the pool's
+// gradient (dy times mult) followed by reluMask, without the pass in between.
+export function avgPoolReluMask(dy: usize, y: usize, dz: usize, n: i32, h: i32, w: i32, c: i32, s: i32, oh: i32, ow: i32, mult: f32): void {
+  const m = f32x4.splat(mult)
+  const one = f32x4.splat(1)
+  const zero = f32x4.splat(0)
+  const pix = <usize>c << 2
+  const covered = <usize>(ow * s) * pix
+  const rowBytes = <usize>w * pix
+  for (let b = 0; b < n; b++) {
+    for (let r = 0; r < h; r++) {
+      const o = (<usize>(b * h + r) * w) * pix
+      if (r >= oh * s) {
+        memory.fill(dz + o, 0, rowBytes)
+        continue
+      }
+      const gRow = dy + (<usize>(b * oh + r / s) * ow) * pix
+      for (let col = 0; col < ow * s; col++) {
+        const g = gRow + <usize>(col / s) * pix
+        const q = o + <usize>col * pix
+        let k = 0
+        for (; k + 4 <= c; k += 4) {
+          const kb = <usize>k << 2
+          const spread = f32x4.mul(v128.load(g + kb), m)
+          v128.store(dz + q + kb, f32x4.mul(spread, v128.and(f32x4.gt(v128.load(y + q + kb), zero), one)))
+        }
+        for (; k < c; k++) {
+          const kb = <usize>k << 2
+          store<f32>(dz + q + kb, load<f32>(g + kb) * mult * (load<f32>(y + q + kb) > 0 ? <f32>1 : <f32>0))
+        }
+      }
+      if (covered < rowBytes) memory.fill(dz + o + covered, 0, rowBytes - covered)
+    }
+  }
+}
+
 // Filter gradient dw[k, co] = sum over pixels p of X[p, k] * dy[p, co], k = (kh, kw, c), X the
 // windows of xp (padded input) and p = (b, oy, ox) in raster order; dw is overwritten. Pixels go in
 // groups of `group` (whole images or not: every channel count, 1 and 3 included, gets long inner
