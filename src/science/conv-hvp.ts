@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
 import { crossEntropySum } from './loss.ts'
 import type { Model } from './models.ts'
-import { CONV_BIAS_ACT, POOL_RELU_MASK, RELU_MASK } from './wasm/conv-relu.ts'
+import { CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK, RELU_MASK } from './wasm/conv-relu.ts'
 
 type T = tf.Tensor
 
@@ -52,7 +52,11 @@ export function setConvFastPath(on: boolean): void {
 
 /** Whether chunk HVPs on the current backend take this path (wasm, a network of the kind above). */
 export function useConvHvpPath(model: Model): boolean {
-  if (!enabled || tf.getBackend() !== 'wasm' || [CONV_BIAS_ACT, POOL_RELU_MASK].some((k) => tf.getKernel(k, 'wasm') === undefined))
+  if (
+    !enabled ||
+    tf.getBackend() !== 'wasm' ||
+    [CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK].some((k) => tf.getKernel(k, 'wasm') === undefined)
+  )
     return false
   let plan = plans.get(model)
   if (plan === undefined) {
@@ -115,6 +119,19 @@ interface Saved {
 
 const convAct = (x: T, w: T, b: T, s: { stride: number; pad: 'same' | 'valid' }, relu: boolean): T =>
   tf.engine().runKernel(CONV_BIAS_ACT, { x, filter: w, bias: b }, { strides: [s.stride, s.stride], pad: s.pad, relu } as never) as T
+/** Whether step i is a relu conv layer followed by a 2x2 average pool: the two then run as one kernel (convPool). */
+const poolsNext = (plan: ConvPlan, i: number): boolean => {
+  const next = plan.steps[i + 1]
+  return fusesMask(plan, i + 1) && next?.kind === 'pool' && next.size === 2
+}
+/** A relu conv layer and the 2x2 average pool after it: [a, pooled] with `keepA`, else [pooled] (AvgPool's bits). */
+const convPool = (x: T, w: T, b: T, s: { stride: number; pad: 'same' | 'valid' }, keepA: boolean): T[] =>
+  tf.engine().runKernel(CONV_BIAS_ACT_POOL, { x, filter: w, bias: b }, {
+    strides: [s.stride, s.stride],
+    pad: s.pad,
+    relu: true,
+    keep: keepA,
+  } as never) as unknown as T[]
 const mask = (g: T, a: T): T => tf.engine().runKernel(RELU_MASK, { dy: g, y: a }) as T
 /** g at an average pool's output taken back through the pool and masked by the relu output a below it, in one kernel. */
 const poolMask = (g: T, a: T, size: number): T => tf.engine().runKernel(POOL_RELU_MASK, { dy: g, y: a }, { size } as never) as T
@@ -160,8 +177,9 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
   let h: T = tf.tensor4d(c.x, [c.n, h0, w0, c0])
   let Rh: T | undefined
   const saved: Saved[] = []
+  let pooled: T | undefined // the output of the pool step next, made with the conv layer before it
   // Forward and R-forward.
-  for (const s of plan.steps) {
+  for (const [i, s] of plan.steps.entries()) {
     const keep: Saved = { h, Rh }
     saved.push(keep)
     if (s.kind === 'conv' || s.kind === 'dense') {
@@ -176,7 +194,8 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
           h = keep.h = padded(h, s.explicit)
           Rh = keep.Rh = Rh === undefined ? undefined : padded(Rh, s.explicit)
         }
-        z = convAct(h, W, params[s.b]!, s, fuseRelu)
+        if (poolsNext(plan, i)) [z, pooled] = convPool(h, W, params[s.b]!, s, true) as [T, T]
+        else z = convAct(h, W, params[s.b]!, s, fuseRelu)
         Rz = convAct(h, V, dirs[s.b]!, s, false)
         if (Rh !== undefined) Rz = tf.add(Rz, tf.conv2d(Rh as tf.Tensor4D, W as tf.Tensor4D, s.stride, s.pad))
       } else {
@@ -191,7 +210,8 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
       h = a
       Rh = s.act ? (relu ? mask(Rz, a) : tf.mul(tf.sub(1, tf.square(a)), Rz)) : Rz
     } else if (s.kind === 'pool' && s.op === 'avg') {
-      h = tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      h = pooled ?? tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      pooled = undefined
       Rh = Rh === undefined ? undefined : tf.avgPool(Rh as tf.Tensor4D, s.size, s.size, 'valid')
     } else if (s.kind === 'pool') {
       // R{max pool} reads Rh at each window's arg-max cell: the sum over the window of Rh masked by
@@ -289,7 +309,7 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
 export function convGradient(model: Model, params: T[], c: Chunk): { loss: T; grads: T[] } {
   const plan = plans.get(model)
   if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv plan`)
-  const saved = forward(plan, params, tf.tensor4d(c.x, [c.n, ...model.spec.inputShape]))
+  const saved = forward(plan, params, tf.tensor4d(c.x, [c.n, ...model.spec.inputShape]), true)
   const logits = saved.pop()!.h
   const loss = crossEntropySum(logits as tf.Tensor2D, c.y)
   let g: T = tf.sub(tf.softmax(logits as tf.Tensor2D), oneHot(c.y, plan.classes))
@@ -317,28 +337,48 @@ export function convGradient(model: Model, params: T[], c: Chunk): { loss: T; gr
 }
 
 /**
- * The forward pass of the plan: per step its input h and (conv / dense) its output a or (max pool)
- * its output; one more entry at the end holds the logits as h.
+ * Summed loss of the chunk (the forward pass with each relu conv layer and its 2x2 average pool as
+ * one kernel that never writes the layer's output; the bits of the tape's loss). Call inside the
+ * caller's tidy.
  */
-function forward(plan: ConvPlan, params: T[], x: T): Saved[] {
+export function convLoss(model: Model, params: T[], c: Chunk): T {
+  const plan = plans.get(model)
+  if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv plan`)
+  const [logits] = forward(plan, params, tf.tensor4d(c.x, [c.n, ...model.spec.inputShape]), false)
+  return crossEntropySum(logits!.h as tf.Tensor2D, c.y)
+}
+
+/**
+ * The forward pass of the plan. With `keep`, per step its input h and (conv / dense) its output a
+ * or (max pool) its output; without, nothing of the steps. One more entry at the end holds the
+ * logits as h.
+ */
+function forward(plan: ConvPlan, params: T[], x: T, keepAll: boolean): Saved[] {
   const relu = plan.activation === 'relu'
   const saved: Saved[] = []
   let h = x
-  for (const s of plan.steps) {
+  let pooled: T | undefined // the output of the pool step next, made with the conv layer before it
+  for (const [i, s] of plan.steps.entries()) {
     const keep: Saved = { h, Rh: undefined }
-    saved.push(keep)
+    if (keepAll) saved.push(keep)
     if (s.kind === 'conv' || s.kind === 'dense') {
       let z: T
       if (s.kind === 'conv') {
         if (s.explicit > 0) h = keep.h = padded(h, s.explicit)
-        z = convAct(h, params[s.w]!, params[s.b]!, s, s.act && relu)
+        if (poolsNext(plan, i)) {
+          const outs = convPool(h, params[s.w]!, params[s.b]!, s, keepAll)
+          pooled = outs.pop()!
+          z = outs[0] ?? pooled // unkept, the layer's output is never made (the pool step takes `pooled`)
+        } else z = convAct(h, params[s.w]!, params[s.b]!, s, s.act && relu)
       } else {
         z = tf.add(tf.matMul(h as tf.Tensor2D, params[s.w] as tf.Tensor2D), params[s.b]!)
         if (s.act && relu) z = tf.relu(z)
       }
       h = keep.a = s.act && !relu ? tf.tanh(z) : z
-    } else if (s.kind === 'pool' && s.op === 'avg') h = tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
-    else if (s.kind === 'pool') h = keep.a = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+    } else if (s.kind === 'pool' && s.op === 'avg') {
+      h = pooled ?? tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      pooled = undefined
+    } else if (s.kind === 'pool') h = keep.a = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
     else h = tf.reshape(s.order === 'chw' ? tf.transpose(h, [0, 3, 1, 2]) : h, [h.shape[0]!, -1])
   }
   saved.push({ h, Rh: undefined })

@@ -16,7 +16,13 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs'
 import type { KernelConfig } from '@tensorflow/tfjs'
 import { batchMatMulConfig } from './wasm/batch-mat-mul.ts'
 import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig, conv2DConfig } from './wasm/conv-backprop.ts'
-import { avgPoolReluMaskConfig, convBiasActConfig, registerConvBiasActGrad, reluMaskConfig } from './wasm/conv-relu.ts'
+import {
+  avgPoolReluMaskConfig,
+  convBiasActConfig,
+  convBiasActPoolConfig,
+  registerConvBiasActGrad,
+  reluMaskConfig,
+} from './wasm/conv-relu.ts'
 import { originals, WASM } from './wasm/kernel-calls.ts'
 import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
 import { castConfig, identityConfig } from './wasm/shared-data.ts'
@@ -50,6 +56,7 @@ const replacements: KernelConfig[] = [
   convBiasActConfig,
   reluMaskConfig,
   avgPoolReluMaskConfig,
+  convBiasActPoolConfig,
 ]
 
 let installed = false

@@ -122,6 +122,15 @@ const tapeGradient = (m: Model, theta: Float32Array, c: Chunk): { loss: number; 
   }
 }
 
+const tapeLoss = (m: Model, theta: Float32Array, c: Chunk): number => {
+  setConvFastPath(false)
+  try {
+    return chunkLoss(m, theta, c)
+  } finally {
+    setConvFastPath(true)
+  }
+}
+
 t.test('the hand-written gradient equals the tape gradient; its loss is the loss path bits', async (tt) => {
   const specs: Array<[ModelSpec, number]> = [
     [{ arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' }, 20],
@@ -146,6 +155,7 @@ t.test('the hand-written gradient equals the tape gradient; its loss is the loss
       const e = relErr(got.grad, want.grad)
       tt.ok(e <= 1e-6, `${label} #${seed}: gradient rel err ${e.toExponential(2)}`)
       tt.equal(got.loss, chunkLoss(m, theta, c), `${label} #${seed}: loss has the loss path's bits`)
+      tt.equal(got.loss, tapeLoss(m, theta, c), `${label} #${seed}: loss has the tape loss's bits (fused conv + pool)`)
       tt.ok(Math.abs(got.loss - want.loss) <= 1e-6 * Math.abs(want.loss), `${label} #${seed}: loss ${got.loss} vs tape ${want.loss}`)
       tt.ok(
         m.params.every((p) => got.grad.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)).some((x) => x !== 0)),

@@ -4,7 +4,8 @@
  * the unfused wasm ops it replaces, on the CNN, AlexNet-CIFAR and VGG-16 shapes and random odd
  * shapes, strides and paddings; 'CuspReluMask' against dy * step(y) on odd lengths; the fused
  * layer's gradient bit for bit against the tape's gradient of the unfused ops; 'CuspAvgPoolReluMask'
- * bit for bit against AvgPoolGrad then 'CuspReluMask'; and the models' chunk loss and tape
+ * bit for bit against AvgPoolGrad then 'CuspReluMask'; 'CuspConvBiasActPool' bit for bit against
+ * 'CuspConvBiasAct' then AvgPool; and the models' chunk loss and tape
  * gradient (which run fused) bit for bit against the unfused tape.
  */
 import t from 'tap'
@@ -15,7 +16,7 @@ import { initEngine } from '../../src/science/engine.ts'
 import { chunkGradient, chunkLoss } from '../../src/science/hvp.ts'
 import { crossEntropySum } from '../../src/science/loss.ts'
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
-import { CONV_BIAS_ACT, POOL_RELU_MASK, RELU_MASK } from '../../src/science/wasm/conv-relu.ts'
+import { CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK, RELU_MASK } from '../../src/science/wasm/conv-relu.ts'
 import { simdConv2D } from '../../src/science/wasm/conv-simd.ts'
 import { makeChunk, maxRelErr } from './fixtures/oracles.ts'
 
@@ -189,6 +190,44 @@ t.test('CuspAvgPoolReluMask: AvgPoolGrad then CuspReluMask bit for bit (odd maps
     () => tf.engine().runKernel(POOL_RELU_MASK, { dy: tf.ones([1, 3, 2, 3]), y: tf.ones([1, 5, 4, 3]) }, { size: 2 } as never),
     /pool of/,
   )
+})
+
+t.test('CuspConvBiasActPool: CuspConvBiasAct then AvgPool 2x2 bit for bit, y kept or not, even and odd maps', async (tt) => {
+  const shapes: Array<[number[], number[], 'same' | 'valid', boolean]> = [
+    [[4, 28, 28, 1], [3, 3, 1, 16], 'same', true],
+    [[3, 14, 14, 16], [3, 3, 16, 32], 'same', true],
+    [[2, 10, 12, 3], [3, 3, 3, 11], 'valid', false],
+    [[2, 9, 9, 2], [3, 3, 2, 5], 'valid', true],
+    [[1, 15, 13, 3], [3, 3, 3, 7], 'same', true],
+  ]
+  let seed = 950
+  for (const [xs, fs, pad, relu] of shapes) {
+    const label = `x [${xs.join(',')}] f [${fs.join(',')}] ${pad} relu=${relu}`
+    const [y, want, kept, pooled, only] = tf.tidy(() => {
+      const x = tf.tensor(rand(size(xs), seed++), xs)
+      const f = tf.tensor(rand(size(fs), seed++), fs)
+      const b = tf.tensor1d(rand(fs[3]!, seed++))
+      const attrs = { strides: [1, 1], pad, relu }
+      const e = tf.engine()
+      const y = e.runKernel(CONV_BIAS_ACT, { x, filter: f, bias: b }, attrs as never) as tf.Tensor4D
+      const [kept, pooled] = e.runKernel(CONV_BIAS_ACT_POOL, { x, filter: f, bias: b }, {
+        ...attrs,
+        keep: true,
+      } as never) as unknown as tf.Tensor[]
+      const [only] = e.runKernel(CONV_BIAS_ACT_POOL, { x, filter: f, bias: b }, {
+        ...attrs,
+        keep: false,
+      } as never) as unknown as tf.Tensor[]
+      return [y, tf.avgPool(y, 2, 2, 'valid'), kept!, pooled!, only!].map((t) => t.dataSync() as Float32Array)
+    })
+    tt.ok(same(kept!, y!), `${label}: y`)
+    tt.ok(same(pooled!, want!), `${label}: pooled`)
+    tt.ok(same(only!, want!), `${label}: pooled, y not kept`)
+    tt.ok(
+      want!.some((v) => v !== 0),
+      `${label}: pooled not all zero`,
+    )
+  }
 })
 
 t.test('chunk loss and the tape gradient (fused on wasm) equal the unfused tape bit for bit', async (tt) => {

@@ -12,13 +12,14 @@ import { backend_util, engine, registerGradient } from '@tensorflow/tfjs'
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { callKernel, release, sizeOf, WASM } from './kernel-calls.ts'
-import { simdConv2D } from './conv-simd.ts'
+import { simdConv2D, simdConvPool } from './conv-simd.ts'
 import { convKernels } from './simd/conv-kernels.ts'
 import { pointerOf } from './simd/kernels.ts'
 
 /** Kernel names (cusp's own; no tfjs kernel has them). */
 export const CONV_BIAS_ACT = 'CuspConvBiasAct'
 export const RELU_MASK = 'CuspReluMask'
+export const CONV_BIAS_ACT_POOL = 'CuspConvBiasActPool'
 export const POOL_RELU_MASK = 'CuspAvgPoolReluMask'
 
 /** Attributes of 'CuspConvBiasAct': stride and tfjs padding of the convolution, and the activation. */
@@ -66,6 +67,33 @@ function convBiasAct(args: {
   const y = callKernel('Relu', backend, { x: z })
   release(backend, z)
   return y
+}
+
+/** Attributes of 'CuspConvBiasActPool': those of 'CuspConvBiasAct', and whether y is kept. */
+export interface ConvBiasActPoolAttrs extends ConvBiasActAttrs {
+  keep: boolean
+}
+
+/**
+ * A conv layer and the 2x2 average pool after it (window = stride = 2, 'valid') as one kernel:
+ * outputs [y, pooled] with `keep` (y for the backward pass), else [pooled]; y as 'CuspConvBiasAct'
+ * computes it and pooled with AvgPool's bits, pooled in the convolution's store where the output
+ * sizes are even (conv-simd.ts simdConvPool), else composed from the two kernels.
+ */
+function convBiasActPool(args: {
+  inputs: { x: TensorInfo; filter: TensorInfo; bias: TensorInfo }
+  backend: BackendWasm
+  attrs: ConvBiasActPoolAttrs
+}): TensorInfo[] {
+  const { inputs, backend, attrs } = args
+  const { x, filter, bias } = inputs
+  const own = simdConvPool(backend, x, filter, convInfo(x, filter, attrs), bias, attrs.relu, attrs.keep ? 'both' : 'only')
+  if (own !== undefined) return own
+  const y = convBiasAct({ inputs, backend, attrs })
+  const pooled = callKernel('AvgPool', backend, { x: y }, { filterSize: 2, strides: 2, pad: 'valid', dimRoundingMode: undefined } as never)
+  if (attrs.keep) return [y, pooled]
+  release(backend, y)
+  return [pooled]
 }
 
 /** dz = dy * (y > 0 ? 1 : 0), float32, same shapes. */
@@ -117,6 +145,12 @@ function avgPoolReluMask(args: { inputs: { dy: TensorInfo; y: TensorInfo }; back
     Math.fround(1 / (size * size)),
   )
   return out
+}
+
+export const convBiasActPoolConfig: KernelConfig = {
+  kernelName: CONV_BIAS_ACT_POOL,
+  backendName: WASM,
+  kernelFunc: convBiasActPool as unknown as KernelFunc,
 }
 
 export const convBiasActConfig: KernelConfig = {

@@ -52,8 +52,23 @@ export function packFilter(f: usize, dst: usize, taps: i32, tapSize: i32, cin: i
   }
 }
 
-// Byte offsets (from xp) of the window corners of pixels p0 .. p0+count-1 in raster order, into ind.
-function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, sh: i32, sw: i32): void {
+// Byte offsets (from xp) of the window corners of pixels p0 .. p0+count-1 in raster order, into
+// ind; with `quads` (even oh and ow), in 2x2-pool order instead: pixel p is corner (p & 3) (top left,
+// top right, bottom left, bottom right) of pooling window p >> 2, the windows in raster order.
+function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, sh: i32, sw: i32, quads: i32): void {
+  if (quads != 0) {
+    for (let i = 0; i < count; i++) {
+      const p = p0 + i
+      const q = p >> 2
+      const pw = ow >> 1
+      const per = (oh >> 1) * pw
+      const b = q / per
+      const oy = ((q % per) / pw) * 2 + ((p >> 1) & 1)
+      const ox = (q % pw) * 2 + (p & 1)
+      store<i32>(ind + (<usize>i << 2), ((b * hp + oy * sh) * wp + ox * sw) * ci << 2)
+    }
+    return
+  }
   const per = oh * ow
   let b = p0 / per
   let r = p0 % per
@@ -78,19 +93,24 @@ function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh:
 // in groups so the group's input stays in cache across the panels. Optional epilogue (the fused
 // forward of a conv layer): bias != 0 points at cout rounded up to 8 floats added to every pixel
 // after its sum (the same float32 add as a separate bias add), and relu != 0 then takes max(0, .).
+// pooled != 0 (even oh and ow, group a multiple of 4): also the 2x2 average pool of the result,
+// [n, oh/2, ow/2, cout] at pooled, computed as tfjs-backend-wasm's AvgPool (XNNPACK) does, with its
+// bits: the window's columns summed first, ((tr + br) + (tl + bl)) * 0.25; pixels then run in
+// pool order (corners) and y is written only where y != 0.
 export function conv(
   xp: usize, wpk: usize, y: usize, ind: usize, group: i32,
   n: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, cout: i32,
-  fh: i32, fw: i32, sh: i32, sw: i32, bias: usize, relu: i32,
+  fh: i32, fw: i32, sh: i32, sw: i32, bias: usize, relu: i32, pooled: usize,
 ): void {
   const P = n * oh * ow
   const L = fw * ci // one window row, contiguous
   const K = fh * L
   const rowBytes = <usize>(wp * ci) << 2
   const yPix = <usize>cout << 2
+  const quads = pooled != 0 ? 1 : 0
   for (let g0 = 0; g0 < P; g0 += group) {
     const gn = min(group, P - g0)
-    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw)
+    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw, quads)
     for (let j0 = 0; j0 < cout; j0 += 8) {
       const w = min(8, cout - j0)
       const panel = wpk + (<usize>j0 * K << 2)
@@ -101,19 +121,31 @@ export function conv(
         const q1 = xp + <usize>load<i32>(ind + (<usize>min(i + 1, last) << 2))
         const q2 = xp + <usize>load<i32>(ind + (<usize>min(i + 2, last) << 2))
         const q3 = xp + <usize>load<i32>(ind + (<usize>min(i + 3, last) << 2))
-        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, w, gn - i, bp, relu)
+        if (quads == 0) {
+          pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, 2 * yPix, w, gn - i, bp, relu, 0)
+          continue
+        }
+        // Window q of the pool: output pixels (2 qy, 2 qx) .. (2 qy + 1, 2 qx + 1) of image b.
+        const q = (g0 + i) >> 2
+        const pw = ow >> 1
+        const qy = (q % ((oh >> 1) * pw)) / pw
+        const top = y == 0 ? 0 : y + (<usize>(q / ((oh >> 1) * pw) * oh + 2 * qy) * ow + 2 * (q % pw)) * yPix + (<usize>j0 << 2)
+        const po = pooled + <usize>q * yPix + (<usize>j0 << 2)
+        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, top, yPix, <usize>ow * yPix, w, 4, bp, relu, po)
       }
     }
   }
 }
 
 // The convolution's micro-kernel: 4 pixels (window corners q0..q3) by the w (1..8) outputs of one
-// filter panel, summed over the fh window rows of L floats, stored to the first `left` (1..4 or
-// more) pixel rows at o (row stride yPix bytes), after the epilogue (bias at bp unless 0, then
-// relu unless 0). A function of its own, not inlined into the loops above, like taps4 below.
+// filter panel, summed over the fh window rows of L floats, stored (unless o is 0) to the first
+// `left` (1..4 or more) of the pixel rows at o, o + s1, o + s2, o + s2 + s1, after the epilogue
+// (bias at bp unless 0, then relu unless 0); with po != 0 the four pixels are a 2x2 pooling window
+// (top left, top right, bottom left, bottom right) and their average is stored at po. A function
+// of its own, not inlined into the loops above, like taps4 below.
 function pixels4(
-  q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i32, L: i32, rowBytes: usize, o: usize, yPix: usize, w: i32, left: i32,
-  bp: usize, relu: i32,
+  q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i32, L: i32, rowBytes: usize, o: usize, s1: usize, s2: usize, w: i32,
+  left: i32, bp: usize, relu: i32, po: usize,
 ): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0)
@@ -171,10 +203,18 @@ function pixels4(
     e0 = f32x4.max(e0, z)
     e1 = f32x4.max(e1, z)
   }
+  if (po != 0) {
+    // XNNPACK's order: the right column's pair, plus the left column's pair, times the scale.
+    const quarter = f32x4.splat(0.25)
+    const m0 = f32x4.mul(f32x4.add(f32x4.add(b0, e0), f32x4.add(a0, d0)), quarter)
+    const m1 = f32x4.mul(f32x4.add(f32x4.add(b1, e1), f32x4.add(a1, d1)), quarter)
+    storeRow(po, m0, m1, w)
+  }
+  if (o == 0) return
   storeRow(o, a0, a1, w)
-  if (left > 1) storeRow(o + yPix, b0, b1, w)
-  if (left > 2) storeRow(o + 2 * yPix, d0, d1, w)
-  if (left > 3) storeRow(o + 3 * yPix, e0, e1, w)
+  if (left > 1) storeRow(o + s1, b0, b1, w)
+  if (left > 2) storeRow(o + s2, d0, d1, w)
+  if (left > 3) storeRow(o + s2 + s1, e0, e1, w)
 }
 
 // The gradient through a relu of its output y: dz[i] = dy[i] * (y[i] > 0 ? 1 : 0), for `count`
@@ -254,7 +294,7 @@ export function filterGrad(
   memory.fill(dw, 0, <usize>K * co * 4)
   for (let g0 = 0; g0 < P; g0 += group) {
     const gn = min(group, P - g0)
-    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw)
+    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw, 0)
     // dy rows g0 .. g0+gn-1 into panels [co8 / 8][gn][8], zero past co.
     for (let j0 = 0; j0 < co8; j0 += 8) {
       const w = min(8, co - j0)
