@@ -141,7 +141,7 @@ export function simdConvPool(
   const src = paddedInput(backend, x, (oh - 1) * sh + fh, (ow - 1) * sw + fw, info.padInfo.top, info.padInfo.left)
   const pixels = n * oh * ow
   const group = groupOf(pixels, sh * sw * ci, 8192)
-  const ind = allocScratch(backend, group)
+  const ind = allocScratch(backend, pool === 'none' ? group : group + group / 4) // corners, then (pooled) the windows' offsets in y
   let bp = 0
   if (bias !== undefined) {
     // The bias padded with zeros to whole panels of 8 (the kernel loads 8 per panel).

@@ -52,23 +52,8 @@ export function packFilter(f: usize, dst: usize, taps: i32, tapSize: i32, cin: i
   }
 }
 
-// Byte offsets (from xp) of the window corners of pixels p0 .. p0+count-1 in raster order, into
-// ind; with `quads` (even oh and ow), in 2x2-pool order instead: pixel p is corner (p & 3) (top left,
-// top right, bottom left, bottom right) of pooling window p >> 2, the windows in raster order.
-function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, sh: i32, sw: i32, quads: i32): void {
-  if (quads != 0) {
-    for (let i = 0; i < count; i++) {
-      const p = p0 + i
-      const q = p >> 2
-      const pw = ow >> 1
-      const per = (oh >> 1) * pw
-      const b = q / per
-      const oy = ((q % per) / pw) * 2 + ((p >> 1) & 1)
-      const ox = (q % pw) * 2 + (p & 1)
-      store<i32>(ind + (<usize>i << 2), ((b * hp + oy * sh) * wp + ox * sw) * ci << 2)
-    }
-    return
-  }
+// Byte offsets (from xp) of the window corners of pixels p0 .. p0+count-1 in raster order, into ind.
+function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, sh: i32, sw: i32): void {
   const per = oh * ow
   let b = p0 / per
   let r = p0 % per
@@ -86,6 +71,37 @@ function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh:
   }
 }
 
+// corners in 2x2-pool order (even oh and ow; p0 and count multiples of 4): pixel p is corner p & 3
+// (top left, top right, bottom left, bottom right) of pooling window p >> 2, the windows in raster
+// order; and at out, per window, the byte offset of its top left pixel in y (yPix bytes a pixel).
+// Counters, not divisions, per window.
+function quadCorners(ind: usize, out: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, sh: i32, sw: i32, yPix: i32): void {
+  const pw = ow >> 1
+  const per = (oh >> 1) * pw
+  const q0 = p0 >> 2
+  let b = q0 / per
+  let qy = (q0 % per) / pw
+  let qx = q0 % pw
+  const right = sw * ci
+  const down = sh * wp * ci
+  for (let i = 0; i < count; i += 4) {
+    const base = ((b * hp + 2 * qy * sh) * wp + 2 * qx * sw) * ci
+    const o = ind + (<usize>i << 2)
+    store<i32>(o, base << 2)
+    store<i32>(o, (base + right) << 2, 4)
+    store<i32>(o, (base + down) << 2, 8)
+    store<i32>(o, (base + down + right) << 2, 12)
+    store<i32>(out + (<usize>i), ((b * oh + 2 * qy) * ow + 2 * qx) * yPix)
+    if (++qx == pw) {
+      qx = 0
+      if (++qy == oh >> 1) {
+        qy = 0
+        b++
+      }
+    }
+  }
+}
+
 // Convolution y[n, oh, ow, cout] = sum over taps of xp windows times a packed filter (packFilter),
 // valid windows only (pad first with padCopy). Both the forward pass (xp = padded x) and the stride-1
 // input gradient (xp = dy padded by k-1-pad, filter packed flipped) run here. ind: scratch for
@@ -96,7 +112,7 @@ function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh:
 // pooled != 0 (even oh and ow, group a multiple of 4): also the 2x2 average pool of the result,
 // [n, oh/2, ow/2, cout] at pooled, computed as tfjs-backend-wasm's AvgPool (XNNPACK) does, with its
 // bits: the window's columns summed first, ((tr + br) + (tl + bl)) * 0.25; pixels then run in
-// pool order (corners) and y is written only where y != 0.
+// pool order (quadCorners; ind then holds group + group / 4 i32s) and y is written only where y != 0.
 export function conv(
   xp: usize, wpk: usize, y: usize, ind: usize, group: i32,
   n: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, cout: i32,
@@ -110,7 +126,9 @@ export function conv(
   const quads = pooled != 0 ? 1 : 0
   for (let g0 = 0; g0 < P; g0 += group) {
     const gn = min(group, P - g0)
-    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw, quads)
+    const tops = ind + (<usize>group << 2) // quads: per window, its top left pixel's offset in y
+    if (quads != 0) quadCorners(ind, tops, g0, gn, hp, wp, ci, oh, ow, sh, sw, <i32>yPix)
+    else corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw)
     for (let j0 = 0; j0 < cout; j0 += 8) {
       const w = min(8, cout - j0)
       const panel = wpk + (<usize>j0 * K << 2)
@@ -125,11 +143,9 @@ export function conv(
           pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, 2 * yPix, w, gn - i, bp, relu, 0)
           continue
         }
-        // Window q of the pool: output pixels (2 qy, 2 qx) .. (2 qy + 1, 2 qx + 1) of image b.
+        // Pooling window q: its four pixels, their top left one at offset tops[i / 4] in y.
         const q = (g0 + i) >> 2
-        const pw = ow >> 1
-        const qy = (q % ((oh >> 1) * pw)) / pw
-        const top = y == 0 ? 0 : y + (<usize>(q / ((oh >> 1) * pw) * oh + 2 * qy) * ow + 2 * (q % pw)) * yPix + (<usize>j0 << 2)
+        const top = y == 0 ? 0 : y + <usize>load<i32>(tops + <usize>i) + (<usize>j0 << 2)
         const po = pooled + <usize>q * yPix + (<usize>j0 << 2)
         pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, top, yPix, <usize>ow * yPix, w, 4, bp, relu, po)
       }
@@ -294,7 +310,7 @@ export function filterGrad(
   memory.fill(dw, 0, <usize>K * co * 4)
   for (let g0 = 0; g0 < P; g0 += group) {
     const gn = min(group, P - g0)
-    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw, 0)
+    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw)
     // dy rows g0 .. g0+gn-1 into panels [co8 / 8][gn][8], zero past co.
     for (let j0 = 0; j0 < co8; j0 += 8) {
       const w = min(8, co - j0)
