@@ -18,8 +18,10 @@
  * 0), σ'' = 0; tanh: σ' = 1 - a², σ'' = -2a(1 - a²). Against the tape this does 5 convolutions, 3
  * filter gradients and 2 input gradients instead of 5, 5 and 3 on the reference CNN, in ~60 kernel
  * calls instead of ~380, and no elementwise passes of the tape's double backprop. The forward
- * convolutions run fused with their bias and relu (wasm/conv-relu.ts). Not bit-identical to the
+ * convolutions run fused with their bias and relu, and with a 2x2 average pool after them, and a
+ * pool's gradient with the relu mask below it (wasm/conv-relu.ts). Not bit-identical to the
  * tape (another summation order); every op is a plain kernel, so the bits are fixed by the inputs.
+ * The loss and gradient of the same networks (convLoss, convGradient) are the first-order half.
  */
 import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
@@ -50,7 +52,7 @@ export function setConvFastPath(on: boolean): void {
   enabled = on
 }
 
-/** Whether chunk HVPs on the current backend take this path (wasm, a network of the kind above). */
+/** Whether chunk losses, gradients and HVPs on the current backend take this file's passes (wasm, a network of the kind above). */
 export function useConvHvpPath(model: Model): boolean {
   if (
     !enabled ||
@@ -349,7 +351,7 @@ export function convLoss(model: Model, params: T[], c: Chunk): T {
 }
 
 /**
- * The forward pass of the plan. With `keep`, per step its input h and (conv / dense) its output a
+ * The forward pass of the plan. With `keepAll`, per step its input h and (conv / dense) its output a
  * or (max pool) its output; without, nothing of the steps. One more entry at the end holds the
  * logits as h.
  */
