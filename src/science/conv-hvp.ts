@@ -18,13 +18,16 @@
  * 0), σ'' = 0; tanh: σ' = 1 - a², σ'' = -2a(1 - a²). Against the tape this does 5 convolutions, 3
  * filter gradients and 2 input gradients instead of 5, 5 and 3 on the reference CNN, in ~60 kernel
  * calls instead of ~380, and no elementwise passes of the tape's double backprop. The forward
- * convolutions run fused with their bias and relu (wasm/conv-relu.ts). Not bit-identical to the
+ * convolutions run fused with their bias and relu, and with a 2x2 average pool after them, and a
+ * pool's gradient with the relu mask below it (wasm/conv-relu.ts). Not bit-identical to the
  * tape (another summation order); every op is a plain kernel, so the bits are fixed by the inputs.
+ * The loss and gradient of the same networks (convLoss, convGradient) are the first-order half.
  */
 import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
+import { crossEntropySum } from './loss.ts'
 import type { Model } from './models.ts'
-import { CONV_BIAS_ACT, RELU_MASK } from './wasm/conv-relu.ts'
+import { CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK, RELU_MASK } from './wasm/conv-relu.ts'
 
 type T = tf.Tensor
 
@@ -49,9 +52,14 @@ export function setConvFastPath(on: boolean): void {
   enabled = on
 }
 
-/** Whether chunk HVPs on the current backend take this path (wasm, a network of the kind above). */
+/** Whether chunk losses, gradients and HVPs on the current backend take this file's passes (wasm, a network of the kind above). */
 export function useConvHvpPath(model: Model): boolean {
-  if (!enabled || tf.getBackend() !== 'wasm' || tf.getKernel(CONV_BIAS_ACT, 'wasm') === undefined) return false
+  if (
+    !enabled ||
+    tf.getBackend() !== 'wasm' ||
+    [CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK].some((k) => tf.getKernel(k, 'wasm') === undefined)
+  )
+    return false
   let plan = plans.get(model)
   if (plan === undefined) {
     plan = buildPlan(model) ?? null
@@ -113,7 +121,28 @@ interface Saved {
 
 const convAct = (x: T, w: T, b: T, s: { stride: number; pad: 'same' | 'valid' }, relu: boolean): T =>
   tf.engine().runKernel(CONV_BIAS_ACT, { x, filter: w, bias: b }, { strides: [s.stride, s.stride], pad: s.pad, relu } as never) as T
+/** Whether step i is a relu conv layer followed by a 2x2 average pool: the two then run as one kernel (convPool). */
+const poolsNext = (plan: ConvPlan, i: number): boolean => {
+  const next = plan.steps[i + 1]
+  return fusesMask(plan, i + 1) && next?.kind === 'pool' && next.size === 2
+}
+/** A relu conv layer and the 2x2 average pool after it: [a, pooled] with `keepA`, else [pooled] (AvgPool's bits). */
+const convPool = (x: T, w: T, b: T, s: { stride: number; pad: 'same' | 'valid' }, keepA: boolean): T[] =>
+  tf.engine().runKernel(CONV_BIAS_ACT_POOL, { x, filter: w, bias: b }, {
+    strides: [s.stride, s.stride],
+    pad: s.pad,
+    relu: true,
+    keep: keepA,
+  } as never) as unknown as T[]
 const mask = (g: T, a: T): T => tf.engine().runKernel(RELU_MASK, { dy: g, y: a }) as T
+/** g at an average pool's output taken back through the pool and masked by the relu output a below it, in one kernel. */
+const poolMask = (g: T, a: T, size: number): T => tf.engine().runKernel(POOL_RELU_MASK, { dy: g, y: a }, { size } as never) as T
+/** Whether step i is an average pool right after a relu conv layer: its gradient and that layer's mask then run fused. */
+const fusesMask = (plan: ConvPlan, i: number): boolean => {
+  const s = plan.steps[i]
+  const below = plan.steps[i - 1]
+  return plan.activation === 'relu' && s?.kind === 'pool' && s.op === 'avg' && below?.kind === 'conv' && below.act
+}
 const attrs = (s: { stride: number; pad: 'same' | 'valid' }): Record<string, unknown> => ({
   strides: [s.stride, s.stride],
   pad: s.pad,
@@ -150,8 +179,9 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
   let h: T = tf.tensor4d(c.x, [c.n, h0, w0, c0])
   let Rh: T | undefined
   const saved: Saved[] = []
+  let pooled: T | undefined // the output of the pool step next, made with the conv layer before it
   // Forward and R-forward.
-  for (const s of plan.steps) {
+  for (const [i, s] of plan.steps.entries()) {
     const keep: Saved = { h, Rh }
     saved.push(keep)
     if (s.kind === 'conv' || s.kind === 'dense') {
@@ -166,7 +196,8 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
           h = keep.h = padded(h, s.explicit)
           Rh = keep.Rh = Rh === undefined ? undefined : padded(Rh, s.explicit)
         }
-        z = convAct(h, W, params[s.b]!, s, fuseRelu)
+        if (poolsNext(plan, i)) [z, pooled] = convPool(h, W, params[s.b]!, s, true) as [T, T]
+        else z = convAct(h, W, params[s.b]!, s, fuseRelu)
         Rz = convAct(h, V, dirs[s.b]!, s, false)
         if (Rh !== undefined) Rz = tf.add(Rz, tf.conv2d(Rh as tf.Tensor4D, W as tf.Tensor4D, s.stride, s.pad))
       } else {
@@ -181,7 +212,8 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
       h = a
       Rh = s.act ? (relu ? mask(Rz, a) : tf.mul(tf.sub(1, tf.square(a)), Rz)) : Rz
     } else if (s.kind === 'pool' && s.op === 'avg') {
-      h = tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      h = pooled ?? tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      pooled = undefined
       Rh = Rh === undefined ? undefined : tf.avgPool(Rh as tf.Tensor4D, s.size, s.size, 'valid')
     } else if (s.kind === 'pool') {
       // R{max pool} reads Rh at each window's arg-max cell: the sum over the window of Rh masked by
@@ -218,7 +250,9 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
       // δ and Rδ at z from g and Rg at a.
       let d: T | undefined = g
       let Rd: T = Rg
-      if (s.act && relu) {
+      if (fusesMask(plan, i + 1)) {
+        // Masked by the pool step above (poolMask).
+      } else if (s.act && relu) {
         d = g === undefined ? undefined : mask(g, a!)
         Rd = mask(Rg, a!)
       } else if (s.act) {
@@ -245,6 +279,9 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
           g = needG(i) ? mm(d!, W, false, true) : undefined
         }
       }
+    } else if (s.kind === 'pool' && fusesMask(plan, i)) {
+      Rg = poolMask(Rg, hin, s.size)
+      g = g === undefined ? undefined : poolMask(g, hin, s.size)
     } else if (s.kind === 'pool' && s.op === 'avg') {
       Rg = poolGrad(Rg, hin, s.size)
       g = g === undefined ? undefined : poolGrad(g, hin, s.size)
@@ -260,6 +297,103 @@ export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
     }
   }
   return out
+}
+
+/**
+ * Summed loss and gradient of the chunk, one tensor per parameter (in `model.params` order), by a
+ * hand-written backward pass (the first-order half of the above: backward δ = σ'(z) ⊙ g, ∇W = h ⋆ δ,
+ * ∇b = Σ δ, g_in = Wᵀ*δ, δ = p - Y at the softmax), no tape: the tape's own kernels (fused forward
+ * convolutions, filter and input gradients, pool gradients) without its engine bookkeeping,
+ * saved-tensor clones and the chain of small kernels of the loss's derivative. The loss is
+ * crossEntropySum of the same logits the loss path computes, so it has the loss path's bits.
+ * `params` is θ cut per parameter, shaped. Call inside the caller's tidy.
+ */
+export function convGradient(model: Model, params: T[], c: Chunk): { loss: T; grads: T[] } {
+  const plan = plans.get(model)
+  if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv plan`)
+  const saved = forward(plan, params, tf.tensor4d(c.x, [c.n, ...model.spec.inputShape]), true)
+  const logits = saved.pop()!.h
+  const loss = crossEntropySum(logits as tf.Tensor2D, c.y)
+  let g: T = tf.sub(tf.softmax(logits as tf.Tensor2D), oneHot(c.y, plan.classes))
+  const relu = plan.activation === 'relu'
+  const firstParam = plan.steps.findIndex((t) => t.kind === 'conv' || t.kind === 'dense')
+  const grads: T[] = new Array<T>(params.length)
+  for (let i = plan.steps.length - 1; i >= firstParam; i--) {
+    const s = plan.steps[i]!
+    const { h: hin, a } = saved[i]!
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      const d = !s.act || fusesMask(plan, i + 1) ? g : relu ? mask(g, a!) : tf.mul(g, tf.sub(1, tf.square(a!)))
+      const W = params[s.w]!
+      if (s.kind === 'conv') {
+        grads[s.w] = filterGrad(hin, d, W, s)
+        grads[s.b] = tf.sum(d, [0, 1, 2])
+        if (i > firstParam) g = inputGrad(d, W, hin.shape, s)
+      } else {
+        grads[s.w] = tf.matMul(hin as tf.Tensor2D, d as tf.Tensor2D, true, false)
+        grads[s.b] = tf.sum(d, 0)
+        if (i > firstParam) g = tf.matMul(d as tf.Tensor2D, W as tf.Tensor2D, false, true)
+      }
+    } else g = s.kind === 'pool' && fusesMask(plan, i) ? poolMask(g, hin, s.size) : backThrough(s, g, hin, a)
+  }
+  return { loss, grads }
+}
+
+/**
+ * Summed loss of the chunk (the forward pass with each relu conv layer and its 2x2 average pool as
+ * one kernel that never writes the layer's output; the bits of the tape's loss). Call inside the
+ * caller's tidy.
+ */
+export function convLoss(model: Model, params: T[], c: Chunk): T {
+  const plan = plans.get(model)
+  if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv plan`)
+  const [logits] = forward(plan, params, tf.tensor4d(c.x, [c.n, ...model.spec.inputShape]), false)
+  return crossEntropySum(logits!.h as tf.Tensor2D, c.y)
+}
+
+/**
+ * The forward pass of the plan. With `keepAll`, per step its input h and (conv / dense) its output a
+ * or (max pool) its output; without, nothing of the steps. One more entry at the end holds the
+ * logits as h.
+ */
+function forward(plan: ConvPlan, params: T[], x: T, keepAll: boolean): Saved[] {
+  const relu = plan.activation === 'relu'
+  const saved: Saved[] = []
+  let h = x
+  let pooled: T | undefined // the output of the pool step next, made with the conv layer before it
+  for (const [i, s] of plan.steps.entries()) {
+    const keep: Saved = { h, Rh: undefined }
+    if (keepAll) saved.push(keep)
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      let z: T
+      if (s.kind === 'conv') {
+        if (s.explicit > 0) h = keep.h = padded(h, s.explicit)
+        if (poolsNext(plan, i)) {
+          const outs = convPool(h, params[s.w]!, params[s.b]!, s, keepAll)
+          pooled = outs.pop()!
+          z = outs[0] ?? pooled // unkept, the layer's output is never made (the pool step takes `pooled`)
+        } else z = convAct(h, params[s.w]!, params[s.b]!, s, s.act && relu)
+      } else {
+        z = tf.add(tf.matMul(h as tf.Tensor2D, params[s.w] as tf.Tensor2D), params[s.b]!)
+        if (s.act && relu) z = tf.relu(z)
+      }
+      h = keep.a = s.act && !relu ? tf.tanh(z) : z
+    } else if (s.kind === 'pool' && s.op === 'avg') {
+      h = pooled ?? tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      pooled = undefined
+    } else if (s.kind === 'pool') h = keep.a = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+    else h = tf.reshape(s.order === 'chw' ? tf.transpose(h, [0, 3, 1, 2]) : h, [h.shape[0]!, -1])
+  }
+  saved.push({ h, Rh: undefined })
+  return saved
+}
+
+/** A gradient g at a pool's or flatten's output taken back to its input hin (a: a max pool's output). */
+function backThrough(s: Step, g: T, hin: T, a: T | undefined): T {
+  if (s.kind === 'pool') return s.op === 'avg' ? poolGrad(g, hin, s.size) : maxRoute(g, hin, a!, s.size)
+  const [n, hh, ww, cc] = hin.shape as [number, number, number, number]
+  return s.kind === 'flatten' && s.order === 'chw'
+    ? tf.transpose(tf.reshape(g, [n, cc, hh, ww]), [0, 2, 3, 1])
+    : tf.reshape(g, [n, hh, ww, cc])
 }
 
 /** Labels as a float32 one-hot matrix built on the host. */

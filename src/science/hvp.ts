@@ -9,7 +9,7 @@
  * order, so results are bit-reproducible on a given backend. Memory is flat: every tensor is created and disposed inside these functions.
  */
 import * as tf from '@tensorflow/tfjs'
-import { convHvp, useConvHvpPath } from './conv-hvp.ts'
+import { convGradient, convHvp, convLoss, useConvHvpPath } from './conv-hvp.ts'
 import { denseGradient, denseHvp, useDensePath } from './dense-hvp.ts'
 import { installGradients } from './gradients/index.ts'
 import { crossEntropySum, type Reduction } from './loss.ts'
@@ -95,6 +95,11 @@ interface Pending {
 function lossTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
   installGradients()
   checkLength(model, theta, 'theta')
+  if (useConvHvpPath(model)) {
+    // Conv networks on wasm: the plan's forward pass, each relu conv layer and its pool one kernel (conv-hvp.ts).
+    checkChunk(model, c)
+    return { loss: tf.tidy(() => convLoss(model, paramTensors(model, theta), c)) }
+  }
   return { loss: tf.tidy(() => lossOnParts(model, paramTensors(model, theta), c, true)) }
 }
 
@@ -105,6 +110,12 @@ function gradientTensors(model: Model, theta: Float32Array, c: Chunk): Pending {
     // Dense models on wasm: the hand-written backward pass (dense-hvp.ts), no tape.
     checkChunk(model, c)
     const r = tf.tidy(() => denseGradient(model, theta, c))
+    return { loss: r.loss, parts: r.grads }
+  }
+  if (useConvHvpPath(model)) {
+    // Conv networks on wasm: the hand-written backward pass (conv-hvp.ts), no tape.
+    checkChunk(model, c)
+    const r = tf.tidy(() => convGradient(model, paramTensors(model, theta), c))
     return { loss: r.loss, parts: r.grads }
   }
   const { value, grads } = tf.tidy(() => {

@@ -4,9 +4,11 @@
  * for non-positive window maxima and for reshaped right operands), fast transposed BatchMatMul and
  * stride-1 Conv2DBackpropInput (composed from XNNPACK's Conv2D and matmul), a faster AvgPoolGrad
  * that refuses padded windows, copy-free Identity / same-dtype Cast (the tape's clones of saved
- * tensors), and bias-gradient sums through average pooling (faster and more accurate); and two
- * of cusp's own, a fused conv + bias + relu layer for first-order passes and its mask. Each is registered under its tfjs kernel name for backend 'wasm', so model code
- * (tf.conv2d, tf.matMul, tf.grad) is unchanged and other backends (cpu, tfjs-node) are untouched.
+ * tensors), and bias-gradient sums through average pooling (faster and more accurate); and three
+ * of cusp's own, a fused conv + bias + relu layer for first-order passes, its mask, and that mask
+ * fused with an average pool's gradient (the hand-written conv passes, conv-hvp.ts). Each is
+ * registered under its tfjs kernel name for backend 'wasm', so model code (tf.conv2d, tf.matMul,
+ * tf.grad) is unchanged and other backends (cpu, tfjs-node) are untouched.
  * The parts live in ./wasm/. (A JS leading-axes Sum and an axis-merging Transpose were tried and
  * dropped: no faster than the shipped kernels once measured in CPU time with fresh inputs.)
  */
@@ -14,7 +16,13 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs'
 import type { KernelConfig } from '@tensorflow/tfjs'
 import { batchMatMulConfig } from './wasm/batch-mat-mul.ts'
 import { conv2DBackpropFilterConfig, conv2DBackpropInputConfig, conv2DConfig } from './wasm/conv-backprop.ts'
-import { convBiasActConfig, registerConvBiasActGrad, reluMaskConfig } from './wasm/conv-relu.ts'
+import {
+  avgPoolReluMaskConfig,
+  convBiasActConfig,
+  convBiasActPoolConfig,
+  registerConvBiasActGrad,
+  reluMaskConfig,
+} from './wasm/conv-relu.ts'
 import { originals, WASM } from './wasm/kernel-calls.ts'
 import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
 import { castConfig, identityConfig } from './wasm/shared-data.ts'
@@ -47,6 +55,8 @@ const replacements: KernelConfig[] = [
   // gradient paths (wasm/conv-relu.ts).
   convBiasActConfig,
   reluMaskConfig,
+  avgPoolReluMaskConfig,
+  convBiasActPoolConfig,
 ]
 
 let installed = false

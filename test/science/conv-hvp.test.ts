@@ -11,7 +11,7 @@ import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import { setConvFastPath, useConvHvpPath } from '../../src/science/conv-hvp.ts'
 import { initEngine } from '../../src/science/engine.ts'
-import { chunkHvp, type Chunk } from '../../src/science/hvp.ts'
+import { chunkGradient, chunkHvp, chunkLoss, type Chunk } from '../../src/science/hvp.ts'
 import { buildModel, initParams, type Model, type ModelSpec } from '../../src/science/models.ts'
 import { createRng } from '../../src/science/rng.ts'
 import { dot, fdHvp, makeChunk, modelGrad, relErr, unitVector } from './fixtures/oracles.ts'
@@ -110,5 +110,77 @@ t.test('symmetry u·Hv = v·Hu', async (tt) => {
     const a = dot(u, chunkHvp(m, theta, v, c))
     const b = dot(v, chunkHvp(m, theta, u, c))
     tt.ok(Math.abs(a - b) <= 1e-4 * Math.max(Math.abs(a), Math.abs(b)), `${activation}: ${a} vs ${b}`)
+  }
+})
+
+const tapeGradient = (m: Model, theta: Float32Array, c: Chunk): { loss: number; grad: Float32Array } => {
+  setConvFastPath(false)
+  try {
+    return chunkGradient(m, theta, c)
+  } finally {
+    setConvFastPath(true)
+  }
+}
+
+const tapeLoss = (m: Model, theta: Float32Array, c: Chunk): number => {
+  setConvFastPath(false)
+  try {
+    return chunkLoss(m, theta, c)
+  } finally {
+    setConvFastPath(true)
+  }
+}
+
+t.test('the hand-written gradient equals the tape gradient; its loss is the loss path bits', async (tt) => {
+  const specs: Array<[ModelSpec, number]> = [
+    [{ arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' }, 20],
+    [{ arch: 'cnn', activation: 'tanh', inputShape: [28, 28, 1], classes: 10, pool: 'avg', width: 0.5 }, 9],
+    [{ arch: 'cnn', activation: 'relu', inputShape: [13, 11, 2], classes: 3, pool: 'avg', width: 0.7 }, 7],
+    [{ arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'max' }, 6],
+    [{ arch: 'cnn', activation: 'tanh', inputShape: [13, 11, 2], classes: 3, pool: 'max', width: 0.7 }, 5],
+    [{ arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 8 }, 4],
+    [{ arch: 'alexnet', activation: 'tanh', inputShape: [35, 33, 3], classes: 10, width: 1 / 16 }, 3],
+    [{ arch: 'vgg16', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 }, 3],
+  ]
+  for (const [spec, n] of specs) {
+    const m = buildModel(spec)
+    const label = `${spec.arch} ${spec.activation} ${spec.pool ?? ''} ${spec.inputShape} w${spec.width ?? 1} n${n}`
+    for (const seed of [3, 4]) {
+      const c = makeChunk(m, n, seed)
+      const theta = thetaOf(m, seed + 1)
+      const before = tf.memory().numTensors
+      const got = chunkGradient(m, theta, c)
+      tt.equal(tf.memory().numTensors, before, `${label}: no tensors left behind`)
+      const want = tapeGradient(m, theta, c)
+      const e = relErr(got.grad, want.grad)
+      tt.ok(e <= 1e-6, `${label} #${seed}: gradient rel err ${e.toExponential(2)}`)
+      tt.equal(got.loss, chunkLoss(m, theta, c), `${label} #${seed}: loss has the loss path's bits`)
+      tt.equal(got.loss, tapeLoss(m, theta, c), `${label} #${seed}: loss has the tape loss's bits (fused conv + pool)`)
+      tt.ok(Math.abs(got.loss - want.loss) <= 1e-6 * Math.abs(want.loss), `${label} #${seed}: loss ${got.loss} vs tape ${want.loss}`)
+      tt.ok(
+        m.params.every((p) => got.grad.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)).some((x) => x !== 0)),
+        'every parameter block nonzero',
+      )
+    }
+  }
+})
+
+t.test('the hand-written gradient against central differences of the loss (tanh)', async (tt) => {
+  const m = buildModel({ arch: 'cnn', activation: 'tanh', inputShape: [8, 8, 1], classes: 3, pool: 'avg', width: 0.25 })
+  const c = makeChunk(m, 3, 5)
+  const theta = thetaOf(m, 6)
+  const g = chunkGradient(m, theta, c).grad
+  for (const seed of [7, 8]) {
+    const v = unitVector(m.size, seed)
+    const eps = 1e-2
+    const at = (s: number): number =>
+      chunkLoss(
+        m,
+        theta.map((a, i) => a + s * eps * v[i]!),
+        c,
+      )
+    const fd = (-at(2) + 8 * at(1) - 8 * at(-1) + at(-2)) / (12 * eps)
+    const gv = dot(g, v)
+    tt.ok(Math.abs(gv - fd) <= 1e-4 + 1e-3 * Math.abs(fd), `v#${seed}: g·v ${gv} vs five-point ${fd}`)
   }
 })

@@ -3,17 +3,20 @@
  * 'CuspConvBiasAct' kernel against the cpu reference relu(conv2d(x, W) + b) and bit for bit against
  * the unfused wasm ops it replaces, on the CNN, AlexNet-CIFAR and VGG-16 shapes and random odd
  * shapes, strides and paddings; 'CuspReluMask' against dy * step(y) on odd lengths; the fused
- * layer's gradient bit for bit against the tape's gradient of the unfused ops; and the models'
- * chunk loss and gradient (which now run fused) bit for bit against the unfused tape.
+ * layer's gradient bit for bit against the tape's gradient of the unfused ops; 'CuspAvgPoolReluMask'
+ * bit for bit against AvgPoolGrad then 'CuspReluMask'; 'CuspConvBiasActPool' bit for bit against
+ * 'CuspConvBiasAct' then AvgPool; and the models' chunk loss and tape
+ * gradient (which run fused) bit for bit against the unfused tape.
  */
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
+import { setConvFastPath } from '../../src/science/conv-hvp.ts'
 import { initEngine } from '../../src/science/engine.ts'
 import { chunkGradient, chunkLoss } from '../../src/science/hvp.ts'
 import { crossEntropySum } from '../../src/science/loss.ts'
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
-import { CONV_BIAS_ACT, RELU_MASK } from '../../src/science/wasm/conv-relu.ts'
+import { CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK, RELU_MASK } from '../../src/science/wasm/conv-relu.ts'
 import { simdConv2D } from '../../src/science/wasm/conv-simd.ts'
 import { makeChunk, maxRelErr } from './fixtures/oracles.ts'
 
@@ -154,7 +157,84 @@ t.test('the fused layer gradient (x, filter, bias) equals the tape gradient of t
   }
 })
 
-t.test('chunk loss and gradient (fused on wasm) equal the unfused tape bit for bit', async (tt) => {
+t.test('CuspAvgPoolReluMask: AvgPoolGrad then CuspReluMask bit for bit (odd maps, odd channels, uncovered rows)', async (tt) => {
+  const shapes: Array<[number[], number]> = [
+    [[2, 28, 28, 16], 2],
+    [[3, 14, 14, 32], 2],
+    [[2, 13, 11, 11], 2],
+    [[1, 9, 7, 3], 3],
+    [[2, 5, 6, 1], 2],
+    [[1, 4, 4, 5], 4],
+  ]
+  let seed = 900
+  for (const [shape, k] of shapes) {
+    const [n, h, w, c] = shape as [number, number, number, number]
+    const yv = rand(size(shape), seed++)
+    for (let i = 0; i < yv.length; i += 5) yv[i] = 0 // exact zeros: step(0) = 0
+    const pooled = [n, Math.floor(h / k), Math.floor(w / k), c]
+    const dyv = rand(size(pooled), seed++)
+    const [got, want] = tf.tidy(() => {
+      const y = tf.tensor4d(yv, [n, h, w, c])
+      const dy = tf.tensor(dyv, pooled)
+      const fused = tf.engine().runKernel(POOL_RELU_MASK, { dy, y }, { size: k } as never) as tf.Tensor
+      const spread = tf
+        .engine()
+        .runKernel('AvgPoolGrad', { dy, input: y }, { filterSize: k, strides: k, pad: 'valid' } as never) as tf.Tensor
+      const plain = tf.engine().runKernel(RELU_MASK, { dy: spread, y }) as tf.Tensor
+      return [fused.dataSync() as Float32Array, plain.dataSync() as Float32Array]
+    })
+    tt.ok(same(got, want), `[${shape.join(',')}] pool ${k}`)
+    tt.ok(got.some((v) => v !== 0) && got.some((v) => v === 0), `[${shape.join(',')}]: some masked, some kept`)
+  }
+  tt.throws(
+    () => tf.engine().runKernel(POOL_RELU_MASK, { dy: tf.ones([1, 3, 2, 3]), y: tf.ones([1, 5, 4, 3]) }, { size: 2 } as never),
+    /pool of/,
+  )
+})
+
+t.test('CuspConvBiasActPool: CuspConvBiasAct then AvgPool 2x2 bit for bit, y kept or not, even and odd maps', async (tt) => {
+  const shapes: Array<[number[], number[], 'same' | 'valid', boolean]> = [
+    [[4, 28, 28, 1], [3, 3, 1, 16], 'same', true],
+    [[3, 14, 14, 16], [3, 3, 16, 32], 'same', true],
+    [[2, 10, 12, 3], [3, 3, 3, 11], 'valid', false],
+    [[2, 9, 9, 2], [3, 3, 2, 5], 'valid', true],
+    [[1, 15, 13, 3], [3, 3, 3, 7], 'same', true],
+  ]
+  let seed = 950
+  for (const [xs, fs, pad, relu] of shapes) {
+    const label = `x [${xs.join(',')}] f [${fs.join(',')}] ${pad} relu=${relu}`
+    const [y, want, kept, pooled, only] = tf.tidy(() => {
+      const x = tf.tensor(rand(size(xs), seed++), xs)
+      const f = tf.tensor(rand(size(fs), seed++), fs)
+      const b = tf.tensor1d(rand(fs[3]!, seed++))
+      const attrs = { strides: [1, 1], pad, relu }
+      const e = tf.engine()
+      const y = e.runKernel(CONV_BIAS_ACT, { x, filter: f, bias: b }, attrs as never) as tf.Tensor4D
+      const [kept, pooled] = e.runKernel(CONV_BIAS_ACT_POOL, { x, filter: f, bias: b }, {
+        ...attrs,
+        keep: true,
+      } as never) as unknown as tf.Tensor[]
+      const [only] = e.runKernel(CONV_BIAS_ACT_POOL, { x, filter: f, bias: b }, {
+        ...attrs,
+        keep: false,
+      } as never) as unknown as tf.Tensor[]
+      return [y, tf.avgPool(y, 2, 2, 'valid'), kept!, pooled!, only!].map((t) => t.dataSync() as Float32Array)
+    })
+    tt.ok(same(kept!, y!), `${label}: y`)
+    tt.ok(same(pooled!, want!), `${label}: pooled`)
+    tt.ok(same(only!, want!), `${label}: pooled, y not kept`)
+    tt.ok(
+      want!.some((v) => v !== 0),
+      `${label}: pooled not all zero`,
+    )
+  }
+})
+
+t.test('chunk loss and the tape gradient (fused on wasm) equal the unfused tape bit for bit', async (tt) => {
+  // The tape with the fused layer; on wasm chunkGradient normally takes the hand-written pass,
+  // which conv-hvp.test.ts checks against this tape gradient.
+  setConvFastPath(false)
+  t.teardown(() => setConvFastPath(true))
   const specs: ModelSpec[] = [
     { arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg', width: 0.5 },
     { arch: 'cnn', activation: 'tanh', inputShape: [13, 11, 2], classes: 3, pool: 'max', width: 0.7 },

@@ -12,13 +12,15 @@ import { backend_util, engine, registerGradient } from '@tensorflow/tfjs'
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { callKernel, release, sizeOf, WASM } from './kernel-calls.ts'
-import { simdConv2D } from './conv-simd.ts'
+import { simdConv2D, simdConvPool } from './conv-simd.ts'
 import { convKernels } from './simd/conv-kernels.ts'
 import { pointerOf } from './simd/kernels.ts'
 
 /** Kernel names (cusp's own; no tfjs kernel has them). */
 export const CONV_BIAS_ACT = 'CuspConvBiasAct'
 export const RELU_MASK = 'CuspReluMask'
+export const CONV_BIAS_ACT_POOL = 'CuspConvBiasActPool'
+export const POOL_RELU_MASK = 'CuspAvgPoolReluMask'
 
 /** Attributes of 'CuspConvBiasAct': stride and tfjs padding of the convolution, and the activation. */
 export interface ConvBiasActAttrs {
@@ -67,6 +69,33 @@ function convBiasAct(args: {
   return y
 }
 
+/** Attributes of 'CuspConvBiasActPool': those of 'CuspConvBiasAct', and whether y is kept. */
+export interface ConvBiasActPoolAttrs extends ConvBiasActAttrs {
+  keep: boolean
+}
+
+/**
+ * A conv layer and the 2x2 average pool after it (window = stride = 2, 'valid') as one kernel:
+ * outputs [y, pooled] with `keep` (y for the backward pass), else [pooled]; y as 'CuspConvBiasAct'
+ * computes it and pooled with AvgPool's bits, pooled in the convolution's store where the output
+ * sizes are even (conv-simd.ts simdConvPool), else composed from the two kernels.
+ */
+function convBiasActPool(args: {
+  inputs: { x: TensorInfo; filter: TensorInfo; bias: TensorInfo }
+  backend: BackendWasm
+  attrs: ConvBiasActPoolAttrs
+}): TensorInfo[] {
+  const { inputs, backend, attrs } = args
+  const { x, filter, bias } = inputs
+  const own = simdConvPool(backend, x, filter, convInfo(x, filter, attrs), bias, attrs.relu, attrs.keep ? 'both' : 'only')
+  if (own !== undefined) return own
+  const y = convBiasAct({ inputs, backend, attrs })
+  const pooled = callKernel('AvgPool', backend, { x: y }, { filterSize: 2, strides: 2, pad: 'valid', dimRoundingMode: undefined } as never)
+  if (attrs.keep) return [y, pooled]
+  release(backend, y)
+  return [pooled]
+}
+
 /** dz = dy * (y > 0 ? 1 : 0), float32, same shapes. */
 function reluMask(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: BackendWasm }): TensorInfo {
   const {
@@ -85,6 +114,45 @@ function reluMask(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: Ba
   return out
 }
 
+/**
+ * dz = the average pool's gradient of dy (window = stride = size, 'valid') masked by y > 0: the
+ * gradient at a conv layer's pre-activation from the gradient dy at the pool after its relu, in one
+ * pass (simd/conv.as avgPoolReluMask); the bits of AvgPoolGrad followed by 'CuspReluMask'.
+ */
+function avgPoolReluMask(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: BackendWasm; attrs: { size: number } }): TensorInfo {
+  const {
+    inputs: { dy, y },
+    backend,
+    attrs: { size },
+  } = args
+  const [n, h, w, c] = y.shape as [number, number, number, number]
+  const oh = Math.floor(h / size)
+  const ow = Math.floor(w / size)
+  if (dy.dtype !== 'float32' || y.dtype !== 'float32' || !Number.isInteger(size) || size < 1 || dy.shape.join() !== [n, oh, ow, c].join())
+    throw new Error(`${POOL_RELU_MASK}: dy [${dy.shape.join(',')}] is not the ${size}x${size} pool of float32 y [${y.shape.join(',')}]`)
+  const out = backend.makeOutput([...y.shape], 'float32')
+  convKernels(backend).avgPoolReluMask(
+    pointerOf(backend, dy.dataId),
+    pointerOf(backend, y.dataId),
+    pointerOf(backend, out.dataId),
+    n,
+    h,
+    w,
+    c,
+    size,
+    oh,
+    ow,
+    Math.fround(1 / (size * size)),
+  )
+  return out
+}
+
+export const convBiasActPoolConfig: KernelConfig = {
+  kernelName: CONV_BIAS_ACT_POOL,
+  backendName: WASM,
+  kernelFunc: convBiasActPool as unknown as KernelFunc,
+}
+
 export const convBiasActConfig: KernelConfig = {
   kernelName: CONV_BIAS_ACT,
   backendName: WASM,
@@ -95,6 +163,12 @@ export const reluMaskConfig: KernelConfig = {
   kernelName: RELU_MASK,
   backendName: WASM,
   kernelFunc: reluMask as unknown as KernelFunc,
+}
+
+export const avgPoolReluMaskConfig: KernelConfig = {
+  kernelName: POOL_RELU_MASK,
+  backendName: WASM,
+  kernelFunc: avgPoolReluMask as unknown as KernelFunc,
 }
 
 /**

@@ -111,17 +111,37 @@ export function simdConv2D(
   bias?: TensorInfo,
   relu = false,
 ): TensorInfo | undefined {
+  return simdConvPool(backend, x, filter, info, bias, relu, 'none')?.[0]
+}
+
+/**
+ * simdConv2D, and with `pool` also the 2x2 average pool of its result (window = stride = 2,
+ * 'valid'), in the convolution's store with AvgPool's bits (simd/conv.as conv): returns [y, pooled]
+ * ('both') or [pooled] ('only'; y is never written). Pooling needs even output sizes (else
+ * undefined: the caller pools apart).
+ */
+export function simdConvPool(
+  backend: BackendWasm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+  bias: TensorInfo | undefined,
+  relu: boolean,
+  pool: 'none' | 'both' | 'only',
+): TensorInfo[] | undefined {
   if (!applies(info, x, filter)) return undefined
   if (bias !== undefined && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== filter.shape[3])) return undefined
   const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw, outHeight: oh, outWidth: ow } = info
+  if (pool !== 'none' && (oh % 2 !== 0 || ow % 2 !== 0)) return undefined
   const [n, , , ci] = x.shape as [number, number, number, number]
   const co = filter.shape[3]!
-  const out = backend.makeOutput([n, oh, ow, co], 'float32')
+  const out = pool === 'only' ? undefined : backend.makeOutput([n, oh, ow, co], 'float32')
+  const pooled = pool === 'none' ? undefined : backend.makeOutput([n, oh / 2, ow / 2, co], 'float32')
   const packed = packedFilter(backend, filter, 'forward')
   const src = paddedInput(backend, x, (oh - 1) * sh + fh, (ow - 1) * sw + fw, info.padInfo.top, info.padInfo.left)
   const pixels = n * oh * ow
   const group = groupOf(pixels, sh * sw * ci, 8192)
-  const ind = allocScratch(backend, group)
+  const ind = allocScratch(backend, pool === 'none' ? group : group + group / 4) // corners, then (pooled) the windows' offsets in y
   let bp = 0
   if (bias !== undefined) {
     // The bias padded with zeros to whole panels of 8 (the kernel loads 8 per panel).
@@ -135,7 +155,7 @@ export function simdConv2D(
   k.conv(
     src.ptr,
     packed,
-    pointerOf(backend, out.dataId),
+    out === undefined ? 0 : pointerOf(backend, out.dataId),
     ind,
     group,
     n,
@@ -151,11 +171,12 @@ export function simdConv2D(
     sw,
     bp,
     relu ? 1 : 0,
+    pooled === undefined ? 0 : pointerOf(backend, pooled.dataId),
   )
   freeScratch(backend, ind)
   if (bp !== 0) freeScratch(backend, bp)
   if (src.scratch !== 0) freeScratch(backend, src.scratch)
-  return out
+  return [out, pooled].filter((t) => t !== undefined)
 }
 
 /**
@@ -201,6 +222,7 @@ export function simdConvInputGrad(
     fw,
     1,
     1,
+    0,
     0,
     0,
   )

@@ -13,6 +13,19 @@ export interface ConvKernels {
   conv(...args: number[]): void
   filterGrad(...args: number[]): void
   reluMask(dy: number, y: number, dz: number, count: number): void
+  avgPoolReluMask(
+    dy: number,
+    y: number,
+    dz: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    s: number,
+    oh: number,
+    ow: number,
+    mult: number,
+  ): void
 }
 
 interface MemoryOf {

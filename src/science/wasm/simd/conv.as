@@ -71,6 +71,37 @@ function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh:
   }
 }
 
+// corners in 2x2-pool order (even oh and ow; p0 and count multiples of 4): pixel p is corner p & 3
+// (top left, top right, bottom left, bottom right) of pooling window p >> 2, the windows in raster
+// order; and at out, per window, the byte offset of its top left pixel in y (yPix bytes a pixel).
+// Counters, not divisions, per window.
+function quadCorners(ind: usize, out: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, sh: i32, sw: i32, yPix: i32): void {
+  const pw = ow >> 1
+  const per = (oh >> 1) * pw
+  const q0 = p0 >> 2
+  let b = q0 / per
+  let qy = (q0 % per) / pw
+  let qx = q0 % pw
+  const right = sw * ci
+  const down = sh * wp * ci
+  for (let i = 0; i < count; i += 4) {
+    const base = ((b * hp + 2 * qy * sh) * wp + 2 * qx * sw) * ci
+    const o = ind + (<usize>i << 2)
+    store<i32>(o, base << 2)
+    store<i32>(o, (base + right) << 2, 4)
+    store<i32>(o, (base + down) << 2, 8)
+    store<i32>(o, (base + down + right) << 2, 12)
+    store<i32>(out + (<usize>i), ((b * oh + 2 * qy) * ow + 2 * qx) * yPix)
+    if (++qx == pw) {
+      qx = 0
+      if (++qy == oh >> 1) {
+        qy = 0
+        b++
+      }
+    }
+  }
+}
+
 // Convolution y[n, oh, ow, cout] = sum over taps of xp windows times a packed filter (packFilter),
 // valid windows only (pad first with padCopy). Both the forward pass (xp = padded x) and the stride-1
 // input gradient (xp = dy padded by k-1-pad, filter packed flipped) run here. ind: scratch for
@@ -78,19 +109,26 @@ function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh:
 // in groups so the group's input stays in cache across the panels. Optional epilogue (the fused
 // forward of a conv layer): bias != 0 points at cout rounded up to 8 floats added to every pixel
 // after its sum (the same float32 add as a separate bias add), and relu != 0 then takes max(0, .).
+// pooled != 0 (even oh and ow, group a multiple of 4): also the 2x2 average pool of the result,
+// [n, oh/2, ow/2, cout] at pooled, computed as tfjs-backend-wasm's AvgPool (XNNPACK) does, with its
+// bits: the window's columns summed first, ((tr + br) + (tl + bl)) * 0.25; pixels then run in
+// pool order (quadCorners; ind then holds group + group / 4 i32s) and y is written only where y != 0.
 export function conv(
   xp: usize, wpk: usize, y: usize, ind: usize, group: i32,
   n: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, cout: i32,
-  fh: i32, fw: i32, sh: i32, sw: i32, bias: usize, relu: i32,
+  fh: i32, fw: i32, sh: i32, sw: i32, bias: usize, relu: i32, pooled: usize,
 ): void {
   const P = n * oh * ow
   const L = fw * ci // one window row, contiguous
   const K = fh * L
   const rowBytes = <usize>(wp * ci) << 2
   const yPix = <usize>cout << 2
+  const quads = pooled != 0 ? 1 : 0
   for (let g0 = 0; g0 < P; g0 += group) {
     const gn = min(group, P - g0)
-    corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw)
+    const tops = ind + (<usize>group << 2) // quads: per window, its top left pixel's offset in y
+    if (quads != 0) quadCorners(ind, tops, g0, gn, hp, wp, ci, oh, ow, sh, sw, <i32>yPix)
+    else corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw)
     for (let j0 = 0; j0 < cout; j0 += 8) {
       const w = min(8, cout - j0)
       const panel = wpk + (<usize>j0 * K << 2)
@@ -101,19 +139,29 @@ export function conv(
         const q1 = xp + <usize>load<i32>(ind + (<usize>min(i + 1, last) << 2))
         const q2 = xp + <usize>load<i32>(ind + (<usize>min(i + 2, last) << 2))
         const q3 = xp + <usize>load<i32>(ind + (<usize>min(i + 3, last) << 2))
-        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, w, gn - i, bp, relu)
+        if (quads == 0) {
+          pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, 2 * yPix, w, gn - i, bp, relu, 0)
+          continue
+        }
+        // Pooling window q: its four pixels, their top left one at offset tops[i / 4] in y.
+        const q = (g0 + i) >> 2
+        const top = y == 0 ? 0 : y + <usize>load<i32>(tops + <usize>i) + (<usize>j0 << 2)
+        const po = pooled + <usize>q * yPix + (<usize>j0 << 2)
+        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, top, yPix, <usize>ow * yPix, w, 4, bp, relu, po)
       }
     }
   }
 }
 
 // The convolution's micro-kernel: 4 pixels (window corners q0..q3) by the w (1..8) outputs of one
-// filter panel, summed over the fh window rows of L floats, stored to the first `left` (1..4 or
-// more) pixel rows at o (row stride yPix bytes), after the epilogue (bias at bp unless 0, then
-// relu unless 0). A function of its own, not inlined into the loops above, like taps4 below.
+// filter panel, summed over the fh window rows of L floats, stored (unless o is 0) to the first
+// `left` (1..4 or more) of the pixel rows at o, o + s1, o + s2, o + s2 + s1, after the epilogue
+// (bias at bp unless 0, then relu unless 0); with po != 0 the four pixels are a 2x2 pooling window
+// (top left, top right, bottom left, bottom right) and their average is stored at po. A function
+// of its own, not inlined into the loops above, like taps4 below.
 function pixels4(
-  q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i32, L: i32, rowBytes: usize, o: usize, yPix: usize, w: i32, left: i32,
-  bp: usize, relu: i32,
+  q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i32, L: i32, rowBytes: usize, o: usize, s1: usize, s2: usize, w: i32,
+  left: i32, bp: usize, relu: i32, po: usize,
 ): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0)
@@ -171,10 +219,18 @@ function pixels4(
     e0 = f32x4.max(e0, z)
     e1 = f32x4.max(e1, z)
   }
+  if (po != 0) {
+    // XNNPACK's order: the right column's pair, plus the left column's pair, times the scale.
+    const quarter = f32x4.splat(0.25)
+    const m0 = f32x4.mul(f32x4.add(f32x4.add(b0, e0), f32x4.add(a0, d0)), quarter)
+    const m1 = f32x4.mul(f32x4.add(f32x4.add(b1, e1), f32x4.add(a1, d1)), quarter)
+    storeRow(po, m0, m1, w)
+  }
+  if (o == 0) return
   storeRow(o, a0, a1, w)
-  if (left > 1) storeRow(o + yPix, b0, b1, w)
-  if (left > 2) storeRow(o + 2 * yPix, d0, d1, w)
-  if (left > 3) storeRow(o + 3 * yPix, e0, e1, w)
+  if (left > 1) storeRow(o + s1, b0, b1, w)
+  if (left > 2) storeRow(o + s2, d0, d1, w)
+  if (left > 3) storeRow(o + s2 + s1, e0, e1, w)
 }
 
 // The gradient through a relu of its output y: dz[i] = dy[i] * (y[i] > 0 ? 1 : 0), for `count`
@@ -191,6 +247,45 @@ export function reluMask(dy: usize, y: usize, dz: usize, count: i32): void {
   for (; i < count; i++) {
     const o = <usize>i << 2
     store<f32>(dz + o, load<f32>(dy + o) * (load<f32>(y + o) > 0 ? <f32>1 : <f32>0))
+  }
+}
+
+// The gradient through a relu and then an average pool of window = stride = s ('valid'): dz[b, r,
+// col, :] = (dy[b, r / s, col / s, :] * mult) * (y[b, r, col, :] > 0 ? 1 : 0) for rows r < oh*s and
+// columns col < ow*s, 0 elsewhere (cells no window covers); dy [n, oh, ow, c], y and dz [n, h, w, c],
+// mult = 1 / (s*s) as float32. The same two float32 products, in the same order, as the pool's
+// gradient (dy times mult) followed by reluMask, without the pass in between.
+export function avgPoolReluMask(dy: usize, y: usize, dz: usize, n: i32, h: i32, w: i32, c: i32, s: i32, oh: i32, ow: i32, mult: f32): void {
+  const m = f32x4.splat(mult)
+  const one = f32x4.splat(1)
+  const zero = f32x4.splat(0)
+  const pix = <usize>c << 2
+  const covered = <usize>(ow * s) * pix
+  const rowBytes = <usize>w * pix
+  for (let b = 0; b < n; b++) {
+    for (let r = 0; r < h; r++) {
+      const o = (<usize>(b * h + r) * w) * pix
+      if (r >= oh * s) {
+        memory.fill(dz + o, 0, rowBytes)
+        continue
+      }
+      const gRow = dy + (<usize>(b * oh + r / s) * ow) * pix
+      for (let col = 0; col < ow * s; col++) {
+        const g = gRow + <usize>(col / s) * pix
+        const q = o + <usize>col * pix
+        let k = 0
+        for (; k + 4 <= c; k += 4) {
+          const kb = <usize>k << 2
+          const spread = f32x4.mul(v128.load(g + kb), m)
+          v128.store(dz + q + kb, f32x4.mul(spread, v128.and(f32x4.gt(v128.load(y + q + kb), zero), one)))
+        }
+        for (; k < c; k++) {
+          const kb = <usize>k << 2
+          store<f32>(dz + q + kb, load<f32>(g + kb) * mult * (load<f32>(y + q + kb) > 0 ? <f32>1 : <f32>0))
+        }
+      }
+      if (covered < rowBytes) memory.fill(dz + o + covered, 0, rowBytes - covered)
+    }
   }
 }
 
