@@ -60,6 +60,8 @@ export interface Thread {
   events: ThreadEvents
   baseline?: string
   readonly exited: Promise<void>
+  /** While parked: the timer that ends the thread if no objective takes it. */
+  idle?: NodeJS.Timeout
 }
 
 /** The pool: parked threads by key (backend and boot code), and the threads in use. */
@@ -76,6 +78,16 @@ const KEEPERS = Symbol.for('cusp.stage-worker.keepers')
 const NAME = 'objective-threads'
 /** Most threads parked per key: more than a job runs at once would only hold memory. */
 const CAP = Math.max(4, availableParallelism())
+/**
+ * A parked thread no objective takes within this time is ended, so that an idle stage worker (the
+ * harness keeps a few between stages) does not hold ~250 MiB per thread until the run ends.
+ */
+let idleMs = 60_000
+
+/** Sets how long a parked thread waits for an objective before it is ended (tests). */
+export function setParkedIdleMs(ms: number): void {
+  idleMs = ms
+}
 
 // Workers load TypeScript through tsx's register API: on Node 20 `execArgv: ['--import', 'tsx']`
 // does not reach a worker's module loader. Resolved from here so any cwd (and tap) works.
@@ -137,6 +149,7 @@ export function takeThreads(
   for (let i = 0; i < count; i++) {
     const old = parked.pop()
     if (old !== undefined) {
+      clearTimeout(old.idle)
       old.events = events(i)
       old.worker.ref()
       reused++
@@ -179,6 +192,8 @@ function park(p: Pool, t: Thread): Promise<boolean> {
         t.worker.unref()
         list.push(t)
         p.parked.set(t.key, list)
+        t.idle = setTimeout(() => t.events.error(new Error('idle')), idleMs)
+        t.idle.unref()
         resolve(true)
       },
       error: () => resolve(false),
@@ -188,7 +203,7 @@ function park(p: Pool, t: Thread): Promise<boolean> {
   })
 }
 
-/** A parked thread that errs or exits leaves the pool (an error also ends it). */
+/** A parked thread that errs, exits or waits too long leaves the pool (an error or the wait also ends it). */
 function parkedEvents(p: Pool, t: Thread): ThreadEvents {
   const leave = (): void => {
     const list = p.parked.get(t.key) ?? []

@@ -17,6 +17,8 @@ import { chunkGradientAsync, chunkHvpAsync, chunkLossAsync } from './hvp.ts'
 import { buildModel, type Model } from './models.ts'
 import type { OpRequest, ToMain, ToWorker, WorkerBoot, WorkerChunk } from './thread-pool.ts'
 import { engineProblems, engineState, identities } from './warm-engine.ts'
+import { clearPackedFilters } from './wasm/conv-simd.ts'
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 
 const port = parentPort
 if (port === null) throw new Error('worker.ts must run as a worker thread')
@@ -54,14 +56,19 @@ async function compute(msg: OpRequest, s: NonNullable<typeof setup>): Promise<vo
 /** Handles one message; the engine is ready. */
 async function handle(msg: ToWorker): Promise<void> {
   if (msg.op === 'setup') {
+    failNext = false
     setup = undefined
     clearDenseCache()
     setup = { model: buildModel(msg.spec), chunks: msg.chunks }
     send({ type: 'ready', backend: tf.getBackend() })
   } else if (msg.op === 'park') {
+    failNext = false
     setup = undefined
     clearDenseCache()
-    send({ type: 'parked', state: engineState(id), problems: engineProblems() })
+    if (tf.getBackend() === 'wasm') clearPackedFilters(tf.backend() as BackendWasm)
+    const booted = (await engine).backend
+    const switched = tf.getBackend() === booted ? [] : [`backend ${tf.getBackend()} instead of ${booted}, the one the thread started`]
+    send({ type: 'parked', state: engineState(id), problems: [...engineProblems(), ...switched] })
   } else if (msg.op === 'hook') {
     if (msg.hook === 'leak') leaked.push(tf.scalar(1))
     else if (msg.hook === 'backend') await tf.setBackend('cpu')

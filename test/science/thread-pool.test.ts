@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process'
 import type { Dataset } from '../../src/science/hvp.ts'
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
 import { createObjective, pokeThreads, threadsOf, type Objective } from '../../src/science/objective.ts'
-import { parkedThreads } from '../../src/science/thread-pool.ts'
+import { parkedThreads, setParkedIdleMs } from '../../src/science/thread-pool.ts'
 
 const KEEPERS = Symbol.for('cusp.stage-worker.keepers')
 const cnn: ModelSpec = { arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'avg' }
@@ -128,6 +128,12 @@ t.test('a thread that leaked a tensor, switched backend or failed a request is e
   await first.dispose()
   t.equal(parkedThreads(), 0, 'a leak in the first job is not made the baseline')
 
+  const firstSwitch = await createObjective({ spec: cnn, data: jobs.cnn.data, chunkSize: 16, workers: 2 })
+  t.equal(threadsOf(firstSwitch).reused, 0, 'fresh threads')
+  pokeThreads(firstSwitch, 'backend')
+  await firstSwitch.dispose()
+  t.equal(parkedThreads(), 0, 'a backend switch in the first job is not made the baseline')
+
   const r = await results(jobs.cnn, 2)
   t.equal(parkedThreads(), 2, 'clean threads parked')
   t.ok(r.bytes.equals(fresh.get('cnn')!), 'bits as fresh threads')
@@ -146,6 +152,34 @@ t.test('a thread that leaked a tensor, switched backend or failed a request is e
   await switched.dispose()
   t.equal(parkedThreads(), 0, 'threads whose engine differs from their baseline (backend) not parked')
   t.same(ids(switched), [-1, -1], 'they were ended')
+})
+
+t.test('a test hook armed but never fired does not follow a thread into the next objective', async (t) => {
+  await results(jobs.mlpB, 2)
+  const armed = await createObjective({ spec: mlp, data: jobs.mlpB.data, chunkSize: 8, workers: 2 })
+  pokeThreads(armed, 'fail')
+  await armed.dispose()
+  t.equal(parkedThreads(), 2, 'parked: no request failed')
+  const r = await results(jobs.mlpA, 2)
+  t.equal(r.reused, 2, 'both reused')
+  t.ok(r.bytes.equals(fresh.get('mlpA')!), 'the next objective computes, with the bits of fresh threads')
+})
+
+t.test('a parked thread that no objective takes is ended after the idle time', async (t) => {
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+  const obj = await createObjective({ spec: mlp, data: jobs.mlpB.data, chunkSize: 8, workers: 2 })
+  const workers = threadsOf(obj).workers
+  setParkedIdleMs(1)
+  await obj.dispose()
+  // The timers are unref'd and ~1 ms long: wait (bounded by tap's timeout) until both threads have exited.
+  while (parkedThreads() > 0 || workers.some((w) => w.threadId >= 0)) await sleep(20)
+  t.equal(parkedThreads(), 0, 'none parked')
+  t.same(
+    workers.map((w) => w.threadId),
+    [-1, -1],
+    'both ended',
+  )
+  setParkedIdleMs(60_000)
 })
 
 t.test('a parked thread keeps no process alive', async (t) => {
