@@ -56,19 +56,21 @@ t.test('which models take the path', async (tt) => {
   await tf.setBackend('wasm')
 })
 
+/** Models and chunk sizes both oracles run on: CNN (relu/tanh, avg/max pools, odd maps), AlexNet-CIFAR, VGG-16. */
+const SHAPES: Array<[ModelSpec, number]> = [
+  [{ arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' }, 20],
+  [{ arch: 'cnn', activation: 'tanh', inputShape: [28, 28, 1], classes: 10, pool: 'avg', width: 0.5 }, 9],
+  [{ arch: 'cnn', activation: 'relu', inputShape: [13, 11, 2], classes: 3, pool: 'avg', width: 0.7 }, 7],
+  [{ arch: 'cnn', activation: 'tanh', inputShape: [9, 15, 3], classes: 5, pool: 'avg', width: 0.3 }, 5],
+  [{ arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'max' }, 6],
+  [{ arch: 'cnn', activation: 'tanh', inputShape: [13, 11, 2], classes: 3, pool: 'max', width: 0.7 }, 5],
+  [{ arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 8 }, 4],
+  [{ arch: 'alexnet', activation: 'tanh', inputShape: [35, 33, 3], classes: 10, width: 1 / 16 }, 3],
+  [{ arch: 'vgg16', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 }, 3],
+]
+
 t.test('equals the tape double backprop to float32 precision', async (tt) => {
-  const specs: Array<[ModelSpec, number]> = [
-    [{ arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' }, 20],
-    [{ arch: 'cnn', activation: 'tanh', inputShape: [28, 28, 1], classes: 10, pool: 'avg', width: 0.5 }, 9],
-    [{ arch: 'cnn', activation: 'relu', inputShape: [13, 11, 2], classes: 3, pool: 'avg', width: 0.7 }, 7],
-    [{ arch: 'cnn', activation: 'tanh', inputShape: [9, 15, 3], classes: 5, pool: 'avg', width: 0.3 }, 5],
-    [{ arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'max' }, 6],
-    [{ arch: 'cnn', activation: 'tanh', inputShape: [13, 11, 2], classes: 3, pool: 'max', width: 0.7 }, 5],
-    [{ arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 8 }, 4],
-    [{ arch: 'alexnet', activation: 'tanh', inputShape: [35, 33, 3], classes: 10, width: 1 / 16 }, 3],
-    [{ arch: 'vgg16', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 }, 3],
-  ]
-  for (const [spec, n] of specs) {
+  for (const [spec, n] of SHAPES) {
     const m = buildModel(spec)
     const c = makeChunk(m, n, 3)
     const theta = thetaOf(m, 4)
@@ -132,17 +134,7 @@ const tapeLoss = (m: Model, theta: Float32Array, c: Chunk): number => {
 }
 
 t.test('the hand-written gradient equals the tape gradient; its loss is the loss path bits', async (tt) => {
-  const specs: Array<[ModelSpec, number]> = [
-    [{ arch: 'cnn', activation: 'relu', inputShape: [28, 28, 1], classes: 10, pool: 'avg' }, 20],
-    [{ arch: 'cnn', activation: 'tanh', inputShape: [28, 28, 1], classes: 10, pool: 'avg', width: 0.5 }, 9],
-    [{ arch: 'cnn', activation: 'relu', inputShape: [13, 11, 2], classes: 3, pool: 'avg', width: 0.7 }, 7],
-    [{ arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'max' }, 6],
-    [{ arch: 'cnn', activation: 'tanh', inputShape: [13, 11, 2], classes: 3, pool: 'max', width: 0.7 }, 5],
-    [{ arch: 'alexnet', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 8 }, 4],
-    [{ arch: 'alexnet', activation: 'tanh', inputShape: [35, 33, 3], classes: 10, width: 1 / 16 }, 3],
-    [{ arch: 'vgg16', activation: 'relu', inputShape: [32, 32, 3], classes: 10, width: 1 / 16 }, 3],
-  ]
-  for (const [spec, n] of specs) {
+  for (const [spec, n] of SHAPES) {
     const m = buildModel(spec)
     const label = `${spec.arch} ${spec.activation} ${spec.pool ?? ''} ${spec.inputShape} w${spec.width ?? 1} n${n}`
     for (const seed of [3, 4]) {
