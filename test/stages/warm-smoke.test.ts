@@ -69,11 +69,16 @@ t.test('smoke profile: warm workers give the same lock as a process per job, and
   for (const stage of ['train', 'probe', 'train-flow']) {
     t.ok(reused(stage) >= 1, `${stage}: ${reused(stage)} job(s) ran in a reused worker`)
   }
-  const science = recs.filter((r) => /^(train|probe|cusp-scan)/.test(r.instance))
+  // Science jobs leave tfjs behind (its keeper, warm-engine.ts), the figures job elkjs's `goog`
+  // (its keeper, dag-svg.ts): no job of the profile may cost its worker.
+  t.ok(
+    recs.some((r) => r.instance === 'figures'),
+    'the figures job ran in a worker',
+  )
   t.same(
-    science.filter((r) => r.dirty.length > 0),
+    recs.filter((r) => r.dirty.length > 0),
     [],
-    'no science job left state behind (the tfjs keeper holds)',
+    'no job left state behind (the tfjs and elkjs keepers hold)',
   )
   t.comment(`${recs.filter((r) => r.reused).length} of ${recs.length} jobs in a reused worker`)
 })
