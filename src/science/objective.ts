@@ -13,7 +13,16 @@ import type { Worker } from 'node:worker_threads'
 import type { BackendChoice } from './engine.ts'
 import { chunks, type Dataset, type Reduction } from './hvp.ts'
 import { buildModel, type ModelSpec } from './models.ts'
-import { returnThreads, takeThreads, type Hook, type OpRequest, type ThreadEvents, type ToWorker, type WorkerChunk } from './thread-pool.ts'
+import {
+  replaceThread,
+  returnThreads,
+  takeThreads,
+  type Hook,
+  type OpRequest,
+  type ThreadEvents,
+  type ToWorker,
+  type WorkerChunk,
+} from './thread-pool.ts'
 
 /** Options of createObjective. */
 export interface ObjectiveOptions {
@@ -84,17 +93,22 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
   let disposed = false
   const readies: Array<(name: string) => void> = []
   const rejects: Array<(e: Error) => void> = []
+  const isReady: boolean[] = Array.from({ length: count }, () => false)
   const ready = Array.from({ length: count }, (_, w) => new Promise<string>((res, rej) => ((readies[w] = res), (rejects[w] = rej))))
   const events = (w: number): ThreadEvents => {
     const fail = (e: Error): void => {
+      // A reused thread that dies before its setup is answered is replaced, not a failure.
+      if (replaceDead(w)) return
       broken ??= e
       rejects[w]!(e)
       current?.fail(e)
     }
     return {
       message: (msg) => {
-        if (msg.type === 'ready') readies[w]!(msg.backend)
-        else if (msg.type === 'failed' && msg.id < 0) fail(new Error(`objective worker ${w} failed to start: ${msg.message}`))
+        if (msg.type === 'ready') {
+          isReady[w] = true
+          readies[w]!(msg.backend)
+        } else if (msg.type === 'failed' && msg.id < 0) fail(new Error(`objective worker ${w} failed to start: ${msg.message}`))
         else if (msg.type === 'failed') {
           failed = true
           if (current?.id === msg.id) current.fail(new Error(`objective worker ${w}: ${msg.message}`))
@@ -109,12 +123,28 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
       },
     }
   }
-  const { threads, reused } = takeThreads(backend, count, events)
-  threads.forEach((t, w) => {
+  const taken = takeThreads(backend, count, events)
+  const threads = taken.threads
+  let reused = taken.reused
+  /**
+   * Sends thread w its share. A fresh thread takes the chunks' buffers (transferred); a reused one
+   * gets a copy, so that if it turns out to be dead the share can still go to its replacement.
+   */
+  const setup = (w: number): void => {
+    const t = threads[w]!
     const mine = share(all, w, count)
-    const transferList = mine.flatMap((c) => [c.x.buffer as ArrayBuffer, c.y.buffer as ArrayBuffer])
+    const transferList = t.baseline === undefined ? mine.flatMap((c) => [c.x.buffer as ArrayBuffer, c.y.buffer as ArrayBuffer]) : []
     t.worker.postMessage({ op: 'setup', spec: opts.spec, chunks: mine } satisfies ToWorker, transferList)
-  })
+  }
+  function replaceDead(w: number): boolean {
+    const t = threads[w]
+    if (t === undefined || t.baseline === undefined || isReady[w] || disposed) return false
+    threads[w] = replaceThread(t, backend, events(w))
+    reused--
+    setup(w)
+    return true
+  }
+  threads.forEach((_, w) => setup(w))
 
   /** Gives the threads back: parked for the next objective if nothing went wrong (warm stage worker only), else ended. */
   const endAll = async (): Promise<void> => {

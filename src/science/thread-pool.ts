@@ -162,6 +162,22 @@ export function takeThreads(
 }
 
 /**
+ * A reused thread that died between being parked and answering its next setup (it crashed while
+ * parked, or its exit was still on its way when it was taken: node reports a thread's end only
+ * asynchronously, so a dead thread can be taken): ends it for good and starts a fresh one with
+ * the same events in its place. Only for reused threads; a fresh thread that dies is a failure.
+ */
+export function replaceThread(old: Thread, backend: BackendChoice, events: ThreadEvents): Thread {
+  const p = pool()
+  p?.busy.delete(old)
+  old.events = ignore
+  void old.worker.terminate()
+  const t = spawn(backend, old.key, events)
+  p?.busy.add(t)
+  return t
+}
+
+/**
  * Gives back an objective's threads. Outside a warm stage worker, or when `clean` is false (a
  * request or the setup failed, a thread crashed), they are ended. Otherwise each is asked to drop
  * its setup and report its engine; those whose report is clean and equals their baseline are

@@ -165,6 +165,25 @@ t.test('a test hook armed but never fired does not follow a thread into the next
   t.ok(r.bytes.equals(fresh.get('mlpA')!), 'the next objective computes, with the bits of fresh threads')
 })
 
+t.test('a parked thread that died before its end was reported is replaced, not a failure', async (t) => {
+  const a = await createObjective({ spec: mlp, data: jobs.mlpA.data, chunkSize: 16, workers: 2 })
+  const workers = threadsOf(a).workers
+  await a.dispose()
+  t.equal(parkedThreads(), 2, 'both parked')
+  // Ending a parked thread behind the pool's back and taking it in the same tick: node reports a
+  // thread's exit only asynchronously, so the pool hands out a thread that is already dying.
+  void workers[0]!.terminate()
+  const b = await createObjective({ spec: mlp, data: jobs.mlpA.data, chunkSize: 16, workers: 2 })
+  t.equal(threadsOf(b).reused, 1, 'one reused thread, one started in place of the dead one')
+  t.equal(workers[0]!.threadId, -1, 'the dead thread is not among them')
+  const [loss, g, hv] = await Promise.all([b.loss(jobs.mlpA.theta), b.gradient(jobs.mlpA.theta), b.hvp(jobs.mlpA.theta, jobs.mlpA.v)])
+  await b.dispose()
+  const f32 = (x: Float32Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength)
+  const f64 = (x: number): Buffer => Buffer.from(Float64Array.of(x).buffer)
+  t.ok(Buffer.concat([f64(loss), f64(g.loss), f32(g.grad), f32(hv)]).equals(fresh.get('mlpA')!), 'bit-identical to fresh threads')
+  t.equal(parkedThreads(), 2, 'both parked after dispose')
+})
+
 t.test('a parked thread that no objective takes is ended after the idle time', async (t) => {
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
   const obj = await createObjective({ spec: mlp, data: jobs.mlpB.data, chunkSize: 8, workers: 2 })
