@@ -106,7 +106,15 @@ export function setSkipPadding(on: boolean): void {
 }
 
 /** The share of the window taps of all output positions that lie inside the input (the rest are padding). */
-function insideShare(inside: [number, number, number, number], oh: number, ow: number, fh: number, fw: number, sh: number, sw: number): number {
+function insideShare(
+  inside: [number, number, number, number],
+  oh: number,
+  ow: number,
+  fh: number,
+  fw: number,
+  sh: number,
+  sw: number,
+): number {
   const [r0, r1, c0, c1] = inside
   let rows = 0
   for (let oy = 0; oy < oh; oy++) rows += Math.max(0, Math.min(fh, r1 - oy * sh) - Math.max(0, r0 - oy * sh))
