@@ -292,7 +292,9 @@ export function simdConvFilterGrad(
   const pixels = n * oh * ow
   const group = groupOf(pixels, co8(co), 32768)
   const work = allocScratch(backend, group * co8(co) + 3 * group) // dy panels, then corners, positions, a pixel list
-  const [r0, r1, c0, c1] = src.inside
+  // Pixels are listed per tap only where the padding taps are a tenth of the work or more (the lists cost about that).
+  const sparse = insideShare(src.inside, oh, ow, fh, fw, sh, sw) < 0.9
+  const [r0, r1, c0, c1] = sparse ? src.inside : [0, src.rows, 0, src.cols]
   convKernels(backend).filterGrad(
     src.ptr,
     pointerOf(backend, dy.dataId),
