@@ -6,7 +6,9 @@
  * kernels never test bounds. Filters are packed into panels of 8 output channels, and the packed
  * copy is cached per backend, keyed by the tensor's data id *and* heap offset, shape and use
  * (tfjs reuses a data id for a reshaped view, and a data id may be moved), so the forward pass, the
- * backward pass and the double-backward passes of an HVP pack each filter once. Each function
+ * backward pass and the double-backward passes of an HVP pack each filter once. Where a tenth or
+ * more of the window taps fall in the padding (small maps: AlexNet-CIFAR's 4x4 and 2x2 layers), the
+ * kernels skip them (conv.as convPos and the filter gradient's pixel lists), with the same bits. Each function
  * returns undefined where it does not apply (the caller keeps the composed or shipped kernel).
  */
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs'
