@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels } from '../../src/science/wasm-kernels.ts'
-import { simdConv2D, simdConvFilterGrad, simdConvInputGrad } from '../../src/science/wasm/conv-simd.ts'
+import { setSkipPadding, simdConv2D, simdConvFilterGrad, simdConvInputGrad } from '../../src/science/wasm/conv-simd.ts'
 import { convWasmBase64 } from '../../src/science/wasm/simd/conv-wasm.ts'
 import { maxRelErr } from './fixtures/oracles.ts'
 
@@ -147,6 +147,26 @@ for (const op of ['conv', 'input', 'filter'] as const) {
     }
   })
 }
+
+t.test('skipping the padding taps leaves the bits of the full padded computation', async (tt) => {
+  // The padding taps are products 0 * w: skipped (position-major convPos, taps4L) or computed, the
+  // sums must be bit-identical. The cases with padding, each op called directly.
+  let seed = 40
+  let compared = 0
+  for (const c of cases.filter((q) => q.pad !== 'valid')) {
+    seed += 5
+    for (const op of ['conv', 'input', 'filter'] as const) {
+      if (op === 'input' && !stride1(c)) continue
+      setSkipPadding(false)
+      const full = await run(op, 'simd', c, seed)
+      setSkipPadding(true)
+      const skipped = await run(op, 'simd', c, seed)
+      tt.same(Buffer.from(skipped.buffer), Buffer.from(full.buffer), `${op} ${c.what} x=${c.x} f=${c.f}: same bits`)
+      compared++
+    }
+  }
+  tt.ok(compared >= 20, `${compared} comparisons`)
+})
 
 t.test('registered strided input gradients (kept on the shipped kernel) still match cpu', async (tt) => {
   for (const c of cases.filter((q) => !stride1(q)).slice(0, 4)) {

@@ -6,7 +6,9 @@
  * kernels never test bounds. Filters are packed into panels of 8 output channels, and the packed
  * copy is cached per backend, keyed by the tensor's data id *and* heap offset, shape and use
  * (tfjs reuses a data id for a reshaped view, and a data id may be moved), so the forward pass, the
- * backward pass and the double-backward passes of an HVP pack each filter once. Each function
+ * backward pass and the double-backward passes of an HVP pack each filter once. Where a tenth or
+ * more of the window taps fall in the padding (small maps: AlexNet-CIFAR's 4x4 and 2x2 layers), the
+ * kernels skip them (conv.as convPos and the filter gradient's pixel lists), with the same bits. Each function
  * returns undefined where it does not apply (the caller keeps the composed or shipped kernel).
  */
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs'
@@ -83,13 +85,81 @@ function paddedInput(
   wp: number,
   pt: number,
   pl: number,
-): { ptr: number; rows: number; cols: number; scratch: number } {
+): { ptr: number; rows: number; cols: number; scratch: number; inside: [number, number, number, number] } {
   const [n, h, w, c] = x.shape as [number, number, number, number]
   const src = pointerOf(backend, x.dataId)
-  if (pt === 0 && pl === 0 && hp <= h && wp <= w) return { ptr: src, rows: h, cols: w, scratch: 0 }
+  if (pt === 0 && pl === 0 && hp <= h && wp <= w) return { ptr: src, rows: h, cols: w, scratch: 0, inside: [0, h, 0, w] }
   const scratch = allocScratch(backend, n * hp * wp * c)
   convKernels(backend).padCopy(src, scratch, n, h, w, c, hp, wp, pt, pl)
-  return { ptr: scratch, rows: hp, cols: wp, scratch }
+  const inside: [number, number, number, number] = [Math.max(0, pt), Math.min(hp, h + pt), Math.max(0, pl), Math.min(wp, w + pl)]
+  // Positions are packed into 16 bits each in the filter gradient: past that, no taps are skipped.
+  return { ptr: scratch, rows: hp, cols: wp, scratch, inside: skipPadding && hp < 32768 && wp < 32768 ? inside : [0, hp, 0, wp] }
+}
+
+let skipPadding = true
+
+/**
+ * Whether the kernels skip the taps that fall in the zero padding (products 0 * w, whose skipping
+ * leaves every sum's bits as they are for finite operands); off, they run over the padded copy as
+ * if it were data (tests compare the two bit for bit).
+ */
+export function setSkipPadding(on: boolean): void {
+  skipPadding = on
+}
+
+/** The share of the window taps of all output positions that lie inside the input (the rest are padding). */
+function insideShare(
+  inside: [number, number, number, number],
+  oh: number,
+  ow: number,
+  fh: number,
+  fw: number,
+  sh: number,
+  sw: number,
+): number {
+  const [r0, r1, c0, c1] = inside
+  let rows = 0
+  for (let oy = 0; oy < oh; oy++) rows += Math.max(0, Math.min(fh, r1 - oy * sh) - Math.max(0, r0 - oy * sh))
+  let cols = 0
+  for (let ox = 0; ox < ow; ox++) cols += Math.max(0, Math.min(fw, c1 - ox * sw) - Math.max(0, c0 - ox * sw))
+  return (rows * cols) / (oh * fh * ow * fw)
+}
+
+/**
+ * Runs conv.as's convolution on a prepared input: position-major without the padding taps
+ * (convPos) where they are a tenth of the work or more, else raster order over the padded copy.
+ */
+function runConv(
+  backend: BackendWasm,
+  src: ReturnType<typeof paddedInput>,
+  packed: number,
+  y: number,
+  n: number,
+  ci: number,
+  oh: number,
+  ow: number,
+  co: number,
+  fh: number,
+  fw: number,
+  sh: number,
+  sw: number,
+  bp: number,
+  relu: boolean,
+): void {
+  const k = convKernels(backend)
+  const share = insideShare(src.inside, oh, ow, fh, fw, sh, sw)
+  if (share < 0.9) {
+    // Images per group: about 64 KiB of their windows' inside taps at one position.
+    const perImage = Math.max(1, share * fh * fw * ci)
+    const group = Math.max(4, Math.min(Math.ceil(n / 4) * 4, Math.floor(16384 / perImage / 4) * 4))
+    const [r0, r1, c0, c1] = src.inside
+    k.convPos(src.ptr, packed, y, group, n, src.rows, src.cols, ci, oh, ow, co, fh, fw, sh, sw, r0, r1, c0, c1, bp, relu ? 1 : 0)
+    return
+  }
+  const group = groupOf(n * oh * ow, sh * sw * ci, 8192)
+  const ind = allocScratch(backend, group) // corners
+  k.conv(src.ptr, packed, y, ind, group, n, src.rows, src.cols, ci, oh, ow, co, fh, fw, sh, sw, bp, relu ? 1 : 0, 0)
+  freeScratch(backend, ind)
 }
 
 /** Pixels per group: about `floats` floats of per-pixel data, a multiple of 4, at least 16. */
@@ -139,9 +209,6 @@ export function simdConvPool(
   const pooled = pool === 'none' ? undefined : backend.makeOutput([n, oh / 2, ow / 2, co], 'float32')
   const packed = packedFilter(backend, filter, 'forward')
   const src = paddedInput(backend, x, (oh - 1) * sh + fh, (ow - 1) * sw + fw, info.padInfo.top, info.padInfo.left)
-  const pixels = n * oh * ow
-  const group = groupOf(pixels, sh * sw * ci, 8192)
-  const ind = allocScratch(backend, pool === 'none' ? group : group + group / 4) // corners, then (pooled) the windows' offsets in y
   let bp = 0
   if (bias !== undefined) {
     // The bias padded with zeros to whole panels of 8 (the kernel loads 8 per panel).
@@ -151,29 +218,33 @@ export function simdConvPool(
     heap.fill(0, bp >> 2, (bp >> 2) + co8(co))
     heap.copyWithin(bp >> 2, b, b + co)
   }
-  const k = convKernels(backend)
-  k.conv(
-    src.ptr,
-    packed,
-    out === undefined ? 0 : pointerOf(backend, out.dataId),
-    ind,
-    group,
-    n,
-    src.rows,
-    src.cols,
-    ci,
-    oh,
-    ow,
-    co,
-    fh,
-    fw,
-    sh,
-    sw,
-    bp,
-    relu ? 1 : 0,
-    pooled === undefined ? 0 : pointerOf(backend, pooled.dataId),
-  )
-  freeScratch(backend, ind)
+  if (pooled === undefined) runConv(backend, src, packed, pointerOf(backend, out!.dataId), n, ci, oh, ow, co, fh, fw, sh, sw, bp, relu)
+  else {
+    const group = groupOf(n * oh * ow, sh * sw * ci, 8192)
+    const ind = allocScratch(backend, group + group / 4) // corners, then the pooling windows' offsets in y
+    convKernels(backend).conv(
+      src.ptr,
+      packed,
+      out === undefined ? 0 : pointerOf(backend, out.dataId),
+      ind,
+      group,
+      n,
+      src.rows,
+      src.cols,
+      ci,
+      oh,
+      ow,
+      co,
+      fh,
+      fw,
+      sh,
+      sw,
+      bp,
+      relu ? 1 : 0,
+      pointerOf(backend, pooled.dataId),
+    )
+    freeScratch(backend, ind)
+  }
   if (bp !== 0) freeScratch(backend, bp)
   if (src.scratch !== 0) freeScratch(backend, src.scratch)
   return [out, pooled].filter((t) => t !== undefined)
@@ -202,31 +273,7 @@ export function simdConvInputGrad(
   const out = backend.makeOutput([n, h, w, ci], 'float32')
   const packed = packedFilter(backend, filter, 'input-grad')
   const src = paddedInput(backend, dy, hp, wp, pt, pl)
-  const pixels = n * h * w
-  const group = groupOf(pixels, co, 8192)
-  const ind = allocScratch(backend, group)
-  convKernels(backend).conv(
-    src.ptr,
-    packed,
-    pointerOf(backend, out.dataId),
-    ind,
-    group,
-    n,
-    src.rows,
-    src.cols,
-    co,
-    h,
-    w,
-    ci,
-    fh,
-    fw,
-    1,
-    1,
-    0,
-    0,
-    0,
-  )
-  freeScratch(backend, ind)
+  runConv(backend, src, packed, pointerOf(backend, out.dataId), n, co, h, w, ci, fh, fw, 1, 1, 0, false)
   if (src.scratch !== 0) freeScratch(backend, src.scratch)
   return out
 }
@@ -246,7 +293,10 @@ export function simdConvFilterGrad(
   const src = paddedInput(backend, x, (oh - 1) * sh + fh, (ow - 1) * sw + fw, info.padInfo.top, info.padInfo.left)
   const pixels = n * oh * ow
   const group = groupOf(pixels, co8(co), 32768)
-  const work = allocScratch(backend, group * co8(co) + group)
+  const work = allocScratch(backend, group * co8(co) + 3 * group) // dy panels, then corners, positions, a pixel list
+  // Pixels are listed per tap only where the padding taps are a tenth of the work or more (the lists cost about that).
+  const sparse = insideShare(src.inside, oh, ow, fh, fw, sh, sw) < 0.9
+  const [r0, r1, c0, c1] = sparse ? src.inside : [0, src.rows, 0, src.cols]
   convKernels(backend).filterGrad(
     src.ptr,
     pointerOf(backend, dy.dataId),
@@ -264,6 +314,10 @@ export function simdConvFilterGrad(
     fw,
     sh,
     sw,
+    r0,
+    r1,
+    c0,
+    c1,
   )
   freeScratch(backend, work)
   if (src.scratch !== 0) freeScratch(backend, src.scratch)

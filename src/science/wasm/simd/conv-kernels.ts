@@ -11,6 +11,7 @@ export interface ConvKernels {
   padCopy(src: number, dst: number, n: number, h: number, w: number, ci: number, hp: number, wp: number, pt: number, pl: number): void
   packFilter(f: number, dst: number, taps: number, tapSize: number, cin: number, cout: number, sc: number, so: number, flip: number): void
   conv(...args: number[]): void
+  convPos(...args: number[]): void
   filterGrad(...args: number[]): void
   reluMask(dy: number, y: number, dz: number, count: number): void
   avgPoolReluMask(

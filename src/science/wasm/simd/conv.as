@@ -71,6 +71,21 @@ function corners(ind: usize, p0: i32, count: i32, hp: i32, wp: i32, ci: i32, oh:
   }
 }
 
+// Per pixel p0 .. p0+count-1 in raster order, its window corner's row and column in xp
+// ((oy * sh) << 16 | ox * sw), into pos.
+function positions(pos: usize, p0: i32, count: i32, oh: i32, ow: i32, sh: i32, sw: i32): void {
+  let r = p0 % (oh * ow)
+  let oy = r / ow
+  let ox = r % ow
+  for (let i = 0; i < count; i++) {
+    store<i32>(pos + (<usize>i << 2), (oy * sh) << 16 | ox * sw)
+    if (++ox == ow) {
+      ox = 0
+      if (++oy == oh) oy = 0
+    }
+  }
+}
+
 // corners in 2x2-pool order (even oh and ow; p0 and count multiples of 4): pixel p is corner p & 3
 // (top left, top right, bottom left, bottom right) of pooling window p >> 2, the windows in raster
 // order; and at out, per window, the byte offset of its top left pixel in y (yPix bytes a pixel).
@@ -140,28 +155,81 @@ export function conv(
         const q2 = xp + <usize>load<i32>(ind + (<usize>min(i + 2, last) << 2))
         const q3 = xp + <usize>load<i32>(ind + (<usize>min(i + 3, last) << 2))
         if (quads == 0) {
-          pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, 2 * yPix, w, gn - i, bp, relu, 0)
+          pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, y + <usize>(g0 + i) * yPix + (<usize>j0 << 2), yPix, 2 * yPix, w, gn - i, bp, relu, 0, 0)
           continue
         }
         // Pooling window q: its four pixels, their top left one at offset tops[i / 4] in y.
         const q = (g0 + i) >> 2
         const top = y == 0 ? 0 : y + <usize>load<i32>(tops + <usize>i) + (<usize>j0 << 2)
         const po = pooled + <usize>q * yPix + (<usize>j0 << 2)
-        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, top, yPix, <usize>ow * yPix, w, 4, bp, relu, po)
+        pixels4(q0, q1, q2, q3, panel, fh, L, rowBytes, top, yPix, <usize>ow * yPix, w, 4, bp, relu, po, 0)
+      }
+    }
+  }
+}
+
+// conv without its padding taps and without pooling, pixels in position-major order: for each
+// output position (oy, ox) the window's taps that fall inside the unpadded input (rows [r0, r1) and
+// columns [c0, c1) of xp) form one rectangle, the same for every image, so blocks of 4 images at
+// one position share it and the taps outside (products 0 * w of the zero padding) are never
+// computed. Each output still sums its taps k = (kh, kw, c) in order, less the skipped zero
+// products: for finite weights x + (+-0) = x (the sums start at +0 and never become -0), so the
+// bits are conv's. Images in groups of `group` (their windows stay in cache across the panels).
+export function convPos(
+  xp: usize, wpk: usize, y: usize, group: i32,
+  n: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, cout: i32,
+  fh: i32, fw: i32, sh: i32, sw: i32, r0: i32, r1: i32, c0: i32, c1: i32, bias: usize, relu: i32,
+): void {
+  const K = fh * fw * ci
+  const rowBytes = <usize>(wp * ci) << 2
+  const img = <usize>hp * rowBytes
+  const yPix = <usize>cout << 2
+  const yImg = <usize>(oh * ow) * yPix
+  const last = n - 1
+  for (let oy = 0; oy < oh; oy++) {
+    const ry = oy * sh
+    const kh0 = max(0, r0 - ry)
+    const kh1 = min(fh, r1 - ry)
+    for (let ox = 0; ox < ow; ox++) {
+      const rx = ox * sw
+      const kw0 = max(0, c0 - rx)
+      const kw1 = min(fw, c1 - rx)
+      const cols = max(0, kw1 - kw0)
+      const rows = cols > 0 ? max(0, kh1 - kh0) : 0
+      const corner = xp + (<usize>((ry + kh0) * wp + rx + kw0) * ci << 2)
+      const skip = <usize>((fw - cols) * ci) << 5
+      const pOff = <usize>((kh0 * fw + kw0) * ci) << 5
+      const yPos = y + <usize>(oy * ow + ox) * yPix
+      for (let b0 = 0; b0 < n; b0 += group) {
+        const bn = min(group, n - b0)
+        for (let j0 = 0; j0 < cout; j0 += 8) {
+          const w = min(8, cout - j0)
+          const panel = wpk + (<usize>j0 * K << 2) + pOff
+          const bp = bias == 0 ? 0 : bias + (<usize>j0 << 2)
+          for (let i = 0; i < bn; i += 4) {
+            const b = b0 + i
+            const q0 = corner + <usize>b * img
+            const q1 = corner + <usize>min(b + 1, last) * img
+            const q2 = corner + <usize>min(b + 2, last) * img
+            const q3 = corner + <usize>min(b + 3, last) * img
+            pixels4(q0, q1, q2, q3, panel, rows, cols * ci, rowBytes, yPos + <usize>b * yImg + (<usize>j0 << 2), yImg, 2 * yImg, w, bn - i, bp, relu, 0, skip)
+          }
+        }
       }
     }
   }
 }
 
 // The convolution's micro-kernel: 4 pixels (window corners q0..q3) by the w (1..8) outputs of one
-// filter panel, summed over the fh window rows of L floats, stored (unless o is 0) to the first
+// filter panel, summed over the fh window rows of L floats (the panel advanced by `skip` bytes more
+// after each row: the taps of the row that convPos skips), stored (unless o is 0) to the first
 // `left` (1..4 or more) of the pixel rows at o, o + s1, o + s2, o + s2 + s1, after the epilogue
 // (bias at bp unless 0, then relu unless 0); with po != 0 the four pixels are a 2x2 pooling window
 // (top left, top right, bottom left, bottom right) and their average is stored at po. A function
 // of its own, not inlined into the loops above, like taps4 below.
 function pixels4(
   q0: usize, q1: usize, q2: usize, q3: usize, panel: usize, fh: i32, L: i32, rowBytes: usize, o: usize, s1: usize, s2: usize, w: i32,
-  left: i32, bp: usize, relu: i32, po: usize,
+  left: i32, bp: usize, relu: i32, po: usize, skip: usize,
 ): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0)
@@ -195,6 +263,7 @@ function pixels4(
       r2 += 4
       r3 += 4
     }
+    q += skip
   }
   if (bp != 0) {
     const c0 = v128.load(bp)
@@ -293,24 +362,35 @@ export function avgPoolReluMask(dy: usize, y: usize, dz: usize, n: i32, h: i32, 
 // windows of xp (padded input) and p = (b, oy, ox) in raster order; dw is overwritten. Pixels go in
 // groups of `group` (whole images or not: every channel count, 1 and 3 included, gets long inner
 // loops): the group's dy is first copied into panels of 8 channels (work, group * co8 floats,
-// co8 = co rounded up to 8; then the corners, group i32s), so the inner loop reads dy
-// contiguously; for each block of 4 taps and each panel the 8 accumulators are loaded from dw,
-// run over the group's pixels and stored back (taps4), so each element sums pixels strictly in
-// order whatever the grouping. Taps in a block need not share a window row (offsets are per tap).
+// co8 = co rounded up to 8; then the corners, the corners' positions and a pixel list, group i32s
+// each), so the inner loop reads dy contiguously; for each block of 4 taps and each panel the 8
+// accumulators are loaded from dw, run over the group's pixels and stored back (taps4), so each
+// element sums pixels strictly in order whatever the grouping. Taps in a block need not share a
+// window row (offsets are per tap). The unpadded input is rows [r0, r1) and columns [c0, c1) of
+// xp: with ci a multiple of 4 a block's pixels whose tap lies outside it (a product 0 * dy) are
+// skipped (taps4L), which leaves the sums' bits as they are (for finite dy: x + (+-0) = x, and a
+// sum that starts at +0 never becomes -0).
 export function filterGrad(
   xp: usize, dy: usize, dw: usize, work: usize, group: i32,
   n: i32, hp: i32, wp: i32, ci: i32, oh: i32, ow: i32, co: i32,
-  fh: i32, fw: i32, sh: i32, sw: i32,
+  fh: i32, fw: i32, sh: i32, sw: i32, r0: i32, r1: i32, c0: i32, c1: i32,
 ): void {
   const P = n * oh * ow
   const K = fh * fw * ci
   const co8 = (co + 7) & ~7
   const ind = work + (<usize>group * co8 << 2)
+  const pos = ind + (<usize>group << 2)
+  const list = pos + (<usize>group << 2)
   const dwRow = <usize>co << 2
+  // Padding taps are skipped where a block of 4 taps always shares one window cell (ci a multiple of 4).
+  const sparse = (ci & 3) == 0 && (r0 > 0 || c0 > 0 || r1 < hp || c1 < wp)
   memory.fill(dw, 0, <usize>K * co * 4)
   for (let g0 = 0; g0 < P; g0 += group) {
     const gn = min(group, P - g0)
     corners(ind, g0, gn, hp, wp, ci, oh, ow, sh, sw)
+    if (sparse) positions(pos, g0, gn, oh, ow, sh, sw)
+    let cell = -1
+    let cnt = gn
     // dy rows g0 .. g0+gn-1 into panels [co8 / 8][gn][8], zero past co.
     for (let j0 = 0; j0 < co8; j0 += 8) {
       const w = min(8, co - j0)
@@ -333,8 +413,30 @@ export function filterGrad(
       const o1 = tapOffset(k + 1, fw, ci, wp)
       const o2 = tapOffset(k + 2, fw, ci, wp)
       const o3 = tapOffset(k + 3, fw, ci, wp)
-      for (let j0 = 0; j0 < co8; j0 += 8) {
-        taps4(xp, ind, work + (<usize>j0 * gn << 2), gn, dw + ((<usize>k * co + j0) << 2), dwRow, min(8, co - j0), o0, o1, o2, o3)
+      if (sparse && k / ci != cell) {
+        // The group's pixels whose window cell (kh, kw) of these taps lies inside the input, in order.
+        cell = k / ci
+        const kh = cell / fw
+        const kw = cell % fw
+        cnt = 0
+        for (let i = 0; i < gn; i++) {
+          const q = load<i32>(pos + (<usize>i << 2))
+          const ry = (q >> 16) + kh
+          const rx = (q & 0xffff) + kw
+          if (ry >= r0 && ry < r1 && rx >= c0 && rx < c1) {
+            store<i32>(list + (<usize>cnt << 2), i)
+            cnt++
+          }
+        }
+      }
+      if (cnt == gn) {
+        for (let j0 = 0; j0 < co8; j0 += 8) {
+          taps4(xp, ind, work + (<usize>j0 * gn << 2), gn, dw + ((<usize>k * co + j0) << 2), dwRow, min(8, co - j0), o0, o1, o2, o3)
+        }
+      } else if (cnt > 0) {
+        for (let j0 = 0; j0 < co8; j0 += 8) {
+          taps4L(xp, ind, list, cnt, work + (<usize>j0 * gn << 2), dw + ((<usize>k * co + j0) << 2), dwRow, min(8, co - j0), o0, o1, o2, o3)
+        }
       }
     }
     for (; k < K; k++) {
@@ -372,6 +474,38 @@ function taps4(xp: usize, ind: usize, g: usize, gn: i32, w0: usize, dwRow: usize
     e0 = f32x4.add(e0, f32x4.mul(s3, y0))
     e1 = f32x4.add(e1, f32x4.mul(s3, y1))
     g += 32
+  }
+  storeRow(w0, a0, a1, w)
+  storeRow(w0 + dwRow, b0, b1, w)
+  storeRow(w0 + 2 * dwRow, d0, d1, w)
+  storeRow(w0 + 3 * dwRow, e0, e1, w)
+}
+
+// taps4 over the cnt pixels listed (as indices into the group) at list only: the others' products
+// are 0 * dy (the taps lie in the padding), whose skipping leaves the sums' bits as they are.
+function taps4L(xp: usize, ind: usize, list: usize, cnt: i32, g: usize, w0: usize, dwRow: usize, w: i32, o0: usize, o1: usize, o2: usize, o3: usize): void {
+  let a0 = loadRow(w0, w), a1 = loadRowHi(w0, w)
+  let b0 = loadRow(w0 + dwRow, w), b1 = loadRowHi(w0 + dwRow, w)
+  let d0 = loadRow(w0 + 2 * dwRow, w), d1 = loadRowHi(w0 + 2 * dwRow, w)
+  let e0 = loadRow(w0 + 3 * dwRow, w), e1 = loadRowHi(w0 + 3 * dwRow, w)
+  for (let e = 0; e < cnt; e++) {
+    const i = <usize>load<i32>(list + (<usize>e << 2))
+    const xr = xp + <usize>load<i32>(ind + (i << 2))
+    const gy = g + (i << 5)
+    const y0 = v128.load(gy)
+    const y1 = v128.load(gy, 16)
+    const s0 = v128.load32_splat(xr + o0)
+    a0 = f32x4.add(a0, f32x4.mul(s0, y0))
+    a1 = f32x4.add(a1, f32x4.mul(s0, y1))
+    const s1 = v128.load32_splat(xr + o1)
+    b0 = f32x4.add(b0, f32x4.mul(s1, y0))
+    b1 = f32x4.add(b1, f32x4.mul(s1, y1))
+    const s2 = v128.load32_splat(xr + o2)
+    d0 = f32x4.add(d0, f32x4.mul(s2, y0))
+    d1 = f32x4.add(d1, f32x4.mul(s2, y1))
+    const s3 = v128.load32_splat(xr + o3)
+    e0 = f32x4.add(e0, f32x4.mul(s3, y0))
+    e1 = f32x4.add(e1, f32x4.mul(s3, y1))
   }
   storeRow(w0, a0, a1, w)
   storeRow(w0 + dwRow, b0, b1, w)
