@@ -108,13 +108,48 @@ export function filterGrad(
 // Matrix product C[m, n] = A[m, k] * B[k, n] for one batch item, in two steps.
 // packB copies B into panels of 8 columns, panel by panel, each panel k rows of 8 floats (the last
 // panel zero-padded), so the micro-kernel reads B contiguously; a transposed B is handled by its
-// strides: element (p, j) of B is at b + 4 * (p * sbk + j * sbn).
+// strides: element (p, j) of B is at b + 4 * (p * sbk + j * sbn). Full panels of a row-major B
+// (sbn = 1) move as two v128 per row; others element by element, unrolled.
 export function packB(b: usize, bp: usize, k: i32, n: i32, sbk: i32, sbn: i32): void {
-  for (let j0 = 0; j0 < n; j0 += 8) {
-    const w = min(8, n - j0)
-    let dst = bp + (<usize>j0 * k << 2)
+  const full = n & ~7
+  const rowStep = <usize>sbk << 2
+  if (sbn == 1) {
+    for (let j0 = 0; j0 < full; j0 += 8) {
+      let dst = bp + (<usize>j0 * k << 2)
+      let row = b + (<usize>j0 << 2)
+      for (let p = 0; p < k; p++) {
+        v128.store(dst, v128.load(row))
+        v128.store(dst, v128.load(row, 16), 16)
+        dst += 32
+        row += rowStep
+      }
+    }
+  } else {
+    const cs = <usize>sbn << 2
+    for (let j0 = 0; j0 < full; j0 += 8) {
+      let dst = bp + (<usize>j0 * k << 2)
+      let row = b + (<usize>(j0 * sbn) << 2)
+      for (let p = 0; p < k; p++) {
+        let s = row
+        store<f32>(dst, load<f32>(s)); s += cs
+        store<f32>(dst, load<f32>(s), 4); s += cs
+        store<f32>(dst, load<f32>(s), 8); s += cs
+        store<f32>(dst, load<f32>(s), 12); s += cs
+        store<f32>(dst, load<f32>(s), 16); s += cs
+        store<f32>(dst, load<f32>(s), 20); s += cs
+        store<f32>(dst, load<f32>(s), 24); s += cs
+        store<f32>(dst, load<f32>(s), 28)
+        dst += 32
+        row += rowStep
+      }
+    }
+  }
+  if (full < n) {
+    // The last, partial panel: zero-padded to 8 columns.
+    const w = n - full
+    let dst = bp + (<usize>full * k << 2)
     for (let p = 0; p < k; p++) {
-      const row = b + (<usize>(p * sbk + j0 * sbn) << 2)
+      const row = b + (<usize>(p * sbk + full * sbn) << 2)
       for (let j = 0; j < 8; j++) {
         store<f32>(dst + (<usize>j << 2), j < w ? load<f32>(row + (<usize>(j * sbn) << 2)) : 0)
       }
