@@ -306,13 +306,9 @@ function tensorsOf(at: AtTheta): T[] {
 const inputTensors = (inp: ChunkInputs): T[] => [inp.x, inp.Y, inp.ones]
 const bytesOf = (ts: T[]): number => ts.reduce((b, t) => b + 4 * t.size, 0)
 
-const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean => {
-  if (a.length !== b.length) return false
-  const u = new Int32Array(a.buffer, a.byteOffset, a.length)
-  const w = new Int32Array(b.buffer, b.byteOffset, b.length)
-  for (let i = 0; i < u.length; i++) if (u[i] !== w[i]) return false
-  return true
-}
+/** Whether two arrays hold the same bytes (memcmp through Buffer: ~10x a JS loop on θ-sized arrays). */
+const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
 /** Empties the cache for another model, backend or θ (keeping the inputs of chunks used at the last θ). */
 function startTheta(model: Model, theta: Float32Array): Cache {
