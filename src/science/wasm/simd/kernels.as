@@ -241,3 +241,57 @@ export function gemm(a: usize, bp: usize, c: usize, m: i32, n: i32, k: i32, sam:
   if (j == 2) return f32x4.extract_lane(v, 2)
   return f32x4.extract_lane(v, 3)
 }
+
+// The elementwise tail of a dense layer, in place on c [m, n], each step only where its pointer is
+// nonzero (0 is never a tensor's address): c = ((c + bias[j]) + t[i, j]) * mask[i, j]. Each step
+// is one IEEE float32 add or multiply, so this gives the bits of the separate Add / Multiply
+// kernels it replaces (both commute exactly).
+export function epilogue(c: usize, bias: usize, t: usize, mask: usize, m: i32, n: i32): void {
+  const n4 = n & ~3
+  for (let i = 0; i < m; i++) {
+    const row = <usize>(i * n) << 2
+    let j = 0
+    for (; j < n4; j += 4) {
+      const o = row + (<usize>j << 2)
+      let v = v128.load(c + o)
+      if (bias != 0) v = f32x4.add(v, v128.load(bias + (<usize>j << 2)))
+      if (t != 0) v = f32x4.add(v, v128.load(t + o))
+      if (mask != 0) v = f32x4.mul(v, v128.load(mask + o))
+      v128.store(c + o, v)
+    }
+    for (; j < n; j++) {
+      const o = row + (<usize>j << 2)
+      let v = load<f32>(c + o)
+      if (bias != 0) v = v + load<f32>(bias + (<usize>j << 2))
+      if (t != 0) v = v + load<f32>(t + o)
+      if (mask != 0) v = v * load<f32>(mask + o)
+      store<f32>(c + o, v)
+    }
+  }
+}
+
+// Column sums of x [m, n] into out [n]: out[j] = 0 + x[0, j] + x[1, j] + ... + x[m-1, j], rows in
+// order (the sum a product ones[1, m] * x makes in gemm, bit for bit, since 1 * x = x).
+export function colSum(x: usize, out: usize, m: i32, n: i32): void {
+  const n4 = n & ~3
+  const rs = <usize>n << 2
+  let j = 0
+  for (; j < n4; j += 4) {
+    let acc = f32x4.splat(0)
+    let p = x + (<usize>j << 2)
+    for (let i = 0; i < m; i++) {
+      acc = f32x4.add(acc, v128.load(p))
+      p += rs
+    }
+    v128.store(out + (<usize>j << 2), acc)
+  }
+  for (; j < n; j++) {
+    let acc: f32 = 0
+    let p = x + (<usize>j << 2)
+    for (let i = 0; i < m; i++) {
+      acc = acc + load<f32>(p)
+      p += rs
+    }
+    store<f32>(out + (<usize>j << 2), acc)
+  }
+}
