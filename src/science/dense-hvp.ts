@@ -54,12 +54,22 @@ interface DenseOpts {
   bias?: T
   mask?: T
 }
+/** Whether the current backend has cusp's fused kernels (wasm, installed); else the unfused ops. */
+const fused = (): boolean => tf.getKernel(CUSP_DENSE, tf.getBackend()) !== undefined
+const mm = (a: T, b: T, ta = false, tb = false): T => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb)
+
 /**
  * ((a b + bias) + c d) ⊙ mask with optional transposes, each term optional but a b: one call of
  * cusp's fused CuspDense kernel (wasm/dense-fused.ts), with the bits of the separate BatchMatMul,
- * Add and Multiply calls it replaces.
+ * Add and Multiply calls it replaces, which other backends (the cpu oracle in tests) run instead.
  */
 function dense(a: T, b: T, o: DenseOpts = {}): T {
+  if (!fused()) {
+    let out = mm(a, b, o.ta, o.tb)
+    if (o.bias !== undefined) out = tf.add(out, o.bias)
+    if (o.c !== undefined && o.d !== undefined) out = tf.add(mm(o.c, o.d, o.tc, o.td), out)
+    return o.mask === undefined ? out : tf.mul(out, o.mask)
+  }
   const inputs: Record<string, T> = { a, b }
   if (o.c !== undefined && o.d !== undefined) {
     inputs['c'] = o.c
@@ -70,8 +80,9 @@ function dense(a: T, b: T, o: DenseOpts = {}): T {
   const attrs = { transposeA: o.ta ?? false, transposeB: o.tb ?? false, transposeC: o.tc ?? false, transposeD: o.td ?? false }
   return tf.engine().runKernel(CUSP_DENSE, inputs as never, attrs as never) as T
 }
-/** Σ_rows a, [cols] (CuspColSum: rows added in order, the bits of ones · a). */
-const sumRows = (a: T): T => tf.engine().runKernel(CUSP_COL_SUM, { x: a } as never) as T
+/** Σ_rows a, [cols] (CuspColSum: rows added in order, the bits of ones · a, which other backends run). */
+const sumRows = (a: T): T =>
+  fused() ? (tf.engine().runKernel(CUSP_COL_SUM, { x: a } as never) as T) : tf.reshape(mm(tf.ones([1, a.shape[0]!]), a), [a.shape[1]!])
 
 const plans = new WeakMap<Model, DensePlan | null>()
 let enabled = true
@@ -96,7 +107,7 @@ export function densePlan(model: Model): DensePlan | undefined {
 
 /** Whether chunk calls on the current backend take the hand-written path (wasm, dense models). */
 export function useDensePath(model: Model): boolean {
-  return enabled && tf.getBackend() === 'wasm' && densePlan(model) !== undefined && tf.getKernel(CUSP_DENSE, 'wasm') !== undefined
+  return enabled && tf.getBackend() === 'wasm' && densePlan(model) !== undefined
 }
 
 function buildPlan(model: Model): DensePlan | undefined {
