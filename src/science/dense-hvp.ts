@@ -13,14 +13,18 @@
  *               R∇W_l = Rh_{l-1}ᵀ δ_l + h_{l-1}ᵀ Rδ_l,  R∇b_l = Σ_rows Rδ_l,
  *               Rg_{l-1} = Rδ_l W_lᵀ + δ_l V_lᵀ,  Rδ_{l-1} = Rg_{l-1} ⊙ σ'(z_{l-1}) + g_{l-1} ⊙ σ''(z_{l-1}) ⊙ Rz_{l-1}
  * with relu σ' = [z > 0] (tfjs's own choice at 0), σ'' = 0; tanh σ' = 1 - h², σ'' = -2h(1 - h²).
- * About 55 kernel calls per HVP instead of ~350 on the tape (whose per-call engine cost was 41% of
- * the MLP HVP on wasm) and 19 matrix products instead of 22. Every op is a plain tfjs kernel, so the
- * bits are fixed by the inputs (the same on every worker count). Call the tensor functions inside
- * the caller's tidy.
+ * About 36 kernel calls per HVP at a new θ (15 at a θ already seen, 28 per gradient) instead of ~350
+ * on the tape (whose per-call engine cost was 41% of the MLP HVP on wasm) and 19 matrix products
+ * instead of 22: each product goes through cusp's fused dense kernel (wasm/dense-fused.ts), which
+ * also adds the bias or a second product and applies the relu mask in the same call, with the bits
+ * of the separate BatchMatMul / Add / Multiply calls. Every op is a fixed kernel, so the bits are
+ * fixed by the inputs (the same on every worker count). Call the tensor functions inside the
+ * caller's tidy.
  */
 import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
 import type { Model } from './models.ts'
+import { CUSP_COL_SUM, CUSP_DENSE } from './wasm/dense-fused.ts'
 
 /** One dense layer of the plan: its weight and bias indices in `model.params`, and whether σ follows. */
 interface DenseStep {
@@ -38,8 +42,47 @@ export interface DensePlan {
 }
 
 type T = tf.Tensor
-/** a b, with optional transposes (BatchMatMul: cusp's SIMD product on wasm). */
+
+/** The optional parts of a fused dense step (see `dense`). */
+interface DenseOpts {
+  ta?: boolean
+  tb?: boolean
+  c?: T
+  d?: T
+  tc?: boolean
+  td?: boolean
+  bias?: T
+  mask?: T
+}
+/** Whether the current backend has cusp's fused kernels (wasm, installed); else the unfused ops. */
+const fused = (): boolean => tf.getKernel(CUSP_DENSE, tf.getBackend()) !== undefined
 const mm = (a: T, b: T, ta = false, tb = false): T => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb)
+
+/**
+ * ((a b + bias) + c d) ⊙ mask with optional transposes, each term optional but a b: one call of
+ * cusp's fused CuspDense kernel (wasm/dense-fused.ts), with the bits of the separate BatchMatMul,
+ * Add and Multiply calls it replaces, which other backends (the cpu oracle in tests) run instead.
+ */
+function dense(a: T, b: T, o: DenseOpts = {}): T {
+  if (!fused()) {
+    let out = mm(a, b, o.ta, o.tb)
+    if (o.bias !== undefined) out = tf.add(out, o.bias)
+    if (o.c !== undefined && o.d !== undefined) out = tf.add(mm(o.c, o.d, o.tc, o.td), out)
+    return o.mask === undefined ? out : tf.mul(out, o.mask)
+  }
+  const inputs: Record<string, T> = { a, b }
+  if (o.c !== undefined && o.d !== undefined) {
+    inputs['c'] = o.c
+    inputs['d'] = o.d
+  }
+  if (o.bias !== undefined) inputs['bias'] = o.bias
+  if (o.mask !== undefined) inputs['mask'] = o.mask
+  const attrs = { transposeA: o.ta ?? false, transposeB: o.tb ?? false, transposeC: o.tc ?? false, transposeD: o.td ?? false }
+  return tf.engine().runKernel(CUSP_DENSE, inputs as never, attrs as never) as T
+}
+/** Σ_rows a, [cols] (CuspColSum: rows added in order, the bits of ones · a, which other backends run). */
+const sumRows = (a: T): T =>
+  fused() ? (tf.engine().runKernel(CUSP_COL_SUM, { x: a } as never) as T) : tf.reshape(mm(tf.ones([1, a.shape[0]!]), a), [a.shape[1]!])
 
 const plans = new WeakMap<Model, DensePlan | null>()
 let enabled = true
@@ -110,22 +153,18 @@ interface AtTheta {
 }
 
 /**
- * What depends on the chunk only, not on θ: its pixels as [n, inputs], the one-hot labels, and a
- * [1, n] row of ones (bias gradients as ones · δ: the same sequential float32 sum, 0 + δ_0 + δ_1 +
- * ..., as wasm's Sum over axis 0, which first transposes δ; tested bit for bit).
+ * What depends on the chunk only, not on θ: its pixels as [n, inputs] and the one-hot labels.
+ * (Bias gradients are column sums of δ, rows in order: the same sequential float32 sum, 0 + δ_0 +
+ * δ_1 + ..., as ones · δ and as wasm's Sum over axis 0, which first transposes δ; tested bit for bit.)
  */
 interface ChunkInputs {
   x: T
   Y: T
-  ones: T
 }
 
 function chunkInputs(plan: DensePlan, c: Chunk): ChunkInputs {
-  return { x: tf.tensor2d(c.x, [c.n, plan.inputs]), Y: oneHot(c.y, plan.classes), ones: tf.ones([1, c.n]) }
+  return { x: tf.tensor2d(c.x, [c.n, plan.inputs]), Y: oneHot(c.y, plan.classes) }
 }
-
-/** Σ_rows a, [cols], as ones · a. */
-const sumRows = (a: T, ones: T): T => tf.reshape(mm(ones, a), [a.shape[1]!])
 
 function atTheta(plan: DensePlan, params: T[], inp: ChunkInputs): AtTheta {
   const n = inp.x.shape[0]!
@@ -134,7 +173,7 @@ function atTheta(plan: DensePlan, params: T[], inp: ChunkInputs): AtTheta {
   const d2: (T | undefined)[] = []
   let z: T = hs[0]!
   plan.steps.forEach((s, l) => {
-    z = tf.add(mm(hs[l]!, params[s.w]!), params[s.b]!)
+    z = dense(hs[l]!, params[s.w]!, { bias: params[s.b]! })
     if (!s.act) {
       d1.push(undefined)
       d2.push(undefined)
@@ -163,9 +202,13 @@ function atTheta(plan: DensePlan, params: T[], inp: ChunkInputs): AtTheta {
   const gs: (T | undefined)[] = new Array<T | undefined>(L)
   deltas[L - 1] = tf.sub(p, Y)
   for (let l = L - 1; l > 0; l--) {
-    const g = mm(deltas[l]!, params[plan.steps[l]!.w]!, false, true)
-    if (d2[l - 1] !== undefined) gs[l] = g
-    deltas[l - 1] = tf.mul(g, d1[l - 1]!)
+    const w = params[plan.steps[l]!.w]!
+    if (d2[l - 1] !== undefined) {
+      // tanh keeps g_l for its σ'' term.
+      const g = dense(deltas[l]!, w, { tb: true })
+      gs[l] = g
+      deltas[l - 1] = tf.mul(g, d1[l - 1]!)
+    } else deltas[l - 1] = dense(deltas[l]!, w, { tb: true, mask: d1[l - 1]! })
   }
   return { hs, d1, d2, p, deltas, gs, loss }
 }
@@ -190,11 +233,11 @@ function planOf(model: Model): DensePlan {
 /** Summed loss and its gradient, one tensor per parameter (in `model.params` order). */
 export function denseGradient(model: Model, theta: Float32Array, c: Chunk): { loss: tf.Scalar; grads: T[] } {
   const plan = planOf(model)
-  const { params, at, inp } = thetaPart(model, plan, theta, c)
+  const { params, at } = thetaPart(model, plan, theta, c)
   const grads: T[] = new Array<T>(params.length)
   plan.steps.forEach((s, l) => {
-    grads[s.w] = mm(at.hs[l]!, at.deltas[l]!, true, false)
-    grads[s.b] = sumRows(at.deltas[l]!, inp.ones)
+    grads[s.w] = dense(at.hs[l]!, at.deltas[l]!, { ta: true })
+    grads[s.b] = sumRows(at.deltas[l]!)
   })
   return { loss: tf.clone(at.loss) as tf.Scalar, grads }
 }
@@ -202,16 +245,22 @@ export function denseGradient(model: Model, theta: Float32Array, c: Chunk): { lo
 /** H v of the summed loss, one tensor per parameter, by the R-operator (v cut like the parameters). */
 export function denseHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): T[] {
   const plan = planOf(model)
-  const { params, at, inp } = thetaPart(model, plan, theta, c)
+  const { params, at } = thetaPart(model, plan, theta, c)
   const vs = cut(model, v)
   const L = plan.steps.length
-  // R-forward: Rz_l, and Rh_l = σ'(z_l) ⊙ Rz_l as the next layer's R-input.
-  const rz: T[] = []
+  // R-forward: Rz_l, and Rh_l = σ'(z_l) ⊙ Rz_l as the next layer's R-input. With relu, Rz_l of a
+  // hidden layer is needed only through Rh_l, so the mask is fused in and Rz_l is not kept.
+  const rz: (T | undefined)[] = []
   const rh: (T | undefined)[] = [undefined]
   plan.steps.forEach((s, l) => {
-    let r = tf.add(mm(at.hs[l]!, vs[s.w]!), vs[s.b]!)
     const prev = rh[l]
-    if (prev !== undefined) r = tf.add(mm(prev, params[s.w]!), r)
+    const terms: DenseOpts = { bias: vs[s.b]!, ...(prev !== undefined ? { c: prev, d: params[s.w]! } : {}) }
+    if (l < L - 1 && at.d2[l] === undefined) {
+      rz.push(undefined)
+      rh.push(dense(at.hs[l]!, vs[s.w]!, { ...terms, mask: at.d1[l]! }))
+      return
+    }
+    const r = dense(at.hs[l]!, vs[s.w]!, terms)
     rz.push(r)
     if (l < L - 1) rh.push(tf.mul(at.d1[l]!, r))
   })
@@ -221,17 +270,14 @@ export function denseHvp(model: Model, theta: Float32Array, v: Float32Array, c: 
   let rdelta: T = tf.sub(pr, tf.mul(at.p, tf.sum(pr, 1, true)))
   for (let l = L - 1; l >= 0; l--) {
     const s = plan.steps[l]!
-    let rgw = mm(at.hs[l]!, rdelta, true, false)
     const prev = rh[l]
-    if (prev !== undefined) rgw = tf.add(mm(prev, at.deltas[l]!, true, false), rgw)
-    out[s.w] = rgw
-    out[s.b] = sumRows(rdelta, inp.ones)
+    out[s.w] = dense(at.hs[l]!, rdelta, { ta: true, ...(prev !== undefined ? { c: prev, d: at.deltas[l]!, tc: true } : {}) })
+    out[s.b] = sumRows(rdelta)
     if (l === 0) break
-    const rg = tf.add(mm(rdelta, params[s.w]!, false, true), mm(at.deltas[l]!, vs[s.w]!, false, true))
-    let next: T = tf.mul(rg, at.d1[l - 1]!)
+    const rg: DenseOpts = { tb: true, c: at.deltas[l]!, d: vs[s.w]!, td: true }
     const d2 = at.d2[l - 1]
-    if (d2 !== undefined) next = tf.add(next, tf.mul(at.gs[l]!, tf.mul(d2, rz[l - 1]!)))
-    rdelta = next
+    if (d2 === undefined) rdelta = dense(rdelta, params[s.w]!, { ...rg, mask: at.d1[l - 1]! })
+    else rdelta = tf.add(tf.mul(dense(rdelta, params[s.w]!, rg), at.d1[l - 1]!), tf.mul(at.gs[l]!, tf.mul(d2, rz[l - 1]!)))
   }
   return out
 }
@@ -303,16 +349,12 @@ function tensorsOf(at: AtTheta): T[] {
   const all = [...at.hs.slice(1), ...at.d1, ...at.d2, at.p, ...at.deltas, ...at.gs, at.loss]
   return all.filter((t): t is T => t !== undefined)
 }
-const inputTensors = (inp: ChunkInputs): T[] => [inp.x, inp.Y, inp.ones]
+const inputTensors = (inp: ChunkInputs): T[] => [inp.x, inp.Y]
 const bytesOf = (ts: T[]): number => ts.reduce((b, t) => b + 4 * t.size, 0)
 
-const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean => {
-  if (a.length !== b.length) return false
-  const u = new Int32Array(a.buffer, a.byteOffset, a.length)
-  const w = new Int32Array(b.buffer, b.byteOffset, b.length)
-  for (let i = 0; i < u.length; i++) if (u[i] !== w[i]) return false
-  return true
-}
+/** Whether two arrays hold the same bytes (memcmp through Buffer: ~10x a JS loop on θ-sized arrays). */
+const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
 /** Empties the cache for another model, backend or θ (keeping the inputs of chunks used at the last θ). */
 function startTheta(model: Model, theta: Float32Array): Cache {

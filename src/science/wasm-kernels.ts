@@ -23,6 +23,7 @@ import {
   registerConvBiasActGrad,
   reluMaskConfig,
 } from './wasm/conv-relu.ts'
+import { cuspColSumConfig, cuspDenseConfig } from './wasm/dense-fused.ts'
 import { originals, WASM } from './wasm/kernel-calls.ts'
 import { avgPoolGradConfig, maxPoolGradConfig } from './wasm/pool-grads.ts'
 import { castConfig, identityConfig } from './wasm/shared-data.ts'
@@ -57,6 +58,9 @@ const replacements: KernelConfig[] = [
   reluMaskConfig,
   avgPoolReluMaskConfig,
   convBiasActPoolConfig,
+  // the fused dense layer and column sums of the MLP's hand-written passes (wasm/dense-fused.ts).
+  cuspDenseConfig,
+  cuspColSumConfig,
 ]
 
 let installed = false

@@ -8,7 +8,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
-import { allocScratch, freeScratch, pointerOf, simdKernels } from './simd/kernels.ts'
+import { allocScratch, freeScratch, heapF32, pointerOf, simdKernels } from './simd/kernels.ts'
 
 const prod = (s: readonly number[]): number => s.reduce((x, y) => x * y, 1)
 
@@ -57,4 +57,26 @@ export function simdMatMul(
   }
   freeScratch(backend, bp)
   return out
+}
+
+/**
+ * One 2-D product a b (transposes as above) written to `cPtr`, float32s [m, n] in the wasm heap:
+ * the same packing and kernel as simdMatMul, so the same bits. a and b must be 2-D float32 with
+ * matching inner sizes (the caller checks).
+ */
+export function gemmInto(backend: BackendWasm, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, cPtr: number): void {
+  const m = transposeA ? a.shape[1]! : a.shape[0]!
+  const k = transposeA ? a.shape[0]! : a.shape[1]!
+  const n = transposeB ? b.shape[0]! : b.shape[1]!
+  const kern = simdKernels(backend)
+  if (k === 0) {
+    heapF32(backend).fill(0, cPtr / 4, cPtr / 4 + m * n) // an empty sum
+    return
+  }
+  const bp = allocScratch(backend, Math.ceil(n / 8) * 8 * k)
+  const [sam, sak] = transposeA ? [1, m] : [k, 1]
+  const [sbk, sbn] = transposeB ? [1, k] : [n, 1]
+  kern.packB(pointerOf(backend, b.dataId), bp, k, n, sbk, sbn)
+  kern.gemm(pointerOf(backend, a.dataId), bp, cPtr, m, n, k, sam, sak)
+  freeScratch(backend, bp)
 }

@@ -108,13 +108,48 @@ export function filterGrad(
 // Matrix product C[m, n] = A[m, k] * B[k, n] for one batch item, in two steps.
 // packB copies B into panels of 8 columns, panel by panel, each panel k rows of 8 floats (the last
 // panel zero-padded), so the micro-kernel reads B contiguously; a transposed B is handled by its
-// strides: element (p, j) of B is at b + 4 * (p * sbk + j * sbn).
+// strides: element (p, j) of B is at b + 4 * (p * sbk + j * sbn). Full panels of a row-major B
+// (sbn = 1) move as two v128 per row; others element by element, unrolled.
 export function packB(b: usize, bp: usize, k: i32, n: i32, sbk: i32, sbn: i32): void {
-  for (let j0 = 0; j0 < n; j0 += 8) {
-    const w = min(8, n - j0)
-    let dst = bp + (<usize>j0 * k << 2)
+  const full = n & ~7
+  const rowStep = <usize>sbk << 2
+  if (sbn == 1) {
+    for (let j0 = 0; j0 < full; j0 += 8) {
+      let dst = bp + (<usize>j0 * k << 2)
+      let row = b + (<usize>j0 << 2)
+      for (let p = 0; p < k; p++) {
+        v128.store(dst, v128.load(row))
+        v128.store(dst, v128.load(row, 16), 16)
+        dst += 32
+        row += rowStep
+      }
+    }
+  } else {
+    const cs = <usize>sbn << 2
+    for (let j0 = 0; j0 < full; j0 += 8) {
+      let dst = bp + (<usize>j0 * k << 2)
+      let row = b + (<usize>(j0 * sbn) << 2)
+      for (let p = 0; p < k; p++) {
+        let s = row
+        store<f32>(dst, load<f32>(s)); s += cs
+        store<f32>(dst, load<f32>(s), 4); s += cs
+        store<f32>(dst, load<f32>(s), 8); s += cs
+        store<f32>(dst, load<f32>(s), 12); s += cs
+        store<f32>(dst, load<f32>(s), 16); s += cs
+        store<f32>(dst, load<f32>(s), 20); s += cs
+        store<f32>(dst, load<f32>(s), 24); s += cs
+        store<f32>(dst, load<f32>(s), 28)
+        dst += 32
+        row += rowStep
+      }
+    }
+  }
+  if (full < n) {
+    // The last, partial panel: zero-padded to 8 columns.
+    const w = n - full
+    let dst = bp + (<usize>full * k << 2)
     for (let p = 0; p < k; p++) {
-      const row = b + (<usize>(p * sbk + j0 * sbn) << 2)
+      const row = b + (<usize>(p * sbk + full * sbn) << 2)
       for (let j = 0; j < 8; j++) {
         store<f32>(dst + (<usize>j << 2), j < w ? load<f32>(row + (<usize>(j * sbn) << 2)) : 0)
       }
@@ -205,4 +240,58 @@ export function gemm(a: usize, bp: usize, c: usize, m: i32, n: i32, k: i32, sam:
   if (j == 1) return f32x4.extract_lane(v, 1)
   if (j == 2) return f32x4.extract_lane(v, 2)
   return f32x4.extract_lane(v, 3)
+}
+
+// The elementwise tail of a dense layer, in place on c [m, n], each step only where its pointer is
+// nonzero (0 is never a tensor's address): c = ((c + bias[j]) + t[i, j]) * mask[i, j]. Each step
+// is one IEEE float32 add or multiply, so this gives the bits of the separate Add / Multiply
+// kernels it replaces (both commute exactly).
+export function epilogue(c: usize, bias: usize, t: usize, mask: usize, m: i32, n: i32): void {
+  const n4 = n & ~3
+  for (let i = 0; i < m; i++) {
+    const row = <usize>(i * n) << 2
+    let j = 0
+    for (; j < n4; j += 4) {
+      const o = row + (<usize>j << 2)
+      let v = v128.load(c + o)
+      if (bias != 0) v = f32x4.add(v, v128.load(bias + (<usize>j << 2)))
+      if (t != 0) v = f32x4.add(v, v128.load(t + o))
+      if (mask != 0) v = f32x4.mul(v, v128.load(mask + o))
+      v128.store(c + o, v)
+    }
+    for (; j < n; j++) {
+      const o = row + (<usize>j << 2)
+      let v = load<f32>(c + o)
+      if (bias != 0) v = v + load<f32>(bias + (<usize>j << 2))
+      if (t != 0) v = v + load<f32>(t + o)
+      if (mask != 0) v = v * load<f32>(mask + o)
+      store<f32>(c + o, v)
+    }
+  }
+}
+
+// Column sums of x [m, n] into out [n]: out[j] = 0 + x[0, j] + x[1, j] + ... + x[m-1, j], rows in
+// order (the sum a product ones[1, m] * x makes in gemm, bit for bit, since 1 * x = x).
+export function colSum(x: usize, out: usize, m: i32, n: i32): void {
+  const n4 = n & ~3
+  const rs = <usize>n << 2
+  let j = 0
+  for (; j < n4; j += 4) {
+    let acc = f32x4.splat(0)
+    let p = x + (<usize>j << 2)
+    for (let i = 0; i < m; i++) {
+      acc = f32x4.add(acc, v128.load(p))
+      p += rs
+    }
+    v128.store(out + (<usize>j << 2), acc)
+  }
+  for (; j < n; j++) {
+    let acc: f32 = 0
+    let p = x + (<usize>j << 2)
+    for (let i = 0; i < m; i++) {
+      acc = acc + load<f32>(p)
+      p += rs
+    }
+    store<f32>(out + (<usize>j << 2), acc)
+  }
 }

@@ -27,6 +27,8 @@ export interface SimdKernels {
   ): void
   packB(b: number, bp: number, k: number, n: number, sbk: number, sbn: number): void
   gemm(a: number, bp: number, c: number, m: number, n: number, k: number, sam: number, sak: number): void
+  epilogue(c: number, bias: number, t: number, mask: number, m: number, n: number): void
+  colSum(x: number, out: number, m: number, n: number): void
 }
 
 /** What cusp reads of the wasm backend's emscripten module and data map (not in its typings). */
