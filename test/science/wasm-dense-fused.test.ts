@@ -123,7 +123,14 @@ t.test('CuspDense gives the bits of the unfused wasm ops, and the cpu reference 
 
 t.test('CuspColSum gives the bits of ones · x, rows in order', async (tt) => {
   await tf.setBackend('wasm')
-  for (const [m, n] of [[250, 200], [250, 10], [1, 1], [7, 3], [13, 9], [1000, 5]] as const) {
+  for (const [m, n] of [
+    [250, 200],
+    [250, 10],
+    [1, 1],
+    [7, 3],
+    [13, 9],
+    [1000, 5],
+  ] as const) {
     const x = tf.tensor2d(rand(m * n, m * 31 + n), [m, n])
     const got = tf.engine().runKernel(CUSP_COL_SUM, { x } as never) as tf.Tensor
     const ones = tf.ones([1, m])

@@ -38,7 +38,8 @@ function dense(args: {
 }): TensorInfo {
   const { inputs, backend, attrs } = args
   const { a, b, c, d, bias, mask } = inputs
-  for (const t of [a, b, c, d, mask]) if (t !== undefined) check(t.dtype === 'float32' && t.shape.length === 2, 'operands must be 2-D float32')
+  for (const t of [a, b, c, d, mask])
+    if (t !== undefined) check(t.dtype === 'float32' && t.shape.length === 2, 'operands must be 2-D float32')
   const m = rows(a, attrs.transposeA)
   const n = cols(b, attrs.transposeB)
   check(cols(a, attrs.transposeA) === rows(b, attrs.transposeB), `a b: inner sizes differ (${a.shape} ${b.shape})`)
