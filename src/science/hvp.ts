@@ -137,7 +137,7 @@ function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk
   if (useConvHvpPath(model)) {
     // Conv networks with average pools on wasm: the R-operator (conv-hvp.ts) instead of double backprop.
     checkChunk(model, c)
-    return { parts: tf.tidy(() => convHvp(model, paramTensors(model, theta), paramTensors(model, v), c)) }
+    return { parts: tf.tidy(() => convHvp(model, theta, paramTensors(model, v), c)) }
   }
   const parts = tf.tidy(() => {
     const vs = paramTensors(model, v)
