@@ -8,8 +8,9 @@
  * run. The peer is only fair on an optimized BLAS: its JSON says which BLAS the PyTorch process
  * actually loaded and with how many threads (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are set to the
  * stated thread count), and the bench warns loudly when it is the reference (netlib) BLAS.
- * Every call of ours runs at a θ not seen before (dense models cache θ-only work, dense-hvp.ts), as
- * the peer recomputes everything per call; a second HVP at the same θ is reported apart.
+ * Every call of ours runs at a θ not seen before (worker threads cache θ-only work: dense-hvp.ts,
+ * conv-hvp.ts), as the peer recomputes everything per call; a second HVP at the same θ is reported
+ * apart.
  * Ours and the peer alternate round by round (the machine is shared); the min/median/max of the
  * rounds are reported with ratios ours/peer of the medians (wall time), plus process CPU time (all
  * worker threads; PyTorch's at 2 threads too) and
@@ -33,6 +34,7 @@ import { execa } from 'execa'
 import * as tf from '@tensorflow/tfjs'
 import { initEngine } from '../src/science/engine.ts'
 import { chunkHvp, type Dataset } from '../src/science/hvp.ts'
+import { setConvReuse } from '../src/science/conv-hvp.ts'
 import { setDenseCacheBytes } from '../src/science/dense-hvp.ts'
 import { buildModel, initParams, type ModelSpec } from '../src/science/models.ts'
 import { createObjective } from '../src/science/objective.ts'
@@ -96,8 +98,8 @@ function dataset(n: number, seed: number, shape: [number, number, number]): Data
 
 /**
  * Wall ms of each call, and CPU ms of this process (all worker threads) in `cpu`. Each round runs
- * at its own θ (θ[0] nudged), and the HVP at yet another, so no call reuses the dense path's θ cache
- * (dense-hvp.ts) and every figure is comparable to the peer's, which recomputes everything per call;
+ * at its own θ (θ[0] nudged), and the HVP at yet another, so no call reuses a θ cache (dense-hvp.ts,
+ * conv-hvp.ts) and every figure is comparable to the peer's, which recomputes everything per call;
  * then a second HVP at the HVP's θ, the steady state of an eigen-iteration, goes to `same`.
  */
 async function timeOurs(
@@ -219,9 +221,9 @@ function flopsOf(name: string, inShapes: number[][], outShape: number[]): number
 /**
  * One HVP chunk (250 examples) on wasm in this thread, by kernel: every wasm kernel is wrapped to
  * add up the process CPU time it takes (outermost kernel calls only; composed kernels count as
- * one), over `reps` HVPs. CPU time, not wall time: the machine is shared. The dense path's θ cache
- * is off while profiling (every HVP a fresh θ); `sameThetaMs` is the CPU time per HVP with it on,
- * at one θ (the dense models' steady state in an eigen-iteration; the others do not cache).
+ * one), over `reps` HVPs. CPU time, not wall time: the machine is shared. The θ caches (dense and
+ * conv paths) are off while profiling (every HVP a fresh θ); `sameThetaMs` is the CPU time per HVP
+ * with them on, at one θ (the steady state of an eigen-iteration; the tape path does not cache).
  */
 async function profileHvp(
   spec: ModelSpec,
@@ -237,6 +239,7 @@ async function profileHvp(
   await initEngine('wasm')
   const model = buildModel(spec)
   const budget = setDenseCacheBytes(0)
+  const reuse = setConvReuse(false)
   const m = Math.min(250, data.n)
   const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2]
   const chunk = { x: data.x.subarray(0, m * d), y: data.y.subarray(0, m), n: m }
@@ -286,11 +289,13 @@ async function profileHvp(
   }
   const totalMs = (used.user + used.system) / 1000 / reps
   setDenseCacheBytes(budget)
+  setConvReuse(true)
   chunkHvp(model, theta, v, chunk) // fills the cache
   const s0 = process.cpuUsage()
   for (let r = 0; r < reps; r++) chunkHvp(model, theta, v, chunk)
   const sUsed = process.cpuUsage(s0)
   const sameThetaMs = (sUsed.user + sUsed.system) / 1000 / reps
+  setConvReuse(reuse)
   const kernelMs = [...acc.values()].reduce((s, e) => s + e.ms, 0) / reps
   const rows = [...acc.entries()]
     .map(([kernel, e]) => ({
@@ -309,8 +314,8 @@ async function profileHvp(
 /**
  * `calls` HVPs of one chunk on wasm in this thread: tf.memory().numTensors, the wasm heap's size
  * and this process's RSS before and after (a leak shows as growth; the wasm heap never shrinks, so
- * it must stop growing after the warm-up call). θ changes every fourth call, so a dense model's θ
- * cache is emptied and refilled along the way.
+ * it must stop growing after the warm-up call). θ changes every fourth call, so the θ cache (on
+ * here, as in a worker thread) is emptied and refilled along the way.
  */
 async function leakLoop(
   spec: ModelSpec,
@@ -324,6 +329,7 @@ async function leakLoop(
   const model = buildModel(spec)
   const d = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2]
   const chunk = { x: data.x.subarray(0, m * d), y: data.y.subarray(0, m), n: m }
+  const reuse = setConvReuse(true)
   chunkHvp(model, theta, v, chunk) // warm-up: first calls compile and size the heap
   const heapMb = (): number => +((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength / 2 ** 20).toFixed(1)
   const rss = (): number => +(process.memoryUsage().rss / 2 ** 20).toFixed(1)
@@ -332,8 +338,10 @@ async function leakLoop(
   const other = nudged(theta)
   for (let i = 0; i < calls; i++) chunkHvp(model, i % 4 === 3 ? other : theta, v, chunk)
   chunkHvp(model, theta, v, chunk) // back to the warm-up's θ: the same cache contents as at the start
+  const tensors = tf.memory().numTensors
+  setConvReuse(reuse)
   return {
-    tensors: [start.tensors, tf.memory().numTensors],
+    tensors: [start.tensors, tensors],
     wasm_heap_mb: [start.heap, heapMb()],
     rss_mb: [start.rss, rss()],
     js_heap_used_mb: [start.js, js()],
@@ -460,7 +468,7 @@ for (const name of models) {
   )
 
   console.log(
-    `  HVP again at the same θ, 1 worker: ${fmt(median(same1.wall))} wall, ${fmt(median(same1.cpu))} CPU (dense models reuse the θ-only work)`,
+    `  HVP again at the same θ, 1 worker: ${fmt(median(same1.wall))} wall, ${fmt(median(same1.cpu))} CPU (the R-operator paths reuse the θ-only work)`,
   )
   const { totalMs, sameThetaMs, rows: prof } = await profileHvp(spec, data, theta, v)
   const leak = leakCalls > 0 ? await leakLoop(spec, data, theta, v, leakCalls, Math.min(leakN, n)) : undefined

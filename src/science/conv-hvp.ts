@@ -21,12 +21,16 @@
  * convolutions run fused with their bias and relu, and with a 2x2 average pool after them, and a
  * pool's gradient with the relu mask below it (wasm/conv-relu.ts). Not bit-identical to the
  * tape (another summation order); every op is a plain kernel, so the bits are fixed by the inputs.
+ * What depends on θ and the chunk only (the forward pass, the max pools' routing, the δ's) can be
+ * kept between HVPs at one θ (AtTheta, `setConvReuse`; on in worker threads): an HVP at a θ already
+ * seen then runs the R-passes only, on the same kernels and inputs, so with the same bits.
  * The loss and gradient of the same networks (convLoss, convGradient) are the first-order half.
  */
 import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
 import { crossEntropySum } from './loss.ts'
 import type { Model } from './models.ts'
+import { sameBits } from './dense-hvp.ts'
 import { CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK, RELU_MASK } from './wasm/conv-relu.ts'
 
 type T = tf.Tensor
@@ -110,13 +114,11 @@ function buildPlan(model: Model): ConvPlan | undefined {
   return { steps, activation: model.spec.activation, classes: model.spec.classes }
 }
 
-/** What the forward and R-forward passes keep of one step for the backward passes. */
+/** What the forward pass keeps of one step for the gradient's backward pass. */
 interface Saved {
   h: T
-  Rh: T | undefined
-  /** conv / dense: the activation output a (or z without one) and Rz; max pool: its output. */
+  /** conv / dense: the activation output a (or z without one); max pool: its output. */
   a?: T
-  Rz?: T
 }
 
 const convAct = (x: T, w: T, b: T, s: { stride: number; pad: 'same' | 'valid' }, relu: boolean): T =>
@@ -168,135 +170,285 @@ const padded = (t: T, p: number): T =>
 const add = (a: T | undefined, b: T): T => (a === undefined ? b : tf.add(a, b))
 
 /**
- * Hv of the chunk's summed loss, one tensor per parameter (in `model.params` order). `params` and
- * `dirs` are θ and v cut per parameter, shaped. Call inside the caller's tidy.
+ * What an HVP needs of θ and the chunk only, not of v: the forward pass and the gradient's backward
+ * chain (the δ's). An HVP at a θ already seen (the Lanczos and power iterations of §3.3 take many
+ * at one θ) reuses it from the cache below, and runs only the R-forward and R-backward passes.
  */
-export function convHvp(model: Model, params: T[], dirs: T[], c: Chunk): T[] {
-  const plan = plans.get(model)
-  if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv R-operator plan`)
+interface AtTheta {
+  /** Per step: its input h (the padded data on an explicitly padded first layer), and its output a (conv / dense: after σ; max pool). */
+  h: T[]
+  a: (T | undefined)[]
+  /** Max pools above the first parameter layer: the routing of ones to each window's arg-max cell (R{max pool} reads Rh there). */
+  route: (T | undefined)[]
+  /** tanh layers: σ' = 1 - a², and -2a(1 - a²) ⊙ g (g: the loss gradient at a), the σ'' term without Rz. */
+  s1: (T | undefined)[]
+  s2g: (T | undefined)[]
+  /** Parameter layers: δ, the loss gradient at z, where the R-backward reads it (above the first layer, or tanh). */
+  d: (T | undefined)[]
+  /** Softmax probabilities of the logits. */
+  p: T
+}
+
+const isParam = (t: Step): boolean => t.kind === 'conv' || t.kind === 'dense'
+
+/** The forward pass and the backward chain of the δ's at θ (`params`) for the chunk's pixels x and labels y. */
+function atTheta(plan: ConvPlan, params: T[], x: T, y: Int32Array): AtTheta {
   const relu = plan.activation === 'relu'
-  const [h0, w0, c0] = model.spec.inputShape
-  let h: T = tf.tensor4d(c.x, [c.n, h0, w0, c0])
-  let Rh: T | undefined
-  const saved: Saved[] = []
+  const L = plan.steps.length
+  const at: Omit<AtTheta, 'p'> = { h: [], a: [], route: [], s1: [], s2g: [], d: new Array<T | undefined>(L) }
+  const firstParam = plan.steps.findIndex(isParam)
+  let h = x
   let pooled: T | undefined // the output of the pool step next, made with the conv layer before it
-  // Forward and R-forward.
   for (const [i, s] of plan.steps.entries()) {
-    const keep: Saved = { h, Rh }
-    saved.push(keep)
+    if (s.kind === 'conv' && s.explicit > 0) h = padded(h, s.explicit) // the first layer only (buildPlan): what ⋆ reads
+    at.h.push(h)
+    at.a.push(undefined)
+    at.route.push(undefined)
+    at.s1.push(undefined)
+    at.s2g.push(undefined)
     if (s.kind === 'conv' || s.kind === 'dense') {
-      const W = params[s.w]!
-      const V = dirs[s.w]!
-      const fuseRelu = s.act && relu
       let z: T
-      let Rz: T
       if (s.kind === 'conv') {
-        if (s.explicit > 0) {
-          // The first layer only (buildPlan): h is the data, Rh is zero, the padded h is what ⋆ reads.
-          h = keep.h = padded(h, s.explicit)
-          Rh = keep.Rh = Rh === undefined ? undefined : padded(Rh, s.explicit)
-        }
-        if (poolsNext(plan, i)) [z, pooled] = convPool(h, W, params[s.b]!, s, true) as [T, T]
-        else z = convAct(h, W, params[s.b]!, s, fuseRelu)
-        Rz = convAct(h, V, dirs[s.b]!, s, false)
-        if (Rh !== undefined) Rz = tf.add(Rz, tf.conv2d(Rh as tf.Tensor4D, W as tf.Tensor4D, s.stride, s.pad))
+        if (poolsNext(plan, i)) [z, pooled] = convPool(h, params[s.w]!, params[s.b]!, s, true) as [T, T]
+        else z = convAct(h, params[s.w]!, params[s.b]!, s, s.act && relu)
       } else {
-        z = tf.add(tf.matMul(h as tf.Tensor2D, W as tf.Tensor2D), params[s.b]!)
-        if (fuseRelu) z = tf.relu(z)
-        Rz = tf.add(tf.matMul(h as tf.Tensor2D, V as tf.Tensor2D), dirs[s.b]!)
-        if (Rh !== undefined) Rz = tf.add(Rz, tf.matMul(Rh as tf.Tensor2D, W as tf.Tensor2D))
+        z = tf.add(tf.matMul(h as tf.Tensor2D, params[s.w] as tf.Tensor2D), params[s.b]!)
+        if (s.act && relu) z = tf.relu(z)
       }
-      const a = s.act && !relu ? tf.tanh(z) : z
-      keep.a = a
-      keep.Rz = Rz
-      h = a
-      Rh = s.act ? (relu ? mask(Rz, a) : tf.mul(tf.sub(1, tf.square(a)), Rz)) : Rz
+      h = at.a[i] = s.act && !relu ? tf.tanh(z) : z
+      if (s.act && !relu) at.s1[i] = tf.sub(1, tf.square(h))
     } else if (s.kind === 'pool' && s.op === 'avg') {
       h = pooled ?? tf.avgPool(h as tf.Tensor4D, s.size, s.size, 'valid')
       pooled = undefined
+    } else if (s.kind === 'pool') {
+      const y = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
+      at.a[i] = y
+      if (i > firstParam) at.route[i] = maxRoute(tf.onesLike(y), h, y, s.size)
+      h = y
+    } else h = tf.reshape(s.order === 'chw' ? tf.transpose(h, [0, 3, 1, 2]) : h, [h.shape[0]!, -1])
+  }
+  // δ = p - Y at the logits, then down. g (and so δ) is needed below step i where a layer there uses
+  // δ: tanh (its σ'' term), or a parameter layer above the first (its Rh ⋆ δ and Vᵀ*δ terms). With
+  // relu the first layer needs Rδ only.
+  const p = tf.softmax(h as tf.Tensor2D)
+  let g: T | undefined = tf.sub(p, oneHot(y, plan.classes))
+  const needG = (i: number): boolean => !relu || plan.steps.some((t, j) => isParam(t) && j > firstParam && j < i)
+  for (let i = L - 1; i >= firstParam && g !== undefined; i--) {
+    const s = plan.steps[i]!
+    const hin = at.h[i]!
+    const a = at.a[i]
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      let d: T = g
+      if (fusesMask(plan, i + 1)) {
+        // Masked by the pool step above (poolMask).
+      } else if (s.act && relu) d = mask(g, a!)
+      else if (s.act) {
+        const s1 = at.s1[i]!
+        d = tf.mul(g, s1)
+        at.s2g[i] = tf.mul(tf.mul(-2, tf.mul(a!, s1)), g)
+      }
+      at.d[i] = d
+      if (i > firstParam && needG(i))
+        g =
+          s.kind === 'conv'
+            ? inputGrad(d, params[s.w]!, hin.shape, s)
+            : tf.matMul(d as tf.Tensor2D, params[s.w] as tf.Tensor2D, false, true)
+      else g = undefined
+    } else if (s.kind === 'pool' && fusesMask(plan, i)) g = poolMask(g, hin, s.size)
+    else g = backThrough(s, g, hin, a)
+  }
+  return { ...at, p }
+}
+
+/** The tensors of an AtTheta (a tensor may appear twice: a step's output is the next one's input). */
+const tensorsOf = (at: AtTheta): T[] =>
+  [...at.h, ...at.a, ...at.route, ...at.s1, ...at.s2g, ...at.d, at.p].filter((t): t is T => t !== undefined)
+
+/**
+ * Hv of the chunk's summed loss, one tensor per parameter (in `model.params` order), at θ (flat)
+ * for the direction `dirs` (v cut per parameter, shaped). The θ-only part (AtTheta) comes from the
+ * cache when reuse is on and (θ, chunk) were seen at the last θ; either way the same kernels run on
+ * the same inputs, so the bits do not depend on it. Call inside the caller's tidy.
+ */
+export function convHvp(model: Model, theta: Float32Array, dirs: T[], c: Chunk): T[] {
+  const plan = plans.get(model)
+  if (plan === undefined || plan === null) throw new Error(`model ${model.spec.arch} has no conv R-operator plan`)
+  const { params, at } = thetaPart(model, plan, theta, c)
+  return rPasses(plan, params, dirs, at)
+}
+
+/** The R-forward and R-backward passes for the direction `dirs`, on the θ-only part `at`. */
+function rPasses(plan: ConvPlan, params: T[], dirs: T[], at: AtTheta): T[] {
+  const relu = plan.activation === 'relu'
+  const Rhs: (T | undefined)[] = [] // each step's R-input
+  const Rzs: (T | undefined)[] = [] // tanh layers: Rz, for the σ'' term
+  let Rh: T | undefined
+  // R-forward.
+  for (const [i, s] of plan.steps.entries()) {
+    const h = at.h[i]!
+    if (s.kind === 'conv' && s.explicit > 0) Rh = Rh === undefined ? undefined : padded(Rh, s.explicit)
+    Rhs.push(Rh)
+    Rzs.push(undefined)
+    if (s.kind === 'conv' || s.kind === 'dense') {
+      const W = params[s.w]!
+      const V = dirs[s.w]!
+      let Rz: T
+      if (s.kind === 'conv') {
+        Rz = convAct(h, V, dirs[s.b]!, s, false)
+        if (Rh !== undefined) Rz = tf.add(Rz, tf.conv2d(Rh as tf.Tensor4D, W as tf.Tensor4D, s.stride, s.pad))
+      } else {
+        Rz = tf.add(tf.matMul(h as tf.Tensor2D, V as tf.Tensor2D), dirs[s.b]!)
+        if (Rh !== undefined) Rz = tf.add(Rz, tf.matMul(Rh as tf.Tensor2D, W as tf.Tensor2D))
+      }
+      if (s.act && !relu) Rzs[i] = Rz
+      Rh = s.act ? (relu ? mask(Rz, at.a[i]!) : tf.mul(at.s1[i]!, Rz)) : Rz
+    } else if (s.kind === 'pool' && s.op === 'avg') {
       Rh = Rh === undefined ? undefined : tf.avgPool(Rh as tf.Tensor4D, s.size, s.size, 'valid')
     } else if (s.kind === 'pool') {
       // R{max pool} reads Rh at each window's arg-max cell: the sum over the window of Rh masked by
       // the routing of ones (one cell per window), as size² times its average.
-      const y = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
-      keep.a = y
-      if (Rh !== undefined) {
-        const route = maxRoute(tf.onesLike(y), h, y, s.size)
-        Rh = tf.mul(tf.avgPool(tf.mul(route, Rh) as tf.Tensor4D, s.size, s.size, 'valid'), s.size * s.size)
-      }
-      h = y
+      if (Rh !== undefined) Rh = tf.mul(tf.avgPool(tf.mul(at.route[i]!, Rh) as tf.Tensor4D, s.size, s.size, 'valid'), s.size * s.size)
     } else {
       const flatten = (t: T): T => tf.reshape(s.order === 'chw' ? tf.transpose(t, [0, 3, 1, 2]) : t, [t.shape[0]!, -1])
-      h = flatten(h)
       Rh = Rh === undefined ? undefined : flatten(Rh)
     }
   }
-  // Softmax: δ = p - Y, Rδ = p ⊙ Rz - p ⊙ Σ_cols(p ⊙ Rz), with z the logits (the last step's output).
-  const p = tf.softmax(h as tf.Tensor2D)
-  const Rl = Rh!
-  const pR = tf.mul(p, Rl)
-  let g: T | undefined = tf.sub(p, oneHot(c.y, plan.classes))
+  // Softmax: Rδ = p ⊙ Rz - p ⊙ Σ_cols(p ⊙ Rz), with z the logits (the last step's output).
+  const p = at.p
+  const pR = tf.mul(p, Rh!)
   let Rg: T = tf.sub(pR, tf.mul(p, tf.sum(pR, 1, true)))
   const out: T[] = new Array<T>(params.length)
-  // g (and so δ) is needed below step i where a layer there uses δ: tanh (its σ'' term), or a
-  // parameter layer above the first (its Rh ⋆ δ and Vᵀ*δ terms). With relu the first layer needs Rδ only.
-  const isParam = (t: Step): boolean => t.kind === 'conv' || t.kind === 'dense'
   const firstParam = plan.steps.findIndex(isParam)
-  const needG = (i: number): boolean => !relu || plan.steps.some((t, j) => isParam(t) && j > firstParam && j < i)
-  for (let i = plan.steps.length - 1; i >= 0; i--) {
+  // R-backward.
+  for (let i = plan.steps.length - 1; i >= firstParam; i--) {
     const s = plan.steps[i]!
-    const { h: hin, Rh: Rhin, a, Rz } = saved[i]!
+    const hin = at.h[i]!
+    const Rhin = Rhs[i]
+    const a = at.a[i]
     if (s.kind === 'conv' || s.kind === 'dense') {
-      // δ and Rδ at z from g and Rg at a.
-      let d: T | undefined = g
+      // Rδ at z from Rg at a.
+      const d = at.d[i]
       let Rd: T = Rg
       if (fusesMask(plan, i + 1)) {
         // Masked by the pool step above (poolMask).
-      } else if (s.act && relu) {
-        d = g === undefined ? undefined : mask(g, a!)
-        Rd = mask(Rg, a!)
-      } else if (s.act) {
-        const s1 = tf.sub(1, tf.square(a!))
-        d = tf.mul(g!, s1)
-        Rd = tf.add(tf.mul(Rg, s1), tf.mul(tf.mul(tf.mul(-2, tf.mul(a!, s1)), g!), Rz!))
-      }
+      } else if (s.act && relu) Rd = mask(Rg, a!)
+      else if (s.act) Rd = tf.add(tf.mul(Rg, at.s1[i]!), tf.mul(at.s2g[i]!, Rzs[i]!))
       const W = params[s.w]!
       const V = dirs[s.w]!
       if (s.kind === 'conv') {
-        const cs = s
-        out[s.w] = add(Rhin === undefined ? undefined : filterGrad(Rhin, d!, W, cs), filterGrad(hin, Rd, W, cs))
+        out[s.w] = add(Rhin === undefined ? undefined : filterGrad(Rhin, d!, W, s), filterGrad(hin, Rd, W, s))
         out[s.b] = tf.sum(Rd, [0, 1, 2])
-        if (i > firstParam) {
-          Rg = tf.add(inputGrad(Rd, W, hin.shape, cs), inputGrad(d!, V, hin.shape, cs))
-          g = needG(i) ? inputGrad(d!, W, hin.shape, cs) : undefined
-        }
+        if (i > firstParam) Rg = tf.add(inputGrad(Rd, W, hin.shape, s), inputGrad(d!, V, hin.shape, s))
       } else {
         const mm = (x: T, y: T, ta: boolean, tb: boolean): T => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, ta, tb)
         out[s.w] = add(Rhin === undefined ? undefined : mm(Rhin, d!, true, false), mm(hin, Rd, true, false))
         out[s.b] = tf.sum(Rd, 0)
-        if (i > firstParam) {
-          Rg = tf.add(mm(Rd, W, false, true), mm(d!, V, false, true))
-          g = needG(i) ? mm(d!, W, false, true) : undefined
-        }
+        if (i > firstParam) Rg = tf.add(mm(Rd, W, false, true), mm(d!, V, false, true))
       }
-    } else if (s.kind === 'pool' && fusesMask(plan, i)) {
-      Rg = poolMask(Rg, hin, s.size)
-      g = g === undefined ? undefined : poolMask(g, hin, s.size)
-    } else if (s.kind === 'pool' && s.op === 'avg') {
-      Rg = poolGrad(Rg, hin, s.size)
-      g = g === undefined ? undefined : poolGrad(g, hin, s.size)
-    } else if (s.kind === 'pool') {
-      Rg = maxRoute(Rg, hin, a!, s.size)
-      g = g === undefined ? undefined : maxRoute(g, hin, a!, s.size)
-    } else {
-      const [n, hh, ww, cc] = hin.shape as [number, number, number, number]
-      const unflatten = (t: T): T =>
-        s.order === 'chw' ? tf.transpose(tf.reshape(t, [n, cc, hh, ww]), [0, 2, 3, 1]) : tf.reshape(t, [n, hh, ww, cc])
-      Rg = unflatten(Rg)
-      g = g === undefined ? undefined : unflatten(g)
-    }
+    } else if (s.kind === 'pool' && fusesMask(plan, i)) Rg = poolMask(Rg, hin, s.size)
+    else Rg = backThrough(s, Rg, hin, a)
   }
   return out
+}
+
+/**
+ * The cache of θ-only work: for one model, backend and θ at a time (the last θ an HVP was asked
+ * at), the parameter tensors and, per chunk, its AtTheta, up to `cacheBytes` of tensors in all;
+ * chunks beyond that are computed afresh each call. A new θ, model or backend drops everything.
+ * Keys are contents compared bit for bit (θ, the chunk's pixels and labels, hence its size), not
+ * array identities, so a changed array can never hit a stale entry. Off unless switched on
+ * (`setConvReuse`): worker threads (worker.ts) switch it on and empty it at each setup and park; in
+ * process, chunkHvp keeps no tensor between calls unless asked to. An entry is about 31 MiB for a
+ * 250-image chunk of the reference CNN, 16 MiB for 128 images of AlexNet-CIFAR, plus a host copy of
+ * its pixels; the parameter tensors are kept once (9.4 MiB for AlexNet-CIFAR).
+ */
+interface Entry {
+  x: Float32Array
+  y: Int32Array
+  at: AtTheta
+  bytes: number
+}
+interface Cache {
+  model: Model
+  backend: tf.KernelBackend
+  theta: Float32Array
+  params: T[]
+  entries: Entry[]
+  bytes: number
+}
+let cache: Cache | undefined
+let reuse = false
+let cacheBytes = 256 * 2 ** 20
+const stats = { hits: 0, misses: 0 }
+
+/** Turns the reuse of θ-only work between HVPs at one θ on or off (and empties the cache); returns the previous setting. */
+export function setConvReuse(on: boolean): boolean {
+  const was = reuse
+  reuse = on
+  clearConvCache()
+  return was
+}
+
+/** Sets the cache's byte budget for AtTheta tensors (default 256 MiB) and empties it; returns the previous budget. */
+export function setConvCacheBytes(bytes: number): number {
+  const was = cacheBytes
+  cacheBytes = bytes
+  clearConvCache()
+  return was
+}
+
+/** Frees every cached tensor. */
+export function clearConvCache(): void {
+  if (cache !== undefined) tf.dispose([...cache.params, ...cache.entries.flatMap((e) => tensorsOf(e.at))])
+  cache = undefined
+}
+
+/** Chunks cached at the current θ, their tensor bytes (distinct buffers), and hit / miss counts so far (tests, benches). */
+export function convCacheStats(): { entries: number; bytes: number; hits: number; misses: number } {
+  return { entries: cache?.entries.length ?? 0, bytes: cache?.entries.reduce((b, e) => b + e.bytes, 0) ?? 0, ...stats }
+}
+
+/** Bytes of the distinct buffers behind `ts` (a reshape shares its input's). */
+function bytesOf(ts: T[]): number {
+  const seen = new Set<object>()
+  let bytes = 0
+  for (const t of ts) {
+    if (seen.has(t.dataId)) continue
+    seen.add(t.dataId)
+    bytes += 4 * t.size
+  }
+  return bytes
+}
+
+/** One tensor per parameter, shaped, from a flat vector. */
+const cut = (model: Model, a: Float32Array): T[] =>
+  model.params.map((p) => tf.tensor(a.subarray(p.offset, p.offset + p.shape.reduce((x, y) => x * y, 1)), p.shape))
+
+/** The parameter tensors and the AtTheta for (θ, chunk): cached, or computed (and kept if reuse is on and they fit). */
+function thetaPart(model: Model, plan: ConvPlan, theta: Float32Array, c: Chunk): { params: T[]; at: AtTheta } {
+  const x = (): T => tf.tensor4d(c.x, [c.n, ...model.spec.inputShape])
+  if (!reuse || cacheBytes <= 0) {
+    const params = cut(model, theta)
+    return { params, at: atTheta(plan, params, x(), c.y) }
+  }
+  if (cache === undefined || cache.model !== model || cache.backend !== tf.backend() || !sameBits(cache.theta, theta)) {
+    clearConvCache()
+    cache = { model, backend: tf.backend(), theta: theta.slice(), params: cut(model, theta).map((t) => tf.keep(t)), entries: [], bytes: 0 }
+  }
+  const found = cache.entries.find((e) => sameBits(e.y, c.y) && sameBits(e.x, c.x))
+  if (found !== undefined) {
+    stats.hits++
+    return { params: cache.params, at: found.at }
+  }
+  stats.misses++
+  const at = atTheta(plan, cache.params, x(), c.y)
+  const bytes = bytesOf(tensorsOf(at))
+  if (cache.bytes + bytes <= cacheBytes) {
+    tensorsOf(at).forEach((t) => tf.keep(t))
+    cache.entries.push({ x: c.x.slice(), y: c.y.slice(), at, bytes })
+    cache.bytes += bytes
+  }
+  return { params: cache.params, at }
 }
 
 /**
@@ -361,7 +513,7 @@ function forward(plan: ConvPlan, params: T[], x: T, keepAll: boolean): Saved[] {
   let h = x
   let pooled: T | undefined // the output of the pool step next, made with the conv layer before it
   for (const [i, s] of plan.steps.entries()) {
-    const keep: Saved = { h, Rh: undefined }
+    const keep: Saved = { h }
     if (keepAll) saved.push(keep)
     if (s.kind === 'conv' || s.kind === 'dense') {
       let z: T
@@ -383,7 +535,7 @@ function forward(plan: ConvPlan, params: T[], x: T, keepAll: boolean): Saved[] {
     } else if (s.kind === 'pool') h = keep.a = tf.maxPool(h as tf.Tensor4D, s.size, s.size, 'valid')
     else h = tf.reshape(s.order === 'chw' ? tf.transpose(h, [0, 3, 1, 2]) : h, [h.shape[0]!, -1])
   }
-  saved.push({ h, Rh: undefined })
+  saved.push({ h })
   return saved
 }
 

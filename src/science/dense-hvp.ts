@@ -353,7 +353,7 @@ const inputTensors = (inp: ChunkInputs): T[] => [inp.x, inp.Y]
 const bytesOf = (ts: T[]): number => ts.reduce((b, t) => b + 4 * t.size, 0)
 
 /** Whether two arrays hold the same bytes (memcmp through Buffer: ~10x a JS loop on θ-sized arrays). */
-const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean =>
+export const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean =>
   a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
 /** Empties the cache for another model, backend or θ (keeping the inputs of chunks used at the last θ). */

@@ -6,7 +6,8 @@
  * examples, returning the chunk's SUM (these are what the worker pool calls); `dataset*` over a whole
  * dataset, split into FIXED chunks of at most `chunkSize` examples (default 250), equal in size and
  * independent of the number of workers (`chunks`), whose sums are accumulated in float64 in chunk
- * order, so results are bit-reproducible on a given backend. Memory is flat: every tensor is created and disposed inside these functions.
+ * order, so results are bit-reproducible on a given backend. Memory is flat: every tensor is created and disposed inside these functions,
+ * but for the bounded θ caches of the R-operator paths (dense-hvp.ts; conv-hvp.ts, on in worker threads).
  */
 import * as tf from '@tensorflow/tfjs'
 import { convGradient, convHvp, convLoss, useConvHvpPath } from './conv-hvp.ts'
@@ -137,7 +138,7 @@ function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk
   if (useConvHvpPath(model)) {
     // Conv networks with average pools on wasm: the R-operator (conv-hvp.ts) instead of double backprop.
     checkChunk(model, c)
-    return { parts: tf.tidy(() => convHvp(model, paramTensors(model, theta), paramTensors(model, v), c)) }
+    return { parts: tf.tidy(() => convHvp(model, theta, paramTensors(model, v), c)) }
   }
   const parts = tf.tidy(() => {
     const vs = paramTensors(model, v)

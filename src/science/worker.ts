@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { parentPort, workerData } from 'node:worker_threads'
+import { clearConvCache, setConvReuse } from './conv-hvp.ts'
 import { clearDenseCache } from './dense-hvp.ts'
 import { initEngine } from './engine.ts'
 import { chunkGradientAsync, chunkHvpAsync, chunkLossAsync } from './hvp.ts'
@@ -30,6 +31,9 @@ let setup: { model: Model; chunks: WorkerChunk[] } | undefined
 /** Test hooks (thread-pool.ts ToWorker): tensors kept alive, and whether the next request fails. */
 const leaked: tf.Tensor[] = []
 let failNext = false
+// HVPs at a θ already seen reuse its forward and backward passes (conv-hvp.ts): a thread's fixed
+// chunks at the objective's last θ, emptied at each setup and park.
+setConvReuse(true)
 
 /** The buffer to transfer instead of copying, when `v` owns all of it. */
 function movable(v: Float32Array): ArrayBuffer[] {
@@ -59,12 +63,14 @@ async function handle(msg: ToWorker): Promise<void> {
     failNext = false
     setup = undefined
     clearDenseCache()
+    clearConvCache()
     setup = { model: buildModel(msg.spec), chunks: msg.chunks }
     send({ type: 'ready', backend: tf.getBackend() })
   } else if (msg.op === 'park') {
     failNext = false
     setup = undefined
     clearDenseCache()
+    clearConvCache()
     if (tf.getBackend() === 'wasm') clearPackedFilters(tf.backend() as BackendWasm)
     const booted = (await engine).backend
     const switched = tf.getBackend() === booted ? [] : [`backend ${tf.getBackend()} instead of ${booted}, the one the thread started`]
