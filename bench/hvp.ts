@@ -121,18 +121,22 @@ async function timeOurs(
     const c = process.cpuUsage(c0)
     return [wall, (c.user + c.system) / 1000]
   }
-  /** One warm-up call, then the median wall and CPU of `peerRepeats` calls. */
-  const kind = async (call: () => Promise<unknown>): Promise<[number, number]> => {
-    await call()
+  /**
+   * One warm-up call, then the median wall and CPU of `peerRepeats` calls, call i at θs[i] (made
+   * before timing, so copying θ is not timed).
+   */
+  const kind = async (call: (at: Float32Array) => Promise<unknown>, fresh = true): Promise<[number, number]> => {
+    const one = nudged(theta)
+    const thetas = Array.from({ length: peerRepeats + 1 }, () => (fresh ? nudged(theta) : one))
+    await call(thetas[0]!)
     const runs: Array<[number, number]> = []
-    for (let r = 0; r < peerRepeats; r++) runs.push(await timed(call))
+    for (let r = 1; r <= peerRepeats; r++) runs.push(await timed(() => call(thetas[r]!)))
     return [median(runs.map((x) => x[0])), median(runs.map((x) => x[1]))]
   }
-  const [lossW, lossC] = await kind(() => obj.loss(nudged(theta)))
-  const [gradW, gradC] = await kind(() => obj.gradient(nudged(theta)))
-  const [hvpW, hvpC] = await kind(() => obj.hvp(nudged(theta), v))
-  const atHvp = nudged(theta)
-  const [sameW, sameC] = await kind(() => obj.hvp(atHvp, v))
+  const [lossW, lossC] = await kind((at) => obj.loss(at))
+  const [gradW, gradC] = await kind((at) => obj.gradient(at))
+  const [hvpW, hvpC] = await kind((at) => obj.hvp(at, v))
+  const [sameW, sameC] = await kind((at) => obj.hvp(at, v), false)
   cpu?.push({ loss: lossC, grad: gradC, hvp: hvpC })
   same?.wall.push(sameW)
   same?.cpu.push(sameC)
