@@ -14,25 +14,13 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels } from '../../src/science/wasm-kernels.ts'
 import { setSkipPadding, simdConv2D, simdConvFilterGrad, simdConvInputGrad } from '../../src/science/wasm/conv-simd.ts'
 import { convWasmBase64 } from '../../src/science/wasm/simd/conv-wasm.ts'
-import { maxRelErr } from './fixtures/oracles.ts'
+import { lcgNumbers, maxRelErr } from './fixtures/oracles.ts'
 
 tf.env().set('IS_TEST', true)
 installWasmKernels()
 
-/** Deterministic numbers in [-2, 2) (sum of uniforms from a small LCG). */
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0
-  const out = new Float32Array(n)
-  for (let i = 0; i < n; i++) {
-    let acc = 0
-    for (let k = 0; k < 4; k++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-      acc += s / 2 ** 32
-    }
-    out[i] = acc - 2
-  }
-  return out
-}
+/** Deterministic numbers in [-2, 2) (sums of 4 uniforms, fixtures/oracles.ts). */
+const rand = (n: number, seed: number): Float32Array => lcgNumbers(n, seed)
 const size = (sh: number[]): number => sh.reduce((a, b) => a * b, 1)
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]]

@@ -10,21 +10,13 @@ import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 import { installWasmKernels } from '../../src/science/wasm-kernels.ts'
 import { CUSP_COL_SUM, CUSP_DENSE } from '../../src/science/wasm/dense-fused.ts'
-import { maxRelErr } from './fixtures/oracles.ts'
+import { lcgNumbers, maxRelErr } from './fixtures/oracles.ts'
 
 tf.env().set('IS_TEST', true)
 installWasmKernels()
 
-/** Deterministic numbers in [-2, 2) from a small LCG, with some exact zeros and negatives for the mask. */
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0
-  const out = new Float32Array(n)
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    out[i] = (s / 2 ** 32) * 4 - 2
-  }
-  return out
-}
+/** Deterministic uniform numbers in [-2, 2) (fixtures/oracles.ts), negatives included for the mask. */
+const rand = (n: number, seed: number): Float32Array => lcgNumbers(n, seed, 1)
 /** A 0/1 mask like step(z). */
 const mask01 = (n: number, seed: number): Float32Array => rand(n, seed).map((x) => (x > 0 ? 1 : 0))
 
