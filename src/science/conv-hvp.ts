@@ -30,7 +30,7 @@ import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
 import { crossEntropySum } from './loss.ts'
 import type { Model } from './models.ts'
-import { sameBits } from './dense-hvp.ts'
+import { copyOf, sameBits } from './dense-hvp.ts'
 import { CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK, RELU_MASK } from './wasm/conv-relu.ts'
 
 type T = tf.Tensor
@@ -432,8 +432,16 @@ function thetaPart(model: Model, plan: ConvPlan, theta: Float32Array, c: Chunk):
     return { params, at: atTheta(plan, params, x(), c.y) }
   }
   if (cache === undefined || cache.model !== model || cache.backend !== tf.backend() || !sameBits(cache.theta, theta)) {
+    const key = cache?.theta
     clearConvCache()
-    cache = { model, backend: tf.backend(), theta: theta.slice(), params: cut(model, theta).map((t) => tf.keep(t)), entries: [], bytes: 0 }
+    cache = {
+      model,
+      backend: tf.backend(),
+      theta: copyOf(theta, key),
+      params: cut(model, theta).map((t) => tf.keep(t)),
+      entries: [],
+      bytes: 0,
+    }
   }
   const found = cache.entries.find((e) => sameBits(e.y, c.y) && sameBits(e.x, c.x))
   if (found !== undefined) {

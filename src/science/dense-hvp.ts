@@ -356,6 +356,16 @@ const bytesOf = (ts: T[]): number => ts.reduce((b, t) => b + 4 * t.size, 0)
 export const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean =>
   a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
+/**
+ * `a` copied into `into` when that has a's length, else into a new array: a new θ's key reuses the
+ * last one's memory (a fresh array of P floats costs page faults, see hvp.ts chunkGradientInto).
+ */
+export const copyOf = (a: Float32Array, into?: Float32Array): Float32Array => {
+  if (into === undefined || into.length !== a.length) return a.slice()
+  into.set(a)
+  return into
+}
+
 /** Empties the cache for another model, backend or θ (keeping the inputs of chunks used at the last θ). */
 function startTheta(model: Model, theta: Float32Array): Cache {
   const same = cache !== undefined && cache.model === model && cache.backend === tf.backend()
@@ -373,7 +383,7 @@ function startTheta(model: Model, theta: Float32Array): Cache {
   return {
     model,
     backend: tf.backend(),
-    theta: theta.slice(),
+    theta: copyOf(theta, cache?.theta),
     params: cut(model, theta).map((t) => tf.keep(t)),
     entries: kept,
     bytes: theta.byteLength * 2 + inputBytes,

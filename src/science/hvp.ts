@@ -16,6 +16,8 @@ import { installGradients } from './gradients/index.ts'
 import { crossEntropySum, type Reduction } from './loss.ts'
 import type { Model } from './models.ts'
 import { throwIfDeviceError } from './webgpu/errors.ts'
+import { heapF32, pointerOf } from './wasm/simd/kernels.ts'
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 
 export type { Reduction } from './loss.ts'
 
@@ -50,13 +52,13 @@ export interface DatasetOptions {
 
 /** Summed cross-entropy of the chunk at θ. */
 export function chunkLoss(model: Model, theta: Float32Array, c: Chunk): number {
-  return readSync(lossTensors(model, theta, c), model).loss
+  return readSync(lossTensors(model, theta, c), model)
 }
 
 /** Summed loss and its gradient [P] on the chunk at θ. */
 export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { loss: number; grad: Float32Array } {
-  const r = readSync(gradientTensors(model, theta, c), model)
-  return { loss: r.loss, grad: r.vec! }
+  const grad = new Float32Array(model.size)
+  return { loss: readSync(gradientTensors(model, theta, c), model, grad), grad }
 }
 
 /**
@@ -64,27 +66,48 @@ export function chunkGradient(model: Model, theta: Float32Array, c: Chunk): { lo
  * tensor per parameter (v cut the same way), so θ is never split or concatenated (fewer copies).
  */
 export function chunkHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Float32Array {
-  return readSync(hvpTensors(model, theta, v, c), model).vec!
+  const out = new Float32Array(model.size)
+  readSync(hvpTensors(model, theta, v, c), model, out)
+  return out
 }
 
 /**
- * The chunk functions with an asynchronous read back (`data()`), the same arithmetic and bits: what
- * the worker threads call, and the only form the webgpu backend allows in Node (its `dataSync`
+ * The chunk functions with an asynchronous read back (`data()` where the backend needs it), the
+ * same arithmetic and bits: the only form the webgpu backend allows in Node (its `dataSync`
  * throws). Everything up to the one read back per call stays on the device.
  */
 export async function chunkLossAsync(model: Model, theta: Float32Array, c: Chunk): Promise<number> {
-  return (await readAsync(lossTensors(model, theta, c), model)).loss
+  return readAsync(lossTensors(model, theta, c), model)
 }
 
 /** chunkGradient, read back asynchronously. */
 export async function chunkGradientAsync(model: Model, theta: Float32Array, c: Chunk): Promise<{ loss: number; grad: Float32Array }> {
-  const r = await readAsync(gradientTensors(model, theta, c), model)
-  return { loss: r.loss, grad: r.vec! }
+  const grad = new Float32Array(model.size)
+  return { loss: await chunkGradientInto(model, theta, c, grad), grad }
 }
 
 /** chunkHvp, read back asynchronously. */
 export async function chunkHvpAsync(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): Promise<Float32Array> {
-  return (await readAsync(hvpTensors(model, theta, v, c), model)).vec!
+  const out = new Float32Array(model.size)
+  await chunkHvpInto(model, theta, v, c, out)
+  return out
+}
+
+/**
+ * chunkGradientAsync writing the gradient into `out` ([P], every entry overwritten) instead of a
+ * new array; resolves with the loss. What the worker threads call, with result buffers they reuse:
+ * a fresh array of P floats per call costs page faults (a 2-core VM took up to ~10 us per 4 KiB
+ * page, 2 ms per MLP-sized array; docs/architecture.md "Engine facts").
+ */
+export async function chunkGradientInto(model: Model, theta: Float32Array, c: Chunk, out: Float32Array): Promise<number> {
+  checkLength(model, out, 'out')
+  return readAsync(gradientTensors(model, theta, c), model, out)
+}
+
+/** chunkHvpAsync writing H v into `out` ([P], every entry overwritten). */
+export async function chunkHvpInto(model: Model, theta: Float32Array, v: Float32Array, c: Chunk, out: Float32Array): Promise<void> {
+  checkLength(model, out, 'out')
+  await readAsync(hvpTensors(model, theta, v, c), model, out)
 }
 
 /** Device results of one chunk call: a scalar loss and/or one tensor per parameter. */
@@ -149,34 +172,54 @@ function hvpTensors(model: Model, theta: Float32Array, v: Float32Array, c: Chunk
   return { parts }
 }
 
-/** Reads a chunk call's results to the host and disposes them (cpu / wasm / tensorflow). */
-function readSync(p: Pending, model: Model): { loss: number; vec?: Float32Array } {
+/**
+ * Reads a chunk call's results to the host and disposes them (cpu / wasm / tensorflow): returns the
+ * loss (0 when there is none) and writes the parts, if any, into `out` at their parameters' offsets.
+ */
+function readSync(p: Pending, model: Model, out?: Float32Array): number {
   try {
+    const heap = wasmHeap()
+    if (heap !== undefined) return fromHeap(heap, p, model, out)
     const loss = p.loss === undefined ? 0 : p.loss.dataSync()[0]!
-    return p.parts === undefined
-      ? { loss }
-      : {
-          loss,
-          vec: gather(
-            model,
-            p.parts.map((t) => t.dataSync() as Float32Array),
-          ),
-        }
+    p.parts?.forEach((t, i) => out!.set(t.dataSync() as Float32Array, model.params[i]!.offset))
+    return loss
   } finally {
     tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])])
   }
 }
 
-/** readSync with `data()`: one round trip per call (every buffer mapped at once), then disposed. */
-async function readAsync(p: Pending, model: Model): Promise<{ loss: number; vec?: Float32Array }> {
+/** readSync with `data()` (wasm: straight from its heap): one round trip per call (every buffer mapped at once), then disposed. */
+async function readAsync(p: Pending, model: Model, out?: Float32Array): Promise<number> {
   try {
+    const heap = wasmHeap()
+    if (heap !== undefined) return fromHeap(heap, p, model, out)
     const [lossData, ...parts] = await Promise.all([p.loss?.data(), ...(p.parts ?? []).map((t) => t.data())])
     throwIfDeviceError()
-    const loss = lossData === undefined ? 0 : lossData[0]!
-    return p.parts === undefined ? { loss } : { loss, vec: gather(model, parts as Float32Array[]) }
+    parts.forEach((d, i) => out!.set(d as Float32Array, model.params[i]!.offset))
+    return lossData === undefined ? 0 : lossData[0]!
   } finally {
     tf.dispose([...(p.loss ? [p.loss] : []), ...(p.parts ?? [])])
   }
+}
+
+/** The wasm backend and its heap as float32s, when it is the current backend. */
+function wasmHeap(): { backend: BackendWasm; f32: Float32Array } | undefined {
+  if (tf.getBackend() !== 'wasm') return undefined
+  const backend = tf.backend() as BackendWasm
+  return { backend, f32: heapF32(backend) }
+}
+
+/**
+ * The results copied straight out of the wasm heap: the bytes `dataSync` would return, without the
+ * intermediate array per tensor it allocates. Every result tensor is float32 (losses and parts).
+ */
+function fromHeap(heap: { backend: BackendWasm; f32: Float32Array }, p: Pending, model: Model, out?: Float32Array): number {
+  const at = (t: tf.Tensor): number => {
+    if (t.dtype !== 'float32') throw new Error(`chunk result is ${t.dtype}, not float32`)
+    return pointerOf(heap.backend, t.dataId) / 4
+  }
+  p.parts?.forEach((t, i) => out!.set(heap.f32.subarray(at(t), at(t) + t.size), model.params[i]!.offset))
+  return p.loss === undefined ? 0 : heap.f32[at(p.loss)]!
 }
 
 /** Loss over the dataset: sum, or mean when reduction is 'mean' (the default). */
@@ -194,10 +237,10 @@ export function datasetGradient(
   opts: DatasetOptions = {},
 ): { loss: number; grad: Float32Array } {
   const acc = new Float64Array(model.size)
+  const grad = new Float32Array(model.size) // one buffer for every chunk (every entry overwritten)
   let total = 0
   for (const c of chunks(model, data, opts.chunkSize)) {
-    const { loss, grad } = chunkGradient(model, theta, c)
-    total += loss
+    total += readSync(gradientTensors(model, theta, c), model, grad)
     for (let i = 0; i < acc.length; i++) acc[i]! += grad[i]!
   }
   const d = scale(opts.reduction) === 'mean' ? data.n : 1
@@ -207,8 +250,9 @@ export function datasetGradient(
 /** H v over the dataset (float64 accumulation over chunks in order). */
 export function datasetHvp(model: Model, theta: Float32Array, v: Float32Array, data: Dataset, opts: DatasetOptions = {}): Float32Array {
   const acc = new Float64Array(model.size)
+  const hv = new Float32Array(model.size)
   for (const c of chunks(model, data, opts.chunkSize)) {
-    const hv = chunkHvp(model, theta, v, c)
+    readSync(hvpTensors(model, theta, v, c), model, hv)
     for (let i = 0; i < acc.length; i++) acc[i]! += hv[i]!
   }
   return toFloat32(acc, scale(opts.reduction) === 'mean' ? data.n : 1)
@@ -246,13 +290,6 @@ export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
 /** One tensor per parameter, shaped, viewing θ's float32 data (no split kernel). */
 function paramTensors(model: Model, theta: Float32Array): tf.Tensor[] {
   return model.params.map((p) => tf.tensor(theta.subarray(p.offset, p.offset + sizeOf(p.shape)), p.shape))
-}
-
-/** Concatenate per-parameter results into one [P] array, in layout order. */
-function gather(model: Model, parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(model.size)
-  model.params.forEach((p, i) => out.set(parts[i]!, p.offset))
-  return out
 }
 
 function sizeOf(shape: number[]): number {

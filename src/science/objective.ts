@@ -19,6 +19,7 @@ import {
   takeThreads,
   type Hook,
   type OpRequest,
+  type Shared,
   type ThreadEvents,
   type ToWorker,
   type WorkerChunk,
@@ -66,7 +67,8 @@ type Op = OpRequest['op']
 interface Pending {
   id: number
   op: Op
-  results: Map<number, { loss: number; vec?: Float32Array }>
+  /** Chunk sums not yet added (they wait for the chunks before them), and the thread each came from. */
+  results: Map<number, { loss: number; vec?: Float32Array; from: number }>
   fail: (e: Error) => void
   onChunk: () => void
 }
@@ -113,9 +115,10 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
           failed = true
           if (current?.id === msg.id) current.fail(new Error(`objective worker ${w}: ${msg.message}`))
         } else if (msg.type === 'chunk' && current?.id === msg.id) {
-          current.results.set(msg.index, msg.vec === undefined ? { loss: msg.loss } : { loss: msg.loss, vec: msg.vec })
+          if (msg.fresh === true) fresh++
+          current.results.set(msg.index, msg.vec === undefined ? { loss: msg.loss, from: w } : { loss: msg.loss, vec: msg.vec, from: w })
           current.onChunk()
-        }
+        } else if (msg.type === 'chunk' && msg.vec !== undefined) recycle(w, msg.vec) // of a call that failed
       },
       error: (e) => fail(new Error(`objective worker ${w} crashed: ${e.message}`)),
       exit: (code) => {
@@ -123,6 +126,13 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
       },
     }
   }
+  // θ and v of each request go through memory shared with the threads, and the chunk sums are added
+  // into one accumulator: no array of P floats is made per call but the result (page faults, hvp.ts).
+  const shared: Shared = { theta: new SharedArrayBuffer(size * 4), v: new SharedArrayBuffer(size * 4) }
+  const sharedTheta = new Float32Array(shared.theta)
+  const sharedV = new Float32Array(shared.v)
+  const acc = new Float64Array(size)
+  let fresh = 0
   const taken = takeThreads(backend, count, events)
   const threads = taken.threads
   let reused = taken.reused
@@ -134,7 +144,12 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
     const t = threads[w]!
     const mine = share(all, w, count)
     const transferList = t.baseline === undefined ? mine.flatMap((c) => [c.x.buffer as ArrayBuffer, c.y.buffer as ArrayBuffer]) : []
-    t.worker.postMessage({ op: 'setup', spec: opts.spec, chunks: mine } satisfies ToWorker, transferList)
+    t.worker.postMessage({ op: 'setup', spec: opts.spec, chunks: mine, shared } satisfies ToWorker, transferList)
+  }
+  /** Gives a chunk's result buffer back to thread w for its next chunks (moved, not copied). */
+  function recycle(w: number, vec: Float32Array): void {
+    const b = vec.buffer
+    if (!disposed && b instanceof ArrayBuffer) threads[w]?.worker.postMessage({ op: 'recycle', buffer: b } satisfies ToWorker, [b])
   }
   function replaceDead(w: number): boolean {
     const t = threads[w]
@@ -162,13 +177,17 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
   }
 
   /** Runs `op` on every worker; resolves with the chunk sums accumulated in chunk order. */
-  const run = (op: Op, theta: Float32Array, v?: Float32Array): Promise<{ loss: number; acc: Float64Array }> =>
+  /**
+   * Runs `op` on every worker; resolves with the summed loss and, but for 'loss', the chunk sums
+   * accumulated in chunk order, divided by `divisor`, as float32.
+   */
+  const run = (op: Op, theta: Float32Array, v?: Float32Array): Promise<{ loss: number; sum?: Float32Array }> =>
     new Promise((resolve, reject) => {
       if (disposed) return reject(new Error('objective is disposed'))
       if (broken !== undefined) return reject(broken)
       if (theta.length !== size) return reject(new Error(`theta has ${theta.length} entries, model needs ${size}`))
       if (v !== undefined && v.length !== size) return reject(new Error(`v has ${v.length} entries, model needs ${size}`))
-      const acc = new Float64Array(op === 'loss' ? 0 : size)
+      if (op !== 'loss') acc.fill(0)
       let total = 0
       let next = 0
       const id = ++callId
@@ -185,17 +204,25 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
           for (let r = pending.results.get(next); r !== undefined; r = pending.results.get(next)) {
             pending.results.delete(next)
             total += r.loss
-            if (r.vec !== undefined) addInto(acc, r.vec)
+            if (r.vec !== undefined) {
+              addInto(acc, r.vec)
+              recycle(r.from, r.vec)
+            }
             next++
           }
           if (next === all.length) {
             current = undefined
-            resolve({ loss: total, acc })
+            resolve(out === undefined ? { loss: total } : { loss: total, sum: toFloat32(acc, divisor, out) })
           }
         },
       }
       current = pending
-      for (const t of threads) t.worker.postMessage({ id, op, theta, v } satisfies ToWorker)
+      sharedTheta.set(theta)
+      if (v !== undefined) sharedV.set(v)
+      for (const t of threads) t.worker.postMessage({ id, op } satisfies ToWorker)
+      // The result's memory, touched while the threads compute: its page faults (hvp.ts
+      // chunkGradientInto) then fall in this thread's idle time, not after the last chunk.
+      const out = op === 'loss' ? undefined : touched(new Float32Array(size))
     })
   let callId = 0
   let queue: Promise<unknown> = Promise.resolve()
@@ -212,14 +239,15 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
     loss: (theta) => serial(async () => (await run('loss', theta)).loss / divisor),
     gradient: (theta) =>
       serial(async () => {
-        const { loss, acc } = await run('gradient', theta)
-        return { loss: loss / divisor, grad: toFloat32(acc, divisor) }
+        const { loss, sum } = await run('gradient', theta)
+        return { loss: loss / divisor, grad: sum! }
       }),
-    hvp: (theta, v) => serial(async () => toFloat32((await run('hvp', theta, v)).acc, divisor)),
+    hvp: (theta, v) => serial(async () => (await run('hvp', theta, v)).sum!),
     dispose: () => serial(endAll),
   }
   internals.set(objective, {
     reused,
+    fresh: () => fresh,
     workers: threads.map((t) => t.worker),
     poke: (hook) => {
       for (const t of threads) t.worker.postMessage({ op: 'hook', hook } satisfies ToWorker)
@@ -231,6 +259,8 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
 interface Internals {
   /** How many of the threads were parked ones reused (in a warm stage worker, thread-pool.ts); 0 elsewhere. */
   reused: number
+  /** How many result buffers the threads have made so far (the others were given back and reused). */
+  fresh: () => number
   workers: readonly Worker[]
   poke: (hook: Hook) => void
 }
@@ -240,6 +270,11 @@ const internals = new WeakMap<Objective, Internals>()
 export function threadsOf(objective: Objective): Pick<Internals, 'reused' | 'workers'> {
   const i = internals.get(objective)
   return { reused: i?.reused ?? 0, workers: i?.workers ?? [] }
+}
+
+/** How many result buffers of P floats the objective's threads have made so far: for tests and benches. */
+export function resultBuffersMade(objective: Objective): number {
+  return internals.get(objective)?.fresh() ?? 0
 }
 
 /**
@@ -285,8 +320,14 @@ function addInto(acc: Float64Array, vec: Float32Array): void {
   for (let i = 0; i < n; i++) acc[i]! += vec[i]!
 }
 
-function toFloat32(acc: Float64Array, divisor: number): Float32Array {
-  const out = new Float32Array(acc.length)
+/** acc / divisor as float32, into `out`. */
+function toFloat32(acc: Float64Array, divisor: number, out: Float32Array): Float32Array {
   for (let i = 0; i < acc.length; i++) out[i] = acc[i]! / divisor
   return out
+}
+
+/** `a` with one entry of every 4 KiB page written (they are mapped now), for a fresh zeroed array. */
+function touched(a: Float32Array): Float32Array {
+  for (let i = 0; i < a.length; i += 1024) a[i] = 0
+  return a
 }

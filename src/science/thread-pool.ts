@@ -29,20 +29,41 @@ export interface WorkerChunk {
 export interface WorkerBoot {
   backend: BackendChoice
 }
-/** A computation request (objective.ts queues them: one at a time). */
-export type OpRequest = { id: number; op: 'loss' | 'gradient' | 'hvp'; theta: Float32Array; v?: Float32Array }
 /**
- * Messages to a worker: a setup (replaces the model and chunks; answered by 'ready'), a request, a
- * park (drop the setup, answer with the engine state), or a test hook ('leak' keeps a tensor alive,
+ * A computation request (objective.ts queues them: one at a time). θ and v are not in the message:
+ * the objective writes them into the memory it shares with its threads (`Shared`) before posting it.
+ */
+export type OpRequest = { id: number; op: 'loss' | 'gradient' | 'hvp' }
+/**
+ * The memory an objective shares with its threads, P float32s each: θ and v of the current
+ * request. A thread copies them out when it starts the request.
+ */
+export interface Shared {
+  theta: SharedArrayBuffer
+  v: SharedArrayBuffer
+}
+/**
+ * Messages to a worker: a setup (replaces the model, chunks and shared memory; answered by
+ * 'ready'), a request, a result buffer given back for reuse ('recycle', handled on arrival), a park
+ * (drop the setup, answer with the engine state), or a test hook ('leak' keeps a tensor alive,
  * 'backend' switches to the cpu backend, 'fail' fails the next request).
  */
-export type ToWorker = { op: 'setup'; spec: ModelSpec; chunks: WorkerChunk[] } | OpRequest | { op: 'park' } | { op: 'hook'; hook: Hook }
+export type ToWorker =
+  | { op: 'setup'; spec: ModelSpec; chunks: WorkerChunk[]; shared: Shared }
+  | OpRequest
+  | { op: 'recycle'; buffer: ArrayBuffer }
+  | { op: 'park' }
+  | { op: 'hook'; hook: Hook }
 /** What a test hook does to a thread (see ToWorker). */
 export type Hook = 'leak' | 'backend' | 'fail'
-/** Messages from a worker: ready, a chunk's sums, a failure (id -1: setup), or its state when parked. */
+/**
+ * Messages from a worker: ready, a chunk's sums (`vec` is transferred: the objective gives its
+ * buffer back with 'recycle' once it has added it; `fresh` when the thread had none to reuse), a
+ * failure (id -1: setup), or its state when parked.
+ */
 export type ToMain =
   | { type: 'ready'; backend: string }
-  | { type: 'chunk'; id: number; index: number; loss: number; vec?: Float32Array }
+  | { type: 'chunk'; id: number; index: number; loss: number; vec?: Float32Array; fresh?: boolean }
   | { type: 'failed'; id: number; message: string }
   | { type: 'parked'; state: Record<string, string | number>; problems: string[] }
 

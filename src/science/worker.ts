@@ -14,7 +14,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { clearConvCache, setConvReuse } from './conv-hvp.ts'
 import { clearDenseCache } from './dense-hvp.ts'
 import { initEngine } from './engine.ts'
-import { chunkGradientAsync, chunkHvpAsync, chunkLossAsync } from './hvp.ts'
+import { chunkGradientInto, chunkHvpInto, chunkLossAsync } from './hvp.ts'
 import { buildModel, type Model } from './models.ts'
 import type { OpRequest, ToMain, ToWorker, WorkerBoot, WorkerChunk } from './thread-pool.ts'
 import { engineProblems, engineState, identities } from './warm-engine.ts'
@@ -27,7 +27,19 @@ const send = (msg: ToMain, transfer: ArrayBuffer[] = []): void => port.postMessa
 
 const boot = workerData as WorkerBoot
 const id = identities()
-let setup: { model: Model; chunks: WorkerChunk[] } | undefined
+/**
+ * The current setup: model, chunks, the objective's shared θ and v, and this thread's own copies of
+ * them, taken at the start of each request (so that a request reads one θ even if the objective,
+ * after a failed call, already writes the next).
+ */
+let setup:
+  | { model: Model; chunks: WorkerChunk[]; shared: { theta: Float32Array; v: Float32Array }; theta: Float32Array; v: Float32Array }
+  | undefined
+/**
+ * Result buffers the objective gave back ('recycle'), reused for the next chunks: a new array of P
+ * floats per chunk costs page faults (hvp.ts chunkGradientInto). At most as many as chunks held.
+ */
+const spare: ArrayBuffer[] = []
 /** Test hooks (thread-pool.ts ToWorker): tensors kept alive, and whether the next request fails. */
 const leaked: tf.Tensor[] = []
 let failNext = false
@@ -35,40 +47,48 @@ let failNext = false
 // chunks at the objective's last θ, emptied at each setup and park.
 setConvReuse(true)
 
-/** The buffer to transfer instead of copying, when `v` owns all of it. */
-function movable(v: Float32Array): ArrayBuffer[] {
-  const b = v.buffer
-  return b instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === b.byteLength ? [b] : []
+/** A result buffer of P floats: a recycled one, or a new one (`fresh`). */
+function resultBuffer(size: number): { vec: Float32Array; fresh: boolean } {
+  for (let b = spare.pop(); b !== undefined; b = spare.pop())
+    if (b.byteLength === size * 4) return { vec: new Float32Array(b), fresh: false }
+  return { vec: new Float32Array(size), fresh: true }
 }
 
 /** Evaluates a request on every chunk held, in chunk order, posting each chunk's sums. */
 async function compute(msg: OpRequest, s: NonNullable<typeof setup>): Promise<void> {
-  const { id, op, theta } = msg
+  const { id, op } = msg
+  s.theta.set(s.shared.theta)
+  if (op === 'hvp') s.v.set(s.shared.v)
   for (const chunk of s.chunks) {
     if (op === 'loss') {
-      send({ type: 'chunk', id, index: chunk.index, loss: await chunkLossAsync(s.model, theta, chunk) })
-    } else if (op === 'gradient') {
-      const { loss, grad } = await chunkGradientAsync(s.model, theta, chunk)
-      send({ type: 'chunk', id, index: chunk.index, loss, vec: grad }, movable(grad))
-    } else {
-      const hv = await chunkHvpAsync(s.model, theta, msg.v!, chunk)
-      send({ type: 'chunk', id, index: chunk.index, loss: 0, vec: hv }, movable(hv))
+      send({ type: 'chunk', id, index: chunk.index, loss: await chunkLossAsync(s.model, s.theta, chunk) })
+      continue
     }
+    const { vec, fresh } = resultBuffer(s.model.size)
+    const loss =
+      op === 'gradient' ? await chunkGradientInto(s.model, s.theta, chunk, vec) : (await chunkHvpInto(s.model, s.theta, s.v, chunk, vec), 0)
+    send({ type: 'chunk', id, index: chunk.index, loss, vec, fresh }, [vec.buffer as ArrayBuffer])
   }
 }
 
 /** Handles one message; the engine is ready. */
-async function handle(msg: ToWorker): Promise<void> {
+async function handle(msg: Exclude<ToWorker, { op: 'recycle' }>): Promise<void> {
   if (msg.op === 'setup') {
     failNext = false
     setup = undefined
+    spare.length = 0
     clearDenseCache()
     clearConvCache()
-    setup = { model: buildModel(msg.spec), chunks: msg.chunks }
+    const model = buildModel(msg.spec)
+    const shared = { theta: new Float32Array(msg.shared.theta), v: new Float32Array(msg.shared.v) }
+    if (shared.theta.length !== model.size || shared.v.length !== model.size)
+      throw new Error(`setup: shared memory holds ${shared.theta.length} floats, the model has ${model.size} parameters`)
+    setup = { model, chunks: msg.chunks, shared, theta: new Float32Array(model.size), v: new Float32Array(model.size) }
     send({ type: 'ready', backend: tf.getBackend() })
   } else if (msg.op === 'park') {
     failNext = false
     setup = undefined
+    spare.length = 0
     clearDenseCache()
     clearConvCache()
     if (tf.getBackend() === 'wasm') clearPackedFilters(tf.backend() as BackendWasm)
@@ -92,6 +112,11 @@ const engine = initEngine(boot.backend)
 engine.catch((e: unknown) => send({ type: 'failed', id: -1, message: e instanceof Error ? e.message : String(e) }))
 let chain = Promise.resolve()
 port.on('message', (msg: ToWorker) => {
+  // A buffer given back is taken at once, not after the request in progress: the next chunk reuses it.
+  if (msg.op === 'recycle') {
+    if (setup !== undefined && msg.buffer.byteLength === setup.model.size * 4 && spare.length < setup.chunks.length) spare.push(msg.buffer)
+    return
+  }
   chain = chain.then(async () => {
     try {
       await engine

@@ -8,7 +8,7 @@ import t from 'tap'
 import { initEngine } from '../../src/science/engine.ts'
 import { datasetGradient, datasetHvp, datasetLoss, type Dataset } from '../../src/science/hvp.ts'
 import { buildModel, initParams, type ModelSpec } from '../../src/science/models.ts'
-import { createObjective } from '../../src/science/objective.ts'
+import { createObjective, resultBuffersMade } from '../../src/science/objective.ts'
 
 const spec: ModelSpec = { arch: 'cnn', activation: 'relu', inputShape: [12, 12, 1], classes: 3, pool: 'avg' }
 const n = 50
@@ -57,6 +57,41 @@ t.test('workers 1 and 2 match the in-process result bit for bit', async (tt) => 
     const [a, b] = await Promise.all([obj.hvp(theta, v), obj.loss(theta)])
     tt.ok(bytes(a).equals(bytes(want.hvp)), 'queued hvp')
     tt.equal(b, want.loss, 'queued loss')
+    await obj.dispose()
+  }
+})
+
+t.test('calls at changing θ and v each read their own θ and v; result buffers are reused', async (tt) => {
+  // θ and v reach the threads through shared memory and the chunk sums come back in buffers the
+  // objective gives back: alternating θs and vs must still give each call's in-process bits, and
+  // after the first call no thread makes a new result buffer. The MLP takes the dense path, whose
+  // θ cache reuses its key's memory (dense-hvp.ts copyOf); the CNN takes the conv path.
+  await initEngine('wasm')
+  const mlp: ModelSpec = { arch: 'mlp', activation: 'relu', inputShape: [12, 12, 1], classes: 3, hidden: [9, 7] }
+  for (const s of [mlp, spec]) {
+    const m = buildModel(s)
+    const thetas = [initParams(m, 1), initParams(m, 2)]
+    const vs = [0, 1].map(() => Float32Array.from({ length: m.size }, () => r() - 0.5))
+    const obj = await createObjective({ spec: s, data, chunkSize, workers: 2, backend: 'wasm' })
+    const calls: Array<[number, number]> = [
+      [0, 0],
+      [1, 1],
+      [0, 1],
+      [1, 0],
+      [0, 0],
+    ]
+    for (const [i, j] of calls) {
+      const g = await obj.gradient(thetas[i]!)
+      const want = datasetGradient(m, thetas[i]!, data, { chunkSize })
+      tt.ok(bytes(g.grad).equals(bytes(want.grad)) && g.loss === want.loss, `${s.arch}: gradient at θ${i}`)
+      const hv = await obj.hvp(thetas[i]!, vs[j]!)
+      tt.ok(bytes(hv).equals(bytes(datasetHvp(m, thetas[i]!, vs[j]!, data, { chunkSize }))), `${s.arch}: H v at θ${i}, v${j}`)
+    }
+    tt.equal(
+      resultBuffersMade(obj),
+      4,
+      `${s.arch}: one result buffer per chunk, made in the first call and reused in the other ${2 * calls.length - 1}`,
+    )
     await obj.dispose()
   }
 })
