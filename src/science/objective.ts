@@ -176,7 +176,6 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
     throw e
   }
 
-  /** Runs `op` on every worker; resolves with the chunk sums accumulated in chunk order. */
   /**
    * Runs `op` on every worker; resolves with the summed loss and, but for 'loss', the chunk sums
    * accumulated in chunk order, divided by `divisor`, as float32.
@@ -190,6 +189,7 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
       if (op !== 'loss') acc.fill(0)
       let total = 0
       let next = 0
+      let out: Float32Array | undefined
       const id = ++callId
       const pending: Pending = {
         id,
@@ -222,7 +222,7 @@ export async function createObjective(opts: ObjectiveOptions): Promise<Objective
       for (const t of threads) t.worker.postMessage({ id, op } satisfies ToWorker)
       // The result's memory, touched while the threads compute: its page faults (hvp.ts
       // chunkGradientInto) then fall in this thread's idle time, not after the last chunk.
-      const out = op === 'loss' ? undefined : touched(new Float32Array(size))
+      if (op !== 'loss') out = touched(new Float32Array(size))
     })
   let callId = 0
   let queue: Promise<unknown> = Promise.resolve()
