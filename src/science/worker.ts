@@ -4,10 +4,12 @@
  * uses more than one core). A setup message gives it the model and its share of the dataset's fixed
  * chunks, replacing any earlier setup: in a warm stage worker a thread serves one objective after
  * another (thread-pool.ts). For each request it evaluates the loss / gradient / Hessian-vector
- * product (paper §3.3) of every chunk it holds, in chunk order, and posts each chunk's SUM back as
- * soon as it is ready; the main thread does all the accumulating, so the answer cannot depend on
- * how chunks were shared out. A park message drops the setup and every cached tensor and answers
- * with the engine's state, which decides whether the thread may serve another objective.
+ * product (paper §3.3) of every chunk it holds, in chunk order, at the θ (and v) the objective put
+ * in the memory it shares with the thread, and posts each chunk's SUM back as soon as it is ready,
+ * in a result buffer the main thread gives back once added; the main thread does all the
+ * accumulating, so the answer cannot depend on how chunks were shared out. A park message drops
+ * the setup and every cached tensor and answers with the engine's state, which decides whether the
+ * thread may serve another objective.
  */
 import * as tf from '@tensorflow/tfjs'
 import { parentPort, workerData } from 'node:worker_threads'
@@ -29,8 +31,10 @@ const boot = workerData as WorkerBoot
 const id = identities()
 /**
  * The current setup: model, chunks, the objective's shared θ and v, and this thread's own copies of
- * them, taken at the start of each request (so that a request reads one θ even if the objective,
- * after a failed call, already writes the next).
+ * them, taken at the start of each request. Everything a request computes, the θ caches' keys
+ * included, comes from that one copy, so a cached entry always matches its key, even when an
+ * objective whose call failed already writes its next θ while a thread still works on the dropped
+ * call.
  */
 let setup:
   | { model: Model; chunks: WorkerChunk[]; shared: { theta: Float32Array; v: Float32Array }; theta: Float32Array; v: Float32Array }
