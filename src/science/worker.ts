@@ -37,7 +37,7 @@ const id = identities()
  * call.
  */
 let setup:
-  | { model: Model; chunks: WorkerChunk[]; shared: { theta: Float32Array; v: Float32Array }; theta: Float32Array; v: Float32Array }
+  | { model: Model; chunks: WorkerChunk[]; shared: { theta: Float32Array; v: Float32Array }; theta: Float32Array; v?: Float32Array }
   | undefined
 /**
  * Result buffers the objective gave back ('recycle'), reused for the next chunks: a new array of P
@@ -62,7 +62,8 @@ function resultBuffer(size: number): { vec: Float32Array; fresh: boolean } {
 async function compute(msg: OpRequest, s: NonNullable<typeof setup>): Promise<void> {
   const { id, op } = msg
   s.theta.set(s.shared.theta)
-  if (op === 'hvp') s.v.set(s.shared.v)
+  // v's copy is made at the first HVP (a stage that only trains never needs its P floats).
+  if (op === 'hvp') (s.v ??= new Float32Array(s.model.size)).set(s.shared.v)
   for (const chunk of s.chunks) {
     if (op === 'loss') {
       send({ type: 'chunk', id, index: chunk.index, loss: await chunkLossAsync(s.model, s.theta, chunk) })
@@ -70,7 +71,9 @@ async function compute(msg: OpRequest, s: NonNullable<typeof setup>): Promise<vo
     }
     const { vec, fresh } = resultBuffer(s.model.size)
     const loss =
-      op === 'gradient' ? await chunkGradientInto(s.model, s.theta, chunk, vec) : (await chunkHvpInto(s.model, s.theta, s.v, chunk, vec), 0)
+      op === 'gradient'
+        ? await chunkGradientInto(s.model, s.theta, chunk, vec)
+        : (await chunkHvpInto(s.model, s.theta, s.v!, chunk, vec), 0)
     send({ type: 'chunk', id, index: chunk.index, loss, vec, fresh }, [vec.buffer as ArrayBuffer])
   }
 }
@@ -87,7 +90,7 @@ async function handle(msg: Exclude<ToWorker, { op: 'recycle' }>): Promise<void> 
     const shared = { theta: new Float32Array(msg.shared.theta), v: new Float32Array(msg.shared.v) }
     if (shared.theta.length !== model.size || shared.v.length !== model.size)
       throw new Error(`setup: shared memory holds ${shared.theta.length} floats, the model has ${model.size} parameters`)
-    setup = { model, chunks: msg.chunks, shared, theta: new Float32Array(model.size), v: new Float32Array(model.size) }
+    setup = { model, chunks: msg.chunks, shared, theta: new Float32Array(model.size) }
     send({ type: 'ready', backend: tf.getBackend() })
   } else if (msg.op === 'park') {
     failNext = false
