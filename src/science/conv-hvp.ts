@@ -30,7 +30,7 @@ import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
 import { crossEntropySum } from './loss.ts'
 import type { Model } from './models.ts'
-import { copyOf, sameBits } from './dense-hvp.ts'
+import { copyOf, paramTensors, sameBits, sameTheta, type ThetaKey } from './param-vectors.ts'
 import { CONV_BIAS_ACT, CONV_BIAS_ACT_POOL, POOL_RELU_MASK, RELU_MASK } from './wasm/conv-relu.ts'
 
 type T = tf.Tensor
@@ -368,10 +368,7 @@ interface Entry {
   at: AtTheta
   bytes: number
 }
-interface Cache {
-  model: Model
-  backend: tf.KernelBackend
-  theta: Float32Array
+interface Cache extends ThetaKey {
   params: T[]
   entries: Entry[]
   bytes: number
@@ -420,25 +417,21 @@ function bytesOf(ts: T[]): number {
   return bytes
 }
 
-/** One tensor per parameter, shaped, from a flat vector. */
-const cut = (model: Model, a: Float32Array): T[] =>
-  model.params.map((p) => tf.tensor(a.subarray(p.offset, p.offset + p.shape.reduce((x, y) => x * y, 1)), p.shape))
-
 /** The parameter tensors and the AtTheta for (θ, chunk): cached, or computed (and kept if reuse is on and they fit). */
 function thetaPart(model: Model, plan: ConvPlan, theta: Float32Array, c: Chunk): { params: T[]; at: AtTheta } {
   const x = (): T => tf.tensor4d(c.x, [c.n, ...model.spec.inputShape])
   if (!reuse || cacheBytes <= 0) {
-    const params = cut(model, theta)
+    const params = paramTensors(model, theta)
     return { params, at: atTheta(plan, params, x(), c.y) }
   }
-  if (cache === undefined || cache.model !== model || cache.backend !== tf.backend() || !sameBits(cache.theta, theta)) {
+  if (cache === undefined || !sameTheta(cache, model, theta)) {
     const key = cache?.theta
     clearConvCache()
     cache = {
       model,
       backend: tf.backend(),
       theta: copyOf(theta, key),
-      params: cut(model, theta).map((t) => tf.keep(t)),
+      params: paramTensors(model, theta).map((t) => tf.keep(t)),
       entries: [],
       bytes: 0,
     }

@@ -24,6 +24,7 @@
 import * as tf from '@tensorflow/tfjs'
 import type { Chunk } from './hvp.ts'
 import type { Model } from './models.ts'
+import { copyOf, paramTensors, sameBits, sameTheta, type ThetaKey } from './param-vectors.ts'
 import { CUSP_COL_SUM, CUSP_DENSE } from './wasm/dense-fused.ts'
 
 /** One dense layer of the plan: its weight and bias indices in `model.params`, and whether σ follows. */
@@ -246,7 +247,7 @@ export function denseGradient(model: Model, theta: Float32Array, c: Chunk): { lo
 export function denseHvp(model: Model, theta: Float32Array, v: Float32Array, c: Chunk): T[] {
   const plan = planOf(model)
   const { params, at } = thetaPart(model, plan, theta, c)
-  const vs = cut(model, v)
+  const vs = paramTensors(model, v)
   const L = plan.steps.length
   // R-forward: Rz_l, and Rh_l = σ'(z_l) ⊙ Rz_l as the next layer's R-input. With relu, Rz_l of a
   // hidden layer is needed only through Rh_l, so the mask is fused in and Rz_l is not kept.
@@ -282,11 +283,6 @@ export function denseHvp(model: Model, theta: Float32Array, v: Float32Array, c: 
   return out
 }
 
-/** One tensor per parameter, shaped, from a flat vector. */
-function cut(model: Model, a: Float32Array): T[] {
-  return model.params.map((p) => tf.tensor(a.subarray(p.offset, p.offset + p.shape.reduce((x, y) => x * y, 1)), p.shape))
-}
-
 /**
  * The cache of θ-only work: for one model and one θ at a time, the parameter tensors and, per chunk,
  * its AtTheta and its ChunkInputs, up to `cacheBytes` in all; chunks beyond that are computed afresh
@@ -305,10 +301,7 @@ interface Entry {
   /** Whether the chunk was asked for at the current θ. */
   used: boolean
 }
-interface Cache {
-  model: Model
-  backend: tf.KernelBackend
-  theta: Float32Array
+interface Cache extends ThetaKey {
   params: T[]
   entries: Entry[]
   bytes: number
@@ -352,20 +345,6 @@ function tensorsOf(at: AtTheta): T[] {
 const inputTensors = (inp: ChunkInputs): T[] => [inp.x, inp.Y]
 const bytesOf = (ts: T[]): number => ts.reduce((b, t) => b + 4 * t.size, 0)
 
-/** Whether two arrays hold the same bytes (memcmp through Buffer: ~10x a JS loop on θ-sized arrays). */
-export const sameBits = (a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean =>
-  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
-
-/**
- * `a` copied into `into` when that has a's length, else into a new array: a new θ's key reuses the
- * last one's memory (a fresh array of P floats costs page faults, see hvp.ts chunkGradientInto).
- */
-export const copyOf = (a: Float32Array, into?: Float32Array): Float32Array => {
-  if (into === undefined || into.length !== a.length) return a.slice()
-  into.set(a)
-  return into
-}
-
 /** Empties the cache for another model, backend or θ (keeping the inputs of chunks used at the last θ). */
 function startTheta(model: Model, theta: Float32Array): Cache {
   const same = cache !== undefined && cache.model === model && cache.backend === tf.backend()
@@ -384,7 +363,7 @@ function startTheta(model: Model, theta: Float32Array): Cache {
     model,
     backend: tf.backend(),
     theta: copyOf(theta, cache?.theta),
-    params: cut(model, theta).map((t) => tf.keep(t)),
+    params: paramTensors(model, theta).map((t) => tf.keep(t)),
     entries: kept,
     bytes: theta.byteLength * 2 + inputBytes,
   }
@@ -393,11 +372,11 @@ function startTheta(model: Model, theta: Float32Array): Cache {
 /** The parameter tensors, AtTheta and inputs for (θ, chunk): cached, or computed (and kept if they fit). */
 function thetaPart(model: Model, plan: DensePlan, theta: Float32Array, c: Chunk): { params: T[]; at: AtTheta; inp: ChunkInputs } {
   if (cacheBytes <= 0) {
-    const params = cut(model, theta)
+    const params = paramTensors(model, theta)
     const inp = chunkInputs(plan, c)
     return { params, at: atTheta(plan, params, inp), inp }
   }
-  if (cache === undefined || cache.model !== model || cache.backend !== tf.backend() || !sameBits(cache.theta, theta)) {
+  if (cache === undefined || !sameTheta(cache, model, theta)) {
     cache = startTheta(model, theta)
   }
   const found = cache.entries.find((e) => sameBits(e.y, c.y) && sameBits(e.x, c.x))

@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { convGradient, convHvp, convLoss, useConvHvpPath } from './conv-hvp.ts'
 import { denseGradient, denseHvp, useDensePath } from './dense-hvp.ts'
+import { paramTensors } from './param-vectors.ts'
 import { installGradients } from './gradients/index.ts'
 import { crossEntropySum, type Reduction } from './loss.ts'
 import type { Model } from './models.ts'
@@ -218,7 +219,10 @@ function fromHeap(heap: { backend: BackendWasm; f32: Float32Array }, p: Pending,
     if (t.dtype !== 'float32') throw new Error(`chunk result is ${t.dtype}, not float32`)
     return pointerOf(heap.backend, t.dataId) / 4
   }
-  p.parts?.forEach((t, i) => out!.set(heap.f32.subarray(at(t), at(t) + t.size), model.params[i]!.offset))
+  p.parts?.forEach((t, i) => {
+    const from = at(t)
+    out!.set(heap.f32.subarray(from, from + t.size), model.params[i]!.offset)
+  })
   return p.loss === undefined ? 0 : heap.f32[at(p.loss)]!
 }
 
@@ -285,15 +289,6 @@ export function chunks(model: Model, data: Dataset, chunkSize = 250): Chunk[] {
     s = e
   }
   return out
-}
-
-/** One tensor per parameter, shaped, viewing θ's float32 data (no split kernel). */
-function paramTensors(model: Model, theta: Float32Array): tf.Tensor[] {
-  return model.params.map((p) => tf.tensor(theta.subarray(p.offset, p.offset + sizeOf(p.shape)), p.shape))
-}
-
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1)
 }
 
 function checkLength(model: Model, a: Float32Array, name: string): void {

@@ -65,7 +65,7 @@ t.test('calls at changing θ and v each read their own θ and v; result buffers 
   // θ and v reach the threads through shared memory and the chunk sums come back in buffers the
   // objective gives back: alternating θs and vs must still give each call's in-process bits, and
   // after the first call no thread makes a new result buffer. The MLP takes the dense path, whose
-  // θ cache reuses its key's memory (dense-hvp.ts copyOf); the CNN takes the conv path.
+  // θ cache reuses its key's memory (param-vectors.ts copyOf); the CNN takes the conv path.
   await initEngine('wasm')
   const mlp: ModelSpec = { arch: 'mlp', activation: 'relu', inputShape: [12, 12, 1], classes: 3, hidden: [9, 7] }
   for (const s of [mlp, spec]) {
